@@ -1,0 +1,104 @@
+# sipalgd: plain GNU make. `make`, `make check`, `make install PREFIX=/usr DESTDIR=...`
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+DATADIR ?= $(PREFIX)/share/sipalgd
+MANDIR  ?= $(PREFIX)/share/man
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS    := libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
+CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+B := build
+DAEMON_SRC := $(filter-out src/sipalgctl.c src/main.c,$(wildcard src/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(B)/%.o)
+# The policy core: no kernel, no libraries; unit tests and fuzzers link only this.
+CORE_SRC := $(addprefix src/,sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c)
+CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o)
+
+all: sipalgd sipalgctl
+
+sipalgd: $(DAEMON_OBJ) $(B)/main.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+sipalgctl: $(B)/sipalgctl.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+
+$(B)/%.o: src/%.c | $(B)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B):
+	$(Q)mkdir -p $@
+
+# ---- tests -------------------------------------------------------------
+UNIT_SRC := $(wildcard tests/unit/*_test.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+SAN_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit-san/%)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+$(B)/unit/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
+
+$(B)/unit-san/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  SAN-CC  $@"
+	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+unit-san: $(SAN_BIN)
+	@set -e; for t in $(SAN_BIN); do echo "== $$t (asan+ubsan)"; \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+data: all
+	@tests/data/run.sh
+
+lab: all
+	@tests/netns/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz-short: all
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+fuzz: all
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
+
+check: all unit unit-san data lab
+	@echo "make check: all stages passed"
+
+bench: all
+	@tests/bench/run.sh
+
+demo: all
+	@tests/netns/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/sipalgd $(DESTDIR)$(DATADIR)/kernel-rules
+	install -m 0755 sipalgd sipalgctl $(DESTDIR)$(SBINDIR)/
+	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml
+	install -m 0644 kernel-rules/* $(DESTDIR)$(DATADIR)/kernel-rules/
+	if [ -d docs/man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
+		for m in docs/man/*.8; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
+		for m in docs/man/*.5; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; fi; true
+
+clean:
+	rm -rf $(B) sipalgd sipalgctl
+
+.PHONY: all unit unit-san data lab fuzz fuzz-short check bench demo install clean
+-include $(wildcard $(B)/*.d)

@@ -1,0 +1,84 @@
+/* conf: the daemon's configuration, parsed from YAML (libyaml) into a fresh
+ * struct that is swapped in only when the whole file is valid.
+ * All IPv4 addresses in this struct are in HOST byte order. */
+#ifndef SIPALGD_CONF_H
+#define SIPALGD_CONF_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_LAN   16
+#define CONF_MAX_PORTS 8
+
+enum conf_pinhole_src {
+	CONF_PINHOLE_PEER, /* media accepted only from the SDP peer's address (default) */
+	CONF_PINHOLE_ANY,  /* from any WAN address */
+};
+
+enum conf_inbound_src {
+	CONF_INBOUND_REGISTRAR, /* requests to a registered Contact only from the registrar (default) */
+	CONF_INBOUND_ANY,       /* from any WAN host */
+};
+
+enum conf_divert {
+	CONF_DIVERT_IPTABLES, /* iptables -j NFQUEUE (xt compat): works on every kernel */
+	CONF_DIVERT_NFT,      /* nft `queue` statement (needs CONFIG_NFT_QUEUE, e.g. OpenWrt fw4) */
+};
+
+struct conf_net {
+	uint32_t addr; /* host order, already masked */
+	uint32_t mask; /* host order */
+};
+
+struct conf {
+	char wan_if[16];            /* wan.interface (required) */
+	uint32_t public_ip;         /* wan.public_address; 0 = the WAN interface's IPv4 address */
+	struct conf_net lan[CONF_MAX_LAN]; /* lan.networks (required, 1..16 CIDRs) */
+	int n_lan;
+	uint16_t sip_ports[CONF_MAX_PORTS]; /* sip.ports, default [5060] */
+	int n_sip_ports;
+	uint16_t queue_num;         /* queue.number, default 0 */
+	uint32_t queue_maxlen;      /* queue.max_length, default 4096 */
+	uint32_t holdoff_us;        /* queue.holdoff_us, default 1000 (0 = never pause) */
+	uint32_t batch_max;         /* queue.batch, default 64 (1..256) */
+	enum conf_divert divert;    /* queue.divert: iptables (default) | nft */
+	uint16_t media_port_min;    /* media.port_min, default 20000 (>= 1024, even) */
+	uint16_t media_port_max;    /* media.port_max, default 39999 (> min) */
+	uint16_t sig_port_min;      /* sip.port_min, default 40000: public SIP ports when the private one is taken */
+	uint16_t sig_port_max;      /* sip.port_max, default 40999 */
+	enum conf_pinhole_src pinhole_src; /* media.pinhole_source: peer (default) | any */
+	int media_other_hosts;      /* media.allow_other_lan_hosts: SDP may name another LAN host, default false */
+	enum conf_inbound_src inbound_src; /* sip.inbound_from: registrar (default) | any */
+	uint32_t dialog_timeout_s;  /* timers.dialog, default 7200: a confirmed dialog with no SIP for this long ends */
+	uint32_t early_timeout_s;   /* timers.early_dialog, default 180 */
+	uint32_t binding_idle_s;    /* timers.binding_idle, default 300: unused signalling binding lifetime */
+	uint32_t register_max_s;    /* timers.register_max, default 7200: cap on a registration's lifetime */
+	uint32_t max_bindings;      /* limits.bindings, default 16384 */
+	uint32_t max_dialogs;       /* limits.dialogs, default 8192 */
+	uint32_t max_pinholes;      /* limits.pinholes, default 16384 */
+	uint32_t max_pinholes_per_phone; /* limits.pinholes_per_phone, default 64 */
+	uint32_t max_streams_per_call;   /* limits.streams_per_call, default 8 */
+	uint32_t rate_per_source;   /* limits.messages_per_second_per_source, default 500 (0 = off) */
+	char nft_table[32];         /* paths.nft_table, default "sipalgd" */
+	char ctl_socket[108];       /* paths.control_socket, default "/run/sipalgd.sock" */
+	char pid_file[256];         /* paths.pid_file, default "/run/sipalgd.pid" */
+	int log_level;              /* log.level: error|warning|info|debug, default info (enum log_level) */
+	int log_syslog;             /* log.syslog, default false */
+};
+
+void conf_defaults(struct conf *c);
+
+/* Parse `path` into *c (which is first reset to defaults). Returns 0, or -1 with
+ * err = "FILE:LINE: reason" (reason quotes the offending value). */
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
+
+/* Same, from memory; `name` is used in error messages. For tests and fuzzing. */
+int conf_parse_buffer(const char *name, const char *buf, size_t len,
+		      struct conf *c, char *err, size_t errlen);
+
+/* Is `ip` (host order) inside one of the LAN networks? */
+int conf_is_lan(const struct conf *c, uint32_t ip);
+
+/* Is `port` one of the SIP ports? */
+int conf_is_sip_port(const struct conf *c, uint16_t port);
+
+#endif

@@ -1,0 +1,25 @@
+/* ct: conntrack over ctnetlink (libnetfilter_conntrack + libmnl): look up the
+ * NAT an existing SIP flow already has, and delete media flows when a call ends.
+ * This kernel cannot hand conntrack data with a queued packet, hence lookups.
+ * All addresses and ports are in HOST byte order. */
+#ifndef SIPALGD_CT_H
+#define SIPALGD_CT_H
+#include <stdint.h>
+
+int ct_open(void);
+void ct_close(void);
+
+/* Is there a confirmed UDP conntrack with this original tuple that is
+ * source-NATed? Returns 1 and the public address/port, 0 if none, -1 on error. */
+int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+		   uint32_t *pub_ip, uint16_t *pub_port);
+
+/* Queue deletion of the UDP conntrack that has (a:ap -> b:bp) as either its
+ * original or its reply tuple. */
+void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
+
+/* Send queued deletes (several per sendmsg); ENOENT is not an error.
+ * Returns the number of failures (counted in ct_errors). */
+int ct_commit(void);
+
+#endif

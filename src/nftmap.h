@@ -1,0 +1,41 @@
+/* nftmap: the daemon's own nftables table, whose NAT maps carry the binding
+ * table's decisions into the kernel (libnftnl over one long-lived libmnl socket).
+ *
+ *   out4     (private ip . private port) -> (public ip . public port)   SNAT, postrouting srcnat-5
+ *   in_peer  (remote ip . public port)   -> (private ip . private port) DNAT, prerouting dstnat-5
+ *   in_any   (public port)               -> (private ip . private port) DNAT, same chain, after in_peer
+ *
+ * Calls below only queue changes; nftmap_commit() sends them all in one
+ * batch transaction and drains every ACK. Commit before sending the verdicts
+ * of the packets that caused them, so the kernel agrees with the SDP before
+ * it leaves the router.
+ * in_peer/in_any elements are reference counted here (a PBX trunk's calls
+ * share one signalling flow): the kernel element is added on the first ref
+ * and deleted on the last unref. A peer of 0 means in_any.
+ * All addresses and ports are in HOST byte order. */
+#ifndef SIPALGD_NFTMAP_H
+#define SIPALGD_NFTMAP_H
+#include <stdint.h>
+#include <stdio.h>
+
+struct conf;
+
+/* Create (or take over: flush and re-create) our table and its chains and maps.
+ * Returns 0 or -1 (logged). */
+int nftmap_open(const struct conf *c);
+/* Remove our table from the kernel when `remove` is set, close the socket. */
+void nftmap_close(int remove);
+
+void nftmap_snat_add(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port);
+void nftmap_snat_del(uint32_t priv_ip, uint16_t priv_port);
+void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port);
+void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port);
+
+/* Send what was queued since the last commit. Returns the number of elements
+ * the kernel refused (counted in nft_errors), 0 when all went in. */
+int nftmap_commit(void);
+
+/* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
+void nftmap_dump(FILE *f);
+
+#endif
