@@ -1,0 +1,167 @@
+#include "sdp.h"
+
+#include <string.h>
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+/* Split a line's value into space-separated fields. */
+static int fields(const uint8_t *b, uint32_t p, uint32_t e, struct span *f, int max)
+{
+	int n = 0;
+
+	while (p < e && n < max) {
+		while (p < e && b[p] == ' ')
+			p++;
+		if (p >= e)
+			break;
+		uint32_t s = p;
+		while (p < e && b[p] != ' ')
+			p++;
+		f[n++] = (struct span){ s, p - s };
+	}
+	return n;
+}
+
+/* "IN IP4 addr[/ttl[/n]]" -> address span and IPv4 value. 1 ok IP4, 0 other
+ * address type, -1 malformed. */
+static int conn_addr(const uint8_t *b, struct span *f, int n, struct span *addr, uint32_t *ip)
+{
+	if (n < 3 || !span_ieq(b, f[0], "IN"))
+		return -1;
+	if (!span_ieq(b, f[1], "IP4"))
+		return 0;
+	struct span a = f[2];
+	const uint8_t *sl = memchr(b + a.off, '/', a.len);
+	if (sl)
+		a.len = (uint32_t)(sl - (b + a.off));
+	*addr = a;
+	if (!sip_ipv4_parse(b, a, ip))
+		return 0;  /* an FQDN: legal, but not ours to map */
+	return 1;
+}
+
+static int port_of(const uint8_t *b, struct span s, uint16_t *port)
+{
+	uint32_t v = 0;
+
+	if (s.len == 0 || s.len > 5)
+		return -1;
+	for (uint32_t i = 0; i < s.len; i++) {
+		if (!is_digit(b[s.off + i]))
+			return -1;
+		v = v * 10 + (b[s.off + i] - '0');
+	}
+	if (v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
+{
+	uint32_t p = body.off, e = body.off + body.len;
+	struct sdp_media *cur = NULL;
+	struct span f[8];
+
+	memset(s, 0, sizeof(*s));
+	while (p < e) {
+		const uint8_t *lf = memchr(b + p, '\n', e - p);
+		uint32_t le = lf ? (uint32_t)(lf - b) : e;
+		uint32_t next = lf ? le + 1 : e;
+		if (le > p && b[le - 1] == '\r')
+			le--;
+		if (le == p) { /* tolerate blank lines (trailing CRLF) */
+			p = next;
+			continue;
+		}
+		if (le - p < 2 || b[p + 1] != '=')
+			return SDP_E_SYNTAX;
+		uint8_t type = b[p];
+		uint32_t v = p + 2;
+		int n = fields(b, v, le, f, 8);
+		int r;
+
+		switch (type) {
+		case 'o':
+			if (n >= 6) {
+				struct span a;
+				uint32_t ip = 0;
+				r = conn_addr(b, &f[3], n - 3, &a, &ip);
+				if (r == 1) {
+					s->o_addr = a;
+					s->o_ip = ip;
+				} else {
+					s->non_ip4 = 1;
+				}
+			}
+			break;
+		case 'c': {
+			struct span a = { 0, 0 };
+			uint32_t ip = 0;
+			r = conn_addr(b, f, n, &a, &ip);
+			if (r < 0)
+				return SDP_E_CONN;
+			if (r == 0)
+				s->non_ip4 = 1;
+			if (cur) {
+				cur->c_addr = r == 1 ? a : (struct span){ 0, 0 };
+				cur->c_ip = ip;
+			} else {
+				s->c_addr = r == 1 ? a : (struct span){ 0, 0 };
+				s->c_ip = ip;
+			}
+			break;
+		}
+		case 'm':
+			s->nmedia_total++;
+			cur = NULL;
+			if (n < 3)
+				return SDP_E_MEDIA;
+			if (s->nmedia < SDP_MAX_MEDIA) {
+				cur = &s->m[s->nmedia++];
+				struct span ps = f[1];
+				const uint8_t *sl = memchr(b + ps.off, '/', ps.len);
+				if (sl)
+					ps.len = (uint32_t)(sl - (b + ps.off));
+				cur->port = ps;
+				if (port_of(b, ps, &cur->port_num) < 0)
+					return SDP_E_MEDIA;
+			} else {
+				/* Beyond what we track: keep scanning, the caller sees nmedia_total. */
+				struct span ps = f[1];
+				uint16_t dummy;
+				const uint8_t *sl = memchr(b + ps.off, '/', ps.len);
+				if (sl)
+					ps.len = (uint32_t)(sl - (b + ps.off));
+				if (port_of(b, ps, &dummy) < 0)
+					return SDP_E_MEDIA;
+			}
+			break;
+		case 'a':
+			/* a=rtcp:port [IN IP4 addr] (RFC 3605) */
+			if (cur && le - v > 5 && memcmp(b + v, "rtcp:", 5) == 0) {
+				int k = fields(b, v + 5, le, f, 8);
+				if (k >= 1 && port_of(b, f[0], &cur->rtcp_num) == 0) {
+					cur->rtcp_port = f[0];
+					struct span a;
+					uint32_t ip;
+					if (k >= 4 && conn_addr(b, &f[1], k - 1, &a, &ip) == 1) {
+						cur->rtcp_addr = a;
+						cur->rtcp_ip = ip;
+					}
+				}
+			}
+			break;
+		default:
+			break;
+		}
+		p = next;
+	}
+	for (int i = 0; i < s->nmedia; i++) {
+		struct sdp_media *m = &s->m[i];
+		m->ip = m->c_addr.len ? m->c_ip : s->c_ip;
+		if (m->port_num && !m->c_addr.len && !s->c_addr.len && !s->non_ip4)
+			return SDP_E_NOCONN;
+	}
+	return SDP_OK;
+}
