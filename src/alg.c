@@ -1,0 +1,669 @@
+#include "alg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "binding.h"
+#include "conf.h"
+#include "ct.h"
+#include "dialog.h"
+#include "edit.h"
+#include "log.h"
+#include "pkt.h"
+#include "sdp.h"
+#include "sipmsg.h"
+#include "stats.h"
+
+static const struct conf *cf;
+static uint32_t pub_ip;
+static char pub_str[16];
+static uint32_t pub_len;
+
+/* Per-packet scratch: static, so the hot path allocates nothing. */
+static struct sip_msg msg;
+static struct edit_list ed;
+static struct sdp sdpv;
+
+static int ipfmt(char *s, size_t n, uint32_t ip)
+{
+	return snprintf(s, n, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+int alg_init(const struct conf *c, uint32_t public_ip)
+{
+	cf = c;
+	pub_ip = public_ip;
+	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
+	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0)
+		return -1;
+	return 0;
+}
+
+void alg_fini(void)
+{
+	dialog_fini();
+	binding_fini();
+}
+
+void alg_tick(uint64_t now)
+{
+	dialog_expire(now);
+	binding_expire(now);
+}
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+/* Next dotted-quad IPv4 literal in s at or after *pos (a whole token: not
+ * part of a longer number or name). */
+static int next_ipv4(const uint8_t *b, struct span s, uint32_t *pos, struct span *hit, uint32_t *ip)
+{
+	uint32_t e = s.off + s.len;
+
+	for (uint32_t p = s.off + *pos; p < e; p++) {
+		if (!is_digit(b[p]) || (p > s.off && (is_digit(b[p - 1]) || b[p - 1] == '.')))
+			continue;
+		uint32_t q = p, dots = 0;
+		while (q < e && q - p < 15 && (is_digit(b[q]) || b[q] == '.')) {
+			dots += b[q] == '.';
+			q++;
+		}
+		uint32_t t = q;
+		if (t > p && b[t - 1] == '.')  /* "1.2.3.4." ends a sentence */
+			t--;
+		*pos = q - s.off;
+		if (dots < 3 || (q < e && (is_digit(b[q]) || b[q] == '.')))
+			continue;
+		struct span c = { p, t - p };
+		if (sip_ipv4_parse(b, c, ip)) {
+			*hit = c;
+			return 1;
+		}
+	}
+	*pos = s.len;
+	return 0;
+}
+
+/* Does this span name any LAN address? Used by the malformed-input policy. */
+static int has_lan_literal(const uint8_t *b, struct span s)
+{
+	uint32_t pos = 0, ip;
+	struct span h;
+
+	while (next_ipv4(b, s, &pos, &h, &ip))
+		if (conf_is_lan(cf, ip))
+			return 1;
+	return 0;
+}
+
+/* Replace every LAN address literal in s by the public address. */
+static void scrub_lan(const uint8_t *b, struct span s)
+{
+	uint32_t pos = 0, ip;
+	struct span h;
+
+	while (next_ipv4(b, s, &pos, &h, &ip))
+		if (conf_is_lan(cf, ip))
+			edit_add(&ed, h.off, h.len, pub_str, pub_len);
+}
+
+/* Replace literals of the public address by the phone's (inbound). */
+static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
+{
+	char tmp[16];
+	int n = ipfmt(tmp, sizeof(tmp), phone_ip);
+	uint32_t pos = 0, ip;
+	struct span h;
+
+	while (next_ipv4(b, s, &pos, &h, &ip))
+		if (ip == pub_ip)
+			edit_add(&ed, h.off, h.len, tmp, (uint32_t)n);
+}
+
+/* host[:port] text for a public binding; the port is written when the phone
+ * wrote one or when the default (5060) would be wrong. */
+static void put_public(struct span hostport, int had_port, uint16_t pub_port)
+{
+	if (had_port || pub_port != 5060)
+		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", pub_str, pub_port);
+	else
+		edit_add(&ed, hostport.off, hostport.len, pub_str, pub_len);
+}
+
+static void put_private(struct span hostport, uint32_t ip, int had_port, uint16_t port)
+{
+	char a[16];
+
+	ipfmt(a, sizeof(a), ip);
+	if (had_port || port != 5060)
+		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", a, port);
+	else
+		edit_addf(&ed, hostport.off, hostport.len, "%s", a);
+}
+
+static int is_sdp_body(const struct sip_msg *m)
+{
+	struct span ct = sip_hdr_value(m, H_CTYPE);
+
+	if (m->body_len == 0)
+		return 0;
+	if (ct.len == 0)
+		return m->body_len >= 3 && memcmp(m->buf + m->body_off, "v=0", 3) == 0;
+	if (ct.len < 15)
+		return 0;
+	struct span head = { ct.off, 15 };
+	return span_ieq(m->buf, head, "application/sdp") &&
+	       (ct.len == 15 || m->buf[ct.off + 15] == ';' || m->buf[ct.off + 15] == ' ');
+}
+
+static uint64_t parse_num(const uint8_t *b, struct span s, uint64_t dflt)
+{
+	uint64_t v = 0;
+
+	if (s.len == 0 || s.len > 10)
+		return dflt;
+	for (uint32_t i = 0; i < s.len; i++) {
+		if (!is_digit(b[s.off + i]))
+			return dflt;
+		v = v * 10 + (b[s.off + i] - '0');
+	}
+	return v;
+}
+
+/* The Call-ID as the phone knows it: inbound messages carry our public
+ * address where the phone wrote its own. */
+static uint32_t callid_key(const struct sip_msg *m, int inbound, uint32_t phone_ip, uint8_t *buf, uint32_t cap)
+{
+	struct span c = m->hdr[m->callid_idx].value;
+	const uint8_t *b = m->buf;
+	uint32_t n = 0, p = c.off, pos = 0, ip;
+	struct span h;
+	char tmp[16];
+	int tl = ipfmt(tmp, sizeof(tmp), phone_ip);
+
+	while (inbound && next_ipv4(b, c, &pos, &h, &ip)) {
+		if (ip != pub_ip)
+			continue;
+		uint32_t k = h.off - p;
+		if (n + k + (uint32_t)tl > cap)
+			break;
+		memcpy(buf + n, b + p, k);
+		n += k;
+		memcpy(buf + n, tmp, (size_t)tl);
+		n += (uint32_t)tl;
+		p = h.off + h.len;
+	}
+	uint32_t rest = c.off + c.len - p;
+	if (n + rest > cap)
+		rest = cap - n;
+	memcpy(buf + n, b + p, rest);
+	return n + rest;
+}
+
+/* ---- outbound: LAN -> WAN ------------------------------------------- */
+
+static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct pkt_udp *u,
+				   struct binding *sigb, uint64_t now)
+{
+	if (ip == u->saddr && port == u->sport)
+		return sigb;
+	return binding_get(ip, port, BIND_SIG, 0, now);
+}
+
+static int out_via(const struct sip_msg *m, const struct pkt_udp *u, struct binding *sigb, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	struct span el;
+	uint32_t pos = 0, ip;
+	struct sip_via v;
+
+	if (!sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) || sip_via_parse(b, el, &v) < 0)
+		return -1;
+	if (!sip_ipv4_parse(b, v.host, &ip) || !conf_is_lan(cf, ip))
+		return 0;
+	struct binding *x = sig_binding(ip, v.port_num ? v.port_num : 5060, u, sigb, now);
+	if (!x)
+		return -1;
+	if (v.port.len)
+		x->flags |= BF_VIA_PORT;
+	else
+		x->flags &= (uint8_t)~BF_VIA_PORT;
+	put_public(v.hostport, v.port.len != 0, x->pub_port);
+	return 0;
+}
+
+static int out_contacts(const struct sip_msg *m, const struct pkt_udp *u, struct binding *sigb, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+
+	for (int i = 0; i < m->nhdr; i++) {
+		if (m->hdr[i].id != H_CONTACT)
+			continue;
+		struct span el;
+		uint32_t pos = 0, ip;
+		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
+			struct sip_uri uri;
+			if (el.len == 1 && b[el.off] == '*')
+				continue;
+			if (sip_uri_find(b, el, &uri) < 0) {
+				/* unparsable: at least leave nothing private */
+				scrub_lan(b, el);
+				continue;
+			}
+			if (!sip_ipv4_parse(b, uri.host, &ip) || !conf_is_lan(cf, ip)) {
+				scrub_lan(b, el);
+				continue;
+			}
+			struct binding *x = sig_binding(ip, uri.port_num ? uri.port_num : 5060, u, sigb, now);
+			if (!x)
+				return -1;
+			if (uri.port.len)
+				x->flags |= BF_CONTACT_PORT;
+			else
+				x->flags &= (uint8_t)~BF_CONTACT_PORT;
+			put_public(uri.hostport, uri.port.len != 0, x->pub_port);
+			/* the rest of the element (params, display name) */
+			struct span before = { el.off, uri.hostport.off - el.off };
+			struct span after = { uri.hostport.off + uri.hostport.len,
+					      el.off + el.len - (uri.hostport.off + uri.hostport.len) };
+			scrub_lan(b, before);
+			scrub_lan(b, after);
+		}
+	}
+	return 0;
+}
+
+/* Rewrite the phone's SDP; open pinholes through the dialog when there is one. */
+static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	struct span body = { m->body_off, m->body_len };
+	uint16_t pub[SDP_MAX_MEDIA] = { 0 };
+
+	if (sdp_parse(&sdpv, b, body) != SDP_OK) {
+		STAT_INC(sdp_errors);
+		LOG_RL(LOG_LVL_WARN, "malformed SDP from the LAN: addresses scrubbed, no pinhole");
+		scrub_lan(b, body);
+		return 0;
+	}
+	if (d)
+		dialog_sdp(d, SIDE_PHONE, &sdpv, sender, pub, now);
+	if (sdpv.o_addr.len && conf_is_lan(cf, sdpv.o_ip))
+		edit_add(&ed, sdpv.o_addr.off, sdpv.o_addr.len, pub_str, pub_len);
+	if (sdpv.c_addr.len && conf_is_lan(cf, sdpv.c_ip))
+		edit_add(&ed, sdpv.c_addr.off, sdpv.c_addr.len, pub_str, pub_len);
+	for (int i = 0; i < sdpv.nmedia; i++) {
+		struct sdp_media *md = &sdpv.m[i];
+		int lan = conf_is_lan(cf, md->ip);
+		if (md->c_addr.len && conf_is_lan(cf, md->c_ip))
+			edit_add(&ed, md->c_addr.off, md->c_addr.len, pub_str, pub_len);
+		if (!md->port_num || !lan)
+			continue;
+		if (d && pub[i]) {
+			edit_addf(&ed, md->port.off, md->port.len, "%u", pub[i]);
+			if (md->rtcp_port.len && md->rtcp_num == md->port_num + 1)
+				edit_addf(&ed, md->rtcp_port.off, md->rtcp_port.len, "%u", pub[i] + 1);
+		} else if (d) {
+			/* refused (rules or limits): reject the stream rather than
+			 * advertise a port nothing will reach */
+			edit_add(&ed, md->port.off, md->port.len, "0", 1);
+		}
+		if (md->rtcp_addr.len && conf_is_lan(cf, md->rtcp_ip))
+			edit_add(&ed, md->rtcp_addr.off, md->rtcp_addr.len, pub_str, pub_len);
+	}
+	/* Any other LAN literal (a=candidate, m= lines past SDP_MAX_MEDIA...):
+	 * nothing private leaves, even where we open no pinhole. */
+	{
+		uint32_t pos = 0, ip;
+		struct span h;
+		while (next_ipv4(b, body, &pos, &h, &ip)) {
+			if (!conf_is_lan(cf, ip))
+				continue;
+			int covered = 0;
+			for (int k = 0; k < ed.n; k++)
+				if (ed.e[k].off == h.off)
+					covered = 1;
+			if (!covered)
+				edit_add(&ed, h.off, h.len, pub_str, pub_len);
+		}
+	}
+	return 0;
+}
+
+static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	struct binding *sigb = binding_find(u->saddr, u->sport);
+
+	if (!sigb) {
+		uint32_t nat_ip = 0;
+		uint16_t nat_port = 0, want = 0;
+		/* A flow older than the daemon keeps the NAT the kernel gave it. */
+		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1 &&
+		    nat_ip == pub_ip)
+			want = nat_port;
+		sigb = binding_get(u->saddr, u->sport, BIND_SIG, want, now);
+		if (!sigb)
+			return -1;
+		if (sigb->flags & BF_ADOPTED)
+			STAT_INC(bindings_adopted);
+	}
+	if (sigb->refs == 0)
+		sigb->idle_until = now + (uint64_t)cf->binding_idle_s * 1000u;
+
+	if (m->is_request) {
+		scrub_lan(b, m->ruri);
+		if (out_via(m, u, sigb, now) < 0)
+			return -1;
+	}
+	if (out_contacts(m, u, sigb, now) < 0)
+		return -1;
+	for (int i = 0; i < m->nhdr; i++) {
+		uint8_t id = m->hdr[i].id;
+		if (id == H_VIA || id == H_CONTACT || id == H_CLEN)
+			continue;
+		scrub_lan(b, m->hdr[i].value);
+	}
+
+	/* dialog state */
+	struct span cid = m->hdr[m->callid_idx].value;
+	uint32_t klen = cid.len;
+	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
+	int sdp = is_sdp_body(m);
+	int close_after = 0;
+
+	if (m->is_request) {
+		switch (m->method) {
+		case M_INVITE:
+			if (!d) {
+				d = dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
+				if (d)
+					dialog_set_invite_cseq(d, m->cseq);
+			}
+			break;
+		case M_BYE:
+			if (d)
+				dialog_bye_seen(d, now);
+			break;
+		default:
+			break;
+		}
+		if (d && m->method != M_BYE)
+			dialog_touch(d, now);
+	} else if (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK) {
+		if (!d && m->method == M_INVITE && m->status < 300 && sdp)
+			d = dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
+		if (d) {
+			dialog_touch(d, now);
+			if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
+				dialog_confirmed(d, now);
+			if (m->status >= 300) {
+				if (m->method == M_INVITE && !dialog_is_confirmed(d))
+					close_after = 1;
+				else
+					dialog_offer_failed(d);
+			}
+		}
+	} else if (m->method == M_BYE && d && m->status >= 200) {
+		close_after = 1;
+	}
+
+	if (m->body_len) {
+		if (sdp && (!m->is_request || m->method == M_INVITE || m->method == M_ACK ||
+			    m->method == M_UPDATE || m->method == M_PRACK || m->method == M_OPTIONS ||
+			    m->method == M_MESSAGE || m->method == M_OTHER || m->method == M_INFO ||
+			    m->method == M_NOTIFY || m->method == M_SUBSCRIBE || m->method == M_REFER ||
+			    m->method == M_REGISTER || m->method == M_BYE || m->method == M_CANCEL))
+			out_sdp(m, (m->status < 300) ? d : NULL, u->saddr, now);
+		else
+			scrub_lan(b, (struct span){ m->body_off, m->body_len });
+	}
+	if (close_after && d)
+		dialog_close(d, now);
+	return 0;
+}
+
+/* ---- inbound: WAN -> LAN -------------------------------------------- */
+
+static void in_contacts(const struct sip_msg *m)
+{
+	const uint8_t *b = m->buf;
+
+	for (int i = 0; i < m->nhdr; i++) {
+		if (m->hdr[i].id != H_CONTACT)
+			continue;
+		struct span el;
+		uint32_t pos = 0, ip;
+		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
+			struct sip_uri uri;
+			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip) || ip != pub_ip)
+				continue;
+			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
+			if (!x || x->kind != BIND_SIG)
+				continue;
+			put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
+		}
+	}
+}
+
+/* The expiry the registrar granted to our public Contact (RFC 3261 §10.3):
+ * its expires parameter, else the Expires header; absent from the 200: 0. */
+static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
+{
+	const uint8_t *b = m->buf;
+	int listed = 0;
+	uint64_t exp = parse_num(b, sip_hdr_value(m, H_EXPIRES), 3600);
+
+	for (int i = 0; i < m->nhdr; i++) {
+		if (m->hdr[i].id != H_CONTACT)
+			continue;
+		struct span el, v;
+		uint32_t pos = 0, ip;
+		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
+			struct sip_uri uri;
+			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip))
+				continue;
+			if (ip != pub_ip || (uri.port_num ? uri.port_num : 5060) != x->pub_port)
+				continue;
+			listed = 1;
+			struct span rest = { uri.hostport.off, el.off + el.len - uri.hostport.off };
+			const uint8_t *gt = memchr(b + rest.off, '>', rest.len);
+			if (gt) {
+				rest.len -= (uint32_t)(gt - (b + rest.off));
+				rest.off = (uint32_t)(gt - b);
+			}
+			if (sip_param_find(b, rest, "expires", &v))
+				return (uint32_t)parse_num(b, v, exp);
+		}
+	}
+	if (!listed)
+		return 0;
+	return exp > 0xffffffffu ? 0xffffffffu : (uint32_t)exp;
+}
+
+static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	uint32_t ip;
+
+	if (m->is_request) {
+		struct sip_uri uri;
+		if (sip_uri_find(b, m->ruri, &uri) == 0 && sip_ipv4_parse(b, uri.host, &ip) && ip == pub_ip) {
+			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
+			if (x && x->kind == BIND_SIG)
+				put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0,
+					    x->priv_port);
+		}
+	} else {
+		struct span el, pv;
+		uint32_t pos = 0;
+		struct sip_via v;
+		if (sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) && sip_via_parse(b, el, &v) == 0 &&
+		    sip_ipv4_parse(b, v.host, &ip) && ip == pub_ip) {
+			struct binding *x = binding_find_public(v.port_num ? v.port_num : 5060);
+			if (x && x->kind == BIND_SIG) {
+				char a[16];
+				int al = ipfmt(a, sizeof(a), x->priv_ip);
+				put_private(v.hostport, x->priv_ip, (x->flags & BF_VIA_PORT) != 0, x->priv_port);
+				/* RFC 3581: received/rport name what the phone would see
+				 * without the ALG; give it back its own view. */
+				if (sip_param_find(b, v.params, "received", &pv) && sip_ipv4_parse(b, pv, &ip) &&
+				    ip == pub_ip)
+					edit_add(&ed, pv.off, pv.len, a, (uint32_t)al);
+				if (sip_param_find(b, v.params, "rport", &pv) && pv.len &&
+				    parse_num(b, pv, 0) == x->pub_port)
+					edit_addf(&ed, pv.off, pv.len, "%u", x->priv_port);
+			}
+		}
+	}
+	in_contacts(m);
+	unscrub_pub(b, m->hdr[m->callid_idx].value, u->daddr);
+	unscrub_pub(b, m->hdr[m->from_idx].value, u->daddr);
+	unscrub_pub(b, m->hdr[m->to_idx].value, u->daddr);
+
+	uint8_t key[128];
+	uint32_t klen = callid_key(m, 1, u->daddr, key, sizeof(key));
+	struct dialog *d = dialog_find(key, klen, u->daddr);
+	int sdp = is_sdp_body(m) && m->body_len;
+	int close_after = 0;
+	uint16_t pub[SDP_MAX_MEDIA];
+
+	if (m->is_request) {
+		if (m->method == M_INVITE && !d) {
+			struct binding *sigb = binding_find(u->daddr, u->dport);
+			if (!sigb)
+				sigb = binding_get(u->daddr, u->dport, BIND_SIG, 0, now);
+			d = dialog_create(key, klen, u->daddr, u->dport, u->saddr, u->sport, sigb, now);
+			if (d)
+				dialog_set_invite_cseq(d, m->cseq);
+		}
+		if (d && m->method == M_BYE)
+			dialog_bye_seen(d, now);
+		else if (d)
+			dialog_touch(d, now);
+	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
+		dialog_touch(d, now);
+		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
+			dialog_confirmed(d, now);
+		if (m->status >= 300) {
+			if (m->method == M_INVITE && !dialog_is_confirmed(d))
+				close_after = 1;
+			else
+				dialog_offer_failed(d);
+		}
+	} else if (d && m->method == M_BYE && m->status >= 200) {
+		close_after = 1;
+	} else if (m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
+		struct binding *x = binding_find(u->daddr, u->dport);
+		if (x) {
+			uint32_t exp = granted_expiry(m, x);
+			if (exp > cf->register_max_s)
+				exp = cf->register_max_s;
+			binding_register(x, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
+		}
+	}
+	if (d && sdp && m->status < 300) {
+		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
+			dialog_sdp(d, SIDE_REMOTE, &sdpv, u->saddr, pub, now);
+		else
+			STAT_INC(sdp_errors);
+	}
+	if (close_after && d)
+		dialog_close(d, now);
+	return 0;
+}
+
+/* ---- the one entry point ------------------------------------------- */
+
+enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+			    uint32_t *out_len, uint64_t now)
+{
+	struct pkt_udp u;
+	int outbound;
+
+	*out_len = 0;
+	if (pkt_parse_udp(ip, len, &u) < 0) {
+		STAT_INC(not_sip);
+		return ALG_ACCEPT;
+	}
+	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
+		return ALG_ACCEPT;
+	if (conf_is_lan(cf, u.saddr) && !conf_is_lan(cf, u.daddr))
+		outbound = 1;
+	else if (conf_is_lan(cf, u.daddr) && !conf_is_lan(cf, u.saddr))
+		outbound = 0;
+	else
+		return ALG_ACCEPT; /* not between the LAN and the WAN: not ours */
+	if (outbound)
+		STAT_INC(pkts_out_lan);
+	else
+		STAT_INC(pkts_in_wan);
+
+	if (sip_is_keepalive(u.payload, u.plen)) {
+		STAT_INC(keepalives);
+		return ALG_ACCEPT;
+	}
+	int rc = sip_parse(&msg, u.payload, u.plen);
+	if (rc == SIP_OK && msg.trailing)
+		rc = SIP_E_CLEN; /* a second message after Content-Length is not SIP we act on */
+	if (rc != SIP_OK) {
+		struct span all = { 0, u.plen };
+		if (rc == SIP_E_NOTSIP)
+			STAT_INC(not_sip);
+		else
+			STAT_INC(parse_errors);
+		LOG_RL(LOG_LVL_WARN, "%s datagram %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u: %s",
+		       outbound ? "LAN" : "WAN",
+		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport,
+		       u.daddr >> 24, (u.daddr >> 16) & 255, (u.daddr >> 8) & 255, u.daddr & 255, u.dport,
+		       sip_strerror(rc));
+		if (outbound && has_lan_literal(u.payload, all)) {
+			STAT_INC(drop_malformed_out);
+			return ALG_DROP;
+		}
+		return ALG_ACCEPT;
+	}
+	if (msg.is_request)
+		STAT_INC(requests);
+	else
+		STAT_INC(responses);
+	if (msg.is_request && msg.method == M_REGISTER)
+		STAT_INC(registers);
+
+	edit_init(&ed);
+	rc = outbound ? handle_out(&msg, &u, now) : handle_in(&msg, &u, now);
+	if (rc < 0) {
+		if (outbound) {
+			STAT_INC(drop_no_binding);
+			return ALG_DROP;
+		}
+		return ALG_ACCEPT;
+	}
+	if (ed.n == 0)
+		return ALG_ACCEPT;
+
+	/* Content-Length follows the body (long and compact forms alike). */
+	if (msg.clen_idx >= 0) {
+		int64_t nb = (int64_t)msg.body_len + edit_delta(&ed, msg.body_off, msg.body_len);
+		struct span cl = msg.hdr[msg.clen_idx].value;
+		if (nb != msg.body_len)
+			edit_addf(&ed, cl.off, cl.len, "%lld", (long long)nb);
+	}
+	uint8_t *pl = out + u.ihl + 8;
+	if (cap < u.ihl + 8) {
+		STAT_INC(pkts_dropped);
+		return ALG_DROP;
+	}
+	int64_t n = edit_apply(&ed, u.payload, msg.len, pl, cap - u.ihl - 8);
+	int32_t tot = n < 0 ? -1 : pkt_build(ip, &u, pl, (uint32_t)n, out, cap);
+	if (tot < 0) {
+		LOG_RL(LOG_LVL_WARN, "rewritten message does not fit: dropped");
+		if (outbound) {
+			STAT_INC(drop_malformed_out);
+			return ALG_DROP;
+		}
+		return ALG_ACCEPT;
+	}
+	*out_len = (uint32_t)tot;
+	STAT_INC(pkts_rewritten);
+	return ALG_ACCEPT;
+}

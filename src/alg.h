@@ -1,0 +1,33 @@
+/* alg: the policy. One queued IPv4 datagram in; a verdict, maybe a rewritten
+ * datagram, and kernel intents (queued in nftmap/ct) out. Pure of I/O: the
+ * caller commits nftmap and ct before sending the verdicts of a burst.
+ *
+ * Policy for what is not a clean SIP message (docs/security.md):
+ *   keep-alive (CRLF/NUL)            accept unchanged, counted
+ *   not SIP (no start line at byte 0) accept unchanged, no state
+ *   malformed SIP from the WAN        accept unchanged, no state
+ *   malformed SIP from the LAN        drop if it names a LAN address (it
+ *                                     would leak), else accept unchanged
+ * Only datagrams between the LAN networks and the WAN on a SIP port are
+ * looked at; anything else is accepted unchanged. */
+#ifndef SIPALGD_ALG_H
+#define SIPALGD_ALG_H
+#include <stdint.h>
+
+struct conf;
+
+enum alg_verdict { ALG_ACCEPT = 0, ALG_DROP = 1 };
+
+/* `public_ip` (host order) is the address the router's NAT uses on the WAN. */
+int alg_init(const struct conf *c, uint32_t public_ip);
+void alg_fini(void);
+
+/* Handle one IPv4 datagram. When it is rewritten, the new datagram is in
+ * out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */
+enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+			    uint32_t *out_len, uint64_t now_ms);
+
+/* Timers: expire dialogs, registrations, idle bindings. Call about 4x/s. */
+void alg_tick(uint64_t now_ms);
+
+#endif

@@ -1,0 +1,289 @@
+#include "binding.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "nftmap.h"
+#include "stats.h"
+
+static struct binding *pool;
+static uint32_t pool_size, free_head; /* free list through next_priv */
+static uint32_t *h_priv, *h_pub, hmask;
+static uint8_t port_used[65536 / 8];
+static uint32_t pub_ip;
+static uint16_t sig_min, sig_max, med_min, med_max, sig_cursor, med_cursor;
+static uint32_t idle_ms;
+
+static int used(uint32_t p) { return p < 65536 && (port_used[p >> 3] >> (p & 7)) & 1; }
+static void set_used(uint32_t p, int v)
+{
+	if (v)
+		port_used[p >> 3] |= 1u << (p & 7);
+	else
+		port_used[p >> 3] &= ~(1u << (p & 7));
+}
+
+static uint32_t hash_priv(uint32_t ip, uint16_t port)
+{
+	uint32_t h = ip * 2654435761u ^ (port * 40503u);
+	return (h ^ (h >> 15)) & hmask;
+}
+
+static uint32_t hash_pub(uint16_t port) { return (port * 2654435761u >> 7) & hmask; }
+
+int binding_init(const struct conf *c, uint32_t public_ip)
+{
+	uint32_t hs = 1;
+
+	pool_size = c->max_bindings;
+	while (hs < pool_size * 2)
+		hs <<= 1;
+	pool = calloc(pool_size, sizeof(*pool));
+	h_priv = calloc(hs, sizeof(*h_priv));
+	h_pub = calloc(hs, sizeof(*h_pub));
+	if (!pool || !h_priv || !h_pub)
+		return -1;
+	hmask = hs - 1;
+	for (uint32_t i = 0; i < pool_size; i++)
+		pool[i].next_priv = i + 2 <= pool_size ? i + 2 : 0;
+	free_head = pool_size ? 1 : 0;
+	memset(port_used, 0, sizeof(port_used));
+	for (uint32_t p = 0; p < 1024; p++)
+		set_used(p, 1); /* never hand out privileged ports */
+	pub_ip = public_ip;
+	sig_min = c->sig_port_min;
+	sig_max = c->sig_port_max;
+	med_min = c->media_port_min & ~1u;
+	med_max = c->media_port_max;
+	sig_cursor = sig_min;
+	med_cursor = med_min;
+	idle_ms = c->binding_idle_s * 1000u;
+	return 0;
+}
+
+void binding_fini(void)
+{
+	free(pool);
+	free(h_priv);
+	free(h_pub);
+	pool = NULL;
+	h_priv = h_pub = NULL;
+	pool_size = 0;
+}
+
+uint32_t binding_public_ip(void) { return pub_ip; }
+
+struct binding *binding_find(uint32_t ip, uint16_t port)
+{
+	if (!pool)
+		return NULL;
+	for (uint32_t i = h_priv[hash_priv(ip, port)]; i; i = pool[i - 1].next_priv) {
+		struct binding *b = &pool[i - 1];
+		if (b->priv_ip == ip && b->priv_port == port)
+			return b;
+	}
+	return NULL;
+}
+
+struct binding *binding_find_public(uint16_t port)
+{
+	if (!pool)
+		return NULL;
+	for (uint32_t i = h_pub[hash_pub(port)]; i; i = pool[i - 1].next_pub) {
+		struct binding *b = &pool[i - 1];
+		if (b->pub_port == port)
+			return b;
+		/* the RTCP half of a media pair */
+		if (b->kind == BIND_MEDIA && b->pub_port + 1 == port)
+			return b;
+	}
+	return NULL;
+}
+
+static int span_free(uint32_t p, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (p + i > 65535 || used(p + i))
+			return 0;
+	return 1;
+}
+
+/* Next free public port (or pair) from a range, round robin so that a port
+ * just released is not handed straight to the next call. */
+static uint16_t alloc_range(uint16_t lo, uint16_t hi, uint16_t *cursor, uint32_t n)
+{
+	uint32_t span = (uint32_t)hi - lo + 1, step = n;
+	uint32_t c = *cursor;
+
+	if (hi < lo || span < n)
+		return 0;
+	for (uint32_t tries = 0; tries < span; tries += step) {
+		if (c + n - 1 > hi)
+			c = lo;
+		if (span_free(c, n)) {
+			*cursor = (uint16_t)(c + n > hi ? lo : c + n);
+			return (uint16_t)c;
+		}
+		c += step;
+	}
+	return 0;
+}
+
+struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
+			    uint16_t want_pub, uint64_t now)
+{
+	struct binding *b = binding_find(ip, port);
+	uint32_t n = kind == BIND_MEDIA ? 2 : 1;
+	uint16_t pub = 0;
+
+	if (b)
+		return b;
+	if (!free_head) {
+		STAT_INC(drop_limit);
+		LOG_RL(LOG_LVL_WARN, "binding table full (limits.bindings=%u)", pool_size);
+		return NULL;
+	}
+	if (kind == BIND_MEDIA && port == 65535)
+		return NULL;
+	if (want_pub && span_free(want_pub, n))
+		pub = want_pub;
+	else if (span_free(port, n))
+		pub = port;
+	else if (kind == BIND_MEDIA)
+		pub = alloc_range(med_min, med_max, &med_cursor, 2);
+	else
+		pub = alloc_range(sig_min, sig_max, &sig_cursor, 1);
+	if (!pub) {
+		STAT_INC(drop_no_binding);
+		LOG_RL(LOG_LVL_WARN, "no free public port for %u.%u.%u.%u:%u",
+		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+		return NULL;
+	}
+	uint32_t idx = free_head;
+	b = &pool[idx - 1];
+	free_head = b->next_priv;
+	memset(b, 0, sizeof(*b));
+	b->priv_ip = ip;
+	b->priv_port = port;
+	b->pub_port = pub;
+	b->kind = (uint8_t)kind;
+	b->in_use = 1;
+	b->idle_until = now + idle_ms;
+	if (want_pub && pub == want_pub)
+		b->flags |= BF_ADOPTED;
+	for (uint32_t i = 0; i < n; i++) {
+		set_used(pub + i, 1);
+		nftmap_snat_add(ip, (uint16_t)(port + i), pub_ip, (uint16_t)(pub + i));
+	}
+	uint32_t hp = hash_priv(ip, port), hq = hash_pub(pub);
+	b->next_priv = h_priv[hp];
+	h_priv[hp] = idx;
+	b->next_pub = h_pub[hq];
+	h_pub[hq] = idx;
+	STAT_INC(bindings);
+	STAT_INC(bindings_created);
+	return b;
+}
+
+static void unlink_chain(uint32_t *head, uint32_t idx, int pub)
+{
+	for (uint32_t *pp = head; *pp; ) {
+		struct binding *x = &pool[*pp - 1];
+		uint32_t *next = pub ? &x->next_pub : &x->next_priv;
+		if (*pp == idx) {
+			*pp = *next;
+			return;
+		}
+		pp = next;
+	}
+}
+
+static void binding_free(struct binding *b)
+{
+	uint32_t idx = (uint32_t)(b - pool) + 1;
+	uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
+
+	for (uint32_t i = 0; i < n; i++) {
+		set_used(b->pub_port + i, 0);
+		nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + i));
+	}
+	unlink_chain(&h_priv[hash_priv(b->priv_ip, b->priv_port)], idx, 0);
+	unlink_chain(&h_pub[hash_pub(b->pub_port)], idx, 1);
+	b->in_use = 0;
+	b->next_priv = free_head;
+	free_head = idx;
+	STAT_DEC(bindings);
+}
+
+void binding_ref(struct binding *b)
+{
+	b->refs++;
+}
+
+void binding_unref(struct binding *b, uint64_t now)
+{
+	if (b->refs == 0)
+		return;
+	if (--b->refs)
+		return;
+	if (b->kind == BIND_MEDIA)
+		binding_free(b);
+	else
+		b->idle_until = now + idle_ms;
+}
+
+void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expires_s, uint64_t now)
+{
+	uint32_t key = any ? 0 : peer;
+
+	if (b->reg_peer && (expires_s == 0 || key != b->reg_key)) {
+		nftmap_dnat_unref(b->reg_key, b->pub_port);
+		b->reg_peer = 0;
+		STAT_DEC(registrations);
+		binding_unref(b, now);
+	}
+	if (expires_s == 0)
+		return;
+	if (!b->reg_peer) {
+		binding_ref(b);
+		nftmap_dnat_ref(key, b->pub_port, b->priv_ip, b->priv_port);
+		STAT_INC(registrations);
+	}
+	b->reg_peer = peer;
+	b->reg_key = key;
+	b->reg_until = now + (uint64_t)expires_s * 1000u;
+}
+
+void binding_expire(uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct binding *b = &pool[i];
+		if (!b->in_use)
+			continue;
+		if (b->reg_peer && b->reg_until <= now)
+			binding_register(b, 0, 0, 0, now);
+		if (b->in_use && b->refs == 0 && b->idle_until <= now)
+			binding_free(b);
+	}
+}
+
+void binding_dump(FILE *f, uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct binding *b = &pool[i];
+		if (!b->in_use)
+			continue;
+		fprintf(f, "%s %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u refs %u%s",
+			b->kind == BIND_MEDIA ? "media" : "sip",
+			b->priv_ip >> 24, (b->priv_ip >> 16) & 255, (b->priv_ip >> 8) & 255, b->priv_ip & 255,
+			b->priv_port,
+			pub_ip >> 24, (pub_ip >> 16) & 255, (pub_ip >> 8) & 255, pub_ip & 255,
+			b->pub_port, b->refs, b->flags & BF_ADOPTED ? " adopted" : "");
+		if (b->reg_peer)
+			fprintf(f, " registered %llus",
+				(unsigned long long)((b->reg_until - now) / 1000));
+		fputc('\n', f);
+	}
+}

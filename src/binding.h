@@ -1,0 +1,69 @@
+/* binding: the NAT binding table the daemon owns. One entry maps a private
+ * (ip, port) to a public port on the router's public address: a signalling
+ * flow (one port) or a media stream (a pair: RTP port and RTCP port+1).
+ * Public port = private port where that is free, else one from the
+ * configured range (RFC 4787 endpoint-independent mapping: the mapping does
+ * not depend on the remote). Creating a binding queues its SNAT element in
+ * nftmap; freeing it queues the delete. Entries are refcounted by the
+ * dialogs, streams and registrations that use them; an unused signalling
+ * binding lingers for timers.binding_idle, a media binding goes at once.
+ * The pool is sized from limits.bindings at start; nothing is allocated later.
+ * Addresses and ports in HOST byte order. */
+#ifndef SIPALGD_BINDING_H
+#define SIPALGD_BINDING_H
+#include <stdint.h>
+#include <stdio.h>
+
+struct conf;
+
+enum binding_kind { BIND_SIG = 0, BIND_MEDIA = 1 };
+
+#define BF_VIA_PORT     0x01  /* the phone wrote an explicit port in its Via */
+#define BF_CONTACT_PORT 0x02  /* ... and in its Contact */
+#define BF_ADOPTED      0x04  /* public port taken from an existing conntrack NAT */
+
+struct binding {
+	uint32_t priv_ip;
+	uint16_t priv_port;
+	uint16_t pub_port;
+	uint8_t kind;
+	uint8_t flags;
+	uint8_t in_use;
+	uint32_t refs;
+	uint64_t idle_until;     /* ms; only meaningful when refs == 0 */
+	uint32_t reg_peer;       /* registrar address while registered, else 0 */
+	uint32_t reg_key;        /* peer used for the inbound element (0 = any) */
+	uint64_t reg_until;      /* ms */
+	uint32_t next_priv;      /* hash chains (index + 1, 0 = end) */
+	uint32_t next_pub;
+};
+
+/* Size the pool and port maps. `public_ip` is the router's public address. */
+int binding_init(const struct conf *c, uint32_t public_ip);
+void binding_fini(void);
+uint32_t binding_public_ip(void);
+
+struct binding *binding_find(uint32_t priv_ip, uint16_t priv_port);
+struct binding *binding_find_public(uint16_t pub_port);
+
+/* Find or create. `want_pub` != 0 asks for that public port (a flow the
+ * kernel already NATs); it is taken if free. NULL when the table is full or
+ * no public port is free (counted). A media binding needs priv_port+1 too. */
+struct binding *binding_get(uint32_t priv_ip, uint16_t priv_port, enum binding_kind kind,
+			    uint16_t want_pub, uint64_t now);
+
+void binding_ref(struct binding *b);
+void binding_unref(struct binding *b, uint64_t now);
+
+/* Registration state of a signalling binding: expires_s == 0 removes it.
+ * Keeps the binding and an inbound element (from `peer`, or from anyone when
+ * `any` is set) alive until it expires. */
+void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expires_s, uint64_t now);
+
+/* Free idle bindings and end expired registrations. */
+void binding_expire(uint64_t now);
+
+/* One line per binding for sipalgctl. */
+void binding_dump(FILE *f, uint64_t now);
+
+#endif

@@ -1,0 +1,527 @@
+#include "dialog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "conf.h"
+#include "ct.h"
+#include "log.h"
+#include "nftmap.h"
+#include "stats.h"
+
+#define DLG_CALLID_MAX 128
+#define DLG_MAX_STREAMS 16
+#define BYE_LINGER_MS 32000u  /* 64*T1: a BYE transaction that never completes */
+
+enum st_state { ST_FREE = 0, ST_NEW, ST_ACTIVE, ST_RETIRING };
+
+struct stream {
+	struct binding *b;     /* media pair binding */
+	uint32_t priv_ip;
+	uint16_t priv_port;
+	uint8_t state;
+	uint8_t mindex;
+	uint32_t key;          /* peer of the inbound elements we hold (0 = any) */
+	uint32_t old_key;      /* previous peer, released when the new offer completes */
+	uint8_t has_old_key;
+	uint32_t rip;          /* remote media address from its SDP, 0 unknown */
+	uint16_t rport;
+	uint32_t old_rip;
+	uint16_t old_rport;
+};
+
+struct dialog {
+	uint8_t in_use;
+	uint8_t confirmed;
+	uint8_t offer_from;    /* enum dlg_side with an offer outstanding */
+	uint8_t callid_len;
+	uint32_t next;         /* hash chain, index + 1 */
+	uint32_t phone_ip;
+	uint16_t phone_port;
+	uint16_t peer_port;
+	uint32_t peer_ip;
+	uint32_t sig_key;
+	uint32_t invite_cseq;
+	struct binding *sigb;
+	uint64_t expires;
+	uint32_t rip[SDP_MAX_MEDIA];
+	uint16_t rport[SDP_MAX_MEDIA];
+	struct stream st[DLG_MAX_STREAMS];
+	char callid[DLG_CALLID_MAX];
+};
+
+static struct dialog *pool;
+static uint32_t pool_size, free_head, *htab, hmask;
+static const struct conf *cf;
+
+static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
+{
+	uint32_t h = 2166136261u ^ ip;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 16777619u;
+	return h & hmask;
+}
+
+int dialog_init(const struct conf *c)
+{
+	uint32_t hs = 1;
+
+	cf = c;
+	pool_size = c->max_dialogs;
+	while (hs < pool_size * 2)
+		hs <<= 1;
+	pool = calloc(pool_size, sizeof(*pool));
+	htab = calloc(hs, sizeof(*htab));
+	if (!pool || !htab)
+		return -1;
+	hmask = hs - 1;
+	for (uint32_t i = 0; i < pool_size; i++)
+		pool[i].next = i + 2 <= pool_size ? i + 2 : 0;
+	free_head = pool_size ? 1 : 0;
+	return 0;
+}
+
+void dialog_fini(void)
+{
+	free(pool);
+	free(htab);
+	pool = NULL;
+	htab = NULL;
+	pool_size = 0;
+}
+
+/* Call-IDs longer than we store are keyed by their first bytes: still unique
+ * in practice, and bounded. */
+static uint32_t key_len(uint32_t len) { return len < DLG_CALLID_MAX ? len : DLG_CALLID_MAX; }
+
+struct dialog *dialog_find(const uint8_t *callid, uint32_t len, uint32_t phone_ip)
+{
+	len = key_len(len);
+	if (!pool)
+		return NULL;
+	for (uint32_t i = htab[hash(callid, len, phone_ip)]; i; i = pool[i - 1].next) {
+		struct dialog *d = &pool[i - 1];
+		if (d->phone_ip == phone_ip && d->callid_len == len &&
+		    memcmp(d->callid, callid, len) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+static uint32_t peer_key(uint32_t ip)
+{
+	return cf->pinhole_src == CONF_PINHOLE_ANY ? 0 : ip;
+}
+
+struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone_ip,
+			     uint16_t phone_port, uint32_t peer_ip, uint16_t peer_port,
+			     struct binding *sigb, uint64_t now)
+{
+	len = key_len(len);
+	if (!free_head) {
+		STAT_INC(drop_limit);
+		LOG_RL(LOG_LVL_WARN, "dialog table full (limits.dialogs=%u)", pool_size);
+		return NULL;
+	}
+	uint32_t idx = free_head;
+	struct dialog *d = &pool[idx - 1];
+	free_head = d->next;
+	memset(d, 0, sizeof(*d));
+	d->in_use = 1;
+	memcpy(d->callid, callid, len);
+	d->callid_len = (uint8_t)len;
+	d->phone_ip = phone_ip;
+	d->phone_port = phone_port;
+	d->peer_ip = peer_ip;
+	d->peer_port = peer_port;
+	d->sigb = sigb;
+	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
+	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : peer_ip;
+	if (sigb) {
+		binding_ref(sigb);
+		/* In-dialog requests from the peer must reach the phone after the
+		 * signalling conntrack has timed out (long calls). */
+		nftmap_dnat_ref(d->sig_key, sigb->pub_port, sigb->priv_ip, sigb->priv_port);
+	}
+	uint32_t h = hash(callid, len, phone_ip);
+	d->next = htab[h];
+	htab[h] = idx;
+	STAT_INC(dialogs);
+	STAT_INC(dialogs_created);
+	return d;
+}
+
+static int phone_pinholes(uint32_t phone_ip)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < pool_size; i++) {
+		if (!pool[i].in_use || pool[i].phone_ip != phone_ip)
+			continue;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++)
+			n += pool[i].st[k].state != ST_FREE;
+	}
+	return n;
+}
+
+static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
+{
+	if (port < 1024 || port == 65535)
+		return 0;
+	if (!conf_is_lan(cf, ip))
+		return 0;
+	/* never the network or broadcast address of the LAN prefix */
+	for (int i = 0; i < cf->n_lan; i++) {
+		const struct conf_net *n = &cf->lan[i];
+		if ((ip & n->mask) == n->addr && n->mask != 0xffffffffu &&
+		    (ip == n->addr || ip == (n->addr | ~n->mask)))
+			return 0;
+	}
+	if (ip != sender && !cf->media_other_hosts)
+		return 0;
+	return 1;
+}
+
+static void stream_ref_key(struct stream *s, uint32_t key)
+{
+	nftmap_dnat_ref(key, s->b->pub_port, s->priv_ip, s->priv_port);
+	nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+}
+
+static void stream_unref_key(struct stream *s, uint32_t key)
+{
+	nftmap_dnat_unref(key, s->b->pub_port);
+	nftmap_dnat_unref(key, (uint16_t)(s->b->pub_port + 1));
+}
+
+/* Media flows between the phone's port and a remote address: the kernel
+ * finds a conntrack by either direction, so one tuple covers phone-first
+ * (SNAT) and remote-first (DNAT) flows alike. */
+static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
+{
+	if (!rip || !rport)
+		return;
+	ct_del_udp(s->priv_ip, s->priv_port, rip, rport);
+	ct_del_udp(s->priv_ip, (uint16_t)(s->priv_port + 1), rip, (uint16_t)(rport + 1));
+}
+
+static void stream_close(struct stream *s, uint64_t now)
+{
+	if (s->state == ST_FREE)
+		return;
+	stream_unref_key(s, s->key);
+	if (s->has_old_key) {
+		stream_unref_key(s, s->old_key);
+		stream_kill_flows(s, s->old_rip, s->old_rport);
+	}
+	stream_kill_flows(s, s->rip, s->rport);
+	binding_unref(s->b, now);
+	memset(s, 0, sizeof(*s));
+	STAT_DEC(pinholes);
+	STAT_INC(pinholes_closed);
+}
+
+/* The remote's new address for a stream: hold both until the offer/answer
+ * completes, so media from either reaches the phone meanwhile. */
+static void stream_set_remote(struct stream *s, uint32_t rip, uint16_t rport, int final)
+{
+	uint32_t key = rip ? peer_key(rip) : s->key;
+
+	if (key != s->key) {
+		if (s->has_old_key) {
+			stream_unref_key(s, s->old_key);
+			stream_kill_flows(s, s->old_rip, s->old_rport);
+		}
+		stream_ref_key(s, key);
+		s->old_key = s->key;
+		s->old_rip = s->rip;
+		s->old_rport = s->rport;
+		s->has_old_key = 1;
+		s->key = key;
+	} else if (rip && (rip != s->rip || rport != s->rport) && s->rip) {
+		/* Same peer key (policy any, or same host) but a new port: the
+		 * old flow still has to go when this completes. */
+		if (s->has_old_key) {
+			stream_unref_key(s, s->old_key);
+			stream_kill_flows(s, s->old_rip, s->old_rport);
+		}
+		stream_ref_key(s, key);
+		s->old_key = key;
+		s->old_rip = s->rip;
+		s->old_rport = s->rport;
+		s->has_old_key = 1;
+	}
+	if (rip) {
+		s->rip = rip;
+		s->rport = rport;
+	}
+	if (final && s->has_old_key) {
+		stream_unref_key(s, s->old_key);
+		if (s->old_rip != s->rip || s->old_rport != s->rport)
+			stream_kill_flows(s, s->old_rip, s->old_rport);
+		s->has_old_key = 0;
+	}
+}
+
+/* Offer/answer completed: new streams become active, dropped ones go, and
+ * a remote address change becomes final. */
+static void complete(struct dialog *d, uint64_t now)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+		struct stream *s = &d->st[k];
+		if (s->state == ST_RETIRING)
+			stream_close(s, now);
+		else if (s->state == ST_NEW)
+			s->state = ST_ACTIVE;
+		if (s->state != ST_FREE && s->has_old_key)
+			stream_set_remote(s, 0, 0, 1);
+	}
+	d->offer_from = SIDE_NONE;
+}
+
+static struct stream *stream_find(struct dialog *d, uint32_t ip, uint16_t port)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		if (d->st[k].state != ST_FREE && d->st[k].priv_ip == ip && d->st[k].priv_port == port)
+			return &d->st[k];
+	return NULL;
+}
+
+static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, int mi, uint64_t now)
+{
+	struct stream *s = NULL;
+
+	if (stats[ST_pinholes] >= cf->max_pinholes ||
+	    (uint32_t)phone_pinholes(d->phone_ip) >= cf->max_pinholes_per_phone) {
+		STAT_INC(drop_limit);
+		LOG_RL(LOG_LVL_WARN, "pinhole limit reached (limits.pinholes/pinholes_per_phone)");
+		return NULL;
+	}
+	for (int k = 0; k < DLG_MAX_STREAMS && !s; k++)
+		if (d->st[k].state == ST_FREE)
+			s = &d->st[k];
+	if (!s)
+		return NULL;
+	struct binding *b = binding_get(ip, port, BIND_MEDIA, 0, now);
+	if (!b)
+		return NULL;
+	binding_ref(b);
+	s->b = b;
+	s->priv_ip = ip;
+	s->priv_port = port;
+	s->state = ST_NEW;
+	s->mindex = (uint8_t)mi;
+	s->rip = d->rip[mi];
+	s->rport = d->rport[mi];
+	/* Until the remote's SDP names its media address, only the signalling
+	 * peer may send (policy peer); the answer then moves the key. */
+	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
+	stream_ref_key(s, s->key);
+	STAT_INC(pinholes);
+	STAT_INC(pinholes_opened);
+	return s;
+}
+
+static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
+		     uint16_t pub[SDP_MAX_MEDIA], int is_answer, uint64_t now)
+{
+	uint8_t keep[DLG_MAX_STREAMS] = { 0 };
+	int opened = 0, wanted = 0;
+
+	for (int i = 0; i < sd->nmedia; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		pub[i] = 0;
+		if (!m->port_num)
+			continue;
+		wanted++;
+		if ((uint32_t)i >= cf->max_streams_per_call ||
+		    !lan_target_ok(m->ip, m->port_num, sender)) {
+			STAT_INC(pinholes_refused);
+			LOG_RL(LOG_LVL_WARN, "SDP stream %d refused (media %u.%u.%u.%u:%u)", i,
+			       m->ip >> 24, (m->ip >> 16) & 255, (m->ip >> 8) & 255, m->ip & 255,
+			       m->port_num);
+			continue;
+		}
+		struct stream *s = stream_find(d, m->ip, m->port_num);
+		if (!s)
+			s = stream_open(d, m->ip, m->port_num, i, now);
+		if (!s)
+			continue;
+		if (s->state == ST_RETIRING)
+			s->state = ST_ACTIVE;
+		s->mindex = (uint8_t)i;
+		keep[s - d->st] = 1;
+		pub[i] = s->b->pub_port;
+		opened++;
+	}
+	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+		struct stream *s = &d->st[k];
+		if (s->state == ST_FREE || keep[k])
+			continue;
+		/* Dropped by this SDP: it stays usable until the exchange completes. */
+		s->state = ST_RETIRING;
+	}
+	if (is_answer)
+		complete(d, now);
+	return wanted && !opened ? -1 : 0;
+}
+
+static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, uint64_t now)
+{
+	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		d->rip[i] = m->port_num ? m->ip : 0;
+		d->rport[i] = m->port_num;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+			struct stream *s = &d->st[k];
+			if (s->state != ST_FREE && s->mindex == i && m->port_num && m->ip)
+				stream_set_remote(s, m->ip, m->port_num, 0);
+		}
+	}
+	if (is_answer)
+		complete(d, now);
+}
+
+int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s,
+	       uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
+{
+	/* RFC 3264 §4: an SDP is the answer when the other side has an offer
+	 * outstanding, otherwise it is a (new) offer. */
+	int is_answer = d->offer_from != SIDE_NONE && d->offer_from != side;
+	int rc = 0;
+
+	if (!is_answer)
+		d->offer_from = (uint8_t)side;
+	if (side == SIDE_PHONE)
+		rc = phone_sdp(d, s, sender_ip, pub, is_answer, now);
+	else
+		remote_sdp(d, s, is_answer, now);
+	return rc;
+}
+
+void dialog_offer_failed(struct dialog *d)
+{
+	/* The offer was rejected: what it opened goes, what it dropped stays. */
+	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+		struct stream *s = &d->st[k];
+		if (s->state == ST_NEW)
+			stream_close(s, 0);
+		else if (s->state == ST_RETIRING)
+			s->state = ST_ACTIVE;
+		if (s->state != ST_FREE && s->has_old_key) {
+			/* undo a remote move that was offered */
+			uint32_t nk = s->key;
+			s->key = s->old_key;
+			s->rip = s->old_rip;
+			s->rport = s->old_rport;
+			stream_unref_key(s, nk);
+			s->has_old_key = 0;
+		}
+	}
+	d->offer_from = SIDE_NONE;
+}
+
+void dialog_touch(struct dialog *d, uint64_t now)
+{
+	uint64_t t = now + (uint64_t)(d->confirmed ? cf->dialog_timeout_s : cf->early_timeout_s) * 1000u;
+	if (t > d->expires)
+		d->expires = t;
+}
+
+void dialog_confirmed(struct dialog *d, uint64_t now)
+{
+	d->confirmed = 1;
+	d->expires = now + (uint64_t)cf->dialog_timeout_s * 1000u;
+}
+
+void dialog_bye_seen(struct dialog *d, uint64_t now)
+{
+	d->expires = now + BYE_LINGER_MS;
+}
+
+int dialog_is_confirmed(const struct dialog *d) { return d->confirmed; }
+uint32_t dialog_invite_cseq(const struct dialog *d) { return d->invite_cseq; }
+void dialog_set_invite_cseq(struct dialog *d, uint32_t cseq) { d->invite_cseq = cseq; }
+
+void dialog_close(struct dialog *d, uint64_t now)
+{
+	uint32_t idx = (uint32_t)(d - pool) + 1;
+
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		stream_close(&d->st[k], now);
+	if (d->sigb) {
+		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
+		binding_unref(d->sigb, now);
+	}
+	for (uint32_t *pp = &htab[hash((uint8_t *)d->callid, d->callid_len, d->phone_ip)]; *pp;
+	     pp = &pool[*pp - 1].next) {
+		if (*pp == idx) {
+			*pp = d->next;
+			break;
+		}
+	}
+	d->in_use = 0;
+	d->next = free_head;
+	free_head = idx;
+	STAT_DEC(dialogs);
+	STAT_INC(dialogs_closed);
+}
+
+void dialog_expire(uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++)
+		if (pool[i].in_use && pool[i].expires <= now) {
+			STAT_INC(dialogs_expired);
+			dialog_close(&pool[i], now);
+		}
+}
+
+static void ipstr(FILE *f, uint32_t ip)
+{
+	fprintf(f, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+void dialog_dump(FILE *f, uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct dialog *d = &pool[i];
+		int n = 0;
+		if (!d->in_use)
+			continue;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++)
+			n += d->st[k].state != ST_FREE;
+		fprintf(f, "%.*s phone ", d->callid_len, d->callid);
+		ipstr(f, d->phone_ip);
+		fprintf(f, ":%u peer ", d->phone_port);
+		ipstr(f, d->peer_ip);
+		fprintf(f, ":%u %s streams %d expires %llus\n", d->peer_port,
+			d->confirmed ? "confirmed" : "early", n,
+			(unsigned long long)(d->expires > now ? (d->expires - now) / 1000 : 0));
+	}
+}
+
+void dialog_dump_pinholes(FILE *f)
+{
+	static const char *const names[] = { "free", "new", "active", "retiring" };
+	uint32_t pub = binding_public_ip();
+
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct dialog *d = &pool[i];
+		if (!d->in_use)
+			continue;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+			struct stream *s = &d->st[k];
+			if (s->state == ST_FREE)
+				continue;
+			ipstr(f, pub);
+			fprintf(f, ":%u/%u -> ", s->b->pub_port, s->b->pub_port + 1);
+			ipstr(f, s->priv_ip);
+			fprintf(f, ":%u from ", s->priv_port);
+			if (s->key)
+				ipstr(f, s->key);
+			else
+				fputs("any", f);
+			fprintf(f, " %s call %.*s\n", names[s->state], d->callid_len, d->callid);
+		}
+	}
+}

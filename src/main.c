@@ -1,0 +1,304 @@
+/* sipalgd: main loop. One thread: the queue socket, the control socket and
+ * a 250 ms tick, in one poll(). Signal handlers only set flags. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "alg.h"
+#include "binding.h"
+#include "conf.h"
+#include "ct.h"
+#include "ctl.h"
+#include "dialog.h"
+#include "log.h"
+#include "nfq.h"
+#include "nftmap.h"
+#include "rules.h"
+#include "stats.h"
+
+#define MAX_BATCH 256
+#define OUT_CAP (65535 + 64)
+
+static volatile sig_atomic_t stop_flag, reload_flag;
+static struct conf conf;
+static const char *conf_path = "/etc/sipalgd/sipalgd.yaml";
+static uint64_t start_ms, last_loop_ms;
+static struct nfq_pkt pkts[MAX_BATCH];
+static uint8_t outbuf[MAX_BATCH][OUT_CAP];
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		stop_flag = 1;
+}
+
+static int wan_address(const char *ifname, uint32_t *ip)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	int rc = ioctl(fd, SIOCGIFADDR, &ifr);
+	close(fd);
+	if (rc < 0)
+		return -1;
+	*ip = ntohl(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
+	return 0;
+}
+
+static int ctl_answer(const char *cmd, FILE *out)
+{
+	uint64_t now = now_ms();
+
+	if (strcmp(cmd, "status") == 0) {
+		/* Answered from the packet loop itself: an answer means the loop runs. */
+		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
+			(int)getpid(), (unsigned long long)((now - start_ms) / 1000),
+			(unsigned long long)stats[ST_pkts_in], (unsigned long long)stats[ST_dialogs],
+			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes]);
+		return 0;
+	}
+	if (strcmp(cmd, "counters") == 0) {
+		stats_dump(out);
+		return 0;
+	}
+	if (strcmp(cmd, "bindings") == 0) {
+		binding_dump(out, now);
+		return 0;
+	}
+	if (strcmp(cmd, "dialogs") == 0) {
+		dialog_dump(out, now);
+		return 0;
+	}
+	if (strcmp(cmd, "pinholes") == 0) {
+		dialog_dump_pinholes(out);
+		fputs("# kernel inbound elements\n", out);
+		nftmap_dump(out);
+		return 0;
+	}
+	return -1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sipalgd [-c FILE] [-n] [-d] [--no-rules]\n"
+		   "  -c FILE     configuration (default /etc/sipalgd/sipalgd.yaml)\n"
+		   "  -n          check the configuration and exit\n"
+		   "  -d          detach and write the pid file\n"
+		   "  --no-rules  do not install the diversion rules (kernel-rules/ loaded by the system)\n");
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f);
+}
+
+/* SIGHUP: parse into a fresh struct; swap in only what can change under
+ * running calls (timers, limits that only bound future state, logging). */
+static void reload(void)
+{
+	static struct conf nc;
+	char err[512];
+
+	if (conf_load(conf_path, &nc, err, sizeof(err)) < 0) {
+		log_err("reload refused, keeping the running configuration: %s", err);
+		return;
+	}
+	if (strcmp(nc.wan_if, conf.wan_if) || nc.queue_num != conf.queue_num ||
+	    nc.n_lan != conf.n_lan || memcmp(nc.lan, conf.lan, sizeof(nc.lan[0]) * (size_t)nc.n_lan) ||
+	    strcmp(nc.nft_table, conf.nft_table) || nc.max_bindings != conf.max_bindings ||
+	    nc.max_dialogs != conf.max_dialogs)
+		log_warn("reload: interface, LAN, queue, table and table sizes need a restart; kept");
+	conf.dialog_timeout_s = nc.dialog_timeout_s;
+	conf.early_timeout_s = nc.early_timeout_s;
+	conf.binding_idle_s = nc.binding_idle_s;
+	conf.register_max_s = nc.register_max_s;
+	conf.max_pinholes = nc.max_pinholes;
+	conf.max_pinholes_per_phone = nc.max_pinholes_per_phone;
+	conf.max_streams_per_call = nc.max_streams_per_call;
+	conf.rate_per_source = nc.rate_per_source;
+	conf.holdoff_us = nc.holdoff_us;
+	conf.batch_max = nc.batch_max;
+	conf.pinhole_src = nc.pinhole_src;
+	conf.inbound_src = nc.inbound_src;
+	conf.media_other_hosts = nc.media_other_hosts;
+	conf.log_level = nc.log_level;
+	log_init(conf.log_syslog, (enum log_level)conf.log_level);
+	log_info("configuration reloaded from %s", conf_path);
+}
+
+static void handle_burst(void)
+{
+	for (;;) {
+		uint32_t max = conf.batch_max < MAX_BATCH ? conf.batch_max : MAX_BATCH;
+		int n = nfq_recv_burst(pkts, (int)max);
+		if (n <= 0)
+			return;
+		uint64_t now = now_ms();
+		STAT_ADD(pkts_in, (uint64_t)n);
+		for (int i = 0; i < n; i++) {
+			uint32_t olen = 0;
+			enum alg_verdict v = alg_packet(pkts[i].data, pkts[i].len, outbuf[i], OUT_CAP, &olen, now);
+			if (v == ALG_DROP)
+				STAT_INC(pkts_dropped);
+			else if (!olen)
+				STAT_INC(pkts_unchanged);
+			nfq_verdict_add(pkts[i].id, v == ALG_ACCEPT, olen ? outbuf[i] : NULL, olen);
+		}
+		/* The kernel must agree with the SDP before the SDP leaves. */
+		nftmap_commit();
+		ct_commit();
+		nfq_verdict_flush();
+		if ((uint32_t)n < max) {
+			/* Hold off: the next wake-up then carries a burst, not one
+			 * packet (shared/notes: the wake-up is the cost). */
+			if (conf.holdoff_us) {
+				struct timespec ts = { 0, (long)conf.holdoff_us * 1000L };
+				STAT_INC(holdoffs);
+				nanosleep(&ts, NULL);
+			}
+			return;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "no-rules", no_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int check_only = 0, detach = 0, manage_rules = 1, opt;
+	char err[512];
+
+	while ((opt = getopt_long(argc, argv, "c:ndh", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; break;
+		case 'n': check_only = 1; break;
+		case 'd': detach = 1; break;
+		case 'R': manage_rules = 0; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (conf_load(conf_path, &conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sipalgd: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("sipalgd: %s: configuration OK\n", conf_path);
+		return 0;
+	}
+	log_init(conf.log_syslog, (enum log_level)conf.log_level);
+	if (!conf.public_ip && wan_address(conf.wan_if, &conf.public_ip) < 0) {
+		log_err("no IPv4 address on WAN interface %s (set wan.public_address)", conf.wan_if);
+		return 1;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = 1;
+	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
+	    nfq_open(conf.queue_num, conf.queue_maxlen) < 0)
+		goto out;
+	if (manage_rules && rules_install(&conf) < 0)
+		goto out;
+	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
+		goto out_rules;
+	if (detach) {
+		if (daemon(0, 0) < 0) {
+			log_err("daemon: %s", strerror(errno));
+			goto out_ctl;
+		}
+		if (write_pidfile(conf.pid_file) < 0)
+			log_warn("cannot write %s: %s", conf.pid_file, strerror(errno));
+	}
+	start_ms = last_loop_ms = now_ms();
+	log_info("running: WAN %s public %u.%u.%u.%u queue %u", conf.wan_if,
+		 conf.public_ip >> 24, (conf.public_ip >> 16) & 255, (conf.public_ip >> 8) & 255,
+		 conf.public_ip & 255, conf.queue_num);
+
+	uint64_t next_tick = now_ms() + 250;
+	while (!stop_flag) {
+		struct pollfd pfd[2] = {
+			{ .fd = nfq_fd(), .events = POLLIN },
+			{ .fd = ctl_fd(), .events = POLLIN },
+		};
+		uint64_t now = now_ms();
+		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		int pr = poll(pfd, 2, timeout);
+		if (pr < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (reload_flag) {
+			reload_flag = 0;
+			reload();
+		}
+		if (pr > 0 && (pfd[0].revents & POLLIN))
+			handle_burst();
+		if (pr > 0 && (pfd[1].revents & POLLIN))
+			ctl_serve();
+		now = now_ms();
+		if (now >= next_tick) {
+			alg_tick(now);
+			nftmap_commit();
+			ct_commit();
+			next_tick = now + 250;
+		}
+		last_loop_ms = now;
+	}
+	log_info("stopping");
+	rc = 0;
+	if (detach)
+		unlink(conf.pid_file);
+out_ctl:
+	ctl_close();
+out_rules:
+	if (manage_rules)
+		rules_remove(&conf);
+out:
+	nfq_close();
+	alg_fini();
+	nftmap_close(1);
+	ct_close();
+	return rc;
+}

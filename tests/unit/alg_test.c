@@ -1,0 +1,413 @@
+/* The policy on whole datagrams: what leaves the router, byte for byte, and
+ * which kernel changes were asked for (recorded by stubs.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "alg.h"
+#include "conf.h"
+#include "stats.h"
+#include "stubs.h"
+
+#define LAN1 0xc0a8010a /* 192.168.1.10 */
+#define LAN2 0xc0a8010b /* 192.168.1.11 */
+#define REM  0xc6336401 /* 198.51.100.1 */
+#define PUB  0xcb007101 /* 203.0.113.1 */
+
+static struct conf cf;
+static uint8_t pkt[70000], out[70000];
+static char got[70000];
+static uint64_t now = 1000000;
+
+static uint16_t csum(const uint8_t *p, int n)
+{
+	uint32_t s = 0;
+	for (int i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		s += (uint32_t)p[n - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static uint32_t mkpkt(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, const char *msg)
+{
+	uint32_t n = (uint32_t)strlen(msg), tot = 28 + n;
+	memset(pkt, 0, 28);
+	pkt[0] = 0x45;
+	pkt[2] = tot >> 8; pkt[3] = tot & 255;
+	pkt[8] = 64; pkt[9] = 17;
+	for (int i = 0; i < 4; i++) {
+		pkt[12 + i] = (uint8_t)(src >> (24 - 8 * i));
+		pkt[16 + i] = (uint8_t)(dst >> (24 - 8 * i));
+	}
+	pkt[20] = sp >> 8; pkt[21] = sp & 255; pkt[22] = dp >> 8; pkt[23] = dp & 255;
+	pkt[24] = (8 + n) >> 8; pkt[25] = (8 + n) & 255;
+	memcpy(pkt + 28, msg, n);
+	return tot;
+}
+
+/* Run one datagram; returns the payload that leaves (rewritten or not). */
+static const char *run(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, const char *msg, int *verdict)
+{
+	uint32_t len = mkpkt(src, sp, dst, dp, msg), olen = 0;
+	int v = alg_packet(pkt, len, out, sizeof(out), &olen, now);
+	if (verdict)
+		*verdict = v;
+	if (!olen) {
+		snprintf(got, sizeof(got), "%s", msg);
+		return got;
+	}
+	/* lengths and checksums must be right */
+	assert_int_equal((out[2] << 8 | out[3]), olen);
+	assert_int_equal(csum(out, 20), 0);
+	uint32_t ulen = (uint32_t)(out[24] << 8 | out[25]);
+	assert_int_equal(ulen, olen - 20);
+	memcpy(got, out + 28, olen - 28);
+	got[olen - 28] = 0;
+	return got;
+}
+
+static int setup(void **st)
+{
+	(void)st;
+	conf_defaults(&cf);
+	strcpy(cf.wan_if, "wan");
+	cf.public_ip = PUB;
+	cf.lan[0].addr = 0xc0a80100;
+	cf.lan[0].mask = 0xffffff00;
+	cf.n_lan = 1;
+	cf.media_other_hosts = 1;
+	stub_reset();
+	stub_ct_snat_found = 0;
+	memset(stats, 0, sizeof(stats));
+	return alg_init(&cf, PUB);
+}
+
+/* A public address longer than the private one: bodies grow. */
+static int setup_long_public(void **st)
+{
+	setup(st);
+	alg_fini();
+	cf.public_ip = 0xcb007164; /* 203.0.113.100 */
+	return alg_init(&cf, cf.public_ip);
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	alg_fini();
+	return 0;
+}
+
+static const char *invite1 =
+	"INVITE sip:bob@example.com SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bK776asdhds;rport\r\n"
+	"Max-Forwards: 70\r\n"
+	"To: Bob <sip:bob@example.com>\r\n"
+	"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+	"Call-ID: a84b4c76e66710@192.168.1.10\r\n"
+	"CSeq: 314159 INVITE\r\n"
+	"Contact: <sip:alice@192.168.1.10:5060>\r\n"
+	"X-Unknown:   keep   me  \r\n"
+	"Content-Type: application/sdp\r\n"
+	"Content-Length: 138\r\n"
+	"\r\n"
+	"v=0\r\n"
+	"o=alice 2890844526 2890844526 IN IP4 192.168.1.10\r\n"
+	"s=-\r\n"
+	"c=IN IP4 192.168.1.10\r\n"
+	"t=0 0\r\n"
+	"m=audio 10000 RTP/AVP 0\r\n"
+	"a=rtpmap:0 PCMU/8000\r\n";
+
+static const char *invite1_out =
+	"INVITE sip:bob@example.com SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
+	"Max-Forwards: 70\r\n"
+	"To: Bob <sip:bob@example.com>\r\n"
+	"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+	"Call-ID: a84b4c76e66710@203.0.113.1\r\n"
+	"CSeq: 314159 INVITE\r\n"
+	"Contact: <sip:alice@203.0.113.1:5060>\r\n"
+	"X-Unknown:   keep   me  \r\n"
+	"Content-Type: application/sdp\r\n"
+	"Content-Length: 136\r\n"
+	"\r\n"
+	"v=0\r\n"
+	"o=alice 2890844526 2890844526 IN IP4 203.0.113.1\r\n"
+	"s=-\r\n"
+	"c=IN IP4 203.0.113.1\r\n"
+	"t=0 0\r\n"
+	"m=audio 10000 RTP/AVP 0\r\n"
+	"a=rtpmap:0 PCMU/8000\r\n";
+
+static void test_invite_rewritten_byte_for_byte(void **st)
+{
+	(void)st;
+	int v;
+	const char *o = run(LAN1, 5060, REM, 5060, invite1, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_string_equal(o, invite1_out);
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:5060 203.0.113.1:5060\n"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:10000 203.0.113.1:10000\n"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:10001 203.0.113.1:10001\n"));
+	/* pinhole restricted to the signalling peer until the answer names media */
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:10000 192.168.1.10:10000\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:10001 192.168.1.10:10001\n"));
+	assert_int_equal(stats[ST_dialogs], 1);
+	assert_int_equal(stats[ST_pinholes], 1);
+}
+
+static const char *ok200 =
+	"SIP/2.0 200 OK\r\n"
+	"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK776asdhds;rport=5060;received=203.0.113.1\r\n"
+	"To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n"
+	"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+	"Call-ID: a84b4c76e66710@203.0.113.1\r\n"
+	"CSeq: 314159 INVITE\r\n"
+	"Contact: <sip:bob@198.51.100.1>\r\n"
+	"Content-Type: application/sdp\r\n"
+	"Content-Length: 135\r\n"
+	"\r\n"
+	"v=0\r\n"
+	"o=bob 2808844564 2808844564 IN IP4 198.51.100.7\r\n"
+	"s=-\r\n"
+	"c=IN IP4 198.51.100.7\r\n"
+	"t=0 0\r\n"
+	"m=audio 3456 RTP/AVP 0\r\n"
+	"a=rtpmap:0 PCMU/8000\r\n";
+
+static void test_response_restores_via_and_moves_pinhole(void **st)
+{
+	(void)st;
+	run(LAN1, 5060, REM, 5060, invite1, NULL);
+	stub_reset();
+	const char *o = run(REM, 5060, LAN1, 5060, ok200, NULL);
+	assert_non_null(strstr(o, "Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bK776asdhds;rport=5060;received=192.168.1.10\r\n"));
+	assert_non_null(strstr(o, "Call-ID: a84b4c76e66710@192.168.1.10\r\n"));
+	/* the SDP from the WAN reaches the phone unaltered */
+	assert_non_null(strstr(o, "\r\n\r\nv=0\r\no=bob 2808844564 2808844564 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 3456 RTP/AVP 0\r\n"));
+	assert_non_null(strstr(o, "Content-Length: 135\r\n"));
+	/* answer: media server's address replaces the signalling peer */
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.7:10000 192.168.1.10:10000\n"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:10000"));
+	assert_int_equal(stats[ST_dialogs], 1);
+
+	/* BYE from the phone, 200 from the remote: everything closes */
+	const char *bye =
+		"BYE sip:bob@198.51.100.1 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKnashds7\r\n"
+		"To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n"
+		"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+		"Call-ID: a84b4c76e66710@192.168.1.10\r\n"
+		"CSeq: 231 BYE\r\n"
+		"Content-Length: 0\r\n\r\n";
+	const char *bye200 =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKnashds7\r\n"
+		"To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n"
+		"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+		"Call-ID: a84b4c76e66710@203.0.113.1\r\n"
+		"CSeq: 231 BYE\r\n"
+		"Content-Length: 0\r\n\r\n";
+	run(LAN1, 5060, REM, 5060, bye, NULL);
+	assert_int_equal(stats[ST_dialogs], 1);
+	stub_reset();
+	o = run(REM, 5060, LAN1, 5060, bye200, NULL);
+	assert_non_null(strstr(o, "Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKnashds7\r\n"));
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.7:10000"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.7:10001"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:10000 198.51.100.7:3456\n"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:10001 198.51.100.7:3457\n"));
+	assert_non_null(strstr(stub_log, "snat- 192.168.1.10:10000"));
+}
+
+static void test_two_phones_same_ports(void **st)
+{
+	(void)st;
+	char inv2[4096];
+	run(LAN1, 5060, REM, 5060, invite1, NULL);
+	/* phone 2: same ports, same Call-ID host part differs */
+	snprintf(inv2, sizeof(inv2), "%s", invite1);
+	for (char *p = inv2; (p = strstr(p, "192.168.1.10")); p++)
+		p[11] = '1';
+	const char *o = run(LAN2, 5060, REM, 5060, inv2, NULL);
+	assert_null(strstr(o, "192.168.1."));
+	assert_null(strstr(o, "m=audio 10000 "));
+	assert_null(strstr(o, "203.0.113.1:5060;"));
+	assert_int_equal(stats[ST_dialogs], 2);
+	assert_int_equal(stats[ST_pinholes], 2);
+	assert_int_equal(stats[ST_bindings], 4);
+}
+
+static void test_compact_headers_and_growth(void **st)
+{
+	(void)st;
+	const char *in =
+		"INVITE sip:bob@example.com SIP/2.0\r\n"
+		"v: SIP/2.0/UDP 192.168.1.5;branch=z9hG4bKcomp\r\n"
+		"t: <sip:bob@example.com>\r\n"
+		"f: <sip:a@example.com>;tag=x1\r\n"
+		"i: c1@x\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"m: <sip:a@192.168.1.5>\r\n"
+		"c: application/sdp\r\n"
+		"l: 91\r\n"
+		"\r\n"
+		"v=0\r\n"
+		"o=- 1 1 IN IP4 192.168.1.5\r\n"
+		"s=-\r\n"
+		"c=IN IP4 192.168.1.5\r\n"
+		"t=0 0\r\n"
+		"m=audio 4000 RTP/AVP 0\r\n";
+	const char *want =
+		"INVITE sip:bob@example.com SIP/2.0\r\n"
+		"v: SIP/2.0/UDP 203.0.113.100;branch=z9hG4bKcomp\r\n"
+		"t: <sip:bob@example.com>\r\n"
+		"f: <sip:a@example.com>;tag=x1\r\n"
+		"i: c1@x\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"m: <sip:a@203.0.113.100>\r\n"
+		"c: application/sdp\r\n"
+		"l: 95\r\n"
+		"\r\n"
+		"v=0\r\n"
+		"o=- 1 1 IN IP4 203.0.113.100\r\n"
+		"s=-\r\n"
+		"c=IN IP4 203.0.113.100\r\n"
+		"t=0 0\r\n"
+		"m=audio 4000 RTP/AVP 0\r\n";
+	const char *o = run(0xc0a80105, 5060, REM, 5060, in, NULL);
+	assert_string_equal(o, want);
+}
+
+static void test_register_and_inbound_invite(void **st)
+{
+	(void)st;
+	const char *reg =
+		"REGISTER sip:registrar.example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKreg1\r\n"
+		"Max-Forwards: 70\r\n"
+		"To: <sip:alice@example.com>\r\n"
+		"From: <sip:alice@example.com>;tag=r1\r\n"
+		"Call-ID: reg1@192.168.1.10\r\n"
+		"CSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@192.168.1.10:5060>\r\n"
+		"Expires: 3600\r\n"
+		"Content-Length: 0\r\n\r\n";
+	const char *o = run(LAN1, 5060, REM, 5060, reg, NULL);
+	assert_non_null(strstr(o, "Contact: <sip:alice@203.0.113.1:5060>\r\n"));
+	const char *ok =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKreg1\r\n"
+		"To: <sip:alice@example.com>;tag=srv\r\n"
+		"From: <sip:alice@example.com>;tag=r1\r\n"
+		"Call-ID: reg1@203.0.113.1\r\n"
+		"CSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@203.0.113.1:5060>;expires=1800\r\n"
+		"Content-Length: 0\r\n\r\n";
+	stub_reset();
+	o = run(REM, 5060, LAN1, 5060, ok, NULL);
+	/* the phone sees its own contact registered */
+	assert_non_null(strstr(o, "Contact: <sip:alice@192.168.1.10:5060>;expires=1800\r\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:5060 192.168.1.10:5060\n"));
+	assert_int_equal(stats[ST_registrations], 1);
+
+	const char *inv =
+		"INVITE sip:alice@203.0.113.1:5060 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKin1\r\n"
+		"To: <sip:alice@example.com>\r\n"
+		"From: <sip:carol@example.org>;tag=c1\r\n"
+		"Call-ID: in1@example.org\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"Contact: <sip:carol@198.51.100.1>\r\n"
+		"Content-Length: 0\r\n\r\n";
+	o = run(REM, 5060, LAN1, 5060, inv, NULL);
+	assert_non_null(strstr(o, "INVITE sip:alice@192.168.1.10:5060 SIP/2.0\r\n"));
+
+	/* un-REGISTER: Expires 0, the 200 lists no contact of ours */
+	const char *unreg =
+		"REGISTER sip:registrar.example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKreg2\r\n"
+		"To: <sip:alice@example.com>\r\n"
+		"From: <sip:alice@example.com>;tag=r2\r\n"
+		"Call-ID: reg1@192.168.1.10\r\n"
+		"CSeq: 2 REGISTER\r\n"
+		"Contact: *\r\n"
+		"Expires: 0\r\n"
+		"Content-Length: 0\r\n\r\n";
+	o = run(LAN1, 5060, REM, 5060, unreg, NULL);
+	assert_non_null(strstr(o, "Contact: *\r\n"));
+	const char *ok2 =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKreg2\r\n"
+		"To: <sip:alice@example.com>;tag=srv\r\n"
+		"From: <sip:alice@example.com>;tag=r2\r\n"
+		"Call-ID: reg1@203.0.113.1\r\n"
+		"CSeq: 2 REGISTER\r\n"
+		"Content-Length: 0\r\n\r\n";
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, ok2, NULL);
+	assert_int_equal(stats[ST_registrations], 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:5060"));
+}
+
+static void test_malformed_outbound_dropped(void **st)
+{
+	(void)st;
+	int v;
+	const char *bad =
+		"INVITE sip:bob@example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKbad\r\n"
+		"Content-Length: 500\r\n\r\nv=0\r\n";
+	run(LAN1, 5060, REM, 5060, bad, &v);
+	assert_int_equal(v, ALG_DROP);
+	assert_int_equal(stats[ST_drop_malformed_out], 1);
+	run(REM, 5060, LAN1, 5060, bad, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	run(LAN1, 5060, REM, 5060, "\r\n\r\n", &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_int_equal(stats[ST_keepalives], 1);
+	assert_int_equal(stats[ST_bindings], 0);
+}
+
+static void test_early_failure_closes(void **st)
+{
+	(void)st;
+	run(LAN1, 5060, REM, 5060, invite1, NULL);
+	const char *busy =
+		"SIP/2.0 486 Busy Here\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK776asdhds\r\n"
+		"To: Bob <sip:bob@example.com>;tag=b1\r\n"
+		"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+		"Call-ID: a84b4c76e66710@203.0.113.1\r\n"
+		"CSeq: 314159 INVITE\r\n"
+		"Content-Length: 0\r\n\r\n";
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, busy, NULL);
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:10000"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_invite_rewritten_byte_for_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_response_restores_via_and_moves_pinhole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_phones_same_ports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_headers_and_growth, setup_long_public, teardown),
+		cmocka_unit_test_setup_teardown(test_register_and_inbound_invite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_outbound_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
+}

@@ -1,0 +1,60 @@
+/* Kernel stubs for unit tests: nftmap and ct record what the policy asked
+ * for as text lines, so tests assert on intents without a kernel. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ct.h"
+#include "nftmap.h"
+#include "stubs.h"
+
+char stub_log[STUB_LOG_SIZE];
+static size_t stub_len;
+int stub_ct_snat_found;
+uint32_t stub_ct_pub_ip;
+uint16_t stub_ct_pub_port;
+
+static void ip(char *s, uint32_t a)
+{
+	sprintf(s, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+static void rec(const char *fmt, uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
+{
+	char sa[16], sb[16];
+
+	ip(sa, a);
+	ip(sb, b);
+	int n = snprintf(stub_log + stub_len, sizeof(stub_log) - stub_len, fmt, sa, ap, sb, bp);
+	if (n > 0 && stub_len + (size_t)n < sizeof(stub_log))
+		stub_len += (size_t)n;
+}
+
+void stub_reset(void)
+{
+	stub_len = 0;
+	stub_log[0] = 0;
+}
+
+int nftmap_open(const struct conf *c) { (void)c; return 0; }
+void nftmap_close(int remove) { (void)remove; }
+void nftmap_snat_add(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("snat+ %s:%u %s:%u\n", a, ap, b, bp); }
+void nftmap_snat_del(uint32_t a, uint16_t ap) { rec("snat- %s:%u%.0s%.0u\n", a, ap, 0, 0); }
+void nftmap_dnat_ref(uint32_t peer, uint16_t pub, uint32_t b, uint16_t bp) { rec("dnat+ %s:%u %s:%u\n", peer, pub, b, bp); }
+void nftmap_dnat_unref(uint32_t peer, uint16_t pub) { rec("dnat- %s:%u%.0s%.0u\n", peer, pub, 0, 0); }
+int nftmap_commit(void) { return 0; }
+void nftmap_dump(FILE *f) { (void)f; }
+
+int ct_open(void) { return 0; }
+void ct_close(void) {}
+int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+		   uint32_t *pub_ip, uint16_t *pub_port)
+{
+	(void)src; (void)sport; (void)dst; (void)dport;
+	if (!stub_ct_snat_found)
+		return 0;
+	*pub_ip = stub_ct_pub_ip;
+	*pub_port = stub_ct_pub_port;
+	return 1;
+}
+void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("ct- %s:%u %s:%u\n", a, ap, b, bp); }
+int ct_commit(void) { return 0; }
