@@ -1,0 +1,1078 @@
+/* conf: YAML configuration -> struct conf.
+ *
+ * We read libyaml's event stream rather than building a document tree: the
+ * schema is at most three levels deep (section -> key -> list of scalars), so
+ * a small state machine can reject anything deeper at the first unexpected
+ * event. Nothing here recurses, hostile input cannot make us nest, and an
+ * alias (the "billion laughs" vector) is refused outright.
+ *
+ * Parsing writes into a private struct; the caller's struct receives it only
+ * when the whole file, including the cross-key checks at the end, is valid.
+ * The first problem found is the one reported, as "FILE:LINE: reason". */
+#include "conf.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+/* A config file is a few kilobytes; anything this large is a mistake (or a
+ * fuzzer), and the cap bounds libyaml's own memory use. */
+#define CONF_MAX_BYTES (4u << 20)
+
+enum sect {
+	S_WAN, S_LAN, S_SIP, S_QUEUE, S_MEDIA, S_TIMERS, S_LIMITS, S_PATHS, S_LOG,
+	S__COUNT
+};
+
+static const char *const sect_names[S__COUNT] = {
+	"wan", "lan", "sip", "queue", "media", "timers", "limits", "paths", "log",
+};
+
+enum kind {
+	K_IFNAME,  /* network interface name */
+	K_ADDR,    /* IPv4 address, empty = automatic */
+	K_CIDRS,   /* list of IPv4 CIDRs */
+	K_PORTS,   /* list of UDP ports */
+	K_UINT,    /* decimal integer in [min, max] */
+	K_BOOL,    /* true | false */
+	K_ENUM,    /* one of `choices` */
+	K_TABLE,   /* nft table name */
+	K_PATH,    /* absolute path shorter than `max` */
+};
+
+enum key {
+	WAN_IF, WAN_PUBLIC,
+	LAN_NETS,
+	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND,
+	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT,
+	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
+	T_DIALOG, T_EARLY, T_BIND, T_REG,
+	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE,
+	P_NFT, P_CTL, P_PID,
+	LOG_LEVEL, LOG_SYSLOG,
+	KEY__COUNT
+};
+
+static const char *const ch_inbound[] = { "registrar", "any", NULL };
+static const char *const ch_divert[] = { "iptables", "nft", NULL };
+static const char *const ch_pinsrc[] = { "peer", "any", NULL };
+static const char *const ch_level[] = { "error", "warning", "info", "debug", NULL };
+
+/* The whole schema. Ranges are documented in sipalgd.yaml(5); keep in step. */
+static const struct keydef {
+	enum sect sect;
+	const char *name;
+	enum kind kind;
+	uint32_t min, max;             /* K_UINT range; K_PATH: max = buffer size */
+	const char *const *choices;    /* K_ENUM, index = enum value */
+} keys[KEY__COUNT] = {
+	[WAN_IF]      = { S_WAN, "interface", K_IFNAME, 0, 0, NULL },
+	[WAN_PUBLIC]  = { S_WAN, "public_address", K_ADDR, 0, 0, NULL },
+	[LAN_NETS]    = { S_LAN, "networks", K_CIDRS, 0, 0, NULL },
+	[SIP_PORTS]   = { S_SIP, "ports", K_PORTS, 1, 65535, NULL },
+	[SIP_PMIN]    = { S_SIP, "port_min", K_UINT, 1, 65535, NULL },
+	[SIP_PMAX]    = { S_SIP, "port_max", K_UINT, 1, 65535, NULL },
+	[SIP_INBOUND] = { S_SIP, "inbound_from", K_ENUM, 0, 0, ch_inbound },
+	[Q_NUM]       = { S_QUEUE, "number", K_UINT, 0, 65535, NULL },
+	[Q_MAXLEN]    = { S_QUEUE, "max_length", K_UINT, 1, 1048576, NULL },
+	[Q_HOLDOFF]   = { S_QUEUE, "holdoff_us", K_UINT, 0, 1000000, NULL },
+	[Q_BATCH]     = { S_QUEUE, "batch", K_UINT, 1, 256, NULL },
+	[Q_DIVERT]    = { S_QUEUE, "divert", K_ENUM, 0, 0, ch_divert },
+	[M_PMIN]      = { S_MEDIA, "port_min", K_UINT, 1024, 65535, NULL },
+	[M_PMAX]      = { S_MEDIA, "port_max", K_UINT, 1, 65535, NULL },
+	[M_PINSRC]    = { S_MEDIA, "pinhole_source", K_ENUM, 0, 0, ch_pinsrc },
+	[M_OTHER]     = { S_MEDIA, "allow_other_lan_hosts", K_BOOL, 0, 0, NULL },
+	[T_DIALOG]    = { S_TIMERS, "dialog", K_UINT, 1, 604800, NULL },
+	[T_EARLY]     = { S_TIMERS, "early_dialog", K_UINT, 1, 86400, NULL },
+	[T_BIND]      = { S_TIMERS, "binding_idle", K_UINT, 1, 86400, NULL },
+	[T_REG]       = { S_TIMERS, "register_max", K_UINT, 1, 604800, NULL },
+	[L_BIND]      = { S_LIMITS, "bindings", K_UINT, 1, 1048576, NULL },
+	[L_DLG]       = { S_LIMITS, "dialogs", K_UINT, 1, 1048576, NULL },
+	[L_PIN]       = { S_LIMITS, "pinholes", K_UINT, 1, 1048576, NULL },
+	[L_PINPP]     = { S_LIMITS, "pinholes_per_phone", K_UINT, 1, 65536, NULL },
+	[L_STREAMS]   = { S_LIMITS, "streams_per_call", K_UINT, 1, 64, NULL },
+	[L_RATE]      = { S_LIMITS, "messages_per_second_per_source", K_UINT, 0, 1048576, NULL },
+	[P_NFT]       = { S_PATHS, "nft_table", K_TABLE, 0, 0, NULL },
+	[P_CTL]       = { S_PATHS, "control_socket", K_PATH, 0, sizeof(((struct conf *)0)->ctl_socket), NULL },
+	[P_PID]       = { S_PATHS, "pid_file", K_PATH, 0, sizeof(((struct conf *)0)->pid_file), NULL },
+	[LOG_LEVEL]   = { S_LOG, "level", K_ENUM, 0, 0, ch_level },
+	[LOG_SYSLOG]  = { S_LOG, "syslog", K_BOOL, 0, 0, NULL },
+};
+
+struct parser {
+	yaml_parser_t yp;
+	yaml_event_t ev;
+	int have_ev;
+	const char *name;
+	const unsigned char *buf;
+	size_t len;
+	char *err;
+	size_t errlen;
+	struct conf *c;
+	int sect_line[S__COUNT]; /* 0 = not in the file */
+	int key_line[KEY__COUNT];
+};
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->sip_ports[0] = 5060;
+	c->n_sip_ports = 1;
+	c->queue_num = 0;
+	c->queue_maxlen = 4096;
+	c->holdoff_us = 1000;
+	c->batch_max = 64;
+	c->divert = CONF_DIVERT_IPTABLES;
+	c->media_port_min = 20000;
+	c->media_port_max = 39999;
+	c->sig_port_min = 40000;
+	c->sig_port_max = 40999;
+	c->pinhole_src = CONF_PINHOLE_PEER;
+	c->media_other_hosts = 0;
+	c->inbound_src = CONF_INBOUND_REGISTRAR;
+	c->dialog_timeout_s = 7200;
+	c->early_timeout_s = 180;
+	c->binding_idle_s = 300;
+	c->register_max_s = 7200;
+	c->max_bindings = 16384;
+	c->max_dialogs = 8192;
+	c->max_pinholes = 16384;
+	c->max_pinholes_per_phone = 64;
+	c->max_streams_per_call = 8;
+	c->rate_per_source = 500;
+	strcpy(c->nft_table, "sipalgd");
+	strcpy(c->ctl_socket, "/run/sipalgd.sock");
+	strcpy(c->pid_file, "/run/sipalgd.pid");
+	c->log_level = LOG_LVL_INFO;
+	c->log_syslog = 0;
+}
+
+/* ---- error reporting ------------------------------------------------- */
+
+/* Quote an untrusted value for an error message: printable ASCII as is,
+ * everything else as \xNN (so a hostile config cannot put escape sequences
+ * on the operator's terminal), cut at 48 characters. */
+static const char *quote(char *dst, size_t dstlen, const char *s, size_t n)
+{
+	size_t o = 0, i;
+
+	if (dstlen < 16)
+		return "\"?\"";
+	dst[o++] = '"';
+	for (i = 0; i < n && o + 8 < dstlen && i < 48; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)ch;
+		} else if (ch >= 0x20 && ch < 0x7f) {
+			dst[o++] = (char)ch;
+		} else {
+			o += (size_t)snprintf(dst + o, dstlen - o, "\\x%02x", ch);
+		}
+	}
+	if (i < n) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o++] = '"';
+	dst[o] = '\0';
+	return dst;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct parser *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!p->err || !p->errlen)
+		return -1;
+	n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, line);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int ev_line(const struct parser *p)
+{
+	return (int)p->ev.start_mark.line + 1;
+}
+
+static const char *ev_sval(const struct parser *p)
+{
+	return (const char *)p->ev.data.scalar.value;
+}
+
+static size_t ev_slen(const struct parser *p)
+{
+	return p->ev.data.scalar.length;
+}
+
+/* A plain scalar that YAML reads as null: "", "~", "null". */
+static int ev_is_null(const struct parser *p)
+{
+	const char *v = ev_sval(p);
+
+	if (p->ev.type != YAML_SCALAR_EVENT ||
+	    p->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	return ev_slen(p) == 0 || !strcmp(v, "~") || !strcmp(v, "null") ||
+	       !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+/* "a mapping", "a list", "an empty value" or the quoted scalar. */
+static const char *ev_describe(const struct parser *p, char *buf, size_t len)
+{
+	switch (p->ev.type) {
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_SCALAR_EVENT:
+		if (ev_is_null(p))
+			return "an empty value";
+		return quote(buf, len, ev_sval(p), ev_slen(p));
+	default:
+		return "nothing";
+	}
+}
+
+/* Line and 1-based byte column of a byte offset, for reader errors (bad
+ * UTF-8, control characters), which carry an offset but no mark. */
+static int offset_line(const struct parser *p, size_t off, size_t *col)
+{
+	size_t bol = 0;
+	int line = 1;
+
+	if (off > p->len)
+		off = p->len;
+	for (size_t i = 0; i < off; i++)
+		if (p->buf[i] == '\n') {
+			line++;
+			bol = i + 1;
+		}
+	*col = off - bol + 1;
+	return line;
+}
+
+/* The byte at a libyaml mark. Marks count characters, not bytes, so walk
+ * the line counting UTF-8 lead bytes. Returns -1 if out of the buffer. */
+static int mark_byte(const struct parser *p, yaml_mark_t m)
+{
+	size_t i = 0, line = 0, col = 0;
+
+	while (i < p->len && line < m.line)
+		if (p->buf[i++] == '\n')
+			line++;
+	for (; i < p->len && p->buf[i] != '\n'; i++) {
+		if ((p->buf[i] & 0xc0) == 0x80)
+			continue;
+		if (col++ == m.column)
+			return p->buf[i];
+	}
+	return -1;
+}
+
+static int syntax_error(struct parser *p)
+{
+	const yaml_parser_t *y = &p->yp;
+	const char *problem = y->problem ? y->problem : "unknown error";
+	size_t col;
+	int line;
+
+	switch (y->error) {
+	case YAML_MEMORY_ERROR:
+		return fail(p, 1, "out of memory");
+	case YAML_READER_ERROR:
+		line = offset_line(p, y->problem_offset, &col);
+		return fail(p, line, "YAML syntax error: %s (byte %zu of the line)",
+			    problem, col);
+	default:
+		break;
+	}
+	line = (int)y->problem_mark.line + 1;
+	/* libyaml calls a tab "a character that cannot start any token"; the
+	 * operator needs to hear the word "tab". */
+	if (mark_byte(p, y->problem_mark) == '\t')
+		return fail(p, line, "YAML syntax error: tab character "
+			    "(indent with spaces, not tabs)");
+	/* "while scanning a quoted scalar" is only useful with where it began. */
+	if (y->context && y->context_mark.line != y->problem_mark.line)
+		return fail(p, line, "YAML syntax error: %s %s started at line %d",
+			    problem, y->context, (int)y->context_mark.line + 1);
+	if (y->context)
+		return fail(p, line, "YAML syntax error: %s %s", problem, y->context);
+	return fail(p, line, "YAML syntax error: %s", problem);
+}
+
+/* Fetch the next event, refusing the YAML features we do not support. */
+static int next(struct parser *p)
+{
+	const yaml_char_t *tag = NULL;
+	char q[128];
+
+	if (p->have_ev) {
+		yaml_event_delete(&p->ev);
+		p->have_ev = 0;
+	}
+	if (!yaml_parser_parse(&p->yp, &p->ev))
+		return syntax_error(p);
+	p->have_ev = 1;
+	switch (p->ev.type) {
+	case YAML_ALIAS_EVENT:
+		return fail(p, ev_line(p), "YAML aliases are not supported (*%s)",
+			    (const char *)p->ev.data.alias.anchor);
+	case YAML_SCALAR_EVENT:
+		tag = p->ev.data.scalar.tag;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		tag = p->ev.data.sequence_start.tag;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		tag = p->ev.data.mapping_start.tag;
+		break;
+	default:
+		break;
+	}
+	/* A tag would let "!!str 5060" or "!!binary" bypass our type checks. */
+	if (tag)
+		return fail(p, ev_line(p), "YAML tags are not supported (%s)",
+			    quote(q, sizeof(q), (const char *)tag,
+				  strlen((const char *)tag)));
+	return 0;
+}
+
+/* ---- value parsers ----------------------------------------------------- */
+
+static int want_scalar(struct parser *p, const char *key, const char *what)
+{
+	char q[128];
+
+	if (p->ev.type == YAML_SCALAR_EVENT && !ev_is_null(p))
+		return 0;
+	return fail(p, ev_line(p), "%s: expected %s, got %s", key, what,
+		    ev_describe(p, q, sizeof(q)));
+}
+
+/* Decimal only: YAML 1.1 would read "010" as octal and "0x10" as hex, and
+ * an operator who writes either almost certainly meant something else. */
+static int parse_uint(struct parser *p, const char *key, uint32_t min,
+		      uint32_t max, uint32_t *out)
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p), i = 0;
+	uint64_t val = 0;
+	int neg = 0;
+	char q[128];
+
+	if (want_scalar(p, key, "an integer") < 0)
+		return -1;
+	if (p->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return fail(p, ev_line(p), "%s: expected an integer, got the quoted string %s",
+			    key, quote(q, sizeof(q), v, n));
+	if (v[0] == '-' || v[0] == '+') {
+		neg = v[0] == '-';
+		i = 1;
+	}
+	if (i >= n || (v[i] == '0' && n - i > 1))
+		goto bad;
+	for (; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			goto bad;
+		if (val <= UINT32_MAX)
+			val = val * 10 + (uint64_t)(v[i] - '0');
+	}
+	/* Only digits and a sign get here, so the value prints unquoted. */
+	if (neg || val < min || val > max)
+		return fail(p, ev_line(p), "%s: %.*s%s is out of range (%u..%u)", key,
+			    (int)(n > 24 ? 24 : n), v, n > 24 ? "..." : "", min, max);
+	*out = (uint32_t)val;
+	return 0;
+bad:
+	return fail(p, ev_line(p), "%s: expected an integer, got %s", key,
+		    quote(q, sizeof(q), v, n));
+}
+
+static int parse_bool(struct parser *p, const char *key, int *out)
+{
+	const char *v = ev_sval(p);
+	char q[128];
+
+	if (want_scalar(p, key, "true or false") < 0)
+		return -1;
+	if (p->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+		if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE")) {
+			*out = 1;
+			return 0;
+		}
+		if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE")) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return fail(p, ev_line(p), "%s: expected true or false, got %s", key,
+		    quote(q, sizeof(q), v, ev_slen(p)));
+}
+
+static int parse_enum(struct parser *p, const char *key,
+		      const char *const *choices, int *out)
+{
+	const char *v = ev_sval(p);
+	char q[128], list[96] = "";
+
+	if (want_scalar(p, key, "a word") < 0)
+		return -1;
+	for (int i = 0; choices[i]; i++) {
+		if (strlen(v) == ev_slen(p) && !strcmp(v, choices[i])) {
+			*out = i;
+			return 0;
+		}
+		if (i)
+			strncat(list, choices[i + 1] ? ", " : " or ", sizeof(list) - strlen(list) - 1);
+		strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
+	}
+	return fail(p, ev_line(p), "%s: %s is not one of %s", key,
+		    quote(q, sizeof(q), v, ev_slen(p)), list);
+}
+
+/* A string with no NUL inside (libyaml allows "\0" in double quotes). */
+static int plain_string(struct parser *p, const char *key)
+{
+	char q[128];
+
+	if (memchr(ev_sval(p), '\0', ev_slen(p)))
+		return fail(p, ev_line(p), "%s: %s contains a NUL byte", key,
+			    quote(q, sizeof(q), ev_sval(p), ev_slen(p)));
+	return 0;
+}
+
+/* Linux's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or
+ * whitespace. */
+static int parse_ifname(struct parser *p, const char *key, char out[16])
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p);
+	char q[128];
+
+	if (want_scalar(p, key, "an interface name") < 0 || plain_string(p, key) < 0)
+		return -1;
+	quote(q, sizeof(q), v, n);
+	if (n > 15)
+		return fail(p, ev_line(p), "%s: %s is longer than 15 characters", key, q);
+	if (!strcmp(v, ".") || !strcmp(v, "..") || strpbrk(v, "/: \t\r\n\f\v"))
+		return fail(p, ev_line(p), "%s: %s is not a valid interface name", key, q);
+	memcpy(out, v, n + 1);
+	return 0;
+}
+
+/* inet_pton() only: inet_aton() would accept "10.1" and "0x0a.1.1.1". */
+static int ipv4_parse(const char *s, size_t n, uint32_t *out)
+{
+	char tmp[16];
+	struct in_addr a;
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (inet_pton(AF_INET, tmp, &a) != 1)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+static int parse_addr(struct parser *p, const char *key, uint32_t *out)
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p);
+	uint32_t a;
+	char q[128];
+
+	if (p->ev.type != YAML_SCALAR_EVENT)
+		return want_scalar(p, key, "an IPv4 address");
+	/* Empty means "use the WAN interface's address", the default. */
+	if (ev_is_null(p) || n == 0) {
+		*out = 0;
+		return 0;
+	}
+	quote(q, sizeof(q), v, n);
+	if (ipv4_parse(v, n, &a) < 0)
+		return fail(p, ev_line(p), "%s: %s is not an IPv4 address", key, q);
+	if (a == 0 || a == 0xffffffffu || (a >> 24) == 127 || (a >> 28) == 0xe)
+		return fail(p, ev_line(p), "%s: %s is not a usable unicast address", key, q);
+	*out = a;
+	return 0;
+}
+
+static int parse_cidr(struct parser *p, const char *key, struct conf_net *net)
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p);
+	const char *slash;
+	uint32_t a, prefix = 0;
+	size_t alen, i;
+	char q[128];
+
+	if (want_scalar(p, key, "a CIDR such as 192.168.1.0/24") < 0 ||
+	    plain_string(p, key) < 0)
+		return -1;
+	quote(q, sizeof(q), v, n);
+	slash = memchr(v, '/', n);
+	if (!slash)
+		return fail(p, ev_line(p), "%s: %s is not a CIDR (expected ADDRESS/PREFIX, e.g. 192.168.1.0/24)",
+			    key, q);
+	alen = (size_t)(slash - v);
+	if (ipv4_parse(v, alen, &a) < 0)
+		return fail(p, ev_line(p), "%s: bad address in %s", key, q);
+	i = alen + 1;
+	if (i == n || n - i > 2)
+		goto bad_prefix;
+	for (; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			goto bad_prefix;
+		prefix = prefix * 10 + (uint32_t)(v[i] - '0');
+	}
+	if (prefix > 32)
+		goto bad_prefix;
+	/* Host bits are allowed ("192.168.1.1/24" is how `ip addr` prints
+	 * the router's own address) and masked off. */
+	net->mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
+	net->addr = a & net->mask;
+	return 0;
+bad_prefix:
+	return fail(p, ev_line(p), "%s: bad prefix length in %s (must be 0..32)", key, q);
+}
+
+static int parse_table(struct parser *p, const char *key, char out[32])
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p);
+	char q[128];
+
+	if (want_scalar(p, key, "a table name") < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			n = 0;
+	}
+	if (n == 0 || n > 31)
+		return fail(p, ev_line(p), "%s: %s must be 1..31 characters of A-Z a-z 0-9 _",
+			    key, quote(q, sizeof(q), v, ev_slen(p)));
+	memcpy(out, v, n + 1);
+	return 0;
+}
+
+static int parse_path(struct parser *p, const char *key, char *out, size_t outlen)
+{
+	const char *v = ev_sval(p);
+	size_t n = ev_slen(p);
+	char q[128];
+
+	if (want_scalar(p, key, "a path") < 0 || plain_string(p, key) < 0)
+		return -1;
+	quote(q, sizeof(q), v, n);
+	/* The daemon may chdir("/"); a relative path would then move. */
+	if (v[0] != '/')
+		return fail(p, ev_line(p), "%s: %s is not an absolute path", key, q);
+	if (n >= outlen)
+		return fail(p, ev_line(p), "%s: %s is longer than %zu characters", key, q,
+			    outlen - 1);
+	memcpy(out, v, n + 1);
+	return 0;
+}
+
+/* ---- lists --------------------------------------------------------------- */
+
+static int want_list(struct parser *p, const char *key, const char *what)
+{
+	char q[128];
+
+	if (p->ev.type == YAML_SEQUENCE_START_EVENT)
+		return 0;
+	return fail(p, ev_line(p), "%s: expected a list of %s, got %s", key, what,
+		    ev_describe(p, q, sizeof(q)));
+}
+
+static int parse_cidrs(struct parser *p, const char *key, int line)
+{
+	struct conf *c = p->c;
+	struct conf_net net;
+	char q[128];
+
+	if (want_list(p, key, "CIDRs") < 0)
+		return -1;
+	c->n_lan = 0;
+	for (;;) {
+		if (next(p) < 0)
+			return -1;
+		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
+			break;
+		if (parse_cidr(p, key, &net) < 0)
+			return -1;
+		for (int i = 0; i < c->n_lan; i++)
+			if (c->lan[i].addr == net.addr && c->lan[i].mask == net.mask)
+				return fail(p, ev_line(p), "%s: %s is listed twice", key,
+					    quote(q, sizeof(q), ev_sval(p), ev_slen(p)));
+		if (c->n_lan == CONF_MAX_LAN)
+			return fail(p, ev_line(p), "%s: more than %d networks", key, CONF_MAX_LAN);
+		c->lan[c->n_lan++] = net;
+	}
+	if (c->n_lan == 0)
+		return fail(p, line, "%s is empty (at least one LAN network is required)", key);
+	return 0;
+}
+
+static int parse_ports(struct parser *p, const char *key, int line)
+{
+	struct conf *c = p->c;
+	uint32_t port;
+
+	if (want_list(p, key, "ports") < 0)
+		return -1;
+	c->n_sip_ports = 0;
+	for (;;) {
+		if (next(p) < 0)
+			return -1;
+		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
+			break;
+		if (parse_uint(p, key, 1, 65535, &port) < 0)
+			return -1;
+		for (int i = 0; i < c->n_sip_ports; i++)
+			if (c->sip_ports[i] == port)
+				return fail(p, ev_line(p), "%s: %u is listed twice", key, port);
+		if (c->n_sip_ports == CONF_MAX_PORTS)
+			return fail(p, ev_line(p), "%s: more than %d ports", key, CONF_MAX_PORTS);
+		c->sip_ports[c->n_sip_ports++] = (uint16_t)port;
+	}
+	if (c->n_sip_ports == 0)
+		return fail(p, line, "%s is empty (at least one SIP port is required)", key);
+	return 0;
+}
+
+/* ---- the schema walk ------------------------------------------------------ */
+
+static int store_uint(struct conf *c, enum key k, uint32_t v)
+{
+	switch (k) {
+	case SIP_PMIN:  c->sig_port_min = (uint16_t)v; break;
+	case SIP_PMAX:  c->sig_port_max = (uint16_t)v; break;
+	case Q_NUM:     c->queue_num = (uint16_t)v; break;
+	case Q_MAXLEN:  c->queue_maxlen = v; break;
+	case Q_HOLDOFF: c->holdoff_us = v; break;
+	case Q_BATCH:   c->batch_max = v; break;
+	case M_PMIN:    c->media_port_min = (uint16_t)v; break;
+	case M_PMAX:    c->media_port_max = (uint16_t)v; break;
+	case T_DIALOG:  c->dialog_timeout_s = v; break;
+	case T_EARLY:   c->early_timeout_s = v; break;
+	case T_BIND:    c->binding_idle_s = v; break;
+	case T_REG:     c->register_max_s = v; break;
+	case L_BIND:    c->max_bindings = v; break;
+	case L_DLG:     c->max_dialogs = v; break;
+	case L_PIN:     c->max_pinholes = v; break;
+	case L_PINPP:   c->max_pinholes_per_phone = v; break;
+	case L_STREAMS: c->max_streams_per_call = v; break;
+	case L_RATE:    c->rate_per_source = v; break;
+	default:        return -1;
+	}
+	return 0;
+}
+
+static int store_enum(struct conf *c, enum key k, int v)
+{
+	switch (k) {
+	case SIP_INBOUND: c->inbound_src = v ? CONF_INBOUND_ANY : CONF_INBOUND_REGISTRAR; break;
+	case Q_DIVERT:    c->divert = v ? CONF_DIVERT_NFT : CONF_DIVERT_IPTABLES; break;
+	case M_PINSRC:    c->pinhole_src = v ? CONF_PINHOLE_ANY : CONF_PINHOLE_PEER; break;
+	case LOG_LEVEL:   c->log_level = LOG_LVL_ERR + v; break;
+	default:          return -1;
+	}
+	return 0;
+}
+
+/* The current event is the value of key `k`, whose key was on `line`. */
+static int parse_value(struct parser *p, enum key k, int line)
+{
+	const struct keydef *d = &keys[k];
+	struct conf *c = p->c;
+	char key[64];
+	uint32_t u;
+	int i = 0;
+
+	snprintf(key, sizeof(key), "%s.%s", sect_names[d->sect], d->name);
+	switch (d->kind) {
+	case K_IFNAME:
+		return parse_ifname(p, key, c->wan_if);
+	case K_ADDR:
+		return parse_addr(p, key, &c->public_ip);
+	case K_CIDRS:
+		return parse_cidrs(p, key, line);
+	case K_PORTS:
+		return parse_ports(p, key, line);
+	case K_UINT:
+		if (parse_uint(p, key, d->min, d->max, &u) < 0)
+			return -1;
+		return store_uint(c, k, u);
+	case K_BOOL:
+		if (parse_bool(p, key, &i) < 0)
+			return -1;
+		if (k == M_OTHER)
+			c->media_other_hosts = i;
+		else
+			c->log_syslog = i;
+		return 0;
+	case K_ENUM:
+		if (parse_enum(p, key, d->choices, &i) < 0)
+			return -1;
+		return store_enum(c, k, i);
+	case K_TABLE:
+		return parse_table(p, key, c->nft_table);
+	case K_PATH:
+		return parse_path(p, key, k == P_CTL ? c->ctl_socket : c->pid_file, d->max);
+	}
+	return -1;
+}
+
+/* Key names must be plain strings; returns 0 with the name in the event. */
+static int want_key(struct parser *p)
+{
+	char q[128];
+
+	if (p->ev.type == YAML_SCALAR_EVENT && !ev_is_null(p) &&
+	    strlen(ev_sval(p)) == ev_slen(p))
+		return 0;
+	return fail(p, ev_line(p), "expected a key name, got %s",
+		    ev_describe(p, q, sizeof(q)));
+}
+
+static int parse_section(struct parser *p, enum sect s)
+{
+	char q[128];
+
+	if (p->ev.type != YAML_MAPPING_START_EVENT)
+		return fail(p, ev_line(p), "%s: expected a mapping of keys, got %s",
+			    sect_names[s], ev_describe(p, q, sizeof(q)));
+	for (;;) {
+		enum key k;
+		int line;
+
+		if (next(p) < 0)
+			return -1;
+		if (p->ev.type == YAML_MAPPING_END_EVENT)
+			return 0;
+		if (want_key(p) < 0)
+			return -1;
+		line = ev_line(p);
+		for (k = 0; k < KEY__COUNT; k++)
+			if (keys[k].sect == s && !strcmp(keys[k].name, ev_sval(p)))
+				break;
+		if (k == KEY__COUNT) {
+			char full[160];
+			snprintf(full, sizeof(full), "%s.%s", sect_names[s], ev_sval(p));
+			return fail(p, line, "unknown key %s",
+				    quote(q, sizeof(q), full, strlen(full)));
+		}
+		if (p->key_line[k])
+			return fail(p, line, "duplicate key \"%s.%s\" (first at line %d)",
+				    sect_names[s], keys[k].name, p->key_line[k]);
+		p->key_line[k] = line;
+		if (next(p) < 0 || parse_value(p, k, line) < 0)
+			return -1;
+	}
+}
+
+static int parse_document(struct parser *p)
+{
+	char q[128];
+
+	if (next(p) < 0)
+		return -1;
+	/* "---" alone, or "~": an empty document, same as an empty file. */
+	if (ev_is_null(p))
+		return next(p);
+	if (p->ev.type != YAML_MAPPING_START_EVENT)
+		return fail(p, ev_line(p), "expected a mapping of sections at the top level, got %s",
+			    ev_describe(p, q, sizeof(q)));
+	for (;;) {
+		enum sect s;
+		int line;
+
+		if (next(p) < 0)
+			return -1;
+		if (p->ev.type == YAML_MAPPING_END_EVENT)
+			return next(p); /* DOCUMENT-END */
+		if (want_key(p) < 0)
+			return -1;
+		line = ev_line(p);
+		for (s = 0; s < S__COUNT; s++)
+			if (!strcmp(sect_names[s], ev_sval(p)))
+				break;
+		if (s == S__COUNT)
+			return fail(p, line, "unknown key %s",
+				    quote(q, sizeof(q), ev_sval(p), ev_slen(p)));
+		if (p->sect_line[s])
+			return fail(p, line, "duplicate key \"%s\" (first at line %d)",
+				    sect_names[s], p->sect_line[s]);
+		p->sect_line[s] = line;
+		if (next(p) < 0 || parse_section(p, s) < 0)
+			return -1;
+	}
+}
+
+/* Pass 1: syntax only. Without it a wrongly indented line can fold into
+ * the previous value ("eth1 bad: 1" is read as a scalar before libyaml sees
+ * the ':'), and the operator would hear about a bad value instead of the
+ * indentation. Nesting is capped here so that pass 2 never sees more than
+ * a handful of levels and libyaml's stacks stay small. */
+#define CONF_MAX_DEPTH 32
+
+static int syntax_pass(struct parser *p)
+{
+	int depth = 0, rc = -1;
+
+	if (!yaml_parser_initialize(&p->yp))
+		return fail(p, 1, "out of memory");
+	yaml_parser_set_input_string(&p->yp, p->buf, p->len);
+	for (;;) {
+		if (!yaml_parser_parse(&p->yp, &p->ev)) {
+			syntax_error(p);
+			break;
+		}
+		p->have_ev = 1;
+		if (p->ev.type == YAML_STREAM_END_EVENT) {
+			rc = 0;
+			break;
+		}
+		if (p->ev.type == YAML_MAPPING_START_EVENT ||
+		    p->ev.type == YAML_SEQUENCE_START_EVENT) {
+			if (++depth > CONF_MAX_DEPTH) {
+				fail(p, ev_line(p), "YAML nested more than %d levels deep",
+				     CONF_MAX_DEPTH);
+				break;
+			}
+		} else if (p->ev.type == YAML_MAPPING_END_EVENT ||
+			   p->ev.type == YAML_SEQUENCE_END_EVENT) {
+			depth--;
+		}
+		yaml_event_delete(&p->ev);
+		p->have_ev = 0;
+	}
+	if (p->have_ev)
+		yaml_event_delete(&p->ev);
+	p->have_ev = 0;
+	yaml_parser_delete(&p->yp);
+	return rc;
+}
+
+/* Pass 2: the schema. */
+static int parse_stream(struct parser *p)
+{
+	if (next(p) < 0) /* STREAM-START */
+		return -1;
+	if (next(p) < 0)
+		return -1;
+	if (p->ev.type == YAML_STREAM_END_EVENT)
+		return 0; /* empty file, or only comments */
+	if (parse_document(p) < 0)
+		return -1;
+	if (next(p) < 0)
+		return -1;
+	if (p->ev.type != YAML_STREAM_END_EVENT)
+		return fail(p, ev_line(p), "only one YAML document is allowed");
+	return 0;
+}
+
+/* Line for a cross-key error: the first of the keys that is in the file,
+ * else its section, else line 1. */
+static int line_of(const struct parser *p, enum key a, enum key b)
+{
+	if (p->key_line[a])
+		return p->key_line[a];
+	if (p->key_line[b])
+		return p->key_line[b];
+	if (p->sect_line[keys[a].sect])
+		return p->sect_line[keys[a].sect];
+	return 1;
+}
+
+static int net_str(char *buf, size_t len, const struct conf_net *n)
+{
+	uint32_t pfx = 0;
+
+	for (uint32_t m = n->mask; m; m <<= 1)
+		pfx++;
+	return snprintf(buf, len, "%u.%u.%u.%u/%u", n->addr >> 24, (n->addr >> 16) & 255,
+			(n->addr >> 8) & 255, n->addr & 255, pfx);
+}
+
+/* Checks that involve more than one key, once the whole file is read. */
+static int check(struct parser *p)
+{
+	const struct conf *c = p->c;
+	char buf[32];
+
+	if (!c->wan_if[0])
+		return fail(p, p->sect_line[S_WAN] ? p->sect_line[S_WAN] : 1,
+			    "missing wan.interface (required)");
+	if (c->n_lan == 0)
+		return fail(p, p->sect_line[S_LAN] ? p->sect_line[S_LAN] : 1,
+			    "missing lan.networks (required)");
+	if (c->sig_port_min >= c->sig_port_max)
+		return fail(p, line_of(p, SIP_PMAX, SIP_PMIN),
+			    "sip.port_max %u must be greater than sip.port_min %u",
+			    c->sig_port_max, c->sig_port_min);
+	if (c->media_port_min % 2)
+		return fail(p, line_of(p, M_PMIN, M_PMAX),
+			    "media.port_min %u must be even (RTP takes the even port, RTCP the next)",
+			    c->media_port_min);
+	if (c->media_port_min >= c->media_port_max)
+		return fail(p, line_of(p, M_PMAX, M_PMIN),
+			    "media.port_max %u must be greater than media.port_min %u",
+			    c->media_port_max, c->media_port_min);
+	/* Both ranges are public ports we allocate on the WAN address: an
+	 * overlap would hand one port to a binding and to a pinhole. */
+	if (c->sig_port_min <= c->media_port_max && c->media_port_min <= c->sig_port_max) {
+		int l = p->key_line[SIP_PMIN] || p->key_line[SIP_PMAX] ?
+			line_of(p, SIP_PMIN, SIP_PMAX) : line_of(p, M_PMIN, M_PMAX);
+		return fail(p, l, "sip.port_min..port_max %u-%u overlaps media.port_min..port_max %u-%u",
+			    c->sig_port_min, c->sig_port_max, c->media_port_min, c->media_port_max);
+	}
+	for (int i = 0; i < c->n_sip_ports; i++)
+		if (c->sip_ports[i] >= c->media_port_min && c->sip_ports[i] <= c->media_port_max)
+			return fail(p, line_of(p, SIP_PORTS, M_PMIN),
+				    "sip.ports: %u is inside the media port range %u-%u",
+				    c->sip_ports[i], c->media_port_min, c->media_port_max);
+	/* A public address inside the LAN would make every WAN peer look like
+	 * a phone to conf_is_lan(). */
+	if (c->public_ip)
+		for (int i = 0; i < c->n_lan; i++)
+			if ((c->public_ip & c->lan[i].mask) == c->lan[i].addr) {
+				net_str(buf, sizeof(buf), &c->lan[i]);
+				return fail(p, line_of(p, WAN_PUBLIC, WAN_PUBLIC),
+					    "wan.public_address %u.%u.%u.%u is inside lan.networks %s",
+					    c->public_ip >> 24, (c->public_ip >> 16) & 255,
+					    (c->public_ip >> 8) & 255, c->public_ip & 255, buf);
+			}
+	return 0;
+}
+
+int conf_parse_buffer(const char *name, const char *buf, size_t len,
+		      struct conf *c, char *err, size_t errlen)
+{
+	struct parser p;
+	struct conf tmp;
+	int rc;
+
+	conf_defaults(c);
+	if (err && errlen)
+		err[0] = '\0';
+	memset(&p, 0, sizeof(p));
+	p.name = name ? name : "(config)";
+	p.buf = (const unsigned char *)buf;
+	p.len = buf ? len : 0;
+	p.err = err;
+	p.errlen = errlen;
+	if (p.len > CONF_MAX_BYTES)
+		return fail(&p, 1, "file is larger than %u bytes", CONF_MAX_BYTES);
+	conf_defaults(&tmp);
+	p.c = &tmp;
+	if (!p.buf)
+		p.buf = (const unsigned char *)"";
+	if (syntax_pass(&p) < 0)
+		return -1;
+	if (!yaml_parser_initialize(&p.yp))
+		return fail(&p, 1, "out of memory");
+	yaml_parser_set_input_string(&p.yp, p.buf, p.len);
+	rc = parse_stream(&p);
+	if (rc == 0)
+		rc = check(&p);
+	if (p.have_ev)
+		yaml_event_delete(&p.ev);
+	yaml_parser_delete(&p.yp);
+	if (rc == 0)
+		*c = tmp;
+	return rc;
+}
+
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf;
+	size_t len = 0, cap;
+	ssize_t r;
+	int fd, rc;
+
+	conf_defaults(c);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		goto io_err;
+	if (fstat(fd, &st) < 0)
+		goto io_err_close;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+		goto io_err;
+	}
+	/* Read up to one byte past the cap, so that conf_parse_buffer()
+	 * reports a file that is too large instead of parsing a prefix. */
+	cap = st.st_size < CONF_MAX_BYTES ? (size_t)st.st_size + 1 : CONF_MAX_BYTES + 1;
+	buf = malloc(cap);
+	if (!buf)
+		goto io_err_close;
+	while (len < cap) {
+		r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(buf);
+			goto io_err_close;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	rc = conf_parse_buffer(path, buf, len, c, err, errlen);
+	free(buf);
+	return rc;
+
+io_err_close:
+	{
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+io_err:
+	/* No line to point at: "FILE: reason", as cc and ntpd say it. */
+	if (err && errlen)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	return -1;
+}
+
+int conf_is_lan(const struct conf *c, uint32_t ip)
+{
+	for (int i = 0; i < c->n_lan && i < CONF_MAX_LAN; i++)
+		if ((ip & c->lan[i].mask) == c->lan[i].addr)
+			return 1;
+	return 0;
+}
+
+int conf_is_sip_port(const struct conf *c, uint16_t port)
+{
+	for (int i = 0; i < c->n_sip_ports && i < CONF_MAX_PORTS; i++)
+		if (c->sip_ports[i] == port)
+			return 1;
+	return 0;
+}
