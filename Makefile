@@ -43,6 +43,14 @@ $(B)/%.o: src/%.c | $(B)
 $(B):
 	$(Q)mkdir -p $@
 
+# Everything a fresh Debian 12 machine needs to build, test and run the demo.
+DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev libosip2-dev \
+	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
+	sip-tester nftables iptables conntrack iproute2 kmod python3 tshark
+deps:
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)
+
 # ---- tests -------------------------------------------------------------
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
@@ -100,5 +108,6 @@ install: all
 clean:
 	rm -rf $(B) sipalgd sipalgctl
 
-.PHONY: all unit unit-san data lab fuzz fuzz-short check bench demo install clean
+
+.PHONY: deps all unit unit-san data lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

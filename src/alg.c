@@ -611,11 +611,16 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 			STAT_INC(not_sip);
 		else
 			STAT_INC(parse_errors);
-		LOG_RL(LOG_LVL_WARN, "%s datagram %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u: %s",
+		char head[49];
+		uint32_t hl = u.plen < sizeof(head) - 1 ? u.plen : (uint32_t)sizeof(head) - 1;
+		for (uint32_t i = 0; i < hl; i++)
+			head[i] = u.payload[i] >= 0x20 && u.payload[i] < 0x7f ? (char)u.payload[i] : '.';
+		head[hl] = 0;
+		LOG_RL(LOG_LVL_WARN, "%s datagram %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u: %s (\"%s\")",
 		       outbound ? "LAN" : "WAN",
 		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport,
 		       u.daddr >> 24, (u.daddr >> 16) & 255, (u.daddr >> 8) & 255, u.daddr & 255, u.dport,
-		       sip_strerror(rc));
+		       sip_strerror(rc), head);
 		if (outbound && has_lan_literal(u.payload, all)) {
 			STAT_INC(drop_malformed_out);
 			return ALG_DROP;

@@ -222,7 +222,7 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 
 	e = line_end(buf, len, 0, &next);
 	if (e < 0)
-		return memchr(buf, '\r', len) || len < 8 ? SIP_E_NOTSIP : SIP_E_TRUNC;
+		return SIP_E_NOTSIP; /* not even one line: nothing to act on */
 	if ((rc = parse_start_line(m, (uint32_t)e)) != SIP_OK)
 		return rc;
 

@@ -1,0 +1,155 @@
+/* The span scanners: every span points at the bytes it names, and what is
+ * ambiguous is refused with the documented error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "edit.h"
+#include "sdp.h"
+#include "sipmsg.h"
+
+static struct sip_msg m;
+
+static int parse(const char *s) { return sip_parse(&m, (const uint8_t *)s, (uint32_t)strlen(s)); }
+
+static int span_is(const char *buf, struct span sp, const char *want)
+{
+	return sp.len == strlen(want) && memcmp(buf + sp.off, want, sp.len) == 0;
+}
+
+#define HDRS "Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;received=1.2.3.4\r\n" \
+	"To: <sip:b@x>\r\nFrom: \"A, sip:x\" <sip:a@x>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+
+static void test_request_spans(void **st)
+{
+	(void)st;
+	const char *s = "INVITE sip:b@x SIP/2.0\r\n" HDRS "Content-Length: 4\r\n\r\nabcd";
+	assert_int_equal(parse(s), SIP_OK);
+	assert_true(m.is_request);
+	assert_int_equal(m.method, M_INVITE);
+	assert_true(span_is(s, m.ruri, "sip:b@x"));
+	assert_int_equal(m.body_len, 4);
+	assert_true(span_is(s, (struct span){ m.body_off, m.body_len }, "abcd"));
+	assert_true(span_is(s, sip_tag(&m, m.from_idx), "t1"));
+
+	struct span el;
+	uint32_t pos = 0;
+	struct sip_via v;
+	assert_true(sip_list_next(m.buf, m.hdr[m.via_idx].value, &pos, &el));
+	assert_int_equal(sip_via_parse(m.buf, el, &v), 0);
+	assert_true(span_is(s, v.host, "10.0.0.1"));
+	assert_int_equal(v.port_num, 5070);
+	assert_true(span_is(s, v.hostport, "10.0.0.1:5070"));
+	struct span pv;
+	assert_true(sip_param_find(m.buf, v.params, "received", &pv));
+	assert_true(span_is(s, pv, "1.2.3.4"));
+	assert_false(sip_param_find(m.buf, v.params, "rport", &pv));
+
+	/* a display name that contains "sip:" and a comma is not the URI */
+	struct sip_uri u;
+	assert_int_equal(sip_uri_find(m.buf, m.hdr[m.from_idx].value, &u), 0);
+	assert_true(span_is(s, u.host, "x"));
+}
+
+static void test_compact_folded_lf(void **st)
+{
+	(void)st;
+	const char *s = "SIP/2.0 180 Ringing\n"
+		"v: SIP/2.0/UDP 10.0.0.1\n"
+		" ;branch=z9hG4bK2\n"
+		"t: <sip:b@x>;tag=9\nf: <sip:a@x>;tag=1\ni: c2\nCSeq: 2 INVITE\nl: 0\n\n";
+	assert_int_equal(parse(s), SIP_OK);
+	assert_false(m.is_request);
+	assert_int_equal(m.status, 180);
+	assert_int_equal(m.method, M_INVITE);
+	assert_true(m.hdr[m.via_idx].compact);
+	assert_true(span_is(s, m.hdr[m.via_idx].value, "SIP/2.0/UDP 10.0.0.1\n ;branch=z9hG4bK2"));
+	assert_int_equal(m.clen_idx, 5);
+}
+
+static void test_refusals(void **st)
+{
+	(void)st;
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Content-Length: 10\r\n\r\nabc"), SIP_E_TRUNC);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Content-Length: -1\r\n\r\n"), SIP_E_CLEN);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Content-Length: 99999999999999999999999\r\n\r\n"), SIP_E_CLEN);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Content-Length: 0\r\nl: 0\r\n\r\n"), SIP_E_CLEN);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Call-ID: again\r\n\r\n"), SIP_E_DUP);
+	assert_int_equal(parse("INVITE sip:b@x SIP/7.0\r\n" HDRS "\r\n"), SIP_E_VERSION);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS), SIP_E_TRUNC);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\nTo: <sip:b@x>\r\n\r\n"), SIP_E_MISSING);
+	assert_int_equal(parse("hello world"), SIP_E_NOTSIP);
+	assert_int_equal(parse(" INVITE sip:b@x SIP/2.0\r\n" HDRS "\r\n"), SIP_E_NOTSIP);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS "Bad Header\r\n\r\n"), SIP_E_HDR);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nTo: <sip:b@x>\r\n"
+			       "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n"), SIP_E_CSEQ);
+	assert_true(sip_is_keepalive((const uint8_t *)"\r\n\r\n", 4));
+	assert_false(sip_is_keepalive((const uint8_t *)"\r\nX", 3));
+}
+
+static void test_sdp(void **st)
+{
+	(void)st;
+	const char *b = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1/127\r\nt=0 0\r\n"
+		"m=audio 49170 RTP/AVP 0\r\na=rtcp:49171 IN IP4 10.0.0.9\r\n"
+		"m=video 0 RTP/AVP 31\r\n"
+		"m=audio 5004/2 RTP/AVP 8\r\nc=IN IP4 10.0.0.2\r\n";
+	struct sdp s;
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)b, (struct span){ 0, (uint32_t)strlen(b) }), SDP_OK);
+	assert_true(span_is(b, s.o_addr, "10.0.0.1"));
+	assert_true(span_is(b, s.c_addr, "10.0.0.1"));
+	assert_int_equal(s.nmedia, 3);
+	assert_int_equal(s.m[0].port_num, 49170);
+	assert_int_equal(s.m[0].rtcp_num, 49171);
+	assert_true(span_is(b, s.m[0].rtcp_addr, "10.0.0.9"));
+	assert_int_equal(s.m[1].port_num, 0);
+	assert_true(span_is(b, s.m[2].port, "5004"));
+	assert_int_equal(s.m[2].ip, 0x0a000002);
+	assert_int_equal(s.m[0].ip, 0x0a000001);
+
+	const char *bad = "v=0\r\nc=IN IP4\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)bad, (struct span){ 0, (uint32_t)strlen(bad) }), SDP_E_CONN);
+	const char *port = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 99999 RTP/AVP 0\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)port, (struct span){ 0, (uint32_t)strlen(port) }), SDP_E_MEDIA);
+	const char *noc = "v=0\r\nm=audio 4000 RTP/AVP 0\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)noc, (struct span){ 0, (uint32_t)strlen(noc) }), SDP_E_NOCONN);
+}
+
+static void test_edits(void **st)
+{
+	(void)st;
+	static struct edit_list l;
+	uint8_t out[64];
+	const char *in = "hello 10.0.0.1 world";
+	edit_init(&l);
+	edit_add(&l, 15, 5, "there!", 6);
+	edit_add(&l, 6, 8, "203.0.113.1", 11);
+	assert_int_equal(edit_delta(&l, 0, 20), 4);
+	int64_t n = edit_apply(&l, (const uint8_t *)in, 20, out, sizeof(out));
+	assert_int_equal(n, 24);
+	assert_memory_equal(out, "hello 203.0.113.1 there!", 24);
+	/* overlapping edits are refused, not applied */
+	edit_init(&l);
+	edit_add(&l, 0, 5, "a", 1);
+	edit_add(&l, 3, 5, "b", 1);
+	assert_int_equal(edit_apply(&l, (const uint8_t *)in, 20, out, sizeof(out)), -1);
+	/* output too small */
+	edit_init(&l);
+	edit_add(&l, 0, 1, "xxxxxxxxxx", 10);
+	assert_int_equal(edit_apply(&l, (const uint8_t *)in, 20, out, 20), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_spans),
+		cmocka_unit_test(test_compact_folded_lf),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_sdp),
+		cmocka_unit_test(test_edits),
+	};
+	return cmocka_run_group_tests_name("sipmsg", tests, NULL, NULL);
+}
