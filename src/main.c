@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 
 	int rc = 1;
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
-	    nfq_open(conf.queue_num, conf.queue_maxlen) < 0)
+	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
@@ -259,7 +259,7 @@ int main(int argc, char **argv)
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
 		struct pollfd pfd[2] = {
-			{ .fd = nfq_fd(), .events = POLLIN },
+			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
 		};
 		uint64_t now = now_ms();
@@ -296,7 +296,7 @@ out_rules:
 	if (manage_rules)
 		rules_remove(&conf);
 out:
-	nfq_close();
+	nfq_sock_close();
 	alg_fini();
 	nftmap_close(1);
 	ct_close();

@@ -16,9 +16,9 @@ struct nfq_pkt {
 
 /* Bind queue `num` (copy range 0xffff, maxlen, 8 MiB+ receive buffer,
  * NETLINK_NO_ENOBUFS off so overflows are seen and counted). 0 or -1. */
-int nfq_open(uint16_t num, uint32_t maxlen);
-void nfq_close(void);
-int nfq_fd(void);
+int nfq_sock_open(uint16_t num, uint32_t maxlen);
+void nfq_sock_close(void);
+int nfq_sock_fd(void);
 
 /* Non-blocking: receive up to `max` packets that are waiting (recvmmsg).
  * Returns how many, 0 if none, -1 on error other than EAGAIN/ENOBUFS

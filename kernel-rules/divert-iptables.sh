@@ -1,0 +1,59 @@
+#!/bin/sh
+# sipalgd SIP diversion with iptables -j NFQUEUE: the same rules the daemon
+# installs with queue.divert: iptables (src/rules.c; change both together).
+#
+# Usage: WAN_IF=eth0 SIP_PORTS="5060 5070" QUEUE_NUM=0 divert-iptables.sh add|del
+#   CHAIN (default SIPALGD) names our chain in the mangle table.
+# add is idempotent (removes a stale copy first); del removes only our jump
+# and our chain. No --queue-bypass on purpose: with no sipalgd on the queue,
+# SIP is dropped instead of leaving the router unrewritten (fail closed).
+set -u
+
+CHAIN=${CHAIN:-SIPALGD}
+QUEUE_NUM=${QUEUE_NUM:-0}
+SIP_PORTS=$(echo "${SIP_PORTS:-5060}" | tr ',' ' ')
+IPT="iptables -w 10 -t mangle"
+
+die() { echo "divert-iptables.sh: $*" >&2; exit 1; }
+
+check() {
+	[ -n "${WAN_IF:-}" ] || die "WAN_IF is not set"
+	case "$CHAIN" in *[!A-Za-z0-9_]*|"") die "bad CHAIN '$CHAIN'";; esac
+	case "$QUEUE_NUM" in *[!0-9]*|"") die "bad QUEUE_NUM '$QUEUE_NUM'";; esac
+	for p in $SIP_PORTS; do
+		case "$p" in *[!0-9]*|"") die "bad port '$p' in SIP_PORTS";; esac
+	done
+}
+
+del() {
+	# every copy of our jump, then our chain; nothing else
+	i=0
+	while [ $i -lt 16 ] && $IPT -D FORWARD -p udp -j "$CHAIN" 2>/dev/null; do
+		i=$((i + 1))
+	done
+	$IPT -F "$CHAIN" 2>/dev/null
+	$IPT -X "$CHAIN" 2>/dev/null
+	return 0
+}
+
+add() {
+	del
+	$IPT -N "$CHAIN" || { del; die "cannot create chain $CHAIN"; }
+	for p in $SIP_PORTS; do
+		for dir in -i -o; do
+			for port in --dport --sport; do
+				$IPT -A "$CHAIN" $dir "$WAN_IF" -p udp $port "$p" \
+					-j NFQUEUE --queue-num "$QUEUE_NUM" ||
+					{ del; die "cannot add rule for port $p"; }
+			done
+		done
+	done
+	# first in FORWARD: SIP must reach the queue before any accept
+	$IPT -I FORWARD 1 -p udp -j "$CHAIN" || { del; die "cannot add the jump"; }
+}
+
+case "${1:-}" in
+add) check; add ;;
+del) check; del ;;
+*) echo "usage: WAN_IF=... [SIP_PORTS=5060] [QUEUE_NUM=0] $0 add|del" >&2; exit 2 ;;
+esac

@@ -1,0 +1,378 @@
+/* ct: conntrack over ctnetlink. See ct.h.
+ *
+ * One long-lived NETLINK_NETFILTER socket of our own; libnetfilter_conntrack
+ * only builds and parses messages (nfct_nlmsg_build / nfct_nlmsg_parse).
+ * Deletes are queued and sent several per sendmsg(), each with an ACK, and
+ * every ACK is drained before ct_commit() returns. */
+#include "ct.h"
+
+#include "log.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+/* Queued deletes. When full, ct_del_udp() commits on the spot, so this
+ * bounds one round, not what the daemon can delete. */
+#define CT_DEL_MAX   1024
+/* One delete message is ~100 bytes; this many share one sendmsg(). */
+#define CT_SEND_MAX  32
+#define CT_MSG_MAX   256
+
+struct ct_del {
+	uint32_t a, b;
+	uint16_t ap, bp;
+	uint32_t seq;  /* of its message, 0 if none was sent */
+	int err;       /* kernel answer; ETIMEDOUT until one comes */
+};
+
+static struct mnl_socket *ct_nl;
+static uint32_t ct_portid, ct_seq;
+static struct ct_del ct_dels[CT_DEL_MAX];
+static int ct_ndel;
+static int ct_carried_errors;
+/* Reused to build every request: only the tuple attributes are set, the
+ * same ones each time, so nothing stale can leak into a message. */
+static struct nf_conntrack *ct_req;
+static char ct_rx[64 * 1024] __attribute__((aligned(8)));
+
+int ct_open(void)
+{
+	int fd, one = 1, v = 1024 * 1024;
+
+	if (ct_nl)
+		ct_close();
+	ct_nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!ct_nl) {
+		log_err("ct: netlink socket: %s", strerror(errno));
+		return -1;
+	}
+	if (mnl_socket_bind(ct_nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_err("ct: netlink bind: %s", strerror(errno));
+		goto fail;
+	}
+	ct_portid = mnl_socket_get_portid(ct_nl);
+	fd = mnl_socket_get_fd(ct_nl);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
+		log_warn("ct: cannot raise the receive buffer: %s", strerror(errno));
+	/* Errors without our request echoed back. */
+	if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0)
+		log_debug("ct: NETLINK_CAP_ACK: %s", strerror(errno));
+	ct_req = nfct_new();
+	if (!ct_req) {
+		log_err("ct: out of memory");
+		goto fail;
+	}
+	ct_seq = (uint32_t)time(NULL);
+	ct_ndel = 0;
+	ct_carried_errors = 0;
+	return 0;
+fail:
+	mnl_socket_close(ct_nl);
+	ct_nl = NULL;
+	return -1;
+}
+
+void ct_close(void)
+{
+	if (ct_nl && ct_ndel)
+		ct_carried_errors += ct_commit();
+	if (ct_nl)
+		mnl_socket_close(ct_nl);
+	ct_nl = NULL;
+	if (ct_req)
+		nfct_destroy(ct_req);
+	ct_req = NULL;
+	ct_ndel = 0;
+}
+
+/* Header + the UDP original tuple (src:sport -> dst:dport), host order in.
+ * Returns the message, or NULL if it could not be built. */
+static struct nlmsghdr *ct_put_req(char *buf, uint16_t type, uint16_t flags, uint32_t seq,
+				   uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfh;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = seq;
+	nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = AF_INET;
+	nfh->version = NFNETLINK_V0;
+	nfh->res_id = 0;
+
+	nfct_set_attr_u8(ct_req, ATTR_L3PROTO, AF_INET);
+	nfct_set_attr_u8(ct_req, ATTR_L4PROTO, IPPROTO_UDP);
+	nfct_set_attr_u32(ct_req, ATTR_IPV4_SRC, htonl(src));
+	nfct_set_attr_u32(ct_req, ATTR_IPV4_DST, htonl(dst));
+	nfct_set_attr_u16(ct_req, ATTR_PORT_SRC, htons(sport));
+	nfct_set_attr_u16(ct_req, ATTR_PORT_DST, htons(dport));
+	/* Only the original tuple is needed to find an entry (lookups and
+	 * deletes); the REPL_L3PROTO/L4PROTO attributes matter for creates,
+	 * which we never send, and a half-filled reply tuple would be sent
+	 * along, so we leave the reply side unset. */
+	if (nfct_nlmsg_build(nlh, ct_req) < 0)
+		return NULL;
+	return nlh;
+}
+
+/* Wait (bounded) for the next datagram on the socket. */
+static int ct_recv(int timeout_ms)
+{
+	struct pollfd pfd = { .fd = mnl_socket_get_fd(ct_nl), .events = POLLIN };
+	int ret, tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		ret = poll(&pfd, 1, timeout_ms);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (ret < 0)
+			return -1;
+		ret = (int)recv(pfd.fd, ct_rx, sizeof(ct_rx), MSG_DONTWAIT);
+		if (ret < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return ret;
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+struct ct_lookup_res {
+	uint32_t src, dst;      /* asked-for original tuple, network order */
+	uint16_t sport, dport;
+	int found;              /* 1 NATed, 0 not NATed / other entry */
+	uint32_t pub_ip;        /* network order */
+	uint16_t pub_port;
+};
+
+static int ct_lookup_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ct_lookup_res *r = data;
+	struct nf_conntrack *ct;
+
+	if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW ||
+	    (nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
+		return MNL_CB_OK;
+	/* One allocation per lookup (a lookup happens once per new SIP flow,
+	 * not per packet): the library's parser may attach allocated fields
+	 * (helper info, labels, security context), so a reused object could
+	 * leak them. */
+	ct = nfct_new();
+	if (!ct)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, ct) < 0) {
+		nfct_destroy(ct);
+		return MNL_CB_ERROR;
+	}
+	/* The kernel finds an entry by either direction's tuple: make sure
+	 * this is the flow whose ORIGINAL direction we asked about. */
+	if (nfct_attr_is_set(ct, ATTR_IPV4_SRC) && nfct_attr_is_set(ct, ATTR_IPV4_DST) &&
+	    nfct_attr_is_set(ct, ATTR_PORT_SRC) && nfct_attr_is_set(ct, ATTR_PORT_DST) &&
+	    nfct_get_attr_u8(ct, ATTR_L4PROTO) == IPPROTO_UDP &&
+	    nfct_get_attr_u32(ct, ATTR_IPV4_SRC) == r->src &&
+	    nfct_get_attr_u32(ct, ATTR_IPV4_DST) == r->dst &&
+	    nfct_get_attr_u16(ct, ATTR_PORT_SRC) == r->sport &&
+	    nfct_get_attr_u16(ct, ATTR_PORT_DST) == r->dport &&
+	    nfct_attr_is_set(ct, ATTR_STATUS) &&
+	    (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_SRC_NAT) &&
+	    nfct_attr_is_set(ct, ATTR_REPL_IPV4_DST) && nfct_attr_is_set(ct, ATTR_REPL_PORT_DST)) {
+		/* Source-NATed: replies come back to the public address,
+		 * i.e. the reply tuple's destination. */
+		r->found = 1;
+		r->pub_ip = nfct_get_attr_u32(ct, ATTR_REPL_IPV4_DST);
+		r->pub_port = nfct_get_attr_u16(ct, ATTR_REPL_PORT_DST);
+	}
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+		   uint32_t *pub_ip, uint16_t *pub_port)
+{
+	char buf[CT_MSG_MAX * 2] __attribute__((aligned(8)));
+	struct ct_lookup_res r = { htonl(src), htonl(dst), htons(sport), htons(dport), 0, 0, 0 };
+	struct nlmsghdr *nlh;
+	uint32_t seq;
+	int ret, rounds;
+
+	if (!ct_nl) {
+		errno = EBADF;
+		return -1;
+	}
+	STAT_INC(ct_lookups);
+	seq = ++ct_seq;
+	nlh = ct_put_req(buf, IPCTNL_MSG_CT_GET, NLM_F_ACK, seq, src, sport, dst, dport);
+	if (!nlh || mnl_socket_sendto(ct_nl, nlh, nlh->nlmsg_len) < 0) {
+		STAT_INC(ct_errors);
+		LOG_RL(LOG_LVL_WARN, "ct: lookup request: %s", strerror(errno));
+		return -1;
+	}
+	/* The answer is the entry, then the ACK (or just an error). Messages
+	 * of other sequence numbers (a late answer to a timed-out request) are
+	 * skipped by mnl_cb_run's sequence check. */
+	for (rounds = 0; rounds < 16; rounds++) {
+		ret = ct_recv(1000);
+		if (ret < 0)
+			break;
+		ret = mnl_cb_run(ct_rx, (size_t)ret, seq, ct_portid, ct_lookup_cb, &r);
+		if (ret == MNL_CB_STOP) /* the ACK */
+			goto done;
+		if (ret == MNL_CB_ERROR) {
+			if (errno == ENOENT)
+				return 0;
+			if (errno == ESRCH || errno == EPROTO)
+				continue; /* someone else's sequence number */
+			break;
+		}
+	}
+	STAT_INC(ct_errors);
+	LOG_RL(LOG_LVL_WARN, "ct: lookup of %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u: %s",
+	       src >> 24, (src >> 16) & 255, (src >> 8) & 255, src & 255, sport,
+	       dst >> 24, (dst >> 16) & 255, (dst >> 8) & 255, dst & 255, dport,
+	       strerror(errno));
+	return -1;
+done:
+	if (!r.found)
+		return 0;
+	if (pub_ip)
+		*pub_ip = ntohl(r.pub_ip);
+	if (pub_port)
+		*pub_port = ntohs(r.pub_port);
+	return 1;
+}
+
+void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
+{
+	struct ct_del *d;
+
+	if (!ct_nl)
+		return;
+	if (ct_ndel == CT_DEL_MAX)
+		ct_carried_errors += ct_commit();
+	d = &ct_dels[ct_ndel++];
+	d->a = a;
+	d->ap = ap;
+	d->b = b;
+	d->bp = bp;
+	d->err = ETIMEDOUT;
+}
+
+/* Send deletes [from, to) in one sendmsg and drain their ACKs. */
+static void ct_send_dels(int from, int to)
+{
+	static char buf[CT_SEND_MAX * CT_MSG_MAX] __attribute__((aligned(8)));
+	size_t off = 0;
+	int i, sent = 0, seen = 0, rounds;
+
+	for (i = from; i < to; i++) {
+		struct ct_del *d = &ct_dels[i];
+		struct nlmsghdr *nlh;
+
+		d->seq = 0;
+		/* Messages are built back to back and the builder does not
+		 * check bounds: check the room first, and the size after. */
+		if (off + CT_MSG_MAX > sizeof(buf)) {
+			d->err = ENOSPC;
+			continue;
+		}
+		nlh = ct_put_req(buf + off, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, ct_seq + 1,
+				 d->a, d->ap, d->b, d->bp);
+		if (!nlh || nlh->nlmsg_len > CT_MSG_MAX) {
+			d->err = EINVAL;
+			continue;
+		}
+		d->seq = ++ct_seq;
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+		sent++;
+	}
+	if (sent == 0)
+		return;
+	if (mnl_socket_sendto(ct_nl, buf, off) < 0) {
+		int err = errno;
+
+		for (i = from; i < to; i++)
+			if (ct_dels[i].seq)
+				ct_dels[i].err = err;
+		return;
+	}
+	/* One ACK or error per message; the bound on rounds only guards
+	 * against a socket that keeps delivering something else. */
+	for (rounds = 0; seen < sent && rounds < 4 * CT_SEND_MAX; rounds++) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)ct_rx;
+		int len = ct_recv(1000);
+
+		if (len < 0)
+			break; /* the rest stay ETIMEDOUT */
+		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			const struct nlmsgerr *e;
+
+			if (nlh->nlmsg_type != NLMSG_ERROR ||
+			    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
+				continue;
+			e = mnl_nlmsg_get_payload(nlh);
+			for (i = from; i < to; i++) {
+				struct ct_del *d = &ct_dels[i];
+
+				if (d->seq && d->seq == nlh->nlmsg_seq && d->err == ETIMEDOUT) {
+					d->err = -e->error;
+					seen++;
+					break;
+				}
+			}
+			/* no match: a late answer to something older */
+		}
+	}
+}
+
+int ct_commit(void)
+{
+	int i, errors = ct_carried_errors;
+
+	ct_carried_errors = 0;
+	if (!ct_nl || ct_ndel == 0) {
+		ct_ndel = 0;
+		return errors;
+	}
+	for (i = 0; i < ct_ndel; i += CT_SEND_MAX)
+		ct_send_dels(i, i + CT_SEND_MAX < ct_ndel ? i + CT_SEND_MAX : ct_ndel);
+	for (i = 0; i < ct_ndel; i++) {
+		struct ct_del *d = &ct_dels[i];
+
+		if (d->err == 0) {
+			STAT_INC(ct_deletes);
+		} else if (d->err != ENOENT) {
+			/* ENOENT: gone already (timed out, or deleted by its
+			 * other direction's tuple): exactly what we wanted. */
+			STAT_INC(ct_errors);
+			errors++;
+			LOG_RL(LOG_LVL_WARN, "ct: delete udp %u.%u.%u.%u:%u <-> %u.%u.%u.%u:%u: %s",
+			       d->a >> 24, (d->a >> 16) & 255, (d->a >> 8) & 255, d->a & 255, d->ap,
+			       d->b >> 24, (d->b >> 16) & 255, (d->b >> 8) & 255, d->b & 255, d->bp,
+			       strerror(d->err));
+		}
+	}
+	ct_ndel = 0;
+	return errors;
+}

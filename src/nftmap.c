@@ -1,0 +1,911 @@
+/* nftmap: our own nftables table and its NAT maps. See nftmap.h.
+ *
+ * Two tools, each for what it is good at:
+ *  - the table, maps and chains are created once at start from text with
+ *    libnftables (in-process, no fork), because the nat expressions are far
+ *    clearer as nft syntax than as hand-built libnftnl rules;
+ *  - element changes go over one long-lived libmnl socket as libnftnl
+ *    batches, one NEWSETELEM/DELSETELEM per element with NLM_F_ACK, so that
+ *    every refusal is tied to the element that caused it.
+ *
+ * A kernel nf_tables transaction is all or nothing: when one element of a
+ * batch fails, the kernel aborts the whole batch but still sends a success
+ * ACK for the others. So after a batch with any error, every element that
+ * did not fail itself is sent again in a new batch (bounded rounds).
+ *
+ * The queue calls (snat_add, dnat_ref, ...) only record a pending operation
+ * in preallocated arrays; nothing on these paths allocates. */
+#include "nftmap.h"
+
+#include "conf.h"
+#include "log.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <nftables/libnftables.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+/* Linux 6.3+: delete an element and do not fail when it is absent. Not in
+ * the uapi headers Debian 12 ships; probed at open, DELSETELEM otherwise. */
+#ifndef NFT_MSG_DESTROYSETELEM
+#define NFT_MSG_DESTROYSETELEM 30
+#endif
+
+/* The ruleset, in one place. kernel-rules/sipalgd-nat.nft is the same text
+ * for operators who load rules themselves (with the table called sipalgd);
+ * change both together (tests/kernel checks they produce the same table).
+ * The defines come first so the body reads exactly like that file.
+ * "add table" + "delete table" removes a stale copy (take-over after a
+ * crash) in the same atomic transaction that creates the new one. */
+static const char nftmap_rules_fmt[] =
+	"define WAN_IF = \"%s\"\n"
+	"define PUBLIC_IP = %s\n"
+	"\n"
+	"add table ip %s\n"
+	"delete table ip %s\n"
+	"\n"
+	"table ip %s {\n"
+	"\t# (private ip . private port) -> (public ip . public port)\n"
+	"\tmap out4 { type ipv4_addr . inet_service : ipv4_addr . inet_service; }\n"
+	"\t# (remote ip . public port) -> (private ip . private port)\n"
+	"\tmap in_peer { type ipv4_addr . inet_service : ipv4_addr . inet_service; }\n"
+	"\t# (public port) -> (private ip . private port), any remote\n"
+	"\tmap in_any { type inet_service : ipv4_addr . inet_service; }\n"
+	"\n"
+	"\t# Before the operator's dstnat (priority - 5): our pinholes win.\n"
+	"\tchain pre {\n"
+	"\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n"
+	"\t\tiifname $WAN_IF ip daddr $PUBLIC_IP meta l4proto udp dnat ip to ip saddr . udp dport map @in_peer\n"
+	"\t\tiifname $WAN_IF ip daddr $PUBLIC_IP meta l4proto udp dnat ip to udp dport map @in_any\n"
+	"\t}\n"
+	"\n"
+	"\tchain post {\n"
+	"\t\ttype nat hook postrouting priority srcnat - 5; policy accept;\n"
+	"\t\toifname $WAN_IF meta l4proto udp snat ip to ip saddr . udp sport map @out4\n"
+	"\t}\n"
+	"}\n";
+
+enum { SET_OUT4, SET_IN_PEER, SET_IN_ANY, SET_N };
+static const char *const nftmap_set_name[SET_N] = { "out4", "in_peer", "in_any" };
+
+enum { OP_NONE, OP_ADD, OP_DEL };
+
+/* One pending element change. */
+struct nftmap_op {
+	uint32_t kip;     /* key: ip (0 for in_any) */
+	uint32_t dip;     /* data: ip (OP_ADD only) */
+	uint16_t kport;
+	uint16_t dport;
+	uint8_t set;
+	uint8_t kind;
+	uint8_t done;
+	int32_t prev;     /* earlier pending op on the same key, or -1 */
+	int err;          /* last kernel answer for this op (errno, 0 = ok) */
+};
+
+/* Pending list: when full, it is committed on the spot (order kept), so
+ * this bounds a transaction, not what the daemon can do. */
+#define NFTMAP_PEND_MAX   4096
+#define NFTMAP_PEND_HASH  (2 * NFTMAP_PEND_MAX)
+static struct nftmap_op nftmap_ops[NFTMAP_PEND_MAX + 1]; /* +1: the probe */
+static int nftmap_nops;
+/* Index of the latest pending op per key, cleared per commit in O(1) by
+ * bumping the generation. */
+static struct { uint32_t gen; int32_t idx; } nftmap_pend_h[NFTMAP_PEND_HASH];
+static uint32_t nftmap_pend_gen = 1;
+static int nftmap_carried_errors; /* from commits forced by a full list */
+
+/* One transaction: at most this many bytes of messages. Small enough for
+ * the default netlink send buffer, and its ACKs fit the receive buffer. */
+#define NFTMAP_BATCH_LIMIT (64 * 1024)
+#define NFTMAP_MSG_MAX     256 /* one element message is ~110 bytes; checked */
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+static char nftmap_batch[NFTMAP_BATCH_LIMIT + 4 * NFTMAP_MSG_MAX] __attribute__((aligned(8)));
+static int32_t nftmap_txn_idx[NFTMAP_BATCH_LIMIT / 64]; /* > what fits */
+
+/* In-daemon reference counts of the inbound elements. Open addressing,
+ * linear probing, deletion by backward shift (no tombstones). */
+struct nftmap_ref {
+	uint32_t peer;     /* 0 = in_any */
+	uint32_t priv_ip;
+	uint16_t pub_port;
+	uint16_t priv_port;
+	uint32_t refs;     /* 0 = free slot */
+};
+static struct nftmap_ref *nftmap_refs;
+static uint32_t nftmap_ref_mask, nftmap_ref_n, nftmap_ref_limit, nftmap_ref_seed;
+
+static struct mnl_socket *nftmap_nl;
+static uint32_t nftmap_portid, nftmap_seq;
+static char nftmap_table[32];
+static int nftmap_del_type = NFT_MSG_DELSETELEM;
+/* One reusable libnftnl set (name, table) with one element per map: each
+ * message sets that element's key/data and serialises it. No allocation
+ * after open. */
+static struct nftnl_set *nftmap_nset[SET_N];
+static struct nftnl_set_elem *nftmap_nelem[SET_N];
+
+/* ---- small helpers -------------------------------------------------- */
+
+static const char *ip_str(uint32_t ip, char *buf)
+{
+	struct in_addr a = { htonl(ip) };
+
+	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+}
+
+static void nftmap_op_str(const struct nftmap_op *op, char *buf, size_t len)
+{
+	char k[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN];
+	const char *verb = op->kind == OP_ADD ? "add" : "delete";
+
+	if (op->set == SET_IN_ANY)
+		snprintf(buf, len, "%s %s %u", verb, nftmap_set_name[op->set], op->kport);
+	else
+		snprintf(buf, len, "%s %s %s . %u", verb, nftmap_set_name[op->set],
+			 ip_str(op->kip, k), op->kport);
+	if (op->kind == OP_ADD) {
+		size_t l = strlen(buf);
+
+		snprintf(buf + l, len - l, " : %s . %u", ip_str(op->dip, d), op->dport);
+	}
+}
+
+static uint32_t mix32(uint32_t h)
+{
+	/* murmur3 finaliser: good avalanche, a handful of instructions */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+static uint32_t key_hash(uint32_t ip, uint16_t port, uint32_t salt)
+{
+	return mix32(ip * 0x9e3779b1u ^ mix32(((uint32_t)port << 8) ^ salt));
+}
+
+/* ---- pending list ---------------------------------------------------- */
+
+static int32_t *pend_slot(uint8_t set, uint32_t kip, uint16_t kport, int create)
+{
+	uint32_t i = key_hash(kip, kport, set) & (NFTMAP_PEND_HASH - 1);
+	uint32_t n;
+
+	for (n = 0; n < NFTMAP_PEND_HASH; n++, i = (i + 1) & (NFTMAP_PEND_HASH - 1)) {
+		const struct nftmap_op *op;
+
+		if (nftmap_pend_h[i].gen != nftmap_pend_gen) {
+			if (!create)
+				return NULL;
+			nftmap_pend_h[i].gen = nftmap_pend_gen;
+			nftmap_pend_h[i].idx = -1;
+			return &nftmap_pend_h[i].idx;
+		}
+		op = &nftmap_ops[nftmap_pend_h[i].idx];
+		if (op->set == set && op->kip == kip && op->kport == kport)
+			return &nftmap_pend_h[i].idx;
+	}
+	return NULL; /* cannot happen: the table is twice the list */
+}
+
+static int nftmap_commit_all(void);
+
+static void pend_reset(void)
+{
+	nftmap_nops = 0;
+	if (++nftmap_pend_gen == 0) { /* wrapped: clear for real, once in 2^32 */
+		memset(nftmap_pend_h, 0, sizeof(nftmap_pend_h));
+		nftmap_pend_gen = 1;
+	}
+}
+
+/* Record one change, coalescing with what is already pending for the key:
+ *   add, add'      -> add' (later wins)
+ *   add, del       -> del  (or nothing new, if a del preceded the add)
+ *   del, add       -> del, add (a replacement: both, in order)
+ *   del, del       -> del */
+static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
+		     uint32_t dip, uint16_t dport)
+{
+	struct nftmap_op *last, *op;
+	int32_t *slot;
+
+	if (!nftmap_nl)
+		return;
+	if (nftmap_nops >= NFTMAP_PEND_MAX)
+		nftmap_carried_errors += nftmap_commit_all();
+	slot = pend_slot(set, kip, kport, 1);
+	last = (slot && *slot >= 0) ? &nftmap_ops[*slot] : NULL;
+	if (last && last->kind == kind && kind == OP_DEL)
+		return;
+	if (last && last->kind == OP_ADD && kind == OP_ADD) {
+		last->dip = dip;
+		last->dport = dport;
+		return;
+	}
+	if (last && last->kind == OP_ADD && kind == OP_DEL) {
+		if (last->prev >= 0) {   /* del, add, del: drop the add */
+			last->kind = OP_NONE;
+			*slot = last->prev;
+		} else {                 /* add, del: the del alone */
+			last->kind = OP_DEL;
+		}
+		return;
+	}
+	op = &nftmap_ops[nftmap_nops];
+	op->set = set;
+	op->kind = (uint8_t)kind;
+	op->kip = kip;
+	op->kport = kport;
+	op->dip = dip;
+	op->dport = dport;
+	op->done = 0;
+	op->err = 0;
+	op->prev = last ? *slot : -1;
+	if (slot)
+		*slot = nftmap_nops;
+	nftmap_nops++;
+}
+
+/* ---- netlink transaction -------------------------------------------- */
+
+static void elem_set_pair(struct nftnl_set_elem *e, uint16_t attr, uint32_t ip, uint16_t port)
+{
+	/* A concatenation puts each field in its own 32-bit register:
+	 * ipv4_addr (4 bytes) . inet_service (2 bytes + 2 zero bytes). */
+	uint8_t v[8] = { 0 };
+	uint32_t ip_be = htonl(ip);
+	uint16_t port_be = htons(port);
+
+	memcpy(v, &ip_be, 4);
+	memcpy(v + 4, &port_be, 2);
+	nftnl_set_elem_set(e, attr, v, sizeof(v));
+}
+
+static struct nlmsghdr *nftmap_put_op(char *buf, const struct nftmap_op *op, uint32_t seq)
+{
+	struct nftnl_set_elem *e = nftmap_nelem[op->set];
+	struct nlmsghdr *nlh;
+	uint16_t type;
+
+	if (op->set == SET_IN_ANY) {
+		uint16_t port_be = htons(op->kport);
+
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &port_be, sizeof(port_be));
+	} else {
+		elem_set_pair(e, NFTNL_SET_ELEM_KEY, op->kip, op->kport);
+	}
+	if (op->kind == OP_ADD) {
+		elem_set_pair(e, NFTNL_SET_ELEM_DATA, op->dip, op->dport);
+		type = NFT_MSG_NEWSETELEM;
+	} else {
+		nftnl_set_elem_unset(e, NFTNL_SET_ELEM_DATA);
+		type = (uint16_t)nftmap_del_type;
+	}
+	/* No NLM_F_EXCL: adding the same mapping twice is a no-op; adding a
+	 * different mapping for a present key is refused (EEXIST; EBUSY on
+	 * older kernels). */
+	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4,
+				    NLM_F_ACK | (op->kind == OP_ADD ? NLM_F_CREATE : 0), seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, nftmap_nset[op->set]);
+	return nlh;
+}
+
+/* Wait (bounded) for the ACKs of one transaction. seq_begin is the batch
+ * begin message, then n element messages seq_begin+1.., then batch end.
+ * Fills err of each op (ETIMEDOUT when its ACK never came). Returns 0 when
+ * every ACK was seen. */
+static int nftmap_drain(uint32_t seq_begin, const int32_t *idx, int n)
+{
+	static char buf[64 * 1024] __attribute__((aligned(8)));
+	struct pollfd pfd = { .fd = mnl_socket_get_fd(nftmap_nl), .events = POLLIN };
+	struct timespec t0, t;
+	int seen = 0, i, ret;
+
+	for (i = 0; i < n; i++)
+		nftmap_ops[idx[i]].err = ETIMEDOUT;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (seen < n) {
+		long ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = 3000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (ms <= 0)
+			return -1;
+		ret = poll(&pfd, 1, (int)ms);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return -1;
+		ret = (int)recv(pfd.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (ret < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			/* ENOBUFS: ACKs were lost; the rest stay ETIMEDOUT. */
+			log_err("nft: reading ACKs: %s", strerror(errno));
+			return -1;
+		}
+		/* Walk the messages by hand: mnl_cb_run stops at the first
+		 * error, and we want every one of them. */
+		{
+			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+			int len = ret;
+
+			for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+				const struct nlmsgerr *e;
+				uint32_t s = nlh->nlmsg_seq;
+				int err;
+
+				if (nlh->nlmsg_type != NLMSG_ERROR ||
+				    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
+					continue;
+				e = mnl_nlmsg_get_payload(nlh);
+				err = -e->error;
+				if (s == seq_begin || s == seq_begin + (uint32_t)n + 1) {
+					/* The batch itself was refused: no
+					 * element message was processed. */
+					if (!err)
+						continue;
+					for (i = 0; i < n; i++)
+						nftmap_ops[idx[i]].err = err;
+					return 0;
+				}
+				if (s <= seq_begin || s > seq_begin + (uint32_t)n)
+					continue; /* late answer to an older batch */
+				i = (int)(s - seq_begin - 1);
+				if (nftmap_ops[idx[i]].err == ETIMEDOUT) {
+					nftmap_ops[idx[i]].err = err;
+					seen++;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* Send as many of ops idx[0..n) as fit in one transaction and drain their
+ * ACKs. Returns how many were sent (their err is set), or -1. */
+static int nftmap_txn(const int32_t *idx, int n)
+{
+	/* Messages are laid back to back in nftmap_batch at NLMSG_ALIGN
+	 * offsets (what mnl_nlmsg_batch does, minus its malloc). */
+	struct nlmsghdr *nlh;
+	uint32_t seq_begin;
+	size_t off = 0;
+	int i, k, ret;
+
+	seq_begin = nftmap_seq;
+	nlh = nftnl_batch_begin(nftmap_batch, nftmap_seq++);
+	off += NLMSG_ALIGN(nlh->nlmsg_len);
+	for (k = 0; k < n; k++) {
+		/* Room for one more element and the batch end, checked
+		 * before writing: the builders do not check bounds. */
+		if (off + 2 * NFTMAP_MSG_MAX > NFTMAP_BATCH_LIMIT)
+			break;
+		nlh = nftmap_put_op(nftmap_batch + off, &nftmap_ops[idx[k]], nftmap_seq++);
+		if (nlh->nlmsg_len > NFTMAP_MSG_MAX) {
+			/* Means NFTMAP_MSG_MAX is wrong; refuse rather than
+			 * trust the room check above. */
+			log_err("nft: element message of %u bytes, limit %u",
+				nlh->nlmsg_len, NFTMAP_MSG_MAX);
+			return -1;
+		}
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	nlh = nftnl_batch_end(nftmap_batch + off, nftmap_seq++);
+	off += NLMSG_ALIGN(nlh->nlmsg_len);
+	STAT_INC(nft_batches);
+	ret = (int)mnl_socket_sendto(nftmap_nl, nftmap_batch, off);
+	if (ret < 0) {
+		int err = errno;
+
+		for (i = 0; i < k; i++)
+			nftmap_ops[idx[i]].err = err;
+		return k;
+	}
+	if (nftmap_drain(seq_begin, idx, k) < 0)
+		log_err("nft: table %s: ACKs missing after 3 s; %d element changes in doubt",
+			nftmap_table, k);
+	return k;
+}
+
+/* Send every live, not-done op in order, in transactions of at most
+ * NFTMAP_BATCH_LIMIT bytes. A transaction with any refusal was rolled back
+ * whole: its ops that were not refused themselves go again, refused ones
+ * are final. The next transaction goes only after the previous one
+ * succeeded, so changes to one key never overtake each other. Returns the
+ * number of refusals that matter (a delete of an absent element does not). */
+static int nftmap_send_ops(void)
+{
+	int errors = 0, round, i;
+
+	for (round = 0; round < 8; round++) {
+		int first = 0, failed = 0;
+
+		while (first < nftmap_nops && !failed) {
+			int n = 0, k;
+
+			for (i = first; i < nftmap_nops && n < (int)ARRAY_LEN(nftmap_txn_idx); i++) {
+				if (nftmap_ops[i].kind == OP_NONE || nftmap_ops[i].done)
+					continue;
+				nftmap_txn_idx[n++] = i;
+			}
+			if (n == 0)
+				break;
+			k = nftmap_txn(nftmap_txn_idx, n);
+			if (k <= 0) {
+				round = 8; /* cannot build: give up on the rest */
+				break;
+			}
+			/* Resume after the last op this transaction carried. */
+			first = nftmap_txn_idx[k - 1] + 1;
+			for (i = 0; i < k; i++)
+				if (nftmap_ops[nftmap_txn_idx[i]].err)
+					failed = 1;
+			for (i = 0; i < k; i++) {
+				struct nftmap_op *op = &nftmap_ops[nftmap_txn_idx[i]];
+				char what[128];
+
+				if (op->err == 0 && failed)
+					continue; /* rolled back with the others: again */
+				op->done = 1;
+				if (op->err == 0) {
+					STAT_INC(nft_elements);
+					continue;
+				}
+				STAT_INC(nft_errors);
+				if (op->kind == OP_DEL && op->err == ENOENT)
+					continue; /* already gone: a counter, no more */
+				errors++;
+				nftmap_op_str(op, what, sizeof(what));
+				LOG_RL(LOG_LVL_WARN, "nft: table %s: %s: %s%s", nftmap_table, what,
+				       strerror(op->err),
+				       op->kind == OP_ADD && (op->err == EEXIST || op->err == EBUSY) ?
+				       " (key present with another mapping)" : "");
+			}
+		}
+		if (!failed)
+			break;
+	}
+	/* Left over only if the kernel kept refusing different ops, or a
+	 * message could not be built. */
+	for (i = 0; i < nftmap_nops; i++) {
+		if (nftmap_ops[i].kind != OP_NONE && !nftmap_ops[i].done) {
+			STAT_INC(nft_errors);
+			errors++;
+		}
+	}
+	return errors;
+}
+
+static int nftmap_commit_all(void)
+{
+	int errors;
+
+	if (!nftmap_nl || nftmap_nops == 0) {
+		pend_reset();
+		return 0;
+	}
+	errors = nftmap_send_ops();
+	pend_reset();
+	return errors;
+}
+
+int nftmap_commit(void)
+{
+	int errors = nftmap_carried_errors + nftmap_commit_all();
+
+	nftmap_carried_errors = 0;
+	return errors;
+}
+
+/* ---- public queue calls --------------------------------------------- */
+
+void nftmap_snat_add(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port)
+{
+	pend_put(SET_OUT4, OP_ADD, priv_ip, priv_port, pub_ip, pub_port);
+}
+
+void nftmap_snat_del(uint32_t priv_ip, uint16_t priv_port)
+{
+	pend_put(SET_OUT4, OP_DEL, priv_ip, priv_port, 0, 0);
+}
+
+static struct nftmap_ref *ref_find(uint32_t peer, uint16_t port, uint32_t *slot)
+{
+	uint32_t i = key_hash(peer, port, nftmap_ref_seed) & nftmap_ref_mask;
+
+	while (nftmap_refs[i].refs) {
+		if (nftmap_refs[i].peer == peer && nftmap_refs[i].pub_port == port)
+			return &nftmap_refs[i];
+		i = (i + 1) & nftmap_ref_mask;
+	}
+	*slot = i;
+	return NULL;
+}
+
+static void ref_remove(struct nftmap_ref *r)
+{
+	uint32_t i = (uint32_t)(r - nftmap_refs), j = i, k;
+
+	/* Backward shift: pull later members of the probe run into the hole
+	 * unless their home slot lies cyclically in (i, j]. */
+	for (;;) {
+		j = (j + 1) & nftmap_ref_mask;
+		if (!nftmap_refs[j].refs)
+			break;
+		k = key_hash(nftmap_refs[j].peer, nftmap_refs[j].pub_port, nftmap_ref_seed) &
+		    nftmap_ref_mask;
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		nftmap_refs[i] = nftmap_refs[j];
+		i = j;
+	}
+	nftmap_refs[i].refs = 0;
+	nftmap_ref_n--;
+}
+
+void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port)
+{
+	uint8_t set = peer_ip ? SET_IN_PEER : SET_IN_ANY;
+	struct nftmap_ref *r;
+	uint32_t slot = 0;
+
+	if (!nftmap_refs)
+		return;
+	r = ref_find(peer_ip, pub_port, &slot);
+	if (r) {
+		if (r->priv_ip != priv_ip || r->priv_port != priv_port) {
+			char a[INET_ADDRSTRLEN], o[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN];
+
+			/* The newest caller wins; earlier holders keep their
+			 * references, so the element lives until all let go. */
+			LOG_RL(LOG_LVL_WARN, "nft: %s %s pub %u moves from %s:%u to %s:%u (%u refs)",
+			       nftmap_set_name[set], peer_ip ? ip_str(peer_ip, a) : "*", pub_port,
+			       ip_str(r->priv_ip, o), r->priv_port, ip_str(priv_ip, n), priv_port,
+			       r->refs);
+			pend_put(set, OP_DEL, peer_ip, pub_port, 0, 0);
+			pend_put(set, OP_ADD, peer_ip, pub_port, priv_ip, priv_port);
+			r->priv_ip = priv_ip;
+			r->priv_port = priv_port;
+		}
+		if (r->refs < UINT32_MAX)
+			r->refs++;
+		return;
+	}
+	if (nftmap_ref_n >= nftmap_ref_limit) {
+		STAT_INC(nft_errors);
+		nftmap_carried_errors++;
+		LOG_RL(LOG_LVL_ERR, "nft: inbound table full (%u entries), pinhole pub %u refused",
+		       nftmap_ref_n, pub_port);
+		return;
+	}
+	r = &nftmap_refs[slot];
+	r->peer = peer_ip;
+	r->pub_port = pub_port;
+	r->priv_ip = priv_ip;
+	r->priv_port = priv_port;
+	r->refs = 1;
+	nftmap_ref_n++;
+	pend_put(set, OP_ADD, peer_ip, pub_port, priv_ip, priv_port);
+}
+
+void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port)
+{
+	struct nftmap_ref *r;
+	uint32_t slot;
+
+	if (!nftmap_refs)
+		return;
+	r = ref_find(peer_ip, pub_port, &slot);
+	if (!r) {
+		char a[INET_ADDRSTRLEN];
+
+		LOG_RL(LOG_LVL_WARN, "nft: unref of unknown inbound element peer %s pub %u",
+		       peer_ip ? ip_str(peer_ip, a) : "*", pub_port);
+		return;
+	}
+	if (--r->refs)
+		return;
+	ref_remove(r);
+	pend_put(peer_ip ? SET_IN_PEER : SET_IN_ANY, OP_DEL, peer_ip, pub_port, 0, 0);
+}
+
+void nftmap_dump(FILE *f)
+{
+	uint32_t i;
+
+	if (!nftmap_refs)
+		return;
+	for (i = 0; i <= nftmap_ref_mask; i++) {
+		const struct nftmap_ref *r = &nftmap_refs[i];
+		char p[INET_ADDRSTRLEN], q[INET_ADDRSTRLEN];
+
+		if (!r->refs)
+			continue;
+		fprintf(f, "peer %s pub %u -> %s:%u refs %u\n",
+			r->peer ? ip_str(r->peer, p) : "*", r->pub_port,
+			ip_str(r->priv_ip, q), r->priv_port, r->refs);
+	}
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+/* Names that go into nft text: refuse what could change its meaning. */
+static int nft_name_ok(const char *s, size_t max, int ifname)
+{
+	size_t i, n = strnlen(s, max);
+
+	if (n == 0 || n >= max)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_')
+			continue;
+		if (ifname && (ch == '-' || ch == '.' || ch == '@' || ch == ':'))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+static int nftmap_run_text(const char *text, const char *what)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int ret;
+
+	if (!ctx) {
+		log_err("nft: %s: cannot create libnftables context", what);
+		return -1;
+	}
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	ret = nft_run_cmd_from_buffer(ctx, text);
+	if (ret != 0) {
+		const char *e = nft_ctx_get_error_buffer(ctx);
+
+		log_err("nft: %s failed: %s", what, e && *e ? e : "(no message)");
+	}
+	nft_ctx_free(ctx);
+	return ret ? -1 : 0;
+}
+
+static int nftmap_sock_open(void)
+{
+	int fd, one = 1, v = 4 * 1024 * 1024;
+
+	nftmap_nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!nftmap_nl) {
+		log_err("nft: netlink socket: %s", strerror(errno));
+		return -1;
+	}
+	if (mnl_socket_bind(nftmap_nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_err("nft: netlink bind: %s", strerror(errno));
+		return -1;
+	}
+	nftmap_portid = mnl_socket_get_portid(nftmap_nl);
+	fd = mnl_socket_get_fd(nftmap_nl);
+	/* Every element gets an ACK: make room for a whole transaction's. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
+		log_warn("nft: cannot raise the receive buffer: %s", strerror(errno));
+	/* Errors without our request echoed back. */
+	if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0)
+		log_debug("nft: NETLINK_CAP_ACK: %s", strerror(errno));
+	nftmap_seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+static int nftmap_sets_alloc(void)
+{
+	int i;
+
+	for (i = 0; i < SET_N; i++) {
+		nftmap_nset[i] = nftnl_set_alloc();
+		if (!nftmap_nset[i])
+			goto oom;
+		nftmap_nelem[i] = nftnl_set_elem_alloc();
+		if (!nftmap_nelem[i])
+			goto oom;
+		/* owned by the set from here: nftnl_set_free() frees it */
+		nftnl_set_elem_add(nftmap_nset[i], nftmap_nelem[i]);
+		if (nftnl_set_set_str(nftmap_nset[i], NFTNL_SET_TABLE, nftmap_table) < 0 ||
+		    nftnl_set_set_str(nftmap_nset[i], NFTNL_SET_NAME, nftmap_set_name[i]) < 0)
+			goto oom;
+	}
+	return 0;
+oom:
+	log_err("nft: out of memory");
+	return -1;
+}
+
+/* Does the kernel know DESTROYSETELEM (delete, absent is fine)? Ask it
+ * with a key that is never used, in a transaction of its own. */
+static void nftmap_probe_destroy(void)
+{
+	struct nftmap_op *op = &nftmap_ops[NFTMAP_PEND_MAX];
+	int32_t idx = NFTMAP_PEND_MAX;
+
+	/* Test hook: exercise the pre-6.3 path (DELSETELEM, where deleting an
+	 * absent element aborts the whole transaction) on a newer kernel. */
+	if (getenv("SIPALGD_NFT_FORCE_DELSETELEM")) {
+		nftmap_del_type = NFT_MSG_DELSETELEM;
+		return;
+	}
+	memset(op, 0, sizeof(*op));
+	op->set = SET_OUT4;
+	op->kind = OP_DEL;
+	nftmap_del_type = NFT_MSG_DESTROYSETELEM;
+	if (nftmap_txn(&idx, 1) == 1 && op->err == 0) {
+		log_debug("nft: kernel supports DESTROYSETELEM");
+		return;
+	}
+	nftmap_del_type = NFT_MSG_DELSETELEM;
+}
+
+int nftmap_open(const struct conf *c)
+{
+	char ipbuf[INET_ADDRSTRLEN];
+	uint32_t want = 65536, need;
+	char *text;
+	size_t len;
+	int ret;
+
+	if (nftmap_nl)
+		nftmap_close(0);
+	if (!nft_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
+		log_err("nft: table name \"%.*s\" must be 1-31 of [A-Za-z0-9_]",
+			(int)sizeof(c->nft_table), c->nft_table);
+		return -1;
+	}
+	if (!nft_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
+		log_err("nft: WAN interface name \"%.*s\" is not usable in a rule",
+			(int)sizeof(c->wan_if), c->wan_if);
+		return -1;
+	}
+	if (c->public_ip == 0) {
+		log_err("nft: no public address known for the WAN interface %s", c->wan_if);
+		return -1;
+	}
+	snprintf(nftmap_table, sizeof(nftmap_table), "%s", c->nft_table);
+	ip_str(c->public_ip, ipbuf);
+
+	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(c->wan_if) + sizeof(ipbuf);
+	text = malloc(len);
+	if (!text) {
+		log_err("nft: out of memory");
+		return -1;
+	}
+	snprintf(text, len, nftmap_rules_fmt, c->wan_if, ipbuf,
+		 nftmap_table, nftmap_table, nftmap_table);
+	ret = nftmap_run_text(text, "creating the NAT table");
+	free(text);
+	if (ret < 0)
+		return -1;
+
+	/* Inbound refcount table: room for every pinhole (RTP + RTCP) and
+	 * binding the limits allow, at most half full. */
+	need = 2 * (2 * c->max_pinholes + c->max_bindings);
+	while (want < need && want < (1u << 24))
+		want <<= 1;
+	nftmap_refs = calloc(want, sizeof(*nftmap_refs));
+	if (!nftmap_refs) {
+		log_err("nft: cannot allocate %u inbound entries", want);
+		goto fail;
+	}
+	nftmap_ref_mask = want - 1;
+	nftmap_ref_limit = want / 2 + want / 4;
+	nftmap_ref_n = 0;
+	if (getrandom(&nftmap_ref_seed, sizeof(nftmap_ref_seed), GRND_NONBLOCK) != sizeof(nftmap_ref_seed))
+		nftmap_ref_seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+
+	if (nftmap_sock_open() < 0 || nftmap_sets_alloc() < 0)
+		goto fail;
+	pend_reset();
+	nftmap_carried_errors = 0;
+	nftmap_probe_destroy();
+	log_info("nft: table ip %s ready (WAN %s, public %s, %u inbound entries, deletes by %s)",
+		 nftmap_table, c->wan_if, ipbuf, want,
+		 nftmap_del_type == NFT_MSG_DESTROYSETELEM ? "DESTROYSETELEM" : "DELSETELEM");
+	return 0;
+fail:
+	if (!nftmap_nl) {
+		/* No socket to delete it with: the text route, so no NAT
+		 * table of ours outlives a failed start. */
+		char del[96];
+
+		snprintf(del, sizeof(del), "add table ip %s\ndelete table ip %s\n",
+			 nftmap_table, nftmap_table);
+		nftmap_run_text(del, "removing the NAT table");
+	}
+	nftmap_close(1);
+	return -1;
+}
+
+/* Delete our table over the element socket: one message, acknowledged. */
+static void nftmap_table_delete(void)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftmap_op *op = &nftmap_ops[NFTMAP_PEND_MAX];
+	int32_t idx = NFTMAP_PEND_MAX;
+	struct nlmsghdr *nlh;
+	uint32_t seq_begin;
+	size_t off = 0;
+
+	if (!t) {
+		log_err("nft: out of memory deleting table %s", nftmap_table);
+		return;
+	}
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, nftmap_table);
+	seq_begin = nftmap_seq;
+	nlh = nftnl_batch_begin(nftmap_batch, nftmap_seq++);
+	off += NLMSG_ALIGN(nlh->nlmsg_len);
+	nlh = nftnl_nlmsg_build_hdr(nftmap_batch + off, NFT_MSG_DELTABLE, NFPROTO_IPV4,
+				    NLM_F_ACK, nftmap_seq++);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	off += NLMSG_ALIGN(nlh->nlmsg_len);
+	nlh = nftnl_batch_end(nftmap_batch + off, nftmap_seq++);
+	off += NLMSG_ALIGN(nlh->nlmsg_len);
+	nftnl_table_free(t);
+	memset(op, 0, sizeof(*op));
+	if (mnl_socket_sendto(nftmap_nl, nftmap_batch, off) < 0)
+		op->err = errno;
+	else
+		nftmap_drain(seq_begin, &idx, 1);
+	if (op->err && op->err != ENOENT)
+		log_err("nft: deleting table ip %s: %s", nftmap_table, strerror(op->err));
+	else
+		log_info("nft: table ip %s removed", nftmap_table);
+}
+
+void nftmap_close(int remove)
+{
+	int i;
+
+	if (nftmap_nl) {
+		if (remove) {
+			pend_reset();
+			nftmap_table_delete();
+		} else if (nftmap_nops) {
+			nftmap_commit_all(); /* leave the kernel as the daemon saw it */
+		}
+		mnl_socket_close(nftmap_nl);
+		nftmap_nl = NULL;
+	}
+	for (i = 0; i < SET_N; i++) {
+		if (nftmap_nset[i])
+			nftnl_set_free(nftmap_nset[i]); /* frees its element too */
+		nftmap_nset[i] = NULL;
+		nftmap_nelem[i] = NULL;
+	}
+	free(nftmap_refs);
+	nftmap_refs = NULL;
+	nftmap_ref_n = 0;
+	nftmap_nops = 0;
+	nftmap_carried_errors = 0;
+}

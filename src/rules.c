@@ -1,0 +1,321 @@
+/* rules: divert SIP to our queue. See rules.h.
+ *
+ * Two backends, chosen once from the configuration:
+ *  - iptables (iptables-nft here): our own chain in the mangle table, jumped
+ *    to from FORWARD. The nft `queue` statement is not in every kernel
+ *    (CONFIG_NFT_QUEUE), the xt NFQUEUE target is. Run as `iptables -w`
+ *    processes with argv arrays (no shell), at start and exit only.
+ *  - nft: our own table with a forward chain at priority mangle, created
+ *    with libnftables in-process.
+ * Never --queue-bypass / `bypass`: with no daemon on the queue, SIP is
+ * dropped rather than passed unrewritten (fail closed).
+ *
+ * The same rules ship as kernel-rules/divert-iptables.sh and
+ * kernel-rules/divert-nft.nft for operators who load them themselves;
+ * change them together with this file. */
+#include "rules.h"
+
+#include "conf.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <nftables/libnftables.h>
+
+/* iptables chain names are at most 28 characters. */
+#define RULES_CHAIN_MAX 29
+
+/* The nft backend's text, in one place (kernel-rules/divert-nft.nft is the
+ * same with the table called sipalgd_divert). Port sets and the queue
+ * number come in through defines so the body reads like that file. */
+static const char rules_nft_fmt[] =
+	"define WAN_IF = \"%s\"\n"
+	"define SIP_PORTS = { %s }\n"
+	"define QUEUE_NUM = %u\n"
+	"\n"
+	"table ip %s {\n"
+	"\t# Before NAT and before the operator's filter decisions\n"
+	"\t# (priority mangle): the packet still carries private addresses.\n"
+	"\tchain divert {\n"
+	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"\t\tiifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
+	"\t\tiifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
+	"\t\toifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
+	"\t\toifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
+	"\t}\n"
+	"}\n";
+
+static const char *const rules_iptables_paths[] = { "/usr/sbin/iptables", "/sbin/iptables" };
+
+static int rules_name_ok(const char *s, size_t max, int ifname)
+{
+	size_t i, n = strnlen(s, max);
+
+	if (n == 0 || n >= max)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_')
+			continue;
+		if (ifname && (ch == '-' || ch == '.' || ch == '@' || ch == ':'))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+static int rules_conf_ok(const struct conf *c)
+{
+	int i;
+
+	if (!rules_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
+		log_err("rules: table name \"%.*s\" must be 1-31 of [A-Za-z0-9_]",
+			(int)sizeof(c->nft_table), c->nft_table);
+		return 0;
+	}
+	if (!rules_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
+		log_err("rules: WAN interface name \"%.*s\" is not usable in a rule",
+			(int)sizeof(c->wan_if), c->wan_if);
+		return 0;
+	}
+	if (c->n_sip_ports < 1 || c->n_sip_ports > CONF_MAX_PORTS) {
+		log_err("rules: %d SIP ports configured, need 1-%d", c->n_sip_ports, CONF_MAX_PORTS);
+		return 0;
+	}
+	for (i = 0; i < c->n_sip_ports; i++) {
+		if (c->sip_ports[i] == 0) {
+			log_err("rules: SIP port 0 is not a port");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* "sipalgd" -> "SIPALGD", cut to what iptables accepts. */
+static void rules_chain_name(const struct conf *c, char *out)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < RULES_CHAIN_MAX && c->nft_table[i]; i++) {
+		char ch = c->nft_table[i];
+
+		out[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
+	}
+	out[i] = '\0';
+}
+
+static void rules_argv_str(char *const argv[], char *buf, size_t len)
+{
+	size_t off = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] && off + 1 < len; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? " " : "", argv[i]);
+
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+/* Run argv, wait for it. Returns its exit status (0 = success), or -1 when
+ * it could not run. `quiet`: its output is not wanted (stale-rule removal,
+ * where "no such rule" is the normal answer). Needs SIGCHLD not ignored
+ * (waitpid); called at start and exit only, never per packet or call. */
+static int rules_run(char *const argv[], int quiet)
+{
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid < 0) {
+		log_err("rules: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		sigset_t none;
+		size_t i;
+
+		/* The daemon may block signals for its own loop; iptables
+		 * must start with a clean mask. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (fd >= 0) {
+			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			if (quiet)
+				dup2(fd, STDERR_FILENO);
+		}
+		execvp(argv[0], argv);
+		/* A daemon's PATH may lack the sbin directories. */
+		for (i = 0; i < sizeof(rules_iptables_paths) / sizeof(rules_iptables_paths[0]); i++)
+			execv(rules_iptables_paths[i], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			log_err("rules: waitpid: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st) == 127 ? -1 : WEXITSTATUS(st);
+	return -1;
+}
+
+/* -w 10: wait for the xtables lock, but not forever. */
+#define IPT(...) ((char *const[]){ "iptables", "-w", "10", "-t", "mangle", __VA_ARGS__, NULL })
+
+static int rules_run_logged(char *const argv[])
+{
+	char cmd[512];
+	int ret = rules_run(argv, 0);
+
+	if (ret != 0) {
+		rules_argv_str(argv, cmd, sizeof(cmd));
+		log_err("rules: `%s` failed (%s %d)", cmd,
+			ret < 0 ? "could not run," : "exit status", ret);
+	}
+	return ret;
+}
+
+static void rules_iptables_remove(const struct conf *c)
+{
+	char chain[RULES_CHAIN_MAX];
+	int i;
+
+	rules_chain_name(c, chain);
+	/* Every copy of our jump (a crash between two starts may have left
+	 * more than one), then our chain; nothing else is touched. */
+	for (i = 0; i < 16; i++)
+		if (rules_run(IPT("-D", "FORWARD", "-p", "udp", "-j", chain), 1) != 0)
+			break;
+	rules_run(IPT("-F", chain), 1);
+	rules_run(IPT("-X", chain), 1);
+}
+
+static int rules_iptables_install(const struct conf *c)
+{
+	static const char *const dir_if[2] = { "-i", "-o" };
+	static const char *const dir_port[2] = { "--dport", "--sport" };
+	char chain[RULES_CHAIN_MAX], port[8], qnum[8];
+	int p, d, k;
+
+	rules_chain_name(c, chain);
+	snprintf(qnum, sizeof(qnum), "%u", c->queue_num);
+	rules_iptables_remove(c);
+	if (rules_run_logged(IPT("-N", chain)) != 0)
+		goto fail;
+	for (p = 0; p < c->n_sip_ports; p++) {
+		snprintf(port, sizeof(port), "%u", c->sip_ports[p]);
+		for (d = 0; d < 2; d++) {
+			for (k = 0; k < 2; k++) {
+				/* Plain --dport/--sport rather than multiport:
+				 * xt_multiport is an extra package on OpenWrt. */
+				if (rules_run_logged(IPT("-A", chain, (char *)dir_if[d], (char *)c->wan_if,
+							 "-p", "udp", (char *)dir_port[k], port,
+							 "-j", "NFQUEUE", "--queue-num", qnum)) != 0)
+					goto fail;
+			}
+		}
+	}
+	/* First in FORWARD: SIP must reach us before any accept. */
+	if (rules_run_logged(IPT("-I", "FORWARD", "1", "-p", "udp", "-j", chain)) != 0)
+		goto fail;
+	log_info("rules: iptables mangle FORWARD -> %s: SIP on %s to queue %u",
+		 chain, c->wan_if, c->queue_num);
+	return 0;
+fail:
+	rules_iptables_remove(c);
+	return -1;
+}
+
+static int rules_nft_run(const char *text, int quiet, char *err, size_t errlen)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int ret;
+
+	if (!ctx) {
+		snprintf(err, errlen, "cannot create a libnftables context");
+		return -1;
+	}
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	ret = nft_run_cmd_from_buffer(ctx, text);
+	if (ret != 0 && !quiet) {
+		const char *e = nft_ctx_get_error_buffer(ctx);
+
+		/* nft's first line names the problem; the rest is a caret
+		 * drawing for a terminal. */
+		snprintf(err, errlen, "%.*s", e && *e ? (int)strcspn(e, "\n") : 12,
+			 e && *e ? e : "(no message)");
+	}
+	nft_ctx_free(ctx);
+	return ret ? -1 : 0;
+}
+
+static void rules_nft_remove(const struct conf *c)
+{
+	char text[160], err[8];
+
+	snprintf(text, sizeof(text), "add table ip %s_divert\ndelete table ip %s_divert\n",
+		 c->nft_table, c->nft_table);
+	rules_nft_run(text, 1, err, sizeof(err));
+}
+
+static int rules_nft_install(const struct conf *c)
+{
+	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 256];
+	char err[1024];
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < c->n_sip_ports; i++)
+		off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u",
+					i ? ", " : "", c->sip_ports[i]);
+	snprintf(table, sizeof(table), "%s_divert", c->nft_table);
+	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num, table);
+	/* Stale copy first, separately: if creating fails below, no old
+	 * table is left queueing to a queue nobody reads. */
+	rules_nft_remove(c);
+	if (rules_nft_run(text, 0, err, sizeof(err)) < 0) {
+		/* Without CONFIG_NFT_QUEUE the kernel does not know the queue
+		 * expression and the whole table is refused. */
+		log_err("rules: nft divert table ip %s could not be created: %s "
+			"(a kernel without CONFIG_NFT_QUEUE refuses the queue statement; "
+			"use queue.divert: iptables there)", table, err);
+		return -1;
+	}
+	log_info("rules: nft table ip %s: SIP on %s to queue %u", table, c->wan_if, c->queue_num);
+	return 0;
+}
+
+int rules_install(const struct conf *c)
+{
+	if (!rules_conf_ok(c))
+		return -1;
+	if (c->divert == CONF_DIVERT_NFT)
+		return rules_nft_install(c);
+	return rules_iptables_install(c);
+}
+
+void rules_remove(const struct conf *c)
+{
+	if (!rules_conf_ok(c))
+		return;
+	if (c->divert == CONF_DIVERT_NFT)
+		rules_nft_remove(c);
+	else
+		rules_iptables_remove(c);
+}
