@@ -42,6 +42,17 @@ struct ct_del {
 	int err;       /* kernel answer; ETIMEDOUT until one comes */
 };
 
+/* Flows to find by a dump before they can be deleted (ct_del_port). */
+#define CT_SCAN_MAX 256
+struct ct_scan {
+	uint32_t ip;
+	uint16_t port;
+	uint8_t to_dst;
+};
+static struct ct_scan ct_scans[CT_SCAN_MAX];
+static int ct_nscan;
+static int ct_scanning; /* a dump is being read: ct_rx is in use */
+
 static struct mnl_socket *ct_nl;
 static uint32_t ct_portid, ct_seq;
 static struct ct_del ct_dels[CT_DEL_MAX];
@@ -269,14 +280,112 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 
 	if (!ct_nl)
 		return;
-	if (ct_ndel == CT_DEL_MAX)
+	if (ct_ndel == CT_DEL_MAX) {
+		if (ct_scanning) {
+			/* committing now would reuse the buffer the dump is read from */
+			LOG_RL(LOG_LVL_WARN, "ct: delete queue full during a flow scan; flow left to time out");
+			return;
+		}
 		ct_carried_errors += ct_commit();
+	}
 	d = &ct_dels[ct_ndel++];
 	d->a = a;
 	d->ap = ap;
 	d->b = b;
 	d->bp = bp;
 	d->err = ETIMEDOUT;
+}
+
+void ct_del_port(uint32_t ip, uint16_t port, int to_dst)
+{
+	if (!ct_nl || ct_nscan == CT_SCAN_MAX) {
+		if (ct_nl)
+			LOG_RL(LOG_LVL_WARN, "ct: too many flow scans in one round; some media flows are left to time out");
+		return;
+	}
+	ct_scans[ct_nscan++] = (struct ct_scan){ ip, port, (uint8_t)!!to_dst };
+}
+
+/* These live in the kernel's nf_conntrack_netlink.c, not in the uapi. */
+#define CT_FILTER_F_IP_SRC     (1u << 0)
+#define CT_FILTER_F_IP_DST     (1u << 1)
+#define CT_FILTER_F_PROTO_NUM  (1u << 3)
+#define CT_FILTER_F_PORT_SRC   (1u << 4)
+#define CT_FILTER_F_PORT_DST   (1u << 5)
+
+static int ct_scan_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct ct_scan *sc = data;
+	struct nf_conntrack *ct;
+
+	if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW ||
+	    (nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
+		return MNL_CB_OK;
+	ct = nfct_new();
+	if (!ct)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, ct) == 0 && nfct_get_attr_u8(ct, ATTR_L4PROTO) == IPPROTO_UDP) {
+		uint32_t a = ntohl(nfct_get_attr_u32(ct, ATTR_IPV4_SRC));
+		uint32_t b = ntohl(nfct_get_attr_u32(ct, ATTR_IPV4_DST));
+		uint16_t ap = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
+		uint16_t bp = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
+		/* An old kernel ignores CTA_FILTER and dumps everything: check. */
+		if (sc->to_dst ? (b == sc->ip && bp == sc->port) : (a == sc->ip && ap == sc->port))
+			ct_del_udp(a, ap, b, bp);
+	}
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+static void ct_scan_one(const struct ct_scan *sc)
+{
+	char buf[512] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfh;
+	struct nlattr *tup, *nest;
+	uint32_t seq = ++ct_seq;
+	int ret, rounds;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = AF_INET;
+	nfh->version = NFNETLINK_V0;
+	nfh->res_id = 0;
+	tup = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	mnl_attr_put_u32(nlh, sc->to_dst ? CTA_IP_V4_DST : CTA_IP_V4_SRC, htonl(sc->ip));
+	mnl_attr_nest_end(nlh, nest);
+	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_UDP);
+	mnl_attr_put_u16(nlh, sc->to_dst ? CTA_PROTO_DST_PORT : CTA_PROTO_SRC_PORT, htons(sc->port));
+	mnl_attr_nest_end(nlh, nest);
+	mnl_attr_nest_end(nlh, tup);
+	nest = mnl_attr_nest_start(nlh, CTA_FILTER);
+	mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS,
+			 CT_FILTER_F_PROTO_NUM |
+			 (sc->to_dst ? CT_FILTER_F_IP_DST | CT_FILTER_F_PORT_DST
+				     : CT_FILTER_F_IP_SRC | CT_FILTER_F_PORT_SRC));
+	mnl_attr_nest_end(nlh, nest);
+	if (mnl_socket_sendto(ct_nl, nlh, nlh->nlmsg_len) < 0) {
+		STAT_INC(ct_errors);
+		LOG_RL(LOG_LVL_WARN, "ct: flow scan request: %s", strerror(errno));
+		return;
+	}
+	/* Bounded: a dump of a huge table ends in NLMSG_DONE long before this. */
+	for (rounds = 0; rounds < 4096; rounds++) {
+		ret = ct_recv(1000);
+		if (ret < 0)
+			break;
+		ret = mnl_cb_run(ct_rx, (size_t)ret, seq, ct_portid, ct_scan_cb, (void *)sc);
+		if (ret == MNL_CB_STOP)
+			return;
+		if (ret == MNL_CB_ERROR && errno != ESRCH && errno != EPROTO)
+			break;
+	}
+	STAT_INC(ct_errors);
+	LOG_RL(LOG_LVL_WARN, "ct: flow scan did not complete: %s", strerror(errno));
 }
 
 /* Send deletes [from, to) in one sendmsg and drain their ACKs. */
@@ -351,6 +460,13 @@ int ct_commit(void)
 	int i, errors = ct_carried_errors;
 
 	ct_carried_errors = 0;
+	/* Scans queue exact deletes; they are sent below with the others. */
+	int nscan = ct_nscan;
+	ct_nscan = 0;
+	ct_scanning = 1;
+	for (i = 0; ct_nl && i < nscan; i++)
+		ct_scan_one(&ct_scans[i]);
+	ct_scanning = 0;
 	if (!ct_nl || ct_ndel == 0) {
 		ct_ndel = 0;
 		return errors;

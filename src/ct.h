@@ -18,6 +18,14 @@ int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
  * original or its reply tuple. */
 void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
 
+/* Queue deletion of every UDP conntrack whose ORIGINAL tuple has ip:port as
+ * its destination (to_dst) or its source: all flows into a pinhole whatever
+ * port the remote sends from, or all flows a phone's media port started.
+ * Done at commit with one kernel-filtered dump (CTA_FILTER) each: it walks
+ * the conntrack table, so callers use it only when the exact tuple is not
+ * known. */
+void ct_del_port(uint32_t ip, uint16_t port, int to_dst);
+
 /* Send queued deletes (several per sendmsg); ENOENT is not an error.
  * Returns the number of failures (counted in ct_errors). */
 int ct_commit(void);

@@ -207,6 +207,8 @@ static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
 
 static void stream_close(struct stream *s, uint64_t now)
 {
+	uint32_t pub = binding_public_ip();
+
 	if (s->state == ST_FREE)
 		return;
 	stream_unref_key(s, s->key);
@@ -215,6 +217,15 @@ static void stream_close(struct stream *s, uint64_t now)
 		stream_kill_flows(s, s->old_rip, s->old_rport);
 	}
 	stream_kill_flows(s, s->rip, s->rport);
+	/* Remote-first flows from a port its SDP did not name (a remote behind
+	 * NAT, early media before any answer): find them by the pinhole. */
+	ct_del_port(pub, s->b->pub_port, 1);
+	ct_del_port(pub, (uint16_t)(s->b->pub_port + 1), 1);
+	if (!s->rip) {
+		/* phone-first flows to a remote we never learnt */
+		ct_del_port(s->priv_ip, s->priv_port, 0);
+		ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
+	}
 	binding_unref(s->b, now);
 	memset(s, 0, sizeof(*s));
 	STAT_DEC(pinholes);
