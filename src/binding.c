@@ -87,18 +87,25 @@ struct binding *binding_find(uint32_t ip, uint16_t port)
 	return NULL;
 }
 
+static struct binding *find_pub_exact(uint16_t port)
+{
+	for (uint32_t i = h_pub[hash_pub(port)]; i; i = pool[i - 1].next_pub)
+		if (pool[i - 1].pub_port == port)
+			return &pool[i - 1];
+	return NULL;
+}
+
 struct binding *binding_find_public(uint16_t port)
 {
+	struct binding *b;
+
 	if (!pool)
 		return NULL;
-	for (uint32_t i = h_pub[hash_pub(port)]; i; i = pool[i - 1].next_pub) {
-		struct binding *b = &pool[i - 1];
-		if (b->pub_port == port)
-			return b;
-		/* the RTCP half of a media pair */
-		if (b->kind == BIND_MEDIA && b->pub_port + 1 == port)
-			return b;
-	}
+	if ((b = find_pub_exact(port)))
+		return b;
+	/* the RTCP half of a media pair is hashed under its RTP port */
+	if (port > 0 && (b = find_pub_exact((uint16_t)(port - 1))) && b->kind == BIND_MEDIA)
+		return b;
 	return NULL;
 }
 

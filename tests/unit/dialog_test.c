@@ -1,0 +1,184 @@
+/* The dialog state machine: offer/answer drives pinholes; re-offers retire
+ * old streams only when the exchange completes; rejections roll back;
+ * timers end what never ends. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "binding.h"
+#include "conf.h"
+#include "dialog.h"
+#include "sdp.h"
+#include "stats.h"
+#include "stubs.h"
+
+#define PUB 0xcb007101
+#define PHONE 0xc0a8010a
+#define PROXY 0xc6336401
+
+static struct conf cf;
+static struct sdp sd;
+static char sdpbuf[512];
+static uint16_t pub[SDP_MAX_MEDIA];
+
+static const struct sdp *mk(const char *ip, int port)
+{
+	snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\n", ip, port);
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf, (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+	return &sd;
+}
+
+static int setup(void **st)
+{
+	(void)st;
+	conf_defaults(&cf);
+	cf.lan[0].addr = 0xc0a80100;
+	cf.lan[0].mask = 0xffffff00;
+	cf.n_lan = 1;
+	cf.media_other_hosts = 1;
+	memset(stats, 0, sizeof(stats));
+	stub_reset();
+	assert_int_equal(binding_init(&cf, PUB), 0);
+	return dialog_init(&cf);
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	dialog_fini();
+	binding_fini();
+	return 0;
+}
+
+static struct dialog *call(void)
+{
+	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	struct dialog *d = dialog_create((const uint8_t *)"cid", 3, PHONE, 5060, PROXY, 5060, sb, 0);
+	assert_non_null(d);
+	assert_ptr_equal(dialog_find((const uint8_t *)"cid", 3, PHONE), d);
+	assert_null(dialog_find((const uint8_t *)"cid", 3, PHONE + 1));
+	return d;
+}
+
+static void test_offer_answer_then_bye(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:5060 192.168.1.10:5060\n"));
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	assert_int_equal(pub[0], 8000);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8000 192.168.1.10:8000\n"));
+	stub_reset();
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	/* the answer names the media server: the pinhole follows it */
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:8000"));
+	stub_reset();
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
+	assert_non_null(strstr(stub_log, "ctscan-dst 203.0.113.1:8000"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:5060"));
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
+static void test_reinvite_new_port_retires_on_answer(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), PHONE, pub, 0);
+	assert_int_equal(pub[0], 8100);
+	assert_int_equal(stats[ST_pinholes], 2);   /* both, until the answer */
+	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	assert_int_equal(stats[ST_pinholes], 1);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
+}
+
+static void test_rejected_reoffer_rolls_back(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), PHONE, pub, 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	stub_reset();
+	dialog_offer_failed(d);
+	assert_int_equal(stats[ST_pinholes], 1);
+	assert_non_null(strstr(stub_log, "snat- 192.168.1.12:8000"));
+	assert_null(strstr(stub_log, "snat- 192.168.1.10:8000"));
+}
+
+static void test_remote_moves_media(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	stub_reset();
+	/* remote re-offer from another address: both accepted until the answer */
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7100), PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8000 192.168.1.10:8000\n"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
+	assert_int_equal(stats[ST_pinholes], 1);
+}
+
+static void test_refused_targets(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 80), PHONE, pub, 0);
+	assert_int_equal(pub[0], 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.255", 8000), PHONE, pub, 0);
+	assert_int_equal(pub[0], 0);
+	dialog_sdp(d, SIDE_PHONE, mk("10.9.9.9", 8000), PHONE, pub, 0);
+	assert_int_equal(pub[0], 0);
+	cf.media_other_hosts = 0;
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), PHONE, pub, 0);
+	assert_int_equal(pub[0], 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_int_equal(stats[ST_pinholes_refused], 4);
+}
+
+static void test_timers(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_expire((uint64_t)cf.early_timeout_s * 1000 - 1);
+	assert_int_equal(stats[ST_dialogs], 1);
+	dialog_confirmed(d, 1000);
+	dialog_expire((uint64_t)cf.early_timeout_s * 1000 + 1);
+	assert_int_equal(stats[ST_dialogs], 1);
+	dialog_bye_seen(d, 2000);
+	dialog_expire(2000 + 32000);
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_int_equal(stats[ST_dialogs_expired], 1);
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_offer_answer_then_bye, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reinvite_new_port_retires_on_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_reoffer_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_moves_media, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
+}
