@@ -5,6 +5,8 @@
 
 static int lc(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 static int is_ws(int c) { return c == ' ' || c == '\t'; }
+/* Inside a header value a fold leaves CR/LF between the words. */
+static int is_lws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
 /* RFC 3261 token characters (header names, methods). */
@@ -471,18 +473,18 @@ int sip_via_parse(const uint8_t *b, struct span el, struct sip_via *v)
 	}
 	if (slashes < 2)
 		return -1;
-	while (p < e && is_ws(b[p]))
+	while (p < e && is_lws(b[p]))
 		p++;
 	while (p < e && is_token(b[p]))
 		p++;
-	if (p >= e || !is_ws(b[p]))
+	if (p >= e || !is_lws(b[p]))
 		return -1;
-	while (p < e && is_ws(b[p]))
+	while (p < e && is_lws(b[p]))
 		p++;
 	if (parse_hostport(b, p, e, ";", &v->host, &v->port, &v->hostport, &v->port_num) < 0)
 		return -1;
 	p = v->hostport.off + v->hostport.len;
-	while (p < e && is_ws(b[p]))
+	while (p < e && is_lws(b[p]))
 		p++;
 	v->params = (struct span){ p, e - p };
 	if (p < e && b[p] != ';' && b[p] != '(')
@@ -501,18 +503,18 @@ int sip_param_find(const uint8_t *b, struct span ps, const char *name, struct sp
 			continue;
 		}
 		p++;
-		while (p < e && is_ws(b[p]))
+		while (p < e && is_lws(b[p]))
 			p++;
 		uint32_t ns = p;
 		while (p < e && is_token(b[p]))
 			p++;
 		struct span nm = { ns, p - ns };
-		while (p < e && is_ws(b[p]))
+		while (p < e && is_lws(b[p]))
 			p++;
 		uint32_t vs = p, ve = p;
 		if (p < e && b[p] == '=') {
 			p++;
-			while (p < e && is_ws(b[p]))
+			while (p < e && is_lws(b[p]))
 				p++;
 			vs = p;
 			if (p < e && b[p] == '"') {
@@ -522,7 +524,7 @@ int sip_param_find(const uint8_t *b, struct span ps, const char *name, struct sp
 				if (p < e)
 					p++;
 			} else {
-				while (p < e && b[p] != ';' && b[p] != ',' && b[p] != '>' && !is_ws(b[p]))
+				while (p < e && b[p] != ';' && b[p] != ',' && b[p] != '>' && !is_lws(b[p]))
 					p++;
 			}
 			ve = p;
