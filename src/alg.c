@@ -286,7 +286,7 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 		return 0;
 	}
 	if (d)
-		dialog_sdp(d, SIDE_PHONE, &sdpv, sender, pub, now);
+		dialog_sdp(d, SIDE_PHONE, &sdpv, !m->is_request, m->cseq, sender, pub, now);
 	if (sdpv.o_addr.len && conf_is_lan(cf, sdpv.o_ip))
 		edit_add(&ed, sdpv.o_addr.off, sdpv.o_addr.len, pub_str, pub_len);
 	if (sdpv.c_addr.len && conf_is_lan(cf, sdpv.c_ip))
@@ -563,7 +563,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 	}
 	if (d && sdp && m->status < 300) {
 		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
-			dialog_sdp(d, SIDE_REMOTE, &sdpv, u->saddr, pub, now);
+			dialog_sdp(d, SIDE_REMOTE, &sdpv, !m->is_request, m->cseq, u->saddr, pub, now);
 		else
 			STAT_INC(sdp_errors);
 	}

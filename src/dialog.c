@@ -43,6 +43,9 @@ struct dialog {
 	uint32_t peer_ip;
 	uint32_t sig_key;
 	uint32_t invite_cseq;
+	uint32_t offer_cseq;   /* transaction whose request carried the outstanding offer */
+	uint32_t answered_cseq;/* transaction whose answer completed the last exchange */
+	uint8_t answered_from; /* side that gave that answer */
 	struct binding *sigb;
 	uint64_t expires;
 	uint32_t rip[SDP_MAX_MEDIA];
@@ -393,16 +396,28 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 		complete(d, now);
 }
 
-int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s,
-	       uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
+int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
+	       uint32_t cseq, uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
 {
-	/* RFC 3264 §4: an SDP is the answer when the other side has an offer
-	 * outstanding, otherwise it is a (new) offer. */
-	int is_answer = d->offer_from != SIDE_NONE && d->offer_from != side;
+	int is_answer;
 	int rc = 0;
 
-	if (!is_answer)
+	if (in_response)
+		/* The answer to the request's offer, or a repeat of it (183
+		 * then 200, retransmitted 200); else an offer in a response to
+		 * an offerless INVITE (answered in the ACK). */
+		is_answer = (d->offer_from != SIDE_NONE && d->offer_from != side && d->offer_cseq == cseq) ||
+			    (d->offer_from == SIDE_NONE && d->answered_cseq == cseq && d->answered_from == side);
+	else
+		/* ACK and PRACK answer an offer made in a response. */
+		is_answer = d->offer_from != SIDE_NONE && d->offer_from != side;
+	if (is_answer) {
+		d->answered_cseq = cseq;
+		d->answered_from = (uint8_t)side;
+	} else {
 		d->offer_from = (uint8_t)side;
+		d->offer_cseq = cseq;
+	}
 	if (side == SIDE_PHONE)
 		rc = phone_sdp(d, s, sender_ip, pub, is_answer, now);
 	else

@@ -34,12 +34,14 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
 			     uint16_t phone_port, uint32_t peer_ip, uint16_t peer_port,
 			     struct binding *sigb, uint64_t now);
 
-/* An SDP passed from `side`. Classifies it as offer or answer from the
- * dialog's state. For the phone's SDP, fills pub[i] with the public port to
- * write into m= line i (0: stream refused, write port 0). Returns 0, or -1 if
- * nothing could be opened at all. */
-int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s,
-	       uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now);
+/* An SDP passed from `side`, in a request or in a response of transaction
+ * `cseq`. Classified as offer or answer from the dialog's state (RFC 3264:
+ * an SDP in a response to a request that carried an offer is the answer,
+ * also when the response is retransmitted). For the phone's SDP, fills
+ * pub[i] with the public port to write into m= line i (0: stream refused,
+ * write port 0). Returns 0, or -1 if nothing could be opened at all. */
+int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
+	       uint32_t cseq, uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now);
 
 /* A request from `side` that may carry an offer (INVITE/UPDATE) was answered
  * with a final non-2xx response: roll back what its offer opened. */

@@ -69,11 +69,11 @@ static void test_offer_answer_then_bye(void **st)
 	(void)st;
 	struct dialog *d = call();
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:5060 192.168.1.10:5060\n"));
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
 	assert_int_equal(pub[0], 8000);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8000 192.168.1.10:8000\n"));
 	stub_reset();
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
 	/* the answer names the media server: the pinhole follows it */
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:8000"));
@@ -91,14 +91,14 @@ static void test_reinvite_new_port_retires_on_answer(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
 	stub_reset();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, PHONE, pub, 0);
 	assert_int_equal(pub[0], 8100);
 	assert_int_equal(stats[ST_pinholes], 2);   /* both, until the answer */
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, PROXY, pub, 0);
 	assert_int_equal(stats[ST_pinholes], 1);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
@@ -108,9 +108,9 @@ static void test_rejected_reoffer_rolls_back(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 2, PHONE, pub, 0);
 	assert_int_equal(stats[ST_pinholes], 2);
 	stub_reset();
 	dialog_offer_failed(d);
@@ -123,16 +123,31 @@ static void test_remote_moves_media(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
 	stub_reset();
 	/* remote re-offer from another address: both accepted until the answer */
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7100), PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7100), 0, 5, PROXY, pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8000 192.168.1.10:8000\n"));
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 5, PHONE, pub, 0);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
+	assert_int_equal(stats[ST_pinholes], 1);
+}
+
+static void test_retransmitted_answer_is_not_an_offer(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	/* the 200 again, before the ACK got through */
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	/* a re-INVITE offer from the phone must wait for its own answer */
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, PHONE, pub, 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, PROXY, pub, 0);
 	assert_int_equal(stats[ST_pinholes], 1);
 }
 
@@ -140,14 +155,14 @@ static void test_refused_targets(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 80), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 80), 0, 1, PHONE, pub, 0);
 	assert_int_equal(pub[0], 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.255", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.255", 8000), 0, 1, PHONE, pub, 0);
 	assert_int_equal(pub[0], 0);
-	dialog_sdp(d, SIDE_PHONE, mk("10.9.9.9", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("10.9.9.9", 8000), 0, 1, PHONE, pub, 0);
 	assert_int_equal(pub[0], 0);
 	cf.media_other_hosts = 0;
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 1, PHONE, pub, 0);
 	assert_int_equal(pub[0], 0);
 	assert_int_equal(stats[ST_pinholes], 0);
 	assert_int_equal(stats[ST_pinholes_refused], 4);
@@ -157,7 +172,7 @@ static void test_timers(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
 	dialog_expire((uint64_t)cf.early_timeout_s * 1000 - 1);
 	assert_int_equal(stats[ST_dialogs], 1);
 	dialog_confirmed(d, 1000);
@@ -177,6 +192,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reinvite_new_port_retires_on_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_reoffer_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_moves_media, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retransmitted_answer_is_not_an_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
 	};
