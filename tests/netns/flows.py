@@ -1,0 +1,1672 @@
+#!/usr/bin/python3
+"""sipalgd netns lab: SIP call flows checked on the bytes that reach the far side.
+
+One process holds UDP sockets in the three lab namespaces (salg-lan-ID,
+salg-wan-ID; the router sits between them). Each flow plays the phone(s) on
+the LAN side and the proxy/registrar/media servers on the WAN side, writes every
+SIP message as a text template, and asserts on what arrives.
+
+  flows.py --id ID [--expect-fail FILE] [--verbose] [flow ...]
+
+Output: `ok N - name` / `not ok N - name: reason` per flow, then one line
+`N passed, N failed`. Exit 1 if a flow failed that was not expected to fail,
+or a flow expected to fail passed (so a baseline run proves the lab can fail).
+stdlib only; run with Debian's /usr/bin/python3 as root.
+"""
+import argparse
+import ctypes
+import os
+import random
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+CLONE_NEWNET = 0x40000000
+
+PHONE1 = "192.168.77.10"
+PHONE2 = "192.168.77.11"
+LANHOST = "192.168.77.12"
+PUB = "203.0.113.1"
+PROXY = "203.0.113.10"
+MEDIASRV = "203.0.113.20"
+OTHER = "203.0.113.30"
+LAN_PREFIX = b"192.168.77."
+
+T_SIG = 2.0        # wait for a SIP message that must arrive
+T_QUIET = 0.6      # wait for a SIP message that must NOT arrive
+RTP_N = 20         # packets per media burst
+RTP_MIN = 18       # at least this many must arrive
+CLOSE_WAIT = 2.0   # pinholes must be gone this long after the closing message
+
+VERBOSE = False
+NS = {}
+
+libc = ctypes.CDLL(None, use_errno=True)
+_ORIG_NS_FD = None
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, reason):
+    if not cond:
+        raise Fail(reason)
+
+
+def vprint(*a):
+    if VERBOSE:
+        print(*a, flush=True)
+
+
+def show(title, data):
+    """Print a SIP message in verbose/demo mode, CRLFs made visible at line ends."""
+    if not VERBOSE:
+        return
+    print("    .---- %s (%d bytes)" % (title, len(data)))
+    text = data.decode("utf-8", "replace")
+    for line in text.split("\r\n"):
+        print("    | " + line)
+    print("    '----", flush=True)
+
+
+# ---------------------------------------------------------------- namespaces
+
+def setns(name):
+    global _ORIG_NS_FD
+    if _ORIG_NS_FD is None:
+        _ORIG_NS_FD = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    if name is None:
+        fd = _ORIG_NS_FD
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back to the original namespace")
+        return
+    fd = os.open("/var/run/netns/" + name, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + name)
+    finally:
+        os.close(fd)
+
+
+OPEN_SOCKETS = []
+
+
+def udp_socket(side, ip, port=0):
+    """A UDP socket bound in namespace `side` ('lan' or 'wan'); port 0 = ephemeral."""
+    setns(NS[side])
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+    finally:
+        setns(None)
+    OPEN_SOCKETS.append(s)
+    return s
+
+
+def close_all_sockets():
+    while OPEN_SOCKETS:
+        try:
+            OPEN_SOCKETS.pop().close()
+        except OSError:
+            pass
+
+
+def drain(sock):
+    n = 0
+    while True:
+        r, _, _ = select.select([sock], [], [], 0)
+        if not r:
+            return n
+        try:
+            sock.recvfrom(65535)
+        except OSError:
+            pass  # ICMP errors surface as ECONNREFUSED on some paths
+        n += 1
+        if n > 10000:
+            return n
+
+
+# ---------------------------------------------------------------- SIP parsing
+
+COMPACT = {"v": "via", "m": "contact", "c": "content-type", "l": "content-length",
+           "i": "call-id", "f": "from", "t": "to", "k": "supported", "s": "subject",
+           "e": "content-encoding", "o": "event", "r": "refer-to", "u": "allow-events"}
+
+
+class Header:
+    def __init__(self, raw):
+        self.raw = raw                      # the whole (unfolded) line, bytes
+        name, _, value = raw.partition(b":")
+        self.rawname = name                 # as written, e.g. b"v" or b"Via "
+        n = name.strip().decode("latin-1").lower()
+        self.name = COMPACT.get(n, n)       # canonical long form, lower case
+        self.value = value.strip().decode("latin-1")
+
+
+class SipMsg:
+    def __init__(self, raw):
+        self.raw = raw
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise Fail("not a SIP message (no CRLFCRLF): %r" % raw[:80])
+        self.body = body
+        lines = head.split(b"\r\n")
+        self.start = lines[0].decode("latin-1")
+        self.headers = []
+        for ln in lines[1:]:
+            if ln[:1] in (b" ", b"\t") and self.headers:
+                h = self.headers[-1]
+                self.headers[-1] = Header(h.raw + b"\r\n" + ln)
+            else:
+                self.headers.append(Header(ln))
+        parts = self.start.split(" ", 2)
+        if parts[0].startswith("SIP/2.0"):
+            self.is_request = False
+            self.status = int(parts[1])
+            self.method = None
+            self.ruri = None
+        else:
+            self.is_request = True
+            self.method = parts[0]
+            self.ruri = parts[1] if len(parts) > 1 else ""
+            self.status = None
+
+    def all(self, name):
+        name = name.lower()
+        return [h for h in self.headers if h.name == name]
+
+    def get(self, name, default=None):
+        h = self.all(name)
+        return h[0].value if h else default
+
+    def vias(self):
+        """Every Via value, one per comma-separated entry, in order."""
+        out = []
+        for h in self.all("via"):
+            out.extend(v.strip() for v in split_commas(h.value))
+        return out
+
+    @property
+    def callid(self):
+        return self.get("call-id")
+
+    @property
+    def cseq(self):
+        return self.get("cseq", "")
+
+    def describe(self):
+        return "%s [%s]" % (self.start, self.cseq)
+
+
+def split_commas(value):
+    out, depth, quote, cur = [], 0, False, ""
+    for ch in value:
+        if ch == '"':
+            quote = not quote
+        elif not quote and ch == "<":
+            depth += 1
+        elif not quote and ch == ">":
+            depth -= 1
+        if ch == "," and depth == 0 and not quote:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return out
+
+
+def via_sentby(value):
+    """('SIP/2.0/UDP', host, port or None, params-string) of one Via value."""
+    m = re.match(r"\s*(SIP\s*/\s*2\.0\s*/\s*\S+)\s+([^;:\s]+)(?::(\d+))?\s*(.*)$", value, re.S)
+    if not m:
+        raise Fail("unparsable Via %r" % value)
+    return m.group(1), m.group(2), (int(m.group(3)) if m.group(3) else None), m.group(4)
+
+
+def contact_uri(value):
+    """The URI of a Contact/To/From value (inside <> or bare)."""
+    m = re.search(r"<([^>]*)>", value)
+    if m:
+        return m.group(1)
+    return value.split(";", 1)[0].strip()
+
+
+def uri_hostport(uri):
+    m = re.match(r"sips?:(?:[^@]*@)?([^;:>?]+)(?::(\d+))?", uri)
+    if not m:
+        raise Fail("unparsable URI %r" % uri)
+    return m.group(1), (int(m.group(2)) if m.group(2) else 5060)
+
+
+class Sdp:
+    def __init__(self, body):
+        check(body.endswith(b"\r\n"), "SDP does not end with CRLF: %r" % body[-20:])
+        self.lines = body[:-2].split(b"\r\n")
+        check(self.lines[0] == b"v=0", "SDP does not start with v=0: %r" % self.lines[0])
+        self.origin = None
+        self.conn = None
+        self.media = []   # dicts: kind, port, proto, conn
+        for ln in self.lines:
+            check(re.match(rb"^[a-z]=", ln) is not None, "bad SDP line %r" % ln)
+            t, v = ln[:1].decode(), ln[2:].decode("latin-1")
+            if t == "o":
+                f = v.split()
+                check(len(f) == 6, "bad o= %r" % v)
+                self.origin = f[5]
+            elif t == "c":
+                f = v.split()
+                check(len(f) == 3 and f[0] == "IN" and f[1] == "IP4", "bad c= %r" % v)
+                if self.media:
+                    self.media[-1]["conn"] = f[2]
+                else:
+                    self.conn = f[2]
+            elif t == "m":
+                f = v.split()
+                check(len(f) >= 4 and f[1].isdigit(), "bad m= %r" % v)
+                port = int(f[1])
+                check(0 < port < 65536, "bad m= port %r" % v)
+                self.media.append({"kind": f[0], "port": port, "rest": f[2:], "conn": None})
+        for m in self.media:
+            if m["conn"] is None:
+                m["conn"] = self.conn
+            check(m["conn"] is not None, "m= without any c=")
+
+    def addr(self, i=0):
+        return (self.media[i]["conn"], self.media[i]["port"])
+
+
+# ---------------------------------------------------------------- SIP message templates
+
+def sip(lines, body=b"", cl_name="Content-Length"):
+    """Build a SIP message from header lines (str) + body (bytes); Content-Length computed."""
+    if isinstance(body, str):
+        body = body.encode()
+    head = "\r\n".join(lines + ["%s: %d" % (cl_name, len(body))]) + "\r\n\r\n"
+    return head.encode() + body
+
+
+def sdp_body(ip, ports, sess="2890844526", ver=1, user="alice", conn_lines=None, origin=None):
+    """A plain audio SDP; `ports` a list of RTP ports, one m= line each."""
+    lines = ["v=0", "o=%s %s %d IN IP4 %s" % (user, sess, ver, origin or ip), "s=-",
+             "c=IN IP4 %s" % ip, "t=0 0"]
+    for i, p in enumerate(ports):
+        lines.append("m=audio %d RTP/AVP 0 8 101" % p)
+        if conn_lines and i < len(conn_lines) and conn_lines[i]:
+            lines.append("c=IN IP4 %s" % conn_lines[i])
+        lines += ["a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
+                  "a=rtpmap:101 telephone-event/8000", "a=sendrecv"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+_seq = [random.randint(1000, 9000)]
+
+
+def uniq(prefix=""):
+    _seq[0] += 1
+    return "%s%x%04d" % (prefix, random.getrandbits(32), _seq[0])
+
+
+class Dialog:
+    """The phone-side bookkeeping of one call (phone = UAC)."""
+
+    def __init__(self, phone_ip, phone_port=5060, user="alice", peer=PROXY, peer_port=5060):
+        self.phone_ip, self.phone_port, self.user = phone_ip, phone_port, user
+        self.peer, self.peer_port = peer, peer_port
+        self.callid = uniq("cid") + "@atlanta.example.com"
+        self.ftag = uniq("ft")
+        self.ttag = None
+        self.cseq = 1
+        self.contact = "sip:%s@%s:%d" % (user, phone_ip, phone_port)
+        self.remote_target = "sip:bob@%s:%d" % (peer, peer_port)
+        self.route = None
+
+    def via(self, branch):
+        return "Via: SIP/2.0/UDP %s:%d;branch=%s" % (self.phone_ip, self.phone_port, branch)
+
+    def to_hdr(self):
+        return "To: Bob <sip:bob@biloxi.example.com>" + (";tag=" + self.ttag if self.ttag else "")
+
+    def invite(self, body, branch=None, extra=(), ruri="sip:bob@biloxi.example.com"):
+        self.inv_branch = branch or "z9hG4bK" + uniq()
+        lines = ["INVITE %s SIP/2.0" % ruri, self.via(self.inv_branch), "Max-Forwards: 70"]
+        lines += list(extra)
+        lines += ["From: Alice <sip:alice@atlanta.example.com>;tag=" + self.ftag, self.to_hdr(),
+                  "Call-ID: " + self.callid, "CSeq: %d INVITE" % self.cseq,
+                  "Contact: <%s>" % self.contact, "User-Agent: salg-lab-phone/1.0",
+                  "X-Lab-Opaque: keep-me;v=1 \"quoted, text\"",
+                  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS"]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        self.inv_cseq = self.cseq
+        return sip(lines, body)
+
+    def reinvite(self, body):
+        self.cseq += 1
+        self.inv_branch = "z9hG4bK" + uniq()
+        self.inv_cseq = self.cseq
+        lines = ["INVITE %s SIP/2.0" % self.remote_target, self.via(self.inv_branch),
+                 "Max-Forwards: 70",
+                 "From: Alice <sip:alice@atlanta.example.com>;tag=" + self.ftag, self.to_hdr(),
+                 "Call-ID: " + self.callid, "CSeq: %d INVITE" % self.cseq,
+                 "Contact: <%s>" % self.contact, "Content-Type: application/sdp"]
+        return sip(lines, body)
+
+    def ack(self, non2xx=False):
+        """ACK for 2xx (new branch, remote target) or non-2xx (INVITE's branch and R-URI)."""
+        if non2xx:
+            lines = ["ACK sip:bob@biloxi.example.com SIP/2.0", self.via(self.inv_branch)]
+        else:
+            lines = ["ACK %s SIP/2.0" % self.remote_target, self.via("z9hG4bK" + uniq())]
+        lines += ["Max-Forwards: 70"]
+        if self.route and not non2xx:
+            lines.append("Route: " + self.route)
+        lines += ["From: Alice <sip:alice@atlanta.example.com>;tag=" + self.ftag, self.to_hdr(),
+                  "Call-ID: " + self.callid, "CSeq: %d ACK" % self.inv_cseq]
+        return sip(lines)
+
+    def cancel(self):
+        lines = ["CANCEL sip:bob@biloxi.example.com SIP/2.0", self.via(self.inv_branch),
+                 "Max-Forwards: 70",
+                 "From: Alice <sip:alice@atlanta.example.com>;tag=" + self.ftag,
+                 "To: Bob <sip:bob@biloxi.example.com>",
+                 "Call-ID: " + self.callid, "CSeq: %d CANCEL" % self.inv_cseq]
+        return sip(lines)
+
+    def bye(self):
+        self.cseq += 1
+        lines = ["BYE %s SIP/2.0" % self.remote_target, self.via("z9hG4bK" + uniq()),
+                 "Max-Forwards: 70"]
+        if self.route:
+            lines.append("Route: " + self.route)
+        lines += ["From: Alice <sip:alice@atlanta.example.com>;tag=" + self.ftag, self.to_hdr(),
+                  "Call-ID: " + self.callid, "CSeq: %d BYE" % self.cseq]
+        return sip(lines)
+
+    def learn(self, resp):
+        """Take To-tag / remote target / route set from a dialog-creating response."""
+        m = re.search(r";\s*tag=([^;>\s]+)", resp.get("to", ""))
+        if m:
+            self.ttag = m.group(1)
+        c = resp.get("contact")
+        if c:
+            self.remote_target = contact_uri(c)
+        rr = resp.all("record-route")
+        if rr:
+            self.route = ", ".join(h.value for h in reversed(rr))
+
+
+def response(req, code, reason, body=b"", to_tag=None, contact=None, extra=(), rr=None):
+    """A UAS response to a received request: Via lines, From, To, Call-ID, CSeq copied as received."""
+    lines = ["SIP/2.0 %d %s" % (code, reason)]
+    for h in req.headers:
+        if h.name == "via":
+            lines.append(h.raw.decode("latin-1"))
+    if rr:
+        lines.append("Record-Route: " + rr)
+    lines.append("From: " + req.get("from"))
+    to = req.get("to")
+    if to_tag and ";tag=" not in to:
+        to += ";tag=" + to_tag
+    lines.append("To: " + to)
+    lines += ["Call-ID: " + req.callid, "CSeq: " + req.cseq]
+    if contact:
+        lines.append("Contact: " + contact)
+    lines += list(extra)
+    if body:
+        lines.append("Content-Type: application/sdp")
+    return sip(lines, body)
+
+
+# ---------------------------------------------------------------- user agents
+
+class UA:
+    """A SIP endpoint: one UDP socket in one namespace; receive with timeout and matching."""
+
+    def __init__(self, side, ip, port=5060, name=None):
+        self.side, self.ip, self.port = side, ip, port
+        self.name = name or "%s:%d" % (ip, port)
+        self.sock = udp_socket(side, ip, port)
+        self.backlog = []
+        self.sent = []
+
+    def send(self, data, dst, title=None):
+        self.sock.sendto(data, dst)
+        self.sent.append(data)
+        if title:
+            show("%s (%s -> %s:%d)" % (title, self.name, dst[0], dst[1]), data)
+
+    def recv(self, match=None, timeout=T_SIG, what="a SIP message", must=True):
+        """First message (from the backlog, then the socket) for which match(msg) is true.
+        Returns (msg, src) or raises Fail (must=True) / returns (None, None)."""
+        for i, (m, src) in enumerate(self.backlog):
+            if match is None or match(m):
+                del self.backlog[i]
+                return m, src
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                break
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            try:
+                m = SipMsg(data)
+            except Fail:
+                vprint("    (%s: dropped a non-SIP datagram from %s)" % (self.name, src))
+                continue
+            if match is None or match(m):
+                return m, src
+            self.backlog.append((m, src))
+        if must:
+            raise Fail("%s: no %s within %.1fs" % (self.name, what, timeout))
+        return None, None
+
+    def recv_req(self, method, callid=None, timeout=T_SIG, must=True):
+        return self.recv(lambda m: m.is_request and m.method == method and
+                         (callid is None or m.callid == callid),
+                         timeout, "%s request" % method, must)
+
+    def recv_resp(self, code, callid, method=None, timeout=T_SIG, must=True):
+        def ok(m):
+            if m.is_request or m.callid != callid:
+                return False
+            if method and not m.cseq.endswith(" " + method):
+                return False
+            return code is None or m.status == code
+        return self.recv(ok, timeout, "%s response to %s" % (code, method or "request"), must)
+
+    def expect_nothing(self, callid=None, timeout=T_QUIET):
+        m, src = self.recv(lambda m: callid is None or m.callid == callid, timeout, must=False)
+        return m
+
+
+# ---------------------------------------------------------------- RTP
+
+def rtp_packet(seq, ssrc, pt=0, marker=b""):
+    payload = (marker + b"\xd5" * 160)[:160]
+    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrc) + payload
+
+
+def rtcp_rr(ssrc):
+    return struct.pack("!BBHI", 0x80, 201, 1, ssrc)   # RR, no report blocks
+
+
+def send_rtp(sock, dst, n=RTP_N, ssrc=None, tag=b"", rtcp=False):
+    ssrc = ssrc if ssrc is not None else random.getrandbits(32)
+    seq0 = random.randint(0, 30000)
+    for i in range(n):
+        pkt = rtcp_rr(ssrc) + tag if rtcp else rtp_packet(seq0 + i, ssrc, marker=tag)
+        try:
+            sock.sendto(pkt, dst)
+        except OSError:
+            pass  # an ICMP error from an earlier packet; keep going
+        time.sleep(0.002)
+    return ssrc
+
+
+def count_rtp(sock, idle=0.4, limit=2.0, tag=None):
+    """Count datagrams arriving on sock until `idle` s without any (at most `limit` s).
+    Returns (count, set of sources, count carrying `tag`)."""
+    n, srcs, tagged = 0, set(), 0
+    deadline = time.monotonic() + limit
+    while True:
+        left = min(idle, deadline - time.monotonic())
+        if left <= 0:
+            break
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            break
+        try:
+            data, src = sock.recvfrom(65535)
+        except OSError:
+            continue
+        n += 1
+        srcs.add(src)
+        if tag is not None and tag in data:
+            tagged += 1
+    return n, srcs, tagged
+
+
+def media_remote_first(remote_sock, dst, phone_sock, what, tag=b"", n=RTP_N, need=RTP_MIN):
+    """The remote sends first to the public media address; the phone's private socket counts."""
+    drain(phone_sock)
+    send_rtp(remote_sock, dst, n, tag=tag)
+    got, srcs, _ = count_rtp(phone_sock)
+    vprint("    RTP %s: remote %s:%d -> %s:%d, phone %s:%d received %d/%d"
+           % (what, remote_sock.getsockname()[0], remote_sock.getsockname()[1], dst[0], dst[1],
+              phone_sock.getsockname()[0], phone_sock.getsockname()[1], got, n))
+    check(got >= need, "%s: remote sent %d RTP first to %s:%d, phone %s:%d received %d"
+          % (what, n, dst[0], dst[1], phone_sock.getsockname()[0],
+             phone_sock.getsockname()[1], got))
+    return got
+
+
+def media_phone_symmetric(phone_sock, remote_dst, remote_sock, public, what, n=RTP_N):
+    """The phone sends to the remote's SDP address; every packet must come from `public`."""
+    drain(remote_sock)
+    send_rtp(phone_sock, remote_dst, n)
+    got, srcs, _ = count_rtp(remote_sock)
+    vprint("    RTP %s: phone %s:%d -> %s:%d, remote received %d/%d from %s"
+           % (what, phone_sock.getsockname()[0], phone_sock.getsockname()[1], remote_dst[0],
+              remote_dst[1], got, n, sorted(srcs)))
+    check(got >= RTP_MIN, "%s: phone sent %d RTP to %s:%d, remote received %d"
+          % (what, n, remote_dst[0], remote_dst[1], got))
+    check(srcs == {tuple(public)}, "%s: phone RTP reached the remote from %s, advertised %s:%d"
+          % (what, sorted(srcs), public[0], public[1]))
+
+
+def media_closed(remote_sock, dst, phone_sock, what, new_src_ip=None):
+    """After the dialog ended (+CLOSE_WAIT): the old 5-tuple and a new source port get 0 through."""
+    ip = new_src_ip or remote_sock.getsockname()[0]
+    other = udp_socket("wan", ip, 0)
+    drain(phone_sock)
+    send_rtp(remote_sock, dst)
+    old, _, _ = count_rtp(phone_sock, idle=0.5)
+    drain(phone_sock)
+    send_rtp(other, dst)
+    new, _, _ = count_rtp(phone_sock, idle=0.5)
+    vprint("    RTP %s after close: old 5-tuple %d/%d, new source port %d/%d reached the phone"
+           % (what, old, RTP_N, new, RTP_N))
+    where = None
+    if old or new:
+        where = diag("closing-%s" % re.sub(r"[^A-Za-z0-9]+", "_", what).strip("_"), dst[1])
+    check(old == 0 and new == 0,
+          "%s: %.0fs after the dialog ended, RTP to %s:%d still reached the phone "
+          "(old 5-tuple %d/%d, new source port %d/%d)%s"
+          % (what, CLOSE_WAIT, dst[0], dst[1], old, RTP_N, new, RTP_N,
+             "; router state in " + where if where else ""))
+
+
+def diag(label, port=None):
+    """Save the router's view (conntrack, sipalgctl) next to the run's logs; return the path."""
+    tmp = os.environ.get("LAB_TMP")
+    if not tmp or not os.path.isdir(tmp):
+        return None
+    path = os.path.join(tmp, "diag-%s.txt" % label)
+    cmds = [["conntrack", "-L", "-p", "udp"]]
+    sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
+    if sock and ctl:
+        cmds += [[ctl, "-s", sock, c] for c in ("dialogs", "pinholes", "bindings")]
+    with open(path, "w") as f:
+        for c in cmds:
+            f.write("$ %s\n" % " ".join(c))
+            try:
+                r = subprocess.run(["ip", "netns", "exec", NS["rtr"]] + c, capture_output=True,
+                                   text=True, timeout=5)
+                out = r.stdout + r.stderr
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out = "(%s)\n" % e
+            if port is not None and c[0] == "conntrack":
+                out = "".join(ln + "\n" for ln in out.splitlines() if "port=%d " % port in ln) or "(no entry for port %d)\n" % port
+            f.write(out + "\n")
+    return path
+
+
+# ---------------------------------------------------------------- common checks
+
+def header_lines(msg, skip):
+    return [h.raw for h in msg.headers if h.name not in skip]
+
+
+def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-length")):
+    """An outbound (LAN->WAN) message as it arrived on the WAN side. Returns a dict with
+    the public Contact URI and the public media addresses."""
+    sent = SipMsg(sent_raw)
+    check(LAN_PREFIX not in got.raw, "%s at the WAN side still contains %r: %s"
+          % (what, LAN_PREFIX.decode(), first_line_with(got.raw, LAN_PREFIX)))
+    check(got.start == sent.start, "%s: start line changed %r -> %r" % (what, sent.start, got.start))
+    # header order and names (compact forms kept as written)
+    check([h.rawname for h in got.headers] == [h.rawname for h in sent.headers],
+          "%s: header names/order changed: %r -> %r"
+          % (what, [h.rawname for h in sent.headers], [h.rawname for h in got.headers]))
+    a, b = header_lines(sent, rewritten), header_lines(got, rewritten)
+    check(a == b, "%s: headers that must pass untouched changed: %s"
+          % (what, first_diff(a, b)))
+    # Via: the phone's (top) Via gets the public sent-by; parameters (branch) untouched;
+    # any further Vias (in responses: the remote side's) byte for byte.
+    sv, gv = sent.vias(), got.vias()
+    check(len(sv) == len(gv), "%s: Via count %d -> %d" % (what, len(sv), len(gv)))
+    if sent.is_request:
+        _, host, _, params = via_sentby(gv[0])
+        _, _, _, sparams = via_sentby(sv[0])
+        check(host == PUB, "%s: top Via sent-by %r, want %s" % (what, gv[0], PUB))
+        check(params == sparams, "%s: top Via parameters changed %r -> %r" % (what, sparams, params))
+        check(sv[1:] == gv[1:], "%s: lower Vias changed" % what)
+    else:
+        check(sv == gv, "%s: the remote side's Vias changed: %s" % (what, first_diff(sv, gv)))
+    info = {"contacts": []}
+    for sh, gh in zip(sent.all("contact"), got.all("contact")):
+        if sh.value.strip() == "*":
+            check(gh.value.strip() == "*", "%s: Contact * became %r" % (what, gh.value))
+            info["contacts"].append("*")
+            continue
+        for sc, gc in zip(split_commas(sh.value), split_commas(gh.value)):
+            suri, guri = contact_uri(sc), contact_uri(gc)
+            host, port = uri_hostport(guri)
+            check(host == PUB, "%s: Contact %r, want host %s" % (what, gc.strip(), PUB))
+            # user part and everything after the URI unchanged
+            check(suri.split("@")[0] == guri.split("@")[0],
+                  "%s: Contact user part changed %r -> %r" % (what, suri, guri))
+            check(sc.split(">", 1)[-1] == gc.split(">", 1)[-1] if ">" in sc else True,
+                  "%s: Contact parameters changed %r -> %r" % (what, sc, gc))
+            info["contacts"].append(guri)
+    check(len(sent.all("contact")) == len(got.all("contact")), "%s: Contact count changed" % what)
+    cl = got.get("content-length")
+    check(cl is not None and cl.isdigit(), "%s: no Content-Length at the WAN side" % what)
+    check(int(cl) == len(got.body), "%s: Content-Length %s but %d body bytes arrived"
+          % (what, cl, len(got.body)))
+    if sent.body:
+        ss, gs = Sdp(sent.body), Sdp(got.body)
+        check(gs.origin == PUB, "%s: SDP o= address %r, want %s" % (what, gs.origin, PUB))
+        check(len(ss.media) == len(gs.media), "%s: m= count %d -> %d"
+              % (what, len(ss.media), len(gs.media)))
+        for i, m in enumerate(gs.media):
+            check(m["conn"] == PUB, "%s: SDP c= for m=#%d is %r, want %s" % (what, i, m["conn"], PUB))
+            check(m["kind"] == ss.media[i]["kind"] and m["rest"] == ss.media[i]["rest"],
+                  "%s: m= line changed beyond its port" % what)
+        keep = lambda s: [ln for ln in s.lines if ln[:2] not in (b"o=", b"c=", b"m=")]
+        check(keep(ss) == keep(gs), "%s: SDP lines other than o=/c=/m= changed: %s"
+              % (what, first_diff(keep(ss), keep(gs))))
+        info["media"] = [gs.addr(i) for i in range(len(gs.media))]
+        info["sdp"] = gs
+    else:
+        check(got.body == b"", "%s: body appeared" % what)
+    return info
+
+
+def check_inbound_response(phone_sent_raw, wan_sent_raw, got, what):
+    """A response (WAN->LAN) as the phone received it: its own top Via exactly as it sent
+    it, the body exactly as the WAN sent it, Content-Length right."""
+    phone_req = SipMsg(phone_sent_raw)
+    wan = SipMsg(wan_sent_raw)
+    pv = [h.raw for h in phone_req.headers if h.name == "via"]
+    gv = [h.raw for h in got.headers if h.name == "via"]
+    check(gv[:1] == pv[:1], "%s: the phone's top Via came back as %r, it sent %r"
+          % (what, gv[:1], pv[:1]))
+    check(gv == pv, "%s: Via lines at the phone %r differ from what the phone sent %r" % (what, gv, pv))
+    check(got.body == wan.body, "%s: body changed on the way in:\n sent %r\n got  %r"
+          % (what, wan.body, got.body))
+    cl = got.get("content-length")
+    check(cl is not None and int(cl) == len(got.body), "%s: Content-Length %s, body %d"
+          % (what, cl, len(got.body)))
+    skip = ("via", "contact", "content-length")
+    a, b = header_lines(wan, skip), header_lines(got, skip)
+    check(a == b, "%s: headers changed on the way in: %s" % (what, first_diff(a, b)))
+
+
+def check_inbound_request(wan_sent_raw, got, want_ruri, what):
+    wan = SipMsg(wan_sent_raw)
+    check(got.ruri == want_ruri, "%s: Request-URI at the phone %r, want the phone's contact %r"
+          % (what, got.ruri, want_ruri))
+    check(got.body == wan.body, "%s: body changed on the way in:\n sent %r\n got  %r"
+          % (what, wan.body, got.body))
+    cl = got.get("content-length")
+    check(cl is not None and int(cl) == len(got.body), "%s: Content-Length %s, body %d"
+          % (what, cl, len(got.body)))
+    a, b = [h.raw for h in wan.headers if h.name != "content-length"], \
+        [h.raw for h in got.headers if h.name != "content-length"]
+    check(a == b, "%s: headers changed on the way in: %s" % (what, first_diff(a, b)))
+
+
+def first_line_with(raw, needle):
+    for ln in raw.split(b"\r\n"):
+        if needle in ln:
+            return ln.decode("latin-1")
+    return "?"
+
+
+def first_diff(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return "%r -> %r" % (x, y)
+    return "lengths %d -> %d" % (len(a), len(b))
+
+
+# ---------------------------------------------------------------- call building blocks
+
+class Call:
+    """One phone->WAN call with its media sockets, and what arrived where."""
+
+    def __init__(self, phone, remote, rtp_port, phone_ip=None, media_ip=None,
+                 remote_media_ip=None, remote_rtp_port=None, conn_lines=None, sdp=None,
+                 route=None, rtcp=False):
+        self.phone, self.remote = phone, remote
+        self.dlg = Dialog(phone.ip, phone.port)
+        self.media_ip = media_ip or phone.ip
+        self.rtp_port = rtp_port
+        self.phone_rtp = udp_socket("lan", self.media_ip, rtp_port)
+        self.phone_rtcp = udp_socket("lan", self.media_ip, rtp_port + 1) if rtcp else None
+        self.remote_media_ip = remote_media_ip or remote.ip
+        self.remote_rtp_port = remote_rtp_port or rtp_port + 20000
+        self.remote_rtp = udp_socket("wan", self.remote_media_ip, self.remote_rtp_port)
+        self.remote_rtcp = (udp_socket("wan", self.remote_media_ip, self.remote_rtp_port + 1)
+                            if rtcp else None)
+        self.offer = sdp if sdp is not None else sdp_body(self.media_ip, [rtp_port], origin=phone.ip)
+        self.route = route
+        self.rtag = uniq("rt")
+
+    def send_invite(self, extra=(), title=None):
+        ex = list(extra)
+        if self.route:
+            ex.insert(0, "Route: " + self.route)
+        self.inv_raw = self.dlg.invite(self.offer, extra=ex)
+        self.phone.send(self.inv_raw, (self.remote.ip, 5060), title)
+
+    def wan_invite(self, what="INVITE", title=None):
+        """Receive the INVITE on the WAN side and check the rewrite."""
+        self.inv_wan, self.inv_src = self.remote.recv_req("INVITE", self.dlg.callid)
+        if title:
+            show(title, self.inv_wan.raw)
+        info = check_outbound(self.inv_raw, self.inv_wan, what)
+        check(self.inv_src[0] == PUB, "%s arrived from %s, want %s" % (what, self.inv_src[0], PUB))
+        self.pub_contact = info["contacts"][0]
+        self.pub_media = info["media"][0]
+        self.info = info
+        return info
+
+    def answer(self, code=200, reason="OK", sdp=True, rr=None, provisional=(100, 180), title=None,
+               answer_sdp=None):
+        req, src = self.inv_wan, self.inv_src
+        for p in provisional:
+            self.remote.send(response(req, p, {100: "Trying", 180: "Ringing"}[p],
+                                      to_tag=None if p == 100 else self.rtag,
+                                      contact=None if p == 100 else "<sip:bob@%s:5060>" % self.remote.ip,
+                                      rr=None if p == 100 else rr), src)
+        body = b""
+        if sdp:
+            body = answer_sdp or sdp_body(self.remote_media_ip, [self.remote_rtp_port], sess="2890844527",
+                                          user="bob")
+        self.answer_body = body
+        self.ok_raw = response(req, code, reason, body, to_tag=self.rtag,
+                               contact="<sip:bob@%s:5060>" % self.remote.ip, rr=rr)
+        self.remote.send(self.ok_raw, src, title)
+
+    def phone_gets_final(self, code=200, what="200 OK", title=None):
+        for p in (100, 180):
+            self.phone.recv_resp(p, self.dlg.callid, "INVITE", timeout=0.2, must=False)
+        m, _ = self.phone.recv_resp(code, self.dlg.callid, "INVITE")
+        if title:
+            show(title, m.raw)
+        check_inbound_response(self.inv_raw, self.ok_raw, m, what)
+        self.dlg.learn(m)
+        return m
+
+    def ack(self):
+        raw = self.dlg.ack()
+        self.phone.send(raw, (self.remote.ip, 5060))
+        m, _ = self.remote.recv_req("ACK", self.dlg.callid)
+        check_outbound(raw, m, "ACK")
+
+    def setup(self, extra=(), rr=None):
+        self.send_invite(extra)
+        self.wan_invite()
+        self.answer(rr=rr)
+        self.phone_gets_final()
+        self.ack()
+
+    def media_both(self, what="media", tag=b""):
+        media_remote_first(self.remote_rtp, self.pub_media, self.phone_rtp, what + " (remote first)",
+                           tag=tag)
+        media_phone_symmetric(self.phone_rtp, (self.remote_media_ip, self.remote_rtp_port),
+                              self.remote_rtp, self.pub_media, what + " (phone, symmetric)")
+
+    def bye_from_phone(self):
+        raw = self.dlg.bye()
+        self.phone.send(raw, (self.remote.ip, 5060))
+        m, src = self.remote.recv_req("BYE", self.dlg.callid)
+        check_outbound(raw, m, "BYE")
+        r = response(m, 200, "OK")
+        self.remote.send(r, src)
+        got, _ = self.phone.recv_resp(200, self.dlg.callid, "BYE")
+        check_inbound_response(raw, r, got, "200 OK to BYE")
+
+    def closed(self, what="after the call"):
+        time.sleep(CLOSE_WAIT)
+        media_closed(self.remote_rtp, self.pub_media, self.phone_rtp, what)
+
+
+def phone(ip=PHONE1, port=5060, name=None):
+    return UA("lan", ip, port, name or "phone(%s:%d)" % (ip, port))
+
+
+def remote(ip=PROXY, port=5060, name=None):
+    return UA("wan", ip, port, name or "wan(%s:%d)" % (ip, port))
+
+
+# ---------------------------------------------------------------- registration helpers
+
+def register_msg(ua, dlg_cid, ftag, cseq, branch, contact_line, expires=None, auth=False):
+    lines = ["REGISTER sip:biloxi.example.com SIP/2.0",
+             "Via: SIP/2.0/UDP %s:%d;branch=%s" % (ua.ip, ua.port, branch),
+             "Max-Forwards: 70",
+             "From: Bob <sip:bob@biloxi.example.com>;tag=" + ftag,
+             "To: Bob <sip:bob@biloxi.example.com>",
+             "Call-ID: " + dlg_cid, "CSeq: %d REGISTER" % cseq, contact_line]
+    if expires is not None:
+        lines.append("Expires: %d" % expires)
+    if auth:
+        lines += ['Authorization: Digest username="bob", realm="biloxi.example.com",'
+                  ' nonce="ea9c8e88df84f1cec4341ae6cbe5a359", opaque="",'
+                  ' uri="sip:biloxi.example.com", response="dfe56131d1958046689d83306477ecc"']
+    return sip(lines)
+
+
+def register(ua, reg, challenge=False, user="bob"):
+    """REGISTER ua's private contact (optionally through a 401 challenge); return the public
+    Contact URI the registrar saw, after checking both REGISTERs on the WAN side."""
+    cid = uniq("reg") + "@biloxi.example.com"
+    ftag = uniq("rf")
+    contact = "Contact: <sip:%s@%s:%d>" % (user, ua.ip, ua.port)
+    cseq = 1
+    if challenge:
+        raw = register_msg(ua, cid, ftag, cseq, "z9hG4bK" + uniq(), contact, 3600)
+        ua.send(raw, (reg.ip, 5060))
+        m, src = reg.recv_req("REGISTER", cid)
+        info = check_outbound(raw, m, "REGISTER F1")
+        r = response(m, 401, "Unauthorized", to_tag=uniq("rt"), extra=[
+            'WWW-Authenticate: Digest realm="biloxi.example.com", qop="auth",'
+            ' nonce="ea9c8e88df84f1cec4341ae6cbe5a359", opaque="", stale=FALSE, algorithm=MD5'])
+        reg.send(r, src)
+        got, _ = ua.recv_resp(401, cid, "REGISTER")
+        check_inbound_response(raw, r, got, "401 Unauthorized")
+        cseq += 1
+    raw = register_msg(ua, cid, ftag, cseq, "z9hG4bK" + uniq(), contact, 3600, auth=challenge)
+    ua.send(raw, (reg.ip, 5060))
+    m, src = reg.recv_req("REGISTER", cid)
+    info = check_outbound(raw, m, "REGISTER")
+    pub = info["contacts"][0]
+    r = response(m, 200, "OK", to_tag=uniq("rt"), contact="<%s>;expires=3600" % pub)
+    reg.send(r, src)
+    got, _ = ua.recv_resp(200, cid, "REGISTER")
+    check_inbound_response(raw, r, got, "200 OK to REGISTER")
+    return {"cid": cid, "ftag": ftag, "cseq": cseq, "pub": pub, "contact": contact,
+            "private": "sip:%s@%s:%d" % (user, ua.ip, ua.port), "src": src}
+
+
+def inbound_invite(reg, pub_contact, callee, others=(), sdp=None, what="inbound INVITE"):
+    """The registrar sends an INVITE to a registered public Contact; it must reach `callee`
+    (Request-URI mapped back to its private contact) and no one in `others`."""
+    host, port = uri_hostport(pub_contact)
+    cid = uniq("in") + "@biloxi.example.com"
+    branch = "z9hG4bK" + uniq()
+    lines = ["INVITE %s SIP/2.0" % pub_contact,
+             "Via: SIP/2.0/UDP %s:5060;branch=%s" % (reg.ip, branch),
+             "Via: SIP/2.0/UDP ss3.chicago.example.com:5060;branch=z9hG4bK%s;received=198.51.100.33"
+             % uniq(),
+             "Max-Forwards: 69",
+             "Record-Route: <sip:%s;lr>" % reg.ip,
+             "From: Carol <sip:carol@chicago.example.com>;tag=" + uniq("cf"),
+             "To: Bob <sip:bob@biloxi.example.com>",
+             "Call-ID: " + cid, "CSeq: 1 INVITE",
+             "Contact: <sip:carol@%s:5060>" % reg.ip]
+    if sdp:
+        lines.append("Content-Type: application/sdp")
+    raw = sip(lines, sdp or b"")
+    reg.send(raw, (host, port))
+    got, src = callee.ua.recv_req("INVITE", cid)
+    check_inbound_request(raw, got, callee.private, what)
+    for o in others:
+        stray = o.ua.expect_nothing(cid, timeout=0.3)
+        check(stray is None, "%s for %s also reached %s" % (what, callee.ua.name, o.ua.name))
+    # the phone rejects; the registrar ACKs (non-2xx ACK, hop by hop)
+    r = response(got, 486, "Busy Here", to_tag=uniq("pt"))
+    callee.ua.send(r, src)
+    m, s2 = reg.recv_resp(486, cid, "INVITE")
+    check_outbound(r, m, "486 from the phone")
+    ack = sip(["ACK %s SIP/2.0" % pub_contact,
+               "Via: SIP/2.0/UDP %s:5060;branch=%s" % (reg.ip, branch),
+               "Max-Forwards: 70", "From: " + got.get("from"), "To: " + m.get("to"),
+               "Call-ID: " + cid, "CSeq: 1 ACK"])
+    reg.send(ack, (host, port))
+    callee.ua.recv_req("ACK", cid)
+    return got
+
+
+class Reg:
+    def __init__(self, ua, private):
+        self.ua, self.private = ua, private
+
+
+# ---------------------------------------------------------------- flows
+
+FLOWS = []
+
+
+def flow(fn):
+    FLOWS.append(fn)
+    return fn
+
+
+@flow
+def reg_2_1():
+    """RFC 3665 2.1: REGISTER, 401, REGISTER with credentials, 200; inbound INVITE to the
+    registered public Contact; un-REGISTER (Expires: 0) and Contact: *."""
+    p1, reg = phone(PHONE1), remote(PROXY, name="registrar")
+    r = register(p1, reg, challenge=True)
+    inbound_invite(reg, r["pub"], Reg(p1, r["private"]))
+    # un-REGISTER this contact: the registrar must see exactly the public Contact it knows
+    raw = register_msg(p1, r["cid"], r["ftag"], r["cseq"] + 1, "z9hG4bK" + uniq(),
+                       "Contact: <%s>;expires=0" % r["private"], 0, auth=True)
+    p1.send(raw, (reg.ip, 5060))
+    m, src = reg.recv_req("REGISTER", r["cid"])
+    info = check_outbound(raw, m, "un-REGISTER")
+    check(info["contacts"][0] == r["pub"], "un-REGISTER Contact %r, the registrar knows %r"
+          % (info["contacts"][0], r["pub"]))
+    check(m.get("expires") == "0", "un-REGISTER Expires changed to %r" % m.get("expires"))
+    resp = response(m, 200, "OK", to_tag=uniq("rt"))
+    reg.send(resp, src)
+    got, _ = p1.recv_resp(200, r["cid"], "REGISTER")
+    check_inbound_response(raw, resp, got, "200 OK to un-REGISTER")
+    # Contact: * (remove all bindings)
+    raw = register_msg(p1, r["cid"], r["ftag"], r["cseq"] + 2, "z9hG4bK" + uniq(), "Contact: *", 0,
+                       auth=True)
+    p1.send(raw, (reg.ip, 5060))
+    m, src = reg.recv_req("REGISTER", r["cid"])
+    info = check_outbound(raw, m, "REGISTER Contact: *")
+    check(info["contacts"] == ["*"], "Contact: * arrived as %r" % m.get("contact"))
+    resp = response(m, 200, "OK", to_tag=uniq("rt"))
+    reg.send(resp, src)
+    got, _ = p1.recv_resp(200, r["cid"], "REGISTER")
+    check_inbound_response(raw, resp, got, "200 OK to REGISTER Contact: *")
+
+
+@flow
+def reg_2_4():
+    """RFC 3665 2.4 Cancellation of Registration: (phone2 registers, then) REGISTER with
+    Expires: 0, Contact: * and credentials, 200 OK."""
+    p2, reg = phone(PHONE2), remote(PROXY, name="registrar")
+    r = register(p2, reg, challenge=False)
+    raw = sip(["REGISTER sip:biloxi.example.com SIP/2.0",
+               "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bKnashds7%s" % (PHONE2, uniq()),
+               "Max-Forwards: 70",
+               "From: Bob <sip:bob@biloxi.example.com>;tag=" + r["ftag"],
+               "To: Bob <sip:bob@biloxi.example.com>",
+               "Call-ID: " + r["cid"], "CSeq: %d REGISTER" % (r["cseq"] + 1),
+               "Expires: 0", "Contact: *",
+               'Authorization: Digest username="bob", realm="biloxi.example.com",'
+               ' nonce="88df84f1cac4341aea9c8ee6cbe5a359", opaque="",'
+               ' uri="sip:biloxi.example.com", response="ff0437c51696f9a76244f0cf1dbabbea"'])
+    p2.send(raw, (reg.ip, 5060))
+    m, src = reg.recv_req("REGISTER", r["cid"])
+    info = check_outbound(raw, m, "REGISTER F1 (cancel)")
+    check(info["contacts"] == ["*"], "Contact: * arrived as %r" % m.get("contact"))
+    check(m.get("expires") == "0", "Expires changed to %r" % m.get("expires"))
+    check(src == r["src"], "the cancel came from %s:%d, the registration from %s:%d"
+          % (src + r["src"]))
+    resp = response(m, 200, "OK", to_tag=uniq("rt"))
+    reg.send(resp, src)
+    got, _ = p2.recv_resp(200, r["cid"], "REGISTER")
+    check_inbound_response(raw, resp, got, "F2 200 OK")
+
+
+@flow
+def call_3_1():
+    """RFC 3665 3.1: INVITE/180/200/ACK, remote sends RTP (and RTCP) first, the phone's media
+    is symmetric, media only from the SDP peer, BYE from the phone, pinholes closed."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16000, rtcp=True)
+    c.send_invite(title="INVITE as phone1 sent it")
+    c.wan_invite(title="INVITE as it arrived at the WAN side")
+    c.answer(title="200 OK as the WAN side sent it")
+    c.phone_gets_final(title="200 OK as phone1 received it")
+    c.ack()
+    c.media_both("call_3_1 RTP")
+    # RTCP = port+1, remote first
+    pub_rtcp = (c.pub_media[0], c.pub_media[1] + 1)
+    drain(c.phone_rtcp)
+    send_rtp(c.remote_rtcp, pub_rtcp, 5, rtcp=True)
+    n, _, _ = count_rtp(c.phone_rtcp)
+    vprint("    RTCP remote first -> %s:%d: phone received %d/5" % (pub_rtcp + (n,)))
+    check(n >= 4, "RTCP from the remote to %s:%d: phone received %d/5" % (pub_rtcp + (n,)))
+    # the pinhole is for the SDP peer only
+    stranger = udp_socket("wan", OTHER, 0)
+    drain(c.phone_rtp)
+    send_rtp(stranger, c.pub_media)
+    n, _, _ = count_rtp(c.phone_rtp)
+    check(n == 0, "RTP from %s (not the SDP peer) to %s:%d reached the phone (%d)"
+          % ((OTHER,) + tuple(c.pub_media) + (n,)))
+    c.bye_from_phone()
+    c.closed("call_3_1")
+
+
+@flow
+def call_3_5():
+    """RFC 3665 3.5 session through an ALG: pre-loaded Route, Record-Route, the remote's Vias;
+    BYE from the remote to the Contact learned in the dialog, mapped back; closing."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="proxy2")
+    c = Call(p1, bob, 16100, route="<sip:%s;lr>" % PROXY)
+    c.send_invite(extra=["Proxy-Authorization: Digest username=\"alice\", realm=\"biloxi.example.com\","
+                         " nonce=\"85b4f1cen4341ae6cbe5a3a9c8e88df9\", opaque=\"\","
+                         " uri=\"sip:bob@biloxi.example.com\", response=\"b3f392f9218a328b9294076d708e6815\""])
+    c.wan_invite()
+    c.answer(rr="<sip:%s;lr>" % PROXY)
+    c.phone_gets_final()
+    c.ack()
+    c.media_both("call_3_5 RTP")
+    # BYE from the remote: to the public Contact learned from the INVITE, with its own Vias
+    req = c.inv_wan
+    host, port = uri_hostport(c.pub_contact)
+    bye = sip(["BYE %s SIP/2.0" % c.pub_contact,
+               "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK%s" % (PROXY, uniq()),
+               "Via: SIP/2.0/UDP client.biloxi.example.com:5060;branch=z9hG4bK%s;received=198.51.100.201"
+               % uniq(),
+               "Max-Forwards: 69",
+               "From: " + req.get("to") + ";tag=" + c.rtag,
+               "To: " + req.get("from"),
+               "Call-ID: " + c.dlg.callid, "CSeq: 1 BYE"])
+    bob.send(bye, (host, port))
+    got, src = p1.recv_req("BYE", c.dlg.callid)
+    check_inbound_request(bye, got, c.dlg.contact, "BYE from the remote")
+    ok = response(got, 200, "OK")
+    p1.send(ok, src)
+    m, _ = bob.recv_resp(200, c.dlg.callid, "BYE")
+    check_outbound(ok, m, "200 OK to the remote's BYE")
+    c.closed("call_3_5")
+
+
+@flow
+def reinvite_port():
+    """RFC 3665 3.7 (moved to the phone): re-INVITE moving the phone's media to a new port."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16200)
+    c.setup()
+    c.media_both("before re-INVITE")
+    old_pub, old_sock = c.pub_media, c.phone_rtp
+    new_port = 16210
+    new_sock = udp_socket("lan", PHONE1, new_port)
+    body = sdp_body(PHONE1, [new_port], ver=2)
+    raw = c.dlg.reinvite(body)
+    p1.send(raw, (bob.ip, 5060))
+    m, src = bob.recv_req("INVITE", c.dlg.callid)
+    info = check_outbound(raw, m, "re-INVITE")
+    new_pub = info["media"][0]
+    ans = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", ver=2, user="bob")
+    ok = response(m, 200, "OK", ans, contact="<sip:bob@%s:5060>" % PROXY)
+    bob.send(ok, src)
+    got, _ = p1.recv_resp(200, c.dlg.callid, "INVITE")
+    check_inbound_response(raw, ok, got, "200 OK to re-INVITE")
+    c.ack()
+    media_remote_first(c.remote_rtp, new_pub, new_sock, "new port (remote first)")
+    media_phone_symmetric(new_sock, (PROXY, c.remote_rtp_port), c.remote_rtp, new_pub,
+                          "new port (phone, symmetric)")
+    if new_pub != old_pub:
+        time.sleep(CLOSE_WAIT)
+        media_closed(c.remote_rtp, old_pub, old_sock, "old port after the re-INVITE")
+    c.phone_rtp = new_sock
+    c.pub_media = new_pub
+    c.bye_from_phone()
+
+
+@flow
+def reinvite_addr():
+    """re-INVITE moving the phone's media to another LAN address (192.168.77.12)."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16300)
+    c.setup()
+    c.media_both("before re-INVITE")
+    old_pub, old_sock = c.pub_media, c.phone_rtp
+    new_sock = udp_socket("lan", LANHOST, 16310)
+    body = sdp_body(LANHOST, [16310], ver=2, origin=PHONE1)
+    raw = c.dlg.reinvite(body)
+    p1.send(raw, (bob.ip, 5060))
+    m, src = bob.recv_req("INVITE", c.dlg.callid)
+    info = check_outbound(raw, m, "re-INVITE to %s" % LANHOST)
+    new_pub = info["media"][0]
+    ans = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", ver=2, user="bob")
+    ok = response(m, 200, "OK", ans, contact="<sip:bob@%s:5060>" % PROXY)
+    bob.send(ok, src)
+    got, _ = p1.recv_resp(200, c.dlg.callid, "INVITE")
+    check_inbound_response(raw, ok, got, "200 OK to re-INVITE")
+    c.ack()
+    media_remote_first(c.remote_rtp, new_pub, new_sock, "media on %s (remote first)" % LANHOST)
+    media_phone_symmetric(new_sock, (PROXY, c.remote_rtp_port), c.remote_rtp, new_pub,
+                          "media from %s (symmetric)" % LANHOST)
+    if new_pub != old_pub:
+        time.sleep(CLOSE_WAIT)
+        media_closed(c.remote_rtp, old_pub, old_sock, "phone1's old media after the re-INVITE")
+    c.phone_rtp, c.pub_media = new_sock, new_pub
+    c.bye_from_phone()
+
+
+@flow
+def reinvite_remote():
+    """The remote re-INVITEs to move ITS media to 203.0.113.30 (RFC 3665 3.7's direction);
+    the phone gets the SDP unaltered; media from .30, sent first, reaches the phone."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16400)
+    c.setup()
+    c.media_both("before re-INVITE")
+    new_remote = udp_socket("wan", OTHER, 36400)
+    req = c.inv_wan
+    host, port = uri_hostport(c.pub_contact)
+    rbody = sdp_body(OTHER, [36400], sess="2890844527", ver=2, user="bob")
+    rinv = sip(["INVITE %s SIP/2.0" % c.pub_contact,
+                "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK%s" % (PROXY, uniq()),
+                "Max-Forwards: 70",
+                "From: " + req.get("to") + ";tag=" + c.rtag, "To: " + req.get("from"),
+                "Call-ID: " + c.dlg.callid, "CSeq: 2 INVITE",
+                "Contact: <sip:bob@%s:5060>" % PROXY,
+                "Content-Type: application/sdp"], rbody)
+    bob.send(rinv, (host, port))
+    got, src = p1.recv_req("INVITE", c.dlg.callid)
+    check_inbound_request(rinv, got, c.dlg.contact, "remote's re-INVITE")
+    ans = sdp_body(PHONE1, [16400], ver=2)
+    ok = response(got, 200, "OK", ans, contact="<%s>" % c.dlg.contact)
+    p1.send(ok, src)
+    m, _ = bob.recv_resp(200, c.dlg.callid, "INVITE")
+    info = check_outbound(ok, m, "200 OK to the remote's re-INVITE")
+    pub = info["media"][0]
+    ack = sip(["ACK %s SIP/2.0" % c.pub_contact,
+               "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK%s" % (PROXY, uniq()), "Max-Forwards: 70",
+               "From: " + req.get("to") + ";tag=" + c.rtag, "To: " + req.get("from"),
+               "Call-ID: " + c.dlg.callid, "CSeq: 2 ACK"])
+    bob.send(ack, (host, port))
+    p1.recv_req("ACK", c.dlg.callid)
+    media_remote_first(new_remote, pub, c.phone_rtp, "media from %s (remote first)" % OTHER)
+    media_phone_symmetric(c.phone_rtp, (OTHER, 36400), new_remote, pub,
+                          "phone media to %s (symmetric)" % OTHER)
+    c.pub_media = pub
+    c.bye_from_phone()
+
+
+@flow
+def cancel_3_8():
+    """RFC 3665 3.8: INVITE, 183 with SDP (early media, remote first), CANCEL (its Via at the
+    far side identical to the INVITE's), 200 to CANCEL, 487, ACK; pinholes closed."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16500)
+    c.send_invite()
+    c.wan_invite()
+    req, src = c.inv_wan, c.inv_src
+    early = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", user="bob")
+    bob.send(response(req, 100, "Trying"), src)
+    r183 = response(req, 183, "Session Progress", early, to_tag=c.rtag,
+                    contact="<sip:bob@%s:5060>" % PROXY)
+    bob.send(r183, src)
+    got, _ = p1.recv_resp(183, c.dlg.callid, "INVITE")
+    check_inbound_response(c.inv_raw, r183, got, "183 Session Progress")
+    media_remote_first(c.remote_rtp, c.pub_media, c.phone_rtp, "early media (remote first)")
+    cancel = c.dlg.cancel()
+    p1.send(cancel, (bob.ip, 5060))
+    m, csrc = bob.recv_req("CANCEL", c.dlg.callid)
+    check_outbound(cancel, m, "CANCEL")
+    iv = [h.raw for h in req.headers if h.name == "via"]
+    cv = [h.raw for h in m.headers if h.name == "via"]
+    check(iv == cv, "CANCEL's Via at the far side %r differs from the INVITE's %r" % (cv, iv))
+    r200 = response(m, 200, "OK", to_tag=c.rtag)
+    bob.send(r200, csrc)
+    got, _ = p1.recv_resp(200, c.dlg.callid, "CANCEL")
+    check_inbound_response(cancel, r200, got, "200 OK to CANCEL")
+    r487 = response(req, 487, "Request Terminated", to_tag=c.rtag)
+    bob.send(r487, src)
+    got, _ = p1.recv_resp(487, c.dlg.callid, "INVITE")
+    check_inbound_response(c.inv_raw, r487, got, "487")
+    c.dlg.learn(got)
+    ack = c.dlg.ack(non2xx=True)
+    p1.send(ack, (bob.ip, 5060))
+    m, _ = bob.recv_req("ACK", c.dlg.callid)
+    check_outbound(ack, m, "ACK to 487")
+    c.closed("early media after CANCEL/487")
+
+
+def _failed_call(code, reason, ringing, port):
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, port)
+    c.send_invite()
+    c.wan_invite()
+    req, src = c.inv_wan, c.inv_src
+    bob.send(response(req, 100, "Trying"), src)
+    if ringing:
+        r180 = response(req, 180, "Ringing", to_tag=c.rtag, contact="<sip:bob@%s:5060>" % PROXY)
+        bob.send(r180, src)
+        got, _ = p1.recv_resp(180, c.dlg.callid, "INVITE")
+        check_inbound_response(c.inv_raw, r180, got, "180 Ringing")
+    # the offer's pinhole exists: the remote may send before any answer
+    media_remote_first(c.remote_rtp, c.pub_media, c.phone_rtp, "media to the offer before %d" % code)
+    rf = response(req, code, reason, to_tag=c.rtag)
+    bob.send(rf, src)
+    got, _ = p1.recv_resp(code, c.dlg.callid, "INVITE")
+    check_inbound_response(c.inv_raw, rf, got, "%d %s" % (code, reason))
+    c.dlg.learn(got)
+    ack = c.dlg.ack(non2xx=True)
+    p1.send(ack, (bob.ip, 5060))
+    m, _ = bob.recv_req("ACK", c.dlg.callid)
+    check_outbound(ack, m, "ACK to %d" % code)
+    c.closed("after %d" % code)
+
+
+@flow
+def busy_3_9():
+    """RFC 3665 3.9: INVITE, 486 Busy Here, ACK; the offer's pinhole is gone."""
+    _failed_call(486, "Busy Here", False, 16600)
+
+
+@flow
+def noanswer_3_11():
+    """RFC 3665 3.11 (temporarily unavailable): INVITE, 180, 480, ACK; pinhole gone."""
+    _failed_call(480, "Temporarily Unavailable", True, 16700)
+
+
+@flow
+def two_phones_same_port():
+    """phone1 and phone2, both from port 5060, both offering RTP port 30000 at the same time;
+    then both REGISTER from the same private port and get inbound INVITEs."""
+    errors = []
+    p1, p2, bob = phone(PHONE1), phone(PHONE2), remote(PROXY, name="bob")
+    try:
+        c1 = Call(p1, bob, 30000, remote_rtp_port=40100)
+        c2 = Call(p2, bob, 30000, remote_rtp_port=40200)
+        c1.send_invite()
+        c2.send_invite()
+        c1.wan_invite("phone1's INVITE")
+        c2.wan_invite("phone2's INVITE")
+        check(c1.pub_media != c2.pub_media, "both phones got the same public media address %s:%d"
+              % c1.pub_media)
+        for c in (c1, c2):
+            c.answer()
+            c.phone_gets_final()
+            c.ack()
+        for c, other, name in ((c1, c2, "phone1"), (c2, c1, "phone2")):
+            tag = ("<%s>" % name).encode()
+            drain(c.phone_rtp)
+            drain(other.phone_rtp)
+            send_rtp(c.remote_rtp, c.pub_media, tag=tag)
+            n, _, t = count_rtp(c.phone_rtp, tag=tag)
+            n2, _, _ = count_rtp(other.phone_rtp, idle=0.2)
+            check(t >= RTP_MIN, "%s's media (remote first to %s:%d): %d/%d arrived"
+                  % ((name,) + tuple(c.pub_media) + (t, RTP_N)))
+            check(n2 == 0, "%s's media also reached the other phone (%d)" % (name, n2))
+        for c in (c1, c2):
+            media_phone_symmetric(c.phone_rtp, (PROXY, c.remote_rtp_port), c.remote_rtp,
+                                  c.pub_media, "%s symmetric" % c.phone.name)
+        for c in (c1, c2):
+            c.bye_from_phone()
+    except Fail as e:
+        errors.append("same RTP port: %s" % e)
+    try:
+        reg = bob
+        r1 = register(p1, reg)
+        r2 = register(p2, reg)
+        check(r1["pub"] != r2["pub"], "two phones registered with the same public Contact %r" % r1["pub"])
+        a, b = Reg(p1, r1["private"]), Reg(p2, r2["private"])
+        inbound_invite(reg, r1["pub"], a, [b], what="INVITE to phone1's public Contact")
+        inbound_invite(reg, r2["pub"], b, [a], what="INVITE to phone2's public Contact")
+    except Fail as e:
+        errors.append("same SIP port registration: %s" % e)
+    check(not errors, "; ".join(errors))
+
+
+@flow
+def trunk_three_calls():
+    """Three calls on one signalling 5-tuple (phone1:5060 <-> 203.0.113.10:5060), all set up
+    before any media; the media server .20 sends first to each; BYE on call 2 closes only it."""
+    p1, proxy = phone(PHONE1), remote(PROXY, name="proxy")
+    calls = [Call(p1, proxy, port, remote_media_ip=MEDIASRV, remote_rtp_port=port + 20000)
+             for port in (16800, 16820, 16840)]
+    for c in calls:
+        c.setup()
+    res = []
+    for i, c in enumerate(calls):
+        drain(c.phone_rtp)
+        send_rtp(c.remote_rtp, c.pub_media)
+        n, _, _ = count_rtp(c.phone_rtp)
+        res.append(n)
+    check(all(n >= RTP_MIN for n in res), "media server first, RTP arriving per call: %s (want >= %d each)"
+          % (res, RTP_MIN))
+    for i, c in enumerate(calls):
+        media_phone_symmetric(c.phone_rtp, (MEDIASRV, c.remote_rtp_port), c.remote_rtp, c.pub_media,
+                              "call %d symmetric" % (i + 1))
+    calls[1].bye_from_phone()
+    time.sleep(CLOSE_WAIT)
+    media_closed(calls[1].remote_rtp, calls[1].pub_media, calls[1].phone_rtp, "call 2 after its BYE")
+    for i in (0, 2):
+        media_remote_first(calls[i].remote_rtp, calls[i].pub_media, calls[i].phone_rtp,
+                           "call %d after call 2's BYE" % (i + 1))
+    calls[0].bye_from_phone()
+    calls[2].bye_from_phone()
+
+
+@flow
+def compact_headers():
+    """An INVITE in compact form (v: m: c: l: i: f: t:): rewritten like the long forms, the
+    compact names kept byte for byte, l: fixed."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16900)
+    d = c.dlg
+    d.inv_branch = "z9hG4bK" + uniq()
+    d.inv_cseq = 1
+    body = c.offer
+    c.inv_raw = sip(["INVITE sip:bob@biloxi.example.com SIP/2.0",
+                     "v: SIP/2.0/UDP %s:5060;branch=%s" % (PHONE1, d.inv_branch),
+                     "Max-Forwards: 70",
+                     "f: Alice <sip:alice@atlanta.example.com>;tag=" + d.ftag,
+                     "t: Bob <sip:bob@biloxi.example.com>",
+                     "i: " + d.callid, "CSeq: 1 INVITE",
+                     "m: <%s>" % d.contact, "k: 100rel", "c: application/sdp"], body, cl_name="l")
+    p1.send(c.inv_raw, (bob.ip, 5060))
+    c.wan_invite("compact INVITE")
+    lhdr = [h for h in c.inv_wan.headers if h.name == "content-length"]
+    check(len(lhdr) == 1 and lhdr[0].rawname == b"l", "the l: header arrived as %r"
+          % [h.raw for h in lhdr])
+    c.answer()
+    c.phone_gets_final()
+    c.ack()
+    c.media_both("compact call")
+    c.bye_from_phone()
+
+
+@flow
+def body_grows():
+    """An INVITE whose SDP gets longer at the router. The LAN address (13 chars) is longer than
+    the public one (11), so growth must come from the ports: phone2 holds a pending offer on the
+    same six 4-digit private RTP ports, so phone1's public media ports must be allocated
+    elsewhere (sipalgd's range is 5-digit: media.port_min 20000). Six m= lines (+6 or more)
+    outweigh o= and the session c= (-2 each). Content-Length must match, the SDP parse, and
+    every stream work (remote first)."""
+    p1, p2, bob = phone(PHONE1), phone(PHONE2), remote(PROXY, name="bob")
+    ports = [1100 + 2 * i for i in range(6)]
+    hold = Call(p2, bob, 1200, sdp=sdp_body(PHONE2, ports), remote_rtp_port=40300)
+    hold.send_invite()
+    hold.wan_invite("phone2's INVITE (holding the ports)")
+    hold.remote.send(response(hold.inv_wan, 100, "Trying"), hold.inv_src)
+    body = sdp_body(PHONE1, ports)
+    c = Call(p1, bob, 1300, sdp=body, remote_rtp_port=40400)
+    socks = [udp_socket("lan", PHONE1, p) for p in ports]
+    c.send_invite(title="phone1's INVITE as sent")
+    c.wan_invite("phone1's INVITE", title="phone1's INVITE at the WAN side")
+    sent, got = SipMsg(c.inv_raw), c.inv_wan
+    grow = len(got.body) - len(sent.body)
+    pub_ports = [p for _, p in c.info["media"]]
+    vprint("    body %d -> %d bytes (%+d), ports %s -> %s"
+           % (len(sent.body), len(got.body), grow, ports, pub_ports))
+    check(not set(pub_ports) & set(p for _, p in hold.info["media"]),
+          "phone1 and phone2 share public media ports: %s / %s"
+          % (pub_ports, [p for _, p in hold.info["media"]]))
+    check(grow > 0, "test precondition: the body did not grow (%d -> %d bytes): public ports %s "
+          "for private %s" % (len(sent.body), len(got.body), pub_ports, ports))
+    c.answer()
+    c.phone_gets_final()
+    c.ack()
+    for (ip, port), s in zip(c.info["media"], socks):
+        media_remote_first(c.remote_rtp, (ip, port), s, "stream to %s:%d" % (ip, port))
+    c.bye_from_phone()
+    # end phone2's pending call
+    r = response(hold.inv_wan, 480, "Temporarily Unavailable", to_tag=hold.rtag)
+    bob.send(r, hold.inv_src)
+    got, _ = p2.recv_resp(480, hold.dlg.callid, "INVITE")
+    hold.dlg.learn(got)
+    p2.send(hold.dlg.ack(non2xx=True), (bob.ip, 5060))
+    bob.recv_req("ACK", hold.dlg.callid)
+
+
+@flow
+def media_other_host():
+    """phone1's INVITE names a separate LAN media host (192.168.77.12) in c=; rewritten to the
+    public address; RTP to the public port reaches .12; .12's media is symmetric."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 17000, media_ip=LANHOST)
+    c.offer = sdp_body(LANHOST, [17000], origin=PHONE1)
+    c.setup()
+    c.media_both("media host %s" % LANHOST)
+    c.bye_from_phone()
+
+
+@flow
+def remote_media_server():
+    """The remote answers with c=203.0.113.20 (not the proxy .10); .20 sends first."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="proxy")
+    c = Call(p1, bob, 17100, remote_media_ip=MEDIASRV)
+    c.setup()
+    c.media_both("media server %s" % MEDIASRV)
+    c.bye_from_phone()
+
+
+SIPP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sipp")
+CHILDREN = []
+
+
+def run_sipp_pair(uas_xml, uac_xml, calls, tmp, label, uac_extra=()):
+    """sipp UAS in the WAN ns at the proxy, sipp UAC in the LAN ns as phone1, both bounded."""
+    uas_cmd = ["ip", "netns", "exec", NS["wan"], "sipp", "-sf", os.path.join(SIPP_DIR, uas_xml),
+               "-i", PROXY, "-p", "5060", "-m", str(calls), "-timeout", "25s", "-timeout_error",
+               "-nostdin", "-trace_err", "-error_file", os.path.join(tmp, label + "-uas-errors.log"),
+               "-trace_msg", "-message_file", os.path.join(tmp, label + "-uas-messages.log")]
+    uac_cmd = ["ip", "netns", "exec", NS["lan"], "sipp", "-sf", os.path.join(SIPP_DIR, uac_xml),
+               "-i", PHONE1, "-p", "5060", "-mp", "17200", "-s", "bob", "-m", str(calls),
+               "-r", "5", "-l", "1", "-cid_str", "%u-%p@atlanta.example.com", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
+               "-error_file", os.path.join(tmp, label + "-uac-errors.log"),
+               "-recv_timeout", "4000", "-max_retrans", "2"] + list(uac_extra) + ["%s:5060" % PROXY]
+    out = open(os.path.join(tmp, label + "-sipp.out"), "wb")
+    uas = subprocess.Popen(uas_cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    CHILDREN.append(uas)
+    time.sleep(0.5)
+    uac = subprocess.Popen(uac_cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    CHILDREN.append(uac)
+    try:
+        rc_uac = uac.wait(timeout=30)
+        rc_uas = uas.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        for p in (uac, uas):
+            p.kill()
+            p.wait()
+        raise Fail("%s: sipp did not finish in 30 s" % label)
+    finally:
+        out.close()
+
+    def tail(name):
+        path = os.path.join(tmp, name)
+        try:
+            with open(path, errors="replace") as f:
+                lines = [ln.rstrip() for ln in f if ln.strip()]
+            return " | ".join(lines[-6:])
+        except OSError:
+            return ""
+    check(rc_uas == 0 and rc_uac == 0, "%s: sipp UAS exit %d, UAC exit %d; UAS errors: %s; UAC errors: %s"
+          % (label, rc_uas, rc_uac, tail(label + "-uas-errors.log")[:600],
+             tail(label + "-uac-errors.log")[:600]))
+
+
+@flow
+def sipp_basic():
+    """sipp: phone1 UAC (INVITE with SDP, ACK, pause, BYE) x5 against a WAN UAS that checks with
+    <ereg check_it> that Via/Contact/c=/o= carry 203.0.113.1 and no 192.168.77. appears;
+    then a REGISTER pair likewise."""
+    tmp = os.environ.get("LAB_TMP", "/tmp")
+    run_sipp_pair("uas_check.xml", "uac_call.xml", 5, tmp, "sipp-call")
+    run_sipp_pair("registrar_check.xml", "uac_register.xml", 3, tmp, "sipp-register")
+
+
+# ---------------------------------------------------------------- self-test of the checks
+
+def selftest():
+    """Offline: each check must accept a correct rewrite and reject each kind of damage.
+    Proves the assertions can fail without needing an ALG that gets them wrong."""
+    d = Dialog(PHONE1)
+    inv = d.invite(sdp_body(PHONE1, [16000, 16002], conn_lines=[PHONE1, None]))
+
+    def rewrite(raw, old=PHONE1.encode(), new=PUB.encode(), fix_cl=True):
+        m = raw.replace(old, new)
+        if fix_cl:
+            head, _, body = m.partition(b"\r\n\r\n")
+            head = re.sub(rb"(?m)^(Content-Length|l): *\d+", lambda x: x.group(1) + b": %d" % len(body), head)
+            m = head + b"\r\n\r\n" + body
+        return m
+
+    good = rewrite(inv)
+    fixcl = lambda m: rewrite(m, b"", b"")
+    out_cases = [
+        ("correct rewrite", good, True),
+        ("Content-Length not fixed", rewrite(inv, fix_cl=False), False),
+        ("c= left private", rewrite(inv).replace(b"c=IN IP4 203.0.113.1\r\nt=", b"c=IN IP4 192.168.77.10\r\nt="), False),
+        ("branch changed", good.replace(d.inv_branch.encode(), b"z9hG4bKother"), False),
+        ("unknown header changed", good.replace(b"keep-me;v=1", b"keep-me; v=1"), False),
+        ("header order changed", good.replace(b"Max-Forwards: 70\r\nFrom:", b"From:").replace(
+            b"CSeq: 1 INVITE\r\n", b"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n", 1), False),
+        ("Contact host not public", good.replace(b"<sip:alice@203.0.113.1:5060>", b"<sip:alice@203.0.113.2:5060>"), False),
+        ("m= line changed beyond port", fixcl(good.replace(b"RTP/AVP 0 8 101", b"RTP/AVP 0 8", 1)), False),
+        ("a= line dropped", fixcl(good.replace(b"a=sendrecv\r\n", b"", 1)), False),
+        ("media-level c= left private", fixcl(good.replace(b"101\r\nc=IN IP4 203.0.113.1", b"101\r\nc=IN IP4 10.1.1.1")), False),
+        ("o= not rewritten", fixcl(good.replace(b"1 IN IP4 203.0.113.1", b"1 IN IP4 10.1.1.1")), False),
+    ]
+    cinv = sip(["INVITE sip:bob@biloxi.example.com SIP/2.0", "v: SIP/2.0/UDP %s:5060;branch=z9hG4bKc1" % PHONE1,
+                "i: x@y", "m: <sip:a@%s:5060>" % PHONE1, "c: application/sdp"], sdp_body(PHONE1, [16000]), "l")
+    out_cases += [
+        ("compact: correct rewrite", rewrite(cinv), True),
+        ("compact: v: expanded to Via:", rewrite(cinv).replace(b"\r\nv: ", b"\r\nVia: "), False),
+        ("compact: l: expanded", rewrite(cinv).replace(b"\r\nl: ", b"\r\nContent-Length: "), False),
+    ]
+    bad = 0
+    for name, raw, want in out_cases:
+        src = cinv if name.startswith("compact") else inv
+        try:
+            check_outbound(src, SipMsg(raw), "selftest")
+            got = True
+            why = ""
+        except Fail as e:
+            got, why = False, str(e)
+        ok = got == want
+        bad += not ok
+        print("%s selftest outbound: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
+              "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
+    # inbound response: the phone must get its own Via back and the WAN's body untouched
+    wan_ok = response(SipMsg(good), 200, "OK", sdp_body(PROXY, [36000], user="bob"), to_tag="t1",
+                      contact="<sip:bob@203.0.113.10>")
+    at_phone = wan_ok.replace(("%s:5060;branch" % PUB).encode(), ("%s:5060;branch" % PHONE1).encode())
+    in_cases = [
+        ("correct restore", at_phone, True),
+        ("Via not restored", wan_ok, False),
+        ("received= left on the Via", at_phone.replace(d.inv_branch.encode(), d.inv_branch.encode() + b";received=203.0.113.1"), False),
+        ("SDP altered on the way in", rewrite(at_phone, b"203.0.113.10", b"192.168.77.99"), False),
+    ]
+    for name, raw, want in in_cases:
+        try:
+            check_inbound_response(inv, wan_ok, SipMsg(raw), "selftest")
+            got, why = True, ""
+        except Fail as e:
+            got, why = False, str(e)
+        ok = got == want
+        bad += not ok
+        print("%s selftest inbound: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
+              "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
+    print("selftest: %d case(s) wrong" % bad)
+    return 1 if bad else 0
+
+
+# ---------------------------------------------------------------- driver
+
+def main():
+    global VERBOSE
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--id", default=os.environ.get("LAB_ID"), help="lab id (namespaces salg-*-ID)")
+    ap.add_argument("--expect-fail", help="file listing flows expected to fail (one per line, # comments)")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print messages and RTP counts")
+    ap.add_argument("--list", action="store_true", help="list the flows and exit")
+    ap.add_argument("--selftest", action="store_true", help="offline: show that every check can fail")
+    ap.add_argument("flows", nargs="*")
+    a = ap.parse_args()
+    names = [f.__name__ for f in FLOWS]
+    if a.list:
+        for f in FLOWS:
+            print("%-22s %s" % (f.__name__, (f.__doc__ or "").strip().splitlines()[0]))
+        return 0
+    if a.selftest:
+        return selftest()
+    if not a.id:
+        ap.error("--id (or LAB_ID) is required")
+    VERBOSE = a.verbose
+    for side in ("lan", "rtr", "wan"):
+        NS[side] = "salg-%s-%s" % (side, a.id)
+        if not os.path.exists("/var/run/netns/" + NS[side]):
+            print("namespace %s does not exist (build it with run.sh)" % NS[side], file=sys.stderr)
+            return 2
+    sel = a.flows or names
+    bad = [n for n in sel if n not in names]
+    if bad:
+        print("unknown flow(s): %s; known: %s" % (" ".join(bad), " ".join(names)), file=sys.stderr)
+        return 2
+    expected = set()
+    if a.expect_fail:
+        with open(a.expect_fail) as f:
+            for ln in f:
+                ln = ln.split("#", 1)[0].strip()
+                if ln:
+                    expected.add(ln.split()[0])
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    passed = failed = 0
+    unexpected_fail, unexpected_pass, xfail = [], [], []
+    byname = {f.__name__: f for f in FLOWS}
+    t_all = time.monotonic()
+    try:
+        for i, name in enumerate(sel, 1):
+            t0 = time.monotonic()
+            reason = None
+            try:
+                byname[name]()
+            except Fail as e:
+                reason = str(e)
+            except Exception as e:   # a bug in the lab itself: report it, keep going
+                reason = "lab error: %s: %s" % (type(e).__name__, e)
+                if VERBOSE:
+                    traceback.print_exc()
+            finally:
+                close_all_sockets()
+            dt = time.monotonic() - t0
+            vprint("# %s took %.1fs" % (name, dt))
+            reason = reason.replace("\n", " ") if reason else None
+            if reason is None:
+                passed += 1
+                if name in expected:
+                    unexpected_pass.append(name)
+                    print("ok %d - %s # UNEXPECTED PASS: listed as an expected failure" % (i, name))
+                else:
+                    print("ok %d - %s" % (i, name))
+            else:
+                failed += 1
+                if name in expected:
+                    xfail.append(name)
+                    print("not ok %d - %s: %s # expected failure" % (i, name, reason))
+                else:
+                    unexpected_fail.append(name)
+                    print("not ok %d - %s: %s" % (i, name, reason))
+            sys.stdout.flush()
+            time.sleep(0.2)   # let the last datagrams of a flow drain
+    except KeyboardInterrupt:
+        print("# interrupted", flush=True)
+        for p in CHILDREN:
+            if p.poll() is None:
+                p.kill()
+        raise
+    finally:
+        for p in CHILDREN:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if expected:
+        print("# expected failures that failed: %s" % (" ".join(xfail) or "-"))
+        missing = sorted(expected & set(sel) - set(xfail))
+        print("# expected failures that passed: %s" % (" ".join(missing) or "-"))
+    print("# unexpected failures: %s" % (" ".join(unexpected_fail) or "-"))
+    print("# %.1fs" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if (unexpected_fail or unexpected_pass) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,234 @@
+# tests/netns/lib.sh: the lab topology, sourced by run.sh and demo.sh.
+#
+#   lan ns  eth0 192.168.77.10 (phone1) .11 (phone2) .12 (LAN media host)
+#      |  veth
+#   rtr ns  lan 192.168.77.1/24   wan 203.0.113.1/24   (sipalgd | kernel helper | none)
+#      |  veth
+#   wan ns  eth0 203.0.113.10 (proxy/registrar) .20 (media server) .30 (other host)
+#
+# The caller sets LAB_REPO and ALG, calls lab_init, installs
+#   trap lab_cleanup EXIT INT TERM
+# and then lab_topology, lab_router_start, ..., lab_router_stop.
+# Everything the lab starts is recorded in LAB_PIDS and killed by pid;
+# every namespace it creates is deleted by lab_cleanup, also on failure or ^C.
+
+lab_log() { printf '# %s\n' "$*" >&2; }
+
+lab_init() {
+	: "${LAB_REPO:?}"
+	ALG=${ALG:-sipalgd}
+	case "$ALG" in sipalgd|kernel|none) ;; *) echo "ALG must be sipalgd, kernel or none (got '$ALG')" >&2; exit 2 ;; esac
+	[ "$(id -u)" = 0 ] || { echo "the lab needs root (network namespaces)" >&2; exit 2; }
+	LAB_ID=${LAB_ID:-$(( $$ % 10000 ))}
+	NS_LAN=salg-lan-$LAB_ID
+	NS_RTR=salg-rtr-$LAB_ID
+	NS_WAN=salg-wan-$LAB_ID
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+		if ip netns list | grep -qw "$ns"; then
+			echo "namespace $ns already exists (another run with LAB_ID=$LAB_ID?)" >&2; exit 2
+		fi
+	done
+	LAB_TMP=$(mktemp -d "/tmp/salg-lab.$LAB_ID.XXXXXX")
+	LAB_PIDS=""
+	LAB_CREATED=""
+	LAB_DAEMON_PID=""
+	LAB_KEEP_TMP=0
+	export LAB_ID NS_LAN NS_RTR NS_WAN LAB_TMP
+}
+
+# Idempotent; safe to call from the trap at any point (even before lab_init finished).
+lab_cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	set +e
+	local p ns
+	for p in $LAB_PIDS; do kill -TERM "$p" 2>/dev/null; done
+	if [ -n "$LAB_PIDS" ]; then
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			local alive=0
+			for p in $LAB_PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+			[ $alive = 0 ] && break
+			sleep 0.2
+		done
+		for p in $LAB_PIDS; do kill -KILL "$p" 2>/dev/null; done
+	fi
+	# Anything still living inside our own namespaces was started by this run.
+	for ns in ${LAB_CREATED:-}; do
+		ip netns list 2>/dev/null | grep -qw "$ns" || continue
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$LAB_TMP" ] && [ -d "$LAB_TMP" ]; then
+		if [ "$LAB_KEEP_TMP" = 1 ]; then
+			lab_log "logs kept in $LAB_TMP"
+		else
+			rm -rf "$LAB_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+lab_nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+lab_topology() {
+	set -e
+	local n
+	for n in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+		ip netns add "$n"
+		LAB_CREATED="$LAB_CREATED $n"   # only namespaces this run created are deleted
+	done
+	ip -n "$NS_RTR" link add lan type veth peer name eth0 netns "$NS_LAN"
+	ip -n "$NS_RTR" link add wan type veth peer name eth0 netns "$NS_WAN"
+	local ns
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+		lab_nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+		lab_nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$NS_LAN" addr add 192.168.77.10/24 dev eth0
+	ip -n "$NS_LAN" addr add 192.168.77.11/24 dev eth0
+	ip -n "$NS_LAN" addr add 192.168.77.12/24 dev eth0
+	ip -n "$NS_LAN" link set eth0 up
+	ip -n "$NS_LAN" route add default via 192.168.77.1
+	ip -n "$NS_RTR" addr add 192.168.77.1/24 dev lan
+	ip -n "$NS_RTR" addr add 203.0.113.1/24 dev wan
+	ip -n "$NS_RTR" link set lan up
+	ip -n "$NS_RTR" link set wan up
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.conf.lan.rp_filter=0 net.ipv4.conf.wan.rp_filter=0
+	ip -n "$NS_WAN" addr add 203.0.113.10/24 dev eth0
+	ip -n "$NS_WAN" addr add 203.0.113.20/24 dev eth0
+	ip -n "$NS_WAN" addr add 203.0.113.30/24 dev eth0
+	ip -n "$NS_WAN" link set eth0 up
+	lab_nsx "$NS_LAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+	lab_nsx "$NS_WAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+	# The operator's firewall: a stateful forward policy and masquerade.
+	lab_nsx "$NS_RTR" nft -f - <<'EOF'
+table inet salgfw {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "lan" oifname "wan" accept
+		ct status dnat accept
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan" masquerade
+	}
+}
+EOF
+	set +e
+}
+
+lab_kernel_helper() {
+	set -e
+	# Built into this kernel (CONFIG_NF_CONNTRACK_SIP=y); load the modules where they are modules.
+	if command -v modprobe >/dev/null 2>&1; then
+		modprobe nf_conntrack_sip 2>/dev/null || true
+		modprobe nf_nat_sip 2>/dev/null || true
+	fi
+	[ -d /sys/module/nf_conntrack_sip ] || { echo "nf_conntrack_sip is not available" >&2; return 1; }
+	lab_nsx "$NS_RTR" nft -f - <<'EOF'
+table inet sipref {
+	ct helper sip-5060 {
+		type "sip" protocol udp;
+		l3proto ip;
+	}
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		ct state new udp dport 5060 ct helper set "sip-5060"
+		ct state new udp sport 5060 ct helper set "sip-5060"
+	}
+}
+EOF
+	lab_nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
+	lab_log "kernel helper: sip_direct_media=$(cat /sys/module/nf_conntrack_sip/parameters/sip_direct_media 2>/dev/null)" \
+		"sip_direct_signalling=$(cat /sys/module/nf_conntrack_sip/parameters/sip_direct_signalling 2>/dev/null)"
+	set +e
+}
+
+lab_sipalgd_start() {
+	local bin="$LAB_REPO/sipalgd" ctl="$LAB_REPO/sipalgctl"
+	if [ ! -x "$bin" ] || [ ! -x "$ctl" ]; then
+		echo "ALG=sipalgd: $bin or $ctl not built (run 'make' first, or ALG=kernel)" >&2
+		return 1
+	fi
+	LAB_SOCK="$LAB_TMP/sipalgd.sock"
+	LAB_PIDFILE="$LAB_TMP/sipalgd.pid"
+	LAB_CONF="$LAB_TMP/lab.yaml"
+	LAB_DAEMON_LOG="$LAB_TMP/sipalgd.log"
+	LAB_CTL="$ctl"
+	export LAB_SOCK LAB_CTL
+	sed -e "s|@SOCK@|$LAB_SOCK|g" -e "s|@PID@|$LAB_PIDFILE|g" \
+		"$LAB_REPO/tests/netns/lab.yaml" >"$LAB_CONF"
+	ip netns exec "$NS_RTR" "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
+	LAB_DAEMON_PID=$!
+	LAB_PIDS="$LAB_PIDS $LAB_DAEMON_PID"
+	local i
+	for i in $(seq 1 50); do
+		if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null; then
+			wait "$LAB_DAEMON_PID"; local drc=$?
+			echo "sipalgd exited during start-up (status $drc); its log:" >&2
+			sed 's/^/  | /' "$LAB_DAEMON_LOG" >&2
+			LAB_DAEMON_PID=""
+			return 1
+		fi
+		if ip netns exec "$NS_RTR" timeout 2 "$ctl" -s "$LAB_SOCK" status >/dev/null 2>&1; then
+			lab_log "sipalgd up (pid $LAB_DAEMON_PID) after ~$((i * 200)) ms"
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "sipalgd did not answer 'sipalgctl status' within 10 s; its log:" >&2
+	sed 's/^/  | /' "$LAB_DAEMON_LOG" >&2
+	return 1
+}
+
+# Stop with SIGTERM, expect status 0 and no rules of its own left behind.
+lab_sipalgd_stop() {
+	local bad=0 i
+	[ -n "$LAB_DAEMON_PID" ] || return 1
+	ip netns exec "$NS_RTR" timeout 2 "$LAB_REPO/sipalgctl" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
+	kill -TERM "$LAB_DAEMON_PID" 2>/dev/null
+	for i in $(seq 1 50); do
+		kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$LAB_DAEMON_PID" 2>/dev/null; then
+		echo "sipalgd did not exit within 5 s of SIGTERM" >&2
+		kill -KILL "$LAB_DAEMON_PID" 2>/dev/null
+		bad=1
+	fi
+	wait "$LAB_DAEMON_PID"; local drc=$?
+	LAB_DAEMON_PID=""
+	if [ "$drc" != 0 ]; then echo "sipalgd exit status $drc (want 0)" >&2; bad=1; fi
+	local left
+	left=$( { lab_nsx "$NS_RTR" iptables -t mangle -S; lab_nsx "$NS_RTR" nft list tables; } 2>&1 | grep -i sipalgd)
+	if [ -n "$left" ]; then
+		echo "sipalgd left rules behind after exit:" >&2
+		printf '  | %s\n' "$left" >&2
+		bad=1
+	fi
+	if [ $bad != 0 ]; then
+		echo "sipalgd log:" >&2
+		sed 's/^/  | /' "$LAB_DAEMON_LOG" >&2
+		return 1
+	fi
+	lab_log "sipalgd stopped cleanly (status 0, no sipalgd rules left)"
+	return 0
+}
+
+lab_router_start() {
+	case "$ALG" in
+	sipalgd) lab_sipalgd_start ;;
+	kernel) lab_kernel_helper ;;
+	none) lab_log "ALG=none: plain masquerade, no SIP ALG (rewrite/pinhole checks are expected to fail)" ;;
+	esac
+}
+
+lab_router_stop() {
+	case "$ALG" in
+	sipalgd) lab_sipalgd_stop ;;
+	*) return 0 ;;
+	esac
+}
