@@ -1341,6 +1341,29 @@ def trunk_three_calls():
 
 
 @flow
+def trunk_proxy_media():
+    """Kernel helper note 5 on its own: three calls on one signalling 5-tuple whose media
+    comes from the proxy's own address (so note 3 does not apply), all set up before any
+    media; the proxy then sends first to each call. Every INVITE on the trunk must not
+    take the earlier calls' pinholes away."""
+    p1, proxy = phone(PHONE1), remote(PROXY, name="proxy")
+    calls = [Call(p1, proxy, port, remote_media_ip=PROXY, remote_rtp_port=port + 20000)
+             for port in (17800, 17820, 17840)]
+    for c in calls:
+        c.setup()
+    res = []
+    for c in calls:
+        drain(c.phone_rtp)
+        send_rtp(c.remote_rtp, c.pub_media)
+        n, _, _ = count_rtp(c.phone_rtp)
+        res.append(n)
+    check(all(n >= RTP_MIN for n in res), "proxy-address media first, RTP arriving per call: %s "
+          "(want >= %d each)" % (res, RTP_MIN))
+    for c in calls:
+        c.bye_from_phone()
+
+
+@flow
 def compact_headers():
     """An INVITE in compact form (v: m: c: l: i: f: t:): rewritten like the long forms, the
     compact names kept byte for byte, l: fixed."""
