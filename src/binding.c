@@ -294,3 +294,35 @@ void binding_dump(FILE *f, uint64_t now)
 		fputc('\n', f);
 	}
 }
+
+void binding_save(FILE *f, uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct binding *b = &pool[i];
+		if (!b->in_use || b->kind != BIND_SIG)
+			continue;
+		fprintf(f, "B %08x %u %u %u %08x %08x %llu\n", b->priv_ip, b->priv_port, b->pub_port,
+			b->flags, b->reg_peer, b->reg_key,
+			(unsigned long long)(b->reg_peer && b->reg_until > now ? (b->reg_until - now) / 1000 : 0));
+	}
+}
+
+int binding_restore_line(const char *line, uint64_t now)
+{
+	unsigned ip, port, pub, flags, peer, key;
+	unsigned long long left;
+
+	if (sscanf(line, "B %x %u %u %u %x %x %llu", &ip, &port, &pub, &flags, &peer, &key, &left) != 7 ||
+	    port == 0 || port > 65535 || pub > 65535)
+		return -1;
+	struct binding *b = binding_get(ip, (uint16_t)port, BIND_SIG, (uint16_t)pub, now);
+	if (!b)
+		return -1;
+	if (b->pub_port != pub)
+		log_warn("state: %u.%u.%u.%u:%u comes back on public port %u, not %u",
+			 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port, b->pub_port, pub);
+	b->flags = (uint8_t)(flags & (BF_VIA_PORT | BF_CONTACT_PORT | BF_ADOPTED));
+	if (peer && left)
+		binding_register(b, peer, key == 0, left > 0xffffffffu ? 0xffffffffu : (uint32_t)left, now);
+	return 0;
+}

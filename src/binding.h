@@ -63,6 +63,12 @@ void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expire
 /* Free idle bindings and end expired registrations. */
 void binding_expire(uint64_t now);
 
+/* State file lines ("B ..."), see state.h: signalling bindings and their
+ * registrations; media bindings come back with their dialogs. */
+void binding_save(FILE *f, uint64_t now);
+/* Parse one "B" line and re-create the binding. 0 or -1 (bad line). */
+int binding_restore_line(const char *line, uint64_t now);
+
 /* One line per binding for sipalgctl. */
 void binding_dump(FILE *f, uint64_t now);
 

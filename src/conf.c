@@ -56,7 +56,7 @@ enum key {
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
 	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE,
-	P_NFT, P_CTL, P_PID,
+	P_NFT, P_CTL, P_PID, P_STATE,
 	LOG_LEVEL, LOG_SYSLOG,
 	KEY__COUNT
 };
@@ -103,6 +103,7 @@ static const struct keydef {
 	[P_NFT]       = { S_PATHS, "nft_table", K_TABLE, 0, 0, NULL },
 	[P_CTL]       = { S_PATHS, "control_socket", K_PATH, 0, sizeof(((struct conf *)0)->ctl_socket), NULL },
 	[P_PID]       = { S_PATHS, "pid_file", K_PATH, 0, sizeof(((struct conf *)0)->pid_file), NULL },
+	[P_STATE]     = { S_PATHS, "state_file", K_PATH, 0, sizeof(((struct conf *)0)->state_file), NULL },
 	[LOG_LEVEL]   = { S_LOG, "level", K_ENUM, 0, 0, ch_level },
 	[LOG_SYSLOG]  = { S_LOG, "syslog", K_BOOL, 0, 0, NULL },
 };
@@ -120,6 +121,18 @@ struct parser {
 	int sect_line[S__COUNT]; /* 0 = not in the file */
 	int key_line[KEY__COUNT];
 };
+
+/* Without paths.state_file the state lives beside the control socket
+ * (/run/sipalgd.sock -> /run/sipalgd.state): two daemons on one machine,
+ * which must have two sockets, never share a state file. */
+static void state_from_socket(struct conf *c)
+{
+	size_t n = strlen(c->ctl_socket);
+
+	if (n > 5 && strcmp(c->ctl_socket + n - 5, ".sock") == 0)
+		n -= 5;
+	snprintf(c->state_file, sizeof(c->state_file), "%.*s.state", (int)n, c->ctl_socket);
+}
 
 void conf_defaults(struct conf *c)
 {
@@ -151,6 +164,7 @@ void conf_defaults(struct conf *c)
 	strcpy(c->nft_table, "sipalgd");
 	strcpy(c->ctl_socket, "/run/sipalgd.sock");
 	strcpy(c->pid_file, "/run/sipalgd.pid");
+	state_from_socket(c);
 	c->log_level = LOG_LVL_INFO;
 	c->log_syslog = 0;
 }
@@ -740,7 +754,8 @@ static int parse_value(struct parser *p, enum key k, int line)
 	case K_TABLE:
 		return parse_table(p, key, c->nft_table);
 	case K_PATH:
-		return parse_path(p, key, k == P_CTL ? c->ctl_socket : c->pid_file, d->max);
+		return parse_path(p, key, k == P_CTL ? c->ctl_socket : k == P_PID ? c->pid_file : c->state_file,
+				  d->max);
 	}
 	return -1;
 }
@@ -998,6 +1013,8 @@ int conf_parse_buffer(const char *name, const char *buf, size_t len,
 	rc = parse_stream(&p);
 	if (rc == 0)
 		rc = check(&p);
+	if (rc == 0 && !p.key_line[P_STATE])
+		state_from_socket(&tmp);
 	if (p.have_ev)
 		yaml_event_delete(&p.ev);
 	yaml_parser_delete(&p.yp);

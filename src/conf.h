@@ -61,6 +61,10 @@ struct conf {
 	char nft_table[32];         /* paths.nft_table, default "sipalgd" */
 	char ctl_socket[108];       /* paths.control_socket, default "/run/sipalgd.sock" */
 	char pid_file[256];         /* paths.pid_file, default "/run/sipalgd.pid" */
+	char state_file[256];       /* paths.state_file: calls survive a restart; default: the control
+				     * socket's path with .sock replaced by .state */
+	uint32_t local_ips[16];     /* the router's own IPv4 addresses (filled at start, not from the file) */
+	int n_local;
 	int log_level;              /* log.level: error|warning|info|debug, default info (enum log_level) */
 	int log_syslog;             /* log.syslog, default false */
 };

@@ -551,3 +551,105 @@ void dialog_dump_pinholes(FILE *f)
 		}
 	}
 }
+
+void dialog_save(FILE *f, uint64_t now)
+{
+	for (uint32_t i = 0; i < pool_size; i++) {
+		struct dialog *d = &pool[i];
+		if (!d->in_use)
+			continue;
+		fputs("D ", f);
+		for (int k = 0; k < d->callid_len; k++)
+			fprintf(f, "%02x", (unsigned char)d->callid[k]);
+		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u\n", d->phone_ip, d->phone_port,
+			d->peer_ip, d->peer_port, d->confirmed,
+			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
+			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq);
+		for (int m = 0; m < SDP_MAX_MEDIA; m++)
+			if (d->rip[m])
+				fprintf(f, "R %d %08x %u\n", m, d->rip[m], d->rport[m]);
+		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+			struct stream *st = &d->st[k];
+			if (st->state == ST_FREE)
+				continue;
+			fprintf(f, "S %08x %u %u %u %u %08x %08x %u\n", st->priv_ip, st->priv_port,
+				st->b->pub_port, st->state, st->mindex, st->key, st->rip, st->rport);
+		}
+	}
+}
+
+static struct dialog *restoring;
+
+int dialog_restore_line(const char *line, uint64_t now)
+{
+	if (line[0] == 'D') {
+		char hex[2 * DLG_CALLID_MAX + 1];
+		uint8_t cid[DLG_CALLID_MAX];
+		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic;
+		unsigned long long left;
+		restoring = NULL;
+		if (sscanf(line, "D %256s %x %u %x %u %u %llu %u %u %u %u %u", hex, &pip, &pport, &rip, &rport,
+			   &conf, &left, &of, &oc, &ac, &af, &ic) != 12 || pport > 65535 || rport > 65535)
+			return -1;
+		size_t n = strlen(hex) / 2;
+		if (n == 0 || n > DLG_CALLID_MAX)
+			return -1;
+		for (size_t k = 0; k < n; k++) {
+			unsigned v;
+			if (sscanf(hex + 2 * k, "%2x", &v) != 1)
+				return -1;
+			cid[k] = (uint8_t)v;
+		}
+		struct binding *sb = binding_get(pip, (uint16_t)pport, BIND_SIG, 0, now);
+		struct dialog *d = dialog_create(cid, (uint32_t)n, pip, (uint16_t)pport, rip, (uint16_t)rport, sb, now);
+		if (!d)
+			return -1;
+		d->confirmed = conf != 0;
+		d->expires = now + left;
+		d->offer_from = (uint8_t)(of <= SIDE_REMOTE ? of : SIDE_NONE);
+		d->offer_cseq = oc;
+		d->answered_cseq = ac;
+		d->answered_from = (uint8_t)(af <= SIDE_REMOTE ? af : SIDE_NONE);
+		d->invite_cseq = ic;
+		restoring = d;
+		return 0;
+	}
+	if (!restoring)
+		return -1;
+	if (line[0] == 'R') {
+		int m;
+		unsigned ip, port;
+		if (sscanf(line, "R %d %x %u", &m, &ip, &port) != 3 || m < 0 || m >= SDP_MAX_MEDIA || port > 65535)
+			return -1;
+		restoring->rip[m] = ip;
+		restoring->rport[m] = (uint16_t)port;
+		return 0;
+	}
+	if (line[0] == 'S') {
+		unsigned ip, port, pub, state, mi, key, rip, rport;
+		if (sscanf(line, "S %x %u %u %u %u %x %x %u", &ip, &port, &pub, &state, &mi, &key, &rip, &rport) != 8 ||
+		    port == 0 || port >= 65535 || pub > 65535 || rport > 65535 || mi >= SDP_MAX_MEDIA ||
+		    state < ST_NEW || state > ST_RETIRING)
+			return -1;
+		struct stream *st = NULL;
+		for (int k = 0; k < DLG_MAX_STREAMS && !st; k++)
+			if (restoring->st[k].state == ST_FREE)
+				st = &restoring->st[k];
+		struct binding *b = st ? binding_get(ip, (uint16_t)port, BIND_MEDIA, (uint16_t)pub, now) : NULL;
+		if (!b)
+			return -1;
+		binding_ref(b);
+		st->b = b;
+		st->priv_ip = ip;
+		st->priv_port = (uint16_t)port;
+		st->state = (uint8_t)state;
+		st->mindex = (uint8_t)mi;
+		st->key = key;
+		st->rip = rip;
+		st->rport = (uint16_t)rport;
+		stream_ref_key(st, key);
+		STAT_INC(pinholes);
+		return 0;
+	}
+	return -1;
+}

@@ -57,6 +57,11 @@ int dialog_is_confirmed(const struct dialog *d);
 uint32_t dialog_invite_cseq(const struct dialog *d);
 void dialog_set_invite_cseq(struct dialog *d, uint32_t cseq);
 
+/* State file lines ("D ..." then its "S ..." streams), see state.h. */
+void dialog_save(FILE *f, uint64_t now);
+/* Feed lines in file order; returns 0 or -1 for a line that does not parse. */
+int dialog_restore_line(const char *line, uint64_t now);
+
 void dialog_close(struct dialog *d, uint64_t now);
 void dialog_expire(uint64_t now);
 void dialog_dump(FILE *f, uint64_t now);

@@ -27,6 +27,7 @@
 #include "nfq.h"
 #include "nftmap.h"
 #include "rules.h"
+#include "state.h"
 #include "stats.h"
 
 #define MAX_BATCH 256
@@ -166,6 +167,7 @@ static void handle_burst(void)
 		if (n <= 0)
 			return;
 		uint64_t now = now_ms();
+		state_touch();
 		STAT_ADD(pkts_in, (uint64_t)n);
 		for (int i = 0; i < n; i++) {
 			uint32_t olen = 0;
@@ -239,6 +241,9 @@ int main(int argc, char **argv)
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
+	/* Take over the calls of a previous run before any packet is queued. */
+	state_load(conf.state_file, now_ms());
+	nftmap_commit();
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
@@ -279,7 +284,11 @@ int main(int argc, char **argv)
 			ctl_serve();
 		now = now_ms();
 		if (now >= next_tick) {
+			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
 			alg_tick(now);
+			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
+				state_touch();
+			state_save(conf.state_file, now, 0);
 			nftmap_commit();
 			ct_commit();
 			next_tick = now + 250;
@@ -287,6 +296,8 @@ int main(int argc, char **argv)
 		last_loop_ms = now;
 	}
 	log_info("stopping");
+	/* Calls outlive a restart: the next run takes them over. */
+	state_save(conf.state_file, now_ms(), 1);
 	rc = 0;
 	if (detach)
 		unlink(conf.pid_file);
