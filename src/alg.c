@@ -19,6 +19,38 @@ static uint32_t pub_ip;
 static char pub_str[16];
 static uint32_t pub_len;
 
+/* Per-source budget for requests that create state (new calls,
+ * registrations, anything outside a dialog): a token bucket per source
+ * address in a fixed table; a new source takes over its slot with a full
+ * bucket, so the table never grows and a flood cannot starve it. */
+#define RL_SLOTS 4096
+static struct rl_slot {
+	uint32_t ip;
+	uint32_t milli;   /* tokens x 1000 */
+	uint64_t last;
+} rl_tab[RL_SLOTS];
+
+static int rl_allow(uint32_t ip, uint64_t now)
+{
+	uint64_t rate = cf->rate_per_source, cap = rate * 1000u;
+	struct rl_slot *r = &rl_tab[(ip * 2654435761u) >> 20 & (RL_SLOTS - 1)];
+
+	if (!rate)
+		return 1;
+	if (r->ip != ip) {
+		r->ip = ip;
+		r->milli = (uint32_t)(cap > 0xffffffffu ? 0xffffffffu : cap);
+		r->last = now;
+	}
+	uint64_t t = r->milli + (now - r->last) * rate;
+	r->milli = (uint32_t)(t > cap ? cap : t);
+	r->last = now;
+	if (r->milli < 1000)
+		return 0;
+	r->milli -= 1000;
+	return 1;
+}
+
 /* Per-packet scratch: static, so the hot path allocates nothing. */
 static struct sip_msg msg;
 static struct edit_list ed;
@@ -32,6 +64,7 @@ static int ipfmt(char *s, size_t n, uint32_t ip)
 int alg_init(const struct conf *c, uint32_t public_ip)
 {
 	cf = c;
+	memset(rl_tab, 0, sizeof(rl_tab));
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
 	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0)
@@ -631,6 +664,14 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		STAT_INC(requests);
 	else
 		STAT_INC(responses);
+	if (msg.is_request && msg.method != M_ACK && msg.method != M_CANCEL &&
+	    sip_tag(&msg, msg.to_idx).len == 0 && !rl_allow(u.saddr, now)) {
+		STAT_INC(drop_rate);
+		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u over limits.messages_per_second_per_source (%u): request dropped",
+		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255,
+		       cf->rate_per_source);
+		return ALG_DROP;
+	}
 	if (msg.is_request && msg.method == M_REGISTER)
 		STAT_INC(registers);
 

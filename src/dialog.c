@@ -167,12 +167,21 @@ static int phone_pinholes(uint32_t phone_ip)
 	return n;
 }
 
+/* NAT Slipstreaming class (docs/security.md): a pinhole leads only to a
+ * LAN host (the sender unless media.allow_other_lan_hosts), never to the
+ * router itself, broadcast, multicast, loopback or unspecified addresses,
+ * never to a port below 1024. */
 static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
 {
 	if (port < 1024 || port == 65535)
 		return 0;
+	if (ip == 0 || ip == 0xffffffffu || (ip >> 24) == 127 || (ip >> 28) == 0xe || (ip >> 28) == 0xf)
+		return 0;
 	if (!conf_is_lan(cf, ip))
 		return 0;
+	for (int i = 0; i < cf->n_local; i++)
+		if (cf->local_ips[i] == ip)
+			return 0;
 	/* never the network or broadcast address of the LAN prefix */
 	for (int i = 0; i < cf->n_lan; i++) {
 		const struct conf_net *n = &cf->lan[i];

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -71,6 +72,23 @@ static int wan_address(const char *ifname, uint32_t *ip)
 		return -1;
 	*ip = ntohl(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
 	return 0;
+}
+
+/* The router's own addresses: a pinhole must never lead to the router. */
+static void local_addresses(struct conf *c)
+{
+	struct ifaddrs *ifa, *i;
+
+	c->n_local = 0;
+	if (getifaddrs(&ifa) < 0) {
+		log_warn("getifaddrs: %s", strerror(errno));
+		return;
+	}
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    c->n_local < (int)(sizeof(c->local_ips) / sizeof(c->local_ips[0])))
+			c->local_ips[c->n_local++] = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+	freeifaddrs(ifa);
 }
 
 static int ctl_answer(const char *cmd, FILE *out)
@@ -155,6 +173,7 @@ static void reload(void)
 	conf.inbound_src = nc.inbound_src;
 	conf.media_other_hosts = nc.media_other_hosts;
 	conf.log_level = nc.log_level;
+	local_addresses(&conf);
 	log_init(conf.log_syslog, (enum log_level)conf.log_level);
 	log_info("configuration reloaded from %s", conf_path);
 }
@@ -228,6 +247,8 @@ int main(int argc, char **argv)
 		log_err("no IPv4 address on WAN interface %s (set wan.public_address)", conf.wan_if);
 		return 1;
 	}
+
+	local_addresses(&conf);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
