@@ -9,7 +9,7 @@
 #include "stats.h"
 
 static struct binding *pool;
-static uint32_t pool_size, free_head; /* free list through next_priv */
+static uint32_t pool_size, pool_used, free_head; /* free list through next_priv */
 static uint32_t *h_priv, *h_pub, hmask;
 static uint8_t port_used[65536 / 8];
 static uint32_t pub_ip;
@@ -46,9 +46,10 @@ int binding_init(const struct conf *c, uint32_t public_ip)
 	if (!pool || !h_priv || !h_pub)
 		return -1;
 	hmask = hs - 1;
-	for (uint32_t i = 0; i < pool_size; i++)
-		pool[i].next_priv = i + 2 <= pool_size ? i + 2 : 0;
-	free_head = pool_size ? 1 : 0;
+	/* Entries are handed out from the untouched end first, so an idle
+	 * daemon does not keep the whole pool resident. */
+	free_head = 0;
+	pool_used = 0;
 	memset(port_used, 0, sizeof(port_used));
 	for (uint32_t p = 0; p < 1024; p++)
 		set_used(p, 1); /* never hand out privileged ports */
@@ -147,7 +148,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 
 	if (b)
 		return b;
-	if (!free_head) {
+	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
 		LOG_RL(LOG_LVL_WARN, "binding table full (limits.bindings=%u)", pool_size);
 		return NULL;
@@ -168,9 +169,10 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
 		return NULL;
 	}
-	uint32_t idx = free_head;
+	uint32_t idx = free_head ? free_head : ++pool_used;
 	b = &pool[idx - 1];
-	free_head = b->next_priv;
+	if (free_head)
+		free_head = b->next_priv;
 	memset(b, 0, sizeof(*b));
 	b->priv_ip = ip;
 	b->priv_port = port;
@@ -265,7 +267,7 @@ void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expire
 
 void binding_expire(uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
 		if (!b->in_use)
 			continue;
@@ -278,7 +280,7 @@ void binding_expire(uint64_t now)
 
 void binding_dump(FILE *f, uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
 		if (!b->in_use)
 			continue;
@@ -297,7 +299,7 @@ void binding_dump(FILE *f, uint64_t now)
 
 void binding_save(FILE *f, uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
 		if (!b->in_use || b->kind != BIND_SIG)
 			continue;

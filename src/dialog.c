@@ -55,7 +55,7 @@ struct dialog {
 };
 
 static struct dialog *pool;
-static uint32_t pool_size, free_head, *htab, hmask;
+static uint32_t pool_size, pool_used, free_head, *htab, hmask;
 static const struct conf *cf;
 
 static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
@@ -79,9 +79,10 @@ int dialog_init(const struct conf *c)
 	if (!pool || !htab)
 		return -1;
 	hmask = hs - 1;
-	for (uint32_t i = 0; i < pool_size; i++)
-		pool[i].next = i + 2 <= pool_size ? i + 2 : 0;
-	free_head = pool_size ? 1 : 0;
+	/* Entries are handed out from the untouched end first, so an idle
+	 * daemon does not keep the whole pool resident. */
+	free_head = 0;
+	pool_used = 0;
 	return 0;
 }
 
@@ -122,14 +123,15 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
 			     struct binding *sigb, uint64_t now)
 {
 	len = key_len(len);
-	if (!free_head) {
+	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
 		LOG_RL(LOG_LVL_WARN, "dialog table full (limits.dialogs=%u)", pool_size);
 		return NULL;
 	}
-	uint32_t idx = free_head;
+	uint32_t idx = free_head ? free_head : ++pool_used;
 	struct dialog *d = &pool[idx - 1];
-	free_head = d->next;
+	if (free_head)
+		free_head = d->next;
 	memset(d, 0, sizeof(*d));
 	d->in_use = 1;
 	memcpy(d->callid, callid, len);
@@ -153,18 +155,6 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
 	STAT_INC(dialogs);
 	STAT_INC(dialogs_created);
 	return d;
-}
-
-static int phone_pinholes(uint32_t phone_ip)
-{
-	int n = 0;
-	for (uint32_t i = 0; i < pool_size; i++) {
-		if (!pool[i].in_use || pool[i].phone_ip != phone_ip)
-			continue;
-		for (int k = 0; k < DLG_MAX_STREAMS; k++)
-			n += pool[i].st[k].state != ST_FREE;
-	}
-	return n;
 }
 
 /* NAT Slipstreaming class (docs/security.md): a pinhole leads only to a
@@ -217,7 +207,7 @@ static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
 	ct_del_udp(s->priv_ip, (uint16_t)(s->priv_port + 1), rip, (uint16_t)(rport + 1));
 }
 
-static void stream_close(struct stream *s, uint64_t now)
+static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 {
 	uint32_t pub = binding_public_ip();
 
@@ -240,6 +230,8 @@ static void stream_close(struct stream *s, uint64_t now)
 	}
 	binding_unref(s->b, now);
 	memset(s, 0, sizeof(*s));
+	if (d->sigb && d->sigb->pinholes)
+		d->sigb->pinholes--;
 	STAT_DEC(pinholes);
 	STAT_INC(pinholes_closed);
 }
@@ -293,7 +285,7 @@ static void complete(struct dialog *d, uint64_t now)
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 		struct stream *s = &d->st[k];
 		if (s->state == ST_RETIRING)
-			stream_close(s, now);
+			stream_close(d, s, now);
 		else if (s->state == ST_NEW)
 			s->state = ST_ACTIVE;
 		if (s->state != ST_FREE && s->has_old_key)
@@ -315,7 +307,7 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	struct stream *s = NULL;
 
 	if (stats[ST_pinholes] >= cf->max_pinholes ||
-	    (uint32_t)phone_pinholes(d->phone_ip) >= cf->max_pinholes_per_phone) {
+	    (d->sigb && d->sigb->pinholes >= cf->max_pinholes_per_phone)) {
 		STAT_INC(drop_limit);
 		LOG_RL(LOG_LVL_WARN, "pinhole limit reached (limits.pinholes/pinholes_per_phone)");
 		return NULL;
@@ -340,6 +332,8 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	 * peer may send (policy peer); the answer then moves the key. */
 	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
 	stream_ref_key(s, s->key);
+	if (d->sigb)
+		d->sigb->pinholes++;
 	STAT_INC(pinholes);
 	STAT_INC(pinholes_opened);
 	return s;
@@ -440,7 +434,7 @@ void dialog_offer_failed(struct dialog *d)
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 		struct stream *s = &d->st[k];
 		if (s->state == ST_NEW)
-			stream_close(s, 0);
+			stream_close(d, s, 0);
 		else if (s->state == ST_RETIRING)
 			s->state = ST_ACTIVE;
 		if (s->state != ST_FREE && s->has_old_key) {
@@ -483,7 +477,7 @@ void dialog_close(struct dialog *d, uint64_t now)
 	uint32_t idx = (uint32_t)(d - pool) + 1;
 
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		stream_close(&d->st[k], now);
+		stream_close(d, &d->st[k], now);
 	if (d->sigb) {
 		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
 		binding_unref(d->sigb, now);
@@ -504,7 +498,7 @@ void dialog_close(struct dialog *d, uint64_t now)
 
 void dialog_expire(uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++)
+	for (uint32_t i = 0; i < pool_used; i++)
 		if (pool[i].in_use && pool[i].expires <= now) {
 			STAT_INC(dialogs_expired);
 			dialog_close(&pool[i], now);
@@ -518,7 +512,7 @@ static void ipstr(FILE *f, uint32_t ip)
 
 void dialog_dump(FILE *f, uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct dialog *d = &pool[i];
 		int n = 0;
 		if (!d->in_use)
@@ -540,7 +534,7 @@ void dialog_dump_pinholes(FILE *f)
 	static const char *const names[] = { "free", "new", "active", "retiring" };
 	uint32_t pub = binding_public_ip();
 
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct dialog *d = &pool[i];
 		if (!d->in_use)
 			continue;
@@ -563,7 +557,7 @@ void dialog_dump_pinholes(FILE *f)
 
 void dialog_save(FILE *f, uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_size; i++) {
+	for (uint32_t i = 0; i < pool_used; i++) {
 		struct dialog *d = &pool[i];
 		if (!d->in_use)
 			continue;
@@ -657,6 +651,8 @@ int dialog_restore_line(const char *line, uint64_t now)
 		st->rip = rip;
 		st->rport = (uint16_t)rport;
 		stream_ref_key(st, key);
+		if (restoring->sigb)
+			restoring->sigb->pinholes++;
 		STAT_INC(pinholes);
 		return 0;
 	}

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -12,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -89,6 +93,28 @@ static void local_addresses(struct conf *c)
 		    c->n_local < (int)(sizeof(c->local_ips) / sizeof(c->local_ips[0])))
 			c->local_ips[c->n_local++] = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
 	freeifaddrs(ifa);
+}
+
+/* After set-up the packet loop needs netlink (queue, nftables, conntrack):
+ * CAP_NET_ADMIN; removing iptables rules at exit runs iptables, which may
+ * want CAP_NET_RAW. Everything else goes, from the bounding set too, so
+ * not even that child can get it back. */
+static void drop_capabilities(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	uint64_t keep = (1ull << CAP_NET_ADMIN) | (1ull << CAP_NET_RAW);
+
+	for (int cap = 0; cap <= 63; cap++)
+		if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			break;
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = (uint32_t)keep;
+	d[0].inheritable = 0;
+	if (syscall(SYS_capset, &h, d) < 0)
+		log_warn("cannot drop capabilities: %s", strerror(errno));
+	else
+		log_debug("capabilities reduced to CAP_NET_ADMIN, CAP_NET_RAW");
 }
 
 static int ctl_answer(const char *cmd, FILE *out)
@@ -277,6 +303,9 @@ int main(int argc, char **argv)
 		if (write_pidfile(conf.pid_file) < 0)
 			log_warn("cannot write %s: %s", conf.pid_file, strerror(errno));
 	}
+	drop_capabilities();
+	/* Set-up (libnftables, libyaml) leaves freed heap behind: give it back. */
+	malloc_trim(0);
 	start_ms = last_loop_ms = now_ms();
 	log_info("running: WAN %s public %u.%u.%u.%u queue %u", conf.wan_if,
 		 conf.public_ip >> 24, (conf.public_ip >> 16) & 255, (conf.public_ip >> 8) & 255,

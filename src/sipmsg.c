@@ -192,7 +192,8 @@ static int parse_cseq(struct sip_msg *m)
 	if (parse_uint(b, (struct span){ v.off, p - v.off }, 0xffffffffu, &n) < 0)
 		return SIP_E_CSEQ;
 	m->cseq = (uint32_t)n;
-	while (p < e && is_ws(b[p]))
+	/* LWS, folds included: "CSeq: 0009\r\n  INVITE" (RFC 4475 3.1.1.1) */
+	while (p < e && is_lws(b[p]))
 		p++;
 	uint32_t ms = p;
 	while (p < e && is_token(b[p]))
@@ -220,6 +221,8 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 	m->buf = buf;
 	m->len = len;
 	m->nhdr = 0;
+	m->trailing = 0; /* after hdr[]: not covered by the memset; a message without
+			  * Content-Length must not inherit the last one's */
 	m->clen_idx = m->via_idx = m->callid_idx = m->from_idx = m->to_idx = m->cseq_idx = -1;
 
 	e = line_end(buf, len, 0, &next);
