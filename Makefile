@@ -106,7 +106,11 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/sipalgd $(DESTDIR)$(DATADIR)/kernel-rules
 	install -m 0755 sipalgd sipalgctl $(DESTDIR)$(SBINDIR)/
 	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml
-	install -m 0644 kernel-rules/* $(DESTDIR)$(DATADIR)/kernel-rules/
+	install -m 0644 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
+	install -m 0755 kernel-rules/*.sh $(DESTDIR)$(DATADIR)/kernel-rules/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/sipalgd.service
 	if [ -d docs/man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
 		for m in docs/man/*.8; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
 		for m in docs/man/*.5; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; fi; true
