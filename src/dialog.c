@@ -219,12 +219,13 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 		stream_kill_flows(s, s->old_rip, s->old_rport);
 	}
 	stream_kill_flows(s, s->rip, s->rport);
-	/* Remote-first flows from a port its SDP did not name (a remote behind
-	 * NAT, early media before any answer): find them by the pinhole. */
-	ct_del_port(pub, s->b->pub_port, 1);
-	ct_del_port(pub, (uint16_t)(s->b->pub_port + 1), 1);
 	if (!s->rip) {
-		/* phone-first flows to a remote we never learnt */
+		/* The remote never named its media address (a call that failed
+		 * before any answer, media sent to the offer's pinhole): find its
+		 * flows by the pinhole's port and by the phone's. A dump walks the
+		 * whole conntrack table, so only here, not for every call. */
+		ct_del_port(pub, s->b->pub_port, 1);
+		ct_del_port(pub, (uint16_t)(s->b->pub_port + 1), 1);
 		ct_del_port(s->priv_ip, s->priv_port, 0);
 		ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
 	}

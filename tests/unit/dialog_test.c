@@ -81,10 +81,23 @@ static void test_offer_answer_then_bye(void **st)
 	dialog_close(d, 0);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
-	assert_non_null(strstr(stub_log, "ctscan-dst 203.0.113.1:8000"));
+	/* the remote's address was known: exact deletes, no table walk */
+	assert_null(strstr(stub_log, "ctscan-dst"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:5060"));
 	assert_int_equal(stats[ST_dialogs], 0);
 	assert_int_equal(stats[ST_pinholes], 0);
+}
+
+static void test_failure_before_answer_scans(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	stub_reset();
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "ctscan-dst 203.0.113.1:8000"));
+	assert_non_null(strstr(stub_log, "ctscan-dst 203.0.113.1:8001"));
+	assert_non_null(strstr(stub_log, "ctscan-src 192.168.1.10:8000"));
 }
 
 static void test_reinvite_new_port_retires_on_answer(void **st)
@@ -189,6 +202,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_offer_answer_then_bye, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_before_answer_scans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reinvite_new_port_retires_on_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_reoffer_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_moves_media, setup, teardown),
