@@ -590,6 +590,39 @@ static void test_ct(void)
 	      ct_count("--orig-src 10.0.1.2 --dst 192.0.2.2 --orig-port-dst 7002") == 0,
 	      "40 deletes (%d flows before): %d errors, %llu deleted", n, r,
 	      (unsigned long long)(stats[ST_ct_deletes] - d0));
+	/* ct_del_port: every flow from one source port, whatever its
+	 * destination, found by a kernel-filtered dump (and flows to other
+	 * ports left alone) */
+	for (i = 0; i < 3; i++) {
+		int s = udp_sock(ns_a, A_IP, 6100);
+		udp_send(s, B_IP, (uint16_t)(7010 + i), "scan");
+		close(s);
+	}
+	{
+		int s = udp_sock(ns_a, A_IP, 6101);
+		udp_send(s, B_IP, 7010, "keep");
+		close(s);
+	}
+	usleep(200000);
+	n = ct_count("--orig-src 10.0.1.2 --orig-port-src 6100");
+	ct_del_port(A_IP, 6100, 0);
+	r = ct_commit();
+	check(n == 3 && r == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-src 6100") == 0 &&
+	      ct_count("--orig-src 10.0.1.2 --orig-port-src 6101") == 1,
+	      "ct_del_port by source: %d flows before, %d errors, the other port's flow kept", n, r);
+	/* and every flow to one destination port, whatever its source port */
+	for (i = 0; i < 2; i++) {
+		int s = udp_sock(ns_a, A_IP, (uint16_t)(6200 + i));
+		udp_send(s, B_IP, 7020, "scan-dst");
+		close(s);
+	}
+	usleep(200000);
+	n = ct_count("--orig-src 10.0.1.2 --orig-port-dst 7020");
+	ct_del_port(B_IP, 7020, 1);
+	r = ct_commit();
+	check(n == 2 && r == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-dst 7020") == 0 &&
+	      ct_count("--orig-src 10.0.1.2 --orig-port-src 6101") == 1,
+	      "ct_del_port by destination: %d flows before, %d errors", n, r);
 	close(sa);
 	close(sb);
 	ct_close();
