@@ -93,7 +93,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel lab
+check: all unit unit-san data kernel fuzz-short lab
 	@echo "make check: all stages passed"
 
 bench: all

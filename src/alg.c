@@ -86,33 +86,50 @@ void alg_tick(uint64_t now)
 
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
-/* Next dotted-quad IPv4 literal in s at or after *pos (a whole token: not
- * part of a longer number or name). */
+/* Next dotted-quad IPv4 literal in s at or after *pos: four runs of 1-3
+ * digits joined by dots, not glued to more digits. Every start after a
+ * non-digit is tried, so a literal hidden in a longer dotted run
+ * ("1.192.168.1.10", "192.168.1.10...") is still found. */
 static int next_ipv4(const uint8_t *b, struct span s, uint32_t *pos, struct span *hit, uint32_t *ip)
 {
 	uint32_t e = s.off + s.len;
 
 	for (uint32_t p = s.off + *pos; p < e; p++) {
-		if (!is_digit(b[p]) || (p > s.off && (is_digit(b[p - 1]) || b[p - 1] == '.')))
+		if (!is_digit(b[p]) || (p > s.off && is_digit(b[p - 1])))
 			continue;
-		uint32_t q = p, dots = 0;
-		while (q < e && q - p < 15 && (is_digit(b[q]) || b[q] == '.')) {
-			dots += b[q] == '.';
-			q++;
+		uint32_t q = p, v = 0;
+		int oct;
+		for (oct = 0; oct < 4; oct++) {
+			uint32_t d = 0, o = 0;
+			while (q < e && is_digit(b[q]) && d < 4) {
+				o = o * 10 + (uint32_t)(b[q++] - '0');
+				d++;
+			}
+			if (d == 0 || d > 3 || o > 255)
+				break;
+			v = v << 8 | o;
+			if (oct < 3) {
+				if (q >= e || b[q] != '.')
+					break;
+				q++;
+			}
 		}
-		uint32_t t = q;
-		if (t > p && b[t - 1] == '.')  /* "1.2.3.4." ends a sentence */
-			t--;
+		if (oct < 4 || (q < e && is_digit(b[q])))
+			continue;
+		*hit = (struct span){ p, q - p };
+		*ip = v;
 		*pos = q - s.off;
-		if (dots < 3 || (q < e && (is_digit(b[q]) || b[q] == '.')))
-			continue;
-		struct span c = { p, t - p };
-		if (sip_ipv4_parse(b, c, ip)) {
-			*hit = c;
-			return 1;
-		}
+		return 1;
 	}
 	*pos = s.len;
+	return 0;
+}
+
+static int edited(uint32_t off, uint32_t len)
+{
+	for (int k = 0; k < ed.n; k++)
+		if (off < ed.e[k].off + ed.e[k].len && ed.e[k].off < off + len)
+			return 1;
 	return 0;
 }
 
@@ -135,7 +152,7 @@ static void scrub_lan(const uint8_t *b, struct span s)
 	struct span h;
 
 	while (next_ipv4(b, s, &pos, &h, &ip))
-		if (conf_is_lan(cf, ip))
+		if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
 			edit_add(&ed, h.off, h.len, pub_str, pub_len);
 }
 
@@ -348,16 +365,9 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 	{
 		uint32_t pos = 0, ip;
 		struct span h;
-		while (next_ipv4(b, body, &pos, &h, &ip)) {
-			if (!conf_is_lan(cf, ip))
-				continue;
-			int covered = 0;
-			for (int k = 0; k < ed.n; k++)
-				if (ed.e[k].off == h.off)
-					covered = 1;
-			if (!covered)
+		while (next_ipv4(b, body, &pos, &h, &ip))
+			if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
 				edit_add(&ed, h.off, h.len, pub_str, pub_len);
-		}
 	}
 	return 0;
 }
@@ -390,12 +400,10 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	}
 	if (out_contacts(m, u, sigb, now) < 0)
 		return -1;
-	for (int i = 0; i < m->nhdr; i++) {
-		uint8_t id = m->hdr[i].id;
-		if (id == H_VIA || id == H_CONTACT || id == H_CLEN)
-			continue;
-		scrub_lan(b, m->hdr[i].value);
-	}
+	/* Whatever the fields above did not cover (other headers, lower Vias,
+	 * Via parameters, reason phrases, even header names): nothing private
+	 * leaves the router. */
+	scrub_lan(b, (struct span){ 0, m->body_off });
 
 	/* dialog state */
 	struct span cid = m->hdr[m->callid_idx].value;
@@ -636,8 +644,14 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		return ALG_ACCEPT;
 	}
 	int rc = sip_parse(&msg, u.payload, u.plen);
-	if (rc == SIP_OK && msg.trailing)
-		rc = SIP_E_CLEN; /* a second message after Content-Length is not SIP we act on */
+	if (rc == SIP_OK && msg.trailing) {
+		/* RFC 3261 18.3: octets after Content-Length are not part of the
+		 * message. They leave no more (a second message smuggled behind
+		 * the first, NAT Slipstreaming style, is neither acted on nor
+		 * forwarded with whatever it names). */
+		STAT_INC(trailing_dropped);
+		msg.len -= msg.trailing;
+	}
 	if (rc != SIP_OK) {
 		struct span all = { 0, u.plen };
 		if (rc == SIP_E_NOTSIP)
@@ -684,7 +698,7 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		}
 		return ALG_ACCEPT;
 	}
-	if (ed.n == 0)
+	if (ed.n == 0 && !msg.trailing)
 		return ALG_ACCEPT;
 
 	/* Content-Length follows the body (long and compact forms alike). */

@@ -8,6 +8,8 @@
  *   malformed SIP from the WAN        accept unchanged, no state
  *   malformed SIP from the LAN        drop if it names a LAN address (it
  *                                     would leak), else accept unchanged
+ *   octets after Content-Length       cut off; the message before them is
+ *                                     handled as usual
  * Only datagrams between the LAN networks and the WAN on a SIP port are
  * looked at; anything else is accepted unchanged. */
 #ifndef SIPALGD_ALG_H

@@ -155,6 +155,16 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	}
 	if (kind == BIND_MEDIA && port == 65535)
 		return NULL;
+	/* One private port, one SNAT element: a port that is already the RTCP
+	 * half of a media pair, or a pair whose RTCP port is already bound
+	 * ("m=audio 10002" and "m=video 10003" on one host), is refused. */
+	struct binding *lo = port > 0 ? binding_find(ip, (uint16_t)(port - 1)) : NULL;
+	if ((lo && lo->kind == BIND_MEDIA) ||
+	    (kind == BIND_MEDIA && binding_find(ip, (uint16_t)(port + 1)))) {
+		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u overlaps a media pair already bound",
+		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+		return NULL;
+	}
 	if (want_pub && span_free(want_pub, n))
 		pub = want_pub;
 	else if (span_free(port, n))

@@ -1,5 +1,6 @@
 #include "sipmsg.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -211,6 +212,8 @@ static int parse_cseq(struct sip_msg *m)
 	return SIP_OK;
 }
 
+static int sip_check_strict(const struct sip_msg *m);
+
 int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 {
 	uint32_t p, next;
@@ -336,7 +339,9 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 		return SIP_E_MISSING;
 	if (m->hdr[m->callid_idx].value.len == 0)
 		return SIP_E_MISSING;
-	return parse_cseq(m);
+	if ((rc = parse_cseq(m)) != SIP_OK)
+		return rc;
+	return sip_check_strict(m);
 }
 
 struct span sip_hdr_value(const struct sip_msg *m, enum sip_hdr_id id)
@@ -398,10 +403,16 @@ static int parse_hostport(const uint8_t *b, uint32_t p, uint32_t e, const char *
 {
 	uint32_t s = p;
 
-	if (p < e && b[p] == '[') { /* IPv6 reference */
+	if (p < e && b[p] == '[') { /* IPv6 reference: must be one (RFC 5118 3.3) */
+		char v6[48];
+		struct in6_addr a6;
 		while (p < e && b[p] != ']')
 			p++;
-		if (p >= e)
+		if (p >= e || p - s - 1 >= sizeof(v6))
+			return -1;
+		memcpy(v6, b + s + 1, p - s - 1);
+		v6[p - s - 1] = 0;
+		if (inet_pton(AF_INET6, v6, &a6) != 1)
 			return -1;
 		p++;
 	} else {
@@ -583,4 +594,94 @@ struct span sip_tag(const struct sip_msg *m, int idx)
 	if (sip_param_find(m->buf, v, "tag", &t))
 		return t;
 	return none;
+}
+
+/* Quotes must pair up (RFC 4475 3.1.2.6: an unterminated display name). */
+static int quotes_balanced(const uint8_t *b, struct span v)
+{
+	int inq = 0;
+
+	for (uint32_t p = v.off; p < v.off + v.len; p++) {
+		if (inq && b[p] == '\\')
+			p++;
+		else if (b[p] == '"')
+			inq = !inq;
+	}
+	return !inq;
+}
+
+/* ";;" or ";," or a trailing ";": an empty parameter (RFC 4475 3.1.2.5). */
+static int params_ok(const uint8_t *b, struct span v)
+{
+	int inq = 0, empty = 0;
+
+	for (uint32_t p = v.off; p < v.off + v.len; p++) {
+		if (inq) {
+			if (b[p] == '\\')
+				p++;
+			else if (b[p] == '"')
+				inq = 0;
+			continue;
+		}
+		if (b[p] == '"')
+			inq = 1;
+		else if (b[p] == ';') {
+			if (empty)
+				return 0;
+			empty = 1;
+		} else if (b[p] == ',') {
+			if (empty)
+				return 0;
+		} else if (!is_lws(b[p]))
+			empty = 0;
+	}
+	return !empty;
+}
+
+/* What the ALG needs to trust before a message may create state: a
+ * Request-URI that is a URI (not "<sip:...>", no escaped headers, a real
+ * host), balanced quotes in the address headers, and Via/Contact lists
+ * whose elements and parameters are all there. */
+static int sip_check_strict(const struct sip_msg *m)
+{
+	const uint8_t *b = m->buf;
+
+	if (m->is_request) {
+		struct span r = m->ruri;
+		if (b[r.off] == '<' || memchr(b + r.off, '?', r.len))
+			return SIP_E_HDR;
+		if (r.len > 4 && (lc(b[r.off]) == 's' && lc(b[r.off + 1]) == 'i' && lc(b[r.off + 2]) == 'p')) {
+			struct sip_uri u;
+			if (sip_uri_find(b, r, &u) < 0)
+				return SIP_E_HDR;
+		}
+	}
+	for (int i = 0; i < m->nhdr; i++) {
+		const struct sip_hdr *h = &m->hdr[i];
+		struct span el;
+		uint32_t pos = 0;
+		switch (h->id) {
+		case H_FROM:
+		case H_TO:
+			if (!quotes_balanced(b, h->value))
+				return SIP_E_HDR;
+			break;
+		case H_CONTACT:
+			if (!quotes_balanced(b, h->value) || !params_ok(b, h->value))
+				return SIP_E_HDR;
+			break;
+		case H_VIA:
+			if (!params_ok(b, h->value))
+				return SIP_E_HDR;
+			while (sip_list_next(b, h->value, &pos, &el)) {
+				struct sip_via v;
+				if (sip_via_parse(b, el, &v) < 0)
+					return SIP_E_HDR;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return SIP_OK;
 }

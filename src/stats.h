@@ -15,6 +15,7 @@
 	X(keepalives)         /* CRLF / NUL keep-alives passed */ \
 	X(not_sip)            /* UDP on a SIP port that is not a SIP message */ \
 	X(parse_errors)       /* malformed SIP: outcome by policy */ \
+	X(trailing_dropped)   /* octets after Content-Length cut from the datagram */ \
 	X(sdp_errors)         /* malformed SDP */ \
 	X(drop_malformed_out) /* malformed LAN message dropped: would leak */ \
 	X(drop_limit)         /* dropped because a configured bound was hit */ \

@@ -1,0 +1,100 @@
+#!/bin/sh
+# Build the libFuzzer targets and run each for FUZZ_SECONDS (default 60).
+#   tests/fuzz/run.sh                 all targets
+#   tests/fuzz/run.sh alg sdp         some of them
+# Every regression input under tests/fuzz/regress/<target>/ is replayed
+# first; then each target fuzzes a scratch copy of its seed corpus (the repo
+# is never written). Exit status 1 on any crash, leak, timeout or invariant
+# violation, with the path of the reproducer.
+#   FUZZ_SECONDS   seconds per target (make fuzz-short: 60, make fuzz: 1800)
+#   FUZZ_KEEP=1    keep the scratch directory (new corpus, crash files)
+#   CC             clang with libFuzzer (default clang)
+set -u
+cd "$(dirname "$0")/../.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+CC_FUZZ=${CC_FUZZ:-clang}
+OUT=build/fuzz
+CORE="src/sipmsg.c src/sdp.c src/edit.c src/binding.c src/dialog.c src/alg.c src/pkt.c src/stats.c src/log.c src/conf.c tests/unit/stubs.c"
+CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Isrc"
+TARGETS=${*:-"sipmsg sdp conf alg"}
+
+# ASan: leaks fail the run; UBSan: a report is fatal (-fno-sanitize-recover).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+mkdir -p "$OUT" || exit 1
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/sipalgd-fuzz.XXXXXX") || exit 1
+if [ "${FUZZ_KEEP:-0}" = 1 ]; then
+	echo "fuzz: scratch directory kept: $scratch"
+else
+	trap 'rm -rf "$scratch"' EXIT INT TERM
+fi
+
+status=0
+for t in $TARGETS; do
+	src=tests/fuzz/${t}_fuzz.c
+	bin=$OUT/${t}_fuzz
+	if [ ! -f "$src" ]; then
+		echo "fuzz: no target $t ($src)"; status=1; continue
+	fi
+	echo "== fuzz: build $bin"
+	# shellcheck disable=SC2086
+	if ! $CC_FUZZ $CFLAGS_FUZZ -o "$bin" "$src" $CORE -lyaml; then
+		echo "fuzz: $t: build failed"; status=1; continue
+	fi
+
+	# 1. regression inputs: each must run clean
+	dirs="tests/fuzz/regress/$t"
+	failed=0
+	for d in $dirs; do
+		[ -d "$d" ] && [ -n "$(ls -A "$d")" ] || continue
+		for f in "$d"/*; do
+			if ! "$bin" -rss_limit_mb=2048 -timeout=10 "$f" >"$scratch/$t-regress.log" 2>&1; then
+				grep -aE 'INVARIANT|ERROR: |SUMMARY|runtime error' "$scratch/$t-regress.log" | head -n 5
+				echo "fuzz: $t: REGRESSION: $f fails"
+				failed=1
+			fi
+		done
+		echo "== fuzz: $t: $(ls "$d" | wc -l) inputs from $d replayed"
+	done
+	if [ $failed = 1 ]; then
+		status=1
+		continue
+	fi
+
+	# 2. fuzz on a scratch copy of the seeds
+	work=$scratch/$t
+	mkdir -p "$work/corpus" "$work/artifacts"
+	cp tests/fuzz/corpus/"$t"/* "$work/corpus/" 2>/dev/null
+	extra=""
+	if [ "$t" = sipmsg ]; then
+		extra="tests/data/torture/rfc4475 tests/data/torture/rfc5118"
+	fi
+	echo "== fuzz: $t: ${FUZZ_SECONDS}s"
+	# shellcheck disable=SC2086
+	"$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
+		-print_final_stats=1 \
+		-artifact_prefix="$work/artifacts/" "$work/corpus" $extra \
+		>"$work/fuzz.log" 2>&1
+	rc=$?
+	grep -aE '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' "$work/fuzz.log" | sed "s/^/   $t: /"
+	crash=$(ls "$work/artifacts" 2>/dev/null | head -n 1)
+	if [ $rc -ne 0 ] || [ -n "$crash" ]; then
+		grep -aE 'INVARIANT|ERROR: |SUMMARY|runtime error' "$work/fuzz.log" | head -n 20
+		if [ -n "$crash" ]; then
+			mkdir -p "$OUT/crashes/$t"
+			cp "$work/artifacts/$crash" "$OUT/crashes/$t/"
+			echo "fuzz: $t: CRASH (exit $rc); reproducer: $OUT/crashes/$t/$crash"
+			echo "      replay: $bin $OUT/crashes/$t/$crash"
+		else
+			tail -n 30 "$work/fuzz.log"
+			echo "fuzz: $t: fuzzer exited $rc without a reproducer (log above)"
+		fi
+		status=1
+	else
+		echo "   $t: ok, corpus $(ls "$work/corpus" | wc -l) inputs"
+	fi
+done
+[ $status -eq 0 ] && echo "fuzz: all targets passed" || echo "fuzz: FAILED"
+exit $status
