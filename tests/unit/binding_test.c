@@ -77,6 +77,17 @@ static void test_media_pairs(void **st)
 	assert_int_equal(d->pub_port, 20004);
 }
 
+static void test_overlapping_pairs_refused(void **st)
+{
+	(void)st;
+	assert_non_null(binding_get(0xc0a8010a, 10002, BIND_MEDIA, 0, 0));
+	assert_null(binding_get(0xc0a8010a, 10003, BIND_MEDIA, 0, 0));
+	assert_null(binding_get(0xc0a8010a, 10001, BIND_MEDIA, 0, 0));
+	assert_null(binding_get(0xc0a8010a, 10003, BIND_SIG, 0, 0));
+	assert_non_null(binding_get(0xc0a8010a, 10004, BIND_MEDIA, 0, 0));
+	assert_non_null(binding_get(0xc0a8010b, 10003, BIND_MEDIA, 0, 0));
+}
+
 static void test_want_pub_and_idle(void **st)
 {
 	(void)st;
@@ -122,6 +133,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_private_port_kept_when_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_media_pairs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlapping_pairs_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_want_pub_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
