@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "mem.h"
 #include "nftmap.h"
 #include "stats.h"
 
@@ -40,12 +41,12 @@ int binding_init(const struct conf *c, uint32_t public_ip)
 	pool_size = c->max_bindings;
 	while (hs < pool_size * 2)
 		hs <<= 1;
-	pool = calloc(pool_size, sizeof(*pool));
-	h_priv = calloc(hs, sizeof(*h_priv));
-	h_pub = calloc(hs, sizeof(*h_pub));
+	pool = mem_table(pool_size, sizeof(*pool));
+	h_priv = mem_table(hs, sizeof(*h_priv));
+	h_pub = mem_table(hs, sizeof(*h_pub));
+	hmask = hs - 1;
 	if (!pool || !h_priv || !h_pub)
 		return -1;
-	hmask = hs - 1;
 	/* Entries are handed out from the untouched end first, so an idle
 	 * daemon does not keep the whole pool resident. */
 	free_head = 0;
@@ -66,9 +67,9 @@ int binding_init(const struct conf *c, uint32_t public_ip)
 
 void binding_fini(void)
 {
-	free(pool);
-	free(h_priv);
-	free(h_pub);
+	mem_table_free(pool, pool_size, sizeof(*pool));
+	mem_table_free(h_priv, hmask + 1, sizeof(*h_priv));
+	mem_table_free(h_pub, hmask + 1, sizeof(*h_pub));
 	pool = NULL;
 	h_priv = h_pub = NULL;
 	pool_size = 0;

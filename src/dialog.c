@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "ct.h"
 #include "log.h"
+#include "mem.h"
 #include "nftmap.h"
 #include "stats.h"
 
@@ -74,11 +75,11 @@ int dialog_init(const struct conf *c)
 	pool_size = c->max_dialogs;
 	while (hs < pool_size * 2)
 		hs <<= 1;
-	pool = calloc(pool_size, sizeof(*pool));
-	htab = calloc(hs, sizeof(*htab));
+	pool = mem_table(pool_size, sizeof(*pool));
+	htab = mem_table(hs, sizeof(*htab));
+	hmask = hs - 1;
 	if (!pool || !htab)
 		return -1;
-	hmask = hs - 1;
 	/* Entries are handed out from the untouched end first, so an idle
 	 * daemon does not keep the whole pool resident. */
 	free_head = 0;
@@ -88,8 +89,8 @@ int dialog_init(const struct conf *c)
 
 void dialog_fini(void)
 {
-	free(pool);
-	free(htab);
+	mem_table_free(pool, pool_size, sizeof(*pool));
+	mem_table_free(htab, hmask + 1, sizeof(*htab));
 	pool = NULL;
 	htab = NULL;
 	pool_size = 0;

@@ -16,6 +16,7 @@
  * The queue calls (snat_add, dnat_ref, ...) only record a pending operation
  * in preallocated arrays; nothing on these paths allocates. */
 #include "nftmap.h"
+#include "mem.h"
 
 #include "conf.h"
 #include "log.h"
@@ -813,7 +814,7 @@ int nftmap_open(const struct conf *c)
 	need = 2 * (2 * c->max_pinholes + c->max_bindings);
 	while (want < need && want < (1u << 24))
 		want <<= 1;
-	nftmap_refs = calloc(want, sizeof(*nftmap_refs));
+	nftmap_refs = mem_table(want, sizeof(*nftmap_refs));
 	if (!nftmap_refs) {
 		log_err("nft: cannot allocate %u inbound entries", want);
 		goto fail;
@@ -903,7 +904,7 @@ void nftmap_close(int remove)
 		nftmap_nset[i] = NULL;
 		nftmap_nelem[i] = NULL;
 	}
-	free(nftmap_refs);
+	mem_table_free(nftmap_refs, nftmap_ref_mask + 1, sizeof(*nftmap_refs));
 	nftmap_refs = NULL;
 	nftmap_ref_n = 0;
 	nftmap_nops = 0;
