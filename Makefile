@@ -86,6 +86,15 @@ lab: all
 	@tests/netns/run.sh
 	@ALG=kernel tests/netns/run.sh
 
+# Hostile input (malformed corpus, torture messages, NAT Slipstreaming
+# rules, a bounded flood) and faults (kill -9 mid-call, SIGHUP, the daemon
+# under ASan) against the real daemon in namespaces.
+hostile: all
+	@tests/netns/hostile.sh
+
+faults: all
+	@tests/netns/faults.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -93,7 +102,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab
+check: all unit unit-san data kernel fuzz-short lab hostile faults
 	@echo "make check: all stages passed"
 
 bench: all
@@ -119,5 +128,5 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
-.PHONY: deps all unit unit-san data lab fuzz fuzz-short check bench demo install clean
+.PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -53,6 +53,10 @@ static int rl_allow(uint32_t ip, uint64_t now)
 
 /* Per-packet scratch: static, so the hot path allocates nothing. */
 static struct sip_msg msg;
+/* This datagram carried octets after its message: rewrite the message so
+ * nothing private leaves, but let it open nothing (NAT Slipstreaming
+ * hides its payload behind a first message). */
+static int no_new_state;
 static struct edit_list ed;
 static struct sdp sdpv;
 
@@ -416,7 +420,8 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 		switch (m->method) {
 		case M_INVITE:
 			if (!d) {
-				d = dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
+				d = no_new_state ? NULL :
+				    dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
 				if (d)
 					dialog_set_invite_cseq(d, m->cseq);
 			}
@@ -431,8 +436,8 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 		if (d && m->method != M_BYE)
 			dialog_touch(d, now);
 	} else if (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK) {
-		if (!d && m->method == M_INVITE && m->status < 300 && sdp)
-			d = dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
+		/* A response creates no dialog: only a request we saw does (an
+		 * unsolicited 200 with SDP must not open pinholes). */
 		if (d) {
 			dialog_touch(d, now);
 			if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
@@ -561,7 +566,8 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 	unscrub_pub(b, m->hdr[m->from_idx].value, u->daddr);
 	unscrub_pub(b, m->hdr[m->to_idx].value, u->daddr);
 
-	uint8_t key[128];
+	/* static: a Call-ID may be as long as the datagram */
+	static uint8_t key[66000];
 	uint32_t klen = callid_key(m, 1, u->daddr, key, sizeof(key));
 	struct dialog *d = dialog_find(key, klen, u->daddr);
 	int sdp = is_sdp_body(m) && m->body_len;
@@ -573,7 +579,8 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 			struct binding *sigb = binding_find(u->daddr, u->dport);
 			if (!sigb)
 				sigb = binding_get(u->daddr, u->dport, BIND_SIG, 0, now);
-			d = dialog_create(key, klen, u->daddr, u->dport, u->saddr, u->sport, sigb, now);
+			d = no_new_state ? NULL :
+			    dialog_create(key, klen, u->daddr, u->dport, u->saddr, u->sport, sigb, now);
 			if (d)
 				dialog_set_invite_cseq(d, m->cseq);
 		}
@@ -652,6 +659,7 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		STAT_INC(trailing_dropped);
 		msg.len -= msg.trailing;
 	}
+	no_new_state = msg.trailing != 0;
 	if (rc != SIP_OK) {
 		struct span all = { 0, u.plen };
 		if (rc == SIP_E_NOTSIP)

@@ -4,12 +4,14 @@
  *
  * Policy for what is not a clean SIP message (docs/security.md):
  *   keep-alive (CRLF/NUL)            accept unchanged, counted
- *   not SIP (no start line at byte 0) accept unchanged, no state
+ *   not SIP (no start line at byte 0) accept unchanged, no state; from the
+ *                                     LAN: dropped if it names a LAN address
  *   malformed SIP from the WAN        accept unchanged, no state
  *   malformed SIP from the LAN        drop if it names a LAN address (it
  *                                     would leak), else accept unchanged
  *   octets after Content-Length       cut off; the message before them is
- *                                     handled as usual
+ *                                     rewritten but creates no dialog and
+ *                                     no pinhole
  * Only datagrams between the LAN networks and the WAN on a SIP port are
  * looked at; anything else is accepted unchanged. */
 #ifndef SIPALGD_ALG_H

@@ -36,7 +36,9 @@ struct dialog {
 	uint8_t in_use;
 	uint8_t confirmed;
 	uint8_t offer_from;    /* enum dlg_side with an offer outstanding */
-	uint8_t callid_len;
+	uint8_t callid_len;    /* bytes kept in callid[] */
+	uint32_t callid_full;  /* length of the whole Call-ID */
+	uint32_t callid_hash;  /* of the whole Call-ID: long ones differ past 128 bytes */
 	uint32_t next;         /* hash chain, index + 1 */
 	uint32_t phone_ip;
 	uint16_t phone_port;
@@ -96,18 +98,28 @@ void dialog_fini(void)
 	pool_size = 0;
 }
 
-/* Call-IDs longer than we store are keyed by their first bytes: still unique
- * in practice, and bounded. */
+/* A Call-ID is kept to its first DLG_CALLID_MAX bytes (bounded memory);
+ * the whole value's length and hash tell apart two that share a prefix. */
 static uint32_t key_len(uint32_t len) { return len < DLG_CALLID_MAX ? len : DLG_CALLID_MAX; }
 
-struct dialog *dialog_find(const uint8_t *callid, uint32_t len, uint32_t phone_ip)
+static uint32_t full_hash(const uint8_t *s, uint32_t n)
 {
-	len = key_len(len);
+	uint32_t h = 2166136261u;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 16777619u;
+	return h;
+}
+
+struct dialog *dialog_find(const uint8_t *callid, uint32_t full, uint32_t phone_ip)
+{
+	uint32_t len = key_len(full);
+	uint32_t fh = full > len ? full_hash(callid, full) : 0;
+
 	if (!pool)
 		return NULL;
 	for (uint32_t i = htab[hash(callid, len, phone_ip)]; i; i = pool[i - 1].next) {
 		struct dialog *d = &pool[i - 1];
-		if (d->phone_ip == phone_ip && d->callid_len == len &&
+		if (d->phone_ip == phone_ip && d->callid_full == full && d->callid_hash == fh &&
 		    memcmp(d->callid, callid, len) == 0)
 			return d;
 	}
@@ -119,11 +131,11 @@ static uint32_t peer_key(uint32_t ip)
 	return cf->pinhole_src == CONF_PINHOLE_ANY ? 0 : ip;
 }
 
-struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone_ip,
+struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phone_ip,
 			     uint16_t phone_port, uint32_t peer_ip, uint16_t peer_port,
 			     struct binding *sigb, uint64_t now)
 {
-	len = key_len(len);
+	uint32_t len = key_len(full);
 	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
 		LOG_RL(LOG_LVL_WARN, "dialog table full (limits.dialogs=%u)", pool_size);
@@ -137,6 +149,8 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
 	d->in_use = 1;
 	memcpy(d->callid, callid, len);
 	d->callid_len = (uint8_t)len;
+	d->callid_full = full;
+	d->callid_hash = full > len ? full_hash(callid, full) : 0;
 	d->phone_ip = phone_ip;
 	d->phone_port = phone_port;
 	d->peer_ip = peer_ip;
@@ -208,6 +222,21 @@ static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
 	ct_del_udp(s->priv_ip, (uint16_t)(s->priv_port + 1), rip, (uint16_t)(rport + 1));
 }
 
+/* A flow from the remote's media address to the pinhole's public port that
+ * conntrack already knows without NAT (the remote kept sending after an
+ * earlier call on this port ended, and the router took the packets for
+ * itself) would keep the new pinhole from ever applying: NAT is decided
+ * only for a new conntrack. */
+static void stream_clear_stale(struct stream *s, uint32_t rip, uint16_t rport)
+{
+	uint32_t pub = binding_public_ip();
+
+	if (!rip || !rport)
+		return;
+	ct_del_udp(rip, rport, pub, s->b->pub_port);
+	ct_del_udp(rip, (uint16_t)(rport + 1), pub, (uint16_t)(s->b->pub_port + 1));
+}
+
 static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 {
 	uint32_t pub = binding_public_ip();
@@ -269,6 +298,8 @@ static void stream_set_remote(struct stream *s, uint32_t rip, uint16_t rport, in
 		s->has_old_key = 1;
 	}
 	if (rip) {
+		if (rip != s->rip || rport != s->rport)
+			stream_clear_stale(s, rip, rport);
 		s->rip = rip;
 		s->rport = rport;
 	}
@@ -334,6 +365,7 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	 * peer may send (policy peer); the answer then moves the key. */
 	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
 	stream_ref_key(s, s->key);
+	stream_clear_stale(s, s->rip, s->rport);
 	if (d->sigb)
 		d->sigb->pinholes++;
 	STAT_INC(pinholes);
@@ -566,10 +598,11 @@ void dialog_save(FILE *f, uint64_t now)
 		fputs("D ", f);
 		for (int k = 0; k < d->callid_len; k++)
 			fprintf(f, "%02x", (unsigned char)d->callid[k]);
-		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u\n", d->phone_ip, d->phone_port,
+		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u %u %08x\n", d->phone_ip, d->phone_port,
 			d->peer_ip, d->peer_port, d->confirmed,
 			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
-			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq);
+			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
+			d->callid_full, d->callid_hash);
 		for (int m = 0; m < SDP_MAX_MEDIA; m++)
 			if (d->rip[m])
 				fprintf(f, "R %d %08x %u\n", m, d->rip[m], d->rport[m]);
@@ -590,11 +623,12 @@ int dialog_restore_line(const char *line, uint64_t now)
 	if (line[0] == 'D') {
 		char hex[2 * DLG_CALLID_MAX + 1];
 		uint8_t cid[DLG_CALLID_MAX];
-		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic;
+		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic, full, fh;
 		unsigned long long left;
 		restoring = NULL;
-		if (sscanf(line, "D %256s %x %u %x %u %u %llu %u %u %u %u %u", hex, &pip, &pport, &rip, &rport,
-			   &conf, &left, &of, &oc, &ac, &af, &ic) != 12 || pport > 65535 || rport > 65535)
+		if (sscanf(line, "D %256s %x %u %x %u %u %llu %u %u %u %u %u %u %x", hex, &pip, &pport, &rip,
+			   &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh) != 14 ||
+		    pport > 65535 || rport > 65535)
 			return -1;
 		size_t n = strlen(hex) / 2;
 		if (n == 0 || n > DLG_CALLID_MAX)
@@ -616,6 +650,10 @@ int dialog_restore_line(const char *line, uint64_t now)
 		d->answered_cseq = ac;
 		d->answered_from = (uint8_t)(af <= SIDE_REMOTE ? af : SIDE_NONE);
 		d->invite_cseq = ic;
+		if (full > n) {
+			d->callid_full = full;
+			d->callid_hash = fh;
+		}
 		restoring = d;
 		return 0;
 	}

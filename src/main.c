@@ -133,15 +133,19 @@ static int ctl_answer(const char *cmd, FILE *out)
 		stats_dump(out);
 		return 0;
 	}
+	/* A header line even for an empty table: silence means trouble. */
 	if (strcmp(cmd, "bindings") == 0) {
+		fprintf(out, "# bindings %llu\n", (unsigned long long)stats[ST_bindings]);
 		binding_dump(out, now);
 		return 0;
 	}
 	if (strcmp(cmd, "dialogs") == 0) {
+		fprintf(out, "# dialogs %llu\n", (unsigned long long)stats[ST_dialogs]);
 		dialog_dump(out, now);
 		return 0;
 	}
 	if (strcmp(cmd, "pinholes") == 0) {
+		fprintf(out, "# pinholes %llu\n", (unsigned long long)stats[ST_pinholes]);
 		dialog_dump_pinholes(out);
 		fputs("# kernel inbound elements\n", out);
 		nftmap_dump(out);

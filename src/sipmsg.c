@@ -230,7 +230,14 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 
 	e = line_end(buf, len, 0, &next);
 	if (e < 0)
-		return SIP_E_NOTSIP; /* not even one line: nothing to act on */
+	{
+		/* No LF at all. A SIP start line ended by a bare CR is SIP with
+		 * CR-only line ends (malformed); anything else is not SIP. */
+		const uint8_t *cr = memchr(buf, '\r', len);
+		if (cr && parse_start_line(m, (uint32_t)(cr - buf)) == SIP_OK)
+			return SIP_E_HDR;
+		return SIP_E_NOTSIP;
+	}
 	if ((rc = parse_start_line(m, (uint32_t)e)) != SIP_OK)
 		return rc;
 
