@@ -141,7 +141,7 @@ void conf_defaults(struct conf *c)
 	c->n_sip_ports = 1;
 	c->queue_num = 0;
 	c->queue_maxlen = 4096;
-	c->holdoff_us = 1000;
+	c->holdoff_us = 2000;
 	c->batch_max = 64;
 	c->divert = CONF_DIVERT_IPTABLES;
 	c->media_port_min = 20000;

@@ -38,7 +38,7 @@ struct conf {
 	int n_sip_ports;
 	uint16_t queue_num;         /* queue.number, default 0 */
 	uint32_t queue_maxlen;      /* queue.max_length, default 4096 */
-	uint32_t holdoff_us;        /* queue.holdoff_us, default 1000 (0 = never pause) */
+	uint32_t holdoff_us;        /* queue.holdoff_us, default 2000: longest adaptive pause (0 = never) */
 	uint32_t batch_max;         /* queue.batch, default 64 (1..256) */
 	enum conf_divert divert;    /* queue.divert: iptables (default) | nft */
 	uint16_t media_port_min;    /* media.port_min, default 20000 (>= 1024, even) */

@@ -39,7 +39,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.sip_ports[0], 5060);
 	assert_int_equal(c.queue_num, 0);
 	assert_int_equal(c.queue_maxlen, 4096);
-	assert_int_equal(c.holdoff_us, 1000);
+	assert_int_equal(c.holdoff_us, 2000);
 	assert_int_equal(c.batch_max, 64);
 	assert_int_equal(c.divert, CONF_DIVERT_IPTABLES);
 	assert_int_equal(c.media_port_min, 20000);
