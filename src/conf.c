@@ -473,6 +473,24 @@ static int plain_string(struct parser *p, const char *key)
 
 /* Linux's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or
  * whitespace. */
+int conf_name_ok(const char *s, size_t max, int ifname)
+{
+	size_t n = strnlen(s, max);
+
+	if (n == 0 || n >= max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_')
+			continue;
+		if (ifname && (ch == '-' || ch == '.' || ch == '@' || ch == ':'))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
 static int parse_ifname(struct parser *p, const char *key, char out[16])
 {
 	const char *v = ev_sval(p);
@@ -484,7 +502,8 @@ static int parse_ifname(struct parser *p, const char *key, char out[16])
 	quote(q, sizeof(q), v, n);
 	if (n > 15)
 		return fail(p, ev_line(p), "%s: %s is longer than 15 characters", key, q);
-	if (!strcmp(v, ".") || !strcmp(v, "..") || strpbrk(v, "/: \t\r\n\f\v"))
+	if (!strcmp(v, ".") || !strcmp(v, "..") || strpbrk(v, "/: \t\r\n\f\v") ||
+	    !conf_name_ok(v, 16, 1))
 		return fail(p, ev_line(p), "%s: %s is not a valid interface name", key, q);
 	memcpy(out, v, n + 1);
 	return 0;

@@ -82,6 +82,10 @@ int conf_parse_buffer(const char *name, const char *buf, size_t len,
 /* Is `ip` (host order) inside one of the LAN networks? */
 int conf_is_lan(const struct conf *c, uint32_t ip);
 
+/* May this name go into nft rule text and iptables arguments? Table names
+ * are [A-Za-z0-9_]; interface names may also hold - . @ : (`ifname` set). */
+int conf_name_ok(const char *s, size_t max, int ifname);
+
 /* Is `port` one of the SIP ports? */
 int conf_is_sip_port(const struct conf *c, uint16_t port);
 

@@ -655,26 +655,6 @@ void nftmap_dump(FILE *f)
 
 /* ---- open / close ------------------------------------------------------ */
 
-/* Names that go into nft text: refuse what could change its meaning. */
-static int nft_name_ok(const char *s, size_t max, int ifname)
-{
-	size_t i, n = strnlen(s, max);
-
-	if (n == 0 || n >= max)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '_')
-			continue;
-		if (ifname && (ch == '-' || ch == '.' || ch == '@' || ch == ':'))
-			continue;
-		return 0;
-	}
-	return 1;
-}
-
 static int nftmap_run_text(const char *text, const char *what)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
@@ -779,12 +759,12 @@ int nftmap_open(const struct conf *c)
 
 	if (nftmap_nl)
 		nftmap_close(0);
-	if (!nft_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
+	if (!conf_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
 		log_err("nft: table name \"%.*s\" must be 1-31 of [A-Za-z0-9_]",
 			(int)sizeof(c->nft_table), c->nft_table);
 		return -1;
 	}
-	if (!nft_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
+	if (!conf_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
 		log_err("nft: WAN interface name \"%.*s\" is not usable in a rule",
 			(int)sizeof(c->wan_if), c->wan_if);
 		return -1;

@@ -54,35 +54,16 @@ static const char rules_nft_fmt[] =
 
 static const char *const rules_iptables_paths[] = { "/usr/sbin/iptables", "/sbin/iptables" };
 
-static int rules_name_ok(const char *s, size_t max, int ifname)
-{
-	size_t i, n = strnlen(s, max);
-
-	if (n == 0 || n >= max)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '_')
-			continue;
-		if (ifname && (ch == '-' || ch == '.' || ch == '@' || ch == ':'))
-			continue;
-		return 0;
-	}
-	return 1;
-}
-
 static int rules_conf_ok(const struct conf *c)
 {
 	int i;
 
-	if (!rules_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
+	if (!conf_name_ok(c->nft_table, sizeof(c->nft_table), 0)) {
 		log_err("rules: table name \"%.*s\" must be 1-31 of [A-Za-z0-9_]",
 			(int)sizeof(c->nft_table), c->nft_table);
 		return 0;
 	}
-	if (!rules_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
+	if (!conf_name_ok(c->wan_if, sizeof(c->wan_if), 1)) {
 		log_err("rules: WAN interface name \"%.*s\" is not usable in a rule",
 			(int)sizeof(c->wan_if), c->wan_if);
 		return 0;

@@ -31,14 +31,14 @@ trap 'exit 130' INT TERM HUP
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 2; }
 
-PKGS="libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack"
+PKGS="libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1"
 CC=${CC:-cc}
 # shellcheck disable=SC2046
 $CC -std=gnu11 -g -O1 -Wall -Wextra -Wshadow -D_GNU_SOURCE -I"$ROOT/src" \
 	$(pkg-config --cflags $PKGS) -o "$BUILD/kernel_test" \
 	"$ROOT/tests/kernel/kernel_test.c" \
 	"$ROOT/src/nftmap.c" "$ROOT/src/ct.c" "$ROOT/src/nfq.c" "$ROOT/src/rules.c" "$ROOT/src/mem.c" \
-	"$ROOT/src/log.c" "$ROOT/src/stats.c" \
+	"$ROOT/src/log.c" "$ROOT/src/stats.c" "$ROOT/src/conf.c" \
 	$(pkg-config --libs $PKGS)
 
 ip netns add "$NA"
