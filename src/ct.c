@@ -151,6 +151,11 @@ static int ct_recv(int timeout_ms)
 	struct pollfd pfd = { .fd = mnl_socket_get_fd(ct_nl), .events = POLLIN };
 	int ret, tries;
 
+	/* The kernel answers inside our sendmsg(): the answer is usually
+	 * queued already, so try before polling. */
+	ret = (int)recv(pfd.fd, ct_rx, sizeof(ct_rx), MSG_DONTWAIT);
+	if (ret >= 0 || (errno != EAGAIN && errno != EINTR))
+		return ret;
 	for (tries = 0; tries < 8; tries++) {
 		ret = poll(&pfd, 1, timeout_ms);
 		if (ret < 0 && errno == EINTR)

@@ -131,10 +131,17 @@ struct nftmap_ref {
 	uint32_t priv_ip;
 	uint16_t pub_port;
 	uint16_t priv_port;
-	uint32_t refs;     /* 0 = free slot */
+	uint32_t refs;     /* 0 = free entry */
+	uint32_t next;     /* bucket chain or free list, index + 1 */
 };
+/* Chained hash: a small bucket array and entries handed out in order, so
+ * the memory touched follows the number of live elements, not the limits
+ * the table was sized for (an open-addressing table indexed by hash would
+ * touch all of its pages after a few hundred calls). */
 static struct nftmap_ref *nftmap_refs;
+static uint32_t *nftmap_buckets;
 static uint32_t nftmap_ref_mask, nftmap_ref_n, nftmap_ref_limit, nftmap_ref_seed;
+static uint32_t nftmap_ref_used, nftmap_ref_free;
 
 static struct mnl_socket *nftmap_nl;
 static uint32_t nftmap_portid, nftmap_seq;
@@ -321,7 +328,17 @@ static struct nlmsghdr *nftmap_put_op(char *buf, const struct nftmap_op *op, uin
  * every ACK was seen. */
 static int nftmap_drain(uint32_t seq_begin, const int32_t *idx, int n)
 {
-	static char buf[64 * 1024] __attribute__((aligned(8)));
+	/* The kernel runs a batch inside our sendmsg(), so its ACKs (one
+	 * datagram each) are usually all queued when we get here: take them
+	 * with one recvmmsg() instead of a poll() and a recv() per element.
+	 * An ACK or error needs only its first bytes (header, error code, the
+	 * echoed header), so small slots are enough; a longer error datagram
+	 * is truncated, which loses nothing we read. */
+#define DRAIN_SLOTS 64
+#define DRAIN_SLOT 512
+	static char buf[DRAIN_SLOTS][DRAIN_SLOT] __attribute__((aligned(8)));
+	static struct mmsghdr mm[DRAIN_SLOTS];
+	static struct iovec iov[DRAIN_SLOTS];
 	struct pollfd pfd = { .fd = mnl_socket_get_fd(nftmap_nl), .events = POLLIN };
 	struct timespec t0, t;
 	int seen = 0, i, ret;
@@ -330,61 +347,81 @@ static int nftmap_drain(uint32_t seq_begin, const int32_t *idx, int n)
 		nftmap_ops[idx[i]].err = ETIMEDOUT;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (seen < n) {
-		long ms;
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		ms = 3000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (ms <= 0)
-			return -1;
-		ret = poll(&pfd, 1, (int)ms);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return -1;
-		ret = (int)recv(pfd.fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (ret < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			/* ENOBUFS: ACKs were lost; the rest stay ETIMEDOUT. */
-			log_err("nft: reading ACKs: %s", strerror(errno));
-			return -1;
+		for (i = 0; i < DRAIN_SLOTS; i++) {
+			iov[i].iov_base = buf[i];
+			iov[i].iov_len = DRAIN_SLOT;
+			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
 		}
-		/* Walk the messages by hand: mnl_cb_run stops at the first
-		 * error, and we want every one of them. */
-		{
-			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-			int len = ret;
+		ret = recvmmsg(pfd.fd, mm, DRAIN_SLOTS, MSG_DONTWAIT, NULL);
+		if (ret < 0) {
+			long ms;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				/* ENOBUFS: ACKs were lost; the rest stay ETIMEDOUT. */
+				log_err("nft: reading ACKs: %s", strerror(errno));
+				return -1;
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			ms = 3000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+			if (ms <= 0)
+				return -1;
+			ret = poll(&pfd, 1, (int)ms);
+			if (ret < 0 && errno == EINTR)
+				continue;
+			if (ret <= 0)
+				return -1;
+			continue;
+		}
+		for (int m = 0; m < ret; m++) {
+			/* Each datagram: walk its messages by hand (mnl_cb_run
+			 * stops at the first error, and we want every one). A
+			 * truncated one still has its first header intact. */
+			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf[m];
+			int len = (int)mm[m].msg_len;
 
-			for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (len > DRAIN_SLOT)
+				len = DRAIN_SLOT;
+			for (; len >= (int)(NLMSG_HDRLEN + sizeof(struct nlmsgerr)); ) {
 				const struct nlmsgerr *e;
 				uint32_t s = nlh->nlmsg_seq;
 				int err;
 
-				if (nlh->nlmsg_type != NLMSG_ERROR ||
-				    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
-					continue;
-				e = mnl_nlmsg_get_payload(nlh);
-				err = -e->error;
-				if (s == seq_begin || s == seq_begin + (uint32_t)n + 1) {
-					/* The batch itself was refused: no
-					 * element message was processed. */
-					if (!err)
-						continue;
-					for (i = 0; i < n; i++)
-						nftmap_ops[idx[i]].err = err;
-					return 0;
+				if (nlh->nlmsg_len < NLMSG_HDRLEN)
+					break;
+				if (nlh->nlmsg_type == NLMSG_ERROR &&
+				    nlh->nlmsg_len >= NLMSG_HDRLEN + sizeof(*e)) {
+					e = mnl_nlmsg_get_payload(nlh);
+					err = -e->error;
+					if (s == seq_begin || s == seq_begin + (uint32_t)n + 1) {
+						/* The batch itself was refused: no
+						 * element message was processed. */
+						if (err) {
+							for (i = 0; i < n; i++)
+								nftmap_ops[idx[i]].err = err;
+							return 0;
+						}
+					} else if (s > seq_begin && s <= seq_begin + (uint32_t)n) {
+						i = (int)(s - seq_begin - 1);
+						if (nftmap_ops[idx[i]].err == ETIMEDOUT) {
+							nftmap_ops[idx[i]].err = err;
+							seen++;
+						}
+					}
+					/* else: a late answer to an older batch */
 				}
-				if (s <= seq_begin || s > seq_begin + (uint32_t)n)
-					continue; /* late answer to an older batch */
-				i = (int)(s - seq_begin - 1);
-				if (nftmap_ops[idx[i]].err == ETIMEDOUT) {
-					nftmap_ops[idx[i]].err = err;
-					seen++;
-				}
+				if ((int)NLMSG_ALIGN(nlh->nlmsg_len) >= len)
+					break;
+				len -= (int)NLMSG_ALIGN(nlh->nlmsg_len);
+				nlh = (const struct nlmsghdr *)((const char *)nlh + NLMSG_ALIGN(nlh->nlmsg_len));
 			}
 		}
 	}
 	return 0;
+#undef DRAIN_SLOTS
+#undef DRAIN_SLOT
 }
 
 /* Send as many of ops idx[0..n) as fit in one transaction and drain their
@@ -535,37 +572,44 @@ void nftmap_snat_del(uint32_t priv_ip, uint16_t priv_port)
 	pend_put(SET_OUT4, OP_DEL, priv_ip, priv_port, 0, 0);
 }
 
-static struct nftmap_ref *ref_find(uint32_t peer, uint16_t port, uint32_t *slot)
+static struct nftmap_ref *ref_find(uint32_t peer, uint16_t port, uint32_t *bucket)
 {
-	uint32_t i = key_hash(peer, port, nftmap_ref_seed) & nftmap_ref_mask;
+	uint32_t h = key_hash(peer, port, nftmap_ref_seed) & nftmap_ref_mask;
 
-	while (nftmap_refs[i].refs) {
-		if (nftmap_refs[i].peer == peer && nftmap_refs[i].pub_port == port)
-			return &nftmap_refs[i];
-		i = (i + 1) & nftmap_ref_mask;
+	*bucket = h;
+	for (uint32_t i = nftmap_buckets[h]; i; i = nftmap_refs[i - 1].next) {
+		struct nftmap_ref *r = &nftmap_refs[i - 1];
+		if (r->peer == peer && r->pub_port == port)
+			return r;
 	}
-	*slot = i;
 	return NULL;
+}
+
+static struct nftmap_ref *ref_insert(uint32_t bucket)
+{
+	uint32_t idx = nftmap_ref_free ? nftmap_ref_free : ++nftmap_ref_used;
+	struct nftmap_ref *r = &nftmap_refs[idx - 1];
+
+	if (nftmap_ref_free)
+		nftmap_ref_free = r->next;
+	r->next = nftmap_buckets[bucket];
+	nftmap_buckets[bucket] = idx;
+	nftmap_ref_n++;
+	return r;
 }
 
 static void ref_remove(struct nftmap_ref *r)
 {
-	uint32_t i = (uint32_t)(r - nftmap_refs), j = i, k;
+	uint32_t idx = (uint32_t)(r - nftmap_refs) + 1;
+	uint32_t *pp = &nftmap_buckets[key_hash(r->peer, r->pub_port, nftmap_ref_seed) & nftmap_ref_mask];
 
-	/* Backward shift: pull later members of the probe run into the hole
-	 * unless their home slot lies cyclically in (i, j]. */
-	for (;;) {
-		j = (j + 1) & nftmap_ref_mask;
-		if (!nftmap_refs[j].refs)
-			break;
-		k = key_hash(nftmap_refs[j].peer, nftmap_refs[j].pub_port, nftmap_ref_seed) &
-		    nftmap_ref_mask;
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		nftmap_refs[i] = nftmap_refs[j];
-		i = j;
-	}
-	nftmap_refs[i].refs = 0;
+	while (*pp && *pp != idx)
+		pp = &nftmap_refs[*pp - 1].next;
+	if (*pp)
+		*pp = r->next;
+	r->refs = 0;
+	r->next = nftmap_ref_free;
+	nftmap_ref_free = idx;
 	nftmap_ref_n--;
 }
 
@@ -604,7 +648,7 @@ void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint
 		       nftmap_ref_n, pub_port);
 		return;
 	}
-	r = &nftmap_refs[slot];
+	r = ref_insert(slot);
 	r->peer = peer_ip;
 	r->pub_port = pub_port;
 	r->priv_ip = priv_ip;
@@ -641,7 +685,7 @@ void nftmap_dump(FILE *f)
 
 	if (!nftmap_refs)
 		return;
-	for (i = 0; i <= nftmap_ref_mask; i++) {
+	for (i = 0; i < nftmap_ref_used; i++) {
 		const struct nftmap_ref *r = &nftmap_refs[i];
 		char p[INET_ADDRSTRLEN], q[INET_ADDRSTRLEN];
 
@@ -752,7 +796,7 @@ static void nftmap_probe_destroy(void)
 int nftmap_open(const struct conf *c)
 {
 	char ipbuf[INET_ADDRSTRLEN];
-	uint32_t want = 65536, need;
+	uint32_t want = 1024, need;
 	char *text;
 	size_t len;
 	int ret;
@@ -789,18 +833,22 @@ int nftmap_open(const struct conf *c)
 	if (ret < 0)
 		return -1;
 
-	/* Inbound refcount table: room for every pinhole (RTP + RTCP) and
-	 * binding the limits allow, at most half full. */
+	/* Inbound refcount table: room for every pinhole (RTP + RTCP, old and
+	 * new peer during a move) and binding the limits allow. */
 	need = 2 * (2 * c->max_pinholes + c->max_bindings);
-	while (want < need && want < (1u << 24))
+	if (need > (1u << 24))
+		need = 1u << 24;
+	while (want < need / 2 && want < (1u << 23))
 		want <<= 1;
-	nftmap_refs = mem_table(want, sizeof(*nftmap_refs));
-	if (!nftmap_refs) {
-		log_err("nft: cannot allocate %u inbound entries", want);
+	nftmap_refs = mem_table(need, sizeof(*nftmap_refs));
+	nftmap_buckets = mem_table(want, sizeof(*nftmap_buckets));
+	if (!nftmap_refs || !nftmap_buckets) {
+		log_err("nft: cannot allocate %u inbound entries", need);
 		goto fail;
 	}
 	nftmap_ref_mask = want - 1;
-	nftmap_ref_limit = want / 2 + want / 4;
+	nftmap_ref_limit = need;
+	nftmap_ref_used = nftmap_ref_free = 0;
 	nftmap_ref_n = 0;
 	if (getrandom(&nftmap_ref_seed, sizeof(nftmap_ref_seed), GRND_NONBLOCK) != sizeof(nftmap_ref_seed))
 		nftmap_ref_seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
@@ -811,7 +859,7 @@ int nftmap_open(const struct conf *c)
 	nftmap_carried_errors = 0;
 	nftmap_probe_destroy();
 	log_info("nft: table ip %s ready (WAN %s, public %s, %u inbound entries, deletes by %s)",
-		 nftmap_table, c->wan_if, ipbuf, want,
+		 nftmap_table, c->wan_if, ipbuf, need,
 		 nftmap_del_type == NFT_MSG_DESTROYSETELEM ? "DESTROYSETELEM" : "DELSETELEM");
 	return 0;
 fail:
@@ -884,8 +932,10 @@ void nftmap_close(int remove)
 		nftmap_nset[i] = NULL;
 		nftmap_nelem[i] = NULL;
 	}
-	mem_table_free(nftmap_refs, nftmap_ref_mask + 1, sizeof(*nftmap_refs));
+	mem_table_free(nftmap_refs, nftmap_ref_limit, sizeof(*nftmap_refs));
+	mem_table_free(nftmap_buckets, nftmap_ref_mask + 1, sizeof(*nftmap_buckets));
 	nftmap_refs = NULL;
+	nftmap_buckets = NULL;
 	nftmap_ref_n = 0;
 	nftmap_nops = 0;
 	nftmap_carried_errors = 0;
