@@ -11,8 +11,8 @@
 #include "nftmap.h"
 #include "stats.h"
 
-#define DLG_CALLID_MAX 128
-#define DLG_MAX_STREAMS 16
+#define DLG_CALLID_MAX 64  /* prefix kept; the whole value is hashed (state file: %128s) */
+#define DLG_MAX_STREAMS 12 /* streams_per_call (8) plus room for a re-offer's new ones */
 #define BYE_LINGER_MS 32000u  /* 64*T1: a BYE transaction that never completes */
 
 enum st_state { ST_FREE = 0, ST_NEW, ST_ACTIVE, ST_RETIRING };
@@ -626,7 +626,7 @@ int dialog_restore_line(const char *line, uint64_t now)
 		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic, full, fh;
 		unsigned long long left;
 		restoring = NULL;
-		if (sscanf(line, "D %256s %x %u %x %u %u %llu %u %u %u %u %u %u %x", hex, &pip, &pport, &rip,
+		if (sscanf(line, "D %128s %x %u %x %u %u %llu %u %u %u %u %u %u %x", hex, &pip, &pport, &rip,
 			   &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh) != 14 ||
 		    pport > 65535 || rport > 65535)
 			return -1;

@@ -43,7 +43,10 @@ static struct conf conf;
 static const char *conf_path = "/etc/sipalgd/sipalgd.yaml";
 static uint64_t start_ms, last_loop_ms;
 static struct nfq_pkt pkts[MAX_BATCH];
-static uint8_t outbuf[MAX_BATCH][OUT_CAP];
+/* Rewritten packets of a burst, packed one after the other: a burst
+ * touches about as many pages as it writes bytes (there is always room for
+ * one more maximal packet). */
+static uint8_t outbuf[(MAX_BATCH + 1) * (size_t)OUT_CAP] __attribute__((aligned(8)));
 
 static uint64_t now_ms(void)
 {
@@ -244,14 +247,17 @@ static void handle_burst(void)
 		uint64_t now = now_ms();
 		state_touch();
 		STAT_ADD(pkts_in, (uint64_t)n);
+		size_t off = 0;
 		for (int i = 0; i < n; i++) {
 			uint32_t olen = 0;
-			enum alg_verdict v = alg_packet(pkts[i].data, pkts[i].len, outbuf[i], OUT_CAP, &olen, now);
+			uint8_t *out = outbuf + off;
+			enum alg_verdict v = alg_packet(pkts[i].data, pkts[i].len, out, OUT_CAP, &olen, now);
 			if (v == ALG_DROP)
 				STAT_INC(pkts_dropped);
 			else if (!olen)
 				STAT_INC(pkts_unchanged);
-			nfq_verdict_add(pkts[i].id, v == ALG_ACCEPT, olen ? outbuf[i] : NULL, olen);
+			nfq_verdict_add(pkts[i].id, v == ALG_ACCEPT, olen ? out : NULL, olen);
+			off += (olen + 7u) & ~7u;
 		}
 		/* The kernel must agree with the SDP before the SDP leaves. */
 		nftmap_commit();

@@ -838,7 +838,7 @@ int nftmap_open(const struct conf *c)
 	need = 2 * (2 * c->max_pinholes + c->max_bindings);
 	if (need > (1u << 24))
 		need = 1u << 24;
-	while (want < need / 2 && want < (1u << 23))
+	while (want < need / 8 && want < (1u << 22))
 		want <<= 1;
 	nftmap_refs = mem_table(need, sizeof(*nftmap_refs));
 	nftmap_buckets = mem_table(want, sizeof(*nftmap_buckets));

@@ -271,6 +271,7 @@ router_sipalgd_on() {
 	B_CTL="$ctl"
 	sed -e "s|@SOCK@|$B_SOCK|g" -e "s|@PID@|$B_TMP/sipalgd.pid|g" -e "s|@WAN@|$IF_WAN|g" \
 		-e "s|@TABLE@|salgb_$B_ID|g" -e "s|@QUEUE@|$((3000 + B_ID % 1000))|g" \
+		-e "s|@HOLDOFF@|${HOLDOFF_US:-2000}|g" \
 		"$B_REPO/tests/bench/bench.yaml" >"$B_CONF"
 	[ -n "${SIPALGD_YAML:-}" ] && printf '%s\n' "$SIPALGD_YAML" >>"$B_CONF"
 	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true

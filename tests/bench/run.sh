@@ -19,6 +19,7 @@
 #
 # Environment (defaults in brackets):
 #   RATES ["50 200 500 1000 2000"]  ROUTERS ["none helper sipalgd"]  DURATION [20]
+#   HOLDOFF_US [2000]  sipalgd's queue.holdoff_us (the longest adaptive pause)
 #   MEDIA_CALLS [300] MEDIA_PPS [50] MEDIA_SECONDS [10]
 #   STATE_PHONES [10000] STATE_DIALOGS [5000] STATE_PROBE [500]
 #   PROFILE [1] PROFILE_RATE [500] PROFILE_SECONDS [10]: after the calls table, one
@@ -38,7 +39,7 @@ B_REPO=$(cd "$HERE/../.." && pwd)
 
 # What the caller set, for the record of the exact command.
 ENVLINE=""
-for v in RATES ROUTERS DURATION MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML PROFILE PROFILE_RATE PROFILE_SECONDS; do
+for v in RATES ROUTERS DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML PROFILE PROFILE_RATE PROFILE_SECONDS; do
 	if [ -n "${!v+x}" ]; then ENVLINE="$ENVLINE $v=\"${!v}\""; fi
 done
 
