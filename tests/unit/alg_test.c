@@ -360,6 +360,38 @@ static void test_register_and_inbound_invite(void **st)
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:5060"));
 }
 
+/* sip.inbound_from: any: the registered Contact is reachable from any WAN
+ * host (an in_any element), not only from the registrar. */
+static void test_register_inbound_from_any(void **st)
+{
+	(void)st;
+	cf.inbound_src = CONF_INBOUND_ANY;
+	const char *reg =
+		"REGISTER sip:registrar.example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKany\r\n"
+		"To: <sip:alice@example.com>\r\n"
+		"From: <sip:alice@example.com>;tag=a1\r\n"
+		"Call-ID: any1@192.168.1.10\r\n"
+		"CSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@192.168.1.10:5060>\r\n"
+		"Content-Length: 0\r\n\r\n";
+	const char *ok =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKany\r\n"
+		"To: <sip:alice@example.com>;tag=srv\r\n"
+		"From: <sip:alice@example.com>;tag=a1\r\n"
+		"Call-ID: any1@203.0.113.1\r\n"
+		"CSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@203.0.113.1:5060>;expires=600\r\n"
+		"Content-Length: 0\r\n\r\n";
+	run(LAN1, 5060, REM, 5060, reg, NULL);
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, ok, NULL);
+	assert_non_null(strstr(stub_log, "dnat+ 0.0.0.0:5060 192.168.1.10:5060\n"));
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.1:5060"));
+	cf.inbound_src = CONF_INBOUND_REGISTRAR;
+}
+
 static void test_malformed_outbound_dropped(void **st)
 {
 	(void)st;
@@ -406,6 +438,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_phones_same_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_headers_and_growth, setup_long_public, teardown),
 		cmocka_unit_test_setup_teardown(test_register_and_inbound_invite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register_inbound_from_any, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_outbound_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 	};
