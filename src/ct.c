@@ -52,6 +52,10 @@ struct ct_scan {
 static struct ct_scan ct_scans[CT_SCAN_MAX];
 static int ct_nscan;
 static int ct_scanning; /* a dump is being read: ct_rx is in use */
+static int ct_is_urgent;
+
+void ct_mark_urgent(void) { ct_is_urgent = 1; }
+int ct_urgent(void) { return ct_is_urgent; }
 
 static struct mnl_socket *ct_nl;
 static uint32_t ct_portid, ct_seq;
@@ -465,6 +469,7 @@ int ct_commit(void)
 	int i, errors = ct_carried_errors;
 
 	ct_carried_errors = 0;
+	ct_is_urgent = 0;
 	/* Scans queue exact deletes; they are sent below with the others. */
 	int nscan = ct_nscan;
 	ct_nscan = 0;

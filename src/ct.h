@@ -26,6 +26,12 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
  * known. */
 void ct_del_port(uint32_t ip, uint16_t port, int to_dst);
 
+/* The deletes queued so far must reach the kernel before the verdicts of
+ * this burst (a stale flow that would hide a new pinhole); other deletes
+ * (closing) may wait for the next tick. ct_urgent() tells; commit clears. */
+void ct_mark_urgent(void);
+int ct_urgent(void);
+
 /* Send queued deletes (several per sendmsg); ENOENT is not an error.
  * Returns the number of failures (counted in ct_errors). */
 int ct_commit(void);

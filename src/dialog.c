@@ -235,6 +235,7 @@ static void stream_clear_stale(struct stream *s, uint32_t rip, uint16_t rport)
 		return;
 	ct_del_udp(rip, rport, pub, s->b->pub_port);
 	ct_del_udp(rip, (uint16_t)(rport + 1), pub, (uint16_t)(s->b->pub_port + 1));
+	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
 static void stream_close(struct dialog *d, struct stream *s, uint64_t now)

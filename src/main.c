@@ -259,9 +259,14 @@ static void handle_burst(void)
 			nfq_verdict_add(pkts[i].id, v == ALG_ACCEPT, olen ? out : NULL, olen);
 			off += (olen + 7u) & ~7u;
 		}
-		/* The kernel must agree with the SDP before the SDP leaves. */
-		nftmap_commit();
-		ct_commit();
+		/* The kernel must agree with the SDP before the SDP leaves. What
+		 * only closes (element deletes, media conntrack deletes) waits for
+		 * the next tick, <= 250 ms: many calls' closing then costs one
+		 * transaction, well inside the 2 s a closed pinhole may live. */
+		if (nftmap_urgent())
+			nftmap_commit();
+		if (ct_urgent())
+			ct_commit();
 		nfq_verdict_flush();
 		if ((uint32_t)n < max) {
 			uint32_t h = holdoff_next((uint32_t)n);

@@ -552,6 +552,14 @@ static int nftmap_commit_all(void)
 	return errors;
 }
 
+int nftmap_urgent(void)
+{
+	for (int i = 0; i < nftmap_nops; i++)
+		if (nftmap_ops[i].kind == OP_ADD)
+			return 1;
+	return 0;
+}
+
 int nftmap_commit(void)
 {
 	int errors = nftmap_carried_errors + nftmap_commit_all();

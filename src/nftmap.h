@@ -35,6 +35,11 @@ void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port);
  * the kernel refused (counted in nft_errors), 0 when all went in. */
 int nftmap_commit(void);
 
+/* Is an add pending? Adds must reach the kernel before the message that
+ * needs them leaves; deletes alone may wait for the next timer tick, where
+ * the deletes of many calls share one transaction. */
+int nftmap_urgent(void);
+
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/netns/faults.sh: sipalgd under faults, in the netns lab.
 #
-#   tests/netns/faults.sh                  # (a) kill -9 mid-call + restart, (b) SIGHUP, (c) ASan build
+#   tests/netns/faults.sh                  # (a) kill -9 mid-call + restart, (b) SIGHUP,
+#                                          # (d) overload (ENOBUFS), (c) ASan build
 #   FAULTS="kill hup" tests/netns/faults.sh
 #   SAN=valgrind tests/netns/faults.sh     # (c) under valgrind instead of the ASan binary
 #
@@ -10,6 +11,9 @@
 #     chain/jump and nft table) and the call's BYE still closes the pinholes.
 # (b) SIGHUP with a valid changed config keeps a running call; a broken file is refused
 #     with FILE:LINE in the log, the old config stays, the daemon stays healthy.
+# (d) overload: the daemon stopped (SIGSTOP) while a LAN host sends 30,000 datagrams: nothing
+#     passes unqueued, ENOBUFS is counted and logged at most once a second, status stays
+#     healthy and calls work after SIGCONT; the daemon's capabilities are NET_ADMIN+NET_RAW only.
 # (c) the daemon built with -fsanitize=address,undefined into build/asan/ (or valgrind):
 #     calls, a registration, the malformed corpus and the torture messages; SIGTERM; the
 #     exit status must be 0 and the log free of sanitizer/valgrind reports.
@@ -26,7 +30,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 5000 + $$ % 4000 ))}
-FAULTS=${FAULTS:-kill hup san}
+FAULTS=${FAULTS:-kill hup overload san}
 SAN=${SAN:-asan}
 HX_BUDGET=${HX_BUDGET:-290}
 
@@ -72,6 +76,12 @@ serve_py() {
 			fi ;;
 		hup)
 			kill -HUP "$LAB_DAEMON_PID"; echo "ok" >&4 ;;
+		stop)
+			kill -STOP "$LAB_DAEMON_PID"; echo "ok" >&4 ;;
+		cont)
+			kill -CONT "$LAB_DAEMON_PID"; echo "ok" >&4 ;;
+		pid)
+			echo "ok $LAB_DAEMON_PID" >&4 ;;
 		*)
 			echo "unknown" >&4 ;;
 		esac
@@ -83,13 +93,24 @@ serve_py() {
 
 for f in $FAULTS; do
 	case $f in
-	kill|hup)
-		hx_conf "$LAB_TMP/faults-$f.yaml" "log: { level: info }"
+	kill|hup|overload)
+		# overload: a queue longer than the socket can hold, so the socket
+		# overflows (ENOBUFS) before the kernel's queue limit does
+		if [ $f = overload ]; then
+			hx_conf "$LAB_TMP/faults-$f.yaml" "log: { level: info }" "limits: { messages_per_second_per_source: 0 }"
+			sed -i 's/^queue: { number: 7 }$/queue: { number: 7, max_length: 200000 }/' "$LAB_TMP/faults-$f.yaml"
+		else
+			hx_conf "$LAB_TMP/faults-$f.yaml" "log: { level: info }"
+		fi
 		HX_BIN=$LAB_REPO/sipalgd
 		if ! hx_daemon_start "$LAB_TMP/faults-$f.yaml" "$HX_BIN" "$LAB_TMP/sipalgd-$f.log"; then
 			hx_fail "fault_${f}_daemon_start" "see the log"; continue
 		fi
-		if [ $f = kill ]; then serve_py fault_kill kill; else serve_py fault_hup hup; fi
+		case $f in
+		kill) serve_py fault_kill kill ;;
+		hup) serve_py fault_hup hup ;;
+		overload) serve_py fault_overload overload ;;
+		esac
 		hx_daemon_stop "fault_${f}_clean_exit"
 		;;
 	san)

@@ -7,7 +7,7 @@
 #
 # Builds salg-{lan,rtr,wan}-ID with lib.sh, starts sipalgd with its own config
 # (the DEFAULT media policy: no media.allow_other_lan_hosts key; small limits for
-# the flood), runs hostile.py (cases and expectations: hostile-cases.tsv), stops
+# the flood), runs hostile.py (corpus and expectations: tests/data/malformed/), stops
 # sipalgd and checks it exits 0 leaving no rules. Prints `N passed, N failed` last;
 # exit 1 if anything failed. Logs of a failed run stay in /tmp/salg-lab.ID.*.
 # shellcheck disable=SC2086

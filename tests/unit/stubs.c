@@ -42,6 +42,7 @@ void nftmap_snat_del(uint32_t a, uint16_t ap) { rec("snat- %s:%u%.0s%.0u\n", a, 
 void nftmap_dnat_ref(uint32_t peer, uint16_t pub, uint32_t b, uint16_t bp) { rec("dnat+ %s:%u %s:%u\n", peer, pub, b, bp); }
 void nftmap_dnat_unref(uint32_t peer, uint16_t pub) { rec("dnat- %s:%u%.0s%.0u\n", peer, pub, 0, 0); }
 int nftmap_commit(void) { return 0; }
+int nftmap_urgent(void) { return 0; }
 void nftmap_dump(FILE *f) { (void)f; }
 
 int ct_open(void) { return 0; }
@@ -59,3 +60,5 @@ int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
 void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("ct- %s:%u %s:%u\n", a, ap, b, bp); }
 void ct_del_port(uint32_t a, uint16_t ap, int to_dst) { rec(to_dst ? "ctscan-dst %s:%u%.0s%.0u\n" : "ctscan-src %s:%u%.0s%.0u\n", a, ap, 0, 0); }
 int ct_commit(void) { return 0; }
+void ct_mark_urgent(void) {}
+int ct_urgent(void) { return 0; }
