@@ -602,7 +602,6 @@ static struct nftmap_ref *ref_insert(uint32_t bucket)
 		nftmap_ref_free = r->next;
 	r->next = nftmap_buckets[bucket];
 	nftmap_buckets[bucket] = idx;
-	nftmap_ref_n++;
 	return r;
 }
 

@@ -834,6 +834,34 @@ int main(void)
 	test_ct();
 	test_nfq(&c);
 
+	/* A full inbound table: the element is refused, counted, logged; the
+	 * ones already in stay and the daemon goes on. */
+	nftmap_close(1);
+	{
+		struct conf small = c;
+		uint64_t e0;
+		int i;
+
+		small.max_pinholes = 1;
+		small.max_bindings = 1;   /* room for 2 * (2 * 1 + 1) = 6 inbound elements */
+		check(nftmap_open(&small) == 0, "nftmap_open with a 6-element inbound table");
+		for (i = 0; i < 6; i++)
+			nftmap_dnat_ref(IP4(198, 51, 100, 1), (uint16_t)(30000 + i), IP4(10, 0, 1, 2), (uint16_t)(30000 + i));
+		e0 = stats[ST_nft_errors];
+		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		i = nftmap_commit();
+		check(stats[ST_nft_errors] == e0 + 1 && i == 1,
+		      "the 7th inbound element is refused and counted (nft_errors +%llu, commit %d)",
+		      (unsigned long long)(stats[ST_nft_errors] - e0), i);
+		check(sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30005'") == 0 &&
+		      sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") != 0,
+		      "the six already in stay, the refused one is not in the kernel");
+		nftmap_dnat_unref(IP4(198, 51, 100, 1), 30000);
+		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		check(nftmap_commit() == 0 && sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") == 0,
+		      "after one goes, a new one fits");
+	}
+
 	nftmap_close(1);
 	check(sh(NULL, 0, "nft list table ip sipalgd >/dev/null 2>&1") != 0,
 	      "nftmap_close(1) deletes the table");
