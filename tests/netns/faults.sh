@@ -14,6 +14,9 @@
 # (d) overload: the daemon stopped (SIGSTOP) while a LAN host sends 30,000 datagrams: nothing
 #     passes unqueued, ENOBUFS is counted and logged at most once a second, status stays
 #     healthy and calls work after SIGCONT; the daemon's capabilities are NET_ADMIN+NET_RAW only.
+# (e) ctfull: the router namespace's conntrack table filled to nf_conntrack_max: new SIP flows
+#     are dropped by the kernel (nothing leaks), the daemon stays healthy, calls work after
+#     the table is flushed.
 # (c) the daemon built with -fsanitize=address,undefined into build/asan/ (or valgrind):
 #     calls, a registration, the malformed corpus and the torture messages; SIGTERM; the
 #     exit status must be 0 and the log free of sanitizer/valgrind reports.
@@ -30,7 +33,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 5000 + $$ % 4000 ))}
-FAULTS=${FAULTS:-kill hup overload san}
+FAULTS=${FAULTS:-kill hup overload ctfull san}
 SAN=${SAN:-asan}
 HX_BUDGET=${HX_BUDGET:-290}
 
@@ -93,7 +96,7 @@ serve_py() {
 
 for f in $FAULTS; do
 	case $f in
-	kill|hup|overload)
+	kill|hup|overload|ctfull)
 		# overload: a queue longer than the socket can hold, so the socket
 		# overflows (ENOBUFS) before the kernel's queue limit does
 		if [ $f = overload ]; then
@@ -110,6 +113,7 @@ for f in $FAULTS; do
 		kill) serve_py fault_kill kill ;;
 		hup) serve_py fault_hup hup ;;
 		overload) serve_py fault_overload overload ;;
+		ctfull) serve_py fault_ctfull ctfull ;;
 		esac
 		hx_daemon_stop "fault_${f}_clean_exit"
 		;;

@@ -1241,6 +1241,46 @@ def part_fault_overload():
     normal_call("overload_after_normal_call")
 
 
+def part_fault_ctfull():
+    """A full conntrack table in the router (nf_conntrack_max is counted per namespace):
+    new flows, SIP included, are dropped by the kernel before they reach the queue; the
+    daemon stays healthy, and once the table has room again calls work."""
+    mx = int(rtr(["sysctl", "-n", "net.netfilter.nf_conntrack_max"]).stdout.strip() or 0)
+    if not 0 < mx <= 300000:
+        record("ctfull_table_size", False, "nf_conntrack_max %d: not filling a table that large" % mx)
+        return
+    F.close_all_sockets()
+    filler = F.udp_socket("lan", F.LANHOST)
+    n, t_end = 0, time.monotonic() + 60
+    # distinct 5-tuples through the router: LAN host -> a WAN address, every (port, dst) pair
+    dsts = [PROXY, MEDIASRV, OTHER]
+    while n < mx + 2000 and time.monotonic() < t_end:
+        try:
+            filler.sendto(b"x", (dsts[n % 3], 1024 + (n // 3) % 64000))
+            n += 1
+        except OSError:
+            time.sleep(0.0005)
+        if n % 64000 == 63999:
+            filler.close()
+            filler = F.udp_socket("lan", F.LANHOST)
+    time.sleep(0.5)
+    count = int(rtr(["sysctl", "-n", "net.netfilter.nf_conntrack_count"]).stdout.strip() or 0)
+    info("conntrack: %d entries after %d datagrams (max %d)" % (count, n, mx))
+    record("ctfull_table_full", count >= mx - 10, "only %d of %d conntrack entries filled" % (count, mx))
+    p1, bob = F.phone(PHONE1), F.remote(PROXY, name="bob")
+    opt = build("OPTIONS sip:bob@biloxi.example.com SIP/2.0", Env("out").hdrs("OPTIONS", ctype=False))
+    F.drain(bob.sock)
+    p1.send(opt, (PROXY, 5060))
+    got, _ = recv_one(bob.sock, 1.0)
+    record("ctfull_new_sip_flow_dropped", got is None or not names_lan(got),
+           "with the table full a SIP message left with a LAN address: %r" % (got or b"")[:100])
+    rc, st = ctl("status")
+    record("ctfull_daemon_healthy", rc == 0 and st.startswith("ok"), "status %d %r" % (rc, st[:100]))
+    rtr(["conntrack", "-F"], timeout=60)
+    F.close_all_sockets()
+    normal_call("ctfull_after_flush_normal_call")
+
+
 def conf_with(extra_lines):
     conf = os.environ["HX_CONF"]
     with open(conf + ".orig") as f:
@@ -1313,7 +1353,7 @@ def part_sanitizer_calls():
 
 
 PARTS.update({"fault_kill": part_fault_kill, "fault_hup": part_fault_hup, "san_calls": part_sanitizer_calls,
-              "fault_overload": part_fault_overload})
+              "fault_overload": part_fault_overload, "fault_ctfull": part_fault_ctfull})
 
 
 # ---------------------------------------------------------------- driver
