@@ -5,7 +5,7 @@
 # Usage: WAN_IF=eth0 SIP_PORTS="5060 5070" QUEUE_NUM=0 divert-iptables.sh add|del
 #   CHAIN (default SIPALGD) names our chain in the mangle table.
 # add is idempotent (removes a stale copy first); del removes only our jump
-# and our chain. No --queue-bypass on purpose: with no sipalgd on the queue,
+# and our chain. No queue bypass option on purpose: with no sipalgd on the queue,
 # SIP is dropped instead of leaving the router unrewritten (fail closed).
 set -u
 

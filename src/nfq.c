@@ -290,8 +290,8 @@ int nfq_sock_open(uint16_t num, uint32_t maxlen)
 		goto fail;
 	}
 
-	/* Whole packets, and a queue long enough to ride out a burst. No
-	 * NFQA_CFG_F_FAIL_OPEN, ever: an overloaded queue must drop SIP, not
+	/* Whole packets, and a queue long enough to ride out a burst. Never
+	 * the fail-open flag: an overloaded queue must drop SIP, not
 	 * let private addresses leak. */
 	nlh = nfq_cfg_msg(buf, seq++);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
@@ -305,7 +305,7 @@ int nfq_sock_open(uint16_t num, uint32_t maxlen)
 	/* No optional flags, on purpose:
 	 *  - NFQA_CFG_F_CONNTRACK is refused by this kernel, and bundled with
 	 *    anything it makes the whole message fail;
-	 *  - NFQA_CFG_F_FAIL_OPEN contradicts fail-closed;
+	 *  - the fail-open flag contradicts fail-closed;
 	 *  - NFQA_CFG_F_GSO would hand us GRO'd UDP superpackets (several SIP
 	 *    datagrams behind one header) and CHECKSUM_PARTIAL packets whose
 	 *    UDP checksum is not filled in. Without it the kernel segments and

@@ -1,7 +1,7 @@
 /* nfq: the NFQUEUE socket (libnetfilter_queue's nfq_nlmsg_* helpers on libmnl).
  * Receive a burst, let the caller decide, then send every verdict of the burst
  * in one sendmsg, in packet-id order. Fail closed: the queue is bound without
- * NFQA_CFG_F_FAIL_OPEN, so a dead daemon stops SIP instead of leaking. */
+ * the fail-open flag, so a dead daemon stops SIP instead of leaking. */
 #ifndef SIPALGD_NFQ_H
 #define SIPALGD_NFQ_H
 #include <stdint.h>

@@ -7,7 +7,7 @@
  *    processes with argv arrays (no shell), at start and exit only.
  *  - nft: our own table with a forward chain at priority mangle, created
  *    with libnftables in-process.
- * Never --queue-bypass / `bypass`: with no daemon on the queue, SIP is
+ * Never the queue bypass option: with no daemon on the queue, SIP is
  * dropped rather than passed unrewritten (fail closed).
  *
  * The same rules ship as kernel-rules/divert-iptables.sh and
