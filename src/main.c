@@ -340,6 +340,8 @@ int main(int argc, char **argv)
 			log_err("daemon: %s", strerror(errno));
 			goto out_ctl;
 		}
+		/* stderr is /dev/null now: a detached daemon logs to syslog */
+		log_init(1, (enum log_level)conf.log_level);
 		if (write_pidfile(conf.pid_file) < 0)
 			log_warn("cannot write %s: %s", conf.pid_file, strerror(errno));
 	}
