@@ -39,6 +39,7 @@
 #define OUT_CAP (65535 + 64)
 
 static volatile sig_atomic_t stop_flag, reload_flag;
+static int detached; /* -d: stderr is /dev/null, logs go to syslog */
 static struct conf conf;
 static const char *conf_path = "/etc/sipalgd/sipalgd.yaml";
 static uint64_t start_ms, last_loop_ms;
@@ -207,7 +208,7 @@ static void reload(void)
 	conf.media_other_hosts = nc.media_other_hosts;
 	conf.log_level = nc.log_level;
 	local_addresses(&conf);
-	log_init(conf.log_syslog, (enum log_level)conf.log_level);
+	log_init(conf.log_syslog || detached, (enum log_level)conf.log_level);
 	log_info("configuration reloaded from %s", conf_path);
 }
 
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
 			goto out_ctl;
 		}
 		/* stderr is /dev/null now: a detached daemon logs to syslog */
+		detached = 1;
 		log_init(1, (enum log_level)conf.log_level);
 		if (write_pidfile(conf.pid_file) < 0)
 			log_warn("cannot write %s: %s", conf.pid_file, strerror(errno));
