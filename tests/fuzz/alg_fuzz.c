@@ -38,6 +38,7 @@
 #include "sipmsg.h"
 #include "stats.h"
 #include "../unit/stubs.h"
+#include "../unit/testpkt.h"
 
 #define LANNET 0xc0a80100u /* 192.168.1.0/24 */
 #define LANMASK 0xffffff00u
@@ -119,53 +120,7 @@ static void account_stub_log(void)
 
 /* ---- payload checks ------------------------------------------------------ */
 
-static int dig(uint8_t c) { return c >= '0' && c <= '9'; }
-
-/* A LAN address as a dotted-quad token: a maximal run of digits and dots,
- * not glued to a preceding digit or dot, that is exactly four decimal
- * components (1-3 digits, <= 255), trailing dots aside. Stricter than the
- * ALG's own scanner on purpose (no 15-character cap). Returns the offset or -1. */
-static int64_t find_lan_literal(const uint8_t *b, uint32_t n, uint32_t from)
-{
-	for (uint32_t p = from; p < n; p++) {
-		if (!dig(b[p]) || (p > 0 && (dig(b[p - 1]) || b[p - 1] == '.')))
-			continue;
-		uint32_t q = p;
-		while (q < n && (dig(b[q]) || b[q] == '.'))
-			q++;
-		uint32_t t = q;
-		while (t > p && b[t - 1] == '.')
-			t--;
-		uint32_t v = 0, comp = 0, o = 0, d = 0, ok = 1;
-		for (uint32_t i = p; i <= t && ok; i++) {
-			if (i == t || b[i] == '.') {
-				if (d == 0 || d > 3 || o > 255)
-					ok = 0;
-				v = v << 8 | o;
-				comp++;
-				o = d = 0;
-			} else {
-				o = o * 10 + (uint32_t)(b[i] - '0');
-				d++;
-			}
-		}
-		if (ok && comp == 4 && (v & LANMASK) == LANNET)
-			return p;
-		p = q;
-	}
-	return -1;
-}
-
-static uint16_t csum(const uint8_t *p, uint32_t n, uint32_t s)
-{
-	for (uint32_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
+#define dig tp_dig
 
 static void check_datagram(const uint8_t *in, uint32_t in_len, const uint8_t *o, uint32_t olen)
 {
@@ -180,7 +135,7 @@ static void check_datagram(const uint8_t *in, uint32_t in_len, const uint8_t *o,
 	if (memcmp(o + 12, in + 12, 8) || memcmp(o + ihl, in + ihl, 4) ||
 	    memcmp(o + 4, in + 4, 4) || o[8] != in[8] || memcmp(o + 20, in + 20, ihl - 20))
 		fail("rewritten datagram: addresses, ports or IP fields changed", NULL, 0);
-	if (csum(o, ihl, 0) != 0)
+	if (tp_csum(o, ihl, 0) != 0)
 		fail("rewritten datagram: IP checksum wrong", NULL, 0);
 	uint32_t ulen = (uint32_t)(o[ihl + 4] << 8 | o[ihl + 5]);
 	if (ulen != olen - ihl)
@@ -190,7 +145,7 @@ static void check_datagram(const uint8_t *in, uint32_t in_len, const uint8_t *o,
 	for (int i = 12; i < 20; i += 2)
 		s += (uint32_t)(o[i] << 8 | o[i + 1]);
 	s += 17 + ulen;
-	if (csum(o + ihl, ulen, s) != 0 || (o[ihl + 6] == 0 && o[ihl + 7] == 0))
+	if (tp_csum(o + ihl, ulen, s) != 0 || (o[ihl + 6] == 0 && o[ihl + 7] == 0))
 		fail("rewritten datagram: UDP checksum wrong", NULL, 0);
 	(void)in_len;
 }
@@ -202,7 +157,7 @@ static void check_payload(const uint8_t *pl, uint32_t n, int outbound, int in_cl
 	int64_t at;
 
 	int rc = sip_parse(&m, pl, n);
-	for (uint32_t from = 0; outbound && (at = find_lan_literal(pl, n, from)) >= 0; from = (uint32_t)at + 1) {
+	for (uint32_t from = 0; outbound && (at = tp_find_lan(pl, n, from, LANNET, LANMASK)) >= 0; from = (uint32_t)at + 1) {
 		char what[96];
 		snprintf(what, sizeof(what), "LAN address literal leaves the router (offset %lld, %s)",
 			 (long long)at, rewritten ? "rewritten" : "unchanged");
@@ -256,7 +211,7 @@ static uint32_t build(uint8_t flags, int ip_opts, const uint8_t *pl, uint32_t n,
 	}
 	if (ip_opts)
 		memset(pkt + 20, 1, 4); /* NOPs */
-	uint16_t ic = csum(pkt, ihl, 0);
+	uint16_t ic = tp_csum(pkt, ihl, 0);
 	pkt[10] = (uint8_t)(ic >> 8); pkt[11] = (uint8_t)ic;
 	uint8_t *u = pkt + ihl;
 	u[0] = (uint8_t)(sp >> 8); u[1] = (uint8_t)sp; u[2] = (uint8_t)(dp >> 8); u[3] = (uint8_t)dp;

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "stats.h"
 #include "stubs.h"
+#include "testpkt.h"
 
 #define LAN1 0xc0a8010a /* 192.168.1.10 */
 #define LAN2 0xc0a8010b /* 192.168.1.11 */
@@ -23,39 +24,10 @@ static uint8_t pkt[70000], out[70000];
 static char got[70000];
 static uint64_t now = 1000000;
 
-static uint16_t csum(const uint8_t *p, int n)
-{
-	uint32_t s = 0;
-	for (int i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static uint32_t mkpkt(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, const char *msg)
-{
-	uint32_t n = (uint32_t)strlen(msg), tot = 28 + n;
-	memset(pkt, 0, 28);
-	pkt[0] = 0x45;
-	pkt[2] = tot >> 8; pkt[3] = tot & 255;
-	pkt[8] = 64; pkt[9] = 17;
-	for (int i = 0; i < 4; i++) {
-		pkt[12 + i] = (uint8_t)(src >> (24 - 8 * i));
-		pkt[16 + i] = (uint8_t)(dst >> (24 - 8 * i));
-	}
-	pkt[20] = sp >> 8; pkt[21] = sp & 255; pkt[22] = dp >> 8; pkt[23] = dp & 255;
-	pkt[24] = (8 + n) >> 8; pkt[25] = (8 + n) & 255;
-	memcpy(pkt + 28, msg, n);
-	return tot;
-}
-
 /* Run one datagram; returns the payload that leaves (rewritten or not). */
 static const char *run(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, const char *msg, int *verdict)
 {
-	uint32_t len = mkpkt(src, sp, dst, dp, msg), olen = 0;
+	uint32_t len = tp_udp4(pkt, src, sp, dst, dp, msg, (uint32_t)strlen(msg)), olen = 0;
 	int v = alg_packet(pkt, len, out, sizeof(out), &olen, now);
 	if (verdict)
 		*verdict = v;
@@ -65,7 +37,7 @@ static const char *run(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, con
 	}
 	/* lengths and checksums must be right */
 	assert_int_equal((out[2] << 8 | out[3]), olen);
-	assert_int_equal(csum(out, 20), 0);
+	assert_int_equal(tp_csum(out, 20, 0), 0);
 	uint32_t ulen = (uint32_t)(out[24] << 8 | out[25]);
 	assert_int_equal(ulen, olen - 20);
 	memcpy(got, out + 28, olen - 28);

@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "stats.h"
 #include "stubs.h"
+#include "testpkt.h"
 
 #define DIR "tests/data/rewrite/"
 
@@ -54,16 +55,7 @@ static void run_step(const char *name, int step, const char *src, const char *ds
 		memcpy(want, in, (size_t)n);
 		w = n;
 	}
-	uint32_t tot = 28 + (uint32_t)n;
-	memset(pkt, 0, 28);
-	pkt[0] = 0x45; pkt[2] = tot >> 8; pkt[3] = tot & 255; pkt[8] = 64; pkt[9] = 17;
-	for (int i = 0; i < 4; i++) {
-		pkt[12 + i] = (uint8_t)(s >> (24 - 8 * i));
-		pkt[16 + i] = (uint8_t)(d >> (24 - 8 * i));
-	}
-	pkt[20] = sp >> 8; pkt[21] = sp & 255; pkt[22] = dp >> 8; pkt[23] = dp & 255;
-	pkt[24] = (uint8_t)((8 + n) >> 8); pkt[25] = (uint8_t)((8 + n) & 255);
-	memcpy(pkt + 28, in, (size_t)n);
+	uint32_t tot = tp_udp4(pkt, s, sp, d, dp, in, (uint32_t)n);
 	int v = alg_packet(pkt, tot, out, sizeof(out), &olen, 1000);
 	if (v != ALG_ACCEPT)
 		print_error("%s step %d: dropped\n", name, step);

@@ -27,6 +27,7 @@
 #include "sipmsg.h"
 #include "stats.h"
 #include "stubs.h"
+#include "testpkt.h"
 
 #define DIR "tests/data/torture/"
 #define PHONE 0xc0a8010au /* 192.168.1.10 */
@@ -60,7 +61,7 @@ static long slurp(const char *path, uint8_t *buf, size_t cap)
 	return (long)n;
 }
 
-static int dig(uint8_t c) { return c >= '0' && c <= '9'; }
+#define dig tp_dig
 
 /* Whole-token occurrences of `from` (a dotted quad) replaced by `to`, in
  * [start, n). Returns the new length. */
@@ -83,68 +84,6 @@ static uint32_t substitute(uint8_t *b, uint32_t n, uint32_t start, const char *f
 	}
 	memcpy(b, tmp, o);
 	return o;
-}
-
-/* A 192.168.1.x dotted-quad token (as in tests/fuzz/alg_fuzz.c). */
-static int has_lan_literal(const uint8_t *b, uint32_t n)
-{
-	for (uint32_t p = 0; p < n; p++) {
-		if (!dig(b[p]) || (p > 0 && (dig(b[p - 1]) || b[p - 1] == '.')))
-			continue;
-		uint32_t q = p;
-		while (q < n && (dig(b[q]) || b[q] == '.'))
-			q++;
-		uint32_t t = q;
-		while (t > p && b[t - 1] == '.')
-			t--;
-		uint32_t v = 0, comp = 0, o = 0, d = 0, ok = 1;
-		for (uint32_t i = p; i <= t && ok; i++) {
-			if (i == t || b[i] == '.') {
-				if (d == 0 || d > 3 || o > 255)
-					ok = 0;
-				v = v << 8 | o;
-				comp++;
-				o = d = 0;
-			} else {
-				o = o * 10 + (uint32_t)(b[i] - '0');
-				d++;
-			}
-		}
-		if (ok && comp == 4 && (v & 0xffffff00u) == 0xc0a80100u)
-			return 1;
-		p = q;
-	}
-	return 0;
-}
-
-static uint16_t csum(const uint8_t *p, uint32_t n, uint32_t s)
-{
-	for (uint32_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static uint32_t mkpkt(uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp, const uint8_t *m, uint32_t n)
-{
-	uint32_t tot = 28 + n;
-
-	memset(pkt, 0, 28);
-	pkt[0] = 0x45;
-	pkt[2] = (uint8_t)(tot >> 8); pkt[3] = (uint8_t)tot;
-	pkt[8] = 64; pkt[9] = 17;
-	for (int i = 0; i < 4; i++) {
-		pkt[12 + i] = (uint8_t)(src >> (24 - 8 * i));
-		pkt[16 + i] = (uint8_t)(dst >> (24 - 8 * i));
-	}
-	pkt[20] = (uint8_t)(sp >> 8); pkt[21] = (uint8_t)sp;
-	pkt[22] = (uint8_t)(dp >> 8); pkt[23] = (uint8_t)dp;
-	pkt[24] = (uint8_t)((8 + n) >> 8); pkt[25] = (uint8_t)(8 + n);
-	memcpy(pkt + 28, m, n);
-	return tot;
 }
 
 static int setup(void **st)
@@ -253,8 +192,8 @@ static void run_row(void **st)
 	const struct row *r = *st;
 	uint32_t n = load(r), olen = 0;
 	int outbound = strcmp(r->dir, "out") == 0;
-	uint32_t len = outbound ? mkpkt(PHONE, 5060, REM, 5060, msgbuf, n)
-				: mkpkt(REM, 5060, PHONE, 5060, msgbuf, n);
+	uint32_t len = outbound ? tp_udp4(pkt, PHONE, 5060, REM, 5060, msgbuf, n)
+				: tp_udp4(pkt, REM, 5060, PHONE, 5060, msgbuf, n);
 	uint64_t b0 = stats[ST_bindings_created], d0 = stats[ST_dialogs_created],
 		 p0 = stats[ST_pinholes_opened];
 
@@ -264,7 +203,7 @@ static void run_row(void **st)
 	uint32_t pn = olen ? olen - 28 : n;
 	int created = stats[ST_bindings_created] != b0 || stats[ST_dialogs_created] != d0 ||
 		      stats[ST_pinholes_opened] != p0 || strchr(stub_log, '+') != NULL;
-	int leak = outbound && v == ALG_ACCEPT && has_lan_literal(pl, pn);
+	int leak = outbound && v == ALG_ACCEPT && tp_find_lan(pl, pn, 0, 0xc0a80100u, 0xffffff00u) >= 0;
 	const char *got_v = v == ALG_ACCEPT ? "accept" : "drop";
 	const char *got_rw = olen ? "yes" : "no";
 
@@ -294,13 +233,13 @@ static void run_row(void **st)
 			 leak ? "leaves" : "does not leave", r->lan_left);
 	if (olen) {
 		assert_int_equal(out[2] << 8 | out[3], olen);
-		assert_int_equal(csum(out, 20, 0), 0);
+		assert_int_equal(tp_csum(out, 20, 0), 0);
 		uint32_t ulen = (uint32_t)(out[24] << 8 | out[25]);
 		assert_int_equal(ulen, olen - 20);
 		uint32_t s = 17 + ulen;
 		for (int i = 12; i < 20; i += 2)
 			s += (uint32_t)(out[i] << 8 | out[i + 1]);
-		assert_int_equal(csum(out + 20, ulen, s), 0);
+		assert_int_equal(tp_csum(out + 20, ulen, s), 0);
 		struct sip_msg m;
 		if (sip_parse(&m, pl, pn) == SIP_OK && m.clen_idx >= 0 && m.trailing)
 			fail_msg("%s: Content-Length is not the body length after the rewrite", r->name);
