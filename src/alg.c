@@ -137,28 +137,32 @@ static int edited(uint32_t off, uint32_t len)
 	return 0;
 }
 
-/* Does this span name any LAN address? Used by the malformed-input policy. */
-static int has_lan_literal(const uint8_t *b, struct span s)
+/* The LAN address literals in s: replaced by the public address when
+ * `scrub` is set (those not inside an edit already), else only looked for.
+ * Returns 1 if there was at least one. */
+static int lan_literals(const uint8_t *b, struct span s, int scrub)
 {
 	uint32_t pos = 0, ip;
 	struct span h;
+	int found = 0;
 
-	while (next_ipv4(b, s, &pos, &h, &ip))
-		if (conf_is_lan(cf, ip))
+	while (next_ipv4(b, s, &pos, &h, &ip)) {
+		if (!conf_is_lan(cf, ip))
+			continue;
+		if (!scrub)
 			return 1;
-	return 0;
+		found = 1;
+		if (!edited(h.off, h.len))
+			edit_add(&ed, h.off, h.len, pub_str, pub_len);
+	}
+	return found;
 }
+
+/* Does this span name any LAN address? Used by the malformed-input policy. */
+static int has_lan_literal(const uint8_t *b, struct span s) { return lan_literals(b, s, 0); }
 
 /* Replace every LAN address literal in s by the public address. */
-static void scrub_lan(const uint8_t *b, struct span s)
-{
-	uint32_t pos = 0, ip;
-	struct span h;
-
-	while (next_ipv4(b, s, &pos, &h, &ip))
-		if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
-			edit_add(&ed, h.off, h.len, pub_str, pub_len);
-}
+static void scrub_lan(const uint8_t *b, struct span s) { lan_literals(b, s, 1); }
 
 /* Replace literals of the public address by the phone's (inbound). */
 static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
