@@ -370,13 +370,7 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 	}
 	/* Any other LAN literal (a=candidate, m= lines past SDP_MAX_MEDIA...):
 	 * nothing private leaves, even where we open no pinhole. */
-	{
-		uint32_t pos = 0, ip;
-		struct span h;
-		while (next_ipv4(b, body, &pos, &h, &ip))
-			if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
-				edit_add(&ed, h.off, h.len, pub_str, pub_len);
-	}
+	scrub_lan(b, body);
 	return 0;
 }
 
