@@ -6,11 +6,12 @@ DATADIR ?= $(PREFIX)/share/sipalgd
 MANDIR  ?= $(PREFIX)/share/man
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS    := libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1
+PKGS    := libnetfilter_queue libmnl libnftnl libnetfilter_conntrack yaml-0.1
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
-CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+# libnftables: headers only; nftcmd.c loads it at run time (see nftcmd.h).
+CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
 LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 ifeq ($(V),1)

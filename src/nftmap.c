@@ -2,7 +2,7 @@
  *
  * Two tools, each for what it is good at:
  *  - the table, maps and chains are created once at start from text with
- *    libnftables (in-process, no fork), because the nat expressions are far
+ *    libnftables (in-process, no fork, loaded only for that: nftcmd.h), because the nat expressions are far
  *    clearer as nft syntax than as hand-built libnftnl rules;
  *  - element changes go over one long-lived libmnl socket as libnftnl
  *    batches, one NEWSETELEM/DELSETELEM per element with NLM_F_ACK, so that
@@ -17,6 +17,7 @@
  * in preallocated arrays; nothing on these paths allocates. */
 #include "nftmap.h"
 #include "mem.h"
+#include "nftcmd.h"
 
 #include "conf.h"
 #include "log.h"
@@ -40,7 +41,6 @@
 #include <libnftnl/common.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
-#include <nftables/libnftables.h>
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -708,23 +708,13 @@ void nftmap_dump(FILE *f)
 
 static int nftmap_run_text(const char *text, const char *what)
 {
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	int ret;
+	char err[512];
 
-	if (!ctx) {
-		log_err("nft: %s: cannot create libnftables context", what);
+	if (nftcmd_run(text, err, sizeof(err)) < 0) {
+		log_err("nft: %s failed: %s", what, err);
 		return -1;
 	}
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	ret = nft_run_cmd_from_buffer(ctx, text);
-	if (ret != 0) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
-
-		log_err("nft: %s failed: %s", what, e && *e ? e : "(no message)");
-	}
-	nft_ctx_free(ctx);
-	return ret ? -1 : 0;
+	return 0;
 }
 
 static int nftmap_sock_open(void)

@@ -6,7 +6,7 @@
  *    (CONFIG_NFT_QUEUE), the xt NFQUEUE target is. Run as `iptables -w`
  *    processes with argv arrays (no shell), at start and exit only.
  *  - nft: our own table with a forward chain at priority mangle, created
- *    with libnftables in-process.
+ *    with libnftables in-process (nftcmd.h).
  * Never the queue bypass option: with no daemon on the queue, SIP is
  * dropped rather than passed unrewritten (fail closed).
  *
@@ -14,6 +14,7 @@
  * kernel-rules/divert-nft.nft for operators who load them themselves;
  * change them together with this file. */
 #include "rules.h"
+#include "nftcmd.h"
 
 #include "conf.h"
 #include "log.h"
@@ -27,7 +28,6 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include <nftables/libnftables.h>
 
 /* iptables chain names are at most 28 characters. */
 #define RULES_CHAIN_MAX 29
@@ -222,37 +222,13 @@ fail:
 	return -1;
 }
 
-static int rules_nft_run(const char *text, int quiet, char *err, size_t errlen)
-{
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	int ret;
-
-	if (!ctx) {
-		snprintf(err, errlen, "cannot create a libnftables context");
-		return -1;
-	}
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	ret = nft_run_cmd_from_buffer(ctx, text);
-	if (ret != 0 && !quiet) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
-
-		/* nft's first line names the problem; the rest is a caret
-		 * drawing for a terminal. */
-		snprintf(err, errlen, "%.*s", e && *e ? (int)strcspn(e, "\n") : 12,
-			 e && *e ? e : "(no message)");
-	}
-	nft_ctx_free(ctx);
-	return ret ? -1 : 0;
-}
-
 static void rules_nft_remove(const struct conf *c)
 {
-	char text[160], err[8];
+	char text[160], err[1];
 
 	snprintf(text, sizeof(text), "add table ip %s_divert\ndelete table ip %s_divert\n",
 		 c->nft_table, c->nft_table);
-	rules_nft_run(text, 1, err, sizeof(err));
+	nftcmd_run(text, err, 0);
 }
 
 static int rules_nft_install(const struct conf *c)
@@ -270,7 +246,7 @@ static int rules_nft_install(const struct conf *c)
 	/* Stale copy first, separately: if creating fails below, no old
 	 * table is left queueing to a queue nobody reads. */
 	rules_nft_remove(c);
-	if (rules_nft_run(text, 0, err, sizeof(err)) < 0) {
+	if (nftcmd_run(text, err, sizeof(err)) < 0) {
 		/* Without CONFIG_NFT_QUEUE the kernel does not know the queue
 		 * expression and the whole table is refused. */
 		log_err("rules: nft divert table ip %s could not be created: %s "
