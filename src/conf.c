@@ -52,7 +52,7 @@ enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
 	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND,
-	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT,
+	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
 	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE,
@@ -86,6 +86,7 @@ static const struct keydef {
 	[Q_HOLDOFF]   = { S_QUEUE, "holdoff_us", K_UINT, 0, 1000000, NULL },
 	[Q_BATCH]     = { S_QUEUE, "batch", K_UINT, 1, 256, NULL },
 	[Q_DIVERT]    = { S_QUEUE, "divert", K_ENUM, 0, 0, ch_divert },
+	[Q_RTPRIO]    = { S_QUEUE, "realtime_priority", K_UINT, 0, 99, NULL },
 	[M_PMIN]      = { S_MEDIA, "port_min", K_UINT, 1024, 65535, NULL },
 	[M_PMAX]      = { S_MEDIA, "port_max", K_UINT, 1, 65535, NULL },
 	[M_PINSRC]    = { S_MEDIA, "pinhole_source", K_ENUM, 0, 0, ch_pinsrc },
@@ -143,6 +144,7 @@ void conf_defaults(struct conf *c)
 	c->queue_maxlen = 4096;
 	c->holdoff_us = 2000;
 	c->batch_max = 64;
+	c->realtime_priority = 1;
 	c->divert = CONF_DIVERT_IPTABLES;
 	c->media_port_min = 20000;
 	c->media_port_max = 39999;
@@ -706,6 +708,7 @@ static int store_uint(struct conf *c, enum key k, uint32_t v)
 	case Q_MAXLEN:  c->queue_maxlen = v; break;
 	case Q_HOLDOFF: c->holdoff_us = v; break;
 	case Q_BATCH:   c->batch_max = v; break;
+	case Q_RTPRIO:  c->realtime_priority = v; break;
 	case M_PMIN:    c->media_port_min = (uint16_t)v; break;
 	case M_PMAX:    c->media_port_max = (uint16_t)v; break;
 	case T_DIALOG:  c->dialog_timeout_s = v; break;

@@ -41,6 +41,7 @@ struct conf {
 	uint32_t holdoff_us;        /* queue.holdoff_us, default 2000: longest adaptive pause (0 = never) */
 	uint32_t batch_max;         /* queue.batch, default 64 (1..256) */
 	enum conf_divert divert;    /* queue.divert: iptables (default) | nft */
+	uint32_t realtime_priority; /* queue.realtime_priority, default 1: SCHED_FIFO priority, 0 = ordinary scheduling */
 	uint16_t media_port_min;    /* media.port_min, default 20000 (>= 1024, even) */
 	uint16_t media_port_max;    /* media.port_max, default 39999 (> min) */
 	uint16_t sig_port_min;      /* sip.port_min, default 40000: public SIP ports when the private one is taken */

@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,33 @@ static void drop_capabilities(void)
 		log_debug("capabilities reduced to CAP_NET_ADMIN, CAP_NET_RAW");
 }
 
+/* A SIP message waits in the queue whenever we are not running, so the
+ * daemon is part of the forwarding path, as the kernel helper is (it runs in
+ * softirq, ahead of every process). At an ordinary priority the wake-up at
+ * the end of a hold-off waits behind whatever else the router runs, and that
+ * wait, not our work, made the p99 delay (docs/performance.md). The lowest
+ * realtime priority is enough to run first. What a realtime loop must not
+ * do is take a CPU whole under a flood: handle_burst() rests after
+ * BUSY_MAX_MS of uninterrupted full bursts. Children (iptables at exit) are
+ * ordinary processes: SCHED_RESET_ON_FORK. */
+static int realtime;
+
+static void set_scheduling(void)
+{
+	struct sched_param sp = { .sched_priority = (int)conf.realtime_priority };
+
+	if (!conf.realtime_priority)
+		return;
+	if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0) {
+		log_warn("queue.realtime_priority %u: %s; running at ordinary priority "
+			 "(SIP waits longer in the queue when the router is busy)",
+			 conf.realtime_priority, strerror(errno));
+		return;
+	}
+	realtime = 1;
+	log_debug("scheduling: SCHED_FIFO priority %u", conf.realtime_priority);
+}
+
 static int ctl_answer(const char *cmd, FILE *out)
 {
 	uint64_t now = now_ms();
@@ -219,6 +247,11 @@ static void reload(void)
  * would come in that time: a timer wake-up that batches nothing costs more
  * than it saves. A full burst never pauses. */
 #define HOLDOFF_BATCH 16
+/* Under a flood every burst is full. At realtime priority, after this much
+ * uninterrupted work rest BUSY_REST_US, so at least a fifth of the CPU stays
+ * with the rest of the router (the kernel queues, or drops, meanwhile). */
+#define BUSY_MAX_MS 8
+#define BUSY_REST_US 2000
 
 static uint32_t holdoff_next(uint32_t n)
 {
@@ -240,6 +273,8 @@ static uint32_t holdoff_next(uint32_t n)
 
 static void handle_burst(void)
 {
+	uint64_t busy_since = now_ms();
+
 	for (;;) {
 		uint32_t max = conf.batch_max < MAX_BATCH ? conf.batch_max : MAX_BATCH;
 		int n = nfq_recv_burst(pkts, (int)max);
@@ -276,6 +311,12 @@ static void handle_burst(void)
 				STAT_INC(holdoffs);
 				nanosleep(&ts, NULL);
 			}
+			return;
+		}
+		if (realtime && now_ms() - busy_since >= BUSY_MAX_MS) {
+			struct timespec ts = { 0, BUSY_REST_US * 1000L };
+			STAT_INC(busy_rests);
+			nanosleep(&ts, NULL);
 			return;
 		}
 	}
@@ -347,6 +388,7 @@ int main(int argc, char **argv)
 		if (write_pidfile(conf.pid_file) < 0)
 			log_warn("cannot write %s: %s", conf.pid_file, strerror(errno));
 	}
+	set_scheduling();
 	drop_capabilities();
 	/* Set-up (libnftables, libyaml) leaves freed heap behind: give it back. */
 	malloc_trim(0);

@@ -45,7 +45,8 @@
 	X(verdict_batches)    \
 	X(verdict_errors)     \
 	X(queue_enobufs)      \
-	X(holdoffs)
+	X(holdoffs)           \
+	X(busy_rests)
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,

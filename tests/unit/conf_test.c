@@ -42,6 +42,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.holdoff_us, 2000);
 	assert_int_equal(c.batch_max, 64);
 	assert_int_equal(c.divert, CONF_DIVERT_IPTABLES);
+	assert_int_equal(c.realtime_priority, 1);
 	assert_int_equal(c.media_port_min, 20000);
 	assert_int_equal(c.media_port_max, 39999);
 	assert_int_equal(c.sig_port_min, 40000);
@@ -119,6 +120,7 @@ static void test_all_keys(void **state)
 		"  holdoff_us: 0\n"
 		"  batch: 256\n"
 		"  divert: nft\n"
+		"  realtime_priority: 0\n"
 		"media:\n"
 		"  port_min: 10000\n"
 		"  port_max: 10001\n"
@@ -158,6 +160,7 @@ static void test_all_keys(void **state)
 	assert_int_equal(c.holdoff_us, 0);
 	assert_int_equal(c.batch_max, 256);
 	assert_int_equal(c.divert, CONF_DIVERT_NFT);
+	assert_int_equal(c.realtime_priority, 0);
 	assert_int_equal(c.media_port_min, 10000);
 	assert_int_equal(c.media_port_max, 10001);
 	assert_int_equal(c.pinhole_src, CONF_PINHOLE_ANY);
@@ -312,6 +315,8 @@ static const struct bad bad_cases[] = {
 	{ BASE "queue:\n  batch: 0\n", "t.yaml:6: queue.batch: 0 is out of range (1..256)" },
 	{ BASE "queue:\n  batch: 257\n", "t.yaml:6: queue.batch: 257 is out of range (1..256)" },
 	{ BASE "queue:\n  batch: -1\n", "t.yaml:6: queue.batch: -1 is out of range (1..256)" },
+	{ BASE "queue:\n  realtime_priority: 100\n",
+	  "t.yaml:6: queue.realtime_priority: 100 is out of range (0..99)" },
 	{ BASE "queue:\n  max_length: 0\n", "t.yaml:6: queue.max_length: 0 is out of range (1..1048576)" },
 	{ BASE "queue:\n  holdoff_us: 4294967296\n",
 	  "t.yaml:6: queue.holdoff_us: 4294967296 is out of range (0..1000000)" },
