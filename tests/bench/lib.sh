@@ -43,7 +43,8 @@ bench_init() {
 	# The binaries as they were when the run started: a rebuild during the run
 	# must not mix two versions in one table.
 	mkdir -p "$B_TMP/bin"
-	cp "$B_REPO/sipalgd" "$B_REPO/sipalgctl" "$B_TMP/bin/" 2>/dev/null
+	cp "$B_REPO/sipalgctl" "$B_TMP/bin/" 2>/dev/null
+	cp "${SIPALGD_BIN:-$B_REPO/sipalgd}" "$B_TMP/bin/sipalgd" 2>/dev/null
 	B_PIDS=""
 	B_DAEMON_PID=""
 	B_KEEP_TMP=${KEEP:-0}

@@ -28,6 +28,8 @@
 #   KEEP [0]       1: keep the raw files (captures, sipp logs, daemon logs)
 #   BENCH_ID       namespace suffix (salgb-{lan,rtr,wan}-ID), default pid % 10000
 #   SIPALGD_YAML   extra configuration appended to tests/bench/bench.yaml
+#   SIPALGD_BIN    the sipalgd binary to measure [the repository's]: A/B runs
+#                  against a build of another commit, alternating, in one VM state
 #
 # Nothing passes or fails on timing: the run exits non-zero only if the
 # harness itself could not measure (topology, a router that would not start,
@@ -39,7 +41,7 @@ B_REPO=$(cd "$HERE/../.." && pwd)
 
 # What the caller set, for the record of the exact command.
 ENVLINE=""
-for v in RATES ROUTERS DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML PROFILE PROFILE_RATE PROFILE_SECONDS; do
+for v in RATES ROUTERS DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
 	if [ -n "${!v+x}" ]; then ENVLINE="$ENVLINE $v=\"${!v}\""; fi
 done
 
