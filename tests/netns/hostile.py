@@ -1207,6 +1207,14 @@ def part_fault_overload():
     record("caps_after_setup", caps.get("CapEff") == want and caps.get("CapPrm") == want
            and caps.get("CapBnd") == want, "capabilities of pid %s: %s (want CapEff/CapPrm/CapBnd %x)"
            % (pid, {k: "%x" % v for k, v in caps.items() if k != "error"} or caps, want))
+    # queue.realtime_priority defaults to 1: SCHED_FIFO, with reset-on-fork for its children.
+    try:
+        pol, prio = os.sched_getscheduler(int(pid)), os.sched_getparam(int(pid)).sched_priority
+    except (OSError, ValueError) as e:
+        pol, prio = str(e), -1
+    record("realtime_priority", pol == (os.SCHED_FIFO | os.SCHED_RESET_ON_FORK) and prio == 1,
+           "scheduling of pid %s: policy %s priority %s (want SCHED_FIFO|SCHED_RESET_ON_FORK, 1)"
+           % (pid, pol, prio))
     F.close_all_sockets()
     p1, bob = F.phone(PHONE1), F.remote(PROXY, name="bob")
     c0 = counters()
