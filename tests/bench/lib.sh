@@ -240,24 +240,12 @@ router_helper_on() {
 	modprobe nf_conntrack_sip 2>/dev/null || true
 	modprobe nf_nat_sip 2>/dev/null || true
 	[ -d /sys/module/nf_conntrack_sip ] || { echo "nf_conntrack_sip is not available" >&2; return 1; }
-	nsx "$NS_RTR" nft -f - <<'EOF' || return 1
-table inet salgbsip {
-	ct helper sip-5060 {
-		type "sip" protocol udp;
-		l3proto ip;
-	}
-	chain prerouting {
-		type filter hook prerouting priority filter; policy accept;
-		ct state new udp dport 5060 ct helper set "sip-5060"
-		ct state new udp sport 5060 ct helper set "sip-5060"
-	}
-}
-EOF
+	nsx "$NS_RTR" nft -f "$B_REPO/tests/netns/kernel-helper.nft" || return 1
 	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
 }
 
 router_helper_off() {
-	nsx "$NS_RTR" nft delete table inet salgbsip 2>/dev/null
+	nsx "$NS_RTR" nft delete table inet sipref 2>/dev/null
 	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
 	return 0
 }

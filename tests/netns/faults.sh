@@ -42,9 +42,7 @@ trap lab_cleanup EXIT
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
 start=$(date +%s)
 echo "# sipalgd faults lab: id=$LAB_ID tmp=$LAB_TMP faults=$FAULTS san=$SAN"
-( sleep "$HX_BUDGET" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s
-  echo "# faults.sh: time budget of ${HX_BUDGET}s exceeded" >&2; kill -TERM $$ ) &
-LAB_PIDS="$LAB_PIDS $!"
+lab_watchdog faults.sh "$HX_BUDGET"
 lab_topology
 export LAB_TMP
 HX_REQ=$LAB_TMP/req.fifo HX_ACK=$LAB_TMP/ack.fifo

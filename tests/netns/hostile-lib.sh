@@ -106,3 +106,12 @@ hx_take_py() {
 	HX_PASS=$((HX_PASS + p)); HX_FAIL=$((HX_FAIL + f))
 	HX_FAILED_NAMES="$HX_FAILED_NAMES $(sed -n 's/^not ok [0-9]* - \([A-Za-z0-9_.:-]*\).*/\1/p' "$out" | xargs)"
 }
+
+# lab_watchdog NAME SECONDS: the whole run is bounded. A background timer
+# TERMs this script (its trap cleans up) when the budget is spent.
+lab_watchdog() {
+	local name=$1 budget=$2 me=$$
+	( sleep "$budget" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s
+	  echo "# $name: time budget of ${budget}s exceeded" >&2; kill -TERM "$me" ) &
+	LAB_PIDS="$LAB_PIDS $!"
+}

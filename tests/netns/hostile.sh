@@ -29,10 +29,7 @@ trap 'echo "# interrupted" >&2; exit 130' INT TERM
 start=$(date +%s)
 echo "# sipalgd hostile lab: id=$LAB_ID tmp=$LAB_TMP parts=$PARTS"
 
-# The whole run is bounded: a watchdog that TERMs us (the trap cleans up).
-( sleep "$HX_BUDGET" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s
-  echo "# hostile.sh: time budget of ${HX_BUDGET}s exceeded" >&2; kill -TERM $$ ) &
-LAB_PIDS="$LAB_PIDS $!"
+lab_watchdog hostile.sh "$HX_BUDGET"
 
 lab_topology
 HX_LIM_DIALOGS=2000 HX_LIM_BINDINGS=4000 HX_LIM_PINHOLES=4000

@@ -128,19 +128,7 @@ lab_kernel_helper() {
 		modprobe nf_nat_sip 2>/dev/null || true
 	fi
 	[ -d /sys/module/nf_conntrack_sip ] || { echo "nf_conntrack_sip is not available" >&2; return 1; }
-	lab_nsx "$NS_RTR" nft -f - <<'EOF'
-table inet sipref {
-	ct helper sip-5060 {
-		type "sip" protocol udp;
-		l3proto ip;
-	}
-	chain prerouting {
-		type filter hook prerouting priority filter; policy accept;
-		ct state new udp dport 5060 ct helper set "sip-5060"
-		ct state new udp sport 5060 ct helper set "sip-5060"
-	}
-}
-EOF
+	lab_nsx "$NS_RTR" nft -f "$LAB_REPO/tests/netns/kernel-helper.nft"
 	lab_nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
 	lab_log "kernel helper: sip_direct_media=$(cat /sys/module/nf_conntrack_sip/parameters/sip_direct_media 2>/dev/null)" \
 		"sip_direct_signalling=$(cat /sys/module/nf_conntrack_sip/parameters/sip_direct_signalling 2>/dev/null)"
