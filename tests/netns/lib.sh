@@ -135,9 +135,13 @@ lab_kernel_helper() {
 	set +e
 }
 
+# LAB_SIPALGD_WRAP (e.g. "chroot /srv/root") and LAB_SIPALGD_BIN / LAB_SIPALGCTL_BIN
+# run another build of the daemon in the router namespace: an installed package,
+# a container's root filesystem, a musl build. Default: this checkout's binaries.
 lab_sipalgd_start() {
-	local bin="$LAB_REPO/sipalgd" ctl="$LAB_REPO/sipalgctl"
-	if [ ! -x "$bin" ] || [ ! -x "$ctl" ]; then
+	local bin="${LAB_SIPALGD_BIN:-$LAB_REPO/sipalgd}" ctl="${LAB_SIPALGCTL_BIN:-$LAB_REPO/sipalgctl}"
+	local wrap=${LAB_SIPALGD_WRAP:-}
+	if [ -z "$wrap" ] && { [ ! -x "$bin" ] || [ ! -x "$ctl" ]; }; then
 		echo "ALG=sipalgd: $bin or $ctl not built (run 'make' first, or ALG=kernel)" >&2
 		return 1
 	fi
@@ -149,7 +153,8 @@ lab_sipalgd_start() {
 	export LAB_SOCK LAB_CTL
 	sed -e "s|@SOCK@|$LAB_SOCK|g" -e "s|@PID@|$LAB_PIDFILE|g" \
 		"$LAB_REPO/tests/netns/lab.yaml" >"$LAB_CONF"
-	ip netns exec "$NS_RTR" "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
+	# shellcheck disable=SC2086 # the wrapper is a command and its arguments
+	ip netns exec "$NS_RTR" $wrap "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
 	LAB_DAEMON_PID=$!
 	LAB_PIDS="$LAB_PIDS $LAB_DAEMON_PID"
 	local i
