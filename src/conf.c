@@ -41,13 +41,14 @@ enum kind {
 	K_ADDR,    /* IPv4 address, empty = automatic */
 	K_CIDRS,   /* list of IPv4 CIDRs */
 	K_PORTS,   /* list of UDP ports */
-	K_UINT,    /* decimal integer in [min, max] */
-	K_BOOL,    /* true | false */
-	K_ENUM,    /* one of `choices` */
+	K_UINT,    /* decimal integer in [min, max] (a uint16_t or uint32_t field) */
+	K_BOOL,    /* true | false (an int field) */
+	K_ENUM,    /* one of `choices` (an enum field: value = index) */
 	K_TABLE,   /* nft table name */
-	K_PATH,    /* absolute path shorter than `max` */
+	K_PATH,    /* absolute path shorter than the field */
 };
 
+/* Row indices, for the few places that name one key (the cross-key checks). */
 enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
@@ -66,48 +67,150 @@ static const char *const ch_divert[] = { "iptables", "nft", NULL };
 static const char *const ch_pinsrc[] = { "peer", "any", NULL };
 static const char *const ch_level[] = { "error", "warning", "info", "debug", NULL };
 
-/* The whole schema. Ranges are documented in sipalgd.yaml(5); keep in step. */
+#define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
+#define LIVE      CONF_RELOAD_LIVE, CONF_REBUILD_NONE
+#define RESTART   CONF_RESTART_ONLY, CONF_REBUILD_NONE
+#define REBUILD(w) CONF_RELOAD_REBUILD, CONF_REBUILD_##w
+
+/* The whole schema, one row per key: defaults, parsing, reload and the
+ * documentation checks (tests/unit/conf_test.c) are loops over it. A key
+ * added here and forgotten in conf/sipalgd.yaml or sipalgd.yaml(5) fails
+ * `make unit`. Reload: LIVE fields are read where they are used, so copying
+ * them in is enough; REBUILD ones are applied by redoing what was built from
+ * them; RESTART ones size, bind or name something made once at start. */
 static const struct keydef {
-	enum sect sect;
-	const char *name;
+	const char *name;              /* section.key, as written in the docs */
 	enum kind kind;
-	uint32_t min, max;             /* K_UINT range; K_PATH: max = buffer size */
+	size_t off, size;              /* the field in struct conf */
+	size_t n_off;                  /* K_CIDRS, K_PORTS: the int counting them */
+	uint32_t def;                  /* K_UINT, K_BOOL, K_ENUM (index), K_PORTS (one port) */
+	const char *def_s;             /* K_IFNAME, K_TABLE, K_PATH; NULL = empty or derived */
+	uint32_t min, max;             /* K_UINT, K_PORTS range */
 	const char *const *choices;    /* K_ENUM, index = enum value */
+	enum conf_reload reload;
+	enum conf_rebuild rebuild;
+	const char *doc;               /* one line: what it is, and why it reloads so */
 } keys[KEY__COUNT] = {
-	[WAN_IF]      = { S_WAN, "interface", K_IFNAME, 0, 0, NULL },
-	[WAN_PUBLIC]  = { S_WAN, "public_address", K_ADDR, 0, 0, NULL },
-	[LAN_NETS]    = { S_LAN, "networks", K_CIDRS, 0, 0, NULL },
-	[SIP_PORTS]   = { S_SIP, "ports", K_PORTS, 1, 65535, NULL },
-	[SIP_PMIN]    = { S_SIP, "port_min", K_UINT, 1, 65535, NULL },
-	[SIP_PMAX]    = { S_SIP, "port_max", K_UINT, 1, 65535, NULL },
-	[SIP_INBOUND] = { S_SIP, "inbound_from", K_ENUM, 0, 0, ch_inbound },
-	[Q_NUM]       = { S_QUEUE, "number", K_UINT, 0, 65535, NULL },
-	[Q_MAXLEN]    = { S_QUEUE, "max_length", K_UINT, 1, 1048576, NULL },
-	[Q_HOLDOFF]   = { S_QUEUE, "holdoff_us", K_UINT, 0, 1000000, NULL },
-	[Q_BATCH]     = { S_QUEUE, "batch", K_UINT, 1, 256, NULL },
-	[Q_DIVERT]    = { S_QUEUE, "divert", K_ENUM, 0, 0, ch_divert },
-	[Q_RTPRIO]    = { S_QUEUE, "realtime_priority", K_UINT, 0, 99, NULL },
-	[M_PMIN]      = { S_MEDIA, "port_min", K_UINT, 1024, 65535, NULL },
-	[M_PMAX]      = { S_MEDIA, "port_max", K_UINT, 1, 65535, NULL },
-	[M_PINSRC]    = { S_MEDIA, "pinhole_source", K_ENUM, 0, 0, ch_pinsrc },
-	[M_OTHER]     = { S_MEDIA, "allow_other_lan_hosts", K_BOOL, 0, 0, NULL },
-	[T_DIALOG]    = { S_TIMERS, "dialog", K_UINT, 1, 604800, NULL },
-	[T_EARLY]     = { S_TIMERS, "early_dialog", K_UINT, 1, 86400, NULL },
-	[T_BIND]      = { S_TIMERS, "binding_idle", K_UINT, 1, 86400, NULL },
-	[T_REG]       = { S_TIMERS, "register_max", K_UINT, 1, 604800, NULL },
-	[L_BIND]      = { S_LIMITS, "bindings", K_UINT, 1, 1048576, NULL },
-	[L_DLG]       = { S_LIMITS, "dialogs", K_UINT, 1, 1048576, NULL },
-	[L_PIN]       = { S_LIMITS, "pinholes", K_UINT, 1, 1048576, NULL },
-	[L_PINPP]     = { S_LIMITS, "pinholes_per_phone", K_UINT, 1, 65536, NULL },
-	[L_STREAMS]   = { S_LIMITS, "streams_per_call", K_UINT, 1, 64, NULL },
-	[L_RATE]      = { S_LIMITS, "messages_per_second_per_source", K_UINT, 0, 1048576, NULL },
-	[P_NFT]       = { S_PATHS, "nft_table", K_TABLE, 0, 0, NULL },
-	[P_CTL]       = { S_PATHS, "control_socket", K_PATH, 0, sizeof(((struct conf *)0)->ctl_socket), NULL },
-	[P_PID]       = { S_PATHS, "pid_file", K_PATH, 0, sizeof(((struct conf *)0)->pid_file), NULL },
-	[P_STATE]     = { S_PATHS, "state_file", K_PATH, 0, sizeof(((struct conf *)0)->state_file), NULL },
-	[LOG_LEVEL]   = { S_LOG, "level", K_ENUM, 0, 0, ch_level },
-	[LOG_SYSLOG]  = { S_LOG, "syslog", K_BOOL, 0, 0, NULL },
+	[WAN_IF]      = { "wan.interface", K_IFNAME, FIELD(wan_if), 0, 0, NULL, 0, 0, NULL, REBUILD(WAN),
+			  "the interface facing the provider (required); rules and the address follow it" },
+	[WAN_PUBLIC]  = { "wan.public_address", K_ADDR, FIELD(public_ip), 0, 0, NULL, 0, 0, NULL, REBUILD(WAN),
+			  "the address the provider sees; empty = the WAN interface's" },
+	[LAN_NETS]    = { "lan.networks", K_CIDRS, FIELD(lan), offsetof(struct conf, n_lan), 0, NULL, 0, 0, NULL, RESTART,
+			  "the phones' networks (required); calls and bindings in progress were admitted under them" },
+	[SIP_PORTS]   = { "sip.ports", K_PORTS, FIELD(sip_ports), offsetof(struct conf, n_sip_ports), 5060, NULL, 1, 65535, NULL, REBUILD(RULES),
+			  "UDP ports carrying SIP; reload replaces the diversion rules" },
+	[SIP_PMIN]    = { "sip.port_min", K_UINT, FIELD(sig_port_min), 0, 40000, NULL, 1, 65535, NULL, RESTART,
+			  "first public SIP port handed out; the port allocator is built at start" },
+	[SIP_PMAX]    = { "sip.port_max", K_UINT, FIELD(sig_port_max), 0, 40999, NULL, 1, 65535, NULL, RESTART,
+			  "last public SIP port handed out; the port allocator is built at start" },
+	[SIP_INBOUND] = { "sip.inbound_from", K_ENUM, FIELD(inbound_src), 0, CONF_INBOUND_REGISTRAR, NULL, 0, 0, ch_inbound, LIVE,
+			  "who may send requests to a registered phone (new registrations and calls)" },
+	[Q_NUM]       = { "queue.number", K_UINT, FIELD(queue_num), 0, 0, NULL, 0, 65535, NULL, RESTART,
+			  "the NFQUEUE number; the queue socket is bound to it at start" },
+	[Q_MAXLEN]    = { "queue.max_length", K_UINT, FIELD(queue_maxlen), 0, 4096, NULL, 1, 1048576, NULL, RESTART,
+			  "kernel queue length; set on the queue at start" },
+	[Q_HOLDOFF]   = { "queue.holdoff_us", K_UINT, FIELD(holdoff_us), 0, 2000, NULL, 0, 1000000, NULL, LIVE,
+			  "longest adaptive pause after a partial burst" },
+	[Q_BATCH]     = { "queue.batch", K_UINT, FIELD(batch_max), 0, 64, NULL, 1, 256, NULL, LIVE,
+			  "verdicts per netlink message" },
+	[Q_DIVERT]    = { "queue.divert", K_ENUM, FIELD(divert), 0, CONF_DIVERT_IPTABLES, NULL, 0, 0, ch_divert, REBUILD(RULES),
+			  "iptables or nft diversion; reload replaces the diversion rules" },
+	[Q_RTPRIO]    = { "queue.realtime_priority", K_UINT, FIELD(realtime_priority), 0, 1, NULL, 0, 99, NULL, RESTART,
+			  "SCHED_FIFO priority; CAP_SYS_NICE is dropped after start" },
+	[M_PMIN]      = { "media.port_min", K_UINT, FIELD(media_port_min), 0, 20000, NULL, 1024, 65535, NULL, RESTART,
+			  "first public media port; the port allocator is built at start" },
+	[M_PMAX]      = { "media.port_max", K_UINT, FIELD(media_port_max), 0, 39999, NULL, 1, 65535, NULL, RESTART,
+			  "last public media port; the port allocator is built at start" },
+	[M_PINSRC]    = { "media.pinhole_source", K_ENUM, FIELD(pinhole_src), 0, CONF_PINHOLE_PEER, NULL, 0, 0, ch_pinsrc, LIVE,
+			  "who may send into a pinhole (pinholes opened from now on)" },
+	[M_OTHER]     = { "media.allow_other_lan_hosts", K_BOOL, FIELD(media_other_hosts), 0, 0, NULL, 0, 0, NULL, LIVE,
+			  "whether an SDP may name another LAN host" },
+	[T_DIALOG]    = { "timers.dialog", K_UINT, FIELD(dialog_timeout_s), 0, 7200, NULL, 1, 604800, NULL, LIVE,
+			  "seconds without SIP before a confirmed call ends (from its next message)" },
+	[T_EARLY]     = { "timers.early_dialog", K_UINT, FIELD(early_timeout_s), 0, 180, NULL, 1, 86400, NULL, LIVE,
+			  "seconds a call may ring" },
+	[T_BIND]      = { "timers.binding_idle", K_UINT, FIELD(binding_idle_s), 0, 300, NULL, 1, 86400, NULL, LIVE,
+			  "lifetime of an unused signalling binding (from its next use)" },
+	[T_REG]       = { "timers.register_max", K_UINT, FIELD(register_max_s), 0, 7200, NULL, 1, 604800, NULL, LIVE,
+			  "cap on a registration's lifetime (from its next REGISTER)" },
+	[L_BIND]      = { "limits.bindings", K_UINT, FIELD(max_bindings), 0, 16384, NULL, 1, 1048576, NULL, RESTART,
+			  "binding table size, allocated at start" },
+	[L_DLG]       = { "limits.dialogs", K_UINT, FIELD(max_dialogs), 0, 8192, NULL, 1, 1048576, NULL, RESTART,
+			  "dialog table size, allocated at start" },
+	[L_PIN]       = { "limits.pinholes", K_UINT, FIELD(max_pinholes), 0, 16384, NULL, 1, 1048576, NULL, RESTART,
+			  "pinhole limit; the kernel element table is sized from it at start" },
+	[L_PINPP]     = { "limits.pinholes_per_phone", K_UINT, FIELD(max_pinholes_per_phone), 0, 64, NULL, 1, 65536, NULL, LIVE,
+			  "pinholes one phone may hold (checked at each new pinhole)" },
+	[L_STREAMS]   = { "limits.streams_per_call", K_UINT, FIELD(max_streams_per_call), 0, 8, NULL, 1, 64, NULL, LIVE,
+			  "media streams per call (checked at each offer)" },
+	[L_RATE]      = { "limits.messages_per_second_per_source", K_UINT, FIELD(rate_per_source), 0, 500, NULL, 0, 1048576, NULL, LIVE,
+			  "SIP messages per second from one source, 0 = no limit" },
+	[P_NFT]       = { "paths.nft_table", K_TABLE, FIELD(nft_table), 0, 0, "sipalgd", 0, 0, NULL, RESTART,
+			  "our nftables table; created at start, removed at exit" },
+	[P_CTL]       = { "paths.control_socket", K_PATH, FIELD(ctl_socket), 0, 0, "/run/sipalgd.sock", 0, 0, NULL, RESTART,
+			  "control socket; bound at start" },
+	[P_PID]       = { "paths.pid_file", K_PATH, FIELD(pid_file), 0, 0, "/run/sipalgd.pid", 0, 0, NULL, RESTART,
+			  "pid file; written at start, removed at exit" },
+	[P_STATE]     = { "paths.state_file", K_PATH, FIELD(state_file), 0, 0, NULL, 0, 0, NULL, RESTART,
+			  "calls kept across restarts; read at start (default: beside the control socket)" },
+	[LOG_LEVEL]   = { "log.level", K_ENUM, FIELD(log_level), 0, LOG_LVL_INFO, NULL, 0, 0, ch_level, LIVE,
+			  "error, warning, info or debug" },
+	[LOG_SYSLOG]  = { "log.syslog", K_BOOL, FIELD(log_syslog), 0, 0, NULL, 0, 0, NULL, REBUILD(LOG),
+			  "syslog or standard error; reload switches the log" },
 };
+
+#undef FIELD
+#undef LIVE
+#undef RESTART
+#undef REBUILD
+
+static void *field(struct conf *c, enum key k)
+{
+	return (char *)c + keys[k].off;
+}
+
+static const void *cfield(const struct conf *c, enum key k)
+{
+	return (const char *)c + keys[k].off;
+}
+
+static int *count_of(struct conf *c, enum key k)
+{
+	return (int *)(void *)((char *)c + keys[k].n_off);
+}
+
+static int ccount_of(const struct conf *c, enum key k)
+{
+	return *(const int *)(const void *)((const char *)c + keys[k].n_off);
+}
+
+/* K_UINT fields are uint16_t or uint32_t; the row's size says which. */
+static void put_uint(struct conf *c, enum key k, uint32_t v)
+{
+	if (keys[k].size == sizeof(uint16_t))
+		*(uint16_t *)field(c, k) = (uint16_t)v;
+	else
+		*(uint32_t *)field(c, k) = v;
+}
+
+static uint32_t get_uint(const struct conf *c, enum key k)
+{
+	if (keys[k].size == sizeof(uint16_t))
+		return *(const uint16_t *)cfield(c, k);
+	return *(const uint32_t *)cfield(c, k);
+}
+
+/* The section of a key: its name up to the dot. */
+static enum sect sect_of(enum key k)
+{
+	size_t n = strcspn(keys[k].name, ".");
+	enum sect s;
+
+	for (s = 0; s < S__COUNT; s++)
+		if (strlen(sect_names[s]) == n && !strncmp(sect_names[s], keys[k].name, n))
+			break;
+	return s;
+}
 
 struct parser {
 	yaml_parser_t yp;
@@ -138,37 +241,33 @@ static void state_from_socket(struct conf *c)
 void conf_defaults(struct conf *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->sip_ports[0] = 5060;
-	c->n_sip_ports = 1;
-	c->queue_num = 0;
-	c->queue_maxlen = 4096;
-	c->holdoff_us = 2000;
-	c->batch_max = 64;
-	c->realtime_priority = 1;
-	c->divert = CONF_DIVERT_IPTABLES;
-	c->media_port_min = 20000;
-	c->media_port_max = 39999;
-	c->sig_port_min = 40000;
-	c->sig_port_max = 40999;
-	c->pinhole_src = CONF_PINHOLE_PEER;
-	c->media_other_hosts = 0;
-	c->inbound_src = CONF_INBOUND_REGISTRAR;
-	c->dialog_timeout_s = 7200;
-	c->early_timeout_s = 180;
-	c->binding_idle_s = 300;
-	c->register_max_s = 7200;
-	c->max_bindings = 16384;
-	c->max_dialogs = 8192;
-	c->max_pinholes = 16384;
-	c->max_pinholes_per_phone = 64;
-	c->max_streams_per_call = 8;
-	c->rate_per_source = 500;
-	strcpy(c->nft_table, "sipalgd");
-	strcpy(c->ctl_socket, "/run/sipalgd.sock");
-	strcpy(c->pid_file, "/run/sipalgd.pid");
+	for (enum key k = 0; k < KEY__COUNT; k++) {
+		const struct keydef *d = &keys[k];
+
+		switch (d->kind) {
+		case K_UINT:
+			put_uint(c, k, d->def);
+			break;
+		case K_BOOL:
+		case K_ENUM:
+			*(int *)field(c, k) = (int)d->def;
+			break;
+		case K_PORTS:
+			*(uint16_t *)field(c, k) = (uint16_t)d->def;
+			*count_of(c, k) = 1;
+			break;
+		case K_IFNAME:
+		case K_TABLE:
+		case K_PATH:
+			if (d->def_s)
+				snprintf(field(c, k), d->size, "%s", d->def_s);
+			break;
+		case K_ADDR:
+		case K_CIDRS:
+			break; /* zero: automatic / required */
+		}
+	}
 	state_from_socket(c);
-	c->log_level = LOG_LVL_INFO;
-	c->log_syslog = 0;
 }
 
 /* ---- error reporting ------------------------------------------------- */
@@ -641,15 +740,16 @@ static int want_list(struct parser *p, const char *key, const char *what)
 		    ev_describe(p, q, sizeof(q)));
 }
 
-static int parse_cidrs(struct parser *p, const char *key, int line)
+static int parse_cidrs(struct parser *p, enum key k, const char *key, int line)
 {
-	struct conf *c = p->c;
-	struct conf_net net;
+	struct conf_net *lan = field(p->c, k), net;
+	int *n_lan = count_of(p->c, k);
+	int max = (int)(keys[k].size / sizeof(*lan));
 	char q[128];
 
 	if (want_list(p, key, "CIDRs") < 0)
 		return -1;
-	c->n_lan = 0;
+	*n_lan = 0;
 	for (;;) {
 		if (next(p) < 0)
 			return -1;
@@ -657,127 +757,87 @@ static int parse_cidrs(struct parser *p, const char *key, int line)
 			break;
 		if (parse_cidr(p, key, &net) < 0)
 			return -1;
-		for (int i = 0; i < c->n_lan; i++)
-			if (c->lan[i].addr == net.addr && c->lan[i].mask == net.mask)
+		for (int i = 0; i < *n_lan; i++)
+			if (lan[i].addr == net.addr && lan[i].mask == net.mask)
 				return fail(p, ev_line(p), "%s: %s is listed twice", key,
 					    quote(q, sizeof(q), ev_sval(p), ev_slen(p)));
-		if (c->n_lan == CONF_MAX_LAN)
-			return fail(p, ev_line(p), "%s: more than %d networks", key, CONF_MAX_LAN);
-		c->lan[c->n_lan++] = net;
+		if (*n_lan == max)
+			return fail(p, ev_line(p), "%s: more than %d networks", key, max);
+		lan[(*n_lan)++] = net;
 	}
-	if (c->n_lan == 0)
+	if (*n_lan == 0)
 		return fail(p, line, "%s is empty (at least one LAN network is required)", key);
 	return 0;
 }
 
-static int parse_ports(struct parser *p, const char *key, int line)
+static int parse_ports(struct parser *p, enum key k, const char *key, int line)
 {
-	struct conf *c = p->c;
+	uint16_t *ports = field(p->c, k);
+	int *n_ports = count_of(p->c, k);
+	int max = (int)(keys[k].size / sizeof(*ports));
 	uint32_t port;
 
 	if (want_list(p, key, "ports") < 0)
 		return -1;
-	c->n_sip_ports = 0;
+	*n_ports = 0;
 	for (;;) {
 		if (next(p) < 0)
 			return -1;
 		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
 			break;
-		if (parse_uint(p, key, 1, 65535, &port) < 0)
+		if (parse_uint(p, key, keys[k].min, keys[k].max, &port) < 0)
 			return -1;
-		for (int i = 0; i < c->n_sip_ports; i++)
-			if (c->sip_ports[i] == port)
+		for (int i = 0; i < *n_ports; i++)
+			if (ports[i] == port)
 				return fail(p, ev_line(p), "%s: %u is listed twice", key, port);
-		if (c->n_sip_ports == CONF_MAX_PORTS)
-			return fail(p, ev_line(p), "%s: more than %d ports", key, CONF_MAX_PORTS);
-		c->sip_ports[c->n_sip_ports++] = (uint16_t)port;
+		if (*n_ports == max)
+			return fail(p, ev_line(p), "%s: more than %d ports", key, max);
+		ports[(*n_ports)++] = (uint16_t)port;
 	}
-	if (c->n_sip_ports == 0)
+	if (*n_ports == 0)
 		return fail(p, line, "%s is empty (at least one SIP port is required)", key);
 	return 0;
 }
 
 /* ---- the schema walk ------------------------------------------------------ */
 
-static int store_uint(struct conf *c, enum key k, uint32_t v)
-{
-	switch (k) {
-	case SIP_PMIN:  c->sig_port_min = (uint16_t)v; break;
-	case SIP_PMAX:  c->sig_port_max = (uint16_t)v; break;
-	case Q_NUM:     c->queue_num = (uint16_t)v; break;
-	case Q_MAXLEN:  c->queue_maxlen = v; break;
-	case Q_HOLDOFF: c->holdoff_us = v; break;
-	case Q_BATCH:   c->batch_max = v; break;
-	case Q_RTPRIO:  c->realtime_priority = v; break;
-	case M_PMIN:    c->media_port_min = (uint16_t)v; break;
-	case M_PMAX:    c->media_port_max = (uint16_t)v; break;
-	case T_DIALOG:  c->dialog_timeout_s = v; break;
-	case T_EARLY:   c->early_timeout_s = v; break;
-	case T_BIND:    c->binding_idle_s = v; break;
-	case T_REG:     c->register_max_s = v; break;
-	case L_BIND:    c->max_bindings = v; break;
-	case L_DLG:     c->max_dialogs = v; break;
-	case L_PIN:     c->max_pinholes = v; break;
-	case L_PINPP:   c->max_pinholes_per_phone = v; break;
-	case L_STREAMS: c->max_streams_per_call = v; break;
-	case L_RATE:    c->rate_per_source = v; break;
-	default:        return -1;
-	}
-	return 0;
-}
-
-static int store_enum(struct conf *c, enum key k, int v)
-{
-	switch (k) {
-	case SIP_INBOUND: c->inbound_src = v ? CONF_INBOUND_ANY : CONF_INBOUND_REGISTRAR; break;
-	case Q_DIVERT:    c->divert = v ? CONF_DIVERT_NFT : CONF_DIVERT_IPTABLES; break;
-	case M_PINSRC:    c->pinhole_src = v ? CONF_PINHOLE_ANY : CONF_PINHOLE_PEER; break;
-	case LOG_LEVEL:   c->log_level = LOG_LVL_ERR + v; break;
-	default:          return -1;
-	}
-	return 0;
-}
-
 /* The current event is the value of key `k`, whose key was on `line`. */
 static int parse_value(struct parser *p, enum key k, int line)
 {
 	const struct keydef *d = &keys[k];
+	const char *key = d->name;
 	struct conf *c = p->c;
-	char key[64];
 	uint32_t u;
 	int i = 0;
 
-	snprintf(key, sizeof(key), "%s.%s", sect_names[d->sect], d->name);
 	switch (d->kind) {
 	case K_IFNAME:
-		return parse_ifname(p, key, c->wan_if);
+		return parse_ifname(p, key, field(c, k));
 	case K_ADDR:
-		return parse_addr(p, key, &c->public_ip);
+		return parse_addr(p, key, field(c, k));
 	case K_CIDRS:
-		return parse_cidrs(p, key, line);
+		return parse_cidrs(p, k, key, line);
 	case K_PORTS:
-		return parse_ports(p, key, line);
+		return parse_ports(p, k, key, line);
 	case K_UINT:
 		if (parse_uint(p, key, d->min, d->max, &u) < 0)
 			return -1;
-		return store_uint(c, k, u);
+		put_uint(c, k, u);
+		return 0;
 	case K_BOOL:
 		if (parse_bool(p, key, &i) < 0)
 			return -1;
-		if (k == M_OTHER)
-			c->media_other_hosts = i;
-		else
-			c->log_syslog = i;
+		*(int *)field(c, k) = i;
 		return 0;
 	case K_ENUM:
 		if (parse_enum(p, key, d->choices, &i) < 0)
 			return -1;
-		return store_enum(c, k, i);
+		*(int *)field(c, k) = i;
+		return 0;
 	case K_TABLE:
-		return parse_table(p, key, c->nft_table);
+		return parse_table(p, key, field(c, k));
 	case K_PATH:
-		return parse_path(p, key, k == P_CTL ? c->ctl_socket : k == P_PID ? c->pid_file : c->state_file,
-				  d->max);
+		return parse_path(p, key, field(c, k), d->size);
 	}
 	return -1;
 }
@@ -796,7 +856,7 @@ static int want_key(struct parser *p)
 
 static int parse_section(struct parser *p, enum sect s)
 {
-	char q[128];
+	char q[128], full[160];
 
 	if (p->ev.type != YAML_MAPPING_START_EVENT)
 		return fail(p, ev_line(p), "%s: expected a mapping of keys, got %s",
@@ -812,18 +872,16 @@ static int parse_section(struct parser *p, enum sect s)
 		if (want_key(p) < 0)
 			return -1;
 		line = ev_line(p);
+		snprintf(full, sizeof(full), "%s.%s", sect_names[s], ev_sval(p));
 		for (k = 0; k < KEY__COUNT; k++)
-			if (keys[k].sect == s && !strcmp(keys[k].name, ev_sval(p)))
+			if (!strcmp(keys[k].name, full))
 				break;
-		if (k == KEY__COUNT) {
-			char full[160];
-			snprintf(full, sizeof(full), "%s.%s", sect_names[s], ev_sval(p));
+		if (k == KEY__COUNT)
 			return fail(p, line, "unknown key %s",
 				    quote(q, sizeof(q), full, strlen(full)));
-		}
 		if (p->key_line[k])
-			return fail(p, line, "duplicate key \"%s.%s\" (first at line %d)",
-				    sect_names[s], keys[k].name, p->key_line[k]);
+			return fail(p, line, "duplicate key \"%s\" (first at line %d)",
+				    keys[k].name, p->key_line[k]);
 		p->key_line[k] = line;
 		if (next(p) < 0 || parse_value(p, k, line) < 0)
 			return -1;
@@ -939,8 +997,8 @@ static int line_of(const struct parser *p, enum key a, enum key b)
 		return p->key_line[a];
 	if (p->key_line[b])
 		return p->key_line[b];
-	if (p->sect_line[keys[a].sect])
-		return p->sect_line[keys[a].sect];
+	if (sect_of(a) < S__COUNT && p->sect_line[sect_of(a)])
+		return p->sect_line[sect_of(a)];
 	return 1;
 }
 
@@ -1114,4 +1172,140 @@ int conf_is_sip_port(const struct conf *c, uint16_t port)
 		if (c->sip_ports[i] == port)
 			return 1;
 	return 0;
+}
+
+/* ---- the table, for reload and the documentation checks ------------------- */
+
+int conf_key_count(void)
+{
+	return KEY__COUNT;
+}
+
+const char *conf_key_name(int k)
+{
+	return k >= 0 && k < KEY__COUNT ? keys[k].name : NULL;
+}
+
+const char *conf_key_doc(int k)
+{
+	return k >= 0 && k < KEY__COUNT ? keys[k].doc : NULL;
+}
+
+enum conf_reload conf_key_reload(int k)
+{
+	return k >= 0 && k < KEY__COUNT ? keys[k].reload : CONF_RESTART_ONLY;
+}
+
+enum conf_rebuild conf_key_rebuild(int k)
+{
+	return k >= 0 && k < KEY__COUNT ? keys[k].rebuild : CONF_REBUILD_NONE;
+}
+
+int conf_key_find(const char *name)
+{
+	for (int k = 0; k < KEY__COUNT; k++)
+		if (!strcmp(keys[k].name, name))
+			return k;
+	return -1;
+}
+
+/* Lists compare by their used part, strings up to their NUL: what is
+ * beyond may hold a default's leftovers. */
+int conf_key_differs(const struct conf *a, const struct conf *b, int k)
+{
+	const struct keydef *d = &keys[k];
+	size_t elem;
+
+	switch (d->kind) {
+	case K_IFNAME:
+	case K_TABLE:
+	case K_PATH:
+		return strncmp(cfield(a, k), cfield(b, k), d->size) != 0;
+	case K_CIDRS:
+	case K_PORTS:
+		elem = d->kind == K_CIDRS ? sizeof(struct conf_net) : sizeof(uint16_t);
+		return ccount_of(a, k) != ccount_of(b, k) ||
+		       memcmp(cfield(a, k), cfield(b, k), elem * (size_t)ccount_of(a, k)) != 0;
+	default:
+		return memcmp(cfield(a, k), cfield(b, k), d->size) != 0;
+	}
+}
+
+void conf_key_copy(struct conf *dst, const struct conf *src, int k)
+{
+	memcpy(field(dst, k), cfield(src, k), keys[k].size);
+	if (keys[k].kind == K_CIDRS || keys[k].kind == K_PORTS)
+		*count_of(dst, k) = ccount_of(src, k);
+}
+
+static size_t addf(char *buf, size_t len, size_t off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static size_t addf(char *buf, size_t len, size_t off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (off >= len)
+		return off;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+	return n < 0 ? off : off + (size_t)n;
+}
+
+/* As the value would be written in the file (flow style for lists). */
+int conf_key_format(const struct conf *c, int k, char *buf, size_t len)
+{
+	const struct keydef *d = &keys[k];
+	size_t o = 0;
+	uint32_t a;
+
+	if (!len)
+		return -1;
+	buf[0] = '\0';
+	switch (d->kind) {
+	case K_IFNAME:
+	case K_TABLE:
+	case K_PATH:
+		o = addf(buf, len, o, *(const char *)cfield(c, k) ? "%.*s" : "\"\"%.*s",
+			 (int)d->size, (const char *)cfield(c, k));
+		break;
+	case K_ADDR:
+		a = *(const uint32_t *)cfield(c, k);
+		if (a)
+			o = addf(buf, len, o, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+		else
+			o = addf(buf, len, o, "\"\"");
+		break;
+	case K_CIDRS:
+		o = addf(buf, len, o, "[");
+		for (int i = 0; i < ccount_of(c, k); i++) {
+			char net[32];
+			net_str(net, sizeof(net), (const struct conf_net *)cfield(c, k) + i);
+			o = addf(buf, len, o, "%s%s", i ? ", " : "", net);
+		}
+		o = addf(buf, len, o, "]");
+		break;
+	case K_PORTS:
+		o = addf(buf, len, o, "[");
+		for (int i = 0; i < ccount_of(c, k); i++)
+			o = addf(buf, len, o, "%s%u", i ? ", " : "", ((const uint16_t *)cfield(c, k))[i]);
+		o = addf(buf, len, o, "]");
+		break;
+	case K_UINT:
+		o = addf(buf, len, o, "%u", get_uint(c, k));
+		break;
+	case K_BOOL:
+		o = addf(buf, len, o, "%s", *(const int *)cfield(c, k) ? "true" : "false");
+		break;
+	case K_ENUM: {
+		int v = *(const int *)cfield(c, k), n = 0;
+		while (d->choices[n])
+			n++;
+		o = addf(buf, len, o, "%s", v >= 0 && v < n ? d->choices[v] : "?");
+		break;
+	}
+	}
+	return o < len ? 0 : -1;
 }

@@ -70,6 +70,7 @@ struct conf {
 	int log_syslog;             /* log.syslog, default false */
 };
 
+/* Every key's default (sipalgd.yaml(5)); wan.interface and lan.networks empty. */
 void conf_defaults(struct conf *c);
 
 /* Parse `path` into *c (which is first reset to defaults). Returns 0, or -1 with
@@ -89,5 +90,38 @@ int conf_name_ok(const char *s, size_t max, int ifname);
 
 /* Is `port` one of the SIP ports? */
 int conf_is_sip_port(const struct conf *c, uint16_t port);
+
+/* ---- the key table --------------------------------------------------------
+ * One row per key in conf.c drives defaults, parsing, reload and the
+ * documentation checks. Keys are numbered 0..conf_key_count()-1. */
+
+/* What SIGHUP does with a changed key. */
+enum conf_reload {
+	CONF_RELOAD_LIVE,    /* read where it is used: copying it in applies it */
+	CONF_RELOAD_REBUILD, /* applied by rebuilding what depends on it (below) */
+	CONF_RESTART_ONLY,   /* sizes, binds or names something made at start: kept */
+};
+
+/* For CONF_RELOAD_REBUILD: what must be rebuilt. */
+enum conf_rebuild {
+	CONF_REBUILD_NONE,
+	CONF_REBUILD_RULES, /* the SIP diversion (rules.h): remove the old, install the new */
+	CONF_REBUILD_LOG,   /* log_init() */
+	CONF_REBUILD_WAN,   /* the public address and what names it (wan.h) */
+};
+
+int conf_key_count(void);
+const char *conf_key_name(int k);   /* "sip.ports"; NULL out of range */
+const char *conf_key_doc(int k);    /* one line */
+enum conf_reload conf_key_reload(int k);
+enum conf_rebuild conf_key_rebuild(int k);
+int conf_key_find(const char *name); /* -1 if unknown */
+/* Do a and b hold different values for key k? */
+int conf_key_differs(const struct conf *a, const struct conf *b, int k);
+/* dst's key k = src's (lists with their count). */
+void conf_key_copy(struct conf *dst, const struct conf *src, int k);
+/* The value as it would be written in the file ("0", "[5060, 5070]", "\"\"").
+ * 0, or -1 if cut to fit. */
+int conf_key_format(const struct conf *c, int k, char *buf, size_t len);
 
 #endif
