@@ -15,7 +15,8 @@ static uint32_t *h_priv, *h_pub, hmask;
 static uint8_t port_used[65536 / 8];
 static uint32_t pub_ip;
 static uint16_t sig_min, sig_max, med_min, med_max, sig_cursor, med_cursor;
-static uint32_t idle_ms;
+/* timers.binding_idle is read at each use, so SIGHUP changes it. */
+static const struct conf *bcf;
 
 static int used(uint32_t p) { return p < 65536 && (port_used[p >> 3] >> (p & 7)) & 1; }
 static void set_used(uint32_t p, int v)
@@ -61,7 +62,7 @@ int binding_init(const struct conf *c, uint32_t public_ip)
 	med_max = c->media_port_max;
 	sig_cursor = sig_min;
 	med_cursor = med_min;
-	idle_ms = c->binding_idle_s * 1000u;
+	bcf = c;
 	return 0;
 }
 
@@ -190,7 +191,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	b->pub_port = pub;
 	b->kind = (uint8_t)kind;
 	b->in_use = 1;
-	b->idle_until = now + idle_ms;
+	b->idle_until = now + (uint64_t)bcf->binding_idle_s * 1000u;
 	if (want_pub && pub == want_pub)
 		b->flags |= BF_ADOPTED;
 	for (uint32_t i = 0; i < n; i++) {
@@ -251,7 +252,7 @@ void binding_unref(struct binding *b, uint64_t now)
 	if (b->kind == BIND_MEDIA)
 		binding_free(b);
 	else
-		b->idle_until = now + idle_ms;
+		b->idle_until = now + (uint64_t)bcf->binding_idle_s * 1000u;
 }
 
 void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expires_s, uint64_t now)

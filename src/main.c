@@ -35,6 +35,7 @@
 #include "rules.h"
 #include "state.h"
 #include "stats.h"
+#include "wan.h"
 
 #define MAX_BATCH 256
 #define OUT_CAP (65535 + 64)
@@ -205,38 +206,101 @@ static int write_pidfile(const char *path)
 	return fclose(f);
 }
 
-/* SIGHUP: parse into a fresh struct; swap in only what can change under
- * running calls (timers, limits that only bound future state, logging). */
+/* The file as last applied: conf_file.public_ip stays 0 when the address
+ * comes from the interface, so a reload compares file with file. */
+static struct conf conf_file;
+static int manage_rules = 1;
+
+/* "kept"/"applied" lists for the log; a key name at most 40 characters. */
+static void list_add(char *list, size_t len, const char *name)
+{
+	size_t n = strlen(list);
+
+	snprintf(list + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+/* Undo key k in `next` (back to the running value) and say why. */
+static void reload_keep(struct conf *next, int k, const char *why)
+{
+	char val[256];
+
+	conf_key_copy(next, &conf, k);
+	conf_key_format(&conf_file, k, val, sizeof(val));
+	log_warn("reload: %s %s; kept %s", conf_key_name(k), why, val);
+}
+
+/* SIGHUP: parse into a fresh struct, then walk the key table (conf.h):
+ * LIVE keys are copied in, REBUILD keys are copied in once what depends on
+ * them has been rebuilt, RESTART keys are named and kept. The log says
+ * which keys were applied and which were kept. */
 static void reload(void)
 {
-	static struct conf nc;
-	char err[512];
+	static struct conf nc, next;
+	char err[512], applied[1024] = "";
+	int n = conf_key_count(), changed[64] = { 0 }, want[CONF_REBUILD_WAN + 1] = { 0 };
 
 	if (conf_load(conf_path, &nc, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
 		return;
 	}
-	if (strcmp(nc.wan_if, conf.wan_if) || nc.queue_num != conf.queue_num ||
-	    nc.n_lan != conf.n_lan || memcmp(nc.lan, conf.lan, sizeof(nc.lan[0]) * (size_t)nc.n_lan) ||
-	    strcmp(nc.nft_table, conf.nft_table) || nc.max_bindings != conf.max_bindings ||
-	    nc.max_dialogs != conf.max_dialogs)
-		log_warn("reload: interface, LAN, queue, table and table sizes need a restart; kept");
-	conf.dialog_timeout_s = nc.dialog_timeout_s;
-	conf.early_timeout_s = nc.early_timeout_s;
-	conf.binding_idle_s = nc.binding_idle_s;
-	conf.register_max_s = nc.register_max_s;
-	conf.max_pinholes = nc.max_pinholes;
-	conf.max_pinholes_per_phone = nc.max_pinholes_per_phone;
-	conf.max_streams_per_call = nc.max_streams_per_call;
-	conf.rate_per_source = nc.rate_per_source;
-	conf.holdoff_us = nc.holdoff_us;
-	conf.batch_max = nc.batch_max;
-	conf.pinhole_src = nc.pinhole_src;
-	conf.inbound_src = nc.inbound_src;
-	conf.media_other_hosts = nc.media_other_hosts;
-	conf.log_level = nc.log_level;
+	next = conf;
+	for (int k = 0; k < n && k < 64; k++) {
+		if (!conf_key_differs(&conf_file, &nc, k))
+			continue;
+		if (conf_key_reload(k) == CONF_RESTART_ONLY) {
+			reload_keep(&next, k, "needs a restart");
+			continue;
+		}
+		conf_key_copy(&next, &nc, k);
+		changed[k] = 1;
+		want[conf_key_rebuild(k)] = 1;
+	}
+	/* The WAN module rewrites what names the address; it reads the file's
+	 * values (public_address 0 = the interface's). */
+	if (want[CONF_REBUILD_WAN]) {
+		if (wan_reconfigure(&next, now_ms()) < 0) {
+			for (int k = 0; k < n && k < 64; k++)
+				if (changed[k] && conf_key_rebuild(k) == CONF_REBUILD_WAN) {
+					reload_keep(&next, k, "needs a restart");
+					changed[k] = 0;
+				}
+		} else {
+			if (!next.public_ip)
+				next.public_ip = binding_public_ip();
+			/* The diversion names the interface. */
+			if (strcmp(next.wan_if, conf.wan_if))
+				want[CONF_REBUILD_RULES] = 1;
+		}
+	}
+	/* Ports or backend: remove the old diversion, install the new. If the
+	 * new one cannot be installed, put the old one back: SIP must keep
+	 * reaching the queue (fail closed, not open). */
+	if (want[CONF_REBUILD_RULES] && manage_rules) {
+		rules_remove(&conf);
+		if (rules_install(&next) < 0) {
+			for (int k = 0; k < n && k < 64; k++)
+				if (changed[k] && conf_key_rebuild(k) == CONF_REBUILD_RULES) {
+					reload_keep(&next, k, "could not be installed in the diversion");
+					changed[k] = 0;
+				}
+			if (rules_install(&next) < 0)
+				log_err("reload: the previous diversion could not be restored either");
+		}
+	} else if (want[CONF_REBUILD_RULES]) {
+		log_warn("reload: --no-rules: the system's diversion (kernel-rules/) must match sip.ports and queue.divert");
+	}
+	conf = next;
+	for (int k = 0; k < n && k < 64; k++)
+		if (changed[k]) {
+			conf_key_copy(&conf_file, &nc, k);
+			list_add(applied, sizeof(applied), conf_key_name(k));
+		}
 	local_addresses(&conf);
 	log_init(conf.log_syslog || detached, (enum log_level)conf.log_level);
+	if (applied[0])
+		log_info("reload: applied %s", applied);
+	else
+		log_info("reload: nothing to apply");
 	log_info("configuration reloaded from %s", conf_path);
 }
 
@@ -329,7 +393,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int check_only = 0, detach = 0, manage_rules = 1, opt;
+	int check_only = 0, detach = 0, opt;
 	char err[512];
 
 	while ((opt = getopt_long(argc, argv, "c:ndh", lopts, NULL)) != -1) {
@@ -350,6 +414,7 @@ int main(int argc, char **argv)
 		printf("sipalgd: %s: configuration OK\n", conf_path);
 		return 0;
 	}
+	conf_file = conf;
 	log_init(conf.log_syslog, (enum log_level)conf.log_level);
 	if (!conf.public_ip && wan_address(conf.wan_if, &conf.public_ip) < 0) {
 		log_err("no IPv4 address on WAN interface %s (set wan.public_address)", conf.wan_if);

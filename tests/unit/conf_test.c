@@ -101,6 +101,372 @@ static void test_example(void **state)
 	assert_memory_equal(&c, &d, sizeof(c));
 }
 
+/* The same, key by key from the table, so a failure names the key. */
+static void test_example_defaults_by_key(void **state)
+{
+	struct conf c, d;
+	char err[256] = "", got[256], want[256];
+	int bad = 0;
+
+	(void)state;
+	if (conf_load("conf/sipalgd.yaml", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	conf_defaults(&d);
+	for (int k = 0; k < conf_key_count(); k++) {
+		const char *name = conf_key_name(k);
+		if (!strcmp(name, "wan.interface") || !strcmp(name, "lan.networks"))
+			continue;
+		if (conf_key_differs(&c, &d, k)) {
+			conf_key_format(&c, k, got, sizeof(got));
+			conf_key_format(&d, k, want, sizeof(want));
+			print_error("conf/sipalgd.yaml: %s is %s, the default is %s\n", name, got, want);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* ---- the key table against the documents ---------------------------------- */
+
+static const char *const doc_sections[] = {
+	"wan", "lan", "sip", "queue", "media", "timers", "limits", "paths", "log", NULL,
+};
+
+static int is_section(const char *s, size_t n)
+{
+	for (int i = 0; doc_sections[i]; i++)
+		if (strlen(doc_sections[i]) == n && !strncmp(doc_sections[i], s, n))
+			return 1;
+	return 0;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		fail_msg("cannot open %s (run from the repository root)", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int is_word(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+/* Every "section.key" written anywhere in `text` (prose, comments, man
+ * markup) must be a key of the table; returns how many are not, each
+ * reported. Words after '/' or '.' are file names (src/log.c), not keys. */
+static int unknown_dotted(const char *path, const char *text)
+{
+	int bad = 0, line = 1;
+
+	for (const char *t = text; *t; t++) {
+		if (*t == '\n')
+			line++;
+		if (!(*t >= 'a' && *t <= 'z') || (t > text && (is_word(t[-1]) || t[-1] == '/' || t[-1] == '.')))
+			continue;
+		const char *e = t;
+		while (is_word(*e))
+			e++;
+		if (*e != '.' || !is_section(t, (size_t)(e - t)) || !is_word(e[1]))
+			continue;
+		const char *f = e + 1;
+		while (is_word(*f))
+			f++;
+		char name[96];
+		snprintf(name, sizeof(name), "%.*s", (int)(f - t), t);
+		/* docs/limits.md named without its directory */
+		if (f - e == 3 && !strncmp(e, ".md", 3)) {
+			t = f - 1;
+			continue;
+		}
+		if (conf_key_find(name) < 0) {
+			print_error("%s:%d: names %s, which is not a key\n", path, line, name);
+			bad++;
+		}
+		t = f - 1;
+	}
+	return bad;
+}
+
+/* Compare a document's set of keys with the table's: `seen[k]` counts. */
+static int compare_keys(const char *path, const int *seen)
+{
+	int bad = 0;
+
+	for (int k = 0; k < conf_key_count(); k++)
+		if (!seen[k]) {
+			print_error("%s: key %s of the table is not documented\n", path, conf_key_name(k));
+			bad++;
+		}
+	return bad;
+}
+
+static int note_key(const char *path, int line, const char *sect, const char *key, size_t n, int *seen)
+{
+	char name[96];
+	int k;
+
+	snprintf(name, sizeof(name), "%s.%.*s", sect, (int)n, key);
+	k = conf_key_find(name);
+	if (k < 0) {
+		print_error("%s:%d: documents %s, which is not a key\n", path, line, name);
+		return 1;
+	}
+	seen[k]++;
+	return 0;
+}
+
+/* conf/sipalgd.yaml: "section:" at column 0, "  key:" under it. */
+static int yaml_doc_check(const char *path)
+{
+	char *text = slurp(path), sect[32] = "";
+	int seen[128] = { 0 }, bad = 0, line = 0;
+
+	assert_true(conf_key_count() <= 128);
+	for (char *l = text; l && *l; ) {
+		char *nl = strchr(l, '\n');
+		size_t n = 0;
+		line++;
+		if (nl)
+			*nl = '\0';
+		if (l[0] >= 'a' && l[0] <= 'z') {
+			while (is_word(l[n]))
+				n++;
+			snprintf(sect, sizeof(sect), "%.*s", (int)n, l);
+		} else if (l[0] == ' ' && l[1] == ' ' && l[2] >= 'a' && l[2] <= 'z') {
+			while (is_word(l[2 + n]))
+				n++;
+			if (l[2 + n] == ':')
+				bad += note_key(path, line, sect, l + 2, n, seen);
+		}
+		if (nl)
+			*nl = '\n';
+		l = nl ? nl + 1 : NULL;
+	}
+	bad += compare_keys(path, seen);
+	bad += unknown_dotted(path, text);
+	free(text);
+	return bad;
+}
+
+/* sipalgd.yaml(5): under ".SH WAN" etc., each ".TP" is followed by
+ * ".BR key ..." or ".B key" naming the keys (quoted parts are prose). */
+static int man_doc_check(const char *path)
+{
+	char *text = slurp(path), sect[32] = "";
+	int seen[128] = { 0 }, bad = 0, line = 0, after_tp = 0;
+
+	for (char *l = text; l && *l; ) {
+		char *nl = strchr(l, '\n');
+		line++;
+		if (nl)
+			*nl = '\0';
+		if (!strncmp(l, ".SH ", 4)) {
+			sect[0] = '\0';
+			if (strlen(l + 4) < sizeof(sect)) {
+				int i;
+				for (i = 0; l[4 + i]; i++)
+					sect[i] = (char)((l[4 + i] >= 'A' && l[4 + i] <= 'Z') ? l[4 + i] + 32 : l[4 + i]);
+				sect[i] = '\0';
+				if (!is_section(sect, strlen(sect)))
+					sect[0] = '\0';
+			}
+		} else if (sect[0] && after_tp && (!strncmp(l, ".BR ", 4) || !strncmp(l, ".B ", 3))) {
+			int quoted = 0;
+			for (char *w = l + 3; *w; ) {
+				if (*w == '"') {
+					quoted = !quoted;
+					w++;
+					continue;
+				}
+				if (!quoted && *w >= 'a' && *w <= 'z' && w[-1] == ' ') {
+					size_t n = 0;
+					while (is_word(w[n]))
+						n++;
+					bad += note_key(path, line, sect, w, n, seen);
+					w += n;
+					continue;
+				}
+				w++;
+			}
+		}
+		after_tp = !strncmp(l, ".TP", 3);
+		if (nl)
+			*nl = '\n';
+		l = nl ? nl + 1 : NULL;
+	}
+	bad += compare_keys(path, seen);
+	bad += unknown_dotted(path, text);
+	free(text);
+	return bad;
+}
+
+/* sipalgd.yaml(5) RELOAD: after each marker comment `.\" reload: CLASS`
+ * the keys of that class, all of them and no other. */
+static int man_reload_check(const char *path)
+{
+	static const char *const cls[] = { "live", "rebuild", "restart" };
+	char *text = slurp(path);
+	int where[128], bad = 0, cur = -1;
+
+	for (int k = 0; k < 128; k++)
+		where[k] = -1;
+	for (char *l = text; l && *l; ) {
+		char *nl = strchr(l, '\n');
+		if (nl)
+			*nl = '\0';
+		if (!strncmp(l, ".\\\" reload: ", 12)) {
+			cur = -1;
+			for (int i = 0; i < 3; i++)
+				if (!strcmp(l + 12, cls[i]))
+					cur = i;
+			if (cur < 0)
+				fail_msg("%s: unknown marker %s", path, l);
+		} else if (!strncmp(l, ".SH", 3) || !strncmp(l, ".\\\" reload end", 14)) {
+			cur = -1;
+		} else if (cur >= 0) {
+			for (char *t = l; *t; t++) {
+				if (!(*t >= 'a' && *t <= 'z') || (t > l && is_word(t[-1])))
+					continue;
+				char *e = t;
+				while (is_word(*e) || (*e == '.' && is_word(e[1])))
+					e++;
+				char name[96];
+				snprintf(name, sizeof(name), "%.*s", (int)(e - t), t);
+				int k = conf_key_find(name);
+				if (k >= 0)
+					where[k] = cur;
+				t = e - 1;
+			}
+		}
+		if (nl)
+			*nl = '\n';
+		l = nl ? nl + 1 : NULL;
+	}
+	for (int k = 0; k < conf_key_count(); k++) {
+		int want = conf_key_reload(k) == CONF_RELOAD_LIVE ? 0 :
+			   conf_key_reload(k) == CONF_RELOAD_REBUILD ? 1 : 2;
+		if (where[k] != want) {
+			print_error("%s: RELOAD lists %s under %s, the table says %s\n", path,
+				    conf_key_name(k), where[k] < 0 ? "nothing" : cls[where[k]], cls[want]);
+			bad++;
+		}
+	}
+	free(text);
+	return bad;
+}
+
+static void test_key_table(void **state)
+{
+	(void)state;
+	for (int k = 0; k < conf_key_count(); k++) {
+		const char *name = conf_key_name(k), *dot;
+		assert_non_null(name);
+		dot = strchr(name, '.');
+		assert_non_null(dot);
+		assert_true(is_section(name, (size_t)(dot - name)));
+		assert_int_equal(conf_key_find(name), k);
+		assert_non_null(conf_key_doc(k));
+		assert_true(strlen(conf_key_doc(k)) > 8);
+		assert_true((conf_key_reload(k) == CONF_RELOAD_REBUILD) ==
+			    (conf_key_rebuild(k) != CONF_REBUILD_NONE));
+	}
+	assert_null(conf_key_name(conf_key_count()));
+	assert_int_equal(conf_key_find("queue.nope"), -1);
+}
+
+static void test_docs_sample_config(void **state)
+{
+	(void)state;
+	assert_int_equal(yaml_doc_check("conf/sipalgd.yaml"), 0);
+}
+
+static void test_docs_man5(void **state)
+{
+	(void)state;
+	assert_int_equal(man_doc_check("docs/man/sipalgd.yaml.5"), 0);
+	assert_int_equal(man_reload_check("docs/man/sipalgd.yaml.5"), 0);
+}
+
+/* sipalgd(8) and the README name keys in prose: only real ones, and
+ * sipalgd(8)'s SIGHUP names every key that needs a restart. */
+static void test_docs_prose(void **state)
+{
+	char *man8 = slurp("docs/man/sipalgd.8");
+	char *readme = slurp("README.md");
+	int bad = unknown_dotted("docs/man/sipalgd.8", man8) + unknown_dotted("README.md", readme);
+
+	(void)state;
+	for (int k = 0; k < conf_key_count(); k++)
+		if (conf_key_reload(k) == CONF_RESTART_ONLY && !strstr(man8, conf_key_name(k))) {
+			print_error("docs/man/sipalgd.8: SIGHUP does not name %s (restart only)\n",
+				    conf_key_name(k));
+			bad++;
+		}
+	free(man8);
+	free(readme);
+	assert_int_equal(bad, 0);
+}
+
+/* What reload() relies on: differs/copy/format by key. */
+static void test_key_ops(void **state)
+{
+	struct conf a, b;
+	char err[256], buf[128];
+	int k;
+
+	(void)state;
+	assert_int_equal(parse(BASE "sip:\n  ports: [5060, 5070]\nqueue:\n  number: 3\nlog:\n  syslog: true\n",
+			       &a, err, sizeof(err)), 0);
+	assert_int_equal(parse(BASE, &b, err, sizeof(err)), 0);
+	k = conf_key_find("sip.ports");
+	assert_true(conf_key_differs(&a, &b, k));
+	assert_int_equal(conf_key_format(&a, k, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "[5060, 5070]");
+	conf_key_copy(&b, &a, k);
+	assert_false(conf_key_differs(&a, &b, k));
+	assert_int_equal(b.n_sip_ports, 2);
+	k = conf_key_find("queue.number");
+	assert_int_equal(conf_key_reload(k), CONF_RESTART_ONLY);
+	conf_key_format(&b, k, buf, sizeof(buf));
+	assert_string_equal(buf, "0");
+	k = conf_key_find("log.syslog");
+	assert_int_equal(conf_key_rebuild(k), CONF_REBUILD_LOG);
+	conf_key_format(&a, k, buf, sizeof(buf));
+	assert_string_equal(buf, "true");
+	k = conf_key_find("wan.public_address");
+	conf_key_format(&a, k, buf, sizeof(buf));
+	assert_string_equal(buf, "\"\"");
+	k = conf_key_find("lan.networks");
+	conf_key_format(&a, k, buf, sizeof(buf));
+	assert_string_equal(buf, "[192.168.1.0/24]");
+	k = conf_key_find("log.level");
+	conf_key_format(&a, k, buf, sizeof(buf));
+	assert_string_equal(buf, "info");
+	/* Strings compare up to their NUL: leftovers of a longer default do not count. */
+	conf_defaults(&a);
+	conf_defaults(&b);
+	k = conf_key_find("paths.pid_file");
+	strcpy(a.pid_file, "/x");
+	memcpy(b.pid_file, "/x\0xx", 6);
+	assert_false(conf_key_differs(&a, &b, k));
+	/* Every key formats within a modest buffer. */
+	for (k = 0; k < conf_key_count(); k++)
+		assert_int_equal(conf_key_format(&a, k, buf, sizeof(buf)), 0);
+}
+
 static void test_all_keys(void **state)
 {
 	static const char yaml[] =
@@ -600,6 +966,12 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_example_defaults_by_key),
+		cmocka_unit_test(test_key_table),
+		cmocka_unit_test(test_key_ops),
+		cmocka_unit_test(test_docs_sample_config),
+		cmocka_unit_test(test_docs_man5),
+		cmocka_unit_test(test_docs_prose),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_lan_edges),
