@@ -96,6 +96,11 @@ hostile: all
 faults: all
 	@tests/netns/faults.sh
 
+# SIGHUP in the field: sip.ports, log.level, a limit, log.syslog applied for
+# real, a restart-only key named and kept (about 30 s).
+field-reload: all
+	@tests/netns/field-reload.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -129,5 +134,5 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
-.PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
+.PHONY: deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

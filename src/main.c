@@ -229,6 +229,45 @@ static void reload_keep(struct conf *next, int k, const char *why)
 	log_warn("reload: %s %s; kept %s", conf_key_name(k), why, val);
 }
 
+/* Replace the diversion with no moment where SIP crosses the router
+ * unqueued (that would be the ALG failing open): the new rules go in first
+ * under a scratch name (table "<name>_r", iptables chain "<NAME>_R"), both
+ * queue to us for a moment (the first match wins, same queue), then the old
+ * rules go, the new ones are installed under the real name (which exit
+ * removes) and the scratch copy goes. On failure the old rules are in place
+ * and -1 is returned. */
+static int rules_replace(const struct conf *old, const struct conf *nw)
+{
+	static struct conf tmp;
+	int n;
+
+	tmp = *nw;
+	n = snprintf(tmp.nft_table, sizeof(tmp.nft_table), "%s_r", nw->nft_table);
+	if (n < 0 || (size_t)n >= sizeof(tmp.nft_table)) {
+		/* No room for a scratch name: a short gap is the price. */
+		log_warn("reload: paths.nft_table too long for a seamless swap; SIP is not diverted for a moment");
+		rules_remove(old);
+		if (rules_install(nw) == 0)
+			return 0;
+		if (rules_install(old) < 0)
+			log_err("reload: the previous diversion could not be restored either");
+		return -1;
+	}
+	if (rules_install(&tmp) < 0)
+		return -1;
+	rules_remove(old);
+	if (rules_install(nw) < 0) {
+		if (rules_install(old) == 0)
+			rules_remove(&tmp);
+		else /* SIP keeps reaching the queue through the scratch copy */
+			log_err("reload: the previous diversion could not be restored; %s stays",
+				tmp.nft_table);
+		return -1;
+	}
+	rules_remove(&tmp);
+	return 0;
+}
+
 /* SIGHUP: parse into a fresh struct, then walk the key table (conf.h):
  * LIVE keys are copied in, REBUILD keys are copied in once what depends on
  * them has been rebuilt, RESTART keys are named and kept. The log says
@@ -243,6 +282,9 @@ static void reload(void)
 		log_err("reload refused, keeping the running configuration: %s", err);
 		return;
 	}
+	/* log.level and log.syslog first, so that this reload's own report
+	 * goes where the new file says. */
+	log_init(nc.log_syslog || detached, (enum log_level)nc.log_level);
 	next = conf;
 	for (int k = 0; k < n && k < 64; k++) {
 		if (!conf_key_differs(&conf_file, &nc, k))
@@ -272,20 +314,15 @@ static void reload(void)
 				want[CONF_REBUILD_RULES] = 1;
 		}
 	}
-	/* Ports or backend: remove the old diversion, install the new. If the
-	 * new one cannot be installed, put the old one back: SIP must keep
-	 * reaching the queue (fail closed, not open). */
+	/* Ports or backend: the new diversion replaces the old (rules_replace).
+	 * If it cannot be installed the old one stays and so do the keys. */
 	if (want[CONF_REBUILD_RULES] && manage_rules) {
-		rules_remove(&conf);
-		if (rules_install(&next) < 0) {
+		if (rules_replace(&conf, &next) < 0)
 			for (int k = 0; k < n && k < 64; k++)
 				if (changed[k] && conf_key_rebuild(k) == CONF_REBUILD_RULES) {
 					reload_keep(&next, k, "could not be installed in the diversion");
 					changed[k] = 0;
 				}
-			if (rules_install(&next) < 0)
-				log_err("reload: the previous diversion could not be restored either");
-		}
 	} else if (want[CONF_REBUILD_RULES]) {
 		log_warn("reload: --no-rules: the system's diversion (kernel-rules/) must match sip.ports and queue.divert");
 	}

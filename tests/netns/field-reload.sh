@@ -1,0 +1,176 @@
+#!/bin/bash
+# tests/netns/field-reload.sh: SIGHUP in the field, in the netns lab (make field-reload).
+#
+# The daemon runs with sip.ports [5060], log.level warning, the default rate limit,
+# log.syslog false. Then, each step checked on real traffic and on the daemon's own log:
+#   1. before: a call on 5060 is rewritten (RTP both ways); 40 OPTIONS at once all pass; no
+#      info line was logged (level warning).
+#   2. SIGHUP with sip.ports [5070], log.level info, limits.messages_per_second_per_source 5
+#      and queue.number 9 (restart-only): the log says "reload: applied" (an info line: the
+#      new level is in force) with the three keys, and "reload: queue.number needs a restart;
+#      kept 7"; the diversion names 5070, not 5060, and still queue 7; a call on 5070 is
+#      rewritten with RTP both ways; an INVITE on 5060 crosses unrewritten (no longer
+#      diverted); of 40 OPTIONS at once on 5070 at most 12 pass and drop_rate counts the rest.
+#   3. SIGHUP with log.syslog true: the daemon's lines (the reload's own, then the rate
+#      limit's warning) go to syslog, which the daemon reaches at /dev/log in a private mount
+#      namespace (a socket of this test's), and no longer to stderr.
+#   4. SIGTERM: exit 0, no rules left (neither the real nor the scratch copy of the swap).
+# VERBOSE=1 prints the daemon's log and syslog at the end.
+# Prints `N passed, N failed` last; exit 1 on any failure. About 30 s.
+# LAB_SIPALGD_BIN=/path/to/sipalgd runs another build (as lib.sh does): against a daemon
+# whose SIGHUP does not rebuild the diversion, or one from before the key table, it fails.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB_REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
+. "$HERE/hostile-lib.sh"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+ALG=sipalgd
+LAB_ID=${LAB_ID:-$(( 1000 + $$ % 4000 ))}
+
+lab_init
+trap lab_cleanup EXIT INT TERM
+lab_watchdog field-reload 180
+lab_topology || exit 1
+
+CONF=$LAB_TMP/field.yaml
+LOG=$LAB_TMP/sipalgd.log
+SYSLOG_SOCK=$LAB_TMP/syslog.sock
+SYSLOG_TXT=$LAB_TMP/syslog.txt
+
+# conf PORTS LEVEL RATE QUEUE SYSLOG
+conf() {
+	cat >"$CONF.new" <<EOC
+wan: { interface: wan }
+lan: { networks: [192.168.77.0/24] }
+sip: { ports: [$1] }
+queue: { number: $4 }
+limits: { messages_per_second_per_source: $3 }
+paths: { nft_table: sipalgd_fr, control_socket: $LAB_TMP/sipalgd.sock, pid_file: $LAB_TMP/sipalgd.pid }
+log: { level: $2, syslog: $5 }
+EOC
+	mv "$CONF.new" "$CONF"
+}
+
+py() { "$PY" "$HERE/field-reload.py" --id "$LAB_ID" "$@"; }
+counter() { hx_ctl counters | awk -v k="$1" '$1 == k { print $2 }'; }
+check() { # check NAME CONDITION-EXIT-STATUS WHY
+	if [ "$2" = 0 ]; then hx_ok "$1"; else hx_fail "$1" "$3"; fi
+}
+# wait_line FILE PATTERN: up to 5 s for a line matching PATTERN
+wait_line() {
+	local i
+	for i in $(seq 1 50); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A syslog of our own: a datagram socket in this run's directory, written line by line.
+"$PY" - "$SYSLOG_SOCK" "$SYSLOG_TXT" <<'EOP' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
+EOP
+LAB_PIDS="$LAB_PIDS $!"
+for _ in $(seq 1 50); do [ -S "$SYSLOG_SOCK" ] && break; sleep 0.1; done
+
+# The daemon in the router namespace, in a mount namespace of its own where /dev is a
+# tmpfs with the usual devices and /dev/log is our socket: its syslog() reaches us and
+# nothing of the machine's /dev changes.
+BIN=${LAB_SIPALGD_BIN:-$LAB_REPO/sipalgd}
+conf 5060 warning 500 7 false
+LAB_SOCK=$LAB_TMP/sipalgd.sock
+LAB_CTL=$LAB_REPO/sipalgctl
+LAB_DAEMON_LOG=$LOG
+export LAB_SOCK LAB_CTL
+mkdir -p "$LAB_TMP/olddev"
+ip netns exec "$NS_RTR" unshare -m --propagation private sh -c '
+	set -e
+	mount --bind /dev "$1/olddev"
+	mount -t tmpfs -o mode=755 tmpfs /dev
+	for d in null zero full random urandom; do touch /dev/$d; mount --bind "$1/olddev/$d" /dev/$d; done
+	touch /dev/log
+	mount --bind "$2" /dev/log
+	exec "$3" -c "$4"' sh "$LAB_TMP" "$SYSLOG_SOCK" "$BIN" "$CONF" >"$LOG" 2>&1 </dev/null &
+LAB_DAEMON_PID=$!
+LAB_PIDS="$LAB_PIDS $LAB_DAEMON_PID"
+up=1
+for _ in $(seq 1 100); do
+	hx_ctl status >/dev/null 2>&1 && { up=0; break; }
+	kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break
+	sleep 0.2
+done
+if [ $up != 0 ]; then
+	echo "sipalgd did not start; log:" >&2; sed 's/^/  | /' "$LOG" >&2
+	exit 1
+fi
+
+# 1. before
+out=$(py call 5060); check before_call_5060_rewritten $? "$out"
+out=$(py burst 5060 40); n=${out#received }
+[ "$n" = 40 ]; check before_burst_all_pass $? "$out of 40 (rate 500/s)"
+grep -q "sipalgd: info:" "$LOG"; [ $? != 0 ]; check before_no_info_lines $? "info lines at log.level warning"
+
+# 2. ports, level, a limit, and a restart-only key
+drop0=$(counter drop_rate)
+conf 5070 info 5 9 false
+kill -HUP "$LAB_DAEMON_PID"
+wait_line "$LOG" "reload: applied"; check hup1_logged $? "no 'reload: applied' line within 5 s"
+applied=$(grep "reload: applied" "$LOG" | tail -n 1)
+for k in sip.ports limits.messages_per_second_per_source log.level; do
+	case "$applied" in *"$k"*) r=0 ;; *) r=1 ;; esac
+	check "hup1_applied_$k" $r "log: $applied"
+done
+grep -q "reload: queue.number needs a restart; kept 7" "$LOG"
+check hup1_queue_number_kept_named $? "no 'reload: queue.number needs a restart; kept 7' in the log"
+case "$applied" in *queue.number*) r=1 ;; *) r=0 ;; esac
+check hup1_queue_number_not_applied $r "log: $applied"
+rules=$(lab_nsx "$NS_RTR" iptables -t mangle -S SIPALGD_FR 2>&1)
+echo "$rules" | grep -q -- "--dport 5070 .*--queue-num 7"; check hup1_diversion_5070_queue7 $? "$rules"
+echo "$rules" | grep -q -- "port 5060"; [ $? != 0 ]; check hup1_diversion_not_5060 $? "$rules"
+left=$(lab_nsx "$NS_RTR" iptables -t mangle -S 2>&1 | grep -c -- "SIPALGD_FR_R")
+[ "$left" = 0 ]; check hup1_no_scratch_chain $? "$left SIPALGD_FR_R lines left"
+grep -q "sipalgd: info: reload: applied" "$LOG"; check hup1_level_info_in_force $? "the reload's info line is missing"
+out=$(py call 5070); check hup1_call_5070_rewritten $? "$out"
+out=$(py plain 5060); check hup1_5060_not_diverted $? "$out"
+out=$(py burst 5070 40); n=${out#received }
+[ -n "$n" ] && [ "$n" -le 12 ] && [ "$n" -ge 1 ]; check hup1_burst_limited $? "$out of 40 (rate 5/s)"
+drop1=$(counter drop_rate)
+[ "$((drop1 - drop0))" -ge 28 ]; check hup1_drop_rate_counted $? "drop_rate $drop0 -> $drop1"
+hx_ctl status >/dev/null; check hup1_status_ok $? "sipalgctl status failed"
+
+# 3. log.syslog
+nerr=$(wc -l <"$LOG")
+conf 5070 info 5 9 true
+kill -HUP "$LAB_DAEMON_PID"
+wait_line "$SYSLOG_TXT" "reload: applied log.syslog"; check hup2_applied_in_syslog $? "syslog: $(tail -n 3 "$SYSLOG_TXT" 2>/dev/null)"
+out=$(py call 5070); check hup2_call_5070 $? "$out"
+sleep 1.1 # the rate limit's warning is itself limited to one a second
+py burst 5070 40 >/dev/null
+wait_line "$SYSLOG_TXT" "over limits.messages_per_second_per_source"
+check hup2_warning_in_syslog $? "no rate-limit warning in syslog"
+after=$(tail -n +"$((nerr + 1))" "$LOG" | grep -c "sipalgd: ")
+[ "$after" = 0 ]; check hup2_stderr_quiet $? "$after lines still on stderr after the switch"
+
+# 4. stop: exit 0, no rules (real or scratch) left
+hx_ctl counters >"$LAB_TMP/counters-final.txt" 2>&1
+kill -TERM "$LAB_DAEMON_PID"
+for _ in $(seq 1 100); do kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$LAB_DAEMON_PID"; rc=$?
+[ $rc = 0 ]; check stop_exit_0 $? "exit status $rc"
+left=$( { lab_nsx "$NS_RTR" iptables -t mangle -S; lab_nsx "$NS_RTR" nft list tables; } 2>&1 | grep -ci sipalgd_fr)
+[ "$left" = 0 ]; check stop_no_rules_left $? "$left rules/tables left"
+
+if [ "$HX_FAIL" != 0 ] || [ "${VERBOSE:-0}" = 1 ]; then
+	[ "$HX_FAIL" != 0 ] && LAB_KEEP_TMP=1
+	echo "# sipalgd log (stderr):"; sed 's/^/  | /' "$LOG" | tail -n 40
+	echo "# syslog:"; sed 's/^/  | /' "$SYSLOG_TXT" 2>/dev/null | tail -n 10
+fi
+echo "$HX_PASS passed, $HX_FAIL failed"
+[ "$HX_FAIL" = 0 ]
