@@ -7,6 +7,8 @@
                                          phone's private address in it: PORT is NOT diverted
   field-reload.py --id ID burst PORT N   N out-of-dialog OPTIONS phone2:PORT -> proxy:PORT at
                                          once; prints `received K` (what reached the WAN side)
+  field-reload.py --id ID leak PORT SECS OPTIONS every 2 ms for SECS; prints `sent S received R
+                                         unrewritten U` (U: crossed with a private address)
 
 Exit 0 when the step's check holds, 1 with the reason otherwise. The lab's own
 helpers (flows.py: setns, UAs, checks on the bytes that arrive) do the work.
@@ -81,6 +83,36 @@ def burst(port, n):
     print("received %d" % got)
 
 
+def leak(port, seconds):
+    """OPTIONS phone1:PORT -> proxy:PORT every 2 ms for `seconds`; count what arrives and
+    how much of it still carries the phone's private address (crossed unqueued)."""
+    p1 = F.phone(F.PHONE1, port)
+    bob = F.remote(F.PROXY, port, name="bob")
+    sent = got = plain = 0
+    end = time.monotonic() + seconds
+    while True:
+        now = time.monotonic()
+        if now < end:
+            raw = F.sip(["OPTIONS sip:bob@biloxi.example.com SIP/2.0",
+                         "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s" % (F.PHONE1, port, F.uniq()),
+                         "Max-Forwards: 70", "From: <sip:alice@atlanta.example.com>;tag=" + F.uniq("t"),
+                         "To: <sip:bob@biloxi.example.com>", "Call-ID: " + F.uniq("lk"),
+                         "CSeq: 1 OPTIONS"])
+            p1.sock.sendto(raw, (F.PROXY, port))
+            sent += 1
+        elif now > end + 1.0:
+            break
+        while True:
+            r, _, _ = F.select.select([bob.sock], [], [], 0.002)
+            if not r:
+                break
+            data, _ = bob.sock.recvfrom(65535)
+            got += 1
+            if F.LAN_PREFIX in data:
+                plain += 1
+    print("sent %d received %d unrewritten %d" % (sent, got, plain))
+
+
 def main():
     a = sys.argv[1:]
     if len(a) < 4 or a[0] != "--id":
@@ -94,6 +126,8 @@ def main():
             call(int(args[0]))
         elif step == "plain":
             plain(int(args[0]))
+        elif step == "leak":
+            leak(int(args[0]), float(args[1]))
         elif step == "burst":
             burst(int(args[0]), int(args[1]))
         else:

@@ -14,7 +14,9 @@
 #   3. SIGHUP with log.syslog true: the daemon's lines (the reload's own, then the rate
 #      limit's warning) go to syslog, which the daemon reaches at /dev/log in a private mount
 #      namespace (a socket of this test's), and no longer to stderr.
-#   4. SIGTERM: exit 0, no rules left (neither the real nor the scratch copy of the swap).
+#   4. SIP flowing on 5070 (every 2 ms) while SIGHUP adds 5080: no datagram crosses
+#      unrewritten during the swap of the diversion; a call on 5080 is then rewritten.
+#   5. SIGTERM: exit 0, no rules left (neither the real nor the scratch copy of the swap).
 # VERBOSE=1 prints the daemon's log and syslog at the end.
 # Prints `N passed, N failed` last; exit 1 on any failure. About 30 s.
 # LAB_SIPALGD_BIN=/path/to/sipalgd runs another build (as lib.sh does): against a daemon
@@ -158,7 +160,25 @@ check hup2_warning_in_syslog $? "no rate-limit warning in syslog"
 after=$(tail -n +"$((nerr + 1))" "$LOG" | grep -c "sipalgd: ")
 [ "$after" = 0 ]; check hup2_stderr_quiet $? "$after lines still on stderr after the switch"
 
-# 4. stop: exit 0, no rules (real or scratch) left
+# 4. the swap itself: SIP flows on 5070 while SIGHUP adds 5080 (and sets no rate limit,
+# and log.syslog back to false): not one datagram may cross unrewritten while the
+# diversion is replaced, and the new port is diverted afterwards.
+py leak 5070 3 >"$LAB_TMP/leak.txt" &
+leakpid=$!
+LAB_PIDS="$LAB_PIDS $leakpid"
+sleep 1
+conf "5070, 5080" info 0 9 false
+kill -HUP "$LAB_DAEMON_PID"
+wait $leakpid
+out=$(cat "$LAB_TMP/leak.txt")
+set -- $out # sent S received R unrewritten U
+echo "# swap under load: $out"
+[ "${6:-x}" = 0 ] && [ "${4:-0}" -gt 100 ]; check swap_no_unrewritten_sip $? "$out"
+grep -q "reload: applied sip.ports, limits.messages_per_second_per_source, log.syslog" "$LOG"
+check swap_applied_back_on_stderr $? "log: $(grep 'reload: applied' "$LOG" | tail -n 1)"
+out=$(py call 5080); check swap_call_5080_rewritten $? "$out"
+
+# 5. stop: exit 0, no rules (real or scratch) left
 hx_ctl counters >"$LAB_TMP/counters-final.txt" 2>&1
 kill -TERM "$LAB_DAEMON_PID"
 for _ in $(seq 1 100); do kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
