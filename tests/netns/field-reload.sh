@@ -16,7 +16,9 @@
 #      namespace (a socket of this test's), and no longer to stderr.
 #   4. SIP flowing on 5070 (every 2 ms) while SIGHUP adds 5080: no datagram crosses
 #      unrewritten during the swap of the diversion; a call on 5080 is then rewritten.
-#   5. SIGTERM: exit 0, no rules left (neither the real nor the scratch copy of the swap).
+#   5. SIGHUP with queue.divert nft, which this kernel refuses: the key is named and kept,
+#      the running diversion still works.
+#   6. SIGTERM: exit 0, no rules left (neither the real nor the scratch copy of the swap).
 # VERBOSE=1 prints the daemon's log and syslog at the end.
 # Prints `N passed, N failed` last; exit 1 on any failure. About 30 s.
 # LAB_SIPALGD_BIN=/path/to/sipalgd runs another build (as lib.sh does): against a daemon
@@ -41,13 +43,13 @@ LOG=$LAB_TMP/sipalgd.log
 SYSLOG_SOCK=$LAB_TMP/syslog.sock
 SYSLOG_TXT=$LAB_TMP/syslog.txt
 
-# conf PORTS LEVEL RATE QUEUE SYSLOG
+# conf PORTS LEVEL RATE QUEUE SYSLOG [DIVERT]
 conf() {
 	cat >"$CONF.new" <<EOC
 wan: { interface: wan }
 lan: { networks: [192.168.77.0/24] }
 sip: { ports: [$1] }
-queue: { number: $4 }
+queue: { number: $4, divert: ${6:-iptables} }
 limits: { messages_per_second_per_source: $3 }
 paths: { nft_table: sipalgd_fr, control_socket: $LAB_TMP/sipalgd.sock, pid_file: $LAB_TMP/sipalgd.pid }
 log: { level: $2, syslog: $5 }
@@ -178,7 +180,22 @@ grep -q "reload: applied sip.ports, limits.messages_per_second_per_source, log.s
 check swap_applied_back_on_stderr $? "log: $(grep 'reload: applied' "$LOG" | tail -n 1)"
 out=$(py call 5080); check swap_call_5080_rewritten $? "$out"
 
-# 5. stop: exit 0, no rules (real or scratch) left
+# 5. a rebuild that cannot be done: queue.divert nft on a kernel without the nft queue
+# statement (this one: see tests/netns/README.md). The new diversion is refused by the
+# kernel, the key is named and kept, and the running diversion still works.
+if lab_nsx "$NS_RTR" nft -c 'table ip t { chain c { type filter hook forward priority 0; queue num 1; } }' 2>/dev/null; then
+	lab_log "this kernel has the nft queue statement: the refused-rebuild step is skipped"
+else
+	conf "5070, 5080" info 0 9 false nft
+	kill -HUP "$LAB_DAEMON_PID"
+	wait_line "$LOG" "reload: queue.divert could not be installed in the diversion; kept iptables"
+	check divert_refused_named_kept $? "log: $(grep 'queue.divert' "$LOG" | tail -n 2)"
+	left=$(lab_nsx "$NS_RTR" nft list tables 2>&1 | grep -c "_divert")
+	[ "$left" = 0 ]; check divert_no_partial_table $? "$left nft divert tables left"
+	out=$(py call 5080); check divert_call_still_rewritten $? "$out"
+fi
+
+# 6. stop: exit 0, no rules (real or scratch) left
 hx_ctl counters >"$LAB_TMP/counters-final.txt" 2>&1
 kill -TERM "$LAB_DAEMON_PID"
 for _ in $(seq 1 100); do kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
