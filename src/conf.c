@@ -159,6 +159,8 @@ static const struct keydef {
 			  "syslog or standard error; reload switches the log" },
 };
 
+_Static_assert(KEY__COUNT <= CONF_KEYS_MAX, "raise CONF_KEYS_MAX in conf.h");
+
 #undef FIELD
 #undef LIVE
 #undef RESTART

@@ -110,6 +110,9 @@ enum conf_rebuild {
 	CONF_REBUILD_WAN,   /* the public address and what names it (wan.h) */
 };
 
+/* At most this many keys (conf.c asserts it): callers may size arrays by it. */
+#define CONF_KEYS_MAX 64
+
 int conf_key_count(void);
 const char *conf_key_name(int k);   /* "sip.ports"; NULL out of range */
 const char *conf_key_doc(int k);    /* one line */

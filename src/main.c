@@ -276,7 +276,7 @@ static void reload(void)
 {
 	static struct conf nc, next;
 	char err[512], applied[1024] = "";
-	int n = conf_key_count(), changed[64] = { 0 }, want[CONF_REBUILD_WAN + 1] = { 0 };
+	int n = conf_key_count(), changed[CONF_KEYS_MAX] = { 0 }, want[CONF_REBUILD_WAN + 1] = { 0 };
 
 	if (conf_load(conf_path, &nc, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
@@ -286,7 +286,7 @@ static void reload(void)
 	 * goes where the new file says. */
 	log_init(nc.log_syslog || detached, (enum log_level)nc.log_level);
 	next = conf;
-	for (int k = 0; k < n && k < 64; k++) {
+	for (int k = 0; k < n; k++) {
 		if (!conf_key_differs(&conf_file, &nc, k))
 			continue;
 		if (conf_key_reload(k) == CONF_RESTART_ONLY) {
@@ -301,7 +301,7 @@ static void reload(void)
 	 * values (public_address 0 = the interface's). */
 	if (want[CONF_REBUILD_WAN]) {
 		if (wan_reconfigure(&next, now_ms()) < 0) {
-			for (int k = 0; k < n && k < 64; k++)
+			for (int k = 0; k < n; k++)
 				if (changed[k] && conf_key_rebuild(k) == CONF_REBUILD_WAN) {
 					reload_keep(&next, k, "needs a restart");
 					changed[k] = 0;
@@ -318,7 +318,7 @@ static void reload(void)
 	 * If it cannot be installed the old one stays and so do the keys. */
 	if (want[CONF_REBUILD_RULES] && manage_rules) {
 		if (rules_replace(&conf, &next) < 0)
-			for (int k = 0; k < n && k < 64; k++)
+			for (int k = 0; k < n; k++)
 				if (changed[k] && conf_key_rebuild(k) == CONF_REBUILD_RULES) {
 					reload_keep(&next, k, "could not be installed in the diversion");
 					changed[k] = 0;
@@ -327,7 +327,7 @@ static void reload(void)
 		log_warn("reload: --no-rules: the system's diversion (kernel-rules/) must match sip.ports and queue.divert");
 	}
 	conf = next;
-	for (int k = 0; k < n && k < 64; k++)
+	for (int k = 0; k < n; k++)
 		if (changed[k]) {
 			conf_key_copy(&conf_file, &nc, k);
 			list_add(applied, sizeof(applied), conf_key_name(k));
