@@ -4,6 +4,7 @@ SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 DATADIR ?= $(PREFIX)/share/sipalgd
 MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS    := libnetfilter_queue libmnl libnftnl libnetfilter_conntrack yaml-0.1
@@ -140,11 +141,12 @@ install: all
 		echo "  keeping $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml (shipped one: $(DESTDIR)$(DATADIR)/sipalgd.yaml)"; \
 	else install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml; fi
 	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(DATADIR)/sipalgd.yaml
-	install -m 0644 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
+	@# the .nft files are `#!/usr/sbin/nft -f` scripts: runnable as they are
+	install -m 0755 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
 	install -m 0755 kernel-rules/*.sh $(DESTDIR)$(DATADIR)/kernel-rules/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/sipalgd.service
+		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(UNITDIR)/sipalgd.service
 	if [ -d docs/man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
 		for m in docs/man/*.8; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
 		for m in docs/man/*.5; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; fi; true
