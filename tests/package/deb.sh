@@ -80,11 +80,13 @@ ok "built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
 step "lintian"
 # Never delete through a mount a killed earlier run may have left.
 grep -q " $OUT/" /proc/mounts && die "something is still mounted under $OUT"
-rm -rf "$OUT" && mkdir -p "$OUT/src" || die "cannot make $OUT"
+rm -rf "$OUT"
+mkdir -p "$OUT/src" || die "cannot make $OUT"
 # The source package, from the same tarball (make dist) as the binary one.
-tar -C "$OUT/src" -xzf "build/dist/sipalgd-$version.tar.gz" &&
-	(cd "$OUT/src" && dpkg-source -b "sipalgd-$version" >/dev/null 2>&1) ||
+if ! tar -C "$OUT/src" -xzf "build/dist/sipalgd-$version.tar.gz" ||
+	! (cd "$OUT/src" && dpkg-source -b "sipalgd-$version" >/dev/null 2>&1); then
 	bad "dpkg-source -b"
+fi
 for f in "$deb" "$OUT/src/sipalgd_$version.dsc"; do
 	[ -f "$f" ] || { bad "lintian: $f missing"; continue; }
 	lintian --pedantic -I --fail-on error,warning "$f" >"$OUT/lintian.out" 2>&1
@@ -101,6 +103,10 @@ mmdebstrap --quiet --variant=apt bookworm "$ROOT" >"$OUT/mmdebstrap.log" 2>&1 ||
 ok "root in $ROOT"
 cp "$deb" "$ROOT/root/" || die "copy"
 rdeb=/root/$(basename "$deb")
+# mmdebstrap leaves no package lists behind; apt in the root needs them
+# (and a resolver) to resolve the package's dependencies itself.
+[ -s "$ROOT/etc/resolv.conf" ] || cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+in_root apt-get update -q >"$OUT/update.log" 2>&1 || { tail "$OUT/update.log"; die "apt-get update in the root"; }
 
 step "install"
 in_root apt-get install -y -q "$rdeb" >"$OUT/install.log" 2>&1 || { tail -n 20 "$OUT/install.log"; die "apt-get install failed"; }
@@ -130,10 +136,13 @@ in_root dpkg -i "$rdeb" >"$OUT/reinstall.log" 2>&1 || { tail "$OUT/reinstall.log
 check "reinstall keeps the edited conffile" grep -qx '# edited by the operator' "$ROOT/etc/sipalgd/sipalgd.yaml"
 check "reinstall does not bring the marker back" test ! -e "$ROOT/etc/sipalgd/unconfigured"
 # A higher version of the same package: the maintainer scripts' upgrade path.
-rm -rf "$OUT/up" && dpkg-deb -R "$deb" "$OUT/up" &&
-	sed -i "s/^Version: .*/Version: ${version}+deb.check1/" "$OUT/up/DEBIAN/control" &&
-	dpkg-deb -b "$OUT/up" "$ROOT/root/up.deb" >/dev/null 2>&1 || die "cannot make the upgrade package"
+if ! dpkg-deb -R "$deb" "$OUT/up" ||
+	! sed -i "s/^Version: .*/Version: ${version}+deb.check1/" "$OUT/up/DEBIAN/control" ||
+	! dpkg-deb -b "$OUT/up" "$ROOT/root/up.deb" >/dev/null 2>&1; then
+	die "cannot make the upgrade package"
+fi
 in_root dpkg -i /root/up.deb >"$OUT/upgrade.log" 2>&1 || { tail "$OUT/upgrade.log"; bad "upgrade"; }
+# shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
 check "upgraded to ${version}+deb.check1" test "$(in_root dpkg-query -W -f '${Version}' sipalgd)" = "${version}+deb.check1"
 check "upgrade keeps the edited conffile" grep -qx '# edited by the operator' "$ROOT/etc/sipalgd/sipalgd.yaml"
 check "upgrade does not bring the marker back" test ! -e "$ROOT/etc/sipalgd/unconfigured"
@@ -143,8 +152,10 @@ check "upgrade keeps the unit enabled" test -L "$ROOT/etc/systemd/system/multi-u
 step "lab call ($FLOWS) with the installed /usr/sbin/sipalgd (chroot)"
 # The lab keeps its config, socket and state in /tmp/salg-lab.*: the same
 # path inside the root. The daemon reads nothing else from the host.
-mount --bind /tmp "$ROOT/tmp" && mounted="$ROOT/tmp $mounted" || die "bind /tmp"
-mount -t proc proc "$ROOT/proc" && mounted="$ROOT/proc $mounted" || die "mount proc"
+mount --bind /tmp "$ROOT/tmp" || die "bind /tmp"
+mounted="$ROOT/tmp $mounted"
+mount -t proc proc "$ROOT/proc" || die "mount proc"
+mounted="$ROOT/proc $mounted"
 ctl=$OUT/sipalgctl-in-root
 printf '#!/bin/sh\nexec chroot %s /usr/sbin/sipalgctl "$@"\n' "$ROOT" >"$ctl" && chmod +x "$ctl"
 if LAB_SIPALGD_WRAP="chroot $ROOT" LAB_SIPALGD_BIN=/usr/sbin/sipalgd LAB_SIPALGCTL_BIN=$ctl \
@@ -163,6 +174,7 @@ in_root apt-get remove -y -q sipalgd >"$OUT/remove.log" 2>&1 || { tail "$OUT/rem
 check "remove: binary gone" test ! -e "$ROOT/usr/sbin/sipalgd"
 check "remove: unit gone" test ! -e "$ROOT/lib/systemd/system/sipalgd.service"
 check "remove: the edited conffile stays" grep -qx '# edited by the operator' "$ROOT/etc/sipalgd/sipalgd.yaml"
+# shellcheck disable=SC2016 # a dpkg-query format
 check "remove: package in state config-files" \
 	test "$(in_root dpkg-query -W -f '${db:Status-Status}' sipalgd)" = config-files
 
