@@ -158,13 +158,40 @@ mount -t proc proc "$ROOT/proc" || die "mount proc"
 mounted="$ROOT/proc $mounted"
 ctl=$OUT/sipalgctl-in-root
 printf '#!/bin/sh\nexec chroot %s /usr/sbin/sipalgctl "$@"\n' "$ROOT" >"$ctl" && chmod +x "$ctl"
-if LAB_SIPALGD_WRAP="chroot $ROOT" LAB_SIPALGD_BIN=/usr/sbin/sipalgd LAB_SIPALGCTL_BIN=$ctl \
+# The daemon as systemd would start it, without systemd (not PID 1 here):
+# a notify socket (tests/package/notify_listen.py stands in for systemd's),
+# a watchdog of 400 ms, and stderr that JOURNAL_STREAM names as journald's.
+notify_sock=$(mktemp -u /tmp/sipalgd-deb-check-notify.XXXXXX)
+wrap=$OUT/sipalgd-as-a-service
+cat >"$wrap" <<EOF
+#!/bin/sh
+exec 2>>"$OUT/daemon.stderr"
+js=\$(stat -L -c %d:%i /proc/self/fd/2)
+exec chroot "$ROOT" /usr/bin/env NOTIFY_SOCKET="$notify_sock" WATCHDOG_USEC=400000 JOURNAL_STREAM="\$js" "\$@"
+EOF
+chmod +x "$wrap"
+python3 "$HERE/notify_listen.py" "$notify_sock" "$OUT/notify.log" 90 &
+listener=$!
+for _ in $(seq 1 50); do [ -S "$notify_sock" ] && break; sleep 0.1; done
+if LAB_SIPALGD_WRAP=$wrap LAB_SIPALGD_BIN=/usr/sbin/sipalgd LAB_SIPALGCTL_BIN=$ctl \
 	FLOWS=$FLOWS tests/netns/run.sh >"$OUT/lab.log" 2>&1; then
 	ok "lab: $(tail -n 1 "$OUT/lab.log")"
 else
 	sed 's/^/  | /' "$OUT/lab.log" | tail -n 40
+	sed 's/^/  | stderr: /' "$OUT/daemon.stderr" | tail -n 20
 	bad "lab call with the packaged daemon"
 fi
+# STOPPING=1 ends the listener; if it never came, its bound runs out.
+kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
+rm -f "$notify_sock"
+sed 's/^/  | notify: /' "$OUT/notify.log" | awk '!/WATCHDOG/ || !w++'
+check "notify: READY=1 once set up" grep -q '^READY=1' "$OUT/notify.log"
+check "notify: WATCHDOG=1 from the tick (>= 5)" \
+	test "$(grep -c '^WATCHDOG=1$' "$OUT/notify.log")" -ge 5
+check "notify: SIGHUP gives RELOADING=1 then READY=1" \
+	sh -c "grep -A1 '^RELOADING=1' '$OUT/notify.log' | grep -q '^READY=1'"
+check "notify: STOPPING=1 last" test "$(tail -n 1 "$OUT/notify.log")" = STOPPING=1
+check "journal stderr: lines carry <6> priorities" grep -q '^<6>sipalgd: info: running' "$OUT/daemon.stderr"
 for m in $mounted; do umount "$m" || bad "umount $m"; done
 mounted=""
 
