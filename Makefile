@@ -181,8 +181,13 @@ deb: dist
 
 deb-check:
 	@tests/package/deb.sh
+
+# What make deb and make deb-check need beyond make deps.
+DEB_CHECK_DEBS := debhelper lintian mmdebstrap systemd-container
+deb-check-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_CHECK_DEBS)
 # ---- end of release and Debian package -----------------------------------
 
 
-.PHONY: print-core-src dist deb deb-check deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
+.PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

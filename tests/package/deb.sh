@@ -11,7 +11,12 @@
 #      upgrade to a higher version, each keeping the operator's edits to
 #      the conffile; the unit enabled, held by the first-install marker.
 #   4. The lab's call with RTP, with /usr/sbin/sipalgd and sipalgctl of
-#      that root (chroot) as the router's ALG (tests/netns/run.sh).
+#      that root (chroot) as the router's ALG (tests/netns/run.sh), started
+#      as systemd would (notify socket, watchdog, journald stderr).
+#      Then the root boots its own systemd (systemd-nspawn, the WAN in a
+#      namespace of ours): the packaged unit starts at boot under its whole
+#      sandbox, reloads, is restarted by the watchdog, stops cleanly, and
+#      is skipped while /etc/sipalgd/unconfigured exists.
 #   5. remove (conffile stays), purge (nothing of ours left).
 # Environment:
 #   DEB_CHECK_FLOWS   lab flows to run (default: call_3_1)
@@ -30,6 +35,9 @@ FLOWS=${DEB_CHECK_FLOWS:-call_3_1}
 start=$(date +%s)
 failures=0
 mounted=""
+nspawn=""
+cleanup_ns=0
+id=$(($$ % 10000))
 
 step() { echo "== deb-check: $*"; }
 ok() { echo "ok - $*"; }
@@ -44,6 +52,11 @@ in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 
 cleanup() {
 	local m
+	if [ -n "$nspawn" ]; then kill "$nspawn" 2>/dev/null; wait "$nspawn" 2>/dev/null; fi
+	if [ "$cleanup_ns" = 1 ]; then
+		ip link del "salg-debv-$id" 2>/dev/null
+		ip netns del "salg-deb-$id" 2>/dev/null
+	fi
 	for m in $mounted; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 	if [ "${DEB_CHECK_KEEP:-0}" = 1 ]; then
 		echo "deb-check: root kept in $ROOT"
@@ -55,8 +68,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "# interrupted"; exit 130' INT TERM
 
-for tool in mmdebstrap lintian dpkg-buildpackage; do
-	command -v $tool >/dev/null || die "$tool not installed (apt-get install mmdebstrap lintian devscripts debhelper)"
+for tool in mmdebstrap lintian dpkg-buildpackage systemd-nspawn; do
+	command -v $tool >/dev/null || die "$tool not installed (make deb-check-deps)"
 done
 [ "$(id -u)" = 0 ] || die "needs root (chroot, namespaces)"
 
@@ -98,7 +111,7 @@ done
 
 # ---- 3. a Debian 12 root, install, reinstall, upgrade -----------------------
 step "Debian 12 root (mmdebstrap)"
-mmdebstrap --quiet --variant=apt bookworm "$ROOT" >"$OUT/mmdebstrap.log" 2>&1 ||
+mmdebstrap --quiet --variant=apt --include=systemd,systemd-sysv bookworm "$ROOT" >"$OUT/mmdebstrap.log" 2>&1 ||
 	{ tail -n 20 "$OUT/mmdebstrap.log"; die "mmdebstrap failed (no access to the Debian archive?)"; }
 ok "root in $ROOT"
 cp "$deb" "$ROOT/root/" || die "copy"
@@ -194,6 +207,74 @@ check "notify: STOPPING=1 last" test "$(tail -n 1 "$OUT/notify.log")" = STOPPING
 check "journal stderr: lines carry <6> priorities" grep -q '^<6>sipalgd: info: running' "$OUT/daemon.stderr"
 for m in $mounted; do umount "$m" || bad "umount $m"; done
 mounted=""
+
+# ---- 4b. under systemd as PID 1 ------------------------------------------------
+# No systemd here (PID 1 is the sandbox's), so the root boots its own in a
+# systemd-nspawn container whose network namespace has a WAN eth1 with an
+# address: the packaged unit, with its whole sandbox, as a router boots it.
+step "systemd: the unit in a booted container (systemd-nspawn)"
+ns=salg-deb-$id
+ip netns add "$ns" || die "ip netns add"
+cleanup_ns=1
+if ! ip link add "salg-debv-$id" type veth peer name eth1 netns "$ns" ||
+	! ip -n "$ns" addr add 203.0.113.1/24 dev eth1 ||
+	! ip -n "$ns" link set eth1 up || ! ip -n "$ns" link set lo up; then
+	die "WAN link in $ns"
+fi
+timeout 180 systemd-nspawn -D "$ROOT" --keep-unit --register=no --capability=CAP_NET_ADMIN \
+	--network-namespace-path="/run/netns/$ns" --boot >"$OUT/nspawn.log" 2>&1 </dev/null &
+nspawn=$!
+ctinit=""
+for _ in $(seq 1 100); do
+	n=$(pgrep -P "$nspawn" -x systemd-nspawn) && ctinit=$(pgrep -P "$n" -x systemd) && break
+	sleep 0.1
+done
+[ -n "$ctinit" ] || { tail "$OUT/nspawn.log"; die "the container did not boot"; }
+in_ct() { nsenter -t "$ctinit" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+in_ct timeout 60 systemctl is-system-running --wait >/dev/null 2>&1
+for _ in $(seq 1 50); do [ "$(in_ct systemctl is-active sipalgd)" = active ] && break; sleep 0.2; done
+check "started at boot, active (Type=notify: READY=1 came)" test "$(in_ct systemctl is-active sipalgd)" = active
+check "StatusText from the daemon" test "$(in_ct systemctl show -p StatusText --value sipalgd)" = running
+check "sipalgctl status in the container" in_ct sipalgctl status
+pid=$(in_ct systemctl show -p MainPID --value sipalgd)
+st=$(in_ct cat "/proc/$pid/status")
+check "sandbox: NoNewPrivs, seccomp filter" sh -c "echo '$st' | grep -q '^NoNewPrivs:.*1' && echo '$st' | grep -q '^Seccomp:.*2'"
+check "capabilities after set-up: CAP_NET_ADMIN, CAP_NET_RAW only" sh -c "echo '$st' | grep -q '^CapEff:.*0000000000003000'"
+check "SCHED_FIFO through the sandbox (CAP_SYS_NICE at start)" sh -c "chrt -p $pid | grep -q SCHED_FIFO"
+check "journal keeps levels: -p warning has no info line" \
+	sh -c "! nsenter -t $ctinit -a journalctl -u sipalgd -p warning -o cat | grep -q 'info: running'"
+check "journal keeps levels: -p info has it" \
+	sh -c "nsenter -t $ctinit -a journalctl -u sipalgd -p info -o cat | grep -q 'info: running'"
+check "systemctl reload" in_ct systemctl reload sipalgd
+check "reload reached the daemon" sh -c "nsenter -t $ctinit -a journalctl -u sipalgd -o cat | grep -q 'configuration reloaded'"
+# The watchdog: a stopped loop sends no WATCHDOG=1; systemd kills and restarts
+# it (2 s instead of 10 s, from a runtime drop-in, to keep the test short).
+in_ct sh -c 'mkdir -p /run/systemd/system/sipalgd.service.d &&
+	printf "[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\n" >/run/systemd/system/sipalgd.service.d/wd.conf &&
+	systemctl daemon-reload && systemctl restart sipalgd'
+old=$(in_ct systemctl show -p MainPID --value sipalgd)
+in_ct kill -STOP "$old"
+new=$old
+for _ in $(seq 1 50); do
+	sleep 0.2
+	new=$(in_ct systemctl show -p MainPID --value sipalgd)
+	[ "$new" != "$old" ] && [ "$new" != 0 ] && [ "$(in_ct systemctl is-active sipalgd)" = active ] && break
+done
+check "watchdog: a stopped loop is killed and restarted ($old -> $new)" \
+	sh -c "[ '$new' != '$old' ] && nsenter -t $ctinit -a journalctl -u sipalgd -o cat | grep -q 'Watchdog timeout'"
+in_ct sh -c 'rm -r /run/systemd/system/sipalgd.service.d && systemctl daemon-reload'
+check "systemctl stop" in_ct systemctl stop sipalgd
+check "stopped cleanly (Result=success)" test "$(in_ct systemctl show -p Result --value sipalgd)" = success
+check "stop removed the diversion" sh -c "! ip netns exec $ns iptables -t mangle -S | grep -q SIPALGD"
+in_ct touch /etc/sipalgd/unconfigured
+in_ct systemctl start sipalgd
+check "with the marker, start is skipped (ConditionResult=no)" \
+	test "$(in_ct systemctl show -p ConditionResult --value sipalgd)" = no
+in_ct rm -f /etc/sipalgd/unconfigured
+in_ct systemctl poweroff >/dev/null 2>&1
+for _ in $(seq 1 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+kill "$nspawn" 2>/dev/null; wait "$nspawn" 2>/dev/null
+nspawn=""
 
 # ---- 5. remove, purge ---------------------------------------------------------
 step "remove"
