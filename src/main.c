@@ -36,6 +36,7 @@
 #include "rules.h"
 #include "state.h"
 #include "stats.h"
+#include "version.h"
 
 #define MAX_BATCH 256
 #define OUT_CAP (65535 + 64)
@@ -331,6 +332,11 @@ static void handle_burst(void)
 			nanosleep(&ts, NULL);
 			return;
 		}
+		/* At ordinary priority a flood keeps every burst full: back to the
+		 * loop once a tick anyway, so timers, the state file and the
+		 * watchdog ping (WatchdogSec=) still run. */
+		if (now_ms() - busy_since >= 250)
+			return;
 	}
 }
 

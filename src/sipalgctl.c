@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "version.h"
+
 #define DEFAULT_SOCKET "/run/sipalgd.sock"
 #define TIMEOUT_MS 2000
 #define EXIT_UNREACHABLE 2
