@@ -4,15 +4,29 @@ SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 DATADIR ?= $(PREFIX)/share/sipalgd
 MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS    := libnetfilter_queue libmnl libnftnl libnetfilter_conntrack yaml-0.1
 
+# ---- build flags ---------------------------------------------------------
+# CFLAGS/CPPFLAGS/LDFLAGS belong to whoever builds (a packager's `make
+# CFLAGS=-Os` replaces them whole); what the code needs to compile at all is
+# in SIPALGD_CFLAGS, appended after them, so it cannot be lost. Hardening is
+# on by default; a packager whose toolchain already hardens (dpkg-buildflags,
+# OpenWrt's PKG_SSP/PKG_FORTIFY_SOURCE) sets HARDEN_CFLAGS= HARDEN_LDFLAGS=.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
+HARDEN_CFLAGS  ?= -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+HARDEN_LDFLAGS ?= -pie -Wl,-z,relro,-z,now
+VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+SIPALGD_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP \
+	-DSIPALGD_VERSION='"$(VERSION)"'
 # libnftables: headers only; nftcmd.c loads it at run time (see nftcmd.h).
-CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
-LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+SIPALGD_CFLAGS += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
+SIPALGD_LDLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(HARDEN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SIPALGD_CFLAGS)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS)
+# ---- end of build flags ---------------------------------------------------
 
 ifeq ($(V),1)
 Q :=
@@ -23,31 +37,38 @@ endif
 B := build
 DAEMON_SRC := $(filter-out src/sipalgctl.c src/main.c,$(wildcard src/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(B)/%.o)
-# The policy core: no kernel, no libraries; unit tests and fuzzers link only this.
-CORE_SRC := $(addprefix src/,sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c state.c mem.c)
+include src/core.mk
 CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o)
 
 all: sipalgd sipalgctl
 
 sipalgd: $(DAEMON_OBJ) $(B)/main.o
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SIPALGD_LDLIBS) $(LDLIBS)
 
 sipalgctl: $(B)/sipalgctl.o
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/%.o: src/%.c | $(B)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# -V prints the version: rebuild what shows it when VERSION changes.
+$(B)/main.o $(B)/sipalgctl.o: VERSION
+
+print-core-src:
+	@echo $(CORE_SRC)
 
 $(B):
 	$(Q)mkdir -p $@
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev libosip2-dev \
+# (No libosip2: sipmsg.c/sdp.c parse by hand; no tshark: no test reads a
+# capture.)
+DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
-	sip-tester nftables iptables conntrack iproute2 kmod python3 tshark
+	sip-tester nftables iptables conntrack iproute2 kmod python3
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)
@@ -61,7 +82,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 $(B)/unit/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $@"
-	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
 
 $(B)/unit-san/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@mkdir -p $(dir $@)
@@ -120,12 +141,17 @@ demo: all
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/sipalgd $(DESTDIR)$(DATADIR)/kernel-rules
 	install -m 0755 sipalgd sipalgctl $(DESTDIR)$(SBINDIR)/
-	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml
-	install -m 0644 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
+	@# The operator's config is theirs: installed once, never overwritten.
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml ]; then \
+		echo "  keeping $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml (shipped one: $(DESTDIR)$(DATADIR)/sipalgd.yaml)"; \
+	else install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml; fi
+	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(DATADIR)/sipalgd.yaml
+	@# the .nft files are `#!/usr/sbin/nft -f` scripts: runnable as they are
+	install -m 0755 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
 	install -m 0755 kernel-rules/*.sh $(DESTDIR)$(DATADIR)/kernel-rules/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/sipalgd.service
+		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(UNITDIR)/sipalgd.service
 	if [ -d docs/man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
 		for m in docs/man/*.8; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
 		for m in docs/man/*.5; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; fi; true
@@ -133,6 +159,40 @@ install: all
 clean:
 	rm -rf $(B) sipalgd sipalgctl
 
+# ---- release and Debian package ------------------------------------------
+# make dist: the committed tree (HEAD) as $(DISTDIR)/sipalgd-$(VERSION).tar.gz,
+# reproducible (git archive uses the commit time; gzip -n drops the name and
+# time), and its sha256 in a .sha256 file next to it (OpenWrt's PKG_HASH).
+DISTDIR ?= $(B)/dist
+DIST    := $(DISTDIR)/sipalgd-$(VERSION).tar.gz
+dist:
+	@git diff --quiet HEAD -- 2>/dev/null || echo "dist: warning: uncommitted changes are not in the tarball (it is made from HEAD)" >&2
+	@mkdir -p $(DISTDIR)
+	git archive --format=tar --prefix=sipalgd-$(VERSION)/ HEAD | gzip -9n > $(DIST).tmp
+	@mv $(DIST).tmp $(DIST)
+	@cd $(DISTDIR) && sha256sum sipalgd-$(VERSION).tar.gz > sipalgd-$(VERSION).tar.gz.sha256
+	@cat $(DIST).sha256
 
-.PHONY: deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
+# make deb: dpkg-buildpackage on a copy of the committed tree (the tarball
+# above), in $(B)/deb, so the working tree is never written; the .deb files
+# land in $(B)/deb. make deb-check: tests/package/deb.sh (build, lintian,
+# install/upgrade/remove/purge in a Debian 12 root, a lab call from it).
+DEBDIR ?= $(B)/deb
+deb: dist
+	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR)
+	tar -C $(DEBDIR) -xzf $(DIST)
+	cd $(DEBDIR)/sipalgd-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEBDIR)/*.deb
+
+deb-check:
+	@tests/package/deb.sh
+
+# What make deb and make deb-check need beyond make deps.
+DEB_CHECK_DEBS := debhelper lintian mmdebstrap systemd-container
+deb-check-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_CHECK_DEBS)
+# ---- end of release and Debian package -----------------------------------
+
+
+.PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

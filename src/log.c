@@ -2,18 +2,44 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
 static int log_syslog;
+static int log_journal; /* stderr is a journald stream: prefix "<prio>" */
 static enum log_level log_level = LOG_LVL_INFO;
+static const char *const jprio[] = { "<3>", "<4>", "<6>", "<7>" };
+
+/* systemd sets JOURNAL_STREAM=DEV:INODE of the stream it connected to
+ * stderr (systemd.exec(5)). Only when our stderr is still that stream do
+ * lines start with "<3>".."<7>" (sd-daemon(3)), which journald turns into
+ * the line's priority, so `journalctl -p err` finds errors; a terminal, a
+ * pipe or a file, and a child whose stderr was redirected, get clean lines. */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(int use_syslog, enum log_level level)
 {
 	log_syslog = use_syslog;
 	log_level = level;
+	log_journal = stderr_is_journal();
 	if (use_syslog)
 		openlog("sipalgd", LOG_PID, LOG_DAEMON);
+}
+
+const char *log_journal_prefix(enum log_level lvl)
+{
+	return stderr_is_journal() ? jprio[lvl] : "";
 }
 
 static void log_v(enum log_level lvl, const char *fmt, va_list ap)
@@ -27,7 +53,7 @@ static void log_v(enum log_level lvl, const char *fmt, va_list ap)
 		vsyslog(prio[lvl], fmt, ap);
 		return;
 	}
-	fprintf(stderr, "sipalgd: %s: ", tag[lvl]);
+	fprintf(stderr, "%ssipalgd: %s: ", log_journal ? jprio[lvl] : "", tag[lvl]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }

@@ -10,6 +10,10 @@ void log_init(int use_syslog, enum log_level level);
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* "<3>".."<7>" when stderr goes to journald (see log.c), else "": for the
+ * few lines written before log_init() (config errors). */
+const char *log_journal_prefix(enum log_level lvl);
+
 struct log_rl_state { long last_sec; unsigned held; };
 /* Rate-limited variant for the packet path: `st` is a static at the call site. */
 void log_rl(struct log_rl_state *st, enum log_level lvl, const char *fmt, ...)

@@ -32,9 +32,11 @@
 #include "log.h"
 #include "nfq.h"
 #include "nftmap.h"
+#include "notify.h"
 #include "rules.h"
 #include "state.h"
 #include "stats.h"
+#include "version.h"
 #include "wan.h"
 
 #define MAX_BATCH 256
@@ -189,9 +191,10 @@ static int ctl_answer(const char *cmd, FILE *out)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sipalgd [-c FILE] [-n] [-d] [--no-rules]\n"
+	fprintf(f, "usage: sipalgd [-c FILE] [-n] [-d] [--no-rules] [-V]\n"
 		   "  -c FILE     configuration (default /etc/sipalgd/sipalgd.yaml)\n"
 		   "  -n          check the configuration and exit\n"
+		   "  -V          print the version and exit\n"
 		   "  -d          detach and write the pid file\n"
 		   "  --no-rules  do not install the diversion rules (kernel-rules/ loaded by the system)\n");
 }
@@ -275,11 +278,20 @@ static int rules_replace(const struct conf *old, const struct conf *nw)
 static void reload(void)
 {
 	static struct conf nc, next;
-	char err[512], applied[1024] = "";
+	char err[512], applied[1024] = "", msg[64];
 	int n = conf_key_count(), changed[CONF_KEYS_MAX] = { 0 }, want[CONF_REBUILD_WAN + 1] = { 0 };
+	struct timespec ts;
 
+	/* systemd: RELOADING=1 ... READY=1 brackets the reload, so
+	 * `systemctl reload` returns once it is done (MONOTONIC_USEC: which
+	 * reload this is, as systemd 253's Type=notify-reload wants). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
+	notify_send(msg);
 	if (conf_load(conf_path, &nc, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
+		notify_send("READY=1\nSTATUS=reload refused, running configuration kept");
 		return;
 	}
 	/* log.level and log.syslog first, so that this reload's own report
@@ -339,6 +351,7 @@ static void reload(void)
 	else
 		log_info("reload: nothing to apply");
 	log_info("configuration reloaded from %s", conf_path);
+	notify_send("READY=1\nSTATUS=running");
 }
 
 /* Adaptive hold-off. A wake-up costs more than handling the packets it
@@ -420,6 +433,11 @@ static void handle_burst(void)
 			nanosleep(&ts, NULL);
 			return;
 		}
+		/* At ordinary priority a flood keeps every burst full: back to the
+		 * loop once a tick anyway, so timers, the state file and the
+		 * watchdog ping (WatchdogSec=) still run. */
+		if (now_ms() - busy_since >= 250)
+			return;
 	}
 }
 
@@ -428,23 +446,25 @@ int main(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "no-rules", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int check_only = 0, detach = 0, opt;
 	char err[512];
 
-	while ((opt = getopt_long(argc, argv, "c:ndh", lopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:ndhV", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': conf_path = optarg; break;
 		case 'n': check_only = 1; break;
 		case 'd': detach = 1; break;
 		case 'R': manage_rules = 0; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("sipalgd %s\n", SIPALGD_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (conf_load(conf_path, &conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sipalgd: %s\n", err);
+		fprintf(stderr, "%ssipalgd: %s\n", log_journal_prefix(LOG_LVL_ERR), err);
 		return 1;
 	}
 	if (check_only) {
@@ -453,6 +473,7 @@ int main(int argc, char **argv)
 	}
 	conf_file = conf;
 	log_init(conf.log_syslog, (enum log_level)conf.log_level);
+	notify_init();
 	if (!conf.public_ip && wan_address(conf.wan_if, &conf.public_ip) < 0) {
 		log_err("no IPv4 address on WAN interface %s (set wan.public_address)", conf.wan_if);
 		return 1;
@@ -498,6 +519,11 @@ int main(int argc, char **argv)
 	log_info("running: WAN %s public %u.%u.%u.%u queue %u", conf.wan_if,
 		 conf.public_ip >> 24, (conf.public_ip >> 16) & 255, (conf.public_ip >> 8) & 255,
 		 conf.public_ip & 255, conf.queue_num);
+	/* Ready: rules in place, queue bound, calls taken over. The watchdog
+	 * is pinged from the tick, so a loop stuck anywhere (a netlink call that
+	 * never returns) stops the pings and systemd restarts us. */
+	notify_send("READY=1\nSTATUS=running");
+	uint64_t wd_every = notify_watchdog_ms() / 2, wd_last = 0;
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
@@ -530,10 +556,15 @@ int main(int argc, char **argv)
 			nftmap_commit();
 			ct_commit();
 			next_tick = now + 250;
+			if (wd_every && now - wd_last >= wd_every) {
+				notify_send("WATCHDOG=1");
+				wd_last = now;
+			}
 		}
 		last_loop_ms = now;
 	}
 	log_info("stopping");
+	notify_send("STOPPING=1");
 	/* Calls outlive a restart: the next run takes them over. */
 	state_save(conf.state_file, now_ms(), 1);
 	rc = 0;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "version.h"
+
 #define DEFAULT_SOCKET "/run/sipalgd.sock"
 #define TIMEOUT_MS 2000
 #define EXIT_UNREACHABLE 2
@@ -30,6 +32,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sipalgctl [-s SOCKET] COMMAND\n"
 		"  -s SOCKET  control socket (default " DEFAULT_SOCKET ")\n"
+		"  -V         print the version and exit\n"
 		"  -h         this help\n"
 		"commands:\n"
 		"  status     \"ok\" and a summary; exit 0 only if the daemon is healthy\n"
@@ -85,13 +88,16 @@ int main(int argc, char **argv)
 	socklen_t sl;
 
 	sock_path = DEFAULT_SOCKET;
-	while ((opt = getopt(argc, argv, "s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "s:hV")) != -1) {
 		switch (opt) {
 		case 's':
 			sock_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("sipalgctl %s\n", SIPALGD_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -130,7 +130,7 @@ for f in $FAULTS; do
 				mkdir -p "$LAB_REPO/build/asan"
 				echo "# building $HX_BIN (clang -fsanitize=address,undefined)"
 				if ! clang -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1 -std=gnu11 -D_GNU_SOURCE \
-					-I"$LAB_REPO/src" $srcs -o "$HX_BIN.tmp" \
+					-DSIPALGD_VERSION="\"$(cat "$LAB_REPO/VERSION")\"" -I"$LAB_REPO/src" $srcs -o "$HX_BIN.tmp" \
 					$(pkg-config --cflags --libs libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1) \
 					>"$LAB_TMP/asan-build.log" 2>&1; then
 					hx_fail san_build "$(tail -n 5 "$LAB_TMP/asan-build.log")"; continue
