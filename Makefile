@@ -129,5 +129,20 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
+# ---- container image (packaging/container, docs/container.md) -----------
+# `make container`: a Debian 12 base made by mmdebstrap and imported into
+# podman (no registry), this build on top; the tag is in build/container/image.
+# `make container-check`: the lab's calls through the daemon the image holds,
+# run by podman in the lab's router namespace and chrooted in its files.
+CONTAINER_IMAGE ?= localhost/sipalgd:lab
+CONTAINER_BASE  ?= localhost/sipalgd-base:bookworm
+container: all
+	@CONTAINER_IMAGE=$(CONTAINER_IMAGE) CONTAINER_BASE=$(CONTAINER_BASE) packaging/container/build.sh
+
+container-check: container
+	@CONTAINER_REUSE=1 tests/package/container.sh
+
+.PHONY: container container-check
+
 .PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)
