@@ -58,7 +58,10 @@ else
 		exit 1
 	}
 	mv "$OUT/base-rootfs.tar.part" "$OUT/base-rootfs.tar"
+	old_base=$(podman image inspect --format '{{.Id}}' "$BASE" 2>/dev/null || true)
 	podman import --quiet --change 'CMD ["/bin/sh"]' "$OUT/base-rootfs.tar" "$BASE" >/dev/null
+	# Still the parent of the previous image: removing it may fail, that is fine.
+	[ -n "$old_base" ] && podman rmi "$old_base" >/dev/null 2>&1
 	echo "$key" >"$OUT/base.key"
 fi
 
@@ -71,11 +74,17 @@ rm -rf "$OUT/ctx/stage/usr/lib/systemd" "$OUT/ctx/stage/usr/share/man"
 install -m 0755 "$HERE/sipalgd-entrypoint" "$OUT/ctx/sipalgd-entrypoint"
 
 # 3. The image. --format docker keeps HEALTHCHECK (the OCI format drops it).
+# The image a rebuild replaces keeps no tag: remove it (only that one).
+old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 rev=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 podman build --quiet --format docker --pull=never \
 	--build-arg BASE="$BASE" --build-arg REVISION="$rev" \
 	-t "$IMAGE" -f "$HERE/Containerfile" "$OUT/ctx" >/dev/null
 id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+if [ -n "$old_id" ] && [ "$old_id" != "$id" ] &&
+   [ -z "$(podman image inspect --format '{{join .RepoTags ""}}' "$old_id" 2>/dev/null)" ]; then
+	podman rmi "$old_id" >/dev/null 2>&1 || true
+fi
 printf '%s\n%s\n' "$IMAGE" "$id" >"$OUT/image"
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "container: built $IMAGE (id ${id%"${id#????????????}"}, $((size / 1000000)) MB, revision $rev) in $(( $(date +%s) - t0 )) s"
