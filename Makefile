@@ -134,6 +134,7 @@ clean:
 # podman (no registry), this build on top; the tag is in build/container/image.
 # `make container-check`: the lab's calls through the daemon the image holds,
 # run by podman in the lab's router namespace and chrooted in its files.
+# (Needs podman, mmdebstrap and runc: apt-get install podman mmdebstrap runc.)
 CONTAINER_IMAGE ?= localhost/sipalgd:lab
 CONTAINER_BASE  ?= localhost/sipalgd-base:bookworm
 container: all
@@ -142,7 +143,12 @@ container: all
 container-check: container
 	@CONTAINER_REUSE=1 tests/package/container.sh
 
-.PHONY: container container-check
+# The three containers of docs/container.md (phones / gateway / provider), one
+# sipp call checked at the provider, in a network namespace made for the run.
+container-example: container
+	@packaging/container/example/run.sh
+
+.PHONY: container container-check container-example
 
 .PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -40,18 +40,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# podman 4.3 under this sandbox: crun refuses the default RLIMIT_NOFILE
-# (setrlimit: EPERM) and then hybrid cgroups; runc with limits at or below
-# the host's hard ones passes both (docs/container.md says what was tried).
-# Lowering a limit is always allowed; 4096 is far above what sipalgd uses.
-run_flags() {
-	local f="" n=4096 u=4096
-	command -v runc >/dev/null 2>&1 && f="--runtime runc"
-	[ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt $n ] && n=$(ulimit -Hn)
-	[ "$(ulimit -Hu)" != unlimited ] && [ "$(ulimit -Hu)" -lt $u ] && u=$(ulimit -Hu)
-	echo "$f --ulimit nofile=$n:$n --ulimit nproc=$u:$u"
-}
-CONTAINER_RUN_FLAGS=${CONTAINER_RUN_FLAGS:-$(run_flags)}
+# shellcheck source=tests/package/podman-flags.sh
+. "$HERE/podman-flags.sh"
+CONTAINER_RUN_FLAGS=${CONTAINER_RUN_FLAGS:-$(podman_run_flags)}
 export CONTAINER_RUN_FLAGS
 CONTAINER_HOST_NS=/proc/$$/ns   # see container-wrap.sh
 export CONTAINER_HOST_NS
