@@ -48,13 +48,17 @@ CONTAINER_HOST_NS=/proc/$$/ns   # see container-wrap.sh
 export CONTAINER_HOST_NS
 
 lab() {   # $1 mode, $2 image or rootfs; the rest: extra environment
-	local mode=$1 what=$2 t rc
+	local mode=$1 what=$2 t rc id
 	shift 2
 	t=$(date +%s)
-	env "$@" LAB_SIPALGD_WRAP="$HERE/container-wrap.sh $mode $what" \
+	# Our own LAB_ID (the runs are one after the other), so that a container
+	# left by a killed run can be named and removed.
+	id=$(( ($$ + ${#what}) % 10000 ))
+	env "$@" LAB_ID=$id LAB_SIPALGD_WRAP="$HERE/container-wrap.sh $mode $what" \
 		LAB_SIPALGD_BIN=/usr/local/sbin/sipalgd-entrypoint \
 		FLOWS="$FLOWS" "$REPO/tests/netns/run.sh"
 	rc=$?
+	[ "$mode" = podman ] && podman rm -f "salg-gw-$id" >/dev/null 2>&1
 	echo "# container-check $mode: status $rc in $(( $(date +%s) - t )) s"
 	return $rc
 }
