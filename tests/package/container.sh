@@ -53,7 +53,7 @@ lab() {   # $1 mode, $2 image or rootfs; the rest: extra environment
 	t=$(date +%s)
 	# Our own LAB_ID (the runs are one after the other), so that a container
 	# left by a killed run can be named and removed.
-	id=$(( ($$ + ${#what}) % 10000 ))
+	id=$(( $$ % 10000 ))
 	env "$@" LAB_ID=$id LAB_SIPALGD_WRAP="$HERE/container-wrap.sh $mode $what" \
 		LAB_SIPALGD_BIN=/usr/local/sbin/sipalgd-entrypoint \
 		FLOWS="$FLOWS" "$REPO/tests/netns/run.sh"
