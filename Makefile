@@ -193,6 +193,26 @@ deb-check-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_CHECK_DEBS)
 # ---- end of release and Debian package -----------------------------------
 
+# ---- container image (packaging/container, docs/container.md) -----------
+# `make container`: a Debian 12 base made by mmdebstrap and imported into
+# podman (no registry), this build on top; the tag is in build/container/image.
+# `make container-check`: the lab's calls through the daemon the image holds,
+# run by podman in the lab's router namespace and chrooted in its files.
+# (Needs podman, mmdebstrap and runc: apt-get install podman mmdebstrap runc.)
+CONTAINER_IMAGE ?= localhost/sipalgd:lab
+CONTAINER_BASE  ?= localhost/sipalgd-base:bookworm
+container: all
+	@CONTAINER_IMAGE=$(CONTAINER_IMAGE) CONTAINER_BASE=$(CONTAINER_BASE) packaging/container/build.sh
+
+container-check: container
+	@CONTAINER_REUSE=1 tests/package/container.sh
+
+# The three containers of docs/container.md (phones / gateway / provider), one
+# sipp call checked at the provider, in a network namespace made for the run.
+container-example: container
+	@packaging/container/example/run.sh
+
+.PHONY: container container-check container-example
 
 .PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)
