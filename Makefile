@@ -24,7 +24,7 @@ B := build
 DAEMON_SRC := $(filter-out src/sipalgctl.c src/main.c,$(wildcard src/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(B)/%.o)
 # The policy core: no kernel, no libraries; unit tests and fuzzers link only this.
-CORE_SRC := $(addprefix src/,sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c state.c mem.c)
+CORE_SRC := $(addprefix src/,sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c state.c mem.c json.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o)
 
 all: sipalgd sipalgctl
@@ -96,6 +96,10 @@ hostile: all
 faults: all
 	@tests/netns/faults.sh
 
+# The operator's view: sipalgctl --json / metrics / call on real failures.
+ops-lab: all
+	@tests/netns/ops.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -129,5 +133,5 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
-.PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
+.PHONY: deps all unit unit-san data kernel lab hostile faults ops-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -35,6 +35,7 @@
 #include "rules.h"
 #include "state.h"
 #include "stats.h"
+#include "view.h"
 
 #define MAX_BATCH 256
 #define OUT_CAP (65535 + 64)
@@ -149,41 +150,10 @@ static void set_scheduling(void)
 	log_debug("scheduling: SCHED_FIFO priority %u", conf.realtime_priority);
 }
 
+/* sipalgctl's commands: answered by view.c (text and --json). */
 static int ctl_answer(const char *cmd, FILE *out)
 {
-	uint64_t now = now_ms();
-
-	if (strcmp(cmd, "status") == 0) {
-		/* Answered from the packet loop itself: an answer means the loop runs. */
-		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
-			(int)getpid(), (unsigned long long)((now - start_ms) / 1000),
-			(unsigned long long)stats[ST_pkts_in], (unsigned long long)stats[ST_dialogs],
-			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes]);
-		return 0;
-	}
-	if (strcmp(cmd, "counters") == 0) {
-		stats_dump(out);
-		return 0;
-	}
-	/* A header line even for an empty table: silence means trouble. */
-	if (strcmp(cmd, "bindings") == 0) {
-		fprintf(out, "# bindings %llu\n", (unsigned long long)stats[ST_bindings]);
-		binding_dump(out, now);
-		return 0;
-	}
-	if (strcmp(cmd, "dialogs") == 0) {
-		fprintf(out, "# dialogs %llu\n", (unsigned long long)stats[ST_dialogs]);
-		dialog_dump(out, now);
-		return 0;
-	}
-	if (strcmp(cmd, "pinholes") == 0) {
-		fprintf(out, "# pinholes %llu\n", (unsigned long long)stats[ST_pinholes]);
-		dialog_dump_pinholes(out);
-		fputs("# kernel inbound elements\n", out);
-		nftmap_dump(out);
-		return 0;
-	}
-	return -1;
+	return view_answer(cmd, out, now_ms(), start_ms);
 }
 
 static void usage(FILE *f)

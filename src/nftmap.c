@@ -686,6 +686,23 @@ void nftmap_dump(FILE *f)
 	}
 }
 
+int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+			uint16_t *priv_port, uint32_t *refs)
+{
+	while (nftmap_refs && *cursor < nftmap_ref_used) {
+		const struct nftmap_ref *r = &nftmap_refs[(*cursor)++];
+		if (!r->refs)
+			continue;
+		*peer = r->peer;
+		*pub_port = r->pub_port;
+		*priv_ip = r->priv_ip;
+		*priv_port = r->priv_port;
+		*refs = r->refs;
+		return 1;
+	}
+	return 0;
+}
+
 /* ---- open / close ------------------------------------------------------ */
 
 static int nftmap_run_text(const char *text, const char *what)

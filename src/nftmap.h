@@ -42,5 +42,9 @@ int nftmap_urgent(void);
 
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);
+/* The same elements one by one (sipalgctl --json): from *cursor (start at
+ * 0); 1 and the element's fields, or 0 at the end. */
+int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+			uint16_t *priv_port, uint32_t *refs);
 
 #endif

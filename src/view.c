@@ -1,0 +1,323 @@
+/* view: sipalgctl's answers. Every JSON answer is one object with one key
+ * naming what it holds, so a reader can tell answers apart and new fields
+ * never break an old reader. Errors are never JSON: a line "error: ..."
+ * (sipalgctl exits 1 on it). */
+#include "view.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "binding.h"
+#include "dialog.h"
+#include "json.h"
+#include "nftmap.h"
+#include "stats.h"
+
+#define VIEW_ARGS 4
+
+static const char *const stream_states[] = { "free", "new", "active", "retiring" };
+
+static void ipport(FILE *f, uint32_t ip, uint16_t port)
+{
+	fprintf(f, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+}
+
+/* ---- status, counters --------------------------------------------------- */
+
+static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
+{
+	unsigned long long up = (now - start_ms) / 1000;
+
+	/* Answered from the packet loop itself: an answer means the loop runs. */
+	if (!json) {
+		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
+			(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
+			(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
+			(unsigned long long)stats[ST_pinholes]);
+		return;
+	}
+	fprintf(out, "{\"status\":{\"ok\":true,\"pid\":%d,\"uptime_s\":%llu,\"packets\":%llu,"
+		     "\"dialogs\":%llu,\"bindings\":%llu,\"pinholes\":%llu,\"registrations\":%llu}}\n",
+		(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
+		(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
+		(unsigned long long)stats[ST_pinholes], (unsigned long long)stats[ST_registrations]);
+}
+
+static void counters(FILE *out, int json)
+{
+	if (!json) {
+		stats_dump(out);
+		return;
+	}
+	fputs("{\"counters\":{", out);
+	for (int i = 0; i < ST__COUNT; i++)
+		fprintf(out, "%s\"%s\":%llu", i ? "," : "", stats_name((enum stat_id)i),
+			(unsigned long long)stats[i]);
+	fputs("}}\n", out);
+}
+
+/* ---- bindings ----------------------------------------------------------- */
+
+static void bindings(FILE *out, int json, uint64_t now)
+{
+	const struct binding *b;
+	uint32_t cur = 0, pub = binding_public_ip();
+	int n = 0;
+
+	/* A header line even for an empty table: silence means trouble. */
+	if (!json) {
+		fprintf(out, "# bindings %llu\n", (unsigned long long)stats[ST_bindings]);
+		binding_dump(out, now);
+		return;
+	}
+	fputs("{\"bindings\":[", out);
+	while ((b = binding_next(&cur))) {
+		fprintf(out, "%s{\"kind\":\"%s\",\"private\":", n++ ? "," : "",
+			b->kind == BIND_MEDIA ? "media" : "sip");
+		json_ipport(out, b->priv_ip, b->priv_port);
+		fputs(",\"public\":", out);
+		json_ipport(out, pub, b->pub_port);
+		fprintf(out, ",\"refs\":%u,\"adopted\":%s,\"registered_s\":", b->refs,
+			b->flags & BF_ADOPTED ? "true" : "false");
+		if (b->reg_peer)
+			fprintf(out, "%llu", (unsigned long long)(b->reg_until > now ? (b->reg_until - now) / 1000 : 0));
+		else
+			fputs("null", out);
+		fputs(",\"registrar\":", out);
+		json_ip(out, b->reg_peer, 1);
+		fputc('}', out);
+	}
+	fputs("]}\n", out);
+}
+
+/* ---- dialogs, pinholes, call -------------------------------------------- */
+
+static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t pub)
+{
+	fprintf(out, "{\"m\":%u,\"state\":\"%s\",\"private\":", s->mindex,
+		stream_states[s->state & 3]);
+	json_ipport(out, s->priv_ip, s->priv_port);
+	fputs(",\"public\":", out);
+	json_ipport(out, pub, s->pub_port);
+	fputs(",\"remote\":", out);
+	if (s->remote_ip)
+		json_ipport(out, s->remote_ip, s->remote_port);
+	else
+		fputs("null", out);
+	fputs(",\"allowed_source\":", out);
+	json_ip(out, s->allowed_src, 1);
+	fputc('}', out);
+}
+
+static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub)
+{
+	fputs("{\"call_id\":", out);
+	json_str(out, v->callid, v->callid_len);
+	fprintf(out, ",\"call_id_length\":%u,\"state\":\"%s\",\"age_s\":%llu,\"expires_s\":%llu,"
+		     "\"offer_outstanding\":\"%s\",\"phone\":{\"private\":",
+		v->callid_full, v->confirmed ? "confirmed" : "early",
+		(unsigned long long)(v->age_ms / 1000), (unsigned long long)(v->expires_ms / 1000),
+		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
+	json_ipport(out, v->phone_ip, v->phone_port);
+	fputs(",\"public\":", out);
+	if (v->sig_pub_port)
+		json_ipport(out, pub, v->sig_pub_port);
+	else
+		fputs("null", out);
+	fputs("},\"peer\":", out);
+	json_ipport(out, v->peer_ip, v->peer_port);
+	fputs(",\"streams\":[", out);
+	for (int k = 0; k < v->n_streams; k++) {
+		if (k)
+			fputc(',', out);
+		stream_json(out, &v->st[k], pub);
+	}
+	fputs("]}", out);
+}
+
+static void dialogs(FILE *out, int json, uint64_t now)
+{
+	struct dialog_view v;
+	uint32_t cur = 0, pub = binding_public_ip();
+	int n = 0;
+
+	if (!json) {
+		fprintf(out, "# dialogs %llu\n", (unsigned long long)stats[ST_dialogs]);
+		dialog_dump(out, now);
+		return;
+	}
+	fputs("{\"dialogs\":[", out);
+	while (dialog_view_next(&cur, &v, now)) {
+		if (n++)
+			fputc(',', out);
+		dialog_json(out, &v, pub);
+	}
+	fputs("]}\n", out);
+}
+
+static void pinholes(FILE *out, int json, uint64_t now)
+{
+	struct dialog_view v;
+	uint32_t cur = 0, pub = binding_public_ip(), peer, pip, refs;
+	uint16_t pport, ppub;
+	int n = 0;
+
+	if (!json) {
+		fprintf(out, "# pinholes %llu\n", (unsigned long long)stats[ST_pinholes]);
+		dialog_dump_pinholes(out);
+		fputs("# kernel inbound elements\n", out);
+		nftmap_dump(out);
+		return;
+	}
+	fputs("{\"pinholes\":{\"streams\":[", out);
+	while (dialog_view_next(&cur, &v, now)) {
+		for (int k = 0; k < v.n_streams; k++) {
+			if (n++)
+				fputc(',', out);
+			fputs("{\"call_id\":", out);
+			json_str(out, v.callid, v.callid_len);
+			fputs(",\"stream\":", out);
+			stream_json(out, &v.st[k], pub);
+			fputc('}', out);
+		}
+	}
+	fputs("],\"kernel_inbound\":[", out);
+	cur = 0;
+	n = 0;
+	while (nftmap_inbound_next(&cur, &peer, &ppub, &pip, &pport, &refs)) {
+		fprintf(out, "%s{\"peer\":", n++ ? "," : "");
+		json_ip(out, peer, 1);
+		fputs(",\"public\":", out);
+		json_ipport(out, pub, ppub);
+		fputs(",\"private\":", out);
+		json_ipport(out, pip, pport);
+		fprintf(out, ",\"refs\":%u}", refs);
+	}
+	fputs("]}}\n", out);
+}
+
+static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub)
+{
+	fprintf(out, "call %.*s%s\n", (int)v->callid_len, v->callid,
+		v->callid_full > v->callid_len ? "..." : "");
+	fprintf(out, "  state %s  age %llus  expires in %llus  offer outstanding: %s\n",
+		v->confirmed ? "confirmed" : "early", (unsigned long long)(v->age_ms / 1000),
+		(unsigned long long)(v->expires_ms / 1000),
+		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
+	fputs("  phone  ", out);
+	ipport(out, v->phone_ip, v->phone_port);
+	if (v->sig_pub_port) {
+		fputs(" public ", out);
+		ipport(out, pub, v->sig_pub_port);
+	}
+	fputs("\n  remote ", out);
+	ipport(out, v->peer_ip, v->peer_port);
+	fputc('\n', out);
+	for (int k = 0; k < v->n_streams; k++) {
+		const struct dialog_stream_view *s = &v->st[k];
+		fprintf(out, "  stream m=%u %s  phone ", s->mindex, stream_states[s->state & 3]);
+		ipport(out, s->priv_ip, s->priv_port);
+		fputs("  public ", out);
+		ipport(out, pub, s->pub_port);
+		fputs("  remote ", out);
+		if (s->remote_ip)
+			ipport(out, s->remote_ip, s->remote_port);
+		else
+			fputs("(not yet known)", out);
+		fputs("\n    pinhole ", out);
+		ipport(out, pub, s->pub_port);
+		fprintf(out, "/%u -> ", s->pub_port + 1);
+		ipport(out, s->priv_ip, s->priv_port);
+		fputs(" from ", out);
+		if (s->allowed_src)
+			fprintf(out, "%u.%u.%u.%u", s->allowed_src >> 24, (s->allowed_src >> 16) & 255,
+				(s->allowed_src >> 8) & 255, s->allowed_src & 255);
+		else
+			fputs("any", out);
+		fputc('\n', out);
+	}
+}
+
+/* All dialogs whose Call-ID starts with `prefix`. A prefix that matches two
+ * different Call-IDs is refused (ambiguous); one Call-ID may be several
+ * dialogs (a call hairpinned between two LAN phones). */
+static void call(FILE *out, const char *prefix, int json, uint64_t now)
+{
+	struct dialog_view v, first;
+	uint32_t cur = 0, pub = binding_public_ip();
+	size_t pl = strlen(prefix);
+	int n = 0;
+
+	while (dialog_view_next(&cur, &v, now)) {
+		if (v.callid_len < pl && v.callid_full >= pl)
+			continue; /* the kept prefix is shorter than what was asked */
+		if (memcmp(v.callid, prefix, pl < v.callid_len ? pl : v.callid_len))
+			continue;
+		if (!n) {
+			first = v;
+		} else if (v.callid_len != first.callid_len || v.callid_full != first.callid_full ||
+			   memcmp(v.callid, first.callid, v.callid_len)) {
+			fprintf(out, "error: '%s' matches more than one call; give more of the Call-ID\n", prefix);
+			return;
+		}
+		n++;
+	}
+	if (!n) {
+		fprintf(out, "error: no call matches '%s'\n", prefix);
+		return;
+	}
+	if (json)
+		fputs("{\"calls\":[", out);
+	cur = 0;
+	n = 0;
+	while (dialog_view_next(&cur, &v, now)) {
+		if (v.callid_len != first.callid_len || v.callid_full != first.callid_full ||
+		    memcmp(v.callid, first.callid, v.callid_len))
+			continue;
+		if (json) {
+			if (n)
+				fputc(',', out);
+			dialog_json(out, &v, pub);
+		} else {
+			call_text(out, &v, pub);
+		}
+		n++;
+	}
+	if (json)
+		fputs("]}\n", out);
+}
+
+int view_answer(const char *line, FILE *out, uint64_t now, uint64_t start_ms)
+{
+	char buf[256], *arg[VIEW_ARGS], *save = NULL, *t;
+	int nargs = 0, json = 0;
+
+	if (strlen(line) >= sizeof(buf))
+		return -1;
+	strcpy(buf, line);
+	for (t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		if (!strcmp(t, "--json"))
+			json = 1;
+		else if (nargs < VIEW_ARGS)
+			arg[nargs++] = t;
+		else
+			return -1;
+	}
+	if (nargs == 0)
+		return -1;
+	if (nargs == 1 && !strcmp(arg[0], "status"))
+		status(out, json, now, start_ms);
+	else if (nargs == 1 && !strcmp(arg[0], "counters"))
+		counters(out, json);
+	else if (nargs == 1 && !strcmp(arg[0], "bindings"))
+		bindings(out, json, now);
+	else if (nargs == 1 && !strcmp(arg[0], "dialogs"))
+		dialogs(out, json, now);
+	else if (nargs == 1 && !strcmp(arg[0], "pinholes"))
+		pinholes(out, json, now);
+	else if (nargs == 2 && !strcmp(arg[0], "call"))
+		call(out, arg[1], json, now);
+	else
+		return -1;
+	return 0;
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""sipalgd ops lab (issue 10): sipalgctl's answers checked on live calls.
+
+  ops.py --id ID [case ...]
+
+Every case builds its calls with flows.py's building blocks (Call, phone,
+remote, send_rtp, count_rtp) and asserts on `sipalgctl ... --json` run in the
+router namespace. Output: `ok N - case` / `not ok N - case: reason`.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flows  # noqa: E402
+from flows import (Call, Fail, PHONE1, PROXY, OTHER, check, phone, remote,  # noqa: E402
+                   send_rtp, count_rtp, drain, udp_socket, close_all_sockets)
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+def ctl(*args, ok=True):
+    """sipalgctl in the router namespace; returns (exit status, stdout)."""
+    cmd = ["ip", "netns", "exec", flows.NS["rtr"], os.environ["LAB_CTL"], "-s",
+           os.environ["LAB_SOCK"]] + list(args)
+    r = subprocess.run(cmd, capture_output=True, timeout=5)
+    if ok and r.returncode != 0:
+        raise Fail("%s: exit %d: %s%s" % (" ".join(args), r.returncode, r.stdout.decode(errors="replace"),
+                                        r.stderr.decode(errors="replace")))
+    return r.returncode, r.stdout
+
+
+def ctl_json(*args):
+    _, out = ctl(*(list(args) + ["--json"]))
+    try:
+        return json.loads(out.decode("ascii"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Fail("sipalgctl %s --json is not valid ASCII JSON (%s): %r" % (" ".join(args), e, out[:300]))
+
+
+def call_view(callid):
+    v = ctl_json("call", callid)
+    check(isinstance(v.get("calls"), list) and v["calls"], "call %s: no 'calls' in %r" % (callid, v))
+    return v["calls"][0]
+
+
+@case
+def json_all():
+    """Every command's --json parses, and the live call shows with its stream."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16000)
+    c.setup()
+    c.media_both("ops json")
+    cid = c.dlg.callid
+    for cmd in ("status", "counters", "bindings", "dialogs", "pinholes"):
+        v = ctl_json(cmd)
+        check(list(v.keys()) == [cmd], "%s --json: want one key '%s', got %s" % (cmd, cmd, list(v)))
+    st = ctl_json("status")["status"]
+    check(st["ok"] is True and st["dialogs"] >= 1, "status: %r" % st)
+    d = [x for x in ctl_json("dialogs")["dialogs"] if x["call_id"] == cid]
+    check(len(d) == 1, "dialogs --json: call %s not listed once" % cid)
+    v = call_view(cid[:12])
+    check(v["call_id"] == cid, "call by prefix: got %r" % v["call_id"])
+    check(v["phone"]["private"] == "%s:5060" % PHONE1, "phone private: %r" % v["phone"])
+    check(v["peer"] == "%s:5060" % PROXY, "peer: %r" % v["peer"])
+    check(len(v["streams"]) == 1, "streams: %r" % v["streams"])
+    s = v["streams"][0]
+    check(s["private"] == "%s:16000" % PHONE1 and s["public"] == "%s:%d" % tuple(c.pub_media),
+          "stream addresses: %r" % s)
+    check(s["remote"] == "%s:%d" % (c.remote_media_ip, c.remote_rtp_port), "stream remote: %r" % s)
+    rc, out = ctl("call", "no-such-call-id", ok=False)
+    check(rc == 1 and out.startswith(b"error:"), "unknown call: exit %d %r" % (rc, out))
+    c.bye_from_phone()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--id", required=True)
+    ap.add_argument("cases", nargs="*")
+    a = ap.parse_args()
+    for side in ("lan", "rtr", "wan"):
+        flows.NS[side] = "salg-%s-%s" % (side, a.id)
+    todo = [f for f in CASES if not a.cases or f.__name__ in a.cases]
+    if a.cases and len(todo) != len(a.cases):
+        print("unknown case in %s" % a.cases, file=sys.stderr)
+        return 2
+    failed = 0
+    for i, fn in enumerate(todo, 1):
+        t0 = time.monotonic()
+        try:
+            fn()
+            print("ok %d - %s (%.1fs)" % (i, fn.__name__, time.monotonic() - t0), flush=True)
+        except Fail as e:
+            failed += 1
+            print("not ok %d - %s: %s" % (i, fn.__name__, e), flush=True)
+        except Exception:  # a bug in the case itself is a failure too
+            failed += 1
+            print("not ok %d - %s: %s" % (i, fn.__name__, traceback.format_exc()), flush=True)
+        finally:
+            close_all_sockets()
+    print("%d passed, %d failed" % (len(todo) - failed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
