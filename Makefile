@@ -47,7 +47,8 @@ $(B):
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
 DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev libosip2-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
-	sip-tester nftables iptables conntrack iproute2 kmod python3 tshark
+	sip-tester nftables iptables conntrack iproute2 kmod python3 tshark \
+	python3-prometheus-client
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)

@@ -24,7 +24,7 @@
 /* name, number of arguments */
 static const struct { const char *name; int args; } commands[] = {
 	{ "status", 0 }, { "counters", 0 }, { "bindings", 0 }, { "dialogs", 0 },
-	{ "pinholes", 0 }, { "call", 1 }, { NULL, 0 },
+	{ "pinholes", 0 }, { "call", 1 }, { "metrics", 0 }, { NULL, 0 },
 };
 
 static void usage(FILE *f)
@@ -40,6 +40,7 @@ static void usage(FILE *f)
 		"  bindings   the signalling NAT bindings\n"
 		"  dialogs    the calls in progress\n"
 		"  pinholes   the open media pinholes\n"
+		"  metrics    counters and gauges in the Prometheus text format\n"
 		"  call ID    one call: parties, streams, pinholes (ID: a unique Call-ID prefix)\n"
 		"exit: 0 ok, 1 the daemon reported a problem, 2 daemon unreachable, 64 usage\n");
 }
@@ -131,6 +132,10 @@ int main(int argc, char **argv)
 	}
 	if (nargs)
 		arg = argv[optind + 1];
+	if (json && !strcmp(cmd, "metrics")) {
+		fprintf(stderr, "sipalgctl: metrics has its own format; --json does not apply\n");
+		return EXIT_USAGE;
+	}
 	/* The daemon reads one line of printable ASCII words. */
 	if (arg && (!*arg || strpbrk(arg, " \t\r\n"))) {
 		fprintf(stderr, "sipalgctl: '%s': the argument must be one word\n", arg);

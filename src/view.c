@@ -56,6 +56,25 @@ static void counters(FILE *out, int json)
 	fputs("}}\n", out);
 }
 
+/* Prometheus text exposition format 0.0.4: HELP and TYPE before each
+ * sample, counters named *_total, gauges without suffix; for the node
+ * exporter's textfile collector (`sipalgctl metrics > x.prom.$$ && mv`). */
+static void metrics(FILE *out, uint64_t now, uint64_t start_ms)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		int gauge = stats_kind((enum stat_id)i) == STAT_GAUGE;
+		const char *n = stats_name((enum stat_id)i), *sfx = gauge ? "" : "_total";
+		/* HELP text may not hold a newline or backslash unescaped; ours are
+		 * plain sentences, checked by tests/data/counters_check.py. */
+		fprintf(out, "# HELP sipalgd_%s%s %s\n# TYPE sipalgd_%s%s %s\nsipalgd_%s%s %llu\n",
+			n, sfx, stats_help((enum stat_id)i), n, sfx, gauge ? "gauge" : "counter", n, sfx,
+			(unsigned long long)stats[i]);
+	}
+	fprintf(out, "# HELP sipalgd_uptime_seconds seconds since the daemon started\n"
+		     "# TYPE sipalgd_uptime_seconds gauge\nsipalgd_uptime_seconds %llu\n",
+		(unsigned long long)((now - start_ms) / 1000));
+}
+
 /* ---- bindings ----------------------------------------------------------- */
 
 static void bindings(FILE *out, int json, uint64_t now)
@@ -309,6 +328,8 @@ int view_answer(const char *line, FILE *out, uint64_t now, uint64_t start_ms)
 		status(out, json, now, start_ms);
 	else if (nargs == 1 && !strcmp(arg[0], "counters"))
 		counters(out, json);
+	else if (nargs == 1 && !strcmp(arg[0], "metrics") && !json)
+		metrics(out, now, start_ms);
 	else if (nargs == 1 && !strcmp(arg[0], "bindings"))
 		bindings(out, json, now);
 	else if (nargs == 1 && !strcmp(arg[0], "dialogs"))

@@ -82,6 +82,33 @@ def json_all():
     c.bye_from_phone()
 
 
+@case
+def metrics():
+    """`sipalgctl metrics` parses with prometheus_client's text parser; every counter of
+    src/stats.h is there once, with its HELP and the right TYPE (gauges as gauge)."""
+    import re
+    from prometheus_client.parser import text_string_to_metric_families
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16010)
+    c.setup()
+    _, out = ctl("metrics")
+    fams = {f.name: f for f in text_string_to_metric_families(out.decode("ascii"))}
+    src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/stats.h")).read()
+    rows = re.findall(r'^\tX\((\w+), ([CG]), "([^"]*)"\)', src, re.M)
+    check(len(rows) > 10, "cannot read STATS_LIST")
+    for n, k, h in rows:
+        f = fams.get("sipalgd_" + n)  # the parser strips _total from a counter's family name
+        check(f is not None, "metrics: sipalgd_%s missing" % n)
+        want = "counter" if k == "C" else "gauge"
+        check(f.type == want, "metrics: sipalgd_%s is %s, want %s" % (n, f.type, want))
+        check(f.documentation == h, "metrics: sipalgd_%s HELP %r, stats.h %r" % (n, f.documentation, h))
+        sample = f.samples[0]
+        check(sample.name == "sipalgd_" + n + ("_total" if k == "C" else ""),
+              "metrics: sample name %s" % sample.name)
+    check(fams["sipalgd_dialogs"].samples[0].value >= 1, "metrics: dialogs gauge 0 during a call")
+    c.bye_from_phone()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)
