@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "calllog.h"
 #include "conf.h"
 #include "ct.h"
 #include "log.h"
@@ -147,6 +148,7 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	if (free_head)
 		free_head = d->next;
 	memset(d, 0, sizeof(*d));
+	calllog_reset(idx - 1);
 	d->in_use = 1;
 	memcpy(d->callid, callid, len);
 	d->callid_len = (uint8_t)len;
@@ -713,6 +715,7 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 		if (!d->in_use)
 			continue;
 		memset(v, 0, sizeof(*v));
+		v->slot = (uint32_t)(d - pool);
 		v->callid = d->callid;
 		v->callid_len = d->callid_len;
 		v->callid_full = d->callid_full;
@@ -742,4 +745,9 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 		return 1;
 	}
 	return 0;
+}
+
+uint32_t dialog_slot(const struct dialog *d)
+{
+	return (uint32_t)(d - pool);
 }

@@ -81,6 +81,7 @@ struct dialog_stream_view {
 	uint16_t remote_port;
 };
 struct dialog_view {
+	uint32_t slot;          /* dialog_slot() */
 	const char *callid;     /* the kept prefix (up to 64 bytes), not NUL-terminated */
 	uint32_t callid_len;
 	uint32_t callid_full;   /* length of the whole Call-ID */
@@ -96,6 +97,8 @@ struct dialog_view {
 	int n_streams;
 	struct dialog_stream_view st[DIALOG_VIEW_STREAMS];
 };
+/* The dialog's index in the pool (0 .. limits.dialogs-1): its calllog ring. */
+uint32_t dialog_slot(const struct dialog *d);
 /* Fill *v with the next live dialog from *cursor (start at 0). 1, or 0 at the end. */
 int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now);
 

@@ -340,6 +340,7 @@ int main(int argc, char **argv)
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
+	ct_accounting_on(); /* per-call media counters for sipalgctl call */
 	/* Take over the calls of a previous run before any packet is queued. */
 	state_load(conf.state_file, now_ms());
 	nftmap_commit();

@@ -18,6 +18,7 @@
 	X(pkts_dropped, C, "datagrams given verdict drop, for any reason") \
 	X(keepalives, C, "CRLF or NUL keep-alives passed") \
 	X(not_sip, C, "UDP datagrams on a SIP port that are not SIP messages") \
+	X(not_lan, C, "SIP datagrams with neither end in lan.networks, passed untouched: a phone outside lan.networks") \
 	X(parse_errors, C, "malformed SIP messages (outcome by policy)") \
 	X(trailing_dropped, C, "octets after Content-Length cut from datagrams") \
 	X(sdp_errors, C, "malformed SDP bodies") \

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "binding.h"
+#include "calllog.h"
+#include "ct.h"
 #include "dialog.h"
 #include "json.h"
 #include "nftmap.h"
@@ -109,9 +111,109 @@ static void bindings(FILE *out, int json, uint64_t now)
 	fputs("]}\n", out);
 }
 
+/* ---- media counters from conntrack ---------------------------------------- */
+
+struct pc { uint64_t pkts, bytes; };
+#define REFUSED_SRC_MAX 4
+struct port_count {
+	struct pc to_phone, from_phone, refused;
+	uint32_t refused_ip[REFUSED_SRC_MAX];
+	uint16_t refused_port[REFUSED_SRC_MAX];
+	int n_refused, flows, no_acct, err;
+	uint32_t priv_ip;
+	uint16_t priv_port;
+};
+
+static void pc_add(struct pc *c, uint64_t p, uint64_t b) { c->pkts += p; c->bytes += b; }
+
+/* Flows INTO the pinhole's public port: through the pinhole (DNAT) they
+ * count to the phone (replies: from it); without DNAT they reached the
+ * router itself: refused (a source the SDP did not name, or too early). */
+static void count_to_pub(const struct ct_flow *f, void *arg)
+{
+	struct port_count *pc = arg;
+
+	pc->flows++;
+	pc->no_acct |= !f->has_counters;
+	if (f->dnat && f->rsrc == pc->priv_ip && f->rsport == pc->priv_port) {
+		pc_add(&pc->to_phone, f->pkts[0], f->bytes[0]);
+		pc_add(&pc->from_phone, f->pkts[1], f->bytes[1]);
+		return;
+	}
+	pc_add(&pc->refused, f->pkts[0], f->bytes[0]);
+	if (pc->n_refused < REFUSED_SRC_MAX) {
+		pc->refused_ip[pc->n_refused] = f->src;
+		pc->refused_port[pc->n_refused++] = f->sport;
+	}
+}
+
+/* Flows the phone's media port started (phone first, source-NATed). */
+static void count_from_priv(const struct ct_flow *f, void *arg)
+{
+	struct port_count *pc = arg;
+
+	pc->flows++;
+	pc->no_acct |= !f->has_counters;
+	pc_add(&pc->from_phone, f->pkts[0], f->bytes[0]);
+	pc_add(&pc->to_phone, f->pkts[1], f->bytes[1]);
+}
+
+static void port_count(struct port_count *pc, uint32_t pub, uint16_t pub_port, uint32_t priv_ip,
+		       uint16_t priv_port)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->priv_ip = priv_ip;
+	pc->priv_port = priv_port;
+	if (ct_flows(pub, pub_port, 1, count_to_pub, pc) < 0 ||
+	    ct_flows(priv_ip, priv_port, 0, count_from_priv, pc) < 0)
+		pc->err = 1;
+}
+
+static void pc_json(FILE *out, const char *name, const struct pc *c)
+{
+	fprintf(out, "\"%s\":{\"packets\":%llu,\"bytes\":%llu}", name, (unsigned long long)c->pkts,
+		(unsigned long long)c->bytes);
+}
+
+static void port_count_json(FILE *out, const struct port_count *pc)
+{
+	fprintf(out, "{\"flows\":%d,\"counted\":%s,", pc->flows, pc->err ? "false" : pc->no_acct ? "false" : "true");
+	pc_json(out, "to_phone", &pc->to_phone);
+	fputc(',', out);
+	pc_json(out, "from_phone", &pc->from_phone);
+	fputc(',', out);
+	pc_json(out, "refused_at_wan", &pc->refused);
+	fputs(",\"refused_sources\":[", out);
+	for (int i = 0; i < pc->n_refused; i++) {
+		if (i)
+			fputc(',', out);
+		json_ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+	}
+	fputs("]}", out);
+}
+
+static void port_count_text(FILE *out, const char *what, const struct port_count *pc)
+{
+	fprintf(out, "    %-4s to phone %llu pkts %llu B   from phone %llu pkts %llu B", what,
+		(unsigned long long)pc->to_phone.pkts, (unsigned long long)pc->to_phone.bytes,
+		(unsigned long long)pc->from_phone.pkts, (unsigned long long)pc->from_phone.bytes);
+	if (pc->refused.pkts) {
+		fprintf(out, "   REFUSED at WAN %llu pkts from", (unsigned long long)pc->refused.pkts);
+		for (int i = 0; i < pc->n_refused; i++) {
+			fputc(' ', out);
+			ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+		}
+	}
+	if (pc->err)
+		fputs("   (conntrack not readable)", out);
+	else if (pc->no_acct)
+		fputs("   (some flows uncounted: nf_conntrack_acct was off)", out);
+	fputc('\n', out);
+}
+
 /* ---- dialogs, pinholes, call -------------------------------------------- */
 
-static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t pub)
+static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t pub, int counters)
 {
 	fprintf(out, "{\"m\":%u,\"state\":\"%s\",\"private\":", s->mindex,
 		stream_states[s->state & 3]);
@@ -125,10 +227,19 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t 
 		fputs("null", out);
 	fputs(",\"allowed_source\":", out);
 	json_ip(out, s->allowed_src, 1);
+	if (counters) {
+		struct port_count pc;
+		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		fputs(",\"rtp\":", out);
+		port_count_json(out, &pc);
+		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+		fputs(",\"rtcp\":", out);
+		port_count_json(out, &pc);
+	}
 	fputc('}', out);
 }
 
-static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub)
+static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub, int counters, uint64_t now)
 {
 	fputs("{\"call_id\":", out);
 	json_str(out, v->callid, v->callid_len);
@@ -149,9 +260,12 @@ static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub)
 	for (int k = 0; k < v->n_streams; k++) {
 		if (k)
 			fputc(',', out);
-		stream_json(out, &v->st[k], pub);
+		stream_json(out, &v->st[k], pub, counters);
 	}
-	fputs("]}", out);
+	fputs("]", out);
+	if (counters)
+		calllog_json(out, v->slot, now);
+	fputs("}", out);
 }
 
 static void dialogs(FILE *out, int json, uint64_t now)
@@ -169,7 +283,7 @@ static void dialogs(FILE *out, int json, uint64_t now)
 	while (dialog_view_next(&cur, &v, now)) {
 		if (n++)
 			fputc(',', out);
-		dialog_json(out, &v, pub);
+		dialog_json(out, &v, pub, 0, now);
 	}
 	fputs("]}\n", out);
 }
@@ -196,7 +310,7 @@ static void pinholes(FILE *out, int json, uint64_t now)
 			fputs("{\"call_id\":", out);
 			json_str(out, v.callid, v.callid_len);
 			fputs(",\"stream\":", out);
-			stream_json(out, &v.st[k], pub);
+			stream_json(out, &v.st[k], pub, 0);
 			fputc('}', out);
 		}
 	}
@@ -215,7 +329,7 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	fputs("]}}\n", out);
 }
 
-static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub)
+static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint64_t now)
 {
 	fprintf(out, "call %.*s%s\n", (int)v->callid_len, v->callid,
 		v->callid_full > v->callid_len ? "..." : "");
@@ -254,7 +368,13 @@ static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub)
 		else
 			fputs("any", out);
 		fputc('\n', out);
+		struct port_count pc;
+		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		port_count_text(out, "rtp", &pc);
+		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+		port_count_text(out, "rtcp", &pc);
 	}
+	calllog_text(out, v->slot, now);
 }
 
 /* All dialogs whose Call-ID starts with `prefix`. A prefix that matches two
@@ -281,8 +401,22 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		}
 		n++;
 	}
+	if (!n && calllog_untracked_match(prefix)) {
+		/* No dialog, but its messages were dropped or ignored: say why. */
+		if (json) {
+			fputs("{\"calls\":[],\"untracked\":", out);
+			calllog_untracked_json(out, prefix, now);
+			fputs("}\n", out);
+		} else {
+			fprintf(out, "call %s: no dialog\n", prefix);
+			calllog_untracked_text(out, prefix, now);
+		}
+		return;
+	}
 	if (!n) {
-		fprintf(out, "error: no call matches '%s'\n", prefix);
+		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu)\n",
+			prefix, (unsigned long long)stats[ST_not_lan], (unsigned long long)stats[ST_drop_rate],
+			(unsigned long long)stats[ST_drop_limit]);
 		return;
 	}
 	if (json)
@@ -296,9 +430,9 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		if (json) {
 			if (n)
 				fputc(',', out);
-			dialog_json(out, &v, pub);
+			dialog_json(out, &v, pub, 1, now);
 		} else {
-			call_text(out, &v, pub);
+			call_text(out, &v, pub, now);
 		}
 		n++;
 	}

@@ -109,6 +109,105 @@ def metrics():
     c.bye_from_phone()
 
 
+def stream0(cid):
+    v = call_view(cid)
+    check(v["streams"], "call %s has no stream" % cid)
+    return v, v["streams"][0]
+
+
+OUTSIDE = "192.168.78.10"   # on the LAN segment, outside lan.networks (ops.sh adds it)
+
+
+@case
+def wrong_source():
+    """One-way audio: the remote's media comes from an address its SDP did not name. The
+    pinhole refuses it: call --json counts it as refused at the WAN, 0 to the phone."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16020)
+    c.setup()
+    stranger = udp_socket("wan", OTHER, 0)
+    drain(c.phone_rtp)
+    send_rtp(stranger, c.pub_media)
+    n, _, _ = count_rtp(c.phone_rtp)
+    check(n == 0, "RTP from %s reached the phone (%d): the pinhole should refuse it" % (OTHER, n))
+    v, s = stream0(c.dlg.callid)
+    rtp = s["rtp"]
+    check(rtp["counted"], "rtp counters not available: %r" % rtp)
+    check(rtp["refused_at_wan"]["packets"] >= flows.RTP_MIN,
+          "refused_at_wan %r, want >= %d" % (rtp["refused_at_wan"], flows.RTP_MIN))
+    check(rtp["to_phone"]["packets"] == 0, "to_phone %r, want 0" % rtp["to_phone"])
+    check(any(x.startswith(OTHER + ":") for x in rtp["refused_sources"]),
+          "refused_sources %r lacks %s" % (rtp["refused_sources"], OTHER))
+    check(s["allowed_source"] == PROXY, "allowed_source %r" % s["allowed_source"])
+    _, txt = ctl("call", c.dlg.callid)
+    sys.stderr.write("--- sipalgctl call (one-way audio, wrong source):\n" + txt.decode() + "---\n")
+    c.bye_from_phone()
+
+
+@case
+def phone_silent():
+    """One-way audio: the phone never sends RTP. The remote's reaches it; the phone's
+    outbound counter stays 0."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16030)
+    c.setup()
+    drain(c.phone_rtp)
+    send_rtp(c.remote_rtp, c.pub_media)
+    n, _, _ = count_rtp(c.phone_rtp)
+    check(n >= flows.RTP_MIN, "remote RTP reached the phone %d times" % n)
+    _, s = stream0(c.dlg.callid)
+    rtp = s["rtp"]
+    check(rtp["counted"], "rtp counters not available: %r" % rtp)
+    check(rtp["to_phone"]["packets"] >= flows.RTP_MIN, "to_phone %r" % rtp["to_phone"])
+    check(rtp["from_phone"]["packets"] == 0, "from_phone %r, want 0" % rtp["from_phone"])
+    check(rtp["refused_at_wan"]["packets"] == 0, "refused %r, want 0" % rtp["refused_at_wan"])
+    # and once the phone talks, the same view shows it
+    send_rtp(c.phone_rtp, (c.remote_media_ip, c.remote_rtp_port))
+    count_rtp(c.remote_rtp)
+    _, s = stream0(c.dlg.callid)
+    check(s["rtp"]["from_phone"]["packets"] >= flows.RTP_MIN, "from_phone after talking %r"
+          % s["rtp"]["from_phone"])
+    c.bye_from_phone()
+
+
+@case
+def outside_lan():
+    """A phone outside lan.networks: its INVITE passes untouched, no dialog; call --json
+    names it as untracked with the reason (not_lan)."""
+    p = phone(OUTSIDE, 5070)  # 5060 would take the public 5060 the other cases need
+    bob = remote(PROXY, name="bob")
+    c = Call(p, bob, 16040)
+    c.send_invite()
+    m, _ = bob.recv_req("INVITE", c.dlg.callid)
+    check(OUTSIDE.encode() in m.raw, "the INVITE of %s was rewritten" % OUTSIDE)
+    v = ctl_json("call", c.dlg.callid)
+    check(v.get("calls") == [], "a dialog exists for a phone outside lan.networks: %r" % v)
+    u = v.get("untracked") or []
+    check(u and "not_lan" in (u[-1]["message"]["reason"] or ""), "untracked: %r" % u)
+    check(ctl_json("counters")["counters"]["not_lan"] >= 1, "not_lan counter 0")
+
+
+@case
+def stream_limit():
+    """A stream refused by a limit (limits.streams_per_call: 8): the ninth m= line is
+    written port 0; call --json says why and shows the rewrite."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    ports = [16100 + 2 * i for i in range(9)]
+    c = Call(p1, bob, 16100, sdp=flows.sdp_body(PHONE1, ports, origin=PHONE1))
+    c.send_invite()
+    m, _ = bob.recv_req("INVITE", c.dlg.callid)
+    check(b"m=audio 0 " in m.raw, "the ninth stream was not refused (no port 0)")
+    v = call_view(c.dlg.callid)
+    check(len(v["streams"]) == 8, "streams %d, want 8" % len(v["streams"]))
+    inv = [x for x in v["messages"] if x["start_line"].startswith("INVITE ")]
+    check(inv, "no INVITE among the call's messages: %r" % v["messages"])
+    check("pinholes_refused" in (inv[-1]["reason"] or "") or "drop_limit" in (inv[-1]["reason"] or ""),
+          "reason %r" % inv[-1]["reason"])
+    check(any(r["before"] == str(ports[8]) and r["after"] == "0" for r in inv[-1]["rewrites"]),
+          "no '%d' -> '0' rewrite in %r" % (ports[8], inv[-1]["rewrites"]))
+    check(any(r["before"] == PHONE1 for r in inv[-1]["rewrites"]), "no address rewrite shown")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)

@@ -23,6 +23,9 @@ trap 'echo "# interrupted" >&2; exit 130' INT TERM
 
 echo "# sipalgd ops lab: id=$LAB_ID tmp=$LAB_TMP"
 lab_topology
+# A phone outside lan.networks on the same segment (case outside_lan).
+ip -n "$NS_LAN" addr add 192.168.78.10/24 dev eth0
+ip -n "$NS_RTR" addr add 192.168.78.1/24 dev lan
 if ! lab_router_start; then
 	LAB_KEEP_TMP=1
 	exit 1
