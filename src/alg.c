@@ -783,7 +783,17 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	for (size_t i = 0; i < N_REASONS && !why; i++)
 		if (stats[reasons[i].id] != before[i])
 			why = reasons[i].why;
-	if (!cur_dlg && v != ALG_DROP && !cur_not_lan)
+	/* mode: observe. Everything above ran (state, would-be edits and
+	 * elements, counters); the datagram leaves as it came. */
+	int would_rewrite = *out_len > 0;
+	enum alg_verdict would = v;
+	if (cf->observe) {
+		if (would_rewrite || v == ALG_DROP)
+			STAT_INC(observed_changes);
+		*out_len = 0;
+		v = ALG_ACCEPT;
+	}
+	if (!cur_dlg && would != ALG_DROP && !cur_not_lan)
 		return v;
 	if (pkt_parse_udp(ip, len, &u) < 0)
 		return v;
@@ -791,8 +801,9 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		cur_parse_ok = sip_parse(&msg, u.payload, u.plen) == SIP_OK;
 	struct calllog_msg cm = {
 		.payload = u.payload, .len = u.plen, .line_len = 0,
-		.ed = cur_dlg && *out_len ? &ed : NULL,
-		.outbound = conf_is_lan(cf, u.saddr), .dropped = v == ALG_DROP, .reason = why,
+		.ed = cur_dlg && would_rewrite ? &ed : NULL,
+		.outbound = conf_is_lan(cf, u.saddr), .dropped = would == ALG_DROP,
+		.observe = (uint8_t)cf->observe, .reason = why,
 		.src = u.saddr, .dst = u.daddr, .sport = u.sport, .dport = u.dport,
 	};
 	while (cm.line_len < u.plen && u.payload[cm.line_len] != '\r' && u.payload[cm.line_len] != '\n')

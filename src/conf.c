@@ -120,6 +120,7 @@ struct parser {
 	size_t errlen;
 	struct conf *c;
 	int sect_line[S__COUNT]; /* 0 = not in the file */
+	int mode_line;           /* the top-level scalar key "mode" */
 	int key_line[KEY__COUNT];
 };
 
@@ -853,6 +854,18 @@ static int parse_document(struct parser *p)
 		if (want_key(p) < 0)
 			return -1;
 		line = ev_line(p);
+		/* mode: enforce | observe, the one top-level scalar (issue 10). */
+		if (!strcmp(ev_sval(p), "mode")) {
+			static const char *const ch_mode[] = { "enforce", "observe", NULL };
+			int m = 0;
+			if (p->mode_line)
+				return fail(p, line, "duplicate key \"mode\" (first at line %d)", p->mode_line);
+			p->mode_line = line;
+			if (next(p) < 0 || parse_enum(p, "mode", ch_mode, &m) < 0)
+				return -1;
+			p->c->observe = m;
+			continue;
+		}
 		for (s = 0; s < S__COUNT; s++)
 			if (!strcmp(sect_names[s], ev_sval(p)))
 				break;

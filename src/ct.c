@@ -285,11 +285,15 @@ done:
 	return 1;
 }
 
+/* mode: observe: no conntrack of the router's is deleted either. */
+static int ct_passive;
+void ct_set_passive(int on) { ct_passive = on; }
+
 void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 {
 	struct ct_del *d;
 
-	if (!ct_nl)
+	if (!ct_nl || ct_passive)
 		return;
 	if (ct_ndel == CT_DEL_MAX) {
 		if (ct_scanning) {
@@ -309,6 +313,8 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 
 void ct_del_port(uint32_t ip, uint16_t port, int to_dst)
 {
+	if (ct_passive)
+		return;
 	if (!ct_nl || ct_nscan == CT_SCAN_MAX) {
 		if (ct_nl)
 			LOG_RL(LOG_LVL_WARN, "ct: too many flow scans in one round; some media flows are left to time out");

@@ -49,6 +49,8 @@ typedef void (*ct_flow_fn)(const struct ct_flow *f, void *arg);
 /* Every UDP conntrack whose ORIGINAL tuple has ip:port as destination
  * (to_dst) or source, one call of fn each. 0, or -1 (errno). */
 int ct_flows(uint32_t ip, uint16_t port, int to_dst, ct_flow_fn fn, void *arg);
+/* mode: observe: while on, deletes are not queued. */
+void ct_set_passive(int on);
 /* Switch on nf_conntrack_acct in our namespace (the counters above). */
 void ct_accounting_on(void);
 

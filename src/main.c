@@ -153,7 +153,7 @@ static void set_scheduling(void)
 /* sipalgctl's commands: answered by view.c (text and --json). */
 static int ctl_answer(const char *cmd, FILE *out)
 {
-	return view_answer(cmd, out, now_ms(), start_ms);
+	return view_answer(cmd, out, &conf, now_ms(), start_ms);
 }
 
 static void usage(FILE *f)
@@ -205,6 +205,13 @@ static void reload(void)
 	conf.inbound_src = nc.inbound_src;
 	conf.media_other_hosts = nc.media_other_hosts;
 	conf.log_level = nc.log_level;
+	if (nc.observe != conf.observe)
+		log_warn("mode %s: %s", nc.observe ? "observe" : "enforce",
+			 nc.observe ? "nothing is rewritten or opened from now on; the maps are emptied"
+				    : "calls set up while observing stay unchanged; new calls are handled");
+	conf.observe = nc.observe;
+	nftmap_set_passive(conf.observe);
+	ct_set_passive(conf.observe);
 	local_addresses(&conf);
 	log_init(conf.log_syslog || detached, (enum log_level)conf.log_level);
 	log_info("configuration reloaded from %s", conf_path);
@@ -341,6 +348,8 @@ int main(int argc, char **argv)
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
 	ct_accounting_on(); /* per-call media counters for sipalgctl call */
+	nftmap_set_passive(conf.observe);
+	ct_set_passive(conf.observe);
 	/* Take over the calls of a previous run before any packet is queued. */
 	state_load(conf.state_file, now_ms());
 	nftmap_commit();

@@ -26,6 +26,7 @@
 	X(drop_limit, C, "messages dropped or streams refused because a configured bound was hit") \
 	X(drop_rate, C, "messages dropped by the per-source rate limit") \
 	X(drop_no_binding, C, "messages dropped because no public port could be allocated") \
+	X(observed_changes, C, "mode observe: datagrams that would have been rewritten or dropped, sent unchanged") \
 	X(requests, C, "SIP requests handled") \
 	X(responses, C, "SIP responses handled") \
 	X(registers, C, "REGISTER requests handled") \

@@ -9,6 +9,7 @@
 
 #include "binding.h"
 #include "calllog.h"
+#include "conf.h"
 #include "ct.h"
 #include "dialog.h"
 #include "json.h"
@@ -16,6 +17,9 @@
 #include "stats.h"
 
 #define VIEW_ARGS 4
+
+static const struct conf *vc;
+#define MODE() (vc && vc->observe ? "observe" : "enforce")
 
 static const char *const stream_states[] = { "free", "new", "active", "retiring" };
 
@@ -32,15 +36,15 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 
 	/* Answered from the packet loop itself: an answer means the loop runs. */
 	if (!json) {
-		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
+		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu mode %s\n",
 			(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
 			(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
-			(unsigned long long)stats[ST_pinholes]);
+			(unsigned long long)stats[ST_pinholes], MODE());
 		return;
 	}
-	fprintf(out, "{\"status\":{\"ok\":true,\"pid\":%d,\"uptime_s\":%llu,\"packets\":%llu,"
+	fprintf(out, "{\"status\":{\"ok\":true,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
 		     "\"dialogs\":%llu,\"bindings\":%llu,\"pinholes\":%llu,\"registrations\":%llu}}\n",
-		(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
+		(int)getpid(), MODE(), up, (unsigned long long)stats[ST_pkts_in],
 		(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
 		(unsigned long long)stats[ST_pinholes], (unsigned long long)stats[ST_registrations]);
 }
@@ -302,7 +306,7 @@ static void pinholes(FILE *out, int json, uint64_t now)
 		nftmap_dump(out);
 		return;
 	}
-	fputs("{\"pinholes\":{\"streams\":[", out);
+	fprintf(out, "{\"pinholes\":{\"mode\":\"%s\",\"streams\":[", MODE());
 	while (dialog_view_next(&cur, &v, now)) {
 		for (int k = 0; k < v.n_streams; k++) {
 			if (n++)
@@ -331,8 +335,11 @@ static void pinholes(FILE *out, int json, uint64_t now)
 
 static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint64_t now)
 {
-	fprintf(out, "call %.*s%s\n", (int)v->callid_len, v->callid,
-		v->callid_full > v->callid_len ? "..." : "");
+	fputs("call ", out);
+	for (uint32_t i = 0; i < v->callid_len; i++)
+		fputc(v->callid[i] >= 0x20 && v->callid[i] < 0x7f ? v->callid[i] : '?', out);
+	fprintf(out, "%s%s\n", v->callid_full > v->callid_len ? "..." : "",
+		vc && vc->observe ? "   [mode observe: nothing below was applied]" : "");
 	fprintf(out, "  state %s  age %llus  expires in %llus  offer outstanding: %s\n",
 		v->confirmed ? "confirmed" : "early", (unsigned long long)(v->age_ms / 1000),
 		(unsigned long long)(v->expires_ms / 1000),
@@ -404,7 +411,7 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 	if (!n && calllog_untracked_match(prefix)) {
 		/* No dialog, but its messages were dropped or ignored: say why. */
 		if (json) {
-			fputs("{\"calls\":[],\"untracked\":", out);
+			fprintf(out, "{\"mode\":\"%s\",\"calls\":[],\"untracked\":", MODE());
 			calllog_untracked_json(out, prefix, now);
 			fputs("}\n", out);
 		} else {
@@ -420,7 +427,7 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		return;
 	}
 	if (json)
-		fputs("{\"calls\":[", out);
+		fprintf(out, "{\"mode\":\"%s\",\"calls\":[", MODE());
 	cur = 0;
 	n = 0;
 	while (dialog_view_next(&cur, &v, now)) {
@@ -440,11 +447,12 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		fputs("]}\n", out);
 }
 
-int view_answer(const char *line, FILE *out, uint64_t now, uint64_t start_ms)
+int view_answer(const char *line, FILE *out, const struct conf *c, uint64_t now, uint64_t start_ms)
 {
 	char buf[256], *arg[VIEW_ARGS], *save = NULL, *t;
 	int nargs = 0, json = 0;
 
+	vc = c;
 	if (strlen(line) >= sizeof(buf))
 		return -1;
 	strcpy(buf, line);

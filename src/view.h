@@ -7,8 +7,9 @@
 #include <stdio.h>
 
 /* `line` is the command line as sipalgctl sent it: "COMMAND [ARG] [--json]".
- * `start_ms` is when the daemon started (uptime). Returns 0 for a known
+ * `c` the running configuration; `start_ms` is when the daemon started (uptime). Returns 0 for a known
  * command (errors then start with "error: "), -1 for an unknown one. */
-int view_answer(const char *line, FILE *out, uint64_t now, uint64_t start_ms);
+struct conf;
+int view_answer(const char *line, FILE *out, const struct conf *c, uint64_t now, uint64_t start_ms);
 
 #endif

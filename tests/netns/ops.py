@@ -208,6 +208,72 @@ def stream_limit():
     check(any(r["before"] == PHONE1 for r in inv[-1]["rewrites"]), "no address rewrite shown")
 
 
+def set_mode(mode):
+    """Rewrite the lab config with `mode: MODE`, SIGHUP the daemon, wait until it says so."""
+    conf = os.environ["LAB_CONF"]
+    base = [ln for ln in open(conf).read().splitlines() if not ln.startswith("mode:")]
+    with open(conf, "w") as f:
+        f.write("\n".join(base + ["mode: %s" % mode]) + "\n")
+    os.kill(int(os.environ["LAB_DAEMON_PID"]), 1)
+    for _ in range(50):
+        if ctl_json("status")["status"]["mode"] == mode:
+            return
+        time.sleep(0.1)
+    raise Fail("the daemon did not switch to mode %s after SIGHUP" % mode)
+
+
+def kernel_elements():
+    """Elements in the daemon's maps, from nft itself."""
+    out = subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "-j", "list", "table", "ip",
+                          "sipalgd_lab"], capture_output=True, timeout=5).stdout
+    n = 0
+    for obj in json.loads(out)["nftables"]:
+        if "map" in obj:
+            n += len(obj["map"].get("elem", []))
+    return n
+
+
+@case
+def observe():
+    """mode: observe (by SIGHUP): a call's bytes leave the router unchanged both ways and no
+    map element exists, while call --json shows the would-be rewrite and pinhole; back to
+    enforce by SIGHUP, calls are handled again."""
+    set_mode("observe")
+    try:
+        check(kernel_elements() == 0, "elements left in the maps in observe mode")
+        p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+        c = Call(p1, bob, 16200)
+        c.send_invite()
+        m, src = bob.recv_req("INVITE", c.dlg.callid)
+        check(m.raw == c.inv_raw, "observe: the INVITE was changed on its way out")
+        c.inv_wan, c.inv_src = m, src
+        c.answer()
+        got, _ = p1.recv_resp(200, c.dlg.callid, "INVITE")
+        check(got.raw == c.ok_raw, "observe: the 200 OK was changed on its way in")
+        check(kernel_elements() == 0, "observe: the call put elements in the kernel maps")
+        v = ctl_json("call", c.dlg.callid)
+        check(v["mode"] == "observe", "call --json mode %r" % v["mode"])
+        d = v["calls"][0]
+        check(len(d["streams"]) == 1 and d["streams"][0]["public"].startswith(flows.PUB + ":"),
+              "observe: would-be stream %r" % d["streams"])
+        inv = [x for x in d["messages"] if x["start_line"].startswith("INVITE ")][-1]
+        check(inv["observe"] is True and inv["verdict"] == "accept", "INVITE note %r" % inv)
+        check(any(r["before"].startswith(PHONE1) and r["after"].startswith(flows.PUB) for r in inv["rewrites"]),
+              "observe: no would-be rewrite %s -> %s in %r" % (PHONE1, flows.PUB, inv["rewrites"]))
+        oc = ctl_json("counters")["counters"]
+        check(oc["observed_changes"] >= 1, "observed_changes %d (pkts_rewritten %d)" % (oc["observed_changes"], oc["pkts_rewritten"]))
+        _, txt = ctl("call", c.dlg.callid)
+        check(b"would rewrite '" + PHONE1.encode() in txt, "text view lacks 'would rewrite'")
+    finally:
+        set_mode("enforce")
+    p1, bob = phone(PHONE1, 5062), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16210)
+    c.setup()
+    c.media_both("after observe")
+    check(kernel_elements() > 0, "enforce again: no elements for a call")
+    c.bye_from_phone()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)
