@@ -5,6 +5,7 @@
 
 #include "binding.h"
 #include "calllog.h"
+#include "trace.h"
 #include "conf.h"
 #include "ct.h"
 #include "dialog.h"
@@ -91,6 +92,7 @@ void alg_fini(void)
 
 void alg_tick(uint64_t now)
 {
+	trace_active(now); /* switches an expired trace off on time */
 	dialog_expire(now);
 	binding_expire(now);
 }
@@ -783,6 +785,18 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	for (size_t i = 0; i < N_REASONS && !why; i++)
 		if (stats[reasons[i].id] != before[i])
 			why = reasons[i].why;
+	if (trace_active(now) && pkt_parse_udp(ip, len, &u) == 0) {
+		struct span c = cur_parse_ok && msg.callid_idx >= 0 ? msg.hdr[msg.callid_idx].value
+								     : (struct span){ 0, 0 };
+		if (trace_match(u.saddr, u.daddr, c.len ? u.payload + c.off : NULL, c.len)) {
+			uint32_t h = u.ihl + 8;
+			int rw = *out_len > h;
+			trace_log(now, u.payload, u.plen, rw ? out + h : NULL, rw ? *out_len - h : 0,
+				  v == ALG_DROP ? (cf->observe ? "would drop (observe)" : "DROPPED")
+				  : rw && cf->observe ? "accepted, would rewrite (observe: sent as it came)"
+				  : "accepted");
+		}
+	}
 	/* mode: observe. Everything above ran (state, would-be edits and
 	 * elements, counters); the datagram leaves as it came. */
 	int would_rewrite = *out_len > 0;

@@ -21,10 +21,10 @@
 #define EXIT_UNREACHABLE 2
 #define EXIT_USAGE 64
 
-/* name, number of arguments */
-static const struct { const char *name; int args; } commands[] = {
-	{ "status", 0 }, { "counters", 0 }, { "bindings", 0 }, { "dialogs", 0 },
-	{ "pinholes", 0 }, { "call", 1 }, { "metrics", 0 }, { NULL, 0 },
+/* name, number of arguments (min, max) */
+static const struct { const char *name; int min, max; } commands[] = {
+	{ "status", 0, 0 }, { "counters", 0, 0 }, { "bindings", 0, 0 }, { "dialogs", 0, 0 },
+	{ "pinholes", 0, 0 }, { "call", 1, 1 }, { "metrics", 0, 0 }, { "trace", 1, 2 }, { NULL, 0, 0 },
 };
 
 static void usage(FILE *f)
@@ -41,7 +41,11 @@ static void usage(FILE *f)
 		"  dialogs    the calls in progress\n"
 		"  pinholes   the open media pinholes\n"
 		"  metrics    counters and gauges in the Prometheus text format\n"
-		"  call ID    one call: parties, streams, pinholes (ID: a unique Call-ID prefix)\n"
+		"  call ID    one call: parties, streams with packets/bytes each way, pinholes,\n"
+		"             its last messages and why any was dropped (ID: a unique Call-ID prefix)\n"
+		"  trace ADDRESS|CALL-ID [SECONDS]\n"
+		"             log matching SIP messages in full, before and after, for SECONDS\n"
+		"             (default 60); 'trace off' stops, 'trace status' shows\n"
 		"exit: 0 ok, 1 the daemon reported a problem, 2 daemon unreachable, 64 usage\n");
 }
 
@@ -85,7 +89,7 @@ int main(int argc, char **argv)
 	char cmdline[192], buf[4096], first[24];
 	size_t nfirst = 0, sent = 0, len;
 	int opt, fd, rc, i, got_any = 0, json = 0, nargs = 0;
-	const char *cmd = NULL, *arg = NULL;
+	const char *cmd = NULL, *arg = NULL, *arg2 = NULL;
 	long deadline;
 	socklen_t sl;
 
@@ -124,25 +128,26 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (nargs != commands[i].args) {
-		fprintf(stderr, "sipalgctl: '%s' takes %d argument%s\n", cmd, commands[i].args,
-			commands[i].args == 1 ? "" : "s");
+	if (nargs < commands[i].min || nargs > commands[i].max) {
+		fprintf(stderr, "sipalgctl: wrong number of arguments for '%s'\n", cmd);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (nargs)
 		arg = argv[optind + 1];
+	if (nargs == 2)
+		arg2 = argv[optind + 2];
 	if (json && !strcmp(cmd, "metrics")) {
 		fprintf(stderr, "sipalgctl: metrics has its own format; --json does not apply\n");
 		return EXIT_USAGE;
 	}
 	/* The daemon reads one line of printable ASCII words. */
-	if (arg && (!*arg || strpbrk(arg, " \t\r\n"))) {
-		fprintf(stderr, "sipalgctl: '%s': the argument must be one word\n", arg);
+	if ((arg && (!*arg || strpbrk(arg, " \t\r\n"))) || (arg2 && (!*arg2 || strpbrk(arg2, " \t\r\n")))) {
+		fprintf(stderr, "sipalgctl: an argument must be one word\n");
 		return EXIT_USAGE;
 	}
-	len = (size_t)snprintf(cmdline, sizeof(cmdline), "%s%s%s%s\n", cmd, arg ? " " : "",
-			       arg ? arg : "", json ? " --json" : "");
+	len = (size_t)snprintf(cmdline, sizeof(cmdline), "%s%s%s%s%s%s\n", cmd, arg ? " " : "",
+			       arg ? arg : "", arg2 ? " " : "", arg2 ? arg2 : "", json ? " --json" : "");
 	if (len >= sizeof(cmdline) || len > 128) {
 		fprintf(stderr, "sipalgctl: command too long\n");
 		return EXIT_USAGE;

@@ -4,6 +4,7 @@
  * (sipalgctl exits 1 on it). */
 #include "view.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "json.h"
 #include "nftmap.h"
 #include "stats.h"
+#include "trace.h"
 
 #define VIEW_ARGS 4
 
@@ -447,6 +449,36 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		fputs("]}\n", out);
 }
 
+/* trace ADDRESS|CALL-ID [SECONDS] | trace off | trace status */
+static void trace_cmd(FILE *out, const char *what, const char *secs, int json, uint64_t now)
+{
+	char d[160], *end;
+	unsigned long n = 0;
+
+	if (secs) {
+		n = strtoul(secs, &end, 10);
+		if (*end || !*secs || n == 0 || n > TRACE_MAX_S) {
+			fprintf(out, "error: SECONDS must be 1..%d\n", TRACE_MAX_S);
+			return;
+		}
+	}
+	if (!strcmp(what, "off"))
+		trace_stop(now, "sipalgctl trace off");
+	else if (strcmp(what, "status") && trace_start(what, (uint32_t)n, now) < 0) {
+		fprintf(out, "error: trace what? an IPv4 address or a Call-ID prefix of at most 64 bytes\n");
+		return;
+	}
+	trace_active(now);
+	trace_describe(d, sizeof(d), now);
+	if (json) {
+		fputs("{\"trace\":{\"state\":", out);
+		json_cstr(out, d);
+		fputs("}}\n", out);
+	} else {
+		fprintf(out, "trace %s\n", d);
+	}
+}
+
 int view_answer(const char *line, FILE *out, const struct conf *c, uint64_t now, uint64_t start_ms)
 {
 	char buf[256], *arg[VIEW_ARGS], *save = NULL, *t;
@@ -480,6 +512,8 @@ int view_answer(const char *line, FILE *out, const struct conf *c, uint64_t now,
 		pinholes(out, json, now);
 	else if (nargs == 2 && !strcmp(arg[0], "call"))
 		call(out, arg[1], json, now);
+	else if ((nargs == 2 || nargs == 3) && !strcmp(arg[0], "trace"))
+		trace_cmd(out, arg[1], nargs == 3 ? arg[2] : NULL, json, now);
 	else
 		return -1;
 	return 0;

@@ -274,6 +274,38 @@ def observe():
     c.bye_from_phone()
 
 
+@case
+def trace():
+    """trace ADDRESS SECONDS: full before/after messages of matching traffic in the log,
+    at most 20 a second, and the trace switches itself off when its time is up."""
+    log = os.environ["LAB_DAEMON_LOG"]
+    start = os.path.getsize(log)
+    _, out = ctl("trace", PHONE1, "2")
+    check(out.startswith(b"trace address " + PHONE1.encode()), "trace answer %r" % out)
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16300)
+    c.send_invite()
+    bob.recv_req("INVITE", c.dlg.callid)
+    # a burst over the rate limit: 40 OPTIONS within a second
+    for i in range(40):
+        p1.send(flows.sip(["OPTIONS sip:bob@biloxi.example.com SIP/2.0",
+                           "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bKtr%d" % (PHONE1, i),
+                           "From: <sip:alice@atlanta.example.com>;tag=tr%d" % i,
+                           "To: <sip:bob@biloxi.example.com>", "Call-ID: trace-%d@%s" % (i, PHONE1),
+                           "CSeq: 1 OPTIONS", "Max-Forwards: 70"]), (PROXY, 5060))
+    time.sleep(2.5)   # the trace's 2 s, and the daemon's 250 ms tick
+    text = open(log, "rb").read()[start:].decode(errors="replace")
+    before = [ln for ln in text.splitlines() if "before" in ln and "| INVITE sip:bob" in ln]
+    after = [ln for ln in text.splitlines() if "after " in ln and "| Via: SIP/2.0/UDP %s:5060" % flows.PUB in ln]
+    check(before and after, "trace: no before/after INVITE lines in the log")
+    n = len([ln for ln in text.splitlines() if "trace #" in ln and "bytes in" in ln])
+    check(n <= 2 * 20, "trace logged %d messages in about 1 s (limit 20/s)" % n)
+    check("trace off (time is up)" in text, "the trace did not switch itself off")
+    check("not logged" in text and ", 0 not logged" not in text, "the rate limit held nothing back")
+    _, out = ctl("trace", "status")
+    check(out.strip() == b"trace off", "trace status after the time: %r" % out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)

@@ -30,7 +30,7 @@ if ! lab_router_start; then
 	LAB_KEEP_TMP=1
 	exit 1
 fi
-export LAB_CONF LAB_PIDFILE LAB_DAEMON_PID
+export LAB_CONF LAB_PIDFILE LAB_DAEMON_PID LAB_DAEMON_LOG
 # shellcheck disable=SC2086 # CASES is a word list
 timeout 240 "$PY" "$HERE/ops.py" --id "$LAB_ID" ${CASES:-} &
 pypid=$!
