@@ -123,6 +123,7 @@ install: all
 	install -m 0644 conf/sipalgd.yaml $(DESTDIR)$(SYSCONFDIR)/sipalgd/sipalgd.yaml
 	install -m 0644 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
 	install -m 0755 kernel-rules/*.sh $(DESTDIR)$(DATADIR)/kernel-rules/
+	install -D -m 0644 contrib/bash-completion/sipalgctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sipalgctl
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/sipalgd.service

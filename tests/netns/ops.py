@@ -77,6 +77,14 @@ def json_all():
     check(s["private"] == "%s:16000" % PHONE1 and s["public"] == "%s:%d" % tuple(c.pub_media),
           "stream addresses: %r" % s)
     check(s["remote"] == "%s:%d" % (c.remote_media_ip, c.remote_rtp_port), "stream remote: %r" % s)
+    # bash completion offers the live Call-ID after `call`
+    repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+    script = ('PATH="%s:$PATH"; . "%s/contrib/bash-completion/sipalgctl"; COMP_WORDS=(sipalgctl -s "%s" call "");'
+              ' COMP_CWORD=4; _sipalgctl; echo "${COMPREPLY[@]}"'
+              % (os.path.dirname(os.environ["LAB_CTL"]), repo, os.environ["LAB_SOCK"]))
+    r = subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "bash", "-c", script], capture_output=True,
+                       timeout=10)
+    check(cid.encode() in r.stdout.split(), "bash completion after 'call': %r %r" % (r.stdout, r.stderr))
     rc, out = ctl("call", "no-such-call-id", ok=False)
     check(rc == 1 and out.startswith(b"error:"), "unknown call: exit %d %r" % (rc, out))
     c.bye_from_phone()
