@@ -169,6 +169,8 @@ def phone_silent():
     check(rtp["to_phone"]["packets"] >= flows.RTP_MIN, "to_phone %r" % rtp["to_phone"])
     check(rtp["from_phone"]["packets"] == 0, "from_phone %r, want 0" % rtp["from_phone"])
     check(rtp["refused_at_wan"]["packets"] == 0, "refused %r, want 0" % rtp["refused_at_wan"])
+    _, txt = ctl("call", c.dlg.callid)
+    sys.stderr.write("--- sipalgctl call (one-way audio, silent phone):\n" + txt.decode() + "---\n")
     # and once the phone talks, the same view shows it
     send_rtp(c.phone_rtp, (c.remote_media_ip, c.remote_rtp_port))
     count_rtp(c.remote_rtp)
