@@ -47,6 +47,7 @@ int trace_start(const char *what, uint32_t seconds, uint64_t now)
 
 void trace_stop(uint64_t now, const char *why)
 {
+	(void)now;
 	if (!tr.on)
 		return;
 	tr.on = 0;
