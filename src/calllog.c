@@ -7,9 +7,9 @@
 #include "json.h"
 #include "mem.h"
 
-#define CL_LINE 80   /* start line bytes kept */
-#define CL_EDITS 12  /* rewritten spans kept per message */
-#define CL_SPAN 40   /* bytes kept of each side of a span */
+#define CL_LINE 64   /* start line bytes kept */
+#define CL_EDITS 8   /* rewritten spans kept per message */
+#define CL_SPAN 32   /* bytes kept of each side of a span */
 #define CL_CALLID 64
 #define CL_UNTRACKED 32
 
@@ -266,3 +266,7 @@ void calllog_untracked_text(FILE *f, const char *prefix, uint64_t now)
 			entry_text(f, &u->e, now);
 	}
 }
+
+/* About 5 KiB per live call (8 entries of ~650 bytes): the price of
+ * answering "what did the router do to this call" without a capture. */
+_Static_assert(sizeof(struct cl_ring) <= 6 * 1024, "calllog ring grew: check the memory per call");
