@@ -314,6 +314,9 @@ def trace():
     check("not logged" in text and ", 0 not logged" not in text, "the rate limit held nothing back")
     _, out = ctl("trace", "status")
     check(out.strip() == b"trace off", "trace status after the time: %r" % out)
+    check(ctl_json("trace", "status") == {"trace": {"state": "off"}}, "trace status --json")
+    rc, out = ctl("trace", PHONE1, "0", ok=False)
+    check(rc == 1 and out.startswith(b"error:"), "trace with 0 s accepted: %r" % out)
 
 
 def main():
