@@ -68,7 +68,8 @@ $(B):
 # capture.)
 DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
-	sip-tester nftables iptables conntrack iproute2 kmod python3
+	sip-tester nftables iptables conntrack iproute2 kmod python3 \
+	python3-prometheus-client
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)
@@ -122,6 +123,10 @@ faults: all
 field-reload: all
 	@tests/netns/field-reload.sh
 
+# The operator's view: sipalgctl --json / metrics / call on real failures.
+ops-lab: all
+	@tests/netns/ops.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -149,6 +154,7 @@ install: all
 	@# the .nft files are `#!/usr/sbin/nft -f` scripts: runnable as they are
 	install -m 0755 kernel-rules/*.nft $(DESTDIR)$(DATADIR)/kernel-rules/
 	install -m 0755 kernel-rules/*.sh $(DESTDIR)$(DATADIR)/kernel-rules/
+	install -D -m 0644 contrib/bash-completion/sipalgctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sipalgctl
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		packaging/systemd/sipalgd.service.in > $(DESTDIR)$(UNITDIR)/sipalgd.service
@@ -214,5 +220,5 @@ container-example: container
 
 .PHONY: container container-check container-example
 
-.PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
+.PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

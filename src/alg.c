@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "binding.h"
+#include "calllog.h"
+#include "trace.h"
 #include "conf.h"
 #include "ct.h"
 #include "dialog.h"
@@ -59,6 +61,11 @@ static struct sip_msg msg;
 static int no_new_state;
 static struct edit_list ed;
 static struct sdp sdpv;
+/* The operator's view (calllog): the dialog the current message belongs
+ * to, and whether it came from outside lan.networks. Set by the policy,
+ * read by alg_packet() after it. */
+static struct dialog *cur_dlg;
+static int cur_not_lan, cur_parse_ok;
 
 static int ipfmt(char *s, size_t n, uint32_t ip)
 {
@@ -71,19 +78,21 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 	memset(rl_tab, 0, sizeof(rl_tab));
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
-	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0)
+	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
 		return -1;
 	return 0;
 }
 
 void alg_fini(void)
 {
+	calllog_fini();
 	dialog_fini();
 	binding_fini();
 }
 
 void alg_tick(uint64_t now)
 {
+	trace_active(now); /* switches an expired trace off on time */
 	dialog_expire(now);
 	binding_expire(now);
 }
@@ -450,6 +459,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	} else if (m->method == M_BYE && d && m->status >= 200) {
 		close_after = 1;
 	}
+	cur_dlg = d;
 
 	if (m->body_len) {
 		if (sdp && (!m->is_request || m->method == M_INVITE || m->method == M_ACK ||
@@ -607,6 +617,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 			binding_register(x, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
 		}
 	}
+	cur_dlg = d;
 	if (d && sdp && m->status < 300) {
 		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
 			dialog_sdp(d, SIDE_REMOTE, &sdpv, !m->is_request, m->cseq, u->saddr, pub, now);
@@ -620,8 +631,8 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 
 /* ---- the one entry point ------------------------------------------- */
 
-enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
-			    uint32_t *out_len, uint64_t now)
+static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				   uint32_t *out_len, uint64_t now)
 {
 	struct pkt_udp u;
 	int outbound;
@@ -637,8 +648,16 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		outbound = 1;
 	else if (conf_is_lan(cf, u.daddr) && !conf_is_lan(cf, u.saddr))
 		outbound = 0;
-	else
-		return ALG_ACCEPT; /* not between the LAN and the WAN: not ours */
+	else {
+		/* not between the LAN and the WAN: not ours. Neither end on the
+		 * LAN: most likely a phone outside lan.networks (the diversion
+		 * queues all SIP through the WAN interface). */
+		if (!conf_is_lan(cf, u.saddr) && !conf_is_lan(cf, u.daddr)) {
+			STAT_INC(not_lan);
+			cur_not_lan = 1;
+		}
+		return ALG_ACCEPT;
+	}
 	if (outbound)
 		STAT_INC(pkts_out_lan);
 	else
@@ -649,6 +668,7 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 		return ALG_ACCEPT;
 	}
 	int rc = sip_parse(&msg, u.payload, u.plen);
+	cur_parse_ok = rc == SIP_OK;
 	if (rc == SIP_OK && msg.trailing) {
 		/* RFC 3261 18.3: octets after Content-Length are not part of the
 		 * message. They leave no more (a second message smuggled behind
@@ -732,4 +752,84 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	*out_len = (uint32_t)tot;
 	STAT_INC(pkts_rewritten);
 	return ALG_ACCEPT;
+}
+
+/* ---- the operator's view: what happened to this message, per call ---- */
+
+/* The counters that say why a message was dropped or a stream refused, in
+ * the order they are checked, with the words sipalgctl call shows. */
+static const struct { enum stat_id id; const char *why; } reasons[] = {
+	{ ST_drop_rate, "over limits.messages_per_second_per_source (drop_rate)" },
+	{ ST_drop_no_binding, "no public port could be allocated (drop_no_binding)" },
+	{ ST_drop_malformed_out, "malformed LAN message that would leak a LAN address (drop_malformed_out)" },
+	{ ST_drop_limit, "a limits.* bound was hit: table full or stream refused (drop_limit)" },
+	{ ST_pinholes_refused, "a stream refused: the SDP asked for what the rules forbid, port 0 written (pinholes_refused)" },
+	{ ST_trailing_dropped, "octets after Content-Length cut off (trailing_dropped)" },
+	{ ST_not_lan, "source outside lan.networks: passed untouched (not_lan)" },
+};
+#define N_REASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+			    uint32_t *out_len, uint64_t now)
+{
+	uint64_t before[N_REASONS];
+	const char *why = NULL;
+	struct pkt_udp u;
+
+	for (size_t i = 0; i < N_REASONS; i++)
+		before[i] = stats[reasons[i].id];
+	cur_dlg = NULL;
+	cur_not_lan = 0;
+	cur_parse_ok = 0;
+	enum alg_verdict v = alg_policy(ip, len, out, cap, out_len, now);
+	for (size_t i = 0; i < N_REASONS && !why; i++)
+		if (stats[reasons[i].id] != before[i])
+			why = reasons[i].why;
+	if (trace_active(now) && pkt_parse_udp(ip, len, &u) == 0) {
+		struct span c = cur_parse_ok && msg.callid_idx >= 0 ? msg.hdr[msg.callid_idx].value
+								     : (struct span){ 0, 0 };
+		if (trace_match(u.saddr, u.daddr, c.len ? u.payload + c.off : NULL, c.len)) {
+			uint32_t h = u.ihl + 8;
+			int rw = *out_len > h;
+			trace_log(now, u.payload, u.plen, rw ? out + h : NULL, rw ? *out_len - h : 0,
+				  v == ALG_DROP ? (cf->observe ? "would drop (observe)" : "DROPPED")
+				  : rw && cf->observe ? "accepted, would rewrite (observe: sent as it came)"
+				  : "accepted");
+		}
+	}
+	/* mode: observe. Everything above ran (state, would-be edits and
+	 * elements, counters); the datagram leaves as it came. */
+	int would_rewrite = *out_len > 0;
+	enum alg_verdict would = v;
+	if (cf->observe) {
+		if (would_rewrite || v == ALG_DROP)
+			STAT_INC(observed_changes);
+		*out_len = 0;
+		v = ALG_ACCEPT;
+	}
+	if (!cur_dlg && would != ALG_DROP && !cur_not_lan)
+		return v;
+	if (pkt_parse_udp(ip, len, &u) < 0)
+		return v;
+	if (cur_not_lan)
+		cur_parse_ok = sip_parse(&msg, u.payload, u.plen) == SIP_OK;
+	struct calllog_msg cm = {
+		.payload = u.payload, .len = u.plen, .line_len = 0,
+		.ed = cur_dlg && would_rewrite ? &ed : NULL,
+		.outbound = conf_is_lan(cf, u.saddr), .dropped = would == ALG_DROP,
+		.observe = (uint8_t)cf->observe, .reason = why,
+		.src = u.saddr, .dst = u.daddr, .sport = u.sport, .dport = u.dport,
+	};
+	while (cm.line_len < u.plen && u.payload[cm.line_len] != '\r' && u.payload[cm.line_len] != '\n')
+		cm.line_len++;
+	if (cur_dlg) {
+		calllog_note(dialog_slot(cur_dlg), now, &cm);
+	} else {
+		/* Dropped before or without a dialog (a new INVITE over the rate
+		 * limit), or from outside lan.networks: kept by Call-ID. */
+		int parsed = cur_parse_ok && msg.callid_idx >= 0;
+		struct span cid = parsed ? msg.hdr[msg.callid_idx].value : (struct span){ 0, 0 };
+		calllog_note_untracked(now, &cm, parsed ? u.payload + cid.off : NULL, cid.len);
+	}
+	return v;
 }

@@ -309,6 +309,16 @@ void binding_dump(FILE *f, uint64_t now)
 	}
 }
 
+const struct binding *binding_next(uint32_t *cursor)
+{
+	while (*cursor < pool_used) {
+		const struct binding *b = &pool[(*cursor)++];
+		if (b->in_use)
+			return b;
+	}
+	return NULL;
+}
+
 void binding_save(FILE *f, uint64_t now)
 {
 	for (uint32_t i = 0; i < pool_used; i++) {

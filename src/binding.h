@@ -72,5 +72,7 @@ int binding_restore_line(const char *line, uint64_t now);
 
 /* One line per binding for sipalgctl. */
 void binding_dump(FILE *f, uint64_t now);
+/* The next live binding from *cursor (start at 0), NULL at the end (sipalgctl --json). */
+const struct binding *binding_next(uint32_t *cursor);
 
 #endif

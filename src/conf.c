@@ -59,6 +59,7 @@ enum key {
 	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE,
 	P_NFT, P_CTL, P_PID, P_STATE,
 	LOG_LEVEL, LOG_SYSLOG,
+	MODE,
 	KEY__COUNT
 };
 
@@ -66,6 +67,7 @@ static const char *const ch_inbound[] = { "registrar", "any", NULL };
 static const char *const ch_divert[] = { "iptables", "nft", NULL };
 static const char *const ch_pinsrc[] = { "peer", "any", NULL };
 static const char *const ch_level[] = { "error", "warning", "info", "debug", NULL };
+static const char *const ch_mode[] = { "enforce", "observe", NULL };
 
 #define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
 #define LIVE      CONF_RELOAD_LIVE, CONF_REBUILD_NONE
@@ -157,6 +159,9 @@ static const struct keydef {
 			  "error, warning, info or debug" },
 	[LOG_SYSLOG]  = { "log.syslog", K_BOOL, FIELD(log_syslog), 0, 0, NULL, 0, 0, NULL, REBUILD(LOG),
 			  "syslog or standard error; reload switches the log" },
+	/* The one top-level key (no section): parse_document finds it here. */
+	[MODE]        = { "mode", K_ENUM, FIELD(observe), 0, 0, NULL, 0, 0, ch_mode, LIVE,
+			  "enforce, or observe: track and show, change no byte, open nothing" },
 };
 
 _Static_assert(KEY__COUNT <= CONF_KEYS_MAX, "raise CONF_KEYS_MAX in conf.h");
@@ -913,6 +918,16 @@ static int parse_document(struct parser *p)
 		if (want_key(p) < 0)
 			return -1;
 		line = ev_line(p);
+		/* Top-level keys (no section: "mode") are rows of the table too. */
+		if (!strcmp(keys[MODE].name, ev_sval(p))) {
+			if (p->key_line[MODE])
+				return fail(p, line, "duplicate key \"%s\" (first at line %d)",
+					    keys[MODE].name, p->key_line[MODE]);
+			p->key_line[MODE] = line;
+			if (next(p) < 0 || parse_value(p, MODE, line) < 0)
+				return -1;
+			continue;
+		}
 		for (s = 0; s < S__COUNT; s++)
 			if (!strcmp(sect_names[s], ev_sval(p)))
 				break;

@@ -46,6 +46,7 @@ struct conf {
 	uint16_t media_port_max;    /* media.port_max, default 39999 (> min) */
 	uint16_t sig_port_min;      /* sip.port_min, default 40000: public SIP ports when the private one is taken */
 	uint16_t sig_port_max;      /* sip.port_max, default 40999 */
+	int observe;                       /* mode: observe (1) | enforce (0, default) */
 	enum conf_pinhole_src pinhole_src; /* media.pinhole_source: peer (default) | any */
 	int media_other_hosts;      /* media.allow_other_lan_hosts: SDP may name another LAN host, default false */
 	enum conf_inbound_src inbound_src; /* sip.inbound_from: registrar (default) | any */

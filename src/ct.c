@@ -10,6 +10,8 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 #include <poll.h>
@@ -283,11 +285,15 @@ done:
 	return 1;
 }
 
+/* mode: observe: no conntrack of the router's is deleted either. */
+static int ct_passive;
+void ct_set_passive(int on) { ct_passive = on; }
+
 void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 {
 	struct ct_del *d;
 
-	if (!ct_nl)
+	if (!ct_nl || ct_passive)
 		return;
 	if (ct_ndel == CT_DEL_MAX) {
 		if (ct_scanning) {
@@ -307,6 +313,8 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 
 void ct_del_port(uint32_t ip, uint16_t port, int to_dst)
 {
+	if (ct_passive)
+		return;
 	if (!ct_nl || ct_nscan == CT_SCAN_MAX) {
 		if (ct_nl)
 			LOG_RL(LOG_LVL_WARN, "ct: too many flow scans in one round; some media flows are left to time out");
@@ -346,7 +354,20 @@ static int ct_scan_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static int ct_dump(const struct ct_scan *sc, mnl_cb_t cb, void *data);
+
 static void ct_scan_one(const struct ct_scan *sc)
+{
+	if (ct_dump(sc, ct_scan_cb, (void *)sc) < 0) {
+		STAT_INC(ct_errors);
+		LOG_RL(LOG_LVL_WARN, "ct: flow scan did not complete: %s", strerror(errno));
+	}
+}
+
+/* One filtered dump (CTA_FILTER) of the UDP flows whose original tuple has
+ * sc's address and port as destination (to_dst) or source; cb per entry.
+ * 0 when the dump completed, -1 otherwise (errno). */
+static int ct_dump(const struct ct_scan *sc, mnl_cb_t cb, void *data)
 {
 	char buf[512] __attribute__((aligned(8)));
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -377,24 +398,97 @@ static void ct_scan_one(const struct ct_scan *sc)
 			 (sc->to_dst ? CT_FILTER_F_IP_DST | CT_FILTER_F_PORT_DST
 				     : CT_FILTER_F_IP_SRC | CT_FILTER_F_PORT_SRC));
 	mnl_attr_nest_end(nlh, nest);
-	if (mnl_socket_sendto(ct_nl, nlh, nlh->nlmsg_len) < 0) {
-		STAT_INC(ct_errors);
-		LOG_RL(LOG_LVL_WARN, "ct: flow scan request: %s", strerror(errno));
-		return;
-	}
+	if (mnl_socket_sendto(ct_nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
 	/* Bounded: a dump of a huge table ends in NLMSG_DONE long before this. */
 	for (rounds = 0; rounds < 4096; rounds++) {
 		ret = ct_recv(1000);
 		if (ret < 0)
 			break;
-		ret = mnl_cb_run(ct_rx, (size_t)ret, seq, ct_portid, ct_scan_cb, (void *)sc);
+		ret = mnl_cb_run(ct_rx, (size_t)ret, seq, ct_portid, cb, data);
 		if (ret == MNL_CB_STOP)
-			return;
+			return 0;
 		if (ret == MNL_CB_ERROR && errno != ESRCH && errno != EPROTO)
 			break;
 	}
-	STAT_INC(ct_errors);
-	LOG_RL(LOG_LVL_WARN, "ct: flow scan did not complete: %s", strerror(errno));
+	return -1;
+}
+
+/* ---- flow counters (sipalgctl call; the operator's request, not the packet path) */
+
+struct ct_flows_req {
+	ct_flow_fn fn;
+	void *arg;
+};
+
+static int ct_flows_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct ct_flows_req *rq = data;
+	struct nf_conntrack *ct;
+	struct ct_flow f;
+
+	if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW ||
+	    (nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
+		return MNL_CB_OK;
+	ct = nfct_new();
+	if (!ct)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, ct) == 0 && nfct_get_attr_u8(ct, ATTR_L4PROTO) == IPPROTO_UDP) {
+		memset(&f, 0, sizeof(f));
+		f.src = ntohl(nfct_get_attr_u32(ct, ATTR_IPV4_SRC));
+		f.dst = ntohl(nfct_get_attr_u32(ct, ATTR_IPV4_DST));
+		f.sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
+		f.dport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
+		f.rsrc = ntohl(nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC));
+		f.rsport = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+		f.status = nfct_attr_is_set(ct, ATTR_STATUS) ? nfct_get_attr_u32(ct, ATTR_STATUS) : 0;
+		f.has_counters = nfct_attr_is_set(ct, ATTR_ORIG_COUNTER_PACKETS);
+		if (f.has_counters) {
+			f.pkts[0] = nfct_get_attr_u64(ct, ATTR_ORIG_COUNTER_PACKETS);
+			f.bytes[0] = nfct_get_attr_u64(ct, ATTR_ORIG_COUNTER_BYTES);
+			f.pkts[1] = nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_PACKETS);
+			f.bytes[1] = nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_BYTES);
+		}
+		f.dnat = (f.status & IPS_DST_NAT) != 0;
+		rq->fn(&f, rq->arg);
+	}
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+int ct_flows(uint32_t ip, uint16_t port, int to_dst, ct_flow_fn fn, void *arg)
+{
+	struct ct_scan sc = { ip, port, (uint8_t)!!to_dst };
+	struct ct_flows_req rq = { fn, arg };
+
+	if (!ct_nl || ct_scanning) {
+		errno = EBUSY;
+		return -1;
+	}
+	return ct_dump(&sc, ct_flows_cb, &rq);
+}
+
+/* Per-flow packet and byte counts (sipalgctl call) exist only while
+ * conntrack accounting is on in this namespace; flows created before it
+ * was switched on have none. The cost is two counters per conntrack. */
+void ct_accounting_on(void)
+{
+	static const char path[] = "/proc/sys/net/netfilter/nf_conntrack_acct";
+	char cur = '0';
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("ct: %s: %s; sipalgctl call shows no media counters", path, strerror(errno));
+		return;
+	}
+	if (read(fd, &cur, 1) == 1 && cur == '0') {
+		if (pwrite(fd, "1\n", 2, 0) != 2)
+			log_warn("ct: cannot switch on %s: %s; sipalgctl call shows no media counters",
+				 path, strerror(errno));
+		else
+			log_info("ct: switched on conntrack accounting (%s) for per-call media counters", path);
+	}
+	close(fd);
 }
 
 /* Send deletes [from, to) in one sendmsg and drain their ACKs. */

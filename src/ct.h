@@ -36,4 +36,22 @@ int ct_urgent(void);
  * Returns the number of failures (counted in ct_errors). */
 int ct_commit(void);
 
+/* ---- for sipalgctl call (not the packet path: one kernel dump each) ---- */
+struct ct_flow {
+	uint32_t src, dst, rsrc;   /* original tuple, and the reply's source (NAT target) */
+	uint16_t sport, dport, rsport;
+	uint32_t status;           /* IPS_* */
+	int dnat;                  /* destination-NATed: it went through a pinhole */
+	int has_counters;          /* conntrack accounting was on when it was created */
+	uint64_t pkts[2], bytes[2]; /* [0] original direction, [1] reply */
+};
+typedef void (*ct_flow_fn)(const struct ct_flow *f, void *arg);
+/* Every UDP conntrack whose ORIGINAL tuple has ip:port as destination
+ * (to_dst) or source, one call of fn each. 0, or -1 (errno). */
+int ct_flows(uint32_t ip, uint16_t port, int to_dst, ct_flow_fn fn, void *arg);
+/* mode: observe: while on, deletes are not queued. */
+void ct_set_passive(int on);
+/* Switch on nf_conntrack_acct in our namespace (the counters above). */
+void ct_accounting_on(void);
+
 #endif

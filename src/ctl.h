@@ -1,6 +1,7 @@
 /* ctl: the control socket (unix stream, one text command per connection,
- * answer then close) that sipalgctl talks to. Commands: status, counters,
- * bindings, dialogs, pinholes. The daemon's main loop polls ctl_fd(). */
+ * answer then close) that sipalgctl talks to. The commands themselves
+ * (status, counters, metrics, bindings, dialogs, pinholes, call, trace;
+ * --json) are view.c's. The daemon's main loop polls ctl_fd(). */
 #ifndef SIPALGD_CTL_H
 #define SIPALGD_CTL_H
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "calllog.h"
 #include "conf.h"
 #include "ct.h"
 #include "log.h"
@@ -51,6 +52,7 @@ struct dialog {
 	uint8_t answered_from; /* side that gave that answer */
 	struct binding *sigb;
 	uint64_t expires;
+	uint64_t created;      /* ms; a restored dialog counts from its restore */
 	uint32_t rip[SDP_MAX_MEDIA];
 	uint16_t rport[SDP_MAX_MEDIA];
 	struct stream st[DLG_MAX_STREAMS];
@@ -146,6 +148,7 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	if (free_head)
 		free_head = d->next;
 	memset(d, 0, sizeof(*d));
+	calllog_reset(idx - 1);
 	d->in_use = 1;
 	memcpy(d->callid, callid, len);
 	d->callid_len = (uint8_t)len;
@@ -157,6 +160,7 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	d->peer_port = peer_port;
 	d->sigb = sigb;
 	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
+	d->created = now;
 	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : peer_ip;
 	if (sigb) {
 		binding_ref(sigb);
@@ -698,4 +702,52 @@ int dialog_restore_line(const char *line, uint64_t now)
 		return 0;
 	}
 	return -1;
+}
+
+/* ---- the operator's view ---------------------------------------------- */
+_Static_assert(DIALOG_VIEW_STREAMS == DLG_MAX_STREAMS, "view and dialog agree on streams");
+_Static_assert(DST_RETIRING == (int)ST_RETIRING, "stream states agree");
+
+int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
+{
+	while (*cursor < pool_used) {
+		const struct dialog *d = &pool[(*cursor)++];
+		if (!d->in_use)
+			continue;
+		memset(v, 0, sizeof(*v));
+		v->slot = (uint32_t)(d - pool);
+		v->callid = d->callid;
+		v->callid_len = d->callid_len;
+		v->callid_full = d->callid_full;
+		v->phone_ip = d->phone_ip;
+		v->phone_port = d->phone_port;
+		v->sig_pub_port = d->sigb ? d->sigb->pub_port : 0;
+		v->peer_ip = d->peer_ip;
+		v->peer_port = d->peer_port;
+		v->confirmed = d->confirmed;
+		v->offer_from = d->offer_from;
+		v->age_ms = now > d->created ? now - d->created : 0;
+		v->expires_ms = d->expires > now ? d->expires - now : 0;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+			const struct stream *s = &d->st[k];
+			if (s->state == ST_FREE)
+				continue;
+			struct dialog_stream_view *o = &v->st[v->n_streams++];
+			o->mindex = s->mindex;
+			o->state = s->state;
+			o->priv_ip = s->priv_ip;
+			o->priv_port = s->priv_port;
+			o->pub_port = s->b ? s->b->pub_port : 0;
+			o->allowed_src = s->key;
+			o->remote_ip = s->rip;
+			o->remote_port = s->rport;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+uint32_t dialog_slot(const struct dialog *d)
+{
+	return (uint32_t)(d - pool);
 }

@@ -67,4 +67,39 @@ void dialog_expire(uint64_t now);
 void dialog_dump(FILE *f, uint64_t now);
 void dialog_dump_pinholes(FILE *f);
 
+/* ---- the operator's view (sipalgctl --json, call) ---------------------- */
+#define DIALOG_VIEW_STREAMS 12
+enum dlg_stream_state { DST_FREE = 0, DST_NEW, DST_ACTIVE, DST_RETIRING };
+struct dialog_stream_view {
+	uint8_t mindex;         /* m= line index in the SDP */
+	uint8_t state;          /* enum dlg_stream_state */
+	uint32_t priv_ip;       /* the phone's media address */
+	uint16_t priv_port;     /* RTP; RTCP is +1 */
+	uint16_t pub_port;      /* on the router's public address; RTCP +1 */
+	uint32_t allowed_src;   /* inbound elements accept this source (0: any) */
+	uint32_t remote_ip;     /* the remote's media address from its SDP (0: unknown yet) */
+	uint16_t remote_port;
+};
+struct dialog_view {
+	uint32_t slot;          /* dialog_slot() */
+	const char *callid;     /* the kept prefix (up to 64 bytes), not NUL-terminated */
+	uint32_t callid_len;
+	uint32_t callid_full;   /* length of the whole Call-ID */
+	uint32_t phone_ip;
+	uint16_t phone_port;
+	uint16_t sig_pub_port;  /* the phone's signalling binding, 0 if none */
+	uint32_t peer_ip;       /* remote signalling peer */
+	uint16_t peer_port;
+	uint8_t confirmed;
+	uint8_t offer_from;     /* enum dlg_side with an offer outstanding */
+	uint64_t age_ms;
+	uint64_t expires_ms;    /* left */
+	int n_streams;
+	struct dialog_stream_view st[DIALOG_VIEW_STREAMS];
+};
+/* The dialog's index in the pool (0 .. limits.dialogs-1): its calllog ring. */
+uint32_t dialog_slot(const struct dialog *d);
+/* Fill *v with the next live dialog from *cursor (start at 0). 1, or 0 at the end. */
+int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now);
+
 #endif

@@ -37,6 +37,7 @@
 #include "state.h"
 #include "stats.h"
 #include "version.h"
+#include "view.h"
 #include "wan.h"
 
 #define MAX_BATCH 256
@@ -152,41 +153,10 @@ static void set_scheduling(void)
 	log_debug("scheduling: SCHED_FIFO priority %u", conf.realtime_priority);
 }
 
+/* sipalgctl's commands: answered by view.c (text and --json). */
 static int ctl_answer(const char *cmd, FILE *out)
 {
-	uint64_t now = now_ms();
-
-	if (strcmp(cmd, "status") == 0) {
-		/* Answered from the packet loop itself: an answer means the loop runs. */
-		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
-			(int)getpid(), (unsigned long long)((now - start_ms) / 1000),
-			(unsigned long long)stats[ST_pkts_in], (unsigned long long)stats[ST_dialogs],
-			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes]);
-		return 0;
-	}
-	if (strcmp(cmd, "counters") == 0) {
-		stats_dump(out);
-		return 0;
-	}
-	/* A header line even for an empty table: silence means trouble. */
-	if (strcmp(cmd, "bindings") == 0) {
-		fprintf(out, "# bindings %llu\n", (unsigned long long)stats[ST_bindings]);
-		binding_dump(out, now);
-		return 0;
-	}
-	if (strcmp(cmd, "dialogs") == 0) {
-		fprintf(out, "# dialogs %llu\n", (unsigned long long)stats[ST_dialogs]);
-		dialog_dump(out, now);
-		return 0;
-	}
-	if (strcmp(cmd, "pinholes") == 0) {
-		fprintf(out, "# pinholes %llu\n", (unsigned long long)stats[ST_pinholes]);
-		dialog_dump_pinholes(out);
-		fputs("# kernel inbound elements\n", out);
-		nftmap_dump(out);
-		return 0;
-	}
-	return -1;
+	return view_answer(cmd, out, &conf, now_ms(), start_ms);
 }
 
 static void usage(FILE *f)
@@ -338,7 +308,13 @@ static void reload(void)
 	} else if (want[CONF_REBUILD_RULES]) {
 		log_warn("reload: --no-rules: the system's diversion (kernel-rules/) must match sip.ports and queue.divert");
 	}
+	if (next.observe != conf.observe)
+		log_warn("mode %s: %s", next.observe ? "observe" : "enforce",
+			 next.observe ? "nothing is rewritten or opened from now on; the maps are emptied"
+				      : "calls set up while observing stay unchanged; new calls are handled");
 	conf = next;
+	nftmap_set_passive(conf.observe);
+	ct_set_passive(conf.observe);
 	for (int k = 0; k < n; k++)
 		if (changed[k]) {
 			conf_key_copy(&conf_file, &nc, k);
@@ -493,6 +469,9 @@ int main(int argc, char **argv)
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
+	ct_accounting_on(); /* per-call media counters for sipalgctl call */
+	nftmap_set_passive(conf.observe);
+	ct_set_passive(conf.observe);
 	/* Take over the calls of a previous run before any packet is queued. */
 	state_load(conf.state_file, now_ms());
 	nftmap_commit();

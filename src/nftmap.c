@@ -238,13 +238,16 @@ static void pend_reset(void)
  *   add, del       -> del  (or nothing new, if a del preceded the add)
  *   del, add       -> del, add (a replacement: both, in order)
  *   del, del       -> del */
+/* mode: observe. See nftmap_set_passive(). */
+static int nftmap_passive;
+
 static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
 		     uint32_t dip, uint16_t dport)
 {
 	struct nftmap_op *last, *op;
 	int32_t *slot;
 
-	if (!nftmap_nl)
+	if (!nftmap_nl || nftmap_passive)
 		return;
 	if (nftmap_nops >= NFTMAP_PEND_MAX)
 		nftmap_carried_errors += nftmap_commit_all();
@@ -684,6 +687,41 @@ void nftmap_dump(FILE *f)
 			r->peer ? ip_str(r->peer, p) : "*", r->pub_port,
 			ip_str(r->priv_ip, q), r->priv_port, r->refs);
 	}
+}
+
+int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+			uint16_t *priv_port, uint32_t *refs)
+{
+	while (nftmap_refs && *cursor < nftmap_ref_used) {
+		const struct nftmap_ref *r = &nftmap_refs[(*cursor)++];
+		if (!r->refs)
+			continue;
+		*peer = r->peer;
+		*pub_port = r->pub_port;
+		*priv_ip = r->priv_ip;
+		*priv_port = r->priv_port;
+		*refs = r->refs;
+		return 1;
+	}
+	return 0;
+}
+
+static int nftmap_run_text(const char *text, const char *what);
+
+void nftmap_set_passive(int on)
+{
+	char text[256];
+
+	if (on && !nftmap_passive && nftmap_nl) {
+		/* Entering observe mode: what is queued still goes (the kernel
+		 * agrees with the SDP that already left), then every element
+		 * goes: observe means nothing of ours is open. */
+		nftmap_commit();
+		snprintf(text, sizeof(text), "flush map ip %s out4\nflush map ip %s in_peer\nflush map ip %s in_any\n",
+			 nftmap_table, nftmap_table, nftmap_table);
+		nftmap_run_text(text, "emptying the maps for observe mode");
+	}
+	nftmap_passive = on;
 }
 
 /* ---- open / close ------------------------------------------------------ */

@@ -40,7 +40,16 @@ int nftmap_commit(void);
  * the deletes of many calls share one transaction. */
 int nftmap_urgent(void);
 
+/* mode: observe. While on, nothing is queued or sent: the reference
+ * counts still follow the calls (sipalgctl shows the would-be elements),
+ * the kernel maps stay empty. Switching it on empties the maps. */
+void nftmap_set_passive(int on);
+
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);
+/* The same elements one by one (sipalgctl --json): from *cursor (start at
+ * 0); 1 and the element's fields, or 0 at the end. */
+int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+			uint16_t *priv_port, uint32_t *refs);
 
 #endif

@@ -23,23 +23,32 @@
 #define EXIT_UNREACHABLE 2
 #define EXIT_USAGE 64
 
-static const char *const commands[] = {
-	"status", "counters", "bindings", "dialogs", "pinholes", NULL,
+/* name, number of arguments (min, max) */
+static const struct { const char *name; int min, max; } commands[] = {
+	{ "status", 0, 0 }, { "counters", 0, 0 }, { "bindings", 0, 0 }, { "dialogs", 0, 0 },
+	{ "pinholes", 0, 0 }, { "call", 1, 1 }, { "metrics", 0, 0 }, { "trace", 1, 2 }, { NULL, 0, 0 },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sipalgctl [-s SOCKET] COMMAND\n"
+		"usage: sipalgctl [-s SOCKET] COMMAND [ARG] [--json]\n"
 		"  -s SOCKET  control socket (default " DEFAULT_SOCKET ")\n"
 		"  -V         print the version and exit\n"
 		"  -h         this help\n"
+		"  --json     one JSON object instead of text (docs/operations.md)\n"
 		"commands:\n"
 		"  status     \"ok\" and a summary; exit 0 only if the daemon is healthy\n"
 		"  counters   every counter, one \"name value\" per line\n"
 		"  bindings   the signalling NAT bindings\n"
 		"  dialogs    the calls in progress\n"
 		"  pinholes   the open media pinholes\n"
+		"  metrics    counters and gauges in the Prometheus text format\n"
+		"  call ID    one call: parties, streams with packets/bytes each way, pinholes,\n"
+		"             its last messages and why any was dropped (ID: a unique Call-ID prefix)\n"
+		"  trace ADDRESS|CALL-ID [SECONDS]\n"
+		"             log matching SIP messages in full, before and after, for SECONDS\n"
+		"             (default 60); 'trace off' stops, 'trace status' shows\n"
 		"exit: 0 ok, 1 the daemon reported a problem, 2 daemon unreachable, 64 usage\n");
 }
 
@@ -80,15 +89,23 @@ static int unreachable(const char *reason)
 int main(int argc, char **argv)
 {
 	struct sockaddr_un sa;
-	char cmdline[64], buf[4096], first[8];
+	char cmdline[192], buf[4096], first[24];
 	size_t nfirst = 0, sent = 0, len;
-	int opt, fd, rc, i, got_any = 0;
-	const char *cmd;
+	int opt, fd, rc, i, got_any = 0, json = 0, nargs = 0;
+	const char *cmd = NULL, *arg = NULL, *arg2 = NULL;
 	long deadline;
 	socklen_t sl;
 
 	sock_path = DEFAULT_SOCKET;
-	while ((opt = getopt(argc, argv, "s:hV")) != -1) {
+	/* --json may come anywhere; "+" keeps getopt from permuting past the command. */
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--json")) {
+			json = 1;
+			memmove(&argv[i], &argv[i + 1], sizeof(*argv) * (size_t)(argc - i));
+			argc--;
+			i--;
+		}
+	while ((opt = getopt(argc, argv, "+s:hV")) != -1) {
 		switch (opt) {
 		case 's':
 			sock_path = optarg;
@@ -104,16 +121,41 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
-	for (i = 0; commands[i] && strcmp(commands[i], cmd); i++)
+	nargs = argc - optind - 1;
+	for (i = 0; commands[i].name && strcmp(commands[i].name, cmd); i++)
 		;
-	if (!commands[i]) {
+	if (!commands[i].name) {
 		fprintf(stderr, "sipalgctl: unknown command '%s'\n", cmd);
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (nargs < commands[i].min || nargs > commands[i].max) {
+		fprintf(stderr, "sipalgctl: wrong number of arguments for '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (nargs)
+		arg = argv[optind + 1];
+	if (nargs == 2)
+		arg2 = argv[optind + 2];
+	if (json && !strcmp(cmd, "metrics")) {
+		fprintf(stderr, "sipalgctl: metrics has its own format; --json does not apply\n");
+		return EXIT_USAGE;
+	}
+	/* The daemon reads one line of printable ASCII words. */
+	if ((arg && (!*arg || strpbrk(arg, " \t\r\n"))) || (arg2 && (!*arg2 || strpbrk(arg2, " \t\r\n")))) {
+		fprintf(stderr, "sipalgctl: an argument must be one word\n");
+		return EXIT_USAGE;
+	}
+	len = (size_t)snprintf(cmdline, sizeof(cmdline), "%s%s%s%s%s%s\n", cmd, arg ? " " : "",
+			       arg ? arg : "", arg2 ? " " : "", arg2 ? arg2 : "", json ? " --json" : "");
+	if (len >= sizeof(cmdline) || len > 128) {
+		fprintf(stderr, "sipalgctl: command too long\n");
 		return EXIT_USAGE;
 	}
 
@@ -140,7 +182,6 @@ int main(int argc, char **argv)
 			return unreachable(strerror(rc));
 	}
 
-	len = (size_t)snprintf(cmdline, sizeof(cmdline), "%s\n", cmd);
 	while (sent < len) {
 		ssize_t w = send(fd, cmdline + sent, len - sent, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
@@ -195,7 +236,9 @@ int main(int argc, char **argv)
 	}
 	if (nfirst >= 6 && !memcmp(first, "error:", 6))
 		return 1;
-	if (!strcmp(cmd, "status") && !(nfirst >= 2 && !memcmp(first, "ok", 2)))
+	if (!strcmp(cmd, "status") && !json && !(nfirst >= 2 && !memcmp(first, "ok", 2)))
+		return 1;
+	if (!strcmp(cmd, "status") && json && !(nfirst >= 20 && !memcmp(first, "{\"status\":{\"ok\":true", 20)))
 		return 1;
 	return 0;
 }

@@ -5,51 +5,57 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Every counter, in ONE place: name, kind (C counter: only grows; G gauge:
+ * goes up and down) and the help text that `sipalgctl metrics` prints as
+ * HELP. docs/man/sipalgctl.8 (COUNTERS) must list each with the same text:
+ * tests/data/counters_check.py fails otherwise. */
 #define STATS_LIST(X) \
-	X(pkts_in)            /* datagrams received from the queue */ \
-	X(pkts_out_lan)       /* LAN -> WAN SIP datagrams handled */ \
-	X(pkts_in_wan)        /* WAN -> LAN SIP datagrams handled */ \
-	X(pkts_rewritten)     /* datagrams whose bytes were changed */ \
-	X(pkts_unchanged)     /* accepted byte for byte */ \
-	X(pkts_dropped)       /* verdict drop, any reason */ \
-	X(keepalives)         /* CRLF / NUL keep-alives passed */ \
-	X(not_sip)            /* UDP on a SIP port that is not a SIP message */ \
-	X(parse_errors)       /* malformed SIP: outcome by policy */ \
-	X(trailing_dropped)   /* octets after Content-Length cut from the datagram */ \
-	X(sdp_errors)         /* malformed SDP */ \
-	X(drop_malformed_out) /* malformed LAN message dropped: would leak */ \
-	X(drop_limit)         /* dropped because a configured bound was hit */ \
-	X(drop_rate)          /* dropped by the per-source rate limit */ \
-	X(drop_no_binding)    /* no public port could be allocated */ \
-	X(requests)           \
-	X(responses)          \
-	X(registers)          \
-	X(registrations)      /* live registrations (gauge) */ \
-	X(bindings)           /* live NAT bindings (gauge) */ \
-	X(bindings_created)   \
-	X(bindings_adopted)   /* taken over from an existing conntrack NAT */ \
-	X(dialogs)            /* live dialogs (gauge) */ \
-	X(dialogs_created)    \
-	X(dialogs_closed)     \
-	X(dialogs_expired)    \
-	X(pinholes)           /* live media pinholes, RTP+RTCP pairs (gauge) */ \
-	X(pinholes_opened)    \
-	X(pinholes_closed)    \
-	X(pinholes_refused)   /* SDP asked for something the rules forbid */ \
-	X(nft_batches)        \
-	X(nft_elements)       \
-	X(nft_errors)         \
-	X(ct_lookups)         \
-	X(ct_deletes)         \
-	X(ct_errors)          \
-	X(verdict_batches)    \
-	X(verdict_errors)     \
-	X(queue_enobufs)      \
-	X(holdoffs)           \
-	X(busy_rests)
+	X(pkts_in, C, "datagrams received from the queue") \
+	X(pkts_out_lan, C, "LAN to WAN SIP datagrams handled") \
+	X(pkts_in_wan, C, "WAN to LAN SIP datagrams handled") \
+	X(pkts_rewritten, C, "datagrams whose bytes were changed") \
+	X(pkts_unchanged, C, "datagrams accepted byte for byte") \
+	X(pkts_dropped, C, "datagrams given verdict drop, for any reason") \
+	X(keepalives, C, "CRLF or NUL keep-alives passed") \
+	X(not_sip, C, "UDP datagrams on a SIP port that are not SIP messages") \
+	X(not_lan, C, "SIP datagrams with neither end in lan.networks, passed untouched: a phone outside lan.networks") \
+	X(parse_errors, C, "malformed SIP messages (outcome by policy)") \
+	X(trailing_dropped, C, "octets after Content-Length cut from datagrams") \
+	X(sdp_errors, C, "malformed SDP bodies") \
+	X(drop_malformed_out, C, "malformed LAN messages dropped because they would leak a LAN address") \
+	X(drop_limit, C, "messages dropped or streams refused because a configured bound was hit") \
+	X(drop_rate, C, "messages dropped by the per-source rate limit") \
+	X(drop_no_binding, C, "messages dropped because no public port could be allocated") \
+	X(observed_changes, C, "mode observe: datagrams that would have been rewritten or dropped, sent unchanged") \
+	X(requests, C, "SIP requests handled") \
+	X(responses, C, "SIP responses handled") \
+	X(registers, C, "REGISTER requests handled") \
+	X(registrations, G, "live registrations") \
+	X(bindings, G, "live NAT bindings, signalling and media") \
+	X(bindings_created, C, "NAT bindings created") \
+	X(bindings_adopted, C, "bindings whose public port was taken from an existing conntrack NAT") \
+	X(dialogs, G, "live dialogs (calls as one phone sees them)") \
+	X(dialogs_created, C, "dialogs created") \
+	X(dialogs_closed, C, "dialogs closed by BYE or a final failure response") \
+	X(dialogs_expired, C, "dialogs closed by timer (no SIP for timers.dialog)") \
+	X(pinholes, G, "live media pinholes, RTP and RTCP pairs") \
+	X(pinholes_opened, C, "media pinholes opened") \
+	X(pinholes_closed, C, "media pinholes closed") \
+	X(pinholes_refused, C, "media streams refused: the SDP asked for what the rules forbid") \
+	X(nft_batches, C, "nftables transactions sent") \
+	X(nft_elements, C, "nftables map elements added or deleted") \
+	X(nft_errors, C, "nftables map updates the kernel refused") \
+	X(ct_lookups, C, "conntrack lookups of an existing NAT") \
+	X(ct_deletes, C, "conntrack entries deleted") \
+	X(ct_errors, C, "conntrack requests that failed") \
+	X(verdict_batches, C, "verdict messages sent to the queue") \
+	X(verdict_errors, C, "verdicts the kernel refused") \
+	X(queue_enobufs, C, "times the kernel dropped queued packets because the daemon was behind") \
+	X(holdoffs, C, "pauses to let a burst of packets gather") \
+	X(busy_rests, C, "rests taken after long uninterrupted work at realtime priority")
 
 enum stat_id {
-#define STAT_ENUM(n) ST_##n,
+#define STAT_ENUM(n, k, h) ST_##n,
 	STATS_LIST(STAT_ENUM)
 #undef STAT_ENUM
 	ST__COUNT
@@ -61,7 +67,11 @@ extern uint64_t stats[ST__COUNT];
 #define STAT_DEC(n) (stats[ST_##n]--)
 #define STAT_ADD(n, v) (stats[ST_##n] += (v))
 
+enum stat_kind { STAT_COUNTER = 0, STAT_GAUGE = 1 };
+
 const char *stats_name(enum stat_id id);
+enum stat_kind stats_kind(enum stat_id id);
+const char *stats_help(enum stat_id id);
 /* "name value\n" per counter */
 void stats_dump(FILE *f);
 

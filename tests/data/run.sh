@@ -7,4 +7,6 @@ root=$(cd "$here/../.." && pwd)
 rc=0
 echo "== config files"
 sh "$here/conf_check.sh" "$root/sipalgd" || rc=1
+echo "== counters documented alike (src/stats.h, sipalgctl.8, sample config)"
+python3 "$here/counters_check.py" || rc=1
 exit $rc

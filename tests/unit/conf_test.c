@@ -218,7 +218,11 @@ static int note_key(const char *path, int line, const char *sect, const char *ke
 	char name[96];
 	int k;
 
-	snprintf(name, sizeof(name), "%s.%.*s", sect, (int)n, key);
+	/* sect "-": a top-level key ("mode"), no section */
+	if (!strcmp(sect, "-"))
+		snprintf(name, sizeof(name), "%.*s", (int)n, key);
+	else
+		snprintf(name, sizeof(name), "%s.%.*s", sect, (int)n, key);
 	k = conf_key_find(name);
 	if (k < 0) {
 		print_error("%s:%d: documents %s, which is not a key\n", path, line, name);
@@ -245,6 +249,9 @@ static int yaml_doc_check(const char *path)
 			while (is_word(l[n]))
 				n++;
 			snprintf(sect, sizeof(sect), "%.*s", (int)n, l);
+			/* "mode: enforce": a top-level key with its value */
+			if (l[n] == ':' && l[n + 1] == ' ' && l[n + 2] && l[n + 2] != '#')
+				bad += note_key(path, line, "-", l, n, seen);
 		} else if (l[0] == ' ' && l[1] == ' ' && l[2] >= 'a' && l[2] <= 'z') {
 			while (is_word(l[2 + n]))
 				n++;
@@ -280,7 +287,9 @@ static int man_doc_check(const char *path)
 				for (i = 0; l[4 + i]; i++)
 					sect[i] = (char)((l[4 + i] >= 'A' && l[4 + i] <= 'Z') ? l[4 + i] + 32 : l[4 + i]);
 				sect[i] = '\0';
-				if (!is_section(sect, strlen(sect)))
+				if (conf_key_find(sect) >= 0)
+					snprintf(sect, sizeof(sect), "-"); /* a top-level key's own section */
+				else if (!is_section(sect, strlen(sect)))
 					sect[0] = '\0';
 			}
 		} else if (sect[0] && after_tp && (!strncmp(l, ".BR ", 4) || !strncmp(l, ".B ", 3))) {
@@ -375,8 +384,11 @@ static void test_key_table(void **state)
 		const char *name = conf_key_name(k), *dot;
 		assert_non_null(name);
 		dot = strchr(name, '.');
-		assert_non_null(dot);
-		assert_true(is_section(name, (size_t)(dot - name)));
+		/* a key is section.key, or a top-level word that is no section */
+		if (dot)
+			assert_true(is_section(name, (size_t)(dot - name)));
+		else
+			assert_false(is_section(name, strlen(name)));
 		assert_int_equal(conf_key_find(name), k);
 		assert_non_null(conf_key_doc(k));
 		assert_true(strlen(conf_key_doc(k)) > 8);

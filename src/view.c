@@ -1,0 +1,520 @@
+/* view: sipalgctl's answers. Every JSON answer is one object with one key
+ * naming what it holds, so a reader can tell answers apart and new fields
+ * never break an old reader. Errors are never JSON: a line "error: ..."
+ * (sipalgctl exits 1 on it). */
+#include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "binding.h"
+#include "calllog.h"
+#include "conf.h"
+#include "ct.h"
+#include "dialog.h"
+#include "json.h"
+#include "nftmap.h"
+#include "stats.h"
+#include "trace.h"
+
+#define VIEW_ARGS 4
+
+static const struct conf *vc;
+#define MODE() (vc && vc->observe ? "observe" : "enforce")
+
+static const char *const stream_states[] = { "free", "new", "active", "retiring" };
+
+static void ipport(FILE *f, uint32_t ip, uint16_t port)
+{
+	fprintf(f, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+}
+
+/* ---- status, counters --------------------------------------------------- */
+
+static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
+{
+	unsigned long long up = (now - start_ms) / 1000;
+
+	/* Answered from the packet loop itself: an answer means the loop runs. */
+	if (!json) {
+		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu mode %s\n",
+			(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
+			(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
+			(unsigned long long)stats[ST_pinholes], MODE());
+		return;
+	}
+	fprintf(out, "{\"status\":{\"ok\":true,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
+		     "\"dialogs\":%llu,\"bindings\":%llu,\"pinholes\":%llu,\"registrations\":%llu}}\n",
+		(int)getpid(), MODE(), up, (unsigned long long)stats[ST_pkts_in],
+		(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
+		(unsigned long long)stats[ST_pinholes], (unsigned long long)stats[ST_registrations]);
+}
+
+static void counters(FILE *out, int json)
+{
+	if (!json) {
+		stats_dump(out);
+		return;
+	}
+	fputs("{\"counters\":{", out);
+	for (int i = 0; i < ST__COUNT; i++)
+		fprintf(out, "%s\"%s\":%llu", i ? "," : "", stats_name((enum stat_id)i),
+			(unsigned long long)stats[i]);
+	fputs("}}\n", out);
+}
+
+/* Prometheus text exposition format 0.0.4: HELP and TYPE before each
+ * sample, counters named *_total, gauges without suffix; for the node
+ * exporter's textfile collector (`sipalgctl metrics > x.prom.$$ && mv`). */
+static void metrics(FILE *out, uint64_t now, uint64_t start_ms)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		int gauge = stats_kind((enum stat_id)i) == STAT_GAUGE;
+		const char *n = stats_name((enum stat_id)i), *sfx = gauge ? "" : "_total";
+		/* HELP text may not hold a newline or backslash unescaped; ours are
+		 * plain sentences, checked by tests/data/counters_check.py. */
+		fprintf(out, "# HELP sipalgd_%s%s %s\n# TYPE sipalgd_%s%s %s\nsipalgd_%s%s %llu\n",
+			n, sfx, stats_help((enum stat_id)i), n, sfx, gauge ? "gauge" : "counter", n, sfx,
+			(unsigned long long)stats[i]);
+	}
+	fprintf(out, "# HELP sipalgd_uptime_seconds seconds since the daemon started\n"
+		     "# TYPE sipalgd_uptime_seconds gauge\nsipalgd_uptime_seconds %llu\n",
+		(unsigned long long)((now - start_ms) / 1000));
+}
+
+/* ---- bindings ----------------------------------------------------------- */
+
+static void bindings(FILE *out, int json, uint64_t now)
+{
+	const struct binding *b;
+	uint32_t cur = 0, pub = binding_public_ip();
+	int n = 0;
+
+	/* A header line even for an empty table: silence means trouble. */
+	if (!json) {
+		fprintf(out, "# bindings %llu\n", (unsigned long long)stats[ST_bindings]);
+		binding_dump(out, now);
+		return;
+	}
+	fputs("{\"bindings\":[", out);
+	while ((b = binding_next(&cur))) {
+		fprintf(out, "%s{\"kind\":\"%s\",\"private\":", n++ ? "," : "",
+			b->kind == BIND_MEDIA ? "media" : "sip");
+		json_ipport(out, b->priv_ip, b->priv_port);
+		fputs(",\"public\":", out);
+		json_ipport(out, pub, b->pub_port);
+		fprintf(out, ",\"refs\":%u,\"adopted\":%s,\"registered_s\":", b->refs,
+			b->flags & BF_ADOPTED ? "true" : "false");
+		if (b->reg_peer)
+			fprintf(out, "%llu", (unsigned long long)(b->reg_until > now ? (b->reg_until - now) / 1000 : 0));
+		else
+			fputs("null", out);
+		fputs(",\"registrar\":", out);
+		json_ip(out, b->reg_peer, 1);
+		fputc('}', out);
+	}
+	fputs("]}\n", out);
+}
+
+/* ---- media counters from conntrack ---------------------------------------- */
+
+struct pc { uint64_t pkts, bytes; };
+#define REFUSED_SRC_MAX 4
+struct port_count {
+	struct pc to_phone, from_phone, refused;
+	uint32_t refused_ip[REFUSED_SRC_MAX];
+	uint16_t refused_port[REFUSED_SRC_MAX];
+	int n_refused, flows, no_acct, err;
+	uint32_t priv_ip;
+	uint16_t priv_port;
+};
+
+static void pc_add(struct pc *c, uint64_t p, uint64_t b) { c->pkts += p; c->bytes += b; }
+
+/* Flows INTO the pinhole's public port: through the pinhole (DNAT) they
+ * count to the phone (replies: from it); without DNAT they reached the
+ * router itself: refused (a source the SDP did not name, or too early). */
+static void count_to_pub(const struct ct_flow *f, void *arg)
+{
+	struct port_count *pc = arg;
+
+	pc->flows++;
+	pc->no_acct |= !f->has_counters;
+	if (f->dnat && f->rsrc == pc->priv_ip && f->rsport == pc->priv_port) {
+		pc_add(&pc->to_phone, f->pkts[0], f->bytes[0]);
+		pc_add(&pc->from_phone, f->pkts[1], f->bytes[1]);
+		return;
+	}
+	pc_add(&pc->refused, f->pkts[0], f->bytes[0]);
+	if (pc->n_refused < REFUSED_SRC_MAX) {
+		pc->refused_ip[pc->n_refused] = f->src;
+		pc->refused_port[pc->n_refused++] = f->sport;
+	}
+}
+
+/* Flows the phone's media port started (phone first, source-NATed). */
+static void count_from_priv(const struct ct_flow *f, void *arg)
+{
+	struct port_count *pc = arg;
+
+	pc->flows++;
+	pc->no_acct |= !f->has_counters;
+	pc_add(&pc->from_phone, f->pkts[0], f->bytes[0]);
+	pc_add(&pc->to_phone, f->pkts[1], f->bytes[1]);
+}
+
+static void port_count(struct port_count *pc, uint32_t pub, uint16_t pub_port, uint32_t priv_ip,
+		       uint16_t priv_port)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->priv_ip = priv_ip;
+	pc->priv_port = priv_port;
+	if (ct_flows(pub, pub_port, 1, count_to_pub, pc) < 0 ||
+	    ct_flows(priv_ip, priv_port, 0, count_from_priv, pc) < 0)
+		pc->err = 1;
+}
+
+static void pc_json(FILE *out, const char *name, const struct pc *c)
+{
+	fprintf(out, "\"%s\":{\"packets\":%llu,\"bytes\":%llu}", name, (unsigned long long)c->pkts,
+		(unsigned long long)c->bytes);
+}
+
+static void port_count_json(FILE *out, const struct port_count *pc)
+{
+	fprintf(out, "{\"flows\":%d,\"counted\":%s,", pc->flows, pc->err ? "false" : pc->no_acct ? "false" : "true");
+	pc_json(out, "to_phone", &pc->to_phone);
+	fputc(',', out);
+	pc_json(out, "from_phone", &pc->from_phone);
+	fputc(',', out);
+	pc_json(out, "refused_at_wan", &pc->refused);
+	fputs(",\"refused_sources\":[", out);
+	for (int i = 0; i < pc->n_refused; i++) {
+		if (i)
+			fputc(',', out);
+		json_ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+	}
+	fputs("]}", out);
+}
+
+static void port_count_text(FILE *out, const char *what, const struct port_count *pc)
+{
+	fprintf(out, "    %-4s to phone %llu pkts %llu B   from phone %llu pkts %llu B", what,
+		(unsigned long long)pc->to_phone.pkts, (unsigned long long)pc->to_phone.bytes,
+		(unsigned long long)pc->from_phone.pkts, (unsigned long long)pc->from_phone.bytes);
+	if (pc->refused.pkts) {
+		fprintf(out, "   REFUSED at WAN %llu pkts from", (unsigned long long)pc->refused.pkts);
+		for (int i = 0; i < pc->n_refused; i++) {
+			fputc(' ', out);
+			ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+		}
+	}
+	if (pc->err)
+		fputs("   (conntrack not readable)", out);
+	else if (pc->no_acct)
+		fputs("   (some flows uncounted: nf_conntrack_acct was off)", out);
+	fputc('\n', out);
+}
+
+/* ---- dialogs, pinholes, call -------------------------------------------- */
+
+static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t pub, int counters)
+{
+	fprintf(out, "{\"m\":%u,\"state\":\"%s\",\"private\":", s->mindex,
+		stream_states[s->state & 3]);
+	json_ipport(out, s->priv_ip, s->priv_port);
+	fputs(",\"public\":", out);
+	json_ipport(out, pub, s->pub_port);
+	fputs(",\"remote\":", out);
+	if (s->remote_ip)
+		json_ipport(out, s->remote_ip, s->remote_port);
+	else
+		fputs("null", out);
+	fputs(",\"allowed_source\":", out);
+	json_ip(out, s->allowed_src, 1);
+	if (counters) {
+		struct port_count pc;
+		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		fputs(",\"rtp\":", out);
+		port_count_json(out, &pc);
+		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+		fputs(",\"rtcp\":", out);
+		port_count_json(out, &pc);
+	}
+	fputc('}', out);
+}
+
+static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub, int counters, uint64_t now)
+{
+	fputs("{\"call_id\":", out);
+	json_str(out, v->callid, v->callid_len);
+	fprintf(out, ",\"call_id_length\":%u,\"state\":\"%s\",\"age_s\":%llu,\"expires_s\":%llu,"
+		     "\"offer_outstanding\":\"%s\",\"phone\":{\"private\":",
+		v->callid_full, v->confirmed ? "confirmed" : "early",
+		(unsigned long long)(v->age_ms / 1000), (unsigned long long)(v->expires_ms / 1000),
+		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
+	json_ipport(out, v->phone_ip, v->phone_port);
+	fputs(",\"public\":", out);
+	if (v->sig_pub_port)
+		json_ipport(out, pub, v->sig_pub_port);
+	else
+		fputs("null", out);
+	fputs("},\"peer\":", out);
+	json_ipport(out, v->peer_ip, v->peer_port);
+	fputs(",\"streams\":[", out);
+	for (int k = 0; k < v->n_streams; k++) {
+		if (k)
+			fputc(',', out);
+		stream_json(out, &v->st[k], pub, counters);
+	}
+	fputs("]", out);
+	if (counters)
+		calllog_json(out, v->slot, now);
+	fputs("}", out);
+}
+
+static void dialogs(FILE *out, int json, uint64_t now)
+{
+	struct dialog_view v;
+	uint32_t cur = 0, pub = binding_public_ip();
+	int n = 0;
+
+	if (!json) {
+		fprintf(out, "# dialogs %llu\n", (unsigned long long)stats[ST_dialogs]);
+		dialog_dump(out, now);
+		return;
+	}
+	fputs("{\"dialogs\":[", out);
+	while (dialog_view_next(&cur, &v, now)) {
+		if (n++)
+			fputc(',', out);
+		dialog_json(out, &v, pub, 0, now);
+	}
+	fputs("]}\n", out);
+}
+
+static void pinholes(FILE *out, int json, uint64_t now)
+{
+	struct dialog_view v;
+	uint32_t cur = 0, pub = binding_public_ip(), peer, pip, refs;
+	uint16_t pport, ppub;
+	int n = 0;
+
+	if (!json) {
+		fprintf(out, "# pinholes %llu\n", (unsigned long long)stats[ST_pinholes]);
+		dialog_dump_pinholes(out);
+		fputs("# kernel inbound elements\n", out);
+		nftmap_dump(out);
+		return;
+	}
+	fprintf(out, "{\"pinholes\":{\"mode\":\"%s\",\"streams\":[", MODE());
+	while (dialog_view_next(&cur, &v, now)) {
+		for (int k = 0; k < v.n_streams; k++) {
+			if (n++)
+				fputc(',', out);
+			fputs("{\"call_id\":", out);
+			json_str(out, v.callid, v.callid_len);
+			fputs(",\"stream\":", out);
+			stream_json(out, &v.st[k], pub, 0);
+			fputc('}', out);
+		}
+	}
+	fputs("],\"kernel_inbound\":[", out);
+	cur = 0;
+	n = 0;
+	while (nftmap_inbound_next(&cur, &peer, &ppub, &pip, &pport, &refs)) {
+		fprintf(out, "%s{\"peer\":", n++ ? "," : "");
+		json_ip(out, peer, 1);
+		fputs(",\"public\":", out);
+		json_ipport(out, pub, ppub);
+		fputs(",\"private\":", out);
+		json_ipport(out, pip, pport);
+		fprintf(out, ",\"refs\":%u}", refs);
+	}
+	fputs("]}}\n", out);
+}
+
+static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint64_t now)
+{
+	fputs("call ", out);
+	for (uint32_t i = 0; i < v->callid_len; i++)
+		fputc(v->callid[i] >= 0x20 && v->callid[i] < 0x7f ? v->callid[i] : '?', out);
+	fprintf(out, "%s%s\n", v->callid_full > v->callid_len ? "..." : "",
+		vc && vc->observe ? "   [mode observe: nothing below was applied]" : "");
+	fprintf(out, "  state %s  age %llus  expires in %llus  offer outstanding: %s\n",
+		v->confirmed ? "confirmed" : "early", (unsigned long long)(v->age_ms / 1000),
+		(unsigned long long)(v->expires_ms / 1000),
+		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
+	fputs("  phone  ", out);
+	ipport(out, v->phone_ip, v->phone_port);
+	if (v->sig_pub_port) {
+		fputs(" public ", out);
+		ipport(out, pub, v->sig_pub_port);
+	}
+	fputs("\n  remote ", out);
+	ipport(out, v->peer_ip, v->peer_port);
+	fputc('\n', out);
+	for (int k = 0; k < v->n_streams; k++) {
+		const struct dialog_stream_view *s = &v->st[k];
+		fprintf(out, "  stream m=%u %s  phone ", s->mindex, stream_states[s->state & 3]);
+		ipport(out, s->priv_ip, s->priv_port);
+		fputs("  public ", out);
+		ipport(out, pub, s->pub_port);
+		fputs("  remote ", out);
+		if (s->remote_ip)
+			ipport(out, s->remote_ip, s->remote_port);
+		else
+			fputs("(not yet known)", out);
+		fputs("\n    pinhole ", out);
+		ipport(out, pub, s->pub_port);
+		fprintf(out, "/%u -> ", s->pub_port + 1);
+		ipport(out, s->priv_ip, s->priv_port);
+		fputs(" from ", out);
+		if (s->allowed_src)
+			fprintf(out, "%u.%u.%u.%u", s->allowed_src >> 24, (s->allowed_src >> 16) & 255,
+				(s->allowed_src >> 8) & 255, s->allowed_src & 255);
+		else
+			fputs("any", out);
+		fputc('\n', out);
+		struct port_count pc;
+		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		port_count_text(out, "rtp", &pc);
+		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+		port_count_text(out, "rtcp", &pc);
+	}
+	calllog_text(out, v->slot, now);
+}
+
+/* All dialogs whose Call-ID starts with `prefix`. A prefix that matches two
+ * different Call-IDs is refused (ambiguous); one Call-ID may be several
+ * dialogs (a call hairpinned between two LAN phones). */
+static void call(FILE *out, const char *prefix, int json, uint64_t now)
+{
+	struct dialog_view v, first;
+	uint32_t cur = 0, pub = binding_public_ip();
+	size_t pl = strlen(prefix);
+	int n = 0;
+
+	while (dialog_view_next(&cur, &v, now)) {
+		if (v.callid_len < pl && v.callid_full >= pl)
+			continue; /* the kept prefix is shorter than what was asked */
+		if (memcmp(v.callid, prefix, pl < v.callid_len ? pl : v.callid_len))
+			continue;
+		if (!n) {
+			first = v;
+		} else if (v.callid_len != first.callid_len || v.callid_full != first.callid_full ||
+			   memcmp(v.callid, first.callid, v.callid_len)) {
+			fprintf(out, "error: '%s' matches more than one call; give more of the Call-ID\n", prefix);
+			return;
+		}
+		n++;
+	}
+	if (!n && calllog_untracked_match(prefix)) {
+		/* No dialog, but its messages were dropped or ignored: say why. */
+		if (json) {
+			fprintf(out, "{\"mode\":\"%s\",\"calls\":[],\"untracked\":", MODE());
+			calllog_untracked_json(out, prefix, now);
+			fputs("}\n", out);
+		} else {
+			fprintf(out, "call %s: no dialog\n", prefix);
+			calllog_untracked_text(out, prefix, now);
+		}
+		return;
+	}
+	if (!n) {
+		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu)\n",
+			prefix, (unsigned long long)stats[ST_not_lan], (unsigned long long)stats[ST_drop_rate],
+			(unsigned long long)stats[ST_drop_limit]);
+		return;
+	}
+	if (json)
+		fprintf(out, "{\"mode\":\"%s\",\"calls\":[", MODE());
+	cur = 0;
+	n = 0;
+	while (dialog_view_next(&cur, &v, now)) {
+		if (v.callid_len != first.callid_len || v.callid_full != first.callid_full ||
+		    memcmp(v.callid, first.callid, v.callid_len))
+			continue;
+		if (json) {
+			if (n)
+				fputc(',', out);
+			dialog_json(out, &v, pub, 1, now);
+		} else {
+			call_text(out, &v, pub, now);
+		}
+		n++;
+	}
+	if (json)
+		fputs("]}\n", out);
+}
+
+/* trace ADDRESS|CALL-ID [SECONDS] | trace off | trace status */
+static void trace_cmd(FILE *out, const char *what, const char *secs, int json, uint64_t now)
+{
+	char d[160], *end;
+	unsigned long n = 0;
+
+	if (secs) {
+		n = strtoul(secs, &end, 10);
+		if (*end || !*secs || n == 0 || n > TRACE_MAX_S) {
+			fprintf(out, "error: SECONDS must be 1..%d\n", TRACE_MAX_S);
+			return;
+		}
+	}
+	if (!strcmp(what, "off"))
+		trace_stop(now, "sipalgctl trace off");
+	else if (strcmp(what, "status") && trace_start(what, (uint32_t)n, now) < 0) {
+		fprintf(out, "error: trace what? an IPv4 address or a Call-ID prefix of at most 64 bytes\n");
+		return;
+	}
+	trace_active(now);
+	trace_describe(d, sizeof(d), now);
+	if (json) {
+		fputs("{\"trace\":{\"state\":", out);
+		json_cstr(out, d);
+		fputs("}}\n", out);
+	} else {
+		fprintf(out, "trace %s\n", d);
+	}
+}
+
+int view_answer(const char *line, FILE *out, const struct conf *c, uint64_t now, uint64_t start_ms)
+{
+	char buf[256], *arg[VIEW_ARGS], *save = NULL, *t;
+	int nargs = 0, json = 0;
+
+	vc = c;
+	if (strlen(line) >= sizeof(buf))
+		return -1;
+	strcpy(buf, line);
+	for (t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		if (!strcmp(t, "--json"))
+			json = 1;
+		else if (nargs < VIEW_ARGS)
+			arg[nargs++] = t;
+		else
+			return -1;
+	}
+	if (nargs == 0)
+		return -1;
+	if (nargs == 1 && !strcmp(arg[0], "status"))
+		status(out, json, now, start_ms);
+	else if (nargs == 1 && !strcmp(arg[0], "counters"))
+		counters(out, json);
+	else if (nargs == 1 && !strcmp(arg[0], "metrics") && !json)
+		metrics(out, now, start_ms);
+	else if (nargs == 1 && !strcmp(arg[0], "bindings"))
+		bindings(out, json, now);
+	else if (nargs == 1 && !strcmp(arg[0], "dialogs"))
+		dialogs(out, json, now);
+	else if (nargs == 1 && !strcmp(arg[0], "pinholes"))
+		pinholes(out, json, now);
+	else if (nargs == 2 && !strcmp(arg[0], "call"))
+		call(out, arg[1], json, now);
+	else if ((nargs == 2 || nargs == 3) && !strcmp(arg[0], "trace"))
+		trace_cmd(out, arg[1], nargs == 3 ? arg[2] : NULL, json, now);
+	else
+		return -1;
+	return 0;
+}

@@ -1,0 +1,45 @@
+#!/bin/bash
+# tests/netns/ops.sh: the operator's view (issue 10) against the real daemon in the
+# namespace lab: every sipalgctl command's --json parsed by python3's json, the
+# metrics by prometheus_client's parser, and each failure that docs/operations.md
+# describes produced for real and read back from `sipalgctl call ... --json`.
+#
+#   tests/netns/ops.sh                  # all cases
+#   CASES="json one_way" tests/netns/ops.sh
+#
+# Topology and daemon from lib.sh; the call building blocks from flows.py.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB_REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+ALG=sipalgd
+lab_init
+trap lab_cleanup EXIT
+trap 'echo "# interrupted" >&2; exit 130' INT TERM
+
+echo "# sipalgd ops lab: id=$LAB_ID tmp=$LAB_TMP"
+lab_topology
+# A phone outside lan.networks on the same segment (case outside_lan).
+ip -n "$NS_LAN" addr add 192.168.78.10/24 dev eth0
+ip -n "$NS_RTR" addr add 192.168.78.1/24 dev lan
+if ! lab_router_start; then
+	LAB_KEEP_TMP=1
+	exit 1
+fi
+export LAB_CONF LAB_PIDFILE LAB_DAEMON_PID LAB_DAEMON_LOG
+# shellcheck disable=SC2086 # CASES is a word list
+timeout 240 "$PY" "$HERE/ops.py" --id "$LAB_ID" ${CASES:-} &
+pypid=$!
+LAB_PIDS="$LAB_PIDS $pypid"
+wait $pypid
+rc=$?
+if ! lab_router_stop; then
+	rc=1
+fi
+[ $rc = 0 ] || { LAB_KEEP_TMP=1; echo "# ops lab FAILED (logs in $LAB_TMP)"; }
+[ $rc = 0 ] && echo "# ops lab passed"
+exit $rc

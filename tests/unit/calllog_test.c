@@ -1,0 +1,125 @@
+/* calllog: the per-call ring keeps the last CALLLOG_ENTRIES messages,
+ * oldest first, cuts long spans, skips spans rewritten to the same bytes,
+ * forgets a slot's past when a new dialog takes it, and its JSON parses
+ * (python3 json) whatever bytes the message holds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "calllog.h"
+#include "edit.h"
+
+static struct edit_list ed;
+
+static void note(uint32_t slot, uint64_t t, const char *msg)
+{
+	struct calllog_msg m = {
+		.payload = (const uint8_t *)msg, .len = (uint32_t)strlen(msg),
+		.ed = &ed, .outbound = 1, .src = 0xc0a8010a, .dst = 0xcb00710a, .sport = 5060, .dport = 5060,
+	};
+	while (m.line_len < m.len && msg[m.line_len] != '\r')
+		m.line_len++;
+	calllog_note(slot, t, &m);
+}
+
+static char *json_of(uint32_t slot, uint64_t now)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	fputc('{', f);
+	fputs("\"x\":1", f);
+	calllog_json(f, slot, now);
+	fputc('}', f);
+	fclose(f);
+	return buf;
+}
+
+static int py_check(const char *json, const char *expr)
+{
+	/* The expression goes by the environment: it holds quotes. */
+	setenv("CALLLOG_EXPR", expr, 1);
+	FILE *p = popen("python3 -c 'import json,os,sys; v=json.load(sys.stdin); "
+			"sys.exit(0 if eval(os.environ[\"CALLLOG_EXPR\"]) else 1)'", "w");
+	if (!p)
+		return -1;
+	fputs(json, p);
+	return pclose(p);
+}
+
+static void test_ring(void **st)
+{
+	char msg[256];
+
+	assert_int_equal(calllog_init(4), 0);
+	for (int i = 0; i < CALLLOG_ENTRIES + 3; i++) {
+		edit_init(&ed);
+		/* "INVITE" at 0: a same-bytes span (skipped); the address: a real one */
+		snprintf(msg, sizeof(msg), "INVITE sip:%d@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060\r\n\r\n", i);
+		edit_add(&ed, 0, 6, "INVITE", 6);
+		const char *a = strstr(msg, "192.168.1.10");
+		edit_add(&ed, (uint32_t)(a - msg), 12, "203.0.113.1\x01\"\\", 14);
+		note(1, 1000 + (uint64_t)i, msg);
+	}
+	char *j = json_of(1, 2000);
+	assert_int_equal(py_check(j, "len(v['messages'])==8 and v['messages'][0]['start_line']=='INVITE sip:3@x SIP/2.0'"
+				     " and v['messages'][-1]['start_line']=='INVITE sip:10@x SIP/2.0'"
+				     " and v['messages'][0]['rewrites']==[{'before':'192.168.1.10','after':'203.0.113.1\\x01\"\\\\','cut':False}]"
+				     " and v['messages'][0]['rewrites_total']==1 and v['messages'][0]['ago_ms']==997"), 0);
+	free(j);
+	/* a new dialog in the slot: nothing of the old one */
+	calllog_reset(1);
+	j = json_of(1, 2000);
+	assert_int_equal(py_check(j, "v['messages']==[]"), 0);
+	free(j);
+	/* other slots untouched; out of range is ignored */
+	j = json_of(2, 2000);
+	assert_int_equal(py_check(j, "v['messages']==[]"), 0);
+	free(j);
+	note(99, 1, "X");
+	calllog_fini();
+}
+
+static void test_cut_and_untracked(void **st)
+{
+	char msg[512];
+
+	assert_int_equal(calllog_init(2), 0);
+	edit_init(&ed);
+	memset(msg, 'a', 200);
+	memcpy(msg + 200, "\r\n\r\n", 5);
+	edit_add(&ed, 10, 100, "b", 1);
+	note(0, 5, msg);
+	char *j = json_of(0, 5);
+	assert_int_equal(py_check(j, "v['messages'][0]['rewrites'][0]['cut'] and len(v['messages'][0]['rewrites'][0]['before'])==32"
+				     " and len(v['messages'][0]['start_line'])==64"), 0);
+	free(j);
+	struct calllog_msg m = { .payload = (const uint8_t *)"INVITE x SIP/2.0", .len = 16, .line_len = 16,
+				 .dropped = 1, .reason = "why" };
+	calllog_note_untracked(7, &m, (const uint8_t *)"abc\xff@h", 6);
+	assert_int_equal(calllog_untracked_match("abc"), 1);
+	assert_int_equal(calllog_untracked_match("abd"), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	calllog_untracked_json(f, "abc", 10);
+	fclose(f);
+	assert_int_equal(py_check(buf, "v[0]['call_id']=='abc\\xff@h' and v[0]['message']['verdict']=='drop' and v[0]['message']['reason']=='why'"), 0);
+	free(buf);
+	calllog_fini();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ring),
+		cmocka_unit_test(test_cut_and_untracked),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
