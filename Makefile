@@ -9,9 +9,12 @@ PKG_CONFIG ?= pkg-config
 PKGS    := libnetfilter_queue libmnl libnftnl libnetfilter_conntrack yaml-0.1
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
+# The flags the code needs are appended even to a CFLAGS given on the command
+# line (OpenWrt's SDK, `make CFLAGS=-Os`): without _GNU_SOURCE, struct mmsghdr
+# and SCHED_RESET_ON_FORK are not declared. CPPFLAGS is used as well.
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP
 # libnftables: headers only; nftcmd.c loads it at run time (see nftcmd.h).
-CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
+override CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
 LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 ifeq ($(V),1)
@@ -39,7 +42,7 @@ sipalgctl: $(B)/sipalgctl.o
 
 $(B)/%.o: src/%.c | $(B)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B):
 	$(Q)mkdir -p $@
@@ -61,7 +64,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 $(B)/unit/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $@"
-	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc $(LDFLAGS) -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
 
 $(B)/unit-san/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@mkdir -p $(dir $@)
@@ -128,6 +131,26 @@ install: all
 clean:
 	rm -rf $(B) sipalgd sipalgctl
 
+
+# ---- OpenWrt package (packaging/openwrt/) ---------------------------------
+# musl-check: the daemon, sipalgctl and the unit tests built with musl-gcc
+#   against libraries built from source in build/musl/ (cached), tests run.
+# openwrt-check: UCI -> YAML on sample configs, shellcheck of the scripts.
+# fw4-lab: a call with RTP through a router with fw4's ruleset shape.
+# openwrt-makefile: PKG_VERSION/PKG_HASH of the package Makefile from `make dist`.
+musl-check:
+	@tests/package/musl.sh
+
+openwrt-check: all
+	@tests/package/openwrt.sh
+
+fw4-lab: all
+	@tests/netns/fw4.sh
+
+openwrt-makefile:
+	@packaging/openwrt/update-makefile.sh
+
+.PHONY: musl-check openwrt-check fw4-lab openwrt-makefile
 
 .PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)
