@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2012,SC2010,SC2016  # ls on our own tarball/test names; ${prefix} is pkg-config's
 # tests/package/musl.sh: build sipalgd, sipalgctl and the unit tests with
 # musl-gcc and run the unit tests (`make musl-check`).
 #
