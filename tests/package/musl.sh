@@ -130,8 +130,9 @@ if [ ! -f "$SYSROOT/include/nftables/libnftables.h" ]; then
 		"$SYSROOT" > "$SYSROOT/lib/pkgconfig/libnftables.pc"
 fi
 
-# The project as an OpenWrt SDK builds it: flags in the environment, like
-# package-defaults.mk's MAKE_VARS, CC on the command line (TARGET_CONFIGURE_OPTS).
+# CC and CFLAGS on the command line: the stricter case (OpenWrt's default
+# Build/Compile puts CFLAGS in the environment, CC on the command line); the
+# Makefile's `override CFLAGS +=` must still add what the code needs.
 OUT=$M/obj
 T=$OUT/tree
 log "building sipalgd, sipalgctl, unit tests with musl-gcc"
