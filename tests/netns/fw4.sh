@@ -26,6 +26,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 FRAG=$REPO/packaging/openwrt/sipalgd/files/sipalgd.nft
+FRAG_OFFLOAD=$REPO/packaging/openwrt/sipalgd/files/sipalgd-offload.nft
 FLOWS_SEL=${FW4_FLOWS:-call_3_1 remote_media_server reinvite_remote}
 [ "$(id -u)" = 0 ] || { echo "fw4-lab needs root" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/salg-fw4.XXXXXX)
@@ -108,6 +109,9 @@ table inet fw4 {
 	}
 }
 RULESET
+	# fw4's ruleset-append position: after the table.
+	[ "$2" = 1 ] && echo "include \"$FRAG_OFFLOAD\"" >>"$1"
+	return 0
 }
 
 # Does this kernel take the nft queue statement, and flowtables? (probed in
@@ -127,6 +131,21 @@ if echo 'table ip probe { chain c { type filter hook forward priority 0; udp dpo
 else
 	divert=iptables
 fi
+# The offload fragment must put SIP's accept before fw4's `flow offload`
+# (checked on a ruleset with the flowtable, where the kernel has one).
+ip -n "$probe_ns" link add lan type veth peer name wan
+fw4_ruleset "$tmp/probe.nft" 1
+if ! ip netns exec "$probe_ns" nft -f "$tmp/probe.nft"; then
+	echo "# fw4-lab: FAIL: the fw4-shaped ruleset with the fragments does not load" >&2
+	exit 1
+fi
+first=$(ip netns exec "$probe_ns" nft list chain inet fw4 forward | grep -m2 -E 'accept|offload|vmap')
+if [ "$(grep -c 'sipalgd: SIP stays out of the flowtable' <<<"$first")" != 2 ]; then
+	echo "# fw4-lab: FAIL: the first rules of fw4's forward chain are not sipalgd's:" >&2
+	printf '%s\n' "$first" >&2
+	exit 1
+fi
+echo "# fw4-lab: sipalgd's SIP accept rules come first in fw4's forward chain$([ "$flowtable" = 1 ] && echo ", before flow offload")"
 ip netns del "$probe_ns"; probe_ns=""
 echo "# fw4-lab: diversion $divert (nft queue statement $([ $divert = nft ] && echo available || echo not available on this kernel))"
 if [ $flowtable = 1 ]; then
