@@ -220,5 +220,25 @@ container-example: container
 
 .PHONY: container container-check container-example
 
+# ---- OpenWrt package (packaging/openwrt/) ---------------------------------
+# musl-check: the daemon, sipalgctl and the unit tests built with musl-gcc
+#   against libraries built from source in build/musl/ (cached), tests run.
+# openwrt-check: UCI -> YAML on sample configs, shellcheck of the scripts.
+# fw4-lab: a call with RTP through a router with fw4's ruleset shape.
+# openwrt-makefile: PKG_VERSION/PKG_HASH of the package Makefile from `make dist`.
+musl-check:
+	@tests/package/musl.sh
+
+openwrt-check: all
+	@tests/package/openwrt.sh
+
+fw4-lab: all
+	@tests/netns/fw4.sh
+
+openwrt-makefile:
+	@packaging/openwrt/update-makefile.sh
+
+.PHONY: musl-check openwrt-check fw4-lab openwrt-makefile
+
 .PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -492,8 +494,12 @@ int main(int argc, char **argv)
 	}
 	set_scheduling();
 	drop_capabilities();
-	/* Set-up (libnftables, libyaml) leaves freed heap behind: give it back. */
+	/* Set-up (libnftables, libyaml) leaves freed heap behind: give it back.
+	 * glibc only: musl (OpenWrt) has no malloc_trim and returns freed
+	 * pages by itself. */
+#ifdef __GLIBC__
 	malloc_trim(0);
+#endif
 	start_ms = last_loop_ms = now_ms();
 	log_info("running: WAN %s public %u.%u.%u.%u queue %u", conf.wan_if,
 		 conf.public_ip >> 24, (conf.public_ip >> 16) & 255, (conf.public_ip >> 8) & 255,

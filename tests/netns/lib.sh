@@ -102,7 +102,11 @@ lab_topology() {
 	ip -n "$NS_WAN" link set eth0 up
 	lab_nsx "$NS_LAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
 	lab_nsx "$NS_WAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
-	# The operator's firewall: a stateful forward policy and masquerade.
+	# The operator's firewall: a stateful forward policy and masquerade, or
+	# LAB_ROUTER_RULESET (an nft file: another firewall's shape, e.g. fw4).
+	if [ -n "${LAB_ROUTER_RULESET:-}" ]; then
+		lab_nsx "$NS_RTR" nft -f "$LAB_ROUTER_RULESET"
+	else
 	lab_nsx "$NS_RTR" nft -f - <<'EOF'
 table inet salgfw {
 	chain forward {
@@ -117,6 +121,7 @@ table inet salgfw {
 	}
 }
 EOF
+	fi
 	set +e
 }
 
@@ -151,8 +156,9 @@ lab_sipalgd_start() {
 	LAB_DAEMON_LOG="$LAB_TMP/sipalgd.log"
 	LAB_CTL="$ctl"
 	export LAB_SOCK LAB_CTL
+	# LAB_CONF_TEMPLATE: another lab.yaml (same @SOCK@/@PID@ placeholders).
 	sed -e "s|@SOCK@|$LAB_SOCK|g" -e "s|@PID@|$LAB_PIDFILE|g" \
-		"$LAB_REPO/tests/netns/lab.yaml" >"$LAB_CONF"
+		"${LAB_CONF_TEMPLATE:-$LAB_REPO/tests/netns/lab.yaml}" >"$LAB_CONF"
 	# shellcheck disable=SC2086 # the wrapper is a command and its arguments
 	ip netns exec "$NS_RTR" $wrap "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
 	LAB_DAEMON_PID=$!

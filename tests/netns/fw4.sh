@@ -1,0 +1,189 @@
+#!/bin/bash
+# tests/netns/fw4.sh (`make fw4-lab`): calls with RTP both ways through a
+# router whose ruleset has OpenWrt fw4's shape, plus the package's fragment.
+#
+# The router's ruleset is `table inet fw4` as firewall4's
+# templates/ruleset.uc generates it for the stock lan/wan zones: default
+# forward policy drop, zone chains (forward_lan -> accept_to_wan,
+# forward_wan -> drop_to_wan), masquerade in srcnat_wan, and flow offloading
+# on (`flowtable ft` over lan and wan, `flow offload @ft` first in the forward
+# chain; software offload works over veths; left out, and said so, on a
+# kernel without CONFIG_NF_FLOW_TABLE). There are no port forwards, so
+# fw4 emits no `ct status dnat accept`: the pinholes live or die by the
+# package's fragment (packaging/openwrt/sipalgd/files/sipalgd.nft), included
+# where fw4 includes /usr/share/nftables.d/chain-pre/forward/*.nft.
+#
+# Two runs (tests/netns/run.sh with lib.sh's LAB_ROUTER_RULESET and
+# LAB_CONF_TEMPLATE):
+#   1. with the fragment: every selected flow must pass;
+#   2. without it: call_3_1 must fail (the remote's RTP is dropped), which
+#      proves the fragment is what lets the media in.
+# Diversion: the nft `queue` statement where this kernel takes it
+# (queue.divert: nft, as on OpenWrt), otherwise iptables' NFQUEUE.
+#
+#   FW4_FLOWS="call_3_1 remote_media_server" tests/netns/fw4.sh
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+FRAG=$REPO/packaging/openwrt/sipalgd/files/sipalgd.nft
+FRAG_OFFLOAD=$REPO/packaging/openwrt/sipalgd/files/sipalgd-offload.nft
+FLOWS_SEL=${FW4_FLOWS:-call_3_1 remote_media_server reinvite_remote}
+[ "$(id -u)" = 0 ] || { echo "fw4-lab needs root" >&2; exit 2; }
+tmp=$(mktemp -d /tmp/salg-fw4.XXXXXX)
+probe_ns=""
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+	[ -n "$probe_ns" ] && ip netns del "$probe_ns" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# fw4_ruleset FILE WITH_FRAGMENT(0|1)
+fw4_ruleset() {
+	local inc="" ft="" offload=""
+	[ "$2" = 1 ] && inc="include \"$FRAG\""
+	if [ "$flowtable" = 1 ]; then
+		ft='flowtable ft { hook ingress priority 0; devices = { "lan", "wan" }; counter; }'
+		offload='meta l4proto { tcp, udp } flow offload @ft;'
+	fi
+	cat >"$1" <<RULESET
+table inet fw4
+flush table inet fw4
+table inet fw4 {
+	$ft
+	chain input {
+		type filter hook input priority filter; policy drop;
+		iif "lo" accept comment "!fw4: Accept traffic from loopback"
+		ct state vmap { established : accept, related : accept } comment "!fw4: Handle inbound flows"
+		iifname "lan" jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
+		iifname "wan" jump input_wan comment "!fw4: Handle wan IPv4/IPv6 input traffic"
+	}
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		$offload
+		$inc
+		ct state vmap { established : accept, related : accept } comment "!fw4: Handle forwarded flows"
+		iifname "lan" jump forward_lan comment "!fw4: Handle lan IPv4/IPv6 forward traffic"
+		iifname "wan" jump forward_wan comment "!fw4: Handle wan IPv4/IPv6 forward traffic"
+	}
+	chain output {
+		type filter hook output priority filter; policy accept;
+		oif "lo" accept comment "!fw4: Accept traffic towards loopback"
+		ct state vmap { established : accept, related : accept } comment "!fw4: Handle outbound flows"
+	}
+	chain input_lan { jump accept_from_lan; }
+	chain input_wan {
+		meta nfproto ipv4 udp dport 68 counter accept comment "!fw4: Allow-DHCP-Renew"
+		icmp type echo-request counter accept comment "!fw4: Allow-Ping"
+		jump drop_from_wan
+	}
+	chain forward_lan {
+		jump accept_to_wan comment "!fw4: Accept lan to wan forwarding"
+		jump accept_to_lan
+	}
+	chain forward_wan {
+		jump drop_to_wan
+	}
+	chain accept_from_lan { iifname "lan" counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
+	chain accept_to_lan { oifname "lan" counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
+	chain accept_to_wan {
+		meta nfproto ipv4 oifname "wan" ct state invalid counter drop comment "!fw4: Prevent NAT leakage"
+		oifname "wan" counter accept comment "!fw4: accept wan IPv4/IPv6 traffic"
+	}
+	chain drop_from_wan { iifname "wan" counter drop comment "!fw4: drop wan IPv4/IPv6 traffic"; }
+	chain drop_to_wan { oifname "wan" counter drop comment "!fw4: drop wan IPv4/IPv6 traffic"; }
+	chain dstnat {
+		type nat hook prerouting priority dstnat; policy accept;
+	}
+	chain srcnat {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan" jump srcnat_wan comment "!fw4: Handle wan IPv4/IPv6 srcnat traffic"
+	}
+	chain srcnat_wan {
+		meta nfproto ipv4 masquerade comment "!fw4: Masquerade IPv4 wan traffic"
+	}
+	chain mangle_forward {
+		type filter hook forward priority mangle; policy accept;
+		iifname "wan" tcp flags syn tcp option maxseg size set rt mtu comment "!fw4: Zone wan IPv4/IPv6 ingress MTU fixing"
+		oifname "wan" tcp flags syn tcp option maxseg size set rt mtu comment "!fw4: Zone wan IPv4/IPv6 egress MTU fixing"
+	}
+}
+RULESET
+	# fw4's ruleset-append position: after the table.
+	[ "$2" = 1 ] && echo "include \"$FRAG_OFFLOAD\"" >>"$1"
+	return 0
+}
+
+# Does this kernel take the nft queue statement, and flowtables? (probed in
+# a namespace of our own)
+probe_ns=salg-fw4probe-$$
+ip netns add "$probe_ns"
+ip -n "$probe_ns" link add p0 type veth peer name p1
+if echo 'table inet probe { flowtable ft { hook ingress priority 0; devices = { p0, p1 }; }; }' |
+	ip netns exec "$probe_ns" nft -f - >/dev/null 2>&1; then
+	flowtable=1
+else
+	flowtable=0
+fi
+if echo 'table ip probe { chain c { type filter hook forward priority 0; udp dport 9 queue num 9; }; }' |
+	ip netns exec "$probe_ns" nft -f - >/dev/null 2>&1; then
+	divert=nft
+else
+	divert=iptables
+fi
+# The offload fragment must put SIP's accept before fw4's `flow offload`
+# (checked on a ruleset with the flowtable, where the kernel has one).
+ip -n "$probe_ns" link add lan type veth peer name wan
+fw4_ruleset "$tmp/probe.nft" 1
+if ! ip netns exec "$probe_ns" nft -f "$tmp/probe.nft"; then
+	echo "# fw4-lab: FAIL: the fw4-shaped ruleset with the fragments does not load" >&2
+	exit 1
+fi
+first=$(ip netns exec "$probe_ns" nft list chain inet fw4 forward | grep -m2 -E 'accept|offload|vmap')
+if [ "$(grep -c 'sipalgd: SIP stays out of the flowtable' <<<"$first")" != 2 ]; then
+	echo "# fw4-lab: FAIL: the first rules of fw4's forward chain are not sipalgd's:" >&2
+	printf '%s\n' "$first" >&2
+	exit 1
+fi
+echo "# fw4-lab: sipalgd's SIP accept rules come first in fw4's forward chain$([ "$flowtable" = 1 ] && echo ", before flow offload")"
+ip netns del "$probe_ns"; probe_ns=""
+echo "# fw4-lab: diversion $divert (nft queue statement $([ $divert = nft ] && echo available || echo not available on this kernel))"
+if [ $flowtable = 1 ]; then
+	echo "# fw4-lab: flowtable ft with offloading over lan and wan"
+else
+	echo "# fw4-lab: this kernel has no flowtables (CONFIG_NF_FLOW_TABLE): ruleset WITHOUT fw4's flowtable and flow offload rule"
+fi
+sed "s/^queue: { number: 7 }/queue: { number: 7, divert: $divert }/" "$HERE/lab.yaml" >"$tmp/lab.yaml"
+grep -q "divert: $divert" "$tmp/lab.yaml" || { echo "lab.yaml: queue line not found" >&2; exit 1; }
+
+rc=0
+fw4_ruleset "$tmp/fw4.nft" 1
+echo "# fw4-lab 1/2: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
+if LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=$FLOWS_SEL \
+	"$HERE/run.sh" >"$tmp/with.out" 2>&1; then
+	grep '^ok\|^# lab' "$tmp/with.out"
+else
+	cat "$tmp/with.out"
+	echo "# fw4-lab: FAIL with the fragment"
+	rc=1
+fi
+
+fw4_ruleset "$tmp/fw4-nofrag.nft" 0
+echo "# fw4-lab 2/2: the same without the fragment: call_3_1 must fail (media dropped)"
+LAB_ROUTER_RULESET=$tmp/fw4-nofrag.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=call_3_1 \
+	"$HERE/run.sh" >"$tmp/without.out" 2>&1
+# Only the media may fail: the call itself ran to the end (flows.py's summary).
+if grep -q '^not ok [0-9]* - call_3_1: .*RTP.*received 0' "$tmp/without.out" &&
+	grep -q '^0 passed, 1 failed$' "$tmp/without.out"; then
+	grep '^not ok' "$tmp/without.out" | head -3
+	echo "# fw4-lab: without the fragment the call fails, as it must"
+elif grep -q '^1 passed, 0 failed$' "$tmp/without.out"; then
+	echo "# fw4-lab: FAIL: call_3_1 passed without the fragment: the lab cannot tell"
+	rc=1
+else
+	cat "$tmp/without.out"
+	echo "# fw4-lab: FAIL: the run without the fragment did not fail the way expected"
+	rc=1
+fi
+echo "# fw4-lab: $([ $rc = 0 ] && echo PASS || echo FAIL)"
+exit $rc

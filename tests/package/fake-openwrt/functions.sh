@@ -1,0 +1,84 @@
+# shellcheck shell=ash
+# Stand-ins for OpenWrt's /lib/functions.sh and /lib/functions/network.sh,
+# enough for the package's scripts to run on a Debian host in tests:
+#   config_load NAME       reads $UCI_CONFIG_DIR/NAME (config/option/list
+#                          lines with '...' or "..." or bare values)
+#   config_get[_bool], config_list_foreach as OpenWrt's behave
+#   network_get_device VAR NET   from $FAKE_NET_DEVICES ("wan=pppoe-wan ...")
+# Not a UCI parser: no escapes, no anonymous-section @type[n] lookups.
+
+_fake_unq() {
+	local v=$1
+	case "$v" in
+	\'*\') v=${v#\'}; v=${v%\'} ;;
+	\"*\") v=${v#\"}; v=${v%\"} ;;
+	esac
+	printf '%s' "$v"
+}
+
+config_load() {
+	local f="${UCI_CONFIG_DIR:?}/$1" kw a b sect="" n
+	[ -f "$f" ] || return 1
+	_fake_vars=""
+	while read -r kw a b; do
+		case "$kw" in
+		config)
+			sect=$(_fake_unq "$b")
+			[ -n "$sect" ] || sect=anon
+			eval "CONFIG_${sect}_TYPE=\$(_fake_unq \"\$a\")" ;;
+		option)
+			eval "CONFIG_${sect}_${a}=\$(_fake_unq \"\$b\")"
+			_fake_vars="$_fake_vars CONFIG_${sect}_${a}" ;;
+		list)
+			eval "n=\${CONFIG_${sect}_${a}_LENGTH:-0}"
+			n=$((n + 1))
+			eval "CONFIG_${sect}_${a}_ITEM$n=\$(_fake_unq \"\$b\")"
+			eval "CONFIG_${sect}_${a}_LENGTH=$n"
+			_fake_vars="$_fake_vars CONFIG_${sect}_${a}_ITEM$n CONFIG_${sect}_${a}_LENGTH" ;;
+		esac
+	done < "$f"
+}
+
+# Locals are prefixed: the caller's variable name is assigned by eval and
+# must not be shadowed by one of ours (config_get v ... inside a function
+# with `local v`).
+config_get() {
+	local _cg_v _cg_def="$4"
+	eval "_cg_v=\${CONFIG_${2}_${3}-\$_cg_def}"
+	eval "$1=\$_cg_v"
+}
+
+config_get_bool() {
+	local _cgb_v
+	config_get _cgb_v "$2" "$3" "$4"
+	case "$_cgb_v" in
+	1|on|true|yes|enabled) _cgb_v=1 ;;
+	0|off|false|no|disabled) _cgb_v=0 ;;
+	*) _cgb_v=$4 ;;
+	esac
+	eval "$1=\$_cgb_v"
+}
+
+config_list_foreach() {
+	local _cl_s=$1 _cl_o=$2 _cl_fn=$3 _cl_n _cl_i _cl_v
+	shift 3
+	eval "_cl_n=\${CONFIG_${_cl_s}_${_cl_o}_LENGTH:-0}"
+	_cl_i=1
+	while [ "$_cl_i" -le "$_cl_n" ]; do
+		eval "_cl_v=\$CONFIG_${_cl_s}_${_cl_o}_ITEM$_cl_i"
+		"$_cl_fn" "$_cl_v" "$@"
+		_cl_i=$((_cl_i + 1))
+	done
+}
+
+network_get_device() {
+	local _nd_p
+	for _nd_p in ${FAKE_NET_DEVICES:-}; do
+		if [ "${_nd_p%%=*}" = "$2" ]; then
+			eval "$1=\${_nd_p#*=}"
+			return 0
+		fi
+	done
+	eval "$1="
+	return 1
+}
