@@ -10,7 +10,7 @@ tarball=${1:-}
 if [ -z "$tarball" ]; then
 	make -C "$top" -s dist >&2
 	# shellcheck disable=SC2012  # names are ours: sipalgd-<version>.tar.gz
-	tarball=$(ls -t "$top"/sipalgd-*.tar.gz "$top"/build/sipalgd-*.tar.gz 2>/dev/null | head -1)
+	tarball=$(ls -t "$top"/build/dist/sipalgd-*.tar.gz 2>/dev/null | head -1)
 fi
 [ -f "$tarball" ] || { echo "no tarball (make dist)" >&2; exit 1; }
 name=$(basename "$tarball")
