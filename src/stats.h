@@ -46,7 +46,9 @@
 	X(verdict_errors)     \
 	X(queue_enobufs)      \
 	X(holdoffs)           \
-	X(busy_rests)
+	X(busy_rests)         \
+	X(drop_no_wan_address) /* LAN SIP dropped: the WAN has no IPv4 address */ \
+	X(wan_address_changes) /* public address changed (rtnetlink or reload) */
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,
