@@ -13,6 +13,7 @@
 #include <time.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -225,6 +226,10 @@ int wan_open(const struct conf *c, uint64_t now)
 		wan_close();
 		return -1;
 	}
+	/* A dump is answered at once; never let a lost answer stop the loop. */
+	struct timeval tv = { 1, 0 };
+	if (setsockopt(mnl_socket_get_fd(q_nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		log_warn("wan: SO_RCVTIMEO: %s", strerror(errno));
 	q_portid = mnl_socket_get_portid(q_nl);
 	q_seq = (uint32_t)time(NULL);
 	started = 0;
