@@ -445,6 +445,19 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 	return 0;
 }
 
+/* The flow is NATed to an address that is not ours now: the WAN address
+ * changed while no daemon ran (or before a binding existed). Its conntrack
+ * would keep the old source on every later datagram: delete it, so the
+ * next one takes the map's new mapping. */
+static void stale_nat(const struct pkt_udp *u, uint32_t nat_ip)
+{
+	LOG_RL(LOG_LVL_INFO, "flow %u.%u.%u.%u:%u NATed to the old address %u.%u.%u.%u: conntrack deleted",
+	       u->saddr >> 24, (u->saddr >> 16) & 255, (u->saddr >> 8) & 255, u->saddr & 255, u->sport,
+	       nat_ip >> 24, (nat_ip >> 16) & 255, (nat_ip >> 8) & 255, nat_ip & 255);
+	ct_del_udp(u->saddr, u->sport, u->daddr, u->dport);
+	ct_mark_urgent();
+}
+
 static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
@@ -454,9 +467,12 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 		uint32_t nat_ip = 0;
 		uint16_t nat_port = 0, want = 0;
 		/* A flow older than the daemon keeps the NAT the kernel gave it. */
-		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1 &&
-		    nat_ip == pub_ip)
-			want = nat_port;
+		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1) {
+			if (nat_ip == pub_ip)
+				want = nat_port;
+			else
+				stale_nat(u, nat_ip);
+		}
 		sigb = binding_get(u->saddr, u->sport, BIND_SIG, want, now);
 		if (!sigb)
 			return -1;

@@ -426,6 +426,16 @@ static void test_wan_address_change(void **st)
 	assert_non_null(strstr(r, "Call-ID: a84b4c76e66710@192.168.1.10\r\n"));
 	assert_non_null(strstr(r, "BYE sip:alice@192.168.1.10"));
 
+	/* a flow the kernel still NATs to the old address (no binding of ours
+	 * yet, e.g. after a restart) loses its conntrack */
+	stub_reset();
+	stub_ct_snat_found = 1;
+	stub_ct_pub_ip = PUB;
+	stub_ct_pub_port = 5060;
+	run(LAN2, 5062, REM, 5060, invite1, &v);
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.11:5062 198.51.100.1:5060"));
+	stub_ct_snat_found = 0;
+
 	/* no address: LAN SIP is dropped and counted, keep-alives too */
 	alg_set_public(0, now);
 	r = run(LAN2, 5060, REM, 5060, invite1, &v);
