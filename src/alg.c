@@ -22,6 +22,11 @@ static uint32_t pub_len;
  * before a change still carries the old one in its Call-ID, From, To. */
 #define PUB_OLD_MAX 4
 static uint32_t pub_old[PUB_OLD_MAX];
+/* A second sweep of the old address's flows, once what was in flight at
+ * the change (queued, or conntracked before the first sweep) has passed. */
+#define PUB_SWEEP_MS 1000
+static uint32_t sweep_ip;
+static uint64_t sweep_at;
 
 static int is_pub(uint32_t ip)
 {
@@ -86,6 +91,7 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 	cf = c;
 	memset(rl_tab, 0, sizeof(rl_tab));
 	memset(pub_old, 0, sizeof(pub_old));
+	sweep_ip = 0;
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
 	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0)
@@ -117,8 +123,9 @@ void alg_set_public(uint32_t ip, uint64_t now)
 	if (old) {
 		ct_del_addr(old);
 		ct_mark_urgent();
+		sweep_ip = old;
+		sweep_at = now + PUB_SWEEP_MS;
 	}
-	(void)now;
 }
 
 uint32_t alg_public(void) { return pub_ip; }
@@ -131,6 +138,11 @@ void alg_fini(void)
 
 void alg_tick(uint64_t now)
 {
+	if (sweep_ip && now >= sweep_at) {
+		if (sweep_ip != pub_ip)
+			ct_del_addr(sweep_ip);
+		sweep_ip = 0;
+	}
 	dialog_expire(now);
 	binding_expire(now);
 }

@@ -375,6 +375,8 @@ int main(int argc, char **argv)
 		if (reload_flag) {
 			reload_flag = 0;
 			reload();
+			nftmap_commit(); /* a new public address: before the next message */
+			ct_commit();
 		}
 		/* The address first: a queued message then carries the new one. */
 		if (pr > 0 && (pfd[2].revents & POLLIN)) {

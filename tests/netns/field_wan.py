@@ -214,6 +214,15 @@ def part_e():
         os.kill(int(os.environ["LAB_DAEMON_PID"]), 1)
         wait_changes(before, 1, "(e) SIGHUP public_address %s" % A3)
         set_pub(A3)
+        # an explicit address stays as set: the interface's changes are ignored
+        before = counters()["wan_address_changes"]
+        sh("ip", "-n", RTR, "addr", "del", A1 + "/24", "dev", "wan")
+        sh("ip", "-n", RTR, "addr", "add", A2 + "/24", "dev", "wan")
+        time.sleep(0.5)
+        check(counters()["wan_address_changes"] == before,
+              "(e) the interface's address change moved the explicit wan.public_address")
+        sh("ip", "-n", RTR, "addr", "del", A2 + "/24", "dev", "wan")
+        sh("ip", "-n", RTR, "addr", "add", A1 + "/24", "dev", "wan")
         cid = uniq("hup") + "@biloxi.example.com"
         raw = flows.register_msg(p1, cid, uniq("f"), 1, "z9hG4bK" + uniq(),
                                  "Contact: <sip:bob@%s:5060>" % PHONE1, 3600)

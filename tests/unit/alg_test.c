@@ -401,6 +401,12 @@ static void test_wan_address_change(void **st)
 	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:10000 203.0.113.2:10000"));
 	assert_non_null(strstr(stub_log, "ctaddr 203.0.113.1"));
 	assert_int_equal(alg_public(), 0xcb007102);
+	/* a second sweep once what was in flight has passed */
+	stub_reset();
+	alg_tick(now + 500);
+	assert_null(strstr(stub_log, "ctaddr"));
+	alg_tick(now + 1000);
+	assert_non_null(strstr(stub_log, "ctaddr 203.0.113.1"));
 
 	/* the phone's re-INVITE in the same dialog */
 	snprintf(reinv, sizeof(reinv), "%s", invite1);
