@@ -4,7 +4,8 @@
 #   (a) 203.0.113.1 removed, 203.0.113.2 added: change seen within 1 s; new REGISTER/INVITE
 #       carry .2; inbound call to the re-registered phone; RTP both ways; no conntrack entry
 #       and no nft element of .1 left
-#   (b) the call in progress re-INVITEs and has media both ways again
+#   (b) calls in progress re-INVITE and have media both ways again; one whose Call-ID names
+#       the phone keeps the Call-ID it began with at the WAN side
 #   (c) the WAN veth deleted and re-created with the same name: same checks
 #   (d) no address (a route kept): LAN SIP dropped and counted, nothing private on the wire
 #   (e) SIGHUP with wan.public_address set, then cleared

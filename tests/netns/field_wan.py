@@ -81,6 +81,64 @@ def reinvite_media(c, what):
     c.media_both(what + " media after re-INVITE")
 
 
+class IpCall:
+    """A call whose Call-ID names the phone's private address (as many phones write it):
+    at the WAN side it names the public address the call began with, and must keep naming
+    it after the address changes (RFC 3261 12.2: the Call-ID identifies the dialog)."""
+
+    def __init__(self, p1, reg, port):
+        self.c = Call(p1, reg, port)
+        self.tok = uniq("ipcid")
+        self.c.dlg.callid = self.tok + "@" + PHONE1
+        self.pub_cid = None
+
+    def wan_recv(self, method):
+        c = self.c
+        m, src = c.remote.recv(lambda m: m.is_request and m.method == method and
+                               m.callid.startswith(self.tok + "@"), what="%s request" % method)
+        check(PHONE1 not in m.raw.decode("latin-1"), "%s left with %s in it" % (method, PHONE1))
+        if self.pub_cid is None:
+            self.pub_cid = m.callid
+        check(m.callid == self.pub_cid, "%s: Call-ID %s at the WAN side, the dialog began as %s"
+              % (method, m.callid, self.pub_cid))
+        return m, src
+
+    def offer(self, raw, what):
+        """Send an INVITE/re-INVITE; answer it at the WAN side; ACK. Returns the public media."""
+        c = self.c
+        c.phone.send(raw, (c.remote.ip, 5060))
+        m, src = self.wan_recv("INVITE")
+        via = m.get("via")
+        check(flows.PUB + ":" in via, "%s: Via %r, want %s" % (what, via, flows.PUB))
+        pub_media = flows.Sdp(m.body).addr(0)
+        check(pub_media[0] == flows.PUB, "%s: SDP media %s, want %s" % (what, pub_media, flows.PUB))
+        ans = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", ver=int(time.time()) % 100000,
+                       user="bob")
+        c.remote.send(response(m, 200, "OK", ans, to_tag=c.rtag, contact="<sip:bob@%s:5060>" % PROXY), src)
+        got, _ = c.phone.recv_resp(200, c.dlg.callid, "INVITE")
+        c.dlg.learn(got)
+        c.phone.send(c.dlg.ack(), (c.remote.ip, 5060))
+        self.wan_recv("ACK")
+        c.pub_media = pub_media
+        c.media_both(what)
+
+    def setup(self):
+        c = self.c
+        self.offer(c.dlg.invite(c.offer), "IP Call-ID call")
+
+    def reinvite(self, what):
+        c = self.c
+        body = sdp_body(PHONE1, [c.rtp_port], ver=int(time.time()) % 100000, origin=PHONE1)
+        self.offer(c.dlg.reinvite(body), what)
+
+    def bye(self):
+        c = self.c
+        c.phone.send(c.dlg.bye(), (c.remote.ip, 5060))
+        m, src = self.wan_recv("BYE")
+        c.remote.send(response(m, 200, "OK"), src)
+        c.phone.recv_resp(200, c.dlg.callid, "BYE")
+
+
 def full_checks(what, p1, reg):
     """New REGISTER carries the new address; an inbound call reaches the phone; a new call has
     media both ways and closes."""
@@ -139,6 +197,8 @@ def part_a_b():
     c = Call(p1, reg, 16500)
     c.setup()
     c.media_both("before the change")
+    ic = IpCall(p1, reg, 16520)
+    ic.setup()
     before = counters()["wan_address_changes"]
     sh("ip", "-n", RTR, "addr", "del", A1 + "/24", "dev", "wan")
     sh("ip", "-n", RTR, "addr", "add", A2 + "/24", "dev", "wan")
@@ -147,6 +207,8 @@ def part_a_b():
     set_pub(A2)
     reinvite_media(c, "(b)")
     c.bye_from_phone()
+    ic.reinvite("(b) call with an IP Call-ID, after re-INVITE")
+    ic.bye()
     full_checks("(a)", p1, reg)
     nothing_of(A1, "(a)")
 
