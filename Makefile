@@ -127,6 +127,11 @@ field-reload: all
 ops-lab: all
 	@tests/netns/ops.sh
 
+# The WAN address changes under running calls (issue 8): removed and
+# replaced, the interface re-created, no address, SIGHUP public_address.
+field-wan: all
+	@tests/netns/field-wan.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -134,7 +139,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan
 	@echo "make check: all stages passed"
 
 bench: all

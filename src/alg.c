@@ -20,6 +20,27 @@ static const struct conf *cf;
 static uint32_t pub_ip;
 static char pub_str[16];
 static uint32_t pub_len;
+/* Earlier public addresses: an inbound message of a dialog that began
+ * before a change still carries the old one in its Call-ID, From, To. */
+#define PUB_OLD_MAX 4
+static uint32_t pub_old[PUB_OLD_MAX];
+/* A second sweep of the old address's flows, once what was in flight at
+ * the change (queued, or conntracked before the first sweep) has passed. */
+#define PUB_SWEEP_MS 1000
+static uint32_t sweep_ip;
+static uint64_t sweep_at;
+
+static int is_pub(uint32_t ip)
+{
+	if (ip == 0)
+		return 0;
+	if (ip == pub_ip)
+		return 1;
+	for (int i = 0; i < PUB_OLD_MAX; i++)
+		if (pub_old[i] == ip)
+			return 1;
+	return 0;
+}
 
 /* Per-source budget for requests that create state (new calls,
  * registrations, anything outside a dialog): a token bucket per source
@@ -76,12 +97,45 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 {
 	cf = c;
 	memset(rl_tab, 0, sizeof(rl_tab));
+	memset(pub_old, 0, sizeof(pub_old));
+	sweep_ip = 0;
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
 	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
 		return -1;
 	return 0;
 }
+
+/* ---- WAN address change (called by wan.c, no I/O here) -------------- */
+
+void alg_set_public(uint32_t ip, uint64_t now)
+{
+	uint32_t old = pub_ip;
+
+	if (ip == old)
+		return;
+	if (old) {
+		memmove(pub_old + 1, pub_old, sizeof(pub_old) - sizeof(pub_old[0]));
+		pub_old[0] = old;
+	}
+	for (int i = 0; i < PUB_OLD_MAX; i++)
+		if (pub_old[i] == ip)
+			pub_old[i] = 0;
+	pub_ip = ip;
+	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), ip);
+	binding_set_public(ip);
+	/* Flows NATed to the old address would keep it (NAT is decided only
+	 * for a new conntrack): phones' signalling and media would go on
+	 * leaving from an address the router no longer has. */
+	if (old) {
+		ct_del_addr(old);
+		ct_mark_urgent();
+		sweep_ip = old;
+		sweep_at = now + PUB_SWEEP_MS;
+	}
+}
+
+uint32_t alg_public(void) { return pub_ip; }
 
 void alg_fini(void)
 {
@@ -93,6 +147,11 @@ void alg_fini(void)
 void alg_tick(uint64_t now)
 {
 	trace_active(now); /* switches an expired trace off on time */
+	if (sweep_ip && now >= sweep_at) {
+		if (sweep_ip != pub_ip)
+			ct_del_addr(sweep_ip);
+		sweep_ip = 0;
+	}
 	dialog_expire(now);
 	binding_expire(now);
 }
@@ -167,6 +226,30 @@ static int lan_literals(const uint8_t *b, struct span s, int scrub)
 	return found;
 }
 
+/* A dialog that began before the WAN address changed keeps the address
+ * its Call-ID, From and To were given (RFC 3261 12.2: the Call-ID is part
+ * of the dialog's identity; a changed one gets 481). */
+static void scrub_dialog_ids(const struct sip_msg *m, const struct dialog *d)
+{
+	uint32_t was = d ? dialog_public(d) : 0;
+	char a[16];
+	int n;
+
+	if (!was || was == pub_ip)
+		return;
+	n = ipfmt(a, sizeof(a), was);
+	const int idx[3] = { m->callid_idx, m->from_idx, m->to_idx };
+	for (int k = 0; k < 3; k++) {
+		struct span s = m->hdr[idx[k]].value;
+		uint32_t pos = 0, ip;
+		struct span h;
+
+		while (next_ipv4(m->buf, s, &pos, &h, &ip))
+			if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
+				edit_add(&ed, h.off, h.len, a, (uint32_t)n);
+	}
+}
+
 /* Does this span name any LAN address? Used by the malformed-input policy. */
 static int has_lan_literal(const uint8_t *b, struct span s) { return lan_literals(b, s, 0); }
 
@@ -182,7 +265,7 @@ static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
 	struct span h;
 
 	while (next_ipv4(b, s, &pos, &h, &ip))
-		if (ip == pub_ip)
+		if (is_pub(ip))
 			edit_add(&ed, h.off, h.len, tmp, (uint32_t)n);
 }
 
@@ -248,7 +331,7 @@ static uint32_t callid_key(const struct sip_msg *m, int inbound, uint32_t phone_
 	int tl = ipfmt(tmp, sizeof(tmp), phone_ip);
 
 	while (inbound && next_ipv4(b, c, &pos, &h, &ip)) {
-		if (ip != pub_ip)
+		if (!is_pub(ip))
 			continue;
 		uint32_t k = h.off - p;
 		if (n + k + (uint32_t)tl > cap)
@@ -383,6 +466,19 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 	return 0;
 }
 
+/* The flow is NATed to an address that is not ours now: the WAN address
+ * changed while no daemon ran (or before a binding existed). Its conntrack
+ * would keep the old source on every later datagram: delete it, so the
+ * next one takes the map's new mapping. */
+static void stale_nat(const struct pkt_udp *u, uint32_t nat_ip)
+{
+	LOG_RL(LOG_LVL_INFO, "flow %u.%u.%u.%u:%u NATed to the old address %u.%u.%u.%u: conntrack deleted",
+	       u->saddr >> 24, (u->saddr >> 16) & 255, (u->saddr >> 8) & 255, u->saddr & 255, u->sport,
+	       nat_ip >> 24, (nat_ip >> 16) & 255, (nat_ip >> 8) & 255, nat_ip & 255);
+	ct_del_udp(u->saddr, u->sport, u->daddr, u->dport);
+	ct_mark_urgent();
+}
+
 static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
@@ -392,9 +488,12 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 		uint32_t nat_ip = 0;
 		uint16_t nat_port = 0, want = 0;
 		/* A flow older than the daemon keeps the NAT the kernel gave it. */
-		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1 &&
-		    nat_ip == pub_ip)
-			want = nat_port;
+		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1) {
+			if (nat_ip == pub_ip)
+				want = nat_port;
+			else
+				stale_nat(u, nat_ip);
+		}
 		sigb = binding_get(u->saddr, u->sport, BIND_SIG, want, now);
 		if (!sigb)
 			return -1;
@@ -411,6 +510,8 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	}
 	if (out_contacts(m, u, sigb, now) < 0)
 		return -1;
+	scrub_dialog_ids(m, dialog_find(b + m->hdr[m->callid_idx].value.off,
+					m->hdr[m->callid_idx].value.len, u->saddr));
 	/* Whatever the fields above did not cover (other headers, lower Vias,
 	 * Via parameters, reason phrases, even header names): nothing private
 	 * leaves the router. */
@@ -662,6 +763,15 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(pkts_out_lan);
 	else
 		STAT_INC(pkts_in_wan);
+	if (outbound && !pub_ip) {
+		/* No WAN address (PPPoE down, DHCP lost): nothing true can be
+		 * written into the message, and forwarding it would leak the
+		 * private addresses or name a stale one. The phone retransmits. */
+		STAT_INC(drop_no_wan_address);
+		LOG_RL(LOG_LVL_WARN, "LAN SIP from %u.%u.%u.%u:%u dropped: the WAN interface has no IPv4 address",
+		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport);
+		return ALG_DROP;
+	}
 
 	if (sip_is_keepalive(u.payload, u.plen)) {
 		STAT_INC(keepalives);

@@ -26,6 +26,15 @@ enum alg_verdict { ALG_ACCEPT = 0, ALG_DROP = 1 };
 int alg_init(const struct conf *c, uint32_t public_ip);
 void alg_fini(void);
 
+/* The WAN address changed (wan.c): `public_ip` 0 means the WAN has none,
+ * and SIP from the LAN is dropped (drop_no_wan_address) until one comes.
+ * New messages carry the new address at once; bindings keep their ports
+ * with their SNAT elements replaced; the conntrack flows of the old address
+ * are queued for deletion (the caller commits nftmap and ct). A call in
+ * progress gets media on the new address with its next offer/answer. */
+void alg_set_public(uint32_t public_ip, uint64_t now_ms);
+uint32_t alg_public(void);
+
 /* Handle one IPv4 datagram. When it is rewritten, the new datagram is in
  * out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */
 enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,

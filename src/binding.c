@@ -78,6 +78,28 @@ void binding_fini(void)
 
 uint32_t binding_public_ip(void) { return pub_ip; }
 
+/* ---- WAN address change ---------------------------------------------- */
+
+void binding_set_public(uint32_t public_ip)
+{
+	pub_ip = public_ip;
+	for (uint32_t i = 0; i < pool_used; i++) {
+		struct binding *b = &pool[i];
+		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
+
+		if (!b->in_use)
+			continue;
+		/* delete then add: the kernel refuses an add that would change
+		 * an existing element's mapping (nftmap keeps both, in order) */
+		for (uint32_t k = 0; k < n; k++) {
+			nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + k));
+			if (public_ip)
+				nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), public_ip,
+						(uint16_t)(b->pub_port + k));
+		}
+	}
+}
+
 struct binding *binding_find(uint32_t ip, uint16_t port)
 {
 	if (!pool)
@@ -196,7 +218,8 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		b->flags |= BF_ADOPTED;
 	for (uint32_t i = 0; i < n; i++) {
 		set_used(pub + i, 1);
-		nftmap_snat_add(ip, (uint16_t)(port + i), pub_ip, (uint16_t)(pub + i));
+		if (pub_ip) /* none while the WAN has no address: binding_set_public adds it */
+			nftmap_snat_add(ip, (uint16_t)(port + i), pub_ip, (uint16_t)(pub + i));
 	}
 	uint32_t hp = hash_priv(ip, port), hq = hash_pub(pub);
 	b->next_priv = h_priv[hp];

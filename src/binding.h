@@ -44,6 +44,11 @@ int binding_init(const struct conf *c, uint32_t public_ip);
 void binding_fini(void);
 uint32_t binding_public_ip(void);
 
+/* The WAN address changed (0: the WAN has none). Every binding keeps its
+ * public port; its SNAT elements are replaced to name `public_ip`, or
+ * deleted while there is none (queued in nftmap). */
+void binding_set_public(uint32_t public_ip);
+
 struct binding *binding_find(uint32_t priv_ip, uint16_t priv_port);
 struct binding *binding_find_public(uint16_t pub_port);
 

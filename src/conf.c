@@ -93,8 +93,8 @@ static const struct keydef {
 	enum conf_rebuild rebuild;
 	const char *doc;               /* one line: what it is, and why it reloads so */
 } keys[KEY__COUNT] = {
-	[WAN_IF]      = { "wan.interface", K_IFNAME, FIELD(wan_if), 0, 0, NULL, 0, 0, NULL, REBUILD(WAN),
-			  "the interface facing the provider (required); rules and the address follow it" },
+	[WAN_IF]      = { "wan.interface", K_IFNAME, FIELD(wan_if), 0, 0, NULL, 0, 0, NULL, RESTART,
+			  "the interface facing the provider (required); the NAT table and the diversion are built on it at start" },
 	[WAN_PUBLIC]  = { "wan.public_address", K_ADDR, FIELD(public_ip), 0, 0, NULL, 0, 0, NULL, REBUILD(WAN),
 			  "the address the provider sees; empty = the WAN interface's" },
 	[LAN_NETS]    = { "lan.networks", K_CIDRS, FIELD(lan), offsetof(struct conf, n_lan), 0, NULL, 0, 0, NULL, RESTART,

@@ -46,14 +46,20 @@ struct ct_del {
 
 /* Flows to find by a dump before they can be deleted (ct_del_port). */
 #define CT_SCAN_MAX 256
+enum { SCAN_SRC_PORT, SCAN_DST_PORT, SCAN_ORIG_DST, SCAN_REPL_DST };
 struct ct_scan {
 	uint32_t ip;
 	uint16_t port;
-	uint8_t to_dst;
+	uint8_t to_dst; /* SCAN_* */
 };
 static struct ct_scan ct_scans[CT_SCAN_MAX];
 static int ct_nscan;
 static int ct_scanning; /* a dump is being read: ct_rx is in use */
+static int ct_scan_full; /* a delete found by the scan did not fit the queue */
+/* Addresses whose flows go (ct_del_addr): few, an address change is rare. */
+#define CT_ADDR_MAX 4
+static uint32_t ct_addrs[CT_ADDR_MAX];
+static int ct_naddr;
 static int ct_is_urgent;
 
 void ct_mark_urgent(void) { ct_is_urgent = 1; }
@@ -298,6 +304,7 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 	if (ct_ndel == CT_DEL_MAX) {
 		if (ct_scanning) {
 			/* committing now would reuse the buffer the dump is read from */
+			ct_scan_full = 1;
 			LOG_RL(LOG_LVL_WARN, "ct: delete queue full during a flow scan; flow left to time out");
 			return;
 		}
@@ -320,7 +327,21 @@ void ct_del_port(uint32_t ip, uint16_t port, int to_dst)
 			LOG_RL(LOG_LVL_WARN, "ct: too many flow scans in one round; some media flows are left to time out");
 		return;
 	}
-	ct_scans[ct_nscan++] = (struct ct_scan){ ip, port, (uint8_t)!!to_dst };
+	ct_scans[ct_nscan++] = (struct ct_scan){ ip, port, (uint8_t)(to_dst ? SCAN_DST_PORT : SCAN_SRC_PORT) };
+}
+
+void ct_del_addr(uint32_t ip)
+{
+	if (!ct_nl || !ip)
+		return;
+	for (int i = 0; i < ct_naddr; i++)
+		if (ct_addrs[i] == ip)
+			return;
+	if (ct_naddr == CT_ADDR_MAX) {
+		LOG_RL(LOG_LVL_WARN, "ct: too many address flushes in one round; flows left to time out");
+		return;
+	}
+	ct_addrs[ct_naddr++] = ip;
 }
 
 /* These live in the kernel's nf_conntrack_netlink.c, not in the uapi. */
@@ -346,8 +367,17 @@ static int ct_scan_cb(const struct nlmsghdr *nlh, void *data)
 		uint32_t b = ntohl(nfct_get_attr_u32(ct, ATTR_IPV4_DST));
 		uint16_t ap = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
 		uint16_t bp = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
+		uint32_t rb = ntohl(nfct_get_attr_u32(ct, ATTR_REPL_IPV4_DST));
+		int hit;
+
 		/* An old kernel ignores CTA_FILTER and dumps everything: check. */
-		if (sc->to_dst ? (b == sc->ip && bp == sc->port) : (a == sc->ip && ap == sc->port))
+		switch (sc->to_dst) {
+		case SCAN_DST_PORT: hit = b == sc->ip && bp == sc->port; break;
+		case SCAN_SRC_PORT: hit = a == sc->ip && ap == sc->port; break;
+		case SCAN_ORIG_DST: hit = b == sc->ip; break;
+		default:            hit = rb == sc->ip; break;
+		}
+		if (hit)
 			ct_del_udp(a, ap, b, bp);
 	}
 	nfct_destroy(ct);
@@ -383,20 +413,22 @@ static int ct_dump(const struct ct_scan *sc, mnl_cb_t cb, void *data)
 	nfh->nfgen_family = AF_INET;
 	nfh->version = NFNETLINK_V0;
 	nfh->res_id = 0;
-	tup = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+	int repl = sc->to_dst == SCAN_REPL_DST, addr_only = sc->to_dst >= SCAN_ORIG_DST;
+	int dst = sc->to_dst != SCAN_SRC_PORT;
+	tup = mnl_attr_nest_start(nlh, repl ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG);
 	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-	mnl_attr_put_u32(nlh, sc->to_dst ? CTA_IP_V4_DST : CTA_IP_V4_SRC, htonl(sc->ip));
+	mnl_attr_put_u32(nlh, dst ? CTA_IP_V4_DST : CTA_IP_V4_SRC, htonl(sc->ip));
 	mnl_attr_nest_end(nlh, nest);
 	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
 	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_UDP);
-	mnl_attr_put_u16(nlh, sc->to_dst ? CTA_PROTO_DST_PORT : CTA_PROTO_SRC_PORT, htons(sc->port));
+	if (!addr_only)
+		mnl_attr_put_u16(nlh, dst ? CTA_PROTO_DST_PORT : CTA_PROTO_SRC_PORT, htons(sc->port));
 	mnl_attr_nest_end(nlh, nest);
 	mnl_attr_nest_end(nlh, tup);
 	nest = mnl_attr_nest_start(nlh, CTA_FILTER);
-	mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS,
-			 CT_FILTER_F_PROTO_NUM |
-			 (sc->to_dst ? CT_FILTER_F_IP_DST | CT_FILTER_F_PORT_DST
-				     : CT_FILTER_F_IP_SRC | CT_FILTER_F_PORT_SRC));
+	mnl_attr_put_u32(nlh, repl ? CTA_FILTER_REPLY_FLAGS : CTA_FILTER_ORIG_FLAGS,
+			 CT_FILTER_F_PROTO_NUM | (dst ? CT_FILTER_F_IP_DST : CT_FILTER_F_IP_SRC) |
+			 (addr_only ? 0 : dst ? CT_FILTER_F_PORT_DST : CT_FILTER_F_PORT_SRC));
 	mnl_attr_nest_end(nlh, nest);
 	if (mnl_socket_sendto(ct_nl, nlh, nlh->nlmsg_len) < 0)
 		return -1;
@@ -558,6 +590,34 @@ static void ct_send_dels(int from, int to)
 	}
 }
 
+static int ct_flush_dels(void);
+
+/* The flows of an old public address: more than a delete queue's worth
+ * (a busy PBX), so scan, delete, and scan again until a scan finds no more
+ * than fits. Both directions: inbound flows DNATed from it (original
+ * destination) and outbound flows SNATed to it (reply destination). */
+static int ct_commit_addrs(void)
+{
+	int errors = 0, n = ct_naddr;
+
+	ct_naddr = 0;
+	for (int i = 0; ct_nl && i < n; i++) {
+		for (int mode = SCAN_ORIG_DST; mode <= SCAN_REPL_DST; mode++) {
+			struct ct_scan sc = { ct_addrs[i], 0, (uint8_t)mode };
+			int rounds = 0;
+
+			do {
+				ct_scan_full = 0;
+				ct_scanning = 1;
+				ct_scan_one(&sc);
+				ct_scanning = 0;
+				errors += ct_flush_dels();
+			} while (ct_scan_full && ++rounds < 64);
+		}
+	}
+	return errors;
+}
+
 int ct_commit(void)
 {
 	int i, errors = ct_carried_errors;
@@ -573,8 +633,17 @@ int ct_commit(void)
 	ct_scanning = 0;
 	if (!ct_nl || ct_ndel == 0) {
 		ct_ndel = 0;
-		return errors;
+		return errors + ct_commit_addrs();
 	}
+	errors += ct_flush_dels();
+	return errors + ct_commit_addrs();
+}
+
+/* Send every queued delete and count the answers. */
+static int ct_flush_dels(void)
+{
+	int i, errors = 0;
+
 	for (i = 0; i < ct_ndel; i += CT_SEND_MAX)
 		ct_send_dels(i, i + CT_SEND_MAX < ct_ndel ? i + CT_SEND_MAX : ct_ndel);
 	for (i = 0; i < ct_ndel; i++) {

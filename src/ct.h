@@ -26,6 +26,13 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
  * known. */
 void ct_del_port(uint32_t ip, uint16_t port, int to_dst);
 
+/* Queue deletion of every UDP conntrack that names `ip` as the original
+ * destination (inbound flows NATed to it) or as the reply destination
+ * (outbound flows SNATed to it): the flows of a public address the WAN no
+ * longer has. Done at commit by kernel-filtered dumps, repeated until no
+ * such flow is left (bounded). */
+void ct_del_addr(uint32_t ip);
+
 /* The deletes queued so far must reach the kernel before the verdicts of
  * this burst (a stale flow that would hide a new pinhole); other deletes
  * (closing) may wait for the next tick. ct_urgent() tells; commit clears. */

@@ -51,6 +51,7 @@ struct dialog {
 	uint32_t answered_cseq;/* transaction whose answer completed the last exchange */
 	uint8_t answered_from; /* side that gave that answer */
 	struct binding *sigb;
+	uint32_t pub_ip;       /* public address when it began (dialog_public) */
 	uint64_t expires;
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
 	uint32_t rip[SDP_MAX_MEDIA];
@@ -62,6 +63,8 @@ struct dialog {
 static struct dialog *pool;
 static uint32_t pool_size, pool_used, free_head, *htab, hmask;
 static const struct conf *cf;
+static uint32_t local_ips[16];
+static int n_local;
 
 static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
 {
@@ -88,7 +91,17 @@ int dialog_init(const struct conf *c)
 	 * daemon does not keep the whole pool resident. */
 	free_head = 0;
 	pool_used = 0;
+	dialog_set_local(c->local_ips, c->n_local);
 	return 0;
+}
+
+uint32_t dialog_public(const struct dialog *d) { return d->pub_ip; }
+
+void dialog_set_local(const uint32_t *ips, int n)
+{
+	n_local = n < 0 ? 0 : n > 16 ? 16 : n;
+	for (int i = 0; i < n_local; i++)
+		local_ips[i] = ips[i];
 }
 
 void dialog_fini(void)
@@ -159,6 +172,7 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	d->peer_ip = peer_ip;
 	d->peer_port = peer_port;
 	d->sigb = sigb;
+	d->pub_ip = binding_public_ip();
 	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
 	d->created = now;
 	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : peer_ip;
@@ -188,8 +202,8 @@ static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
 		return 0;
 	if (!conf_is_lan(cf, ip))
 		return 0;
-	for (int i = 0; i < cf->n_local; i++)
-		if (cf->local_ips[i] == ip)
+	for (int i = 0; i < n_local; i++)
+		if (local_ips[i] == ip)
 			return 0;
 	/* never the network or broadcast address of the LAN prefix */
 	for (int i = 0; i < cf->n_lan; i++) {

@@ -27,6 +27,10 @@ enum dlg_side { SIDE_NONE = 0, SIDE_PHONE = 1, SIDE_REMOTE = 2 };
 int dialog_init(const struct conf *c);
 void dialog_fini(void);
 
+/* The router's own addresses changed (wan.c follows them): a pinhole must
+ * never lead to one. Starts as conf.local_ips. At most 16 are kept. */
+void dialog_set_local(const uint32_t *ips, int n);
+
 struct dialog *dialog_find(const uint8_t *callid, uint32_t len, uint32_t phone_ip);
 /* Create; `sigb` is the phone's signalling binding (referenced while the
  * dialog lives, with an inbound element from `peer_ip`). NULL when full. */
@@ -46,6 +50,10 @@ int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in
 /* A request from `side` that may carry an offer (INVITE/UPDATE) was answered
  * with a final non-2xx response: roll back what its offer opened. */
 void dialog_offer_failed(struct dialog *d);
+
+/* The public address the router had when the dialog began (0: unknown,
+ * e.g. taken over from a state file). */
+uint32_t dialog_public(const struct dialog *d);
 
 /* SIP traffic on the dialog: keeps it from expiring. */
 void dialog_touch(struct dialog *d, uint64_t now);

@@ -6,7 +6,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
@@ -70,40 +68,6 @@ static void on_signal(int sig)
 		reload_flag = 1;
 	else
 		stop_flag = 1;
-}
-
-static int wan_address(const char *ifname, uint32_t *ip)
-{
-	struct ifreq ifr;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	int rc = ioctl(fd, SIOCGIFADDR, &ifr);
-	close(fd);
-	if (rc < 0)
-		return -1;
-	*ip = ntohl(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
-	return 0;
-}
-
-/* The router's own addresses: a pinhole must never lead to the router. */
-static void local_addresses(struct conf *c)
-{
-	struct ifaddrs *ifa, *i;
-
-	c->n_local = 0;
-	if (getifaddrs(&ifa) < 0) {
-		log_warn("getifaddrs: %s", strerror(errno));
-		return;
-	}
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-		    c->n_local < (int)(sizeof(c->local_ips) / sizeof(c->local_ips[0])))
-			c->local_ips[c->n_local++] = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
-	freeifaddrs(ifa);
 }
 
 /* After set-up the packet loop needs netlink (queue, nftables, conntrack):
@@ -290,12 +254,6 @@ static void reload(void)
 					reload_keep(&next, k, "needs a restart");
 					changed[k] = 0;
 				}
-		} else {
-			if (!next.public_ip)
-				next.public_ip = binding_public_ip();
-			/* The diversion names the interface. */
-			if (strcmp(next.wan_if, conf.wan_if))
-				want[CONF_REBUILD_RULES] = 1;
 		}
 	}
 	/* Ports or backend: the new diversion replaces the old (rules_replace).
@@ -322,7 +280,6 @@ static void reload(void)
 			conf_key_copy(&conf_file, &nc, k);
 			list_add(applied, sizeof(applied), conf_key_name(k));
 		}
-	local_addresses(&conf);
 	log_init(conf.log_syslog || detached, (enum log_level)conf.log_level);
 	if (applied[0])
 		log_info("reload: applied %s", applied);
@@ -452,12 +409,6 @@ int main(int argc, char **argv)
 	conf_file = conf;
 	log_init(conf.log_syslog, (enum log_level)conf.log_level);
 	notify_init();
-	if (!conf.public_ip && wan_address(conf.wan_if, &conf.public_ip) < 0) {
-		log_err("no IPv4 address on WAN interface %s (set wan.public_address)", conf.wan_if);
-		return 1;
-	}
-
-	local_addresses(&conf);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -468,7 +419,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int rc = 1;
-	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
+	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, 0) < 0 ||
+	    wan_open(&conf, now_ms()) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
 	ct_accounting_on(); /* per-call media counters for sipalgctl call */
@@ -502,8 +454,8 @@ int main(int argc, char **argv)
 #endif
 	start_ms = last_loop_ms = now_ms();
 	log_info("running: WAN %s public %u.%u.%u.%u queue %u", conf.wan_if,
-		 conf.public_ip >> 24, (conf.public_ip >> 16) & 255, (conf.public_ip >> 8) & 255,
-		 conf.public_ip & 255, conf.queue_num);
+		 wan_public() >> 24, (wan_public() >> 16) & 255, (wan_public() >> 8) & 255,
+		 wan_public() & 255, conf.queue_num);
 	/* Ready: rules in place, queue bound, calls taken over. The watchdog
 	 * is pinged from the tick, so a loop stuck anywhere (a netlink call that
 	 * never returns) stops the pings and systemd restarts us. */
@@ -512,13 +464,14 @@ int main(int argc, char **argv)
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
+			{ .fd = wan_fd(), .events = POLLIN },
 		};
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int pr = poll(pfd, 2, timeout);
+		int pr = poll(pfd, 3, timeout);
 		if (pr < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
@@ -526,6 +479,14 @@ int main(int argc, char **argv)
 		if (reload_flag) {
 			reload_flag = 0;
 			reload();
+			nftmap_commit(); /* a new public address: before the next message */
+			ct_commit();
+		}
+		/* The address first: a queued message then carries the new one. */
+		if (pr > 0 && (pfd[2].revents & POLLIN)) {
+			wan_event(now_ms());
+			nftmap_commit();
+			ct_commit();
 		}
 		if (pr > 0 && (pfd[0].revents & POLLIN))
 			handle_burst();
@@ -534,6 +495,7 @@ int main(int argc, char **argv)
 		now = now_ms();
 		if (now >= next_tick) {
 			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
+			wan_event(now); /* a slow re-check besides the events */
 			alg_tick(now);
 			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
 				state_touch();
@@ -562,6 +524,7 @@ out_rules:
 		rules_remove(&conf);
 out:
 	nfq_sock_close();
+	wan_close();
 	alg_fini();
 	nftmap_close(1);
 	ct_close();

@@ -63,7 +63,6 @@
  * crash) in the same atomic transaction that creates the new one. */
 static const char nftmap_rules_fmt[] =
 	"define WAN_IF = \"%s\"\n"
-	"define PUBLIC_IP = %s\n"
 	"\n"
 	"add table ip %s\n"
 	"delete table ip %s\n"
@@ -77,10 +76,12 @@ static const char nftmap_rules_fmt[] =
 	"\tmap in_any { type inet_service : ipv4_addr . inet_service; }\n"
 	"\n"
 	"\t# Before the operator's dstnat (priority - 5): our pinholes win.\n"
+	"\t# To whatever address the router has now (fib ... local): no rule names\n"
+	"\t# the public address, so a WAN address change needs no new rule.\n"
 	"\tchain pre {\n"
 	"\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n"
-	"\t\tiifname $WAN_IF ip daddr $PUBLIC_IP meta l4proto udp dnat ip to ip saddr . udp dport map @in_peer\n"
-	"\t\tiifname $WAN_IF ip daddr $PUBLIC_IP meta l4proto udp dnat ip to udp dport map @in_any\n"
+	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip to ip saddr . udp dport map @in_peer\n"
+	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip to udp dport map @in_any\n"
 	"\t}\n"
 	"\n"
 	"\tchain post {\n"
@@ -812,7 +813,6 @@ static void nftmap_probe_destroy(void)
 
 int nftmap_open(const struct conf *c)
 {
-	char ipbuf[INET_ADDRSTRLEN];
 	uint32_t want = 1024, need;
 	char *text;
 	size_t len;
@@ -830,20 +830,15 @@ int nftmap_open(const struct conf *c)
 			(int)sizeof(c->wan_if), c->wan_if);
 		return -1;
 	}
-	if (c->public_ip == 0) {
-		log_err("nft: no public address known for the WAN interface %s", c->wan_if);
-		return -1;
-	}
 	snprintf(nftmap_table, sizeof(nftmap_table), "%s", c->nft_table);
-	ip_str(c->public_ip, ipbuf);
 
-	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(c->wan_if) + sizeof(ipbuf);
+	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(c->wan_if);
 	text = malloc(len);
 	if (!text) {
 		log_err("nft: out of memory");
 		return -1;
 	}
-	snprintf(text, len, nftmap_rules_fmt, c->wan_if, ipbuf,
+	snprintf(text, len, nftmap_rules_fmt, c->wan_if,
 		 nftmap_table, nftmap_table, nftmap_table);
 	ret = nftmap_run_text(text, "creating the NAT table");
 	free(text);
@@ -875,8 +870,8 @@ int nftmap_open(const struct conf *c)
 	pend_reset();
 	nftmap_carried_errors = 0;
 	nftmap_probe_destroy();
-	log_info("nft: table ip %s ready (WAN %s, public %s, %u inbound entries, deletes by %s)",
-		 nftmap_table, c->wan_if, ipbuf, need,
+	log_info("nft: table ip %s ready (WAN %s, %u inbound entries, deletes by %s)",
+		 nftmap_table, c->wan_if, need,
 		 nftmap_del_type == NFT_MSG_DESTROYSETELEM ? "DESTROYSETELEM" : "DELSETELEM");
 	return 0;
 fail:

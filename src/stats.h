@@ -52,7 +52,9 @@
 	X(verdict_errors, C, "verdicts the kernel refused") \
 	X(queue_enobufs, C, "times the kernel dropped queued packets because the daemon was behind") \
 	X(holdoffs, C, "pauses to let a burst of packets gather") \
-	X(busy_rests, C, "rests taken after long uninterrupted work at realtime priority")
+	X(busy_rests, C, "rests taken after long uninterrupted work at realtime priority") \
+	X(drop_no_wan_address, C, "LAN SIP dropped while the WAN interface has no IPv4 address") \
+	X(wan_address_changes, C, "public address changes (rtnetlink or reload)")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -383,6 +383,74 @@ static void test_malformed_outbound_dropped(void **st)
 	assert_int_equal(stats[ST_bindings], 0);
 }
 
+/* The WAN address changes under a call (wan.c -> alg_set_public): new
+ * messages carry the new address, the dialog keeps its Call-ID, bindings
+ * are re-NATed, the old address's flows go; with no address LAN SIP drops. */
+static void test_wan_address_change(void **st)
+{
+	(void)st;
+	int v;
+	const char *r;
+	char reinv[2048], bye[1024];
+
+	assert_string_equal(run(LAN1, 5060, REM, 5060, invite1, &v), invite1_out);
+	stub_reset();
+	alg_set_public(0xcb007102, now); /* 203.0.113.2 */
+	assert_non_null(strstr(stub_log, "snat- 192.168.1.10:5060"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:5060 203.0.113.2:5060"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:10000 203.0.113.2:10000"));
+	assert_non_null(strstr(stub_log, "ctaddr 203.0.113.1"));
+	assert_int_equal(alg_public(), 0xcb007102);
+	/* a second sweep once what was in flight has passed */
+	stub_reset();
+	alg_tick(now + 500);
+	assert_null(strstr(stub_log, "ctaddr"));
+	alg_tick(now + 1000);
+	assert_non_null(strstr(stub_log, "ctaddr 203.0.113.1"));
+
+	/* the phone's re-INVITE in the same dialog */
+	snprintf(reinv, sizeof(reinv), "%s", invite1);
+	char *cs = strstr(reinv, "314159 INVITE");
+	memcpy(cs, "314160", 6);
+	r = run(LAN1, 5060, REM, 5060, reinv, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_non_null(strstr(r, "Via: SIP/2.0/UDP 203.0.113.2:5060"));
+	assert_non_null(strstr(r, "Contact: <sip:alice@203.0.113.2:5060>"));
+	assert_non_null(strstr(r, "c=IN IP4 203.0.113.2"));
+	assert_non_null(strstr(r, "Call-ID: a84b4c76e66710@203.0.113.1\r\n")); /* identity kept */
+	assert_null(strstr(r, "192.168.1.10"));
+
+	/* the remote's BYE still names the old address in the Call-ID */
+	snprintf(bye, sizeof(bye),
+		 "BYE sip:alice@203.0.113.2:5060 SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKb1\r\n"
+		 "From: Bob <sip:bob@example.com>;tag=99\r\n"
+		 "To: Alice <sip:alice@example.com>;tag=1928301774\r\n"
+		 "Call-ID: a84b4c76e66710@203.0.113.1\r\n"
+		 "CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+	r = run(REM, 5060, LAN1, 5060, bye, &v);
+	assert_non_null(strstr(r, "Call-ID: a84b4c76e66710@192.168.1.10\r\n"));
+	assert_non_null(strstr(r, "BYE sip:alice@192.168.1.10"));
+
+	/* a flow the kernel still NATs to the old address (no binding of ours
+	 * yet, e.g. after a restart) loses its conntrack */
+	stub_reset();
+	stub_ct_snat_found = 1;
+	stub_ct_pub_ip = PUB;
+	stub_ct_pub_port = 5060;
+	run(LAN2, 5062, REM, 5060, invite1, &v);
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.11:5062 198.51.100.1:5060"));
+	stub_ct_snat_found = 0;
+
+	/* no address: LAN SIP is dropped and counted, keep-alives too */
+	alg_set_public(0, now);
+	r = run(LAN2, 5060, REM, 5060, invite1, &v);
+	assert_int_equal(v, ALG_DROP);
+	run(LAN2, 5060, REM, 5060, "\r\n\r\n", &v);
+	assert_int_equal(v, ALG_DROP);
+	assert_int_equal(stats[ST_drop_no_wan_address], 2);
+}
+
 static void test_early_failure_closes(void **st)
 {
 	(void)st;
@@ -413,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_inbound_from_any, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_outbound_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

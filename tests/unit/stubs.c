@@ -59,6 +59,7 @@ int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
 }
 void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("ct- %s:%u %s:%u\n", a, ap, b, bp); }
 void ct_del_port(uint32_t a, uint16_t ap, int to_dst) { rec(to_dst ? "ctscan-dst %s:%u%.0s%.0u\n" : "ctscan-src %s:%u%.0s%.0u\n", a, ap, 0, 0); }
+void ct_del_addr(uint32_t a) { rec("ctaddr %s:%u%.0s%.0u\n", a, 0, 0, 0); }
 int ct_commit(void) { return 0; }
 void ct_mark_urgent(void) {}
 int ct_urgent(void) { return 0; }
