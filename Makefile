@@ -139,7 +139,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -198,10 +198,9 @@ deb: dist
 deb-check:
 	@tests/package/deb.sh
 
-# What make deb and make deb-check need beyond make deps.
-DEB_CHECK_DEBS := debhelper lintian mmdebstrap systemd-container
-deb-check-deps:
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_CHECK_DEBS)
+# What make deb and the package checks need beyond make deps.
+package-deps deb-check-deps:
+	@tests/package/deps.sh
 # ---- end of release and Debian package -----------------------------------
 
 # ---- container image (packaging/container, docs/container.md) -----------
@@ -245,5 +244,16 @@ openwrt-makefile:
 
 .PHONY: musl-check openwrt-check fw4-lab openwrt-makefile
 
-.PHONY: print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab fuzz fuzz-short check bench demo install clean
+# Every package check (issue 9), in one target that .ci/run calls after
+# make check: OpenWrt's scripts and UCI step, the musl build, the fw4-shaped
+# lab, the Debian package installed and run in a throwaway root, the image.
+package-check: all
+	@$(MAKE) -s openwrt-check
+	@$(MAKE) -s musl-check
+	@$(MAKE) -s fw4-lab
+	@$(MAKE) -s deb-check
+	@$(MAKE) -s container-check
+	@echo "make package-check: all stages passed"
+
+.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)
