@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pkt.h"
 #include "sdp.h"
+#include "siphash.h"
 #include "sipmsg.h"
 #include "stats.h"
 
@@ -33,7 +34,7 @@ static struct rl_slot {
 static int rl_allow(uint32_t ip, uint64_t now)
 {
 	uint64_t rate = cf->rate_per_source, cap = rate * 1000u;
-	struct rl_slot *r = &rl_tab[(ip * 2654435761u) >> 20 & (RL_SLOTS - 1)];
+	struct rl_slot *r = &rl_tab[siphash_table(&ip, sizeof(ip)) & (RL_SLOTS - 1)];
 
 	if (!rate)
 		return 1;

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "nftmap.h"
+#include "siphash.h"
 #include "stats.h"
 
 static struct binding *pool;
@@ -26,13 +27,19 @@ static void set_used(uint32_t p, int v)
 		port_used[p >> 3] &= ~(1u << (p & 7));
 }
 
+/* Private (ip, port) is chosen by a LAN host, the public port may follow a
+ * conntrack entry: both keyed with SipHash (per-start key), so no host can
+ * line its flows up in one chain. */
 static uint32_t hash_priv(uint32_t ip, uint16_t port)
 {
-	uint32_t h = ip * 2654435761u ^ (port * 40503u);
-	return (h ^ (h >> 15)) & hmask;
+	uint8_t k[6];
+
+	memcpy(k, &ip, 4);
+	memcpy(k + 4, &port, 2);
+	return (uint32_t)siphash_table(k, sizeof(k)) & hmask;
 }
 
-static uint32_t hash_pub(uint16_t port) { return (port * 2654435761u >> 7) & hmask; }
+static uint32_t hash_pub(uint16_t port) { return (uint32_t)siphash_table(&port, sizeof(port)) & hmask; }
 
 int binding_init(const struct conf *c, uint32_t public_ip)
 {

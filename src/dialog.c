@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mem.h"
 #include "nftmap.h"
+#include "siphash.h"
 #include "stats.h"
 
 #define DLG_CALLID_MAX 64  /* prefix kept; the whole value is hashed (state file: %128s) */
@@ -61,12 +62,17 @@ static struct dialog *pool;
 static uint32_t pool_size, pool_used, free_head, *htab, hmask;
 static const struct conf *cf;
 
+/* Bucket of (phone, Call-ID prefix). The Call-ID is the remote's choice for
+ * inbound calls: SipHash under the per-start key, so nobody can compute
+ * Call-IDs that share a bucket (hash flooding turns every lookup into a
+ * walk of one long chain). */
 static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
 {
-	uint32_t h = 2166136261u ^ ip;
-	for (uint32_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
-	return h & hmask;
+	uint8_t k[4 + DLG_CALLID_MAX];
+
+	memcpy(k, &ip, 4);
+	memcpy(k + 4, s, n);
+	return (uint32_t)siphash_table(k, 4 + n) & hmask;
 }
 
 int dialog_init(const struct conf *c)
@@ -506,6 +512,22 @@ void dialog_bye_seen(struct dialog *d, uint64_t now)
 int dialog_is_confirmed(const struct dialog *d) { return d->confirmed; }
 uint32_t dialog_invite_cseq(const struct dialog *d) { return d->invite_cseq; }
 void dialog_set_invite_cseq(struct dialog *d, uint32_t cseq) { d->invite_cseq = cseq; }
+
+uint32_t dialog_hash_longest_chain(uint32_t *nbuckets)
+{
+	uint32_t best = 0;
+
+	for (uint32_t h = 0; pool && h <= hmask; h++) {
+		uint32_t n = 0;
+		for (uint32_t i = htab[h]; i && n <= pool_size; i = pool[i - 1].next)
+			n++;
+		if (n > best)
+			best = n;
+	}
+	if (nbuckets)
+		*nbuckets = pool ? hmask + 1 : 0;
+	return best;
+}
 
 void dialog_close(struct dialog *d, uint64_t now)
 {

@@ -34,6 +34,7 @@
 #include "nftmap.h"
 #include "rules.h"
 #include "state.h"
+#include "siphash.h"
 #include "stats.h"
 
 #define MAX_BATCH 256
@@ -367,6 +368,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int rc = 1;
+	/* One key per start for every table indexed by attacker-chosen bytes. */
+	if (siphash_key_init() < 0)
+		log_warn("getrandom: no randomness yet; table hash key taken from the clock");
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, conf.public_ip) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;
