@@ -23,13 +23,56 @@ static uint32_t pub_len;
 /* Per-source budget for requests that create state (new calls,
  * registrations, anything outside a dialog): a token bucket per source
  * address in a fixed table; a new source takes over its slot with a full
- * bucket, so the table never grows and a flood cannot starve it. */
+ * bucket, so the table never grows and a flood cannot starve it.
+ *
+ * The budget is only enforced while the daemon falls behind (see
+ * alg_queue_burst): a PBX trunk may send thousands of INVITEs a second
+ * through a router that keeps up, and refusing them then protects nobody
+ * (issue 8: 23,651 of 40,000 calls failed at 2000 calls/s). When the queue
+ * backs up, the heaviest sources are the ones throttled, so the others'
+ * messages still get through. The buckets are kept filling all along, so a
+ * source's budget is right the moment the limit applies. */
 #define RL_SLOTS 4096
 static struct rl_slot {
 	uint32_t ip;
 	uint32_t milli;   /* tokens x 1000 */
 	uint64_t last;
 } rl_tab[RL_SLOTS];
+
+/* Falling behind: BEHIND_BURSTS full bursts in a row (the queue held more
+ * than BEHIND_BURSTS x queue.batch messages), or the kernel dropped queued
+ * packets (ENOBUFS). The state lasts BEHIND_HOLD_MS after the last sign. */
+#define BEHIND_BURSTS 4
+#define BEHIND_HOLD_MS 1000
+static uint64_t behind_until, last_enobufs;
+static uint32_t full_run;
+
+void alg_queue_burst(int n, int max, uint64_t now)
+{
+	int sign = 0;
+
+	if (n >= max && max > 0) {
+		if (++full_run >= BEHIND_BURSTS)
+			sign = 1;
+	} else {
+		full_run = 0;
+	}
+	if (stats[ST_queue_enobufs] != last_enobufs) {
+		last_enobufs = stats[ST_queue_enobufs];
+		sign = 1;
+	}
+	if (sign) {
+		if (now >= behind_until) {
+			STAT_INC(queue_behind);
+			LOG_RL(LOG_LVL_WARN, "falling behind (%s): limits.messages_per_second_per_source "
+			       "(%u) applies to new requests", full_run >= BEHIND_BURSTS ? "queue backlog" :
+			       "queue overflow, ENOBUFS", cf->rate_per_source);
+		}
+		behind_until = now + BEHIND_HOLD_MS;
+	}
+}
+
+static int alg_behind(uint64_t now) { return now < behind_until; }
 
 static int rl_allow(uint32_t ip, uint64_t now)
 {
@@ -70,6 +113,9 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 {
 	cf = c;
 	memset(rl_tab, 0, sizeof(rl_tab));
+	behind_until = 0;
+	full_run = 0;
+	last_enobufs = stats[ST_queue_enobufs];
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
 	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0)
@@ -686,10 +732,11 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	else
 		STAT_INC(responses);
 	if (msg.is_request && msg.method != M_ACK && msg.method != M_CANCEL &&
-	    sip_tag(&msg, msg.to_idx).len == 0 && !rl_allow(u.saddr, now)) {
+	    sip_tag(&msg, msg.to_idx).len == 0 && !rl_allow(u.saddr, now) && alg_behind(now)) {
 		STAT_INC(drop_rate);
-		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u over limits.messages_per_second_per_source (%u): request dropped",
-		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255,
+		LOG_RL(LOG_LVL_WARN, "%s %u.%u.%u.%u:%u: request dropped: daemon falling behind and the source "
+		       "is over limits.messages_per_second_per_source (%u)", outbound ? "phone" : "WAN host",
+		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport,
 		       cf->rate_per_source);
 		return ALG_DROP;
 	}

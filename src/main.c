@@ -279,9 +279,10 @@ static void handle_burst(void)
 	for (;;) {
 		uint32_t max = conf.batch_max < MAX_BATCH ? conf.batch_max : MAX_BATCH;
 		int n = nfq_recv_burst(pkts, (int)max);
+		uint64_t now = now_ms();
+		alg_queue_burst(n, (int)max, now); /* behind? then per-source rates apply */
 		if (n <= 0)
 			return;
-		uint64_t now = now_ms();
 		state_touch();
 		STAT_ADD(pkts_in, (uint64_t)n);
 		size_t off = 0;

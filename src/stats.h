@@ -46,7 +46,12 @@
 	X(verdict_errors)     \
 	X(queue_enobufs)      \
 	X(holdoffs)           \
-	X(busy_rests)
+	X(busy_rests)         \
+	X(refused_pinholes_full)  /* stream refused: limits.pinholes reached */ \
+	X(refused_pinholes_share) /* stream refused: pinhole table >75% full and the phone holds its share */ \
+	X(refused_dialogs_full)   /* call refused: limits.dialogs reached */ \
+	X(refused_dialogs_share)  /* call refused: dialog table >75% full and the phone holds its share */ \
+	X(queue_behind)           /* times the daemon fell behind (queue backlog): per-source rate applies */
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,
