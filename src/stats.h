@@ -51,7 +51,9 @@
 	X(refused_pinholes_share) /* stream refused: pinhole table >75% full and the phone holds its share */ \
 	X(refused_dialogs_full)   /* call refused: limits.dialogs reached */ \
 	X(refused_dialogs_share)  /* call refused: dialog table >75% full and the phone holds its share */ \
-	X(queue_behind)           /* times the daemon fell behind (queue backlog): per-source rate applies */
+	X(queue_behind)           /* times the daemon fell behind (queue backlog): per-source rate applies */ \
+	X(refused_bindings_full)  /* new public port refused: limits.bindings reached */ \
+	X(refused_bindings_share) /* new public port refused: binding table >75% full and the host holds its share */
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,

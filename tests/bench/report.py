@@ -54,6 +54,12 @@ def cell_line(r):
          f"delay p50/p99 {f1(d.get('p50_ms'), 2)}/{f1(d.get('p99_ms'), 2)} ms")
     if r["router"] == "sipalgd":
         s += f" rss {mib(r['rss_idle_kib'])}->{mib(r['rss_max_kib'])} MiB dialogs<= {r['dialogs_max']}"
+        c = r.get("counters") or {}
+        refused = sum(int(c.get(k, 0)) for k in ("refused_pinholes_full", "refused_pinholes_share",
+                                                   "pinholes_refused"))
+        s += (f" streams pinholed {c.get('pinholes_opened', '-')} refused {refused}"
+              f" drop_rate {c.get('drop_rate', '-')} drop_limit {c.get('drop_limit', '-')}"
+              f" queue_behind {c.get('queue_behind', '-')}")
     return s
 
 
