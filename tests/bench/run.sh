@@ -14,8 +14,9 @@
 #          pinholes at MEDIA_PPS packets/s per stream and direction: the daemon's
 #          CPU with media flowing against the same calls without media.
 #   trunk  the PBX trunk cell alone (issue 8): sipalgd only, TRUNK_RATE [2000]
-#          calls/s for DURATION from one LAN address, ~1.5 s per call, so about
-#          3,000 calls up at once, with the shipped limits: calls, failed,
+#          calls/s for DURATION from one LAN address, each held HOLD_MS_TRUNK
+#          [1500] ms, so about 3,000 calls up at once, with the shipped limits
+#          (bench.yaml has no limits section): calls, failed,
 #          retransmissions, INVITEs rewritten, streams pinholed / refused.
 #   state  STATE_PHONES registered phones and STATE_DIALOGS concurrent dialogs:
 #          RSS per dialog, and the daemon CPU for a fixed probe of calls at each
@@ -23,6 +24,7 @@
 #
 # Environment (defaults in brackets):
 #   RATES ["50 200 500 1000 2000"]  ROUTERS ["none helper sipalgd"]  DURATION [20]
+#   HOLD_MS [1000]  how long each calls-cell call is held before its BYE
 #   HOLDOFF_US [2000]  sipalgd's queue.holdoff_us (the longest adaptive pause)
 #   MEDIA_CALLS [300] MEDIA_PPS [50] MEDIA_SECONDS [10]
 #   STATE_PHONES [10000] STATE_DIALOGS [5000] STATE_PROBE [500]
@@ -45,18 +47,20 @@ B_REPO=$(cd "$HERE/../.." && pwd)
 
 # What the caller set, for the record of the exact command.
 ENVLINE=""
-for v in RATES ROUTERS TRUNK_RATE DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
+for v in RATES ROUTERS TRUNK_RATE HOLD_MS HOLD_MS_TRUNK DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
 	if [ -n "${!v+x}" ]; then ENVLINE="$ENVLINE $v=\"${!v}\""; fi
 done
 
 MODE=${1:-all}
 case "$MODE" in
 calls|media|state|trunk|all) ;;
--h|--help|help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help|help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 *) echo "usage: $0 [calls|media|state|trunk|all]" >&2; exit 2 ;;
 esac
 
 RATES=${RATES:-"50 200 500 1000 2000"}
+HOLD_MS=${HOLD_MS:-1000}
+case "$HOLD_MS" in ''|*[!0-9]*) echo "HOLD_MS must be a number of milliseconds" >&2; exit 2 ;; esac
 ROUTERS=${ROUTERS:-"none helper sipalgd"}
 DURATION=${DURATION:-20}
 BENCH_DOC=${BENCH_DOC:-1}
@@ -158,7 +162,7 @@ run_cell() { # run_cell RATE ROUTER [profile]
 	c0n=$(cpu_ns_tids $B_NAPI_PIDS)
 	c0d=$(cpu_ns_proc "$dpid")
 	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_LAN" sipp -sf "$HERE/uac.xml" \
-		-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" \
+		-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" -d "$HOLD_MS" \
 		-timeout "$(( DURATION + 40 ))s" -timeout_error -nostdin -buff_size 4194304 \
 		-cid_str '%u-%p@bench.invalid' \
 		-trace_stat -stf "$cell/uac.csv" -fd 1 -trace_err -error_file "$cell/uac_err.log" \
@@ -278,7 +282,7 @@ run_state() {
 rc=0
 case "$MODE" in
 calls) run_calls || rc=1 ;;
-trunk) run_cell "${TRUNK_RATE:-2000}" sipalgd || rc=1 ;;
+trunk) HOLD_MS=${HOLD_MS_TRUNK:-1500} run_cell "${TRUNK_RATE:-2000}" sipalgd || rc=1 ;;
 media) run_media || rc=1 ;;
 state) run_state || rc=1 ;;
 all) run_calls || rc=1; [ $rc = 0 ] && { run_media || rc=1; }; [ $rc = 0 ] && { run_state || rc=1; } ;;

@@ -69,7 +69,7 @@ tmo=$(( CALLS / RATE + 40 ))
 uas=$!; LAB_PIDS="$LAB_PIDS $uas"
 sleep 0.5
 (cd "$LAB_TMP" && exec timeout "$tmo" ip netns exec "$NS_LAN" sipp -sf "$LAB_REPO/tests/bench/uac.xml" \
-	-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$RATE" -rp 1000 -m "$CALLS" \
+	-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$RATE" -rp 1000 -m "$CALLS" -d 1000 \
 	-timeout "$(( tmo - 5 ))s" -timeout_error -nostdin -buff_size 4194304 \
 	-cid_str '%u-%p@trunk.invalid' -trace_stat -stf "$LAB_TMP/uac.csv" -fd 1 \
 	-trace_err -error_file "$LAB_TMP/uac_err.log" 203.0.113.10:5060 >"$LAB_TMP/uac.out" 2>&1) &
