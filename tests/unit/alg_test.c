@@ -403,10 +403,17 @@ static void test_rate_only_when_behind(void **st)
 	}
 	assert_int_equal(dropped, 0);
 	assert_int_equal(stats[ST_drop_rate], 0);
+	/* a short stall that drains (full reads for 60 ms) is not falling behind */
 	for (int k = 0; k < 4; k++)
-		alg_queue_burst(64, 64, now);
+		alg_queue_burst(64, 64, now + 20u * k);
+	alg_queue_burst(10, 64, now + 80);
+	assert_int_equal(stats[ST_queue_behind], 0);
+	/* full reads for 100 ms are */
+	for (int k = 0; k < 6; k++)
+		alg_queue_burst(64, 64, now + 100 + 20u * k);
 	assert_int_equal(stats[ST_queue_behind], 1);
-	for (int i = 0; i < 100; i++) {
+	now += 200; /* 200 ms: the bucket refilled 100 tokens */
+	for (int i = 0; i < 300; i++) {
 		snprintf(m, sizeof(m),
 			 "OPTIONS sip:bob@example.com SIP/2.0\r\n"
 			 "Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKp%d\r\n"
@@ -415,8 +422,8 @@ static void test_rate_only_when_behind(void **st)
 		run(LAN1, 5060, REM, 5060, m, &v);
 		dropped += v == ALG_DROP;
 	}
-	assert_int_equal(dropped, 100);
-	assert_int_equal(stats[ST_drop_rate], 100);
+	assert_int_equal(dropped, 200);
+	assert_int_equal(stats[ST_drop_rate], 200);
 	/* a second later, with the queue drained, it passes again */
 	now += 1500;
 	alg_queue_burst(3, 64, now);
