@@ -133,7 +133,7 @@ cap_stop() {
 }
 
 # ---- one calls cell ---------------------------------------------------------
-run_cell() { # run_cell RATE ROUTER [profile]
+run_cell() { # run_cell RATE ROUTER [profile|trunk]
 	local rate=$1 router=$2 prof=${3:-} cell="$B_TMP/calls/$1-$2${3:+-$3}" calls=$(( $1 * DURATION ))
 	local tmo=$(( DURATION + 60 )) uas uac t0 t1 c0n c1n c0d c1d rss rssmax=0 dmax=0 d i
 	mkdir -p "$cell"
@@ -169,7 +169,7 @@ run_cell() { # run_cell RATE ROUTER [profile]
 		203.0.113.10:5060 >"$cell/uac.out" 2>&1) &
 	uac=$!; B_PIDS="$B_PIDS $uac"
 	local perfpid=""
-	if [ -n "$dpid" ] && [ -n "$prof" ]; then
+	if [ -n "$dpid" ] && [ "$prof" = profile ]; then
 		bstart perf record -q -g -F 2999 -p "$dpid" -o "$cell/perf.data" -- sleep "$DURATION" >"$cell/perf.out" 2>&1
 		perfpid=$B_LASTPID
 	fi
@@ -220,8 +220,10 @@ run_cell() { # run_cell RATE ROUTER [profile]
 	router_off "$router"; local rc=$?
 	[ "$router" = sipalgd ] && { echo "daemon_exit=$rc" >>"$cell/meta.txt"; cp "$B_DAEMON_LOG" "$cell/sipalgd.log" 2>/dev/null; }
 	"$B_PY" "$HERE/analyze.py" "$cell" || echo "# analyze.py failed for $cell" >&2
-	if [ -n "$prof" ]; then
+	if [ "$prof" = profile ]; then
 		cp "$cell/result.json" "$RES/profile-cell.json" 2>/dev/null
+	elif [ "$prof" = trunk ]; then
+		cp "$cell/result.json" "$RES/trunk.json" 2>/dev/null
 	else
 		cp "$cell/result.json" "$RES/calls-$rate-$router.json" 2>/dev/null
 	fi
@@ -249,6 +251,11 @@ run_calls() {
 		run_cell "${PROFILE_RATE:-500}" sipalgd profile || { DURATION=$d; return 1; }
 		DURATION=$d
 	fi
+}
+
+run_trunk() {
+	case " $ROUTERS " in *" sipalgd "*) ;; *) return 0 ;; esac
+	HOLD_MS=${HOLD_MS_TRUNK:-1500} run_cell "${TRUNK_RATE:-2000}" sipalgd trunk
 }
 
 run_media() {
@@ -282,10 +289,11 @@ run_state() {
 rc=0
 case "$MODE" in
 calls) run_calls || rc=1 ;;
-trunk) HOLD_MS=${HOLD_MS_TRUNK:-1500} run_cell "${TRUNK_RATE:-2000}" sipalgd || rc=1 ;;
+trunk) run_trunk || rc=1 ;;
 media) run_media || rc=1 ;;
 state) run_state || rc=1 ;;
-all) run_calls || rc=1; [ $rc = 0 ] && { run_media || rc=1; }; [ $rc = 0 ] && { run_state || rc=1; } ;;
+all) run_calls || rc=1; [ $rc = 0 ] && { run_trunk || rc=1; }; [ $rc = 0 ] && { run_media || rc=1; }
+	[ $rc = 0 ] && { run_state || rc=1; } ;;
 esac
 
 doc_args=()
