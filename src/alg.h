@@ -40,6 +40,12 @@ uint32_t alg_public(void);
 enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 			    uint32_t *out_len, uint64_t now_ms);
 
+/* After each read from the queue: `n` messages of at most `max`. Tells
+ * the policy whether the daemon is falling behind (every read full for
+ * 100 ms, or queue_enobufs grew); only then is the per-source message rate
+ * (limits.messages_per_second_per_source) enforced. */
+void alg_queue_burst(int n, int max, uint64_t now_ms);
+
 /* Timers: expire dialogs, registrations, idle bindings. Call about 4x/s. */
 void alg_tick(uint64_t now_ms);
 

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "nftmap.h"
+#include "siphash.h"
 #include "stats.h"
 
 static struct binding *pool;
@@ -18,6 +19,16 @@ static uint16_t sig_min, sig_max, med_min, med_max, sig_cursor, med_cursor;
 /* timers.binding_idle is read at each use, so SIGHUP changes it. */
 static const struct conf *bcf;
 
+/* Bindings per LAN host, for the fair share of a scarce table: one host
+ * may open thousands of ports (a REGISTER flood from 5,000 sockets, or a
+ * PBX). Counted per slot of a keyed hash of the address: hosts that share
+ * a slot share a share (rare with 4096 slots, and not aimable: the key is
+ * secret), and the memory is fixed. */
+#define HOST_SLOTS 4096
+static uint32_t host_n[HOST_SLOTS], hosts_active, share_floor;
+
+static uint32_t host_slot(uint32_t ip) { return (uint32_t)siphash_table(&ip, sizeof(ip)) & (HOST_SLOTS - 1); }
+
 static int used(uint32_t p) { return p < 65536 && (port_used[p >> 3] >> (p & 7)) & 1; }
 static void set_used(uint32_t p, int v)
 {
@@ -27,19 +38,28 @@ static void set_used(uint32_t p, int v)
 		port_used[p >> 3] &= ~(1u << (p & 7));
 }
 
+/* Private (ip, port) is chosen by a LAN host, the public port may follow a
+ * conntrack entry: both keyed with SipHash (per-start key), so no host can
+ * line its flows up in one chain. */
 static uint32_t hash_priv(uint32_t ip, uint16_t port)
 {
-	uint32_t h = ip * 2654435761u ^ (port * 40503u);
-	return (h ^ (h >> 15)) & hmask;
+	uint8_t k[6];
+
+	memcpy(k, &ip, 4);
+	memcpy(k + 4, &port, 2);
+	return (uint32_t)siphash_table(k, sizeof(k)) & hmask;
 }
 
-static uint32_t hash_pub(uint16_t port) { return (port * 2654435761u >> 7) & hmask; }
+static uint32_t hash_pub(uint16_t port) { return (uint32_t)siphash_table(&port, sizeof(port)) & hmask; }
 
 int binding_init(const struct conf *c, uint32_t public_ip)
 {
 	uint32_t hs = 1;
 
 	pool_size = c->max_bindings;
+	memset(host_n, 0, sizeof(host_n));
+	hosts_active = 0;
+	share_floor = c->max_pinholes_per_phone;
 	while (hs < pool_size * 2)
 		hs <<= 1;
 	pool = mem_table(pool_size, sizeof(*pool));
@@ -174,8 +194,29 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		return b;
 	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
-		LOG_RL(LOG_LVL_WARN, "binding table full (limits.bindings=%u)", pool_size);
+		STAT_INC(refused_bindings_full);
+		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u refused: binding table full (limits.bindings=%u)",
+		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port, pool_size);
 		return NULL;
+	}
+	/* The fair share (as for dialogs and pinholes, dialog.c): only once
+	 * the table is 3/4 full does a host holding its share of those 3/4
+	 * among the hosts holding bindings get refused. */
+	uint32_t hs = host_slot(ip);
+	uint64_t scarce = (uint64_t)pool_size * 3 / 4;
+	if (stats[ST_bindings] >= scarce) {
+		uint64_t share = scarce / (hosts_active ? hosts_active : 1);
+		if (share < share_floor)
+			share = share_floor;
+		if (host_n[hs] >= share) {
+			STAT_INC(drop_limit);
+			STAT_INC(refused_bindings_share);
+			LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u refused: binding table over 3/4 full (%llu of "
+			       "limits.bindings=%u) and the host holds its share (%u bindings)",
+			       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port,
+			       (unsigned long long)stats[ST_bindings], pool_size, host_n[hs]);
+			return NULL;
+		}
 	}
 	if (kind == BIND_MEDIA && port == 65535)
 		return NULL;
@@ -226,6 +267,8 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	h_priv[hp] = idx;
 	b->next_pub = h_pub[hq];
 	h_pub[hq] = idx;
+	if (host_n[hs]++ == 0)
+		hosts_active++;
 	STAT_INC(bindings);
 	STAT_INC(bindings_created);
 	return b;
@@ -255,6 +298,9 @@ static void binding_free(struct binding *b)
 	}
 	unlink_chain(&h_priv[hash_priv(b->priv_ip, b->priv_port)], idx, 0);
 	unlink_chain(&h_pub[hash_pub(b->pub_port)], idx, 1);
+	uint32_t hs = host_slot(b->priv_ip);
+	if (host_n[hs] && --host_n[hs] == 0)
+		hosts_active--;
 	b->in_use = 0;
 	b->next_priv = free_head;
 	free_head = idx;

@@ -31,6 +31,7 @@ struct binding {
 	uint8_t in_use;
 	uint32_t refs;
 	uint32_t pinholes;       /* media pinholes of the dialogs of this phone (signalling) */
+	uint32_t dialogs;        /* dialogs of this phone (signalling), for fair shares */
 	uint64_t idle_until;     /* ms; only meaningful when refs == 0 */
 	uint32_t reg_peer;       /* registrar address while registered, else 0 */
 	uint32_t reg_key;        /* peer used for the inbound element (0 = any) */

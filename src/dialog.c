@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mem.h"
 #include "nftmap.h"
+#include "siphash.h"
 #include "stats.h"
 
 #define DLG_CALLID_MAX 64  /* prefix kept; the whole value is hashed (state file: %128s) */
@@ -65,13 +66,40 @@ static uint32_t pool_size, pool_used, free_head, *htab, hmask;
 static const struct conf *cf;
 static uint32_t local_ips[16];
 static int n_local;
+/* Phones (signalling bindings) holding at least one dialog / pinhole: the
+ * "active sources" among which a scarce table is shared. */
+static uint32_t phones_dlg, phones_pin;
 
+/* Fair shares (issue 8: a PBX trunk is one phone with thousands of calls).
+ * A table is only rationed when it is scarce: below 3/4 full anyone may
+ * take an entry, so one LAN address can carry as many calls as the table
+ * holds. From 3/4 full on, a phone that already holds its share of those
+ * 3/4 among the phones holding entries (and at least `floor`) is refused,
+ * so the last quarter stays for the others: a flood from one host stops at
+ * 3/4 of the table and another phone's call still finds room. */
+static int over_share(uint64_t used, uint32_t max, uint32_t held, uint32_t active, uint32_t floor)
+{
+	uint64_t scarce = (uint64_t)max * 3 / 4;
+
+	if (used < scarce)
+		return 0;
+	uint64_t share = scarce / (active ? active : 1);
+	if (share < floor)
+		share = floor;
+	return held >= share;
+}
+
+/* Bucket of (phone, Call-ID prefix). The Call-ID is the remote's choice for
+ * inbound calls: SipHash under the per-start key, so nobody can compute
+ * Call-IDs that share a bucket (hash flooding turns every lookup into a
+ * walk of one long chain). */
 static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
 {
-	uint32_t h = 2166136261u ^ ip;
-	for (uint32_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
-	return h & hmask;
+	uint8_t k[4 + DLG_CALLID_MAX];
+
+	memcpy(k, &ip, 4);
+	memcpy(k + 4, s, n);
+	return (uint32_t)siphash_table(k, 4 + n) & hmask;
 }
 
 int dialog_init(const struct conf *c)
@@ -79,6 +107,7 @@ int dialog_init(const struct conf *c)
 	uint32_t hs = 1;
 
 	cf = c;
+	phones_dlg = phones_pin = 0;
 	pool_size = c->max_dialogs;
 	while (hs < pool_size * 2)
 		hs <<= 1;
@@ -153,7 +182,19 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	uint32_t len = key_len(full);
 	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
-		LOG_RL(LOG_LVL_WARN, "dialog table full (limits.dialogs=%u)", pool_size);
+		STAT_INC(refused_dialogs_full);
+		LOG_RL(LOG_LVL_WARN, "call of phone %u.%u.%u.%u:%u refused: dialog table full (limits.dialogs=%u)",
+		       phone_ip >> 24, (phone_ip >> 16) & 255, (phone_ip >> 8) & 255, phone_ip & 255,
+		       phone_port, pool_size);
+		return NULL;
+	}
+	if (sigb && over_share(stats[ST_dialogs], pool_size, sigb->dialogs, phones_dlg, 1)) {
+		STAT_INC(drop_limit);
+		STAT_INC(refused_dialogs_share);
+		LOG_RL(LOG_LVL_WARN, "call of phone %u.%u.%u.%u:%u refused: dialog table over 3/4 full "
+		       "(%llu of limits.dialogs=%u) and the phone holds its share (%u dialogs)",
+		       phone_ip >> 24, (phone_ip >> 16) & 255, (phone_ip >> 8) & 255, phone_ip & 255,
+		       phone_port, (unsigned long long)stats[ST_dialogs], pool_size, sigb->dialogs);
 		return NULL;
 	}
 	uint32_t idx = free_head ? free_head : ++pool_used;
@@ -178,6 +219,8 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : peer_ip;
 	if (sigb) {
 		binding_ref(sigb);
+		if (sigb->dialogs++ == 0)
+			phones_dlg++;
 		/* In-dialog requests from the peer must reach the phone after the
 		 * signalling conntrack has timed out (long calls). */
 		nftmap_dnat_ref(d->sig_key, sigb->pub_port, sigb->priv_ip, sigb->priv_port);
@@ -280,8 +323,8 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 	}
 	binding_unref(s->b, now);
 	memset(s, 0, sizeof(*s));
-	if (d->sigb && d->sigb->pinholes)
-		d->sigb->pinholes--;
+	if (d->sigb && d->sigb->pinholes && --d->sigb->pinholes == 0)
+		phones_pin--;
 	STAT_DEC(pinholes);
 	STAT_INC(pinholes_closed);
 }
@@ -358,10 +401,25 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 {
 	struct stream *s = NULL;
 
-	if (stats[ST_pinholes] >= cf->max_pinholes ||
-	    (d->sigb && d->sigb->pinholes >= cf->max_pinholes_per_phone)) {
+	if (stats[ST_pinholes] >= cf->max_pinholes) {
 		STAT_INC(drop_limit);
-		LOG_RL(LOG_LVL_WARN, "pinhole limit reached (limits.pinholes/pinholes_per_phone)");
+		STAT_INC(refused_pinholes_full);
+		LOG_RL(LOG_LVL_WARN, "stream of phone %u.%u.%u.%u:%u refused (m= port 0): pinhole table full "
+		       "(limits.pinholes=%u)", d->phone_ip >> 24, (d->phone_ip >> 16) & 255,
+		       (d->phone_ip >> 8) & 255, d->phone_ip & 255, d->phone_port, cf->max_pinholes);
+		return NULL;
+	}
+	/* limits.pinholes_per_phone is the share every phone keeps once the
+	 * table is scarce, not a cap on a phone while there is room. */
+	if (d->sigb && over_share(stats[ST_pinholes], cf->max_pinholes, d->sigb->pinholes, phones_pin,
+				  cf->max_pinholes_per_phone)) {
+		STAT_INC(drop_limit);
+		STAT_INC(refused_pinholes_share);
+		LOG_RL(LOG_LVL_WARN, "stream of phone %u.%u.%u.%u:%u refused (m= port 0): pinhole table over "
+		       "3/4 full (%llu of limits.pinholes=%u) and the phone holds its share (%u pinholes)",
+		       d->phone_ip >> 24, (d->phone_ip >> 16) & 255, (d->phone_ip >> 8) & 255,
+		       d->phone_ip & 255, d->phone_port, (unsigned long long)stats[ST_pinholes],
+		       cf->max_pinholes, d->sigb->pinholes);
 		return NULL;
 	}
 	for (int k = 0; k < DLG_MAX_STREAMS && !s; k++)
@@ -385,8 +443,8 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
 	stream_ref_key(s, s->key);
 	stream_clear_stale(s, s->rip, s->rport);
-	if (d->sigb)
-		d->sigb->pinholes++;
+	if (d->sigb && d->sigb->pinholes++ == 0)
+		phones_pin++;
 	STAT_INC(pinholes);
 	STAT_INC(pinholes_opened);
 	return s;
@@ -525,6 +583,22 @@ int dialog_is_confirmed(const struct dialog *d) { return d->confirmed; }
 uint32_t dialog_invite_cseq(const struct dialog *d) { return d->invite_cseq; }
 void dialog_set_invite_cseq(struct dialog *d, uint32_t cseq) { d->invite_cseq = cseq; }
 
+uint32_t dialog_hash_longest_chain(uint32_t *nbuckets)
+{
+	uint32_t best = 0;
+
+	for (uint32_t h = 0; pool && h <= hmask; h++) {
+		uint32_t n = 0;
+		for (uint32_t i = htab[h]; i && n <= pool_size; i = pool[i - 1].next)
+			n++;
+		if (n > best)
+			best = n;
+	}
+	if (nbuckets)
+		*nbuckets = pool ? hmask + 1 : 0;
+	return best;
+}
+
 void dialog_close(struct dialog *d, uint64_t now)
 {
 	uint32_t idx = (uint32_t)(d - pool) + 1;
@@ -532,6 +606,8 @@ void dialog_close(struct dialog *d, uint64_t now)
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
 		stream_close(d, &d->st[k], now);
 	if (d->sigb) {
+		if (d->sigb->dialogs && --d->sigb->dialogs == 0)
+			phones_dlg--;
 		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
 		binding_unref(d->sigb, now);
 	}

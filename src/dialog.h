@@ -70,6 +70,9 @@ void dialog_save(FILE *f, uint64_t now);
 /* Feed lines in file order; returns 0 or -1 for a line that does not parse. */
 int dialog_restore_line(const char *line, uint64_t now);
 
+/* Longest hash chain and number of buckets (for tests of the keyed hash). */
+uint32_t dialog_hash_longest_chain(uint32_t *nbuckets);
+
 void dialog_close(struct dialog *d, uint64_t now);
 void dialog_expire(uint64_t now);
 void dialog_dump(FILE *f, uint64_t now);

@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "rules.h"
 #include "state.h"
+#include "siphash.h"
 #include "stats.h"
 #include "version.h"
 #include "view.h"
@@ -327,9 +328,10 @@ static void handle_burst(void)
 	for (;;) {
 		uint32_t max = conf.batch_max < MAX_BATCH ? conf.batch_max : MAX_BATCH;
 		int n = nfq_recv_burst(pkts, (int)max);
+		uint64_t now = now_ms();
+		alg_queue_burst(n, (int)max, now); /* behind? then per-source rates apply */
 		if (n <= 0)
 			return;
-		uint64_t now = now_ms();
 		state_touch();
 		STAT_ADD(pkts_in, (uint64_t)n);
 		size_t off = 0;
@@ -419,6 +421,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int rc = 1;
+	/* One key per start for every table indexed by attacker-chosen bytes. */
+	if (siphash_key_init() < 0)
+		log_warn("getrandom: no randomness yet; table hash key taken from the clock");
 	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, 0) < 0 ||
 	    wan_open(&conf, now_ms()) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)

@@ -439,6 +439,14 @@ static int parse_hostport(const uint8_t *b, uint32_t p, uint32_t e, const char *
 		if (parse_port(b, *port, pn) < 0)
 			return -1;
 	}
+	/* hostport must end where the caller's grammar says it does: at the
+	 * end, LWS or a stop byte. "1.2.3.4:5060sip:x" is not host 1.2.3.4 port
+	 * 5060 followed by junk; accepting it let the rewriter replace the
+	 * hostport and glue the junk onto the new host (fuzz find
+	 * alg-ruri-rewritten-malformed). The scanner and the rewriter both call
+	 * here, so they agree on what the host and port are. */
+	if (p < e && !is_lws(b[p]) && !strchr(stops, b[p]))
+		return -1;
 	*hp = (struct span){ s, p - s };
 	return 0;
 }
@@ -502,7 +510,7 @@ int sip_via_parse(const uint8_t *b, struct span el, struct sip_via *v)
 		return -1;
 	while (p < e && is_lws(b[p]))
 		p++;
-	if (parse_hostport(b, p, e, ";", &v->host, &v->port, &v->hostport, &v->port_num) < 0)
+	if (parse_hostport(b, p, e, ";(", &v->host, &v->port, &v->hostport, &v->port_num) < 0)
 		return -1;
 	p = v->hostport.off + v->hostport.len;
 	while (p < e && is_lws(b[p]))

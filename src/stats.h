@@ -54,7 +54,14 @@
 	X(holdoffs, C, "pauses to let a burst of packets gather") \
 	X(busy_rests, C, "rests taken after long uninterrupted work at realtime priority") \
 	X(drop_no_wan_address, C, "LAN SIP dropped while the WAN interface has no IPv4 address") \
-	X(wan_address_changes, C, "public address changes (rtnetlink or reload)")
+	X(wan_address_changes, C, "public address changes (rtnetlink or reload)") \
+	X(refused_pinholes_full, C, "streams refused: limits.pinholes reached") \
+	X(refused_pinholes_share, C, "streams refused: pinhole table over 3/4 full and the phone holds its share") \
+	X(refused_dialogs_full, C, "calls refused: limits.dialogs reached") \
+	X(refused_dialogs_share, C, "calls refused: dialog table over 3/4 full and the phone holds its share") \
+	X(queue_behind, C, "times the daemon fell behind the queue (the per-source rate limit applies meanwhile)") \
+	X(refused_bindings_full, C, "new public ports refused: limits.bindings reached") \
+	X(refused_bindings_share, C, "new public ports refused: binding table over 3/4 full and the host holds its share")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -54,6 +54,12 @@ def cell_line(r):
          f"delay p50/p99 {f1(d.get('p50_ms'), 2)}/{f1(d.get('p99_ms'), 2)} ms")
     if r["router"] == "sipalgd":
         s += f" rss {mib(r['rss_idle_kib'])}->{mib(r['rss_max_kib'])} MiB dialogs<= {r['dialogs_max']}"
+        c = r.get("counters") or {}
+        refused = sum(int(c.get(k, 0)) for k in ("refused_pinholes_full", "refused_pinholes_share",
+                                                   "pinholes_refused"))
+        s += (f" streams pinholed {c.get('pinholes_opened', '-')} refused {refused}"
+              f" drop_rate {c.get('drop_rate', '-')} drop_limit {c.get('drop_limit', '-')}"
+              f" queue_behind {c.get('queue_behind', '-')}")
     return s
 
 
@@ -294,6 +300,7 @@ def main():
     media = load(os.path.join(res, "media.json"))
     state = load(os.path.join(res, "state.json"))
     prof_cell = load(os.path.join(res, "profile-cell.json"))
+    trunk = load(os.path.join(res, "trunk.json"))
     try:
         with open(os.path.join(res, "profile.md")) as f:
             prof = f.read()
@@ -307,6 +314,21 @@ def main():
             f"(a separate run, not one of the table's):", "", cell_line(prof_cell).strip(), "", prof])
     if cells:
         sections["calls"] = "\n".join(hdr + calls_tables(cells))
+    if trunk:
+        c = trunk.get("counters") or {}
+        refused = sum(int(c.get(k, 0)) for k in ("refused_pinholes_full", "refused_pinholes_share",
+                                                   "pinholes_refused"))
+        sections["trunk"] = "\n".join(hdr + [
+            f"A PBX trunk with the shipped limits (issue 8): one LAN address, {trunk['rate']} calls/s for "
+            f"{trunk['duration_s']} s, each call held {os.environ.get('HOLD_MS_TRUNK', '1500')} ms "
+            f"(at most {trunk['dialogs_max']} dialogs up at once).", "",
+            "| calls | failed | retransmissions | INVITEs rewritten | streams pinholed | streams refused "
+            "| drop_rate | drop_limit | queue_behind |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {trunk['calls_ok']} / {trunk['calls_wanted']} | {trunk['calls_failed']} | {trunk['retrans']} "
+            f"| {trunk['invites_rewritten']} / {trunk['invites_seen_by_uas']} | {c.get('pinholes_opened', '-')} "
+            f"| {refused} | {c.get('drop_rate', '-')} | {c.get('drop_limit', '-')} | {c.get('queue_behind', '-')} |",
+            ""])
     if media:
         sections["media"] = "\n".join(hdr + media_tables(media))
     if state:
@@ -314,7 +336,7 @@ def main():
     if not sections:
         print("no results", file=sys.stderr)
         return 1
-    for name in ("calls", "profile", "media", "state"):
+    for name in ("calls", "trunk", "profile", "media", "state"):
         if name in sections:
             print(f"\n== {name} ==\n")
             print(sections[name])

@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 8 minutes.
 #
-#   tests/bench/run.sh [calls|media|state|all]        default: all
+#   tests/bench/run.sh [calls|media|state|trunk|all]  default: all
 #
 #   calls  three routers in the same run, same topology: plain masquerade (none),
 #          the kernel helper (nf_conntrack_sip + nf_nat_sip via an nft ct helper
@@ -13,12 +13,18 @@
 #   media  MEDIA_CALLS calls held open by sipalgd, RTP both ways through the
 #          pinholes at MEDIA_PPS packets/s per stream and direction: the daemon's
 #          CPU with media flowing against the same calls without media.
+#   trunk  the PBX trunk cell alone (issue 8): sipalgd only, TRUNK_RATE [2000]
+#          calls/s for DURATION from one LAN address, each held HOLD_MS_TRUNK
+#          [1500] ms, so about 3,000 calls up at once, with the shipped limits
+#          (bench.yaml has no limits section): calls, failed,
+#          retransmissions, INVITEs rewritten, streams pinholed / refused.
 #   state  STATE_PHONES registered phones and STATE_DIALOGS concurrent dialogs:
 #          RSS per dialog, and the daemon CPU for a fixed probe of calls at each
 #          level (lookups, pinhole add/remove) staying flat.
 #
 # Environment (defaults in brackets):
 #   RATES ["50 200 500 1000 2000"]  ROUTERS ["none helper sipalgd"]  DURATION [20]
+#   HOLD_MS [1000]  how long each calls-cell call is held before its BYE
 #   HOLDOFF_US [2000]  sipalgd's queue.holdoff_us (the longest adaptive pause)
 #   MEDIA_CALLS [300] MEDIA_PPS [50] MEDIA_SECONDS [10]
 #   STATE_PHONES [10000] STATE_DIALOGS [5000] STATE_PROBE [500]
@@ -41,18 +47,20 @@ B_REPO=$(cd "$HERE/../.." && pwd)
 
 # What the caller set, for the record of the exact command.
 ENVLINE=""
-for v in RATES ROUTERS DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
+for v in RATES ROUTERS TRUNK_RATE HOLD_MS HOLD_MS_TRUNK DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
 	if [ -n "${!v+x}" ]; then ENVLINE="$ENVLINE $v=\"${!v}\""; fi
 done
 
 MODE=${1:-all}
 case "$MODE" in
-calls|media|state|all) ;;
--h|--help|help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [calls|media|state|all]" >&2; exit 2 ;;
+calls|media|state|trunk|all) ;;
+-h|--help|help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [calls|media|state|trunk|all]" >&2; exit 2 ;;
 esac
 
 RATES=${RATES:-"50 200 500 1000 2000"}
+HOLD_MS=${HOLD_MS:-1000}
+case "$HOLD_MS" in ''|*[!0-9]*) echo "HOLD_MS must be a number of milliseconds" >&2; exit 2 ;; esac
 ROUTERS=${ROUTERS:-"none helper sipalgd"}
 DURATION=${DURATION:-20}
 BENCH_DOC=${BENCH_DOC:-1}
@@ -125,7 +133,7 @@ cap_stop() {
 }
 
 # ---- one calls cell ---------------------------------------------------------
-run_cell() { # run_cell RATE ROUTER [profile]
+run_cell() { # run_cell RATE ROUTER [profile|trunk]
 	local rate=$1 router=$2 prof=${3:-} cell="$B_TMP/calls/$1-$2${3:+-$3}" calls=$(( $1 * DURATION ))
 	local tmo=$(( DURATION + 60 )) uas uac t0 t1 c0n c1n c0d c1d rss rssmax=0 dmax=0 d i
 	mkdir -p "$cell"
@@ -154,14 +162,14 @@ run_cell() { # run_cell RATE ROUTER [profile]
 	c0n=$(cpu_ns_tids $B_NAPI_PIDS)
 	c0d=$(cpu_ns_proc "$dpid")
 	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_LAN" sipp -sf "$HERE/uac.xml" \
-		-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" \
+		-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" -d "$HOLD_MS" \
 		-timeout "$(( DURATION + 40 ))s" -timeout_error -nostdin -buff_size 4194304 \
 		-cid_str '%u-%p@bench.invalid' \
 		-trace_stat -stf "$cell/uac.csv" -fd 1 -trace_err -error_file "$cell/uac_err.log" \
 		203.0.113.10:5060 >"$cell/uac.out" 2>&1) &
 	uac=$!; B_PIDS="$B_PIDS $uac"
 	local perfpid=""
-	if [ -n "$dpid" ] && [ -n "$prof" ]; then
+	if [ -n "$dpid" ] && [ "$prof" = profile ]; then
 		bstart perf record -q -g -F 2999 -p "$dpid" -o "$cell/perf.data" -- sleep "$DURATION" >"$cell/perf.out" 2>&1
 		perfpid=$B_LASTPID
 	fi
@@ -212,8 +220,10 @@ run_cell() { # run_cell RATE ROUTER [profile]
 	router_off "$router"; local rc=$?
 	[ "$router" = sipalgd ] && { echo "daemon_exit=$rc" >>"$cell/meta.txt"; cp "$B_DAEMON_LOG" "$cell/sipalgd.log" 2>/dev/null; }
 	"$B_PY" "$HERE/analyze.py" "$cell" || echo "# analyze.py failed for $cell" >&2
-	if [ -n "$prof" ]; then
+	if [ "$prof" = profile ]; then
 		cp "$cell/result.json" "$RES/profile-cell.json" 2>/dev/null
+	elif [ "$prof" = trunk ]; then
+		cp "$cell/result.json" "$RES/trunk.json" 2>/dev/null
 	else
 		cp "$cell/result.json" "$RES/calls-$rate-$router.json" 2>/dev/null
 	fi
@@ -241,6 +251,11 @@ run_calls() {
 		run_cell "${PROFILE_RATE:-500}" sipalgd profile || { DURATION=$d; return 1; }
 		DURATION=$d
 	fi
+}
+
+run_trunk() {
+	case " $ROUTERS " in *" sipalgd "*) ;; *) return 0 ;; esac
+	HOLD_MS=${HOLD_MS_TRUNK:-1500} run_cell "${TRUNK_RATE:-2000}" sipalgd trunk
 }
 
 run_media() {
@@ -274,9 +289,11 @@ run_state() {
 rc=0
 case "$MODE" in
 calls) run_calls || rc=1 ;;
+trunk) run_trunk || rc=1 ;;
 media) run_media || rc=1 ;;
 state) run_state || rc=1 ;;
-all) run_calls || rc=1; [ $rc = 0 ] && { run_media || rc=1; }; [ $rc = 0 ] && { run_state || rc=1; } ;;
+all) run_calls || rc=1; [ $rc = 0 ] && { run_trunk || rc=1; }; [ $rc = 0 ] && { run_media || rc=1; }
+	[ $rc = 0 ] && { run_state || rc=1; } ;;
 esac
 
 doc_args=()

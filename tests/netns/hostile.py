@@ -962,6 +962,8 @@ def part_flood(n_invites=100000, n_regs=5000, tmax=60.0):
     fl.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     sink = F.udp_socket("wan", PROXY, 5060)
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    # phone2_call() closes every socket flows.py knows: keep the sink out of its list
+    F.OPEN_SOCKETS.remove(sink)
     tmpl = invite_template(PHONE1, 18000)
     # fixed-width Call-ID and port so the Content-Length stays right
     tmpl = tmpl.replace(Env("out").cid.encode(), b"")  # no-op safety
@@ -1024,6 +1026,7 @@ def part_flood(n_invites=100000, n_regs=5000, tmax=60.0):
     arrived = 0
     max_seen = {"dialogs": 0, "bindings": 0, "pinholes": 0}
     call_done = False
+    call_during = False
     call_res = None
     rss_peak = 0
     while True:
@@ -1031,9 +1034,7 @@ def part_flood(n_invites=100000, n_regs=5000, tmax=60.0):
         el = time.monotonic() - t0
         if done or el > tmax + 15:
             break
-        # phone2_call() closes every lab socket, the sink included
-        if sink.fileno() >= 0:
-            arrived += F.drain(sink)
+        arrived += F.drain(sink)
         c = counters()
         samples += 1
         for k in max_seen:
@@ -1042,16 +1043,23 @@ def part_flood(n_invites=100000, n_regs=5000, tmax=60.0):
                 over.append("%s=%d > %d at %.1fs" % (k, c[k], limits[k], el))
         r = vmrss_kb(pid) if pid else None
         rss_peak = max(rss_peak, r or 0)
-        if not call_done and el > 3.0:
+        # 1 s in: the flood has filled what it may (its share of the dialog table)
+        # and is still sending; the call must complete while it does
+        if not call_done and el > 1.0:
             call_done = True
+            call_during = os.waitpid(child, os.WNOHANG)[0] == 0   # its INVITE meets the flood
             call_res = phone2_call("during the flood")
-            info("flood: phone2 call during the flood at %.1fs: %s" % (el, call_res or "ok"))
+            info("flood: phone2 call started at %.1fs with the flood running (%s): %s" %
+                 (el, call_during, call_res or "ok"))
+            if not call_during:
+                done = 1
+                break
         time.sleep(0.3)
     if done == 0:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
-    if sink.fileno() >= 0:
-        arrived += F.drain(sink)
+    arrived += F.drain(sink)
+    sink.close()
     try:
         sent_i, sent_r, dur = open(os.path.join(os.environ.get("LAB_TMP", "/tmp"), "flood-sent.txt")).read().split()
     except OSError:
@@ -1071,10 +1079,16 @@ def part_flood(n_invites=100000, n_regs=5000, tmax=60.0):
            "over: %s; max seen %s" % (over[:5], max_seen))
     record("flood_drop_limit_counted", c.get("drop_limit", 0) > 0,
            "limits were exceeded by the flood but drop_limit is %s" % c.get("drop_limit"))
-    record("flood_rate_limit_engaged", c.get("drop_rate", 0) > 0,
-           "%s INVITEs from one source in %ss, limits.messages_per_second_per_source defaults to 500, but "
-           "drop_rate=%s" % (sent_i, dur, c.get("drop_rate")))
-    record("flood_phone2_call_during", call_res is None, "phone2's call during the flood: %s" % call_res)
+    # Per-source bounds apply when something is scarce (issue 8): the rate when
+    # the daemon falls behind, fair shares when a table is 3/4 full. Which one
+    # stops this flood depends on the machine; one of them must have.
+    bound = {k: c.get(k, 0) for k in ("drop_rate", "refused_dialogs_share", "refused_bindings_share",
+                                      "refused_pinholes_share")}
+    record("flood_per_source_bound_engaged", sum(bound.values()) > 0,
+           "%s INVITEs from one source in %ss, yet no per-source bound engaged: %s" % (sent_i, dur, bound))
+    record("flood_phone2_call_during", call_done and call_during and call_res is None,
+           "phone2's call during the flood: %s" % (call_res if call_done and call_during else
+                                                   "not started while the flood ran (it ended first)"))
     ok, st = status_ok()
     record("flood_status_healthy", ok, st)
     res = phone2_call("after the flood")

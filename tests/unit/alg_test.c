@@ -451,6 +451,54 @@ static void test_wan_address_change(void **st)
 	assert_int_equal(stats[ST_drop_no_wan_address], 2);
 }
 
+/* Issue 8: limits.messages_per_second_per_source (500) applies only while
+ * the daemon falls behind. 1,000 new OPTIONS in one millisecond from one
+ * LAN address all pass while the queue keeps up; after four full bursts in
+ * a row the same source is throttled and every drop is counted. */
+static void test_rate_only_when_behind(void **st)
+{
+	(void)st;
+	char m[512];
+	int v, dropped = 0;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(m, sizeof(m),
+			 "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKo%d\r\n"
+			 "From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"
+			 "Call-ID: opt%d@192.168.1.10\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", i, i);
+		run(LAN1, 5060, REM, 5060, m, &v);
+		dropped += v == ALG_DROP;
+	}
+	assert_int_equal(dropped, 0);
+	assert_int_equal(stats[ST_drop_rate], 0);
+	/* a short stall that drains (full reads for 60 ms) is not falling behind */
+	for (int k = 0; k < 4; k++)
+		alg_queue_burst(64, 64, now + 20u * k);
+	alg_queue_burst(10, 64, now + 80);
+	assert_int_equal(stats[ST_queue_behind], 0);
+	/* full reads for 100 ms are */
+	for (int k = 0; k < 6; k++)
+		alg_queue_burst(64, 64, now + 100 + 20u * k);
+	assert_int_equal(stats[ST_queue_behind], 1);
+	now += 200; /* 200 ms: the bucket refilled 100 tokens */
+	for (int i = 0; i < 300; i++) {
+		snprintf(m, sizeof(m),
+			 "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKp%d\r\n"
+			 "From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"
+			 "Call-ID: p%d@192.168.1.10\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", i, i);
+		run(LAN1, 5060, REM, 5060, m, &v);
+		dropped += v == ALG_DROP;
+	}
+	assert_int_equal(dropped, 200);
+	assert_int_equal(stats[ST_drop_rate], 200);
+	/* a second later, with the queue drained, it passes again */
+	now += 1500;
+	alg_queue_burst(3, 64, now);
+	run(LAN1, 5060, REM, 5060, m, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+}
+
 static void test_early_failure_closes(void **st)
 {
 	(void)st;
@@ -482,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_outbound_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

@@ -128,6 +128,36 @@ static void test_table_full(void **st)
 	assert_int_equal(stats[ST_bindings], 8);
 }
 
+static int setup_share(void **st)
+{
+	(void)st;
+	conf_defaults(&cf);
+	cf.max_bindings = 100;
+	cf.max_pinholes_per_phone = 10;
+	memset(stats, 0, sizeof(stats));
+	stub_reset();
+	return binding_init(&cf, PUB);
+}
+
+/* Issue 8: one LAN host may hold bindings freely until the table is 3/4
+ * full; then a host holding its share is refused (counted), and another
+ * host still gets its binding (a REGISTER flood from 5,000 sockets of one
+ * host cannot take every public port). */
+static void test_fair_share_per_host(void **st)
+{
+	(void)st;
+	int made = 0;
+	for (int i = 0; i < 100; i++) {
+		stub_reset();
+		if (binding_get(0xc0a8010a, (uint16_t)(5000 + i), BIND_SIG, 0, 0))
+			made++;
+	}
+	assert_int_equal(made, 75);
+	assert_int_equal(stats[ST_refused_bindings_share], 25);
+	assert_int_equal(stats[ST_refused_bindings_full], 0);
+	assert_non_null(binding_get(0xc0a8010b, 5060, BIND_SIG, 0, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +167,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_want_pub_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fair_share_per_host, setup_share, teardown),
 	};
 	return cmocka_run_group_tests_name("binding", tests, NULL, NULL);
 }

@@ -198,6 +198,88 @@ static void test_timers(void **st)
 	assert_int_equal(stats[ST_pinholes], 0);
 }
 
+/* Issue 8: a PBX trunk is one LAN address with hundreds of calls. While the
+ * table has room, limits.pinholes_per_phone (64) is no cap: every stream of
+ * 300 calls from one phone gets its pinhole. */
+static void test_trunk_beyond_per_phone_share(void **st)
+{
+	(void)st;
+	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	char cid[32], ip[] = "192.168.1.10";
+	for (int i = 0; i < 300; i++) {
+		snprintf(cid, sizeof(cid), "trunk%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY,
+						 5060, sb, 0);
+		assert_non_null(d);
+		stub_reset();
+		assert_int_equal(dialog_sdp(d, SIDE_PHONE, mk(ip, 10000 + 2 * i), 0, 1, PHONE, pub, 0), 0);
+		assert_int_not_equal(pub[0], 0);
+	}
+	assert_int_equal(stats[ST_pinholes], 300);
+	assert_int_equal(stats[ST_drop_limit], 0);
+	assert_int_equal(stats[ST_refused_pinholes_share], 0);
+}
+
+static int setup_scarce(void **st)
+{
+	conf_defaults(&cf);
+	cf.max_pinholes = 100;
+	cf.max_pinholes_per_phone = 10;
+	cf.max_dialogs = 200;
+	cf.lan[0].addr = 0xc0a80100;
+	cf.lan[0].mask = 0xffffff00;
+	cf.n_lan = 1;
+	memset(stats, 0, sizeof(stats));
+	stub_reset();
+	assert_int_equal(binding_init(&cf, PUB), 0);
+	(void)st;
+	return dialog_init(&cf);
+}
+
+/* Once a table is 3/4 full, a phone that holds its share is refused and
+ * counted; another phone still gets its call and its pinhole (the flood
+ * guarantee: one host cannot take the whole table). */
+static void test_fair_share_when_scarce(void **st)
+{
+	(void)st;
+	struct binding *sa = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	struct binding *sbb = binding_get(PHONE + 1, 5060, BIND_SIG, 0, 0);
+	char cid[32];
+	int opened = 0, created = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(cid, sizeof(cid), "a%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY,
+						 5060, sa, 0);
+		assert_non_null(d);
+		stub_reset();
+		dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 10000 + 2 * i), 0, 1, PHONE, pub, 0);
+		opened += pub[0] != 0;
+	}
+	/* 3/4 of 100 pinholes, all to the one active phone */
+	assert_int_equal(opened, 75);
+	assert_int_equal(stats[ST_refused_pinholes_share], 25);
+	assert_int_equal(stats[ST_refused_pinholes_full], 0);
+
+	struct dialog *b = dialog_create((const uint8_t *)"b0", 2, PHONE + 1, 5060, PROXY, 5060, sbb, 0);
+	assert_non_null(b);
+	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.11", 10000), 0, 1, PHONE + 1, pub, 0);
+	assert_int_not_equal(pub[0], 0);
+
+	/* dialogs: phone A stops when the table is 3/4 full (150 of 200) */
+	for (int i = 100; i < 300; i++) {
+		snprintf(cid, sizeof(cid), "a%d", i);
+		if (!dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY, 5060, sa, 0))
+			break;
+		created++;
+	}
+	assert_int_equal(stats[ST_dialogs], 150);
+	assert_int_equal(stats[ST_refused_dialogs_share], 1);
+	/* ... and phone B's next call still works */
+	assert_non_null(dialog_create((const uint8_t *)"b1", 2, PHONE + 1, 5060, PROXY, 5060, sbb, 0));
+	assert_int_equal(stats[ST_refused_dialogs_full], 0);
+	(void)created;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +291,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retransmitted_answer_is_not_an_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trunk_beyond_per_phone_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
 	};
 	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
 }

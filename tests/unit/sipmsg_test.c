@@ -54,6 +54,30 @@ static void test_request_spans(void **st)
 	assert_true(span_is(s, u.host, "x"));
 }
 
+/* Regression (fuzz find alg-ruri-rewritten-malformed): bytes glued to a
+ * URI's port are not part of a hostport the rewriter may replace. The scanner
+ * refuses the Request-URI, and sip_uri_find refuses the same bytes anywhere,
+ * so the rewriter can never map a hostport whose end the scanner disagrees on. */
+static void test_ruri_port_followed_by_junk(void **st)
+{
+	(void)st;
+#define BYEHDRS "Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\r\nTo: <sip:b@x>;tag=t2\r\n" \
+	"From: <sip:a@x>;tag=t1\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+	const char *bad = "BYE sip:alice@203.0.113.1:5060sip:al SIP/2.0\r\n" BYEHDRS;
+	assert_int_equal(parse(bad), SIP_E_HDR);
+	const char *ok = "BYE sip:alice@203.0.113.1:5060;transport=udp SIP/2.0\r\n" BYEHDRS;
+	assert_int_equal(parse(ok), SIP_OK);
+
+	struct sip_uri u;
+	const char *c1 = "<sip:a@1.2.3.4:5060x>";
+	assert_int_equal(sip_uri_find((const uint8_t *)c1, (struct span){ 0, (uint32_t)strlen(c1) }, &u), -1);
+	const char *c2 = "<sip:a@[::1]x>";
+	assert_int_equal(sip_uri_find((const uint8_t *)c2, (struct span){ 0, (uint32_t)strlen(c2) }, &u), -1);
+	const char *c3 = "<sip:a@1.2.3.4:5060>;expires=60";
+	assert_int_equal(sip_uri_find((const uint8_t *)c3, (struct span){ 0, (uint32_t)strlen(c3) }, &u), 0);
+	assert_true(span_is(c3, u.hostport, "1.2.3.4:5060"));
+}
+
 static void test_compact_folded_lf(void **st)
 {
 	(void)st;
@@ -146,6 +170,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_spans),
+		cmocka_unit_test(test_ruri_port_followed_by_junk),
 		cmocka_unit_test(test_compact_folded_lf),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_sdp),
