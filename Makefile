@@ -24,7 +24,7 @@ B := build
 DAEMON_SRC := $(filter-out src/sipalgctl.c src/main.c,$(wildcard src/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(B)/%.o)
 # The policy core: no kernel, no libraries; unit tests and fuzzers link only this.
-CORE_SRC := $(addprefix src/,sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c state.c mem.c)
+CORE_SRC := $(addprefix src/,sipframe.c sipmsg.c sdp.c edit.c binding.c dialog.c alg.c pkt.c stats.c log.c conf.c state.c mem.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(B)/%.o)
 
 all: sipalgd sipalgctl
