@@ -52,7 +52,7 @@ enum kind {
 enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
-	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND,
+	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP,
 	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
@@ -105,6 +105,8 @@ static const struct keydef {
 			  "last public SIP port handed out; the port allocator is built at start" },
 	[SIP_INBOUND] = { "sip.inbound_from", K_ENUM, FIELD(inbound_src), 0, CONF_INBOUND_REGISTRAR, NULL, 0, 0, ch_inbound, LIVE,
 			  "who may send requests to a registered phone (new registrations and calls)" },
+	[SIP_TCP]     = { "sip.tcp", K_BOOL, FIELD(sip_tcp), 0, 0, NULL, 0, 0, NULL, RESTART,
+			  "relay SIP over TCP (TPROXY); the relay's listener and rules are made at start" },
 	[Q_NUM]       = { "queue.number", K_UINT, FIELD(queue_num), 0, 0, NULL, 0, 65535, NULL, RESTART,
 			  "the NFQUEUE number; the queue socket is bound to it at start" },
 	[Q_MAXLEN]    = { "queue.max_length", K_UINT, FIELD(queue_maxlen), 0, 4096, NULL, 1, 1048576, NULL, RESTART,

@@ -49,6 +49,7 @@ struct conf {
 	enum conf_pinhole_src pinhole_src; /* media.pinhole_source: peer (default) | any */
 	int media_other_hosts;      /* media.allow_other_lan_hosts: SDP may name another LAN host, default false */
 	enum conf_inbound_src inbound_src; /* sip.inbound_from: registrar (default) | any */
+	int sip_tcp;                /* sip.tcp: relay SIP over TCP (tcprelay.h), default false */
 	uint32_t dialog_timeout_s;  /* timers.dialog, default 7200: a confirmed dialog with no SIP for this long ends */
 	uint32_t early_timeout_s;   /* timers.early_dialog, default 180 */
 	uint32_t binding_idle_s;    /* timers.binding_idle, default 300: unused signalling binding lifetime */

@@ -34,6 +34,7 @@
 #include "nftmap.h"
 #include "rules.h"
 #include "state.h"
+#include "tcprelay.h"
 #include "stats.h"
 #include "wan.h"
 
@@ -477,6 +478,8 @@ int main(int argc, char **argv)
 	nftmap_commit();
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
+	if (conf.sip_tcp && tcprelay_open(&conf, conf.public_ip, manage_rules) < 0)
+		goto out_rules;
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
 		goto out_rules;
 	if (detach) {
@@ -501,13 +504,14 @@ int main(int argc, char **argv)
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
+			{ .fd = tcprelay_fd(), .events = POLLIN },   /* -1 when sip.tcp is off */
 		};
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int pr = poll(pfd, 2, timeout);
+		int pr = poll(pfd, 3, timeout);
 		if (pr < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
@@ -520,10 +524,13 @@ int main(int argc, char **argv)
 			handle_burst();
 		if (pr > 0 && (pfd[1].revents & POLLIN))
 			ctl_serve();
+		if (pr > 0 && (pfd[2].revents & POLLIN))
+			tcprelay_serve(now_ms());
 		now = now_ms();
 		if (now >= next_tick) {
 			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
 			alg_tick(now);
+			tcprelay_tick(now);
 			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
 				state_touch();
 			state_save(conf.state_file, now, 0);
@@ -542,6 +549,7 @@ int main(int argc, char **argv)
 out_ctl:
 	ctl_close();
 out_rules:
+	tcprelay_close();
 	if (manage_rules)
 		rules_remove(&conf);
 out:

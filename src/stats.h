@@ -46,7 +46,19 @@
 	X(verdict_errors)     \
 	X(queue_enobufs)      \
 	X(holdoffs)           \
-	X(busy_rests)
+	X(busy_rests)         \
+	/* SIP over TCP (tcprelay.c) */ \
+	X(tcp_conns)          /* relayed connections open (gauge) */ \
+	X(tcp_accepted)       \
+	X(tcp_closed)         \
+	X(tcp_msgs)           /* messages relayed through the policy */ \
+	X(tcp_msgs_dropped)   /* dropped by the policy, as a UDP datagram would be */ \
+	X(tcp_frame_errors)   /* unframeable stream (Content-Length): reset */ \
+	X(tcp_refused_limit)  /* connection limits or not from the LAN: reset */ \
+	X(tcp_connect_errors) /* the far end could not be reached: reset */ \
+	X(tcp_port_fallback)  /* binding port busy: another public port used */ \
+	X(tcp_idle_closed)    \
+	X(tcp_tls_passed)     /* TLS connections relayed untouched */
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,
