@@ -101,6 +101,12 @@ faults: all
 field-reload: all
 	@tests/netns/field-reload.sh
 
+# SIP over TCP through the relay (sip.tcp): a call, a registration and a
+# request over the phone's connection, byte-split messages, kill -9 fails
+# closed (about 15 s).
+tcp-lab: all
+	@tests/netns/tcp.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -134,5 +140,5 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
-.PHONY: deps all unit unit-san data kernel lab hostile faults field-reload fuzz fuzz-short check bench demo install clean
+.PHONY: deps all unit unit-san data kernel lab hostile faults field-reload tcp-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

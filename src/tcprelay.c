@@ -9,7 +9,9 @@
 #include "alg.h"
 #include "binding.h"
 #include "conf.h"
+#include "ct.h"
 #include "log.h"
+#include "nftmap.h"
 #include "sipframe.h"
 #include "stats.h"
 #include "tproxy.h"
@@ -369,6 +371,12 @@ static void conn_event(struct conn *c, int i, uint32_t evs, uint64_t now)
 			return;
 		}
 		c->last = now;
+		/* The kernel must agree with the SDP before the SDP leaves
+		 * (the same rule as the UDP path in main.c). */
+		if (nftmap_urgent())
+			nftmap_commit();
+		if (ct_urgent())
+			ct_commit();
 	} else if (evs & EPOLLERR) {
 		conn_close(c, 1, now);   /* RST from this side: RST to the other */
 		return;

@@ -152,7 +152,7 @@ lab_sipalgd_start() {
 	LAB_CTL="$ctl"
 	export LAB_SOCK LAB_CTL
 	sed -e "s|@SOCK@|$LAB_SOCK|g" -e "s|@PID@|$LAB_PIDFILE|g" \
-		"$LAB_REPO/tests/netns/lab.yaml" >"$LAB_CONF"
+		"${LAB_YAML:-$LAB_REPO/tests/netns/lab.yaml}" >"$LAB_CONF"
 	# shellcheck disable=SC2086 # the wrapper is a command and its arguments
 	ip netns exec "$NS_RTR" $wrap "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
 	LAB_DAEMON_PID=$!
