@@ -174,6 +174,13 @@ def uac():
     check(st.recv_msg(5) == "", "the provider's FIN reached the phone")
     s.close()
 
+TLS_HELLO = bytes([0x16, 3, 1, 0, 0x2e, 1, 0, 0, 0x2a, 3, 3]) + bytes(range(32)) + b"\0\0\x02\x13\x01\x01\x00"
+
+def tls():
+    """A TLS ClientHello on a SIP port: relayed untouched (an ALG cannot read it)."""
+    s = socket.socket(); s.settimeout(3)
+    s.connect((FAR, 5060)); s.sendall(TLS_HELLO); time.sleep(0.5); s.close()
+
 def refused():
     """The daemon is dead: a connection must not get through."""
     s = socket.socket(); s.settimeout(3)
@@ -210,6 +217,12 @@ if __name__ == "__main__":
         uac()
     elif mode == "listen":
         listen(sys.argv[2])
+    elif mode == "tls":
+        tls()
+    elif mode == "tls-check":
+        got = json.load(open(sys.argv[2]))
+        check(got[:1] == [PUB] and got[1:2] == [TLS_HELLO.decode("latin-1")],
+              "TLS ClientHello relayed byte for byte from the public address")
     elif mode == "refused":
         refused()
     sys.exit(1 if fails else 0)

@@ -62,9 +62,20 @@ else
 	fail=1
 fi
 
+# 1c. TLS on a SIP port: passed untouched, counted
+timeout 20 ip netns exec "$NS_WAN" "$PY" "$HERE/tcp.py" listen "$LAB_TMP/tls.json" &
+lst=$!
+sleep 0.3
+timeout 20 ip netns exec "$NS_LAN" "$PY" "$HERE/tcp.py" tls || fail=1
+wait "$lst"
+"$PY" "$HERE/tcp.py" tls-check "$LAB_TMP/tls.json" | sed 's/^/# tls: /'
+[ "${PIPESTATUS[0]}" = 0 ] || fail=1
+
 lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
 grep -E '^(tcp_|keepalives|pinholes_opened)' "$LAB_TMP/counters.txt" | tr '\n' ' ' | sed 's/^/# counters: /'; echo
 msgs=$(awk '$1 == "tcp_msgs" { print $2 }' "$LAB_TMP/counters.txt")
+tlsn=$(awk '$1 == "tcp_tls_passed" { print $2 }' "$LAB_TMP/counters.txt")
+[ "${tlsn:-0}" = 1 ] || { echo "FAIL tcp_tls_passed ${tlsn:-?}, want 1" >&2; fail=1; }
 [ "${msgs:-0}" -ge 20 ] || { echo "FAIL tcp_msgs ${msgs:-?} < 20: the relay did not carry the call" >&2; fail=1; }
 
 # 2. a clean stop removes everything it made
