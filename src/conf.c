@@ -52,7 +52,7 @@ enum kind {
 enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
-	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP,
+	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT,
 	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
@@ -107,6 +107,8 @@ static const struct keydef {
 			  "who may send requests to a registered phone (new registrations and calls)" },
 	[SIP_TCP]     = { "sip.tcp", K_BOOL, FIELD(sip_tcp), 0, 0, NULL, 0, 0, NULL, RESTART,
 			  "relay SIP over TCP (TPROXY); the relay's listener and rules are made at start" },
+	[SIP_TCP_PORT] = { "sip.tcp_relay_port", K_UINT, FIELD(tcp_relay_port), 0, 0, NULL, 0, 65535, NULL, RESTART,
+			  "the relay's TPROXY listener port, 0 = any free one; bound at start" },
 	[Q_NUM]       = { "queue.number", K_UINT, FIELD(queue_num), 0, 0, NULL, 0, 65535, NULL, RESTART,
 			  "the NFQUEUE number; the queue socket is bound to it at start" },
 	[Q_MAXLEN]    = { "queue.max_length", K_UINT, FIELD(queue_maxlen), 0, 4096, NULL, 1, 1048576, NULL, RESTART,

@@ -413,7 +413,8 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 		goto fail;
 	}
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+				 .sin_port = htons(c->tcp_relay_port) };
 	socklen_t al = sizeof(a);
 	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 256) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&a, &al) < 0) {

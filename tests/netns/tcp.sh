@@ -78,8 +78,29 @@ tlsn=$(awk '$1 == "tcp_tls_passed" { print $2 }' "$LAB_TMP/counters.txt")
 [ "${tlsn:-0}" = 1 ] || { echo "FAIL tcp_tls_passed ${tlsn:-?}, want 1" >&2; fail=1; }
 [ "${msgs:-0}" -ge 20 ] || { echo "FAIL tcp_msgs ${msgs:-?} < 20: the relay did not carry the call" >&2; fail=1; }
 
+# what the daemon installed, to compare with kernel-rules/tproxy.sh
+rules_of() {
+	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/'
+	lab_nsx "$NS_RTR" ip rule | grep 0x5f10
+	lab_nsx "$NS_RTR" ip route show table 5061
+}
+rules_of >"$LAB_TMP/rules-daemon.txt"
+grep -q 'tproxy to :' "$LAB_TMP/rules-daemon.txt" || { echo "FAIL no TPROXY rule while the daemon runs" >&2; fail=1; }
+relay_port=$(sed -n 's/.*relay listening on port \([0-9]*\).*/\1/p' "$LAB_DAEMON_LOG")
+
 # 2. a clean stop removes everything it made
 if ! lab_sipalgd_stop; then fail=1; fi
+# kernel-rules/tproxy.sh installs the same, and removes it all
+lab_nsx "$NS_RTR" env WAN_IF=wan SIP_PORTS=5060 RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp \
+	sh "$LAB_REPO/kernel-rules/tproxy.sh" add || fail=1
+rules_of >"$LAB_TMP/rules-script.txt"
+if diff -u "$LAB_TMP/rules-daemon.txt" "$LAB_TMP/rules-script.txt" >"$LAB_TMP/rules.diff"; then
+	echo "# kernel-rules/tproxy.sh: the same table, rule and route as the daemon's"
+else
+	echo "FAIL kernel-rules/tproxy.sh differs from the daemon's rules:" >&2; cat "$LAB_TMP/rules.diff" >&2; fail=1
+fi
+lab_nsx "$NS_RTR" env WAN_IF=wan RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp sh "$LAB_REPO/kernel-rules/tproxy.sh" del
+[ -z "$(rules_of)" ] || { echo "FAIL tproxy.sh del left: $(rules_of)" >&2; fail=1; }
 left=$( { lab_nsx "$NS_RTR" ip rule; lab_nsx "$NS_RTR" ip route show table 5061; } 2>&1 | grep -E 'fwmark 0x5f10|local default')
 if [ -n "$left" ]; then echo "FAIL policy routing left behind: $left" >&2; fail=1; fi
 
