@@ -71,6 +71,13 @@ wait "$lst"
 "$PY" "$HERE/tcp.py" tls-check "$LAB_TMP/tls.json" | sed 's/^/# tls: /'
 [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
+# 1d. edges: RST/FIN both ways, half-close, unframeable, backpressure, limits
+if timeout 60 "$PY" "$HERE/tcp_edges.py" "$NS_LAN" "$NS_WAN" "$LAB_DAEMON_PID" >"$LAB_TMP/edges.out" 2>&1; then
+	sed 's/^/# edges: /' "$LAB_TMP/edges.out"
+else
+	sed 's/^/# edges: /' "$LAB_TMP/edges.out"; fail=1
+fi
+
 lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
 grep -E '^(tcp_|keepalives|pinholes_opened)' "$LAB_TMP/counters.txt" | tr '\n' ' ' | sed 's/^/# counters: /'; echo
 msgs=$(awk '$1 == "tcp_msgs" { print $2 }' "$LAB_TMP/counters.txt")
