@@ -23,6 +23,25 @@ sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], tcp: true }|' "$HERE/lab.
 grep -q 'tcp: true' "$LAB_TMP/tcp-lab.yaml" || { echo "lab.yaml: cannot turn sip.tcp on" >&2; exit 1; }
 LAB_YAML="$LAB_TMP/tcp-lab.yaml"
 export LAB_YAML
+# SAN=asan: the daemon built with -fsanitize=address,undefined (as faults.sh
+# builds it); its clean exit and a log free of reports are then checked too.
+if [ "${SAN:-}" = asan ]; then
+	LAB_SIPALGD_BIN=$LAB_REPO/build/asan/sipalgd
+	srcs=$(ls "$LAB_REPO"/src/*.c | grep -v '/sipalgctl\.c$')
+	newest=$(ls -t $srcs "$LAB_REPO"/src/*.h | head -n1)
+	if [ ! -x "$LAB_SIPALGD_BIN" ] || [ "$newest" -nt "$LAB_SIPALGD_BIN" ]; then
+		mkdir -p "$LAB_REPO/build/asan"
+		echo "# building $LAB_SIPALGD_BIN (clang -fsanitize=address,undefined)"
+		clang -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1 -std=gnu11 -D_GNU_SOURCE \
+			-I"$LAB_REPO/src" $srcs -o "$LAB_SIPALGD_BIN.tmp" \
+			$(pkg-config --cflags --libs libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1) \
+			|| exit 1
+		mv "$LAB_SIPALGD_BIN.tmp" "$LAB_SIPALGD_BIN"
+	fi
+	export LAB_SIPALGD_BIN
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=24"
+fi
 lab_topology
 ALG=sipalgd
 lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
@@ -97,6 +116,9 @@ relay_port=$(sed -n 's/.*relay listening on port \([0-9]*\).*/\1/p' "$LAB_DAEMON
 
 # 2. a clean stop removes everything it made
 if ! lab_sipalgd_stop; then fail=1; fi
+if grep -qE 'ERROR: AddressSanitizer|runtime error|LeakSanitizer' "$LAB_DAEMON_LOG"; then
+	echo "FAIL sanitizer report in the daemon's log" >&2; grep -A12 -E 'ERROR: AddressSanitizer|runtime error|LeakSanitizer' "$LAB_DAEMON_LOG" | head -30 >&2; fail=1
+fi
 # kernel-rules/tproxy.sh installs the same, and removes it all
 lab_nsx "$NS_RTR" env WAN_IF=wan SIP_PORTS=5060 RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp \
 	sh "$LAB_REPO/kernel-rules/tproxy.sh" add || fail=1
