@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 CC_FUZZ=${CC_FUZZ:-clang}
 OUT=build/fuzz
-CORE="src/sipmsg.c src/sdp.c src/edit.c src/binding.c src/dialog.c src/alg.c src/pkt.c src/stats.c src/log.c src/conf.c src/mem.c tests/unit/stubs.c"
+CORE="src/sipframe.c src/sipmsg.c src/sdp.c src/edit.c src/binding.c src/dialog.c src/alg.c src/pkt.c src/stats.c src/log.c src/conf.c src/mem.c tests/unit/stubs.c"
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Isrc"
 TARGETS=${*:-"sipmsg sdp conf alg"}
 
