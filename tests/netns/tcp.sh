@@ -133,6 +133,20 @@ lab_nsx "$NS_RTR" env WAN_IF=wan RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp 
 left=$( { lab_nsx "$NS_RTR" ip rule; lab_nsx "$NS_RTR" ip route show table 5061; } 2>&1 | grep -E 'fwmark 0x5f10|local default')
 if [ -n "$left" ]; then echo "FAIL policy routing left behind: $left" >&2; fail=1; fi
 
+# 2b. a restart: relayed connections end, the phone reconnects, the call goes on
+lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
+timeout 60 "$PY" "$HERE/tcp_edges.py" restart "$NS_LAN" "$NS_WAN" "$LAB_TMP/ready" "$LAB_TMP/restarted" \
+	>"$LAB_TMP/restart.out" 2>&1 &
+rpy=$!
+LAB_PIDS="$LAB_PIDS $rpy"
+for _ in $(seq 1 100); do [ -e "$LAB_TMP/ready" ] && break; sleep 0.1; done
+lab_sipalgd_stop || fail=1
+lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
+touch "$LAB_TMP/restarted"
+wait "$rpy" || fail=1
+sed 's/^/# restart: /' "$LAB_TMP/restart.out"
+lab_sipalgd_stop || fail=1
+
 # 3. kill -9: the rules stay, the relay is gone: SIP/TCP must not leave
 lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
 kill -KILL "$LAB_DAEMON_PID"; wait "$LAB_DAEMON_PID" 2>/dev/null; LAB_DAEMON_PID=""

@@ -184,4 +184,125 @@ def main():
     extra.close()
     sys.exit(1 if fails else 0)
 
-main()
+def sip(l):
+    return "\r\n".join(l).encode()
+
+class Rx:
+    """A tiny Content-Length reader (independent of src/sipframe.c)."""
+    def __init__(self, s):
+        self.s, self.buf = s, b""
+    def msg(self, timeout=3):
+        import re
+        end = time.time() + timeout
+        while True:
+            self.buf = self.buf.lstrip(b"\r\n")
+            h = self.buf.find(b"\r\n\r\n")
+            if h >= 0:
+                n = h + 4 + int(re.search(rb"Content-Length: (\d+)", self.buf[:h]).group(1))
+                if len(self.buf) >= n:
+                    m, self.buf = self.buf[:n], self.buf[n:]
+                    return m.decode("latin-1")
+            if time.time() > end:
+                return None
+            self.s.settimeout(max(0.05, end - time.time()))
+            try:
+                d = self.s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                return None
+            if not d:
+                return None
+            self.buf += d
+
+def reg(lport, cseq):
+    b = ("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s:%d;branch=z9hG4bKr%d\r\nFrom: <sip:al@%s>;tag=r\r\n"
+         "To: <sip:al@%s>\r\nCall-ID: rreg@x\r\nCSeq: %d REGISTER\r\nContact: <sip:al@%s:%d;transport=tcp>\r\n"
+         "Content-Length: 0\r\n\r\n" % (FAR, LANIP, lport, cseq, FAR, FAR, cseq, LANIP, lport))
+    return b.encode()
+
+def ok(m, body=""):
+    import re
+    keep = [l for l in m.split("\r\n") if re.match(r"(Via|From|To|Call-ID|CSeq):", l)]
+    keep = [l + ";tag=far" if l.startswith("To:") and "tag=" not in l else l for l in keep]
+    extra = "Content-Type: application/sdp\r\n" if body else ""
+    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\n" + extra +
+            "Content-Length: %d\r\n\r\n%s" % (len(body), body)).encode()
+
+def rtp_both(lan, wan, pub_port, label):
+    import struct
+    pu = in_ns(lan, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    fu = in_ns(wan, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    pu.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); fu.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    pu.bind((LANIP, 16100)); fu.bind((FAR, 31000))
+    pkt = b"\x80\x00" + b"\0" * 10 + b"r" * 160
+    def count(u, peer_ok):
+        got, end = 0, time.time() + 2
+        while got < 10 and time.time() < end:
+            u.settimeout(max(0.01, end - time.time()))
+            try:
+                d, a = u.recvfrom(2048)
+            except socket.timeout:
+                break
+            got += peer_ok(a)
+        return got
+    for _ in range(10):
+        pu.sendto(pkt, (FAR, 31000)); time.sleep(0.003)
+    a = count(fu, lambda a: a == ("203.0.113.1", pub_port))
+    for _ in range(10):
+        fu.sendto(pkt, ("203.0.113.1", pub_port)); time.sleep(0.003)
+    b = count(pu, lambda a: a == (FAR, 31000))
+    check(a >= 9 and b >= 9, "%s: RTP both ways (%d/10 out, %d/10 in)" % (label, a, b))
+    pu.close(); fu.close()
+
+def restart(lan, wan, ready, restarted):
+    """A call over TCP, the daemon restarted (shell), the phone reconnects:
+    the old connections are reset, the call goes on (media, then BYE over
+    the new connection, rewritten)."""
+    import re
+    L = in_ns(wan, listener)
+    p, f = pair(L, lan, wan)
+    lport = p.getsockname()[1]
+    pr, fr = Rx(p), Rx(f)
+    p.sendall(reg(lport, 1)); m = fr.msg(); f.sendall(ok(m)); pr.msg()
+    sdp = "v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 16100 RTP/AVP 0\r\n" % (LANIP, LANIP)
+    hdrs = ("Via: SIP/2.0/TCP %s:%d;branch=z9hG4bK%%s\r\nFrom: <sip:al@%s>;tag=c\r\nTo: <sip:bob@%s>%%s\r\n"
+            "Call-ID: rcall@x\r\nCSeq: %%d %%s\r\n" % (LANIP, lport, FAR, FAR))
+    p.sendall(("INVITE sip:bob@%s SIP/2.0\r\n" % FAR + hdrs % ("i", "", 1, "INVITE") +
+               "Contact: <sip:al@%s:%d;transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+               % (LANIP, lport, len(sdp), sdp)).encode())
+    inv = fr.msg() or ""
+    pub_port = int(re.search(r"m=audio (\d+)", inv).group(1)) if "m=audio" in inv else 0
+    fsdp = "v=0\r\no=- 2 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 31000 RTP/AVP 0\r\n" % (FAR, FAR)
+    f.sendall(ok(inv, fsdp)); pr.msg()
+    p.sendall(("ACK sip:bob@%s SIP/2.0\r\n" % FAR + hdrs % ("a", ";tag=far", 1, "ACK") + "Content-Length: 0\r\n\r\n").encode())
+    fr.msg()
+    rtp_both(lan, wan, pub_port, "before the restart")
+    open(ready, "w").close()
+    end = time.time() + 30
+    while not os.path.exists(restarted) and time.time() < end:
+        time.sleep(0.1)
+    check(os.path.exists(restarted), "the daemon was restarted")
+    check(pr.msg(1) is None and fr.msg(1) is None, "the relayed connections ended with the daemon (phone and far end)")
+    p.close(); f.close()
+    # the phone reconnects and re-registers; the call goes on
+    p, f = pair(L, lan, wan)
+    lport2 = p.getsockname()[1]
+    pr, fr = Rx(p), Rx(f)
+    p.sendall(reg(lport2, 2)); m = fr.msg() or ""
+    check("Contact: <sip:al@203.0.113.1:" in m and "192.168.77." not in m, "re-REGISTER over the new connection, rewritten")
+    f.sendall(ok(m)); pr.msg()
+    rtp_both(lan, wan, pub_port, "after the restart")
+    p.sendall(("BYE sip:bob@%s SIP/2.0\r\n" % FAR + hdrs.replace(":%d;" % lport, ":%d;" % lport2) % ("b", ";tag=far", 2, "BYE") +
+               "Content-Length: 0\r\n\r\n").encode())
+    m = fr.msg() or ""
+    check(m.startswith("BYE ") and "192.168.77." not in m and "Via: SIP/2.0/TCP 203.0.113.1:" in m,
+          "BYE after the restart reaches the far end rewritten")
+    f.sendall(ok(m))
+    r = pr.msg() or ""
+    check(r.startswith("SIP/2.0 200"), "its 200 reaches the phone")
+    p.close(); f.close()
+    sys.exit(1 if fails else 0)
+
+if sys.argv[1] == "restart":
+    restart(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+else:
+    main()
