@@ -161,6 +161,7 @@ static int ctl_answer(const char *cmd, FILE *out)
 			(int)getpid(), (unsigned long long)((now - start_ms) / 1000),
 			(unsigned long long)stats[ST_pkts_in], (unsigned long long)stats[ST_dialogs],
 			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes]);
+		tcprelay_status(out);   /* a second line only when sip.tcp is on */
 		return 0;
 	}
 	if (strcmp(cmd, "counters") == 0) {

@@ -17,11 +17,13 @@
 #include "tproxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +58,9 @@ struct conn {
 static const struct conf *cf;
 static uint32_t pub_ip;
 static int ep = -1, lfd = -1, rules_ours;
+/* A descriptor held in reserve: with none left, accept() fails and the
+ * listener stays readable; giving this one up lets us accept and reset. */
+static int spare_fd = -1;
 static struct conn *pool;
 static uint32_t nconn;
 
@@ -287,6 +292,18 @@ static void do_accept(uint64_t now)
 		struct sockaddr_in pa, la;
 		socklen_t pl = sizeof(pa), ll = sizeof(la);
 		int fd = accept4(lfd, (struct sockaddr *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
+			close(spare_fd);
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				struct linger l = { 1, 0 };
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+				close(fd);
+			}
+			STAT_INC(tcp_refused_limit);
+			spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			return;
+		}
 		if (fd < 0)
 			return;
 		STAT_INC(tcp_accepted);
@@ -400,7 +417,20 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 {
 	cf = c;
 	pub_ip = public_ip;
+	/* Two descriptors per relayed connection: the pool must fill before
+	 * descriptors run out (an accept failing with EMFILE would leave the
+	 * listener readable forever). */
+	struct rlimit rl;
+	rlim_t need = 2 * TCPRELAY_MAX_CONN + 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < need)
+			log_warn("tcprelay: only %llu descriptors (RLIMIT_NOFILE): fewer than %u connections fit",
+				 (unsigned long long)rl.rlim_cur, TCPRELAY_MAX_CONN);
+	}
 	pool = calloc(TCPRELAY_MAX_CONN, sizeof(*pool));
+	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!pool || ep < 0 || lfd < 0)
@@ -453,6 +483,9 @@ void tcprelay_close(void)
 	rules_ours = 0;
 	if (lfd >= 0)
 		close(lfd);
+	if (spare_fd >= 0)
+		close(spare_fd);
+	spare_fd = -1;
 	if (ep >= 0)
 		close(ep);
 	lfd = ep = -1;
@@ -482,6 +515,16 @@ void tcprelay_serve(uint64_t now)
 			continue;
 		conn_event(c, (int)(id % 2), evs[k].events, now);
 	}
+}
+
+void tcprelay_status(FILE *out)
+{
+	if (!pool)
+		return;
+	fprintf(out, "tcp relay: %u connections (max %u, %u per phone), %llu refused at limits, "
+		"%llu TLS passed untouched%s\n", nconn, TCPRELAY_MAX_CONN, TCPRELAY_MAX_PER_PHONE,
+		(unsigned long long)stats[ST_tcp_refused_limit], (unsigned long long)stats[ST_tcp_tls_passed],
+		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
 }
 
 void tcprelay_tick(uint64_t now)

@@ -23,6 +23,7 @@
 #ifndef SIPALGD_TCPRELAY_H
 #define SIPALGD_TCPRELAY_H
 #include <stdint.h>
+#include <stdio.h>
 
 struct conf;
 
@@ -39,6 +40,9 @@ void tcprelay_close(void);
 int tcprelay_fd(void);
 /* Serve whatever is ready, without blocking. */
 void tcprelay_serve(uint64_t now_ms);
+/* One line for `sipalgctl status` when the relay runs (nothing otherwise):
+ * connections, and TLS seen, which no ALG can rewrite. */
+void tcprelay_status(FILE *out);
 /* Idle timeouts; call with the main tick. */
 void tcprelay_tick(uint64_t now_ms);
 

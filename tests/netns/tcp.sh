@@ -97,6 +97,15 @@ else
 	sed 's/^/# edges: /' "$LAB_TMP/edges.out"; fail=1
 fi
 
+# 1e. 1,000 concurrent connections from 63 phones: all carried, RSS reported
+for i in $(seq 100 162); do ip -n "$NS_LAN" addr add "192.168.77.$i/24" dev eth0; done
+if timeout 90 "$PY" "$HERE/tcp_edges.py" many "$NS_LAN" "$NS_WAN" "$LAB_DAEMON_PID" 1000 >"$LAB_TMP/many.out" 2>&1; then
+	sed 's/^/# many: /' "$LAB_TMP/many.out"
+else
+	sed 's/^/# many: /' "$LAB_TMP/many.out"; fail=1
+fi
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status | sed 's/^/# status: /'
+
 lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
 grep -E '^(tcp_|keepalives|pinholes_opened)' "$LAB_TMP/counters.txt" | tr '\n' ' ' | sed 's/^/# counters: /'; echo
 msgs=$(awk '$1 == "tcp_msgs" { print $2 }' "$LAB_TMP/counters.txt")

@@ -302,7 +302,49 @@ def restart(lan, wan, ready, restarted):
     p.close(); f.close()
     sys.exit(1 if fails else 0)
 
-if sys.argv[1] == "restart":
+def many(lan, wan, pid, nconn):
+    """nconn concurrent relayed connections from 63 phones (16 each at most):
+    each carries a message both ways; the daemon's RSS is reported."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
+    L = in_ns(wan, listener)
+    L.settimeout(5)
+    rss0 = rss_kb(pid)
+    pairs = []
+    def ph(ip):
+        s = socket.socket(); s.bind((ip, 0)); s.settimeout(5)
+        return s
+    for i in range(nconn):
+        ip = "192.168.77.%d" % (100 + i // 16)
+        p = in_ns(lan, lambda: ph(ip))
+        p.connect((FAR, 5060))
+        f, _ = L.accept()
+        f.settimeout(5)
+        pairs.append((p, f))
+    ok_n = 0
+    for i, (p, f) in enumerate(pairs):
+        m = msg(i)
+        p.sendall(m)
+    for i, (p, f) in enumerate(pairs):
+        got = b""
+        end = time.time() + 5
+        while b"\r\n\r\n" not in got and time.time() < end:
+            c = f.recv(4096)
+            if not c:
+                break
+            got += c
+        ok_n += (b"CSeq: %d OPTIONS" % i) in got and b"192.168.77." not in got
+    rss1 = rss_kb(pid)
+    check(ok_n == nconn, "%d concurrent connections each carried a message, rewritten (%d ok)" % (nconn, ok_n))
+    check(rss1 - rss0 < 64 * 1024, "daemon RSS with %d connections: %d KiB (was %d KiB, +%d KiB)"
+          % (nconn, rss1, rss0, rss1 - rss0))
+    for p, f in pairs:
+        p.close(); f.close()
+    sys.exit(1 if fails else 0)
+
+if sys.argv[1] == "many":
+    many(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+elif sys.argv[1] == "restart":
     restart(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
 else:
     main()
