@@ -60,6 +60,8 @@ struct conf {
 	uint32_t max_pinholes;      /* limits.pinholes, default 16384 */
 	uint32_t max_pinholes_per_phone; /* limits.pinholes_per_phone, default 64 */
 	uint32_t max_streams_per_call;   /* limits.streams_per_call, default 8 */
+	uint32_t max_tcp_conns;     /* limits.tcp_connections, default 1024 */
+	uint32_t max_tcp_per_phone; /* limits.tcp_connections_per_phone, default 16 */
 	uint32_t rate_per_source;   /* limits.messages_per_second_per_source, default 500 (0 = off) */
 	char nft_table[32];         /* paths.nft_table, default "sipalgd" */
 	char ctl_socket[108];       /* paths.control_socket, default "/run/sipalgd.sock" */

@@ -62,6 +62,7 @@ static int ep = -1, lfd = -1, rules_ours;
  * listener stays readable; giving this one up lets us accept and reset. */
 static int spare_fd = -1;
 static struct conn *pool;
+static uint32_t npool;           /* limits.tcp_connections at start */
 static uint32_t nconn;
 
 /* alg_packet takes an IPv4/UDP datagram: a message is framed into one here
@@ -311,18 +312,18 @@ static void do_accept(uint64_t now)
 			goto refuse;
 		uint32_t phone = ntohl(pa.sin_addr.s_addr), per = 0;
 		struct conn *c = NULL;
-		for (uint32_t j = 0; j < TCPRELAY_MAX_CONN; j++) {
+		for (uint32_t j = 0; j < npool; j++) {
 			if (pool[j].used && pool[j].phone_ip == phone)
 				per++;
 			else if (!pool[j].used && !c)
 				c = &pool[j];
 		}
-		if (!c || per >= TCPRELAY_MAX_PER_PHONE || !conf_is_lan(cf, phone)) {
+		if (!c || per >= cf->max_tcp_per_phone || !conf_is_lan(cf, phone)) {
 			STAT_INC(tcp_refused_limit);
 			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %u.%u.%u.%u refused: %s", phone >> 24, (phone >> 16) & 255,
 			       (phone >> 8) & 255, phone & 255,
-			       !c ? "TCPRELAY_MAX_CONN reached" : per >= TCPRELAY_MAX_PER_PHONE ?
-			       "TCPRELAY_MAX_PER_PHONE reached" : "not from lan.networks");
+			       !c ? "limits.tcp_connections reached" : per >= cf->max_tcp_per_phone ?
+			       "limits.tcp_connections_per_phone reached" : "not from lan.networks");
 			goto refuse;
 		}
 		memset(c, 0, sizeof(*c));
@@ -421,15 +422,16 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	 * descriptors run out (an accept failing with EMFILE would leave the
 	 * listener readable forever). */
 	struct rlimit rl;
-	rlim_t need = 2 * TCPRELAY_MAX_CONN + 256;
+	rlim_t need = 2 * (rlim_t)c->max_tcp_conns + 256;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		if (rl.rlim_cur < need)
 			log_warn("tcprelay: only %llu descriptors (RLIMIT_NOFILE): fewer than %u connections fit",
-				 (unsigned long long)rl.rlim_cur, TCPRELAY_MAX_CONN);
+				 (unsigned long long)rl.rlim_cur, c->max_tcp_conns);
 	}
-	pool = calloc(TCPRELAY_MAX_CONN, sizeof(*pool));
+	npool = c->max_tcp_conns;
+	pool = calloc(npool, sizeof(*pool));
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -454,7 +456,7 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	struct epoll_event e = { .events = EPOLLIN, .data.u32 = LISTENER };
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e) < 0)
 		goto fail;
-	for (uint32_t j = 0; j < TCPRELAY_MAX_CONN; j++)
+	for (uint32_t j = 0; j < npool; j++)
 		pool[j].s[0].fd = pool[j].s[1].fd = -1;
 	if (rules) {
 		if (tproxy_install(c, ntohs(a.sin_port)) < 0)
@@ -462,7 +464,7 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 		rules_ours = 1;
 	}
 	log_info("tcprelay: SIP/TCP relay listening on port %u (max %u connections, %u per phone)",
-		 ntohs(a.sin_port), TCPRELAY_MAX_CONN, TCPRELAY_MAX_PER_PHONE);
+		 ntohs(a.sin_port), npool, cf->max_tcp_per_phone);
 	return 0;
 fail:
 	tcprelay_close();
@@ -472,7 +474,7 @@ fail:
 void tcprelay_close(void)
 {
 	if (pool) {
-		for (uint32_t j = 0; j < TCPRELAY_MAX_CONN; j++)
+		for (uint32_t j = 0; j < npool; j++)
 			if (pool[j].used)
 				conn_close(&pool[j], 1, 0);
 		free(pool);
@@ -522,7 +524,7 @@ void tcprelay_status(FILE *out)
 	if (!pool)
 		return;
 	fprintf(out, "tcp relay: %u connections (max %u, %u per phone), %llu refused at limits, "
-		"%llu TLS passed untouched%s\n", nconn, TCPRELAY_MAX_CONN, TCPRELAY_MAX_PER_PHONE,
+		"%llu TLS passed untouched%s\n", nconn, npool, cf->max_tcp_per_phone,
 		(unsigned long long)stats[ST_tcp_refused_limit], (unsigned long long)stats[ST_tcp_tls_passed],
 		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
 }
@@ -531,7 +533,7 @@ void tcprelay_tick(uint64_t now)
 {
 	if (!pool)
 		return;
-	for (uint32_t j = 0; j < TCPRELAY_MAX_CONN; j++) {
+	for (uint32_t j = 0; j < npool; j++) {
 		if (pool[j].used && now - pool[j].last > (uint64_t)TCPRELAY_IDLE_S * 1000u) {
 			STAT_INC(tcp_idle_closed);
 			conn_close(&pool[j], 1, now);

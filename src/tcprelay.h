@@ -11,7 +11,8 @@
  * provider's requests come back over the same connection (RFC 3261 18.2.2,
  * RFC 5626 connection reuse).
  *
- * Connections: a fixed pool (TCPRELAY_MAX_CONN, TCPRELAY_MAX_PER_PHONE),
+ * Connections: a pool sized at start (limits.tcp_connections; per phone
+ * limits.tcp_connections_per_phone),
  * buffers allocated per connection at accept and freed at close, nothing per
  * message; a side is not read while the other side's send buffer could not
  * take a whole rewritten message (backpressure); FIN is passed on once what
@@ -27,8 +28,6 @@
 
 struct conf;
 
-#define TCPRELAY_MAX_CONN      1024
-#define TCPRELAY_MAX_PER_PHONE 16
 #define TCPRELAY_MSG_MAX       16384  /* largest SIP message, headers included */
 #define TCPRELAY_IDLE_S        7200   /* a registration refresh is at most timers.register_max */
 

@@ -162,7 +162,7 @@ def main():
           "then every message arrives, in order (%d of %d)" % (len(cseqs), n))
     p.close(); f.close()
 
-    # the per-phone limit (TCPRELAY_MAX_PER_PHONE = 16): the 17th is reset
+    # the per-phone limit (limits.tcp_connections_per_phone, 16): the 17th is reset
     conns = []
     for i in range(16):
         conns.append(pair(L, lan, wan))
