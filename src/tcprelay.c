@@ -42,6 +42,7 @@ struct side {
 	uint8_t *out;         /* OUT_CAP: bytes to send to this side */
 	uint32_t out_len;
 	uint32_t ev;          /* epoll events registered */
+	uint8_t reg;          /* in the epoll set */
 	uint8_t eof;          /* read 0: the peer's FIN */
 	uint8_t shut;         /* we sent our FIN (shutdown SHUT_WR) */
 };
@@ -86,11 +87,17 @@ static void ev_set(struct conn *c, int i)
 		want |= EPOLLIN;
 	if (s->out_len || (i == 1 && !c->connected))
 		want |= EPOLLOUT;
-	if (want == s->ev)
+	if (want == s->ev && s->reg == (want != 0))
 		return;
+	/* Nothing wanted: out of the set, or a hang-up (which epoll reports
+	 * whatever the mask) would wake us in a loop while we wait for the
+	 * other side. */
 	struct epoll_event e = { .events = want, .data.u32 = (uint32_t)((c - pool) * 2 + i) };
-	if (epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &e) == 0)
+	int op = !want ? EPOLL_CTL_DEL : s->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(ep, op, s->fd, &e) == 0) {
 		s->ev = want;
+		s->reg = want != 0;
+	}
 }
 
 /* Close both sides; `rst` sends RST rather than FIN (an abortive close
@@ -352,11 +359,8 @@ static void do_accept(uint64_t now)
 			conn_close(c, 1, now);
 			continue;
 		}
-		for (int i = 0; i < 2; i++) {
-			struct epoll_event e = { .events = 0, .data.u32 = (uint32_t)((c - pool) * 2 + i) };
-			epoll_ctl(ep, EPOLL_CTL_ADD, c->s[i].fd, &e);
-			ev_set(c, i);
-		}
+		ev_set(c, 0);
+		ev_set(c, 1);
 		continue;
 refuse:
 		{
