@@ -497,6 +497,11 @@ void tcprelay_close(void)
 	lfd = ep = -1;
 }
 
+void tcprelay_set_public(uint32_t public_ip)
+{
+	pub_ip = public_ip;
+}
+
 int tcprelay_fd(void)
 {
 	return ep;

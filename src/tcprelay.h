@@ -37,6 +37,9 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules);
 void tcprelay_close(void);
 /* The descriptor to poll for POLLIN (-1 when closed). */
 int tcprelay_fd(void);
+/* The public address changed (wan.h): new connections leave from it;
+ * relayed ones keep theirs until they end (as NAT would). */
+void tcprelay_set_public(uint32_t public_ip);
 /* Serve whatever is ready, without blocking. */
 void tcprelay_serve(uint64_t now_ms);
 /* One line for `sipalgctl status` when the relay runs (nothing otherwise):
