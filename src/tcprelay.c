@@ -45,6 +45,7 @@ struct side {
 	uint8_t reg;          /* in the epoll set */
 	uint8_t eof;          /* read 0: the peer's FIN */
 	uint8_t shut;         /* we sent our FIN (shutdown SHUT_WR) */
+	uint8_t stalled;      /* whole units wait in `in` for room on the other side */
 };
 
 struct conn {
@@ -181,13 +182,16 @@ static int side_flush(struct conn *c, int i)
 		memmove(s->out, s->out + w, s->out_len - (uint32_t)w);
 		s->out_len -= (uint32_t)w;
 	}
-	/* The peer's FIN reached us and everything before it is sent: pass it on. */
-	if (!s->out_len && c->s[!i].eof && !s->shut) {
+	/* The peer's FIN reached us and everything before it is sent (nothing
+	 * whole still waits on its side): pass it on. */
+	if (!s->out_len && c->s[!i].eof && !c->s[!i].stalled && !s->shut) {
 		shutdown(s->fd, SHUT_WR);
 		s->shut = 1;
 	}
 	return 0;
 }
+
+static int side_frame(struct conn *c, int i, uint64_t now);
 
 /* Read side i; frame; relay. -1: the connection must be reset. */
 static int side_read(struct conn *c, int i, uint64_t now)
@@ -223,6 +227,16 @@ static int side_read(struct conn *c, int i, uint64_t now)
 		return 0;
 	}
 	s->in_len += (uint32_t)r;
+	return side_frame(c, i, now);
+}
+
+/* The whole units in side i's buffer, into the other side's send buffer,
+ * while it has room for one more. -1: unframeable, reset. */
+static int side_frame(struct conn *c, int i, uint64_t now)
+{
+	struct side *s = &c->s[i], *o = &c->s[!i];
+
+	s->stalled = 0;
 	for (;;) {
 		uint32_t u;
 		enum sipframe_rc rc = sipframe_next(&s->fr, s->in, s->in_len, TCPRELAY_MSG_MAX, &u);
@@ -248,8 +262,12 @@ static int side_read(struct conn *c, int i, uint64_t now)
 		memmove(s->in, s->in + u, s->in_len - u);
 		s->in_len -= u;
 		sipframe_reset(&s->fr);
-		if (OUT_CAP - o->out_len < OUT_ROOM)
-			break;   /* backpressure: the rest waits in s->in */
+		if (s->in_len && OUT_CAP - o->out_len < OUT_ROOM) {
+			/* backpressure: the rest waits in s->in, framed again
+			 * once the other side has drained (conn_event) */
+			s->stalled = 1;
+			break;
+		}
 	}
 	return 0;
 }
@@ -403,11 +421,27 @@ static void conn_event(struct conn *c, int i, uint32_t evs, uint64_t now)
 		conn_close(c, 1, now);   /* RST from this side: RST to the other */
 		return;
 	}
-	for (int j = 0; j < 2; j++) {
-		if (c->s[j].fd >= 0 && (j == 0 || c->connected) && side_flush(c, j) < 0) {
-			conn_close(c, 1, now);
-			return;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int j = 0; j < 2; j++) {
+			if (c->s[j].fd >= 0 && (j == 0 || c->connected) && side_flush(c, j) < 0) {
+				conn_close(c, 1, now);
+				return;
+			}
 		}
+		/* Room made by the flush: units that waited for it go now
+		 * (the socket may have nothing more to wake us with). */
+		int again = 0;
+		for (int j = 0; j < 2; j++) {
+			if (c->s[j].stalled && OUT_CAP - c->s[!j].out_len >= OUT_ROOM) {
+				if (side_frame(c, j, now) < 0) {
+					conn_close(c, 1, now);
+					return;
+				}
+				again = 1;
+			}
+		}
+		if (!again)
+			break;
 	}
 	/* Both FINs passed on and nothing left to send: done. */
 	if (c->s[0].eof && c->s[1].eof && c->s[0].shut && c->s[1].shut) {
