@@ -5,6 +5,7 @@
 # and sipalgd's own CPU (user+system, from /proc) per call. The kernel
 # helper's cost is softirq time on the router and is not measured here.
 #   RATE [100] CALLS [1000] tests/netns/tcp-bench.sh
+# shellcheck disable=SC2010,SC2046,SC2034,SC2086  # as faults.sh: word splitting of compiler flags intended; lib.sh reads ALG, LAB_KEEP_TMP
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB_REPO=$(cd "$HERE/../.." && pwd)

@@ -8,6 +8,7 @@
 # FIN both ways; then kill -9 of the daemon: a new SIP/TCP connection must
 # be refused and nothing may reach the WAN (fail closed). The daemon must
 # leave no table, rule or route behind on SIGTERM.
+# shellcheck disable=SC2010,SC2046,SC2034,SC2086  # as faults.sh: word splitting of compiler flags intended; lib.sh reads ALG, LAB_KEEP_TMP
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB_REPO=$(cd "$HERE/../.." && pwd)
