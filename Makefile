@@ -137,6 +137,12 @@ field-wan: all
 field-trunk: all
 	@tests/netns/field-trunk.sh
 
+# SIP over TCP through the relay (sip.tcp): a call, a registration and a
+# request over the phone's connection, byte-split messages, kill -9 fails
+# closed (about 15 s).
+tcp-lab: all
+	@tests/netns/tcp.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -144,7 +150,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -260,5 +266,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk fuzz fuzz-short check bench demo install clean
+.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -50,6 +50,8 @@ struct conf {
 	enum conf_pinhole_src pinhole_src; /* media.pinhole_source: peer (default) | any */
 	int media_other_hosts;      /* media.allow_other_lan_hosts: SDP may name another LAN host, default false */
 	enum conf_inbound_src inbound_src; /* sip.inbound_from: registrar (default) | any */
+	int sip_tcp;                /* sip.tcp: relay SIP over TCP (tcprelay.h), default false */
+	uint16_t tcp_relay_port;    /* sip.tcp_relay_port: TPROXY listener port, default 0 = any free one */
 	uint32_t dialog_timeout_s;  /* timers.dialog, default 7200: a confirmed dialog with no SIP for this long ends */
 	uint32_t early_timeout_s;   /* timers.early_dialog, default 180 */
 	uint32_t binding_idle_s;    /* timers.binding_idle, default 300: unused signalling binding lifetime */
@@ -59,6 +61,8 @@ struct conf {
 	uint32_t max_pinholes;      /* limits.pinholes, default 16384 */
 	uint32_t max_pinholes_per_phone; /* limits.pinholes_per_phone, default 64 */
 	uint32_t max_streams_per_call;   /* limits.streams_per_call, default 8 */
+	uint32_t max_tcp_conns;     /* limits.tcp_connections, default 1024 */
+	uint32_t max_tcp_per_phone; /* limits.tcp_connections_per_phone, default 16 */
 	uint32_t rate_per_source;   /* limits.messages_per_second_per_source, default 500 (0 = off) */
 	char nft_table[32];         /* paths.nft_table, default "sipalgd" */
 	char ctl_socket[108];       /* paths.control_socket, default "/run/sipalgd.sock" */

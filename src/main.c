@@ -36,6 +36,7 @@
 #include "rules.h"
 #include "state.h"
 #include "siphash.h"
+#include "tcprelay.h"
 #include "stats.h"
 #include "version.h"
 #include "view.h"
@@ -123,7 +124,12 @@ static void set_scheduling(void)
 /* sipalgctl's commands: answered by view.c (text and --json). */
 static int ctl_answer(const char *cmd, FILE *out)
 {
-	return view_answer(cmd, out, &conf, now_ms(), start_ms);
+	int rc = view_answer(cmd, out, &conf, now_ms(), start_ms);
+
+	/* the relay's own line, only when sip.tcp is on (text status only) */
+	if (rc == 0 && strcmp(cmd, "status") == 0)
+		tcprelay_status(out);
+	return rc;
 }
 
 static void usage(FILE *f)
@@ -436,6 +442,8 @@ int main(int argc, char **argv)
 	nftmap_commit();
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
+	if (conf.sip_tcp && tcprelay_open(&conf, wan_public(), manage_rules) < 0)
+		goto out_rules;
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
 		goto out_rules;
 	if (detach) {
@@ -469,14 +477,15 @@ int main(int argc, char **argv)
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
 			{ .fd = wan_fd(), .events = POLLIN },
+			{ .fd = tcprelay_fd(), .events = POLLIN },   /* -1 when sip.tcp is off */
 		};
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int pr = poll(pfd, 3, timeout);
+		int pr = poll(pfd, 4, timeout);
 		if (pr < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
@@ -497,11 +506,14 @@ int main(int argc, char **argv)
 			handle_burst();
 		if (pr > 0 && (pfd[1].revents & POLLIN))
 			ctl_serve();
+		if (pr > 0 && (pfd[3].revents & POLLIN))
+			tcprelay_serve(now_ms());
 		now = now_ms();
 		if (now >= next_tick) {
 			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
 			wan_event(now); /* a slow re-check besides the events */
 			alg_tick(now);
+			tcprelay_tick(now);
 			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
 				state_touch();
 			state_save(conf.state_file, now, 0);
@@ -525,6 +537,7 @@ int main(int argc, char **argv)
 out_ctl:
 	ctl_close();
 out_rules:
+	tcprelay_close();
 	if (manage_rules)
 		rules_remove(&conf);
 out:

@@ -61,7 +61,18 @@
 	X(refused_dialogs_share, C, "calls refused: dialog table over 3/4 full and the phone holds its share") \
 	X(queue_behind, C, "times the daemon fell behind the queue (the per-source rate limit applies meanwhile)") \
 	X(refused_bindings_full, C, "new public ports refused: limits.bindings reached") \
-	X(refused_bindings_share, C, "new public ports refused: binding table over 3/4 full and the host holds its share")
+	X(refused_bindings_share, C, "new public ports refused: binding table over 3/4 full and the host holds its share") \
+	X(tcp_conns, G, "relayed TCP connections open") \
+	X(tcp_accepted, C, "TCP connections accepted by the relay") \
+	X(tcp_closed, C, "relayed TCP connections closed") \
+	X(tcp_msgs, C, "SIP messages relayed over TCP through the policy") \
+	X(tcp_msgs_dropped, C, "TCP messages dropped by the policy, as a UDP datagram would be") \
+	X(tcp_frame_errors, C, "TCP streams that could not be framed by Content-Length: reset") \
+	X(tcp_refused_limit, C, "TCP connections refused by a connection limit or not from the LAN: reset") \
+	X(tcp_connect_errors, C, "TCP connections whose far end could not be reached: reset") \
+	X(tcp_port_fallback, C, "TCP connections given another public port because the binding port was busy") \
+	X(tcp_idle_closed, C, "relayed TCP connections closed when idle") \
+	X(tcp_tls_passed, C, "TLS connections relayed untouched")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -26,6 +26,7 @@
 #include "dialog.h"
 #include "log.h"
 #include "stats.h"
+#include "tcprelay.h"
 
 #define WAN_MAX_LOCAL 16
 /* Slow safety re-read from the tick (events do the real work). */
@@ -181,6 +182,7 @@ static void wan_apply(uint32_t ip, uint64_t now)
 	}
 	cur_ip = ip;
 	alg_set_public(ip, now);
+	tcprelay_set_public(ip); /* new outbound TCP connections bind to it */
 }
 
 /* Read the kernel's addresses and apply what changed. */

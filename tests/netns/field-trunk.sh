@@ -43,12 +43,12 @@ echo "# field-trunk: id=$LAB_ID tmp=$LAB_TMP calls=$CALLS rate=$RATE/s"
 lab_topology
 # The lab's config as it is, except the log level; no limits section at all.
 grep -q '^limits' "$LAB_REPO/tests/netns/lab.yaml" && { echo "lab.yaml overrides limits: not the shipped config" >&2; exit 2; }
-LAB_YAML_SRC=$LAB_TMP/trunk-lab.yaml
-sed 's/level: debug/level: info/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_YAML_SRC"
+LAB_CONF_TEMPLATE_SRC=$LAB_TMP/trunk-lab.yaml
+sed 's/level: debug/level: info/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_CONF_TEMPLATE_SRC"
 # lab_sipalgd_start reads tests/netns/lab.yaml: give it ours through a copy of the repo path.
 LAB_REPO_REAL=$LAB_REPO
 mkdir -p "$LAB_TMP/repo/tests/netns"
-cp "$LAB_YAML_SRC" "$LAB_TMP/repo/tests/netns/lab.yaml"
+cp "$LAB_CONF_TEMPLATE_SRC" "$LAB_TMP/repo/tests/netns/lab.yaml"
 LAB_SIPALGD_BIN=${LAB_SIPALGD_BIN:-$LAB_REPO_REAL/sipalgd} LAB_SIPALGCTL_BIN=${LAB_SIPALGCTL_BIN:-$LAB_REPO_REAL/sipalgctl}
 export LAB_SIPALGD_BIN LAB_SIPALGCTL_BIN
 LAB_REPO=$LAB_TMP/repo

@@ -1,0 +1,64 @@
+#!/bin/sh
+# sipalgd SIP/TCP relay diversion (sip.tcp): the same rules the daemon
+# installs (src/tproxy.c; change both together), for operators who run
+# sipalgd -R and load rules themselves. Set sip.tcp_relay_port to RELAY_PORT.
+#
+# Usage: WAN_IF=eth0 SIP_PORTS="5060" RELAY_PORT=5058 tproxy.sh add|del
+#   TABLE (default sipalgd_tcp) names our nft table.
+# add is idempotent (removes a stale copy first); del removes only our table,
+# our routing rule and our route.
+#
+# What it does: TCP to a SIP port arriving from anywhere but the WAN is
+# handed by TPROXY to the relay's listener (mark 0x5f10, routed to a local
+# default route in table 5061). With no relay socket (the daemon is dead),
+# tproxy does not match, the connection goes on to forward, and the
+# failclosed chain resets it: SIP/TCP never leaves with private addresses.
+set -u
+
+TABLE=${TABLE:-sipalgd_tcp}
+SIP_PORTS=$(echo "${SIP_PORTS:-5060}" | tr ' ' ',' | sed 's/,,*/,/g; s/^,//; s/,$//')
+MARK=0x5f10
+RT_TABLE=5061
+RULE_PRIO=5061
+
+die() { echo "tproxy.sh: $*" >&2; exit 1; }
+
+check() {
+	[ -n "${WAN_IF:-}" ] || die "WAN_IF is not set"
+	[ -n "${RELAY_PORT:-}" ] || die "RELAY_PORT is not set (sip.tcp_relay_port)"
+	case "$TABLE" in *[!A-Za-z0-9_]*|"") die "bad TABLE '$TABLE'";; esac
+	case "$RELAY_PORT" in *[!0-9]*|"") die "bad RELAY_PORT '$RELAY_PORT'";; esac
+	case "$SIP_PORTS" in *[!0-9,]*|"") die "bad SIP_PORTS '$SIP_PORTS'";; esac
+}
+
+del() {
+	nft delete table ip "$TABLE" 2>/dev/null
+	while ip rule del fwmark $MARK lookup $RT_TABLE priority $RULE_PRIO 2>/dev/null; do :; done
+	ip route del local 0.0.0.0/0 dev lo table $RT_TABLE 2>/dev/null
+	return 0
+}
+
+add() {
+	del
+	ip route add local 0.0.0.0/0 dev lo table $RT_TABLE proto static || exit 1
+	ip rule add fwmark $MARK lookup $RT_TABLE priority $RULE_PRIO || { del; exit 1; }
+	nft -f - <<EOT || { del; exit 1; }
+table ip $TABLE {
+	chain divert {
+		type filter hook prerouting priority mangle; policy accept;
+		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr type != local tproxy to :$RELAY_PORT meta mark set $MARK accept
+	}
+	chain failclosed {
+		type filter hook forward priority mangle; policy accept;
+		iifname != "$WAN_IF" oifname "$WAN_IF" tcp dport { $SIP_PORTS } counter reject with tcp reset
+	}
+}
+EOT
+}
+
+check
+case "${1:-}" in
+add) add ;;
+del) del ;;
+*) die "usage: WAN_IF=... RELAY_PORT=... tproxy.sh add|del" ;;
+esac

@@ -1,0 +1,585 @@
+/* tcprelay: the transparent SIP/TCP relay. See tcprelay.h.
+ *
+ * Side 0 of a connection is the phone (accepted from TPROXY, its local
+ * address is the original destination), side 1 the far end (our own
+ * connection from the public address). Bytes read on a side are framed;
+ * each unit is rewritten into the other side's send buffer. */
+#include "tcprelay.h"
+
+#include "alg.h"
+#include "binding.h"
+#include "conf.h"
+#include "ct.h"
+#include "log.h"
+#include "nftmap.h"
+#include "sipframe.h"
+#include "stats.h"
+#include "tproxy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A send buffer holds at least one whole rewritten message on top of what
+ * is queued, so a side is read only while that much is free. Rewriting
+ * grows a message by at most the edit arena (edit.h: EDIT_ARENA). */
+#define OUT_CAP   (2 * TCPRELAY_MSG_MAX + 8192)
+#define OUT_ROOM  (TCPRELAY_MSG_MAX + 8192)
+#define LISTENER  0xffffffffu
+
+struct side {
+	int fd;
+	uint8_t *in;          /* TCPRELAY_MSG_MAX */
+	uint32_t in_len;
+	struct sipframe fr;
+	uint8_t *out;         /* OUT_CAP: bytes to send to this side */
+	uint32_t out_len;
+	uint32_t ev;          /* epoll events registered */
+	uint8_t reg;          /* in the epoll set */
+	uint8_t eof;          /* read 0: the peer's FIN */
+	uint8_t shut;         /* we sent our FIN (shutdown SHUT_WR) */
+	uint8_t stalled;      /* whole units wait in `in` for room on the other side */
+};
+
+struct conn {
+	uint8_t used, connected, raw;
+	uint32_t phone_ip, far_ip;      /* host order */
+	uint16_t phone_port, far_port;
+	struct binding *b;              /* the phone's signalling binding, referenced */
+	uint64_t last;
+	struct side s[2];
+};
+
+static const struct conf *cf;
+static uint32_t pub_ip;
+static int ep = -1, lfd = -1, rules_ours;
+/* A descriptor held in reserve: with none left, accept() fails and the
+ * listener stays readable; giving this one up lets us accept and reset. */
+static int spare_fd = -1;
+static struct conn *pool;
+static uint32_t npool;           /* limits.tcp_connections at start */
+static uint32_t nconn;
+
+/* alg_packet takes an IPv4/UDP datagram: a message is framed into one here
+ * (the same header for every message of a direction; length and addresses
+ * filled in), so TCP goes through exactly the UDP policy. */
+static uint8_t dgram[28 + TCPRELAY_MSG_MAX];
+static uint8_t rewritten[28 + TCPRELAY_MSG_MAX + 8192];
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+
+static void ev_set(struct conn *c, int i)
+{
+	struct side *s = &c->s[i], *o = &c->s[!i];
+	uint32_t want = 0;
+
+	if (s->fd < 0)
+		return;
+	if (!s->eof && s->in_len < TCPRELAY_MSG_MAX && OUT_CAP - o->out_len >= OUT_ROOM &&
+	    (i == 1 || c->connected))
+		want |= EPOLLIN;
+	if (s->out_len || (i == 1 && !c->connected))
+		want |= EPOLLOUT;
+	if (want == s->ev && s->reg == (want != 0))
+		return;
+	/* Nothing wanted: out of the set, or a hang-up (which epoll reports
+	 * whatever the mask) would wake us in a loop while we wait for the
+	 * other side. */
+	struct epoll_event e = { .events = want, .data.u32 = (uint32_t)((c - pool) * 2 + i) };
+	int op = !want ? EPOLL_CTL_DEL : s->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(ep, op, s->fd, &e) == 0) {
+		s->ev = want;
+		s->reg = want != 0;
+	}
+}
+
+/* Close both sides; `rst` sends RST rather than FIN (an abortive close
+ * propagates one, and is what a connection we refuse gets). */
+static void conn_close(struct conn *c, int rst, uint64_t now)
+{
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &c->s[i];
+		if (s->fd >= 0) {
+			if (rst) {
+				struct linger l = { 1, 0 };
+				setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			}
+			close(s->fd);   /* also leaves the epoll set */
+		}
+		free(s->in);
+		free(s->out);
+	}
+	if (c->b)
+		binding_unref(c->b, now);
+	memset(c, 0, sizeof(*c));
+	c->s[0].fd = c->s[1].fd = -1;
+	nconn--;
+	STAT_INC(tcp_closed);
+	stats[ST_tcp_conns] = nconn;
+}
+
+/* One framed unit from side i into the other side's send buffer. */
+static void relay_unit(struct conn *c, int i, const uint8_t *p, uint32_t n, uint64_t now)
+{
+	struct side *o = &c->s[!i];
+	uint32_t src = i ? c->far_ip : c->phone_ip, dst = i ? c->phone_ip : c->far_ip;
+	uint16_t sport = i ? c->far_port : c->phone_port, dport = i ? c->phone_port : c->far_port;
+	uint32_t out_len = 0;
+
+	memset(dgram, 0, 28);
+	dgram[0] = 0x45;
+	put16(dgram + 2, (uint16_t)(28 + n));
+	dgram[8] = 64;
+	dgram[9] = 17;
+	put32(dgram + 12, src);
+	put32(dgram + 16, dst);
+	put16(dgram + 20, sport);
+	put16(dgram + 22, dport);
+	put16(dgram + 24, (uint16_t)(8 + n));
+	memcpy(dgram + 28, p, n);
+	if (alg_packet(dgram, 28 + n, rewritten, sizeof(rewritten), &out_len, now) == ALG_DROP) {
+		STAT_INC(tcp_msgs_dropped);
+		return;
+	}
+	const uint8_t *q = p;
+	uint32_t qn = n;
+	if (out_len > 28) {
+		q = rewritten + 28;
+		qn = out_len - 28;
+	}
+	if (qn > OUT_CAP - o->out_len) {
+		/* cannot happen while ev_set keeps OUT_ROOM free; never
+		 * forward half a message */
+		STAT_INC(tcp_msgs_dropped);
+		return;
+	}
+	memcpy(o->out + o->out_len, q, qn);
+	o->out_len += qn;
+	STAT_INC(tcp_msgs);
+}
+
+static int side_flush(struct conn *c, int i)
+{
+	struct side *s = &c->s[i];
+
+	while (s->out_len) {
+		ssize_t w = send(s->fd, s->out, s->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		memmove(s->out, s->out + w, s->out_len - (uint32_t)w);
+		s->out_len -= (uint32_t)w;
+	}
+	/* The peer's FIN reached us and everything before it is sent (nothing
+	 * whole still waits on its side): pass it on. */
+	if (!s->out_len && c->s[!i].eof && !c->s[!i].stalled && !s->shut) {
+		shutdown(s->fd, SHUT_WR);
+		s->shut = 1;
+	}
+	return 0;
+}
+
+static int side_frame(struct conn *c, int i, uint64_t now);
+
+/* Read side i; frame; relay. -1: the connection must be reset. */
+static int side_read(struct conn *c, int i, uint64_t now)
+{
+	struct side *s = &c->s[i], *o = &c->s[!i];
+
+	if (c->raw) {
+		/* TLS: bytes as they come, untouched */
+		ssize_t r = recv(s->fd, o->out + o->out_len, OUT_CAP - o->out_len, MSG_DONTWAIT);
+		if (r == 0)
+			s->eof = 1;
+		else if (r < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		else
+			o->out_len += (uint32_t)r;
+		return 0;
+	}
+	ssize_t r = recv(s->fd, s->in + s->in_len, TCPRELAY_MSG_MAX - s->in_len, MSG_DONTWAIT);
+	if (r == 0) {
+		s->eof = 1;
+		return 0;
+	}
+	if (r < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (i == 0 && s->in_len == 0 && c->s[1].out_len == 0 && s->in[0] == 0x16 &&
+	    !(c->s[0].fr.scanned)) {
+		/* A TLS record (handshake, 0x16) where SIP should start: relay
+		 * it untouched; an ALG cannot read or rewrite TLS. */
+		c->raw = 1;
+		STAT_INC(tcp_tls_passed);
+		memcpy(o->out, s->in, (size_t)r);
+		o->out_len = (uint32_t)r;
+		return 0;
+	}
+	s->in_len += (uint32_t)r;
+	return side_frame(c, i, now);
+}
+
+/* The whole units in side i's buffer, into the other side's send buffer,
+ * while it has room for one more. -1: unframeable, reset. */
+static int side_frame(struct conn *c, int i, uint64_t now)
+{
+	struct side *s = &c->s[i], *o = &c->s[!i];
+
+	s->stalled = 0;
+	for (;;) {
+		uint32_t u;
+		enum sipframe_rc rc = sipframe_next(&s->fr, s->in, s->in_len, TCPRELAY_MSG_MAX, &u);
+		if (rc == SIPFRAME_MORE)
+			break;
+		if (rc < 0) {
+			STAT_INC(tcp_frame_errors);
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s %u.%u.%u.%u: %s: connection reset",
+			       i ? "WAN" : "LAN", (i ? c->far_ip : c->phone_ip) >> 24,
+			       ((i ? c->far_ip : c->phone_ip) >> 16) & 255, ((i ? c->far_ip : c->phone_ip) >> 8) & 255,
+			       (i ? c->far_ip : c->phone_ip) & 255, sipframe_strerror(rc));
+			return -1;
+		}
+		if (rc == SIPFRAME_KEEPALIVE) {
+			STAT_INC(keepalives);
+			if (OUT_CAP - o->out_len >= u) {
+				memcpy(o->out + o->out_len, s->in, u);
+				o->out_len += u;
+			}
+		} else {
+			relay_unit(c, i, s->in, u, now);
+		}
+		memmove(s->in, s->in + u, s->in_len - u);
+		s->in_len -= u;
+		sipframe_reset(&s->fr);
+		if (s->in_len && OUT_CAP - o->out_len < OUT_ROOM) {
+			/* backpressure: the rest waits in s->in, framed again
+			 * once the other side has drained (conn_event) */
+			s->stalled = 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+static int sock_nb(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+/* Connect side 1 from the public address and the phone's binding port
+ * (as NAT would), else from the public address and any port, else from
+ * wherever routing says (masquerade then gives the public address). */
+static int far_open(struct conn *c, uint64_t now)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	c->b = binding_get(c->phone_ip, c->phone_port, BIND_SIG, 0, now);
+	if (c->b)
+		binding_ref(c->b);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(pub_ip) };
+	a.sin_port = htons(c->b ? c->b->pub_port : 0);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		STAT_INC(tcp_port_fallback);
+		a.sin_port = 0;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EADDRNOTAVAIL) {
+			close(fd);
+			return -1;
+		}
+	}
+	sock_nb(fd);
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->far_ip),
+				 .sin_port = htons(c->far_port) };
+	if (connect(fd, (struct sockaddr *)&d, sizeof(d)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void do_accept(uint64_t now)
+{
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_in pa, la;
+		socklen_t pl = sizeof(pa), ll = sizeof(la);
+		int fd = accept4(lfd, (struct sockaddr *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
+			close(spare_fd);
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				struct linger l = { 1, 0 };
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+				close(fd);
+			}
+			STAT_INC(tcp_refused_limit);
+			spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			return;
+		}
+		if (fd < 0)
+			return;
+		STAT_INC(tcp_accepted);
+		if (getsockname(fd, (struct sockaddr *)&la, &ll) < 0)
+			goto refuse;
+		uint32_t phone = ntohl(pa.sin_addr.s_addr), per = 0;
+		struct conn *c = NULL;
+		for (uint32_t j = 0; j < npool; j++) {
+			if (pool[j].used && pool[j].phone_ip == phone)
+				per++;
+			else if (!pool[j].used && !c)
+				c = &pool[j];
+		}
+		if (!c || per >= cf->max_tcp_per_phone || !conf_is_lan(cf, phone)) {
+			STAT_INC(tcp_refused_limit);
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %u.%u.%u.%u refused: %s", phone >> 24, (phone >> 16) & 255,
+			       (phone >> 8) & 255, phone & 255,
+			       !c ? "limits.tcp_connections reached" : per >= cf->max_tcp_per_phone ?
+			       "limits.tcp_connections_per_phone reached" : "not from lan.networks");
+			goto refuse;
+		}
+		memset(c, 0, sizeof(*c));
+		c->used = 1;
+		c->s[0].fd = fd;
+		c->s[1].fd = -1;
+		c->phone_ip = phone;
+		c->phone_port = ntohs(pa.sin_port);
+		c->far_ip = ntohl(la.sin_addr.s_addr);
+		c->far_port = ntohs(la.sin_port);
+		c->last = now;
+		nconn++;
+		stats[ST_tcp_conns] = nconn;
+		for (int i = 0; i < 2; i++) {
+			c->s[i].in = malloc(TCPRELAY_MSG_MAX);
+			c->s[i].out = malloc(OUT_CAP);
+		}
+		if (!c->s[0].in || !c->s[1].in || !c->s[0].out || !c->s[1].out) {
+			conn_close(c, 1, now);
+			continue;
+		}
+		sock_nb(fd);
+		c->s[1].fd = far_open(c, now);
+		if (c->s[1].fd < 0) {
+			STAT_INC(tcp_connect_errors);
+			conn_close(c, 1, now);
+			continue;
+		}
+		ev_set(c, 0);
+		ev_set(c, 1);
+		continue;
+refuse:
+		{
+			struct linger l = { 1, 0 };
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			close(fd);
+		}
+	}
+}
+
+static void conn_event(struct conn *c, int i, uint32_t evs, uint64_t now)
+{
+	struct side *s = &c->s[i];
+
+	if (i == 1 && !c->connected && (evs & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) {
+			/* the far end refused: the phone sees a refusal too */
+			STAT_INC(tcp_connect_errors);
+			conn_close(c, 1, now);
+			return;
+		}
+		c->connected = 1;
+	}
+	if (evs & EPOLLIN) {
+		if (side_read(c, i, now) < 0) {
+			conn_close(c, 1, now);
+			return;
+		}
+		c->last = now;
+		/* The kernel must agree with the SDP before the SDP leaves
+		 * (the same rule as the UDP path in main.c). */
+		if (nftmap_urgent())
+			nftmap_commit();
+		if (ct_urgent())
+			ct_commit();
+	} else if (evs & EPOLLERR) {
+		conn_close(c, 1, now);   /* RST from this side: RST to the other */
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int j = 0; j < 2; j++) {
+			if (c->s[j].fd >= 0 && (j == 0 || c->connected) && side_flush(c, j) < 0) {
+				conn_close(c, 1, now);
+				return;
+			}
+		}
+		/* Room made by the flush: units that waited for it go now
+		 * (the socket may have nothing more to wake us with). */
+		int again = 0;
+		for (int j = 0; j < 2; j++) {
+			if (c->s[j].stalled && OUT_CAP - c->s[!j].out_len >= OUT_ROOM) {
+				if (side_frame(c, j, now) < 0) {
+					conn_close(c, 1, now);
+					return;
+				}
+				again = 1;
+			}
+		}
+		if (!again)
+			break;
+	}
+	/* Both FINs passed on and nothing left to send: done. */
+	if (c->s[0].eof && c->s[1].eof && c->s[0].shut && c->s[1].shut) {
+		conn_close(c, 0, now);
+		return;
+	}
+	ev_set(c, 0);
+	ev_set(c, 1);
+}
+
+int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
+{
+	cf = c;
+	pub_ip = public_ip;
+	/* Two descriptors per relayed connection: the pool must fill before
+	 * descriptors run out (an accept failing with EMFILE would leave the
+	 * listener readable forever). */
+	struct rlimit rl;
+	rlim_t need = 2 * (rlim_t)c->max_tcp_conns + 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < need)
+			log_warn("tcprelay: only %llu descriptors (RLIMIT_NOFILE): fewer than %u connections fit",
+				 (unsigned long long)rl.rlim_cur, c->max_tcp_conns);
+	}
+	npool = c->max_tcp_conns;
+	pool = calloc(npool, sizeof(*pool));
+	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!pool || ep < 0 || lfd < 0)
+		goto fail;
+	int one = 1;
+	/* IP_TRANSPARENT: accept connections to addresses that are not ours
+	 * (TPROXY), and answer from them; accepted sockets inherit it. */
+	if (setsockopt(lfd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) {
+		log_err("tcprelay: IP_TRANSPARENT: %s", strerror(errno));
+		goto fail;
+	}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+				 .sin_port = htons(c->tcp_relay_port) };
+	socklen_t al = sizeof(a);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 256) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &al) < 0) {
+		log_err("tcprelay: listener: %s", strerror(errno));
+		goto fail;
+	}
+	struct epoll_event e = { .events = EPOLLIN, .data.u32 = LISTENER };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e) < 0)
+		goto fail;
+	for (uint32_t j = 0; j < npool; j++)
+		pool[j].s[0].fd = pool[j].s[1].fd = -1;
+	if (rules) {
+		if (tproxy_install(c, ntohs(a.sin_port)) < 0)
+			goto fail;
+		rules_ours = 1;
+	}
+	log_info("tcprelay: SIP/TCP relay listening on port %u (max %u connections, %u per phone)",
+		 ntohs(a.sin_port), npool, cf->max_tcp_per_phone);
+	return 0;
+fail:
+	tcprelay_close();
+	return -1;
+}
+
+void tcprelay_close(void)
+{
+	if (pool) {
+		for (uint32_t j = 0; j < npool; j++)
+			if (pool[j].used)
+				conn_close(&pool[j], 1, 0);
+		free(pool);
+		pool = NULL;
+	}
+	if (rules_ours)
+		tproxy_remove(cf);
+	rules_ours = 0;
+	if (lfd >= 0)
+		close(lfd);
+	if (spare_fd >= 0)
+		close(spare_fd);
+	spare_fd = -1;
+	if (ep >= 0)
+		close(ep);
+	lfd = ep = -1;
+}
+
+void tcprelay_set_public(uint32_t public_ip)
+{
+	pub_ip = public_ip;
+}
+
+int tcprelay_fd(void)
+{
+	return ep;
+}
+
+void tcprelay_serve(uint64_t now)
+{
+	struct epoll_event evs[64];
+	int n = epoll_wait(ep, evs, 64, 0);
+
+	for (int k = 0; k < n; k++) {
+		uint32_t id = evs[k].data.u32;
+		if (id == LISTENER) {
+			do_accept(now);
+			continue;
+		}
+		struct conn *c = &pool[id / 2];
+		/* a connection closed earlier in this batch: its slot may be
+		 * free or already reused by an accept; events are level
+		 * triggered, a stale one is harmless */
+		if (!c->used || c->s[id % 2].fd < 0)
+			continue;
+		conn_event(c, (int)(id % 2), evs[k].events, now);
+	}
+}
+
+void tcprelay_status(FILE *out)
+{
+	if (!pool)
+		return;
+	fprintf(out, "tcp relay: %u connections (max %u, %u per phone), %llu refused at limits, "
+		"%llu TLS passed untouched%s\n", nconn, npool, cf->max_tcp_per_phone,
+		(unsigned long long)stats[ST_tcp_refused_limit], (unsigned long long)stats[ST_tcp_tls_passed],
+		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
+}
+
+void tcprelay_tick(uint64_t now)
+{
+	if (!pool)
+		return;
+	for (uint32_t j = 0; j < npool; j++) {
+		if (pool[j].used && now - pool[j].last > (uint64_t)TCPRELAY_IDLE_S * 1000u) {
+			STAT_INC(tcp_idle_closed);
+			conn_close(&pool[j], 1, now);
+		}
+	}
+}

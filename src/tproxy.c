@@ -1,0 +1,149 @@
+/* tproxy: TPROXY rules and policy routing for the TCP relay. See tproxy.h.
+ *
+ * nft text goes through nftcmd (libnftables, loaded for the call); the
+ * routing rule and route go over one rtnetlink request each (libmnl). Both
+ * at start and exit only. */
+#include "tproxy.h"
+#include "nftcmd.h"
+
+#include "conf.h"
+#include "log.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+#include <libmnl/libmnl.h>
+
+#define TPROXY_RULE_PRIO 5061
+
+/* Diverted: TCP to a SIP port arriving from anywhere but the WAN, not to
+ * the router itself. The tproxy statement matches only when a socket takes
+ * the packet (the relay's listener or a relayed connection); then the mark
+ * routes it to us. Without our socket the packet goes on to forward, where
+ * `failclosed` resets it before the operator's accept: SIP/TCP never
+ * leaves unrewritten while these rules stand. */
+static const char tproxy_nft_fmt[] =
+	"table ip %s_tcp {\n"
+	"\tchain divert {\n"
+	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
+	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr type != local"
+	" tproxy to :%u meta mark set 0x%x accept\n"
+	"\t}\n"
+	"\tchain failclosed {\n"
+	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"\t\tiifname != \"%s\" oifname \"%s\" tcp dport { %s } counter reject with tcp reset\n"
+	"\t}\n"
+	"}\n";
+
+static int ports_text(const struct conf *c, char *s, size_t n)
+{
+	size_t o = 0;
+	for (int i = 0; i < c->n_sip_ports; i++) {
+		int w = snprintf(s + o, n - o, "%s%u", i ? ", " : "", c->sip_ports[i]);
+		if (w < 0 || (size_t)w >= n - o)
+			return -1;
+		o += (size_t)w;
+	}
+	return 0;
+}
+
+/* One rtnetlink request (rule or route, add or delete), acknowledged. */
+static int rt_request(uint16_t type, uint16_t flags, int is_rule)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	int rc = -1;
+
+	if (!nl)
+		return -1;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto out;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = (uint32_t)time(NULL);
+	if (is_rule) {
+		struct fib_rule_hdr *fr = mnl_nlmsg_put_extra_header(nlh, sizeof(*fr));
+		fr->family = AF_INET;
+		fr->action = FR_ACT_TO_TBL;
+		fr->table = RT_TABLE_UNSPEC;
+		mnl_attr_put_u32(nlh, FRA_FWMARK, TPROXY_MARK);
+		mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
+		mnl_attr_put_u32(nlh, FRA_TABLE, TPROXY_TABLE);
+		mnl_attr_put_u32(nlh, FRA_PRIORITY, TPROXY_RULE_PRIO);
+	} else {
+		/* local 0.0.0.0/0 dev lo table TPROXY_TABLE: a marked packet
+		 * is delivered here, whatever its destination */
+		struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
+		rt->rtm_family = AF_INET;
+		rt->rtm_dst_len = 0;
+		rt->rtm_table = RT_TABLE_UNSPEC;
+		rt->rtm_protocol = RTPROT_STATIC;
+		rt->rtm_scope = RT_SCOPE_HOST;
+		rt->rtm_type = RTN_LOCAL;
+		mnl_attr_put_u32(nlh, RTA_TABLE, TPROXY_TABLE);
+		mnl_attr_put_u32(nlh, RTA_OIF, if_nametoindex("lo"));
+	}
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto out;
+	int n = (int)mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0)
+		goto out;
+	rc = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, mnl_socket_get_portid(nl), NULL, NULL) < 0 ? -1 : 0;
+out:
+	{
+		int e = errno;
+		mnl_socket_close(nl);
+		errno = e;
+	}
+	return rc;
+}
+
+static void routing_remove(void)
+{
+	/* Delete until the kernel has none left (a stale duplicate too). */
+	for (int i = 0; i < 4 && rt_request(RTM_DELRULE, 0, 1) == 0; i++)
+		;
+	rt_request(RTM_DELROUTE, 0, 0);
+}
+
+int tproxy_install(const struct conf *c, uint16_t port)
+{
+	char ports[CONF_MAX_PORTS * 8], text[2048], err[256];
+
+	tproxy_remove(c);
+	if (ports_text(c, ports, sizeof(ports)) < 0)
+		return -1;
+	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0) < 0) {
+		log_err("tproxy: local route in table %u: %s", TPROXY_TABLE, strerror(errno));
+		return -1;
+	}
+	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1) < 0) {
+		log_err("tproxy: rule fwmark 0x%x lookup %u: %s", TPROXY_MARK, TPROXY_TABLE, strerror(errno));
+		routing_remove();
+		return -1;
+	}
+	snprintf(text, sizeof(text), tproxy_nft_fmt, c->nft_table, c->wan_if, ports, port, TPROXY_MARK,
+		 c->wan_if, c->wan_if, ports);
+	if (nftcmd_run(text, err, sizeof(err)) < 0) {
+		log_err("tproxy: nft refused the TPROXY table: %s", err);
+		routing_remove();
+		return -1;
+	}
+	log_info("tproxy: SIP/TCP to ports %s diverted to the relay on port %u", ports, port);
+	return 0;
+}
+
+void tproxy_remove(const struct conf *c)
+{
+	char text[64], err[64];
+
+	snprintf(text, sizeof(text), "delete table ip %s_tcp\n", c->nft_table);
+	nftcmd_run(text, err, sizeof(err));   /* absent is fine */
+	routing_remove();
+}
