@@ -33,6 +33,11 @@
 #define OUT_CAP   (2 * TCPRELAY_MSG_MAX + 8192)
 #define OUT_ROOM  (TCPRELAY_MSG_MAX + 8192)
 #define LISTENER  0xffffffffu
+/* Kernel buffers of every relayed socket, fixed: with autotuning a side
+ * that stops reading lets the other fill up to tcp_rmem's maximum (32 MiB
+ * on many systems) per connection before backpressure reaches the sender.
+ * Two SIP messages' worth bounds the kernel memory of 1,000 connections. */
+#define SOCK_BUF  (2 * TCPRELAY_MSG_MAX)
 
 struct side {
 	int fd;
@@ -272,6 +277,14 @@ static int side_frame(struct conn *c, int i, uint64_t now)
 	return 0;
 }
 
+static void sock_bufs(int fd)
+{
+	int b = SOCK_BUF;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
+}
+
 static int sock_nb(int fd)
 {
 	int one = 1;
@@ -289,6 +302,7 @@ static int far_open(struct conn *c, uint64_t now)
 		return -1;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sock_bufs(fd);
 	c->b = binding_get(c->phone_ip, c->phone_port, BIND_SIG, 0, now);
 	if (c->b)
 		binding_ref(c->b);
@@ -483,6 +497,7 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 		goto fail;
 	}
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sock_bufs(lfd); /* accepted sockets inherit them */
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
 				 .sin_port = htons(c->tcp_relay_port) };
 	socklen_t al = sizeof(a);

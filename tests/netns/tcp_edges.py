@@ -121,6 +121,9 @@ def main():
     # backpressure: the far end does not read; the daemon's memory stays bounded;
     # then it reads, and every message arrives whole and in order
     p, f = pair(L, lan, wan)
+    # the test's own ends small too: what is in flight is then the relay's
+    f.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     rss0 = rss_kb(pid)
     p.setblocking(False)
     sent, n, data = 0, 0, b""
