@@ -29,6 +29,7 @@
 #include "ct.h"
 #include "ctl.h"
 #include "dialog.h"
+#include "fwwatch.h"
 #include "log.h"
 #include "nfq.h"
 #include "nftmap.h"
@@ -154,11 +155,23 @@ static int ctl_answer(const char *cmd, FILE *out)
 	uint64_t now = now_ms();
 
 	if (strcmp(cmd, "status") == 0) {
-		/* Answered from the packet loop itself: an answer means the loop runs. */
-		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu\n",
+		char miss[256], helper[256];
+
+		/* Answered from the packet loop itself: an answer means the loop
+		 * runs. The rules are checked now, not from memory: a firewall
+		 * reload not yet repaired makes the first word "missing". */
+		if (fwwatch_missing(miss, sizeof(miss)))
+			fprintf(out, "missing %s; ", miss);
+		else
+			fputs("ok ", out);
+		fprintf(out, "pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu "
+			"rules_restored %llu kernel_helper %d\n",
 			(int)getpid(), (unsigned long long)((now - start_ms) / 1000),
 			(unsigned long long)stats[ST_pkts_in], (unsigned long long)stats[ST_dialogs],
-			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes]);
+			(unsigned long long)stats[ST_bindings], (unsigned long long)stats[ST_pinholes],
+			(unsigned long long)stats[ST_rules_restored], fwwatch_helper(helper, sizeof(helper)));
+		if (helper[0])
+			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
 		return 0;
 	}
 	if (strcmp(cmd, "counters") == 0) {
@@ -375,6 +388,8 @@ int main(int argc, char **argv)
 	nftmap_commit();
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
+	if (fwwatch_open(&conf, manage_rules) < 0)
+		goto out_rules;
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
 		goto out_rules;
 	if (detach) {
@@ -399,13 +414,14 @@ int main(int argc, char **argv)
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
+			{ .fd = fwwatch_fd(), .events = POLLIN },
 		};
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int pr = poll(pfd, 2, timeout);
+		int pr = poll(pfd, 3, timeout);
 		if (pr < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
@@ -418,6 +434,10 @@ int main(int argc, char **argv)
 			handle_burst();
 		if (pr > 0 && (pfd[1].revents & POLLIN))
 			ctl_serve();
+		/* After the control socket: a status asked before a firewall
+		 * event is answered with what the event left (tests rely on it). */
+		if (pr > 0 && (pfd[2].revents & POLLIN))
+			fwwatch_event(now_ms());
 		now = now_ms();
 		if (now >= next_tick) {
 			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
@@ -427,6 +447,7 @@ int main(int argc, char **argv)
 			state_save(conf.state_file, now, 0);
 			nftmap_commit();
 			ct_commit();
+			fwwatch_tick(now);
 			next_tick = now + 250;
 		}
 		last_loop_ms = now;
@@ -440,6 +461,7 @@ int main(int argc, char **argv)
 out_ctl:
 	ctl_close();
 out_rules:
+	fwwatch_close();
 	if (manage_rules)
 		rules_remove(&conf);
 out:

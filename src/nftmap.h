@@ -40,6 +40,14 @@ int nftmap_commit(void);
  * the deletes of many calls share one transaction. */
 int nftmap_urgent(void);
 
+/* Put our table back after someone else removed or replaced it (a
+ * firewall reload): the same atomic take-over as nftmap_open(), then every
+ * inbound element this module holds a reference for is queued again. The
+ * caller queues the SNAT elements (binding_repush()) and commits. Pending
+ * changes are dropped: the re-queued state already includes them.
+ * 0 or -1 (logged). */
+int nftmap_restore(void);
+
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);
 

@@ -267,6 +267,25 @@ int rules_install(const struct conf *c)
 	return rules_iptables_install(c);
 }
 
+int rules_where(const struct conf *c, struct rules_where *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (!rules_conf_ok(c))
+		return -1;
+	/* One rule per SIP port, per direction (in/out the WAN), per port
+	 * side (dport/sport): what both installers below write. */
+	w->nrules = 4 * c->n_sip_ports;
+	if (c->divert == CONF_DIVERT_NFT) {
+		snprintf(w->table, sizeof(w->table), "%s_divert", c->nft_table);
+		snprintf(w->chain, sizeof(w->chain), "divert");
+		return 0;
+	}
+	snprintf(w->table, sizeof(w->table), "mangle");
+	rules_chain_name(c, w->chain);
+	snprintf(w->from, sizeof(w->from), "FORWARD");
+	return 0;
+}
+
 void rules_remove(const struct conf *c)
 {
 	if (!rules_conf_ok(c))

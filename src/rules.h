@@ -12,4 +12,16 @@ int rules_install(const struct conf *c);
 /* Remove only what rules_install() created. */
 void rules_remove(const struct conf *c);
 
+/* Where the diversion lives in the nf_tables ruleset (iptables-nft rules
+ * are nf_tables rules too), so that fwwatch can tell it is still there:
+ * `nrules` rules in table ip `table`, chain `chain`, and, when `from` is
+ * not empty, a jump to `chain` from chain `from` of the same table. */
+struct rules_where {
+	char table[48];
+	char chain[32];
+	char from[32];
+	int nrules;
+};
+int rules_where(const struct conf *c, struct rules_where *w);
+
 #endif

@@ -46,7 +46,12 @@
 	X(verdict_errors)     \
 	X(queue_enobufs)      \
 	X(holdoffs)           \
-	X(busy_rests)
+	X(busy_rests)         \
+	X(rules_restored)     /* our table or diversion put back after a firewall reload */ \
+	X(rules_repair_failed) /* ... and could not be (retried every second) */ \
+	X(rules_missing)      /* 1 while something we need is missing (gauge) */ \
+	X(rules_repair_ms)    /* the last repair: first event to rules back, ms */ \
+	X(kernel_helper)      /* 1 when the kernel SIP helper was seen on our traffic */
 
 enum stat_id {
 #define STAT_ENUM(n) ST_##n,
