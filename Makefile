@@ -96,6 +96,12 @@ hostile: all
 faults: all
 	@tests/netns/faults.sh
 
+# A firewall reload repairs itself (nft flush ruleset, iptables -t mangle -F,
+# a deleted or swapped table) with calls up and SIP flowing; the kernel SIP
+# helper on the same traffic is detected.
+field-repair: all
+	@tests/netns/field-repair.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -129,5 +135,5 @@ clean:
 	rm -rf $(B) sipalgd sipalgctl
 
 
-.PHONY: deps all unit unit-san data kernel lab hostile faults fuzz fuzz-short check bench demo install clean
+.PHONY: deps all unit unit-san data kernel lab hostile faults field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)
