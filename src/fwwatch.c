@@ -56,7 +56,7 @@
 #define SOL_NETLINK 270
 #endif
 
-enum { MISS_TABLE = 1, MISS_DIVERT = 2 };
+enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4 };
 
 static const struct conf *fw_conf;
 static int fw_divert;
@@ -244,7 +244,7 @@ static unsigned fw_check(char *buf, size_t len)
 			memset(&fr, 0, sizeof(fr));
 			fr.jump = fw_where.chain;
 			if (fw_rules_count(fw_where.table, fw_where.from, &fr) == 0 && fr.jumps == 0) {
-				miss |= MISS_DIVERT;
+				miss |= MISS_DIVERT | MISS_JUMP;
 				FW_SAY("diversion jump ip %s %s -> %s", fw_where.table, fw_where.from,
 				       fw_where.chain);
 			}
@@ -273,7 +273,7 @@ static void fw_repair(unsigned miss, const char *what, uint64_t since)
 
 	/* The diversion first: without it SIP leaves unrewritten; without
 	 * our table only our own port choices are off until it is back. */
-	if ((miss & MISS_DIVERT) && rules_install(fw_conf) < 0)
+	if ((miss & MISS_DIVERT) && rules_repair(fw_conf, !!(miss & MISS_JUMP)) < 0)
 		ok = 0;
 	if (miss & MISS_TABLE) {
 		if (nftmap_restore() < 0) {
