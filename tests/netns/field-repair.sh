@@ -43,10 +43,9 @@ if lab_sipalgd_start; then
 	table=$(sed -n 's/.*nft_table: \([A-Za-z0-9_]*\).*/\1/p' "$LAB_CONF")
 	guard=""
 	[ -n "$GUARD" ] && guard=--guard
-	"$PY" "$HERE/field_repair.py" --id "$LAB_ID" --pid "$LAB_DAEMON_PID" --ctl "$LAB_CTL" \
+	"$PY" -u "$HERE/field_repair.py" --id "$LAB_ID" --pid "$LAB_DAEMON_PID" --ctl "$LAB_CTL" \
 		--sock "$LAB_SOCK" --table "$table" --fw "$LAB_TMP/fw.nft" --log "$LAB_DAEMON_LOG" \
-		$guard $EVENTS >"$LAB_TMP/py.out" 2>&1
-	grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$LAB_TMP/py.out"
+		$guard $EVENTS 2>&1 | tee "$LAB_TMP/py.out" | grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
 	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$LAB_TMP/py.out")
 	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$LAB_TMP/py.out")
 	if [ -z "$p" ]; then nok "field_repair.py ended without a summary"; else

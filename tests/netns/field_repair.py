@@ -128,7 +128,7 @@ class Load:
         i = 0
         gap = 1.0 / self.rate
         t_next = time.monotonic()
-        while not self.stop.is_set() and i < 100000:
+        while not self.stop.is_set() and i < 20 * self.rate:   # at most ~20 s
             i += 1
             msg = ("OPTIONS sip:load@203.0.113.30 SIP/2.0\r\n"
                    "Via: SIP/2.0/UDP 192.168.77.11:5062;branch=z9hG4bKload%d\r\n"
@@ -241,13 +241,15 @@ def run_event(event):
     def under_load():
         load = Load(A.rate)
         load.start()
-        time.sleep(1.0)               # the stream is flowing
-        t0 = time.monotonic()
-        apply(event)
-        c = wait_restored(state["c0"]["rules_restored"], event)
-        t1 = time.monotonic()
-        time.sleep(0.5)               # the stream runs on through the repaired rules
-        load.finish()
+        try:
+            time.sleep(1.0)           # the stream is flowing
+            t0 = time.monotonic()
+            apply(event)
+            c = wait_restored(state["c0"]["rules_restored"], event)
+            t1 = time.monotonic()
+            time.sleep(0.5)           # the stream runs on through the repaired rules
+        finally:
+            load.finish()             # also when the repair never came: bounded
         state["c1"] = c
         win = [t - t0 for t in load.leak_times]
         print("# figure %s: %d OPTIONS sent at %d/s, %d arrived, %d leaked with a LAN address "
@@ -259,6 +261,11 @@ def run_event(event):
               "only %d of %d OPTIONS arrived" % (load.got, load.sent))
         if A.guard:
             check(load.leaked == 0, "%d datagrams left with a LAN address" % load.leaked)
+        else:
+            # No drop survives the flush on this kernel (docs/limits.md): the window is
+            # bounded, not closed. A second of the stream is far above the ~25 ms seen.
+            check(load.leaked < A.rate, "%d datagrams left with a LAN address: the window "
+                  "lasted about a second or more" % load.leaked)
     result("%s under load: repaired, rules_restored counted" % event, under_load)
 
     def back():
