@@ -90,6 +90,17 @@ if lab_sipalgd_start; then
 	*"kernel_helper 0"*) ok "helper: gone from status once the rule is removed" ;;
 	*) nok "helper: status still flags it after removal: $st" ;;
 	esac
+	# The iptables way of attaching it: seen on the next status, no restart.
+	if lab_nsx "$NS_RTR" iptables -w 5 -t raw -A PREROUTING -p udp --dport 5060 -j CT --helper sip; then
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		case "$st" in
+		*"kernel_helper 1"*"iptables -t raw -j CT --helper sip"*) ok "helper: iptables CT --helper sip rule flagged" ;;
+		*) nok "helper: iptables CT --helper sip rule not flagged: $st" ;;
+		esac
+		lab_nsx "$NS_RTR" iptables -w 5 -t raw -D PREROUTING -p udp --dport 5060 -j CT --helper sip
+	else
+		nok "helper: could not add an iptables CT --helper sip rule"
+	fi
 	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (helper part)"
 else
 	nok "daemon start (helper part)"
