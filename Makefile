@@ -143,6 +143,12 @@ field-trunk: all
 tcp-lab: all
 	@tests/netns/tcp.sh
 
+# A firewall reload repairs itself (nft flush ruleset, iptables -t mangle -F,
+# a deleted or swapped table) with calls up and SIP flowing; the kernel SIP
+# helper on the same traffic is detected.
+field-repair: all
+	@tests/netns/field-repair.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -150,7 +156,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair
 	@echo "make check: all stages passed"
 
 bench: all
@@ -266,5 +272,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab fuzz fuzz-short check bench demo install clean
+.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -359,6 +359,20 @@ void binding_expire(uint64_t now)
 	}
 }
 
+void binding_repush(void)
+{
+	for (uint32_t i = 0; i < pool_used; i++) {
+		const struct binding *b = &pool[i];
+		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
+
+		if (!b->in_use)
+			continue;
+		for (uint32_t k = 0; k < n; k++)
+			nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), pub_ip,
+					(uint16_t)(b->pub_port + k));
+	}
+}
+
 void binding_dump(FILE *f, uint64_t now)
 {
 	for (uint32_t i = 0; i < pool_used; i++) {

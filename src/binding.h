@@ -76,6 +76,10 @@ void binding_save(FILE *f, uint64_t now);
 /* Parse one "B" line and re-create the binding. 0 or -1 (bad line). */
 int binding_restore_line(const char *line, uint64_t now);
 
+/* Queue the SNAT element of every live binding again (our table was
+ * re-created after a firewall reload; see nftmap_restore()). */
+void binding_repush(void);
+
 /* One line per binding for sipalgctl. */
 void binding_dump(FILE *f, uint64_t now);
 /* The next live binding from *cursor (start at 0), NULL at the end (sipalgctl --json). */

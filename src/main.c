@@ -29,6 +29,7 @@
 #include "ct.h"
 #include "ctl.h"
 #include "dialog.h"
+#include "fwwatch.h"
 #include "log.h"
 #include "nfq.h"
 #include "nftmap.h"
@@ -442,6 +443,8 @@ int main(int argc, char **argv)
 	nftmap_commit();
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
+	if (fwwatch_open(&conf, manage_rules) < 0)
+		goto out_rules;
 	if (conf.sip_tcp && tcprelay_open(&conf, wan_public(), manage_rules) < 0)
 		goto out_rules;
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
@@ -477,15 +480,16 @@ int main(int argc, char **argv)
 
 	uint64_t next_tick = now_ms() + 250;
 	while (!stop_flag) {
-		struct pollfd pfd[4] = {
+		struct pollfd pfd[5] = {
 			{ .fd = nfq_sock_fd(), .events = POLLIN },
 			{ .fd = ctl_fd(), .events = POLLIN },
 			{ .fd = wan_fd(), .events = POLLIN },
 			{ .fd = tcprelay_fd(), .events = POLLIN },   /* -1 when sip.tcp is off */
+			{ .fd = fwwatch_fd(), .events = POLLIN },
 		};
 		uint64_t now = now_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int pr = poll(pfd, 4, timeout);
+		int pr = poll(pfd, 5, timeout);
 		if (pr < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
@@ -508,6 +512,10 @@ int main(int argc, char **argv)
 			ctl_serve();
 		if (pr > 0 && (pfd[3].revents & POLLIN))
 			tcprelay_serve(now_ms());
+		/* After the control socket: a status asked before a firewall
+		 * event is answered with what the event left (tests rely on it). */
+		if (pr > 0 && (pfd[4].revents & POLLIN))
+			fwwatch_event(now_ms());
 		now = now_ms();
 		if (now >= next_tick) {
 			uint64_t before = stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations];
@@ -519,6 +527,7 @@ int main(int argc, char **argv)
 			state_save(conf.state_file, now, 0);
 			nftmap_commit();
 			ct_commit();
+			fwwatch_tick(now);
 			next_tick = now + 250;
 			if (wd_every && now - wd_last >= wd_every) {
 				notify_send("WATCHDOG=1");
@@ -538,6 +547,7 @@ out_ctl:
 	ctl_close();
 out_rules:
 	tcprelay_close();
+	fwwatch_close();
 	if (manage_rules)
 		rules_remove(&conf);
 out:

@@ -150,6 +150,8 @@ static uint32_t nftmap_ref_used, nftmap_ref_free;
 static struct mnl_socket *nftmap_nl;
 static uint32_t nftmap_portid, nftmap_seq;
 static char nftmap_table[32];
+/* What the table text needs again when nftmap_restore() re-creates it. */
+static char nftmap_wan_if[16];
 static int nftmap_del_type = NFT_MSG_DELSETELEM;
 /* One reusable libnftnl set (name, table) with one element per map: each
  * message sets that element's key/data and serialises it. No allocation
@@ -811,12 +813,54 @@ static void nftmap_probe_destroy(void)
 	nftmap_del_type = NFT_MSG_DELSETELEM;
 }
 
-int nftmap_open(const struct conf *c)
+/* Our table from the text above, in one transaction that also removes
+ * any copy already there. */
+static int nftmap_table_create(const char *what)
 {
-	uint32_t want = 1024, need;
 	char *text;
 	size_t len;
 	int ret;
+
+	/* The rules name no address (fib daddr type local): a table put back
+	 * after a WAN address change is right as it is. */
+	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(nftmap_wan_if);
+	text = malloc(len);
+	if (!text) {
+		log_err("nft: out of memory");
+		return -1;
+	}
+	snprintf(text, len, nftmap_rules_fmt, nftmap_wan_if,
+		 nftmap_table, nftmap_table, nftmap_table);
+	ret = nftmap_run_text(text, what);
+	free(text);
+	return ret;
+}
+
+int nftmap_restore(void)
+{
+	uint32_t i;
+
+	if (!nftmap_nl || !nftmap_refs)
+		return -1;
+	if (nftmap_table_create("re-creating the NAT table") < 0)
+		return -1;
+	/* The table is new and empty: whatever was pending is either in the
+	 * state re-queued here (adds) or moot (deletes). */
+	pend_reset();
+	nftmap_carried_errors = 0;
+	for (i = 0; i < nftmap_ref_used; i++) {
+		const struct nftmap_ref *r = &nftmap_refs[i];
+
+		if (r->refs)
+			pend_put(r->peer ? SET_IN_PEER : SET_IN_ANY, OP_ADD, r->peer, r->pub_port,
+				 r->priv_ip, r->priv_port);
+	}
+	return 0;
+}
+
+int nftmap_open(const struct conf *c)
+{
+	uint32_t want = 1024, need;
 
 	if (nftmap_nl)
 		nftmap_close(0);
@@ -831,18 +875,8 @@ int nftmap_open(const struct conf *c)
 		return -1;
 	}
 	snprintf(nftmap_table, sizeof(nftmap_table), "%s", c->nft_table);
-
-	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(c->wan_if);
-	text = malloc(len);
-	if (!text) {
-		log_err("nft: out of memory");
-		return -1;
-	}
-	snprintf(text, len, nftmap_rules_fmt, c->wan_if,
-		 nftmap_table, nftmap_table, nftmap_table);
-	ret = nftmap_run_text(text, "creating the NAT table");
-	free(text);
-	if (ret < 0)
+	snprintf(nftmap_wan_if, sizeof(nftmap_wan_if), "%s", c->wan_if);
+	if (nftmap_table_create("creating the NAT table") < 0)
 		return -1;
 
 	/* Inbound refcount table: room for every pinhole (RTP + RTCP, old and

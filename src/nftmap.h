@@ -44,6 +44,13 @@ int nftmap_urgent(void);
  * counts still follow the calls (sipalgctl shows the would-be elements),
  * the kernel maps stay empty. Switching it on empties the maps. */
 void nftmap_set_passive(int on);
+/* Put our table back after someone else removed or replaced it (a
+ * firewall reload): the same atomic take-over as nftmap_open(), then every
+ * inbound element this module holds a reference for is queued again. The
+ * caller queues the SNAT elements (binding_repush()) and commits. Pending
+ * changes are dropped: the re-queued state already includes them.
+ * 0 or -1 (logged). */
+int nftmap_restore(void);
 
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);

@@ -222,6 +222,73 @@ fail:
 	return -1;
 }
 
+/* The repair path (fwwatch): the chain and its rules, and the jump when it
+ * is gone, as one `iptables-restore --noflush` process: one process and one
+ * nf_tables transaction instead of nine (tens of ms of leak window less).
+ * Declaring the chain creates it, or flushes a partial copy. */
+static int rules_iptables_repair(const struct conf *c, int need_jump)
+{
+	static const char *const dir_if[2] = { "-i", "-o" };
+	static const char *const dir_port[2] = { "--dport", "--sport" };
+	static const char *const paths[] = { "/usr/sbin/iptables-restore", "/sbin/iptables-restore" };
+	char chain[RULES_CHAIN_MAX], text[4096];
+	size_t off = 0;
+	int p, d, k, fds[2], st;
+	pid_t pid;
+
+	rules_chain_name(c, chain);
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "*mangle\n:%s - [0:0]\n", chain);
+	for (p = 0; p < c->n_sip_ports; p++)
+		for (d = 0; d < 2; d++)
+			for (k = 0; k < 2; k++)
+				off += (size_t)snprintf(text + off, sizeof(text) - off,
+					"-A %s %s %s -p udp %s %u -j NFQUEUE --queue-num %u\n",
+					chain, dir_if[d], c->wan_if, dir_port[k], c->sip_ports[p], c->queue_num);
+	if (need_jump)
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "-I FORWARD 1 -p udp -j %s\n", chain);
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "COMMIT\n");
+	if (off >= sizeof(text))
+		return -1; /* cannot happen: CONF_MAX_PORTS bounds it */
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		sigset_t none;
+		size_t i;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(fds[0], STDIN_FILENO);
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execlp("iptables-restore", "iptables-restore", "-w", "10", "--noflush", (char *)NULL);
+		for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+			execl(paths[i], "iptables-restore", "-w", "10", "--noflush", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	/* A few hundred bytes: far below a pipe's buffer, never blocks. */
+	if (write(fds[1], text, off) != (ssize_t)off)
+		log_err("rules: writing to iptables-restore: %s", strerror(errno));
+	close(fds[1]);
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		log_err("rules: iptables-restore --noflush of chain %s failed (status %d)", chain,
+			WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		return -1;
+	}
+	return 0;
+}
+
 static void rules_nft_remove(const struct conf *c)
 {
 	char text[160], err[1];
@@ -265,6 +332,38 @@ int rules_install(const struct conf *c)
 	if (c->divert == CONF_DIVERT_NFT)
 		return rules_nft_install(c);
 	return rules_iptables_install(c);
+}
+
+int rules_repair(const struct conf *c, int need_jump)
+{
+	if (!rules_conf_ok(c))
+		return -1;
+	if (c->divert == CONF_DIVERT_NFT)
+		return rules_nft_install(c);
+	/* Fall back on the start-up path (processes, slower) if the restore
+	 * tool is missing or refuses. */
+	if (rules_iptables_repair(c, need_jump) == 0)
+		return 0;
+	return rules_iptables_install(c);
+}
+
+int rules_where(const struct conf *c, struct rules_where *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (!rules_conf_ok(c))
+		return -1;
+	/* One rule per SIP port, per direction (in/out the WAN), per port
+	 * side (dport/sport): what both installers below write. */
+	w->nrules = 4 * c->n_sip_ports;
+	if (c->divert == CONF_DIVERT_NFT) {
+		snprintf(w->table, sizeof(w->table), "%s_divert", c->nft_table);
+		snprintf(w->chain, sizeof(w->chain), "divert");
+		return 0;
+	}
+	snprintf(w->table, sizeof(w->table), "mangle");
+	rules_chain_name(c, w->chain);
+	snprintf(w->from, sizeof(w->from), "FORWARD");
+	return 0;
 }
 
 void rules_remove(const struct conf *c)

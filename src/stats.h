@@ -72,7 +72,12 @@
 	X(tcp_connect_errors, C, "TCP connections whose far end could not be reached: reset") \
 	X(tcp_port_fallback, C, "TCP connections given another public port because the binding port was busy") \
 	X(tcp_idle_closed, C, "relayed TCP connections closed when idle") \
-	X(tcp_tls_passed, C, "TLS connections relayed untouched")
+	X(tcp_tls_passed, C, "TLS connections relayed untouched") \
+	X(rules_restored, C, "times our table or diversion was put back after a firewall reload") \
+	X(rules_repair_failed, C, "repairs that failed (retried every second)") \
+	X(rules_missing, G, "1 while something the daemon needs is missing from the kernel") \
+	X(rules_repair_ms, G, "the last repair: first event to rules back, in milliseconds") \
+	X(kernel_helper, G, "1 when the kernel SIP helper was seen on our traffic")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "ct.h"
 #include "dialog.h"
+#include "fwwatch.h"
 #include "json.h"
 #include "nftmap.h"
 #include "stats.h"
@@ -35,20 +36,45 @@ static void ipport(FILE *f, uint32_t ip, uint16_t port)
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
+	char miss[256], helper[256];
+	/* Checked now, not from memory: a firewall reload not yet repaired
+	 * makes the answer "missing ..." (and sipalgctl exit 1). */
+	int missing = fwwatch_missing(miss, sizeof(miss));
+	int kh = fwwatch_helper(helper, sizeof(helper));
 
 	/* Answered from the packet loop itself: an answer means the loop runs. */
 	if (!json) {
-		fprintf(out, "ok pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu mode %s\n",
+		if (missing)
+			fprintf(out, "missing %s; ", miss);
+		else
+			fputs("ok ", out);
+		fprintf(out, "pid %d uptime %llus packets %llu dialogs %llu bindings %llu pinholes %llu mode %s "
+			     "rules_restored %llu kernel_helper %d\n",
 			(int)getpid(), up, (unsigned long long)stats[ST_pkts_in],
 			(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
-			(unsigned long long)stats[ST_pinholes], MODE());
+			(unsigned long long)stats[ST_pinholes], MODE(),
+			(unsigned long long)stats[ST_rules_restored], kh ? 1 : 0);
+		if (kh)
+			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
 		return;
 	}
-	fprintf(out, "{\"status\":{\"ok\":true,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
-		     "\"dialogs\":%llu,\"bindings\":%llu,\"pinholes\":%llu,\"registrations\":%llu}}\n",
-		(int)getpid(), MODE(), up, (unsigned long long)stats[ST_pkts_in],
+	fprintf(out, "{\"status\":{\"ok\":%s,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
+		     "\"dialogs\":%llu,\"bindings\":%llu,\"pinholes\":%llu,\"registrations\":%llu,"
+		     "\"rules_restored\":%llu,\"missing\":",
+		missing ? "false" : "true", (int)getpid(), MODE(), up, (unsigned long long)stats[ST_pkts_in],
 		(unsigned long long)stats[ST_dialogs], (unsigned long long)stats[ST_bindings],
-		(unsigned long long)stats[ST_pinholes], (unsigned long long)stats[ST_registrations]);
+		(unsigned long long)stats[ST_pinholes], (unsigned long long)stats[ST_registrations],
+		(unsigned long long)stats[ST_rules_restored]);
+	if (missing)
+		json_cstr(out, miss);
+	else
+		fputs("null", out);
+	fputs(",\"kernel_helper\":", out);
+	if (kh)
+		json_cstr(out, helper);
+	else
+		fputs("null", out);
+	fputs("}}\n", out);
 }
 
 static void counters(FILE *out, int json)

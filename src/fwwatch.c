@@ -1,0 +1,562 @@
+/* fwwatch: firewall reloads repair themselves. See fwwatch.h.
+ *
+ * Two netlink sockets:
+ *  - the event socket joins NFNLGRP_NFTABLES. Every nf_tables transaction
+ *    ends with NFT_MSG_NEWGEN; a transaction that carried anything but set
+ *    elements (a table, chain, rule or set added or deleted) marks the
+ *    ruleset "to check", and the check runs at its NEWGEN. Our own element
+ *    batches (one per burst of calls) carry only NEWSETELEM/DELSETELEM, so
+ *    they never cause a check; our own repair does cause one, which finds
+ *    everything in place and ends there: no loop.
+ *  - the query socket asks the kernel (GETTABLE, rule dumps of one chain).
+ *
+ * What "in place" means:
+ *  - our table exists and is the one we made (its handle: a table swapped
+ *    for a copy, e.g. `nft -f` of a saved ruleset, has a new handle and
+ *    stale elements), with its 2 rules in `pre` and 1 in `post`;
+ *  - the diversion: rules_where() names the chain and rule count, and the
+ *    jump to it from FORWARD for iptables.
+ * A check is a handful of netlink round trips (tens of microseconds), so it
+ * also runs every second as a safety net: a lost event (ENOBUFS) or a
+ * kernel that did not tell cannot leave us without rules for longer.
+ *
+ * Reacting to an event rather than polling only shortens the window; it
+ * cannot close it: nf_tables has no object a `flush ruleset` leaves alone.
+ * docs/limits.md says what leaks meanwhile (tens of ms) and why no drop
+ * survives the flush on this kernel. */
+#include "fwwatch.h"
+
+#include "binding.h"
+#include "conf.h"
+#include "log.h"
+#include "nftmap.h"
+#include "rules.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netfilter.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4 };
+
+static const struct conf *fw_conf;
+static int fw_divert;
+static struct rules_where fw_where;
+static struct mnl_socket *fw_ev, *fw_q;
+static uint32_t fw_qportid, fw_seq;
+static uint64_t fw_handle;        /* of the table we made; 0 = unknown */
+static int fw_dirty;              /* a foreign transaction is in progress */
+static uint64_t fw_dirty_since;   /* ms, first event of what is to check */
+static uint64_t fw_next_check;    /* ms, the safety net */
+static unsigned fw_failed;        /* repairs failed in a row */
+static char fw_buf[64 * 1024] __attribute__((aligned(8)));
+
+static uint64_t fw_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+/* Send one request, run cb on each answer until the dump ends or the ACK
+ * comes. 0, or -1 with errno (ENOENT: no such object). */
+static int fw_query(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	uint32_t seq = nlh->nlmsg_seq;
+	int ret;
+
+	if (!fw_q) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (mnl_socket_sendto(fw_q, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		ret = (int)mnl_socket_recvfrom(fw_q, fw_buf, sizeof(fw_buf));
+		if (ret <= 0)
+			return -1; /* SO_RCVTIMEO: never block the loop for long */
+		ret = mnl_cb_run(fw_buf, (size_t)ret, seq, fw_qportid, cb, data);
+		if (ret <= MNL_CB_STOP)
+			return ret < 0 ? -1 : 0;
+	}
+}
+
+static int fw_table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (t && nftnl_table_nlmsg_parse(nlh, t) == 0 && nftnl_table_is_set(t, NFTNL_TABLE_HANDLE))
+		*(uint64_t *)data = nftnl_table_get_u64(t, NFTNL_TABLE_HANDLE);
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+/* The handle of table ip `name`, 0 when there is none. */
+static uint64_t fw_table_handle(const char *name)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	char req[512] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+	uint64_t h = 0;
+
+	if (!t)
+		return 0;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_ACK, ++fw_seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (fw_query(nlh, fw_table_cb, &h) < 0)
+		return 0;
+	return h;
+}
+
+struct fw_rules {
+	const char *jump;   /* count immediate jumps to this chain */
+	int n, jumps;
+	int ct_sip;         /* xt CT targets with helper "sip" */
+};
+
+static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fw_rules *fr = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nftnl_expr_iter *it;
+	struct nftnl_expr *e;
+
+	if (!r || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		return MNL_CB_OK;
+	}
+	fr->n++;
+	it = nftnl_expr_iter_create(r);
+	while (it && (e = nftnl_expr_iter_next(it))) {
+		const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+		if (!name)
+			continue;
+		if (fr->jump && !strcmp(name, "immediate") &&
+		    nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
+		    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP &&
+		    nftnl_expr_is_set(e, NFTNL_EXPR_IMM_CHAIN) &&
+		    !strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN), fr->jump))
+			fr->jumps++;
+		if (!strcmp(name, "target") && nftnl_expr_is_set(e, NFTNL_EXPR_TG_NAME) &&
+		    !strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_TG_NAME), "CT")) {
+			uint32_t len = 0;
+			const char *info = nftnl_expr_get(e, NFTNL_EXPR_TG_INFO, &len);
+
+			/* struct xt_ct_target_info(_v1): flags, zone,
+			 * ct_events, exp_events, then helper[16] at 12. */
+			if (info && len >= 12 + 4 && !memcmp(info + 12, "sip", 4))
+				fr->ct_sip++;
+		}
+	}
+	nftnl_expr_iter_destroy(it);
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+/* Rules of table ip `table` (chain `chain`, or all when NULL). A missing
+ * table or chain is simply no rules. -1 when the kernel did not answer. */
+static int fw_rules_count(const char *table, const char *chain, struct fw_rules *fr)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char req[512] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
+	int ret;
+
+	if (!r)
+		return -1;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	if (chain)
+		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_IPV4, NLM_F_DUMP, ++fw_seq);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	ret = fw_query(nlh, fw_rule_cb, fr);
+	if (ret < 0 && errno == ENOENT)
+		return 0;
+	return ret;
+}
+
+/* What is missing, as a mask, named in buf. A kernel that does not answer
+ * counts as nothing missing: we repair only what we saw gone. */
+static unsigned fw_check(char *buf, size_t len)
+{
+	struct fw_rules fr;
+	unsigned miss = 0;
+	size_t off = 0;
+	uint64_t h;
+
+#define FW_SAY(...) do { if (off < len) off += (size_t)snprintf(buf + off, len - off, \
+	"%s", off ? ", " : ""); if (off < len) off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); } while (0)
+	if (len)
+		buf[0] = '\0';
+	h = fw_table_handle(fw_conf->nft_table);
+	if (!h) {
+		miss |= MISS_TABLE;
+		FW_SAY("table ip %s", fw_conf->nft_table);
+	} else if (fw_handle && h != fw_handle) {
+		miss |= MISS_TABLE;
+		FW_SAY("table ip %s (replaced)", fw_conf->nft_table);
+	} else {
+		static const struct { const char *chain; int n; } want[] = { { "pre", 2 }, { "post", 1 } };
+
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			memset(&fr, 0, sizeof(fr));
+			if (fw_rules_count(fw_conf->nft_table, want[i].chain, &fr) == 0 && fr.n != want[i].n) {
+				miss |= MISS_TABLE;
+				FW_SAY("chain ip %s %s (%d of %d rules)", fw_conf->nft_table,
+				       want[i].chain, fr.n, want[i].n);
+			}
+		}
+	}
+	if (fw_divert) {
+		memset(&fr, 0, sizeof(fr));
+		if (fw_rules_count(fw_where.table, fw_where.chain, &fr) == 0 && fr.n != fw_where.nrules) {
+			miss |= MISS_DIVERT;
+			FW_SAY("diversion ip %s %s (%d of %d rules)", fw_where.table, fw_where.chain,
+			       fr.n, fw_where.nrules);
+		}
+		if (fw_where.from[0]) {
+			memset(&fr, 0, sizeof(fr));
+			fr.jump = fw_where.chain;
+			if (fw_rules_count(fw_where.table, fw_where.from, &fr) == 0 && fr.jumps == 0) {
+				miss |= MISS_DIVERT | MISS_JUMP;
+				FW_SAY("diversion jump ip %s %s -> %s", fw_where.table, fw_where.from,
+				       fw_where.chain);
+			}
+		}
+	}
+#undef FW_SAY
+	return miss;
+}
+
+int fwwatch_missing(char *buf, size_t len)
+{
+	unsigned m;
+
+	if (!fw_conf)
+		return 0;
+	m = fw_check(buf, len);
+	return (m & MISS_TABLE ? 1 : 0) + (m & MISS_DIVERT ? 1 : 0);
+}
+
+/* ---- repair ------------------------------------------------------------ */
+
+static void fw_repair(unsigned miss, const char *what, uint64_t since)
+{
+	char after[256];
+	int ok = 1;
+
+	/* The diversion first: without it SIP leaves unrewritten; without
+	 * our table only our own port choices are off until it is back. */
+	if ((miss & MISS_DIVERT) && rules_repair(fw_conf, !!(miss & MISS_JUMP)) < 0)
+		ok = 0;
+	if (miss & MISS_TABLE) {
+		if (nftmap_restore() < 0) {
+			ok = 0;
+		} else {
+			/* The table is ours again: its new handle is the one to keep. */
+			fw_handle = fw_table_handle(fw_conf->nft_table);
+			binding_repush();
+			nftmap_commit();
+		}
+	}
+	miss = fw_check(after, sizeof(after));
+	if (ok && !miss) {
+		uint64_t ms = fw_now() - since;
+
+		fw_failed = 0;
+		STAT_INC(rules_restored);
+		stats[ST_rules_repair_ms] = ms;
+		LOG_RL(LOG_LVL_WARN, "firewall: %s was removed by someone else; put back "
+		       "with every binding and pinhole in %llu ms", what, (unsigned long long)ms);
+		return;
+	}
+	fw_failed++;
+	STAT_INC(rules_repair_failed);
+	LOG_RL(LOG_LVL_ERR, "firewall: %s missing and could not be put back (still missing: %s); "
+	       "SIP from the LAN is not rewritten meanwhile; retrying every second",
+	       what, miss ? after : "?");
+}
+
+/* from_event: a repair that failed is retried by the tick only, once a
+ * second, never from the events our own attempt caused (no loop). */
+static void fw_check_and_repair(uint64_t since, int from_event)
+{
+	char what[256];
+	unsigned miss = fw_check(what, sizeof(what));
+
+	stats[ST_rules_missing] = miss ? 1 : 0;
+	if (miss && !(from_event && fw_failed)) {
+		fw_repair(miss, what, since);
+		stats[ST_rules_missing] = fw_failed ? 1 : 0;
+	}
+}
+
+/* ---- the kernel's SIP helper -------------------------------------------- */
+
+struct fw_helper { int objs; char where[96]; };
+
+static int fw_obj_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fw_helper *fh = data;
+	struct nftnl_obj *o = nftnl_obj_alloc();
+
+	if (o && nftnl_obj_nlmsg_parse(nlh, o) == 0 &&
+	    nftnl_obj_is_set(o, NFTNL_OBJ_CT_HELPER_NAME) &&
+	    !strcmp(nftnl_obj_get_str(o, NFTNL_OBJ_CT_HELPER_NAME), "sip")) {
+		if (!fh->objs++)
+			snprintf(fh->where, sizeof(fh->where), "%s %s",
+				 nftnl_obj_get_str(o, NFTNL_OBJ_TABLE), nftnl_obj_get_str(o, NFTNL_OBJ_NAME));
+	}
+	nftnl_obj_free(o);
+	return MNL_CB_OK;
+}
+
+static int fw_ct_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *a, *h;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if ((mnl_attr_get_type(a) & NLA_TYPE_MASK) != CTA_HELP ||
+		    mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
+			continue;
+		mnl_attr_for_each_nested(h, a) {
+			if (mnl_attr_get_type(h) == CTA_HELP_NAME &&
+			    mnl_attr_validate(h, MNL_TYPE_NUL_STRING) == 0 &&
+			    !strcmp(mnl_attr_get_str(h), "sip"))
+				(*(int *)data)++;
+		}
+	}
+	return MNL_CB_OK;
+}
+
+static int fw_helper_find(char *buf, size_t len, int with_ct)
+{
+	char req[512] __attribute__((aligned(8)));
+	struct nftnl_obj *o;
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+	struct fw_helper fh;
+	struct fw_rules fr;
+	int found = 0, cts = 0;
+	size_t off = 0;
+
+	if (len)
+		buf[0] = '\0';
+	if (!fw_q)
+		return 0;
+	/* nft: a `ct helper` object naming the kernel's sip helper, in any
+	 * table of any family (rules assign it with `ct helper set`). */
+	memset(&fh, 0, sizeof(fh));
+	o = nftnl_obj_alloc();
+	if (o) {
+		nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_HELPER);
+		nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETOBJ, NFPROTO_UNSPEC, NLM_F_DUMP, ++fw_seq);
+		nftnl_obj_nlmsg_build_payload(nlh, o);
+		nftnl_obj_free(o);
+		fw_query(nlh, fw_obj_cb, &fh);
+	}
+	if (fh.objs) {
+		found++;
+		off += (size_t)snprintf(buf + off, len - off, "nft ct helper object %s", fh.where);
+	}
+	/* iptables(-nft): -t raw ... -j CT --helper sip */
+	memset(&fr, 0, sizeof(fr));
+	if (fw_rules_count("raw", NULL, &fr) == 0 && fr.ct_sip && off < len) {
+		found++;
+		off += (size_t)snprintf(buf + off, len - off, "%siptables -t raw -j CT --helper sip",
+					off ? ", " : "");
+	}
+	/* Conntrack entries the helper is attached to (however it got
+	 * there). The dump walks the conntrack table: only at start and
+	 * when an operator asks for status. */
+	nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = ++fw_seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_INET;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	if (with_ct)
+		fw_query(nlh, fw_ct_cb, &cts);
+	if (cts && off < len) {
+		found++;
+		off += (size_t)snprintf(buf + off, len - off, "%s%d conntrack entries with helper sip",
+					off ? ", " : "", cts);
+	}
+	stats[ST_kernel_helper] = found ? 1 : 0;
+	return found;
+}
+
+int fwwatch_helper(char *buf, size_t len)
+{
+	return fw_helper_find(buf, len, 1);
+}
+
+/* with_ct: also walk the conntrack table (start only; a rule change asks
+ * the ruleset alone). */
+static void fw_helper_warn(int with_ct)
+{
+	char where[256];
+
+	if (fw_helper_find(where, sizeof(where), with_ct))
+		LOG_RL(LOG_LVL_WARN, "the kernel SIP helper is attached to the same traffic (%s): two ALGs "
+		       "rewrite every message twice. Switch it off: remove the `ct helper` rule/object "
+		       "or `-j CT --helper sip` rule, `modprobe -r nf_nat_sip nf_conntrack_sip`, "
+		       "and net.netfilter.nf_conntrack_helper=0 on kernels that still have it", where);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+void fwwatch_event(uint64_t now)
+{
+	int fd, checks = 0, helper = 0;
+
+	if (!fw_ev)
+		return;
+	fd = mnl_socket_get_fd(fw_ev);
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t n = recv(fd, fw_buf, sizeof(fw_buf), MSG_DONTWAIT);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)fw_buf;
+		int len = (int)n;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				/* Events were lost: whatever they said, check. */
+				if (!fw_dirty)
+					fw_dirty_since = now;
+				fw_dirty = 1;
+				continue;
+			}
+			break; /* EAGAIN: all read */
+		}
+		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			int type;
+
+			if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_NFTABLES)
+				continue;
+			type = nlh->nlmsg_type & 0xff;
+			switch (type) {
+			case NFT_MSG_NEWSETELEM:
+			case NFT_MSG_DELSETELEM:
+				break; /* elements: ours, or nothing we need */
+			case NFT_MSG_NEWGEN:
+				if (fw_dirty) {
+					fw_dirty = 0;
+					checks++;
+					fw_check_and_repair(fw_dirty_since, 1);
+				}
+				break;
+			default:
+				/* A new object or rule may be a ct helper. */
+				if (type == NFT_MSG_NEWOBJ || type == NFT_MSG_NEWRULE)
+					helper = 1;
+				if (!fw_dirty)
+					fw_dirty_since = now;
+				fw_dirty = 1;
+				break;
+			}
+		}
+	}
+	/* A transaction whose NEWGEN we have not seen yet is checked when it
+	 * comes; a lost one by the tick. */
+	if (checks)
+		fw_next_check = now + 1000;
+	if (helper)
+		fw_helper_warn(0);
+}
+
+void fwwatch_tick(uint64_t now)
+{
+	if (!fw_conf || now < fw_next_check)
+		return;
+	/* A dirty state older than a tick lost its NEWGEN (ENOBUFS). */
+	fw_next_check = now + 1000;
+	fw_dirty = 0;
+	fw_check_and_repair(now, 0);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+int fwwatch_open(const struct conf *c, int divert)
+{
+	int grp = NFNLGRP_NFTABLES, v = 1024 * 1024;
+	struct timeval tv = { 1, 0 };
+	char what[256];
+
+	fw_conf = c;
+	fw_divert = divert && rules_where(c, &fw_where) == 0;
+	fw_ev = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	fw_q = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!fw_ev || !fw_q || mnl_socket_bind(fw_ev, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_bind(fw_q, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_err("fwwatch: netlink socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (setsockopt(mnl_socket_get_fd(fw_ev), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+		       &grp, sizeof(grp)) < 0) {
+		log_err("fwwatch: cannot join the nftables event group: %s", strerror(errno));
+		goto fail;
+	}
+	/* A flush of a large ruleset is one event per object. */
+	if (setsockopt(mnl_socket_get_fd(fw_ev), SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		setsockopt(mnl_socket_get_fd(fw_ev), SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	setsockopt(mnl_socket_get_fd(fw_q), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	fw_qportid = mnl_socket_get_portid(fw_q);
+	fw_seq = (uint32_t)time(NULL);
+	fw_handle = fw_table_handle(c->nft_table);
+	if (fwwatch_missing(what, sizeof(what)))
+		log_warn("fwwatch: at start, missing: %s", what);
+	fw_helper_warn(1);
+	fw_next_check = fw_now() + 1000;
+	log_info("fwwatch: watching table ip %s%s%s", c->nft_table,
+		 fw_divert ? " and the diversion in ip " : "", fw_divert ? fw_where.table : "");
+	return 0;
+fail:
+	fwwatch_close();
+	return -1;
+}
+
+void fwwatch_close(void)
+{
+	if (fw_ev)
+		mnl_socket_close(fw_ev);
+	if (fw_q)
+		mnl_socket_close(fw_q);
+	fw_ev = fw_q = NULL;
+	fw_conf = NULL;
+}
+
+int fwwatch_fd(void)
+{
+	return fw_ev ? mnl_socket_get_fd(fw_ev) : -1;
+}
