@@ -7,6 +7,9 @@
                                          phone's private address in it: PORT is NOT diverted
   field-reload.py --id ID burst PORT N   N out-of-dialog OPTIONS phone2:PORT -> proxy:PORT at
                                          once; prints `received K` (what reached the WAN side)
+  field-reload.py --id ID streams PORT N an INVITE phone1:PORT -> proxy:PORT offering N audio
+                                         streams; prints `refused K` (streams the WAN side sees
+                                         with port 0), then answers 486
   field-reload.py --id ID leak PORT SECS OPTIONS every 2 ms for SECS; prints `sent S received R
                                          unrewritten U` (U: crossed with a private address)
 
@@ -83,6 +86,19 @@ def burst(port, n):
     print("received %d" % got)
 
 
+def streams(port, n):
+    p1 = F.phone(F.PHONE1, port)
+    bob = F.remote(F.PROXY, port, name="bob")
+    d = F.Dialog(F.PHONE1, port)
+    raw = d.invite(F.sdp_body(F.PHONE1, [16600 + 2 * i for i in range(n)], origin=F.PHONE1))
+    p1.send(raw, (F.PROXY, port))
+    m, src = bob.recv_req("INVITE", d.callid)
+    print("refused %d" % m.raw.count(b"\r\nm=audio 0 "))
+    # end the call attempt: nothing of it stays open
+    bob.send(F.response(m, 486, "Busy Here"), src)
+    p1.recv_resp(486, d.callid, "INVITE")
+
+
 def leak(port, seconds):
     """OPTIONS phone1:PORT -> proxy:PORT every 2 ms for `seconds`; count what arrives and
     how much of it still carries the phone's private address (crossed unqueued)."""
@@ -128,6 +144,8 @@ def main():
             plain(int(args[0]))
         elif step == "leak":
             leak(int(args[0]), float(args[1]))
+        elif step == "streams":
+            streams(int(args[0]), int(args[1]))
         elif step == "burst":
             burst(int(args[0]), int(args[1]))
         else:

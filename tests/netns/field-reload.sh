@@ -1,18 +1,19 @@
 #!/bin/bash
 # tests/netns/field-reload.sh: SIGHUP in the field, in the netns lab (make field-reload).
 #
-# The daemon runs with sip.ports [5060], log.level warning, the default rate limit,
-# log.syslog false. Then, each step checked on real traffic and on the daemon's own log:
-#   1. before: a call on 5060 is rewritten (RTP both ways); 40 OPTIONS at once all pass; no
-#      info line was logged (level warning).
-#   2. SIGHUP with sip.ports [5070], log.level info, limits.messages_per_second_per_source 5
+# The daemon runs with sip.ports [5060], log.level warning, limits.streams_per_call 8
+# (the default), log.syslog false. Then, each step checked on real traffic and on the
+# daemon's own log:
+#   1. before: a call on 5060 is rewritten (RTP both ways); an offer of 3 streams keeps all
+#      3; no info line was logged (level warning).
+#   2. SIGHUP with sip.ports [5070], log.level info, limits.streams_per_call 1
 #      and queue.number 9 (restart-only): the log says "reload: applied" (an info line: the
 #      new level is in force) with the three keys, and "reload: queue.number needs a restart;
 #      kept 7"; the diversion names 5070, not 5060, and still queue 7; a call on 5070 is
 #      rewritten with RTP both ways; an INVITE on 5060 crosses unrewritten (no longer
-#      diverted); of 40 OPTIONS at once on 5070 at most 12 pass and drop_rate counts the rest.
-#   3. SIGHUP with log.syslog true: the daemon's lines (the reload's own, then the rate
-#      limit's warning) go to syslog, which the daemon reaches at /dev/log in a private mount
+#      diverted); an offer of 3 streams on 5070 gets 2 refused (port 0), counted.
+#   3. SIGHUP with log.syslog true: the daemon's lines (the reload's own, then the refused
+#      stream's warning) go to syslog, which the daemon reaches at /dev/log in a private mount
 #      namespace (a socket of this test's), and no longer to stderr.
 #   4. SIP flowing on 5070 (every 2 ms) while SIGHUP adds 5080: no datagram crosses
 #      unrewritten during the swap of the diversion; a call on 5080 is then rewritten.
@@ -50,7 +51,7 @@ wan: { interface: wan }
 lan: { networks: [192.168.77.0/24] }
 sip: { ports: [$1] }
 queue: { number: $4, divert: ${6:-iptables} }
-limits: { messages_per_second_per_source: $3 }
+limits: { streams_per_call: $3 }
 paths: { nft_table: sipalgd_fr, control_socket: $LAB_TMP/sipalgd.sock, pid_file: $LAB_TMP/sipalgd.pid }
 log: { level: $2, syslog: $5 }
 EOC
@@ -88,7 +89,7 @@ for _ in $(seq 1 50); do [ -S "$SYSLOG_SOCK" ] && break; sleep 0.1; done
 # tmpfs with the usual devices and /dev/log is our socket: its syslog() reaches us and
 # nothing of the machine's /dev changes.
 BIN=${LAB_SIPALGD_BIN:-$LAB_REPO/sipalgd}
-conf 5060 warning 500 7 false
+conf 5060 warning 8 7 false
 LAB_SOCK=$LAB_TMP/sipalgd.sock
 LAB_CTL=$LAB_REPO/sipalgctl
 LAB_DAEMON_LOG=$LOG
@@ -117,17 +118,17 @@ fi
 
 # 1. before
 out=$(py call 5060); check before_call_5060_rewritten $? "$out"
-out=$(py burst 5060 40); n=${out#received }
-[ "$n" = 40 ]; check before_burst_all_pass $? "$out of 40 (rate 500/s)"
+out=$(py streams 5060 3); n=${out#refused }
+[ "$n" = 0 ]; check before_3_streams_kept $? "$out of 3 (streams_per_call 8)"
 grep -q "sipalgd: info:" "$LOG"; [ $? != 0 ]; check before_no_info_lines $? "info lines at log.level warning"
 
 # 2. ports, level, a limit, and a restart-only key
-drop0=$(counter drop_rate)
-conf 5070 info 5 9 false
+ref0=$(counter pinholes_refused)
+conf 5070 info 1 9 false
 kill -HUP "$LAB_DAEMON_PID"
 wait_line "$LOG" "reload: applied"; check hup1_logged $? "no 'reload: applied' line within 5 s"
 applied=$(grep "reload: applied" "$LOG" | tail -n 1)
-for k in sip.ports limits.messages_per_second_per_source log.level; do
+for k in sip.ports limits.streams_per_call log.level; do
 	case "$applied" in *"$k"*) r=0 ;; *) r=1 ;; esac
 	check "hup1_applied_$k" $r "log: $applied"
 done
@@ -143,40 +144,40 @@ left=$(lab_nsx "$NS_RTR" iptables -t mangle -S 2>&1 | grep -c -- "SIPALGD_FR_R")
 grep -q "sipalgd: info: reload: applied" "$LOG"; check hup1_level_info_in_force $? "the reload's info line is missing"
 out=$(py call 5070); check hup1_call_5070_rewritten $? "$out"
 out=$(py plain 5060); check hup1_5060_not_diverted $? "$out"
-out=$(py burst 5070 40); n=${out#received }
-[ -n "$n" ] && [ "$n" -le 12 ] && [ "$n" -ge 1 ]; check hup1_burst_limited $? "$out of 40 (rate 5/s)"
-drop1=$(counter drop_rate)
-[ "$((drop1 - drop0))" -ge 28 ]; check hup1_drop_rate_counted $? "drop_rate $drop0 -> $drop1"
+out=$(py streams 5070 3); n=${out#refused }
+[ "$n" = 2 ]; check hup1_streams_limited $? "$out of 3 (streams_per_call 1)"
+ref1=$(counter pinholes_refused)
+[ "$((ref1 - ref0))" = 2 ]; check hup1_refused_counted $? "pinholes_refused $ref0 -> $ref1"
 hx_ctl status >/dev/null; check hup1_status_ok $? "sipalgctl status failed"
 
 # 3. log.syslog
 nerr=$(wc -l <"$LOG")
-conf 5070 info 5 9 true
+conf 5070 info 1 9 true
 kill -HUP "$LAB_DAEMON_PID"
 wait_line "$SYSLOG_TXT" "reload: applied log.syslog"; check hup2_applied_in_syslog $? "syslog: $(tail -n 3 "$SYSLOG_TXT" 2>/dev/null)"
 out=$(py call 5070); check hup2_call_5070 $? "$out"
-sleep 1.1 # the rate limit's warning is itself limited to one a second
-py burst 5070 40 >/dev/null
-wait_line "$SYSLOG_TXT" "over limits.messages_per_second_per_source"
-check hup2_warning_in_syslog $? "no rate-limit warning in syslog"
+sleep 1.1 # the refusal's warning is itself limited to one a second
+py streams 5070 3 >/dev/null
+wait_line "$SYSLOG_TXT" "SDP stream 1 refused"
+check hup2_warning_in_syslog $? "no refused-stream warning in syslog"
 after=$(tail -n +"$((nerr + 1))" "$LOG" | grep -c "sipalgd: ")
 [ "$after" = 0 ]; check hup2_stderr_quiet $? "$after lines still on stderr after the switch"
 
-# 4. the swap itself: SIP flows on 5070 while SIGHUP adds 5080 (and sets no rate limit,
+# 4. the swap itself: SIP flows on 5070 while SIGHUP adds 5080 (streams_per_call 8 again,
 # and log.syslog back to false): not one datagram may cross unrewritten while the
 # diversion is replaced, and the new port is diverted afterwards.
 py leak 5070 3 >"$LAB_TMP/leak.txt" &
 leakpid=$!
 LAB_PIDS="$LAB_PIDS $leakpid"
 sleep 1
-conf "5070, 5080" info 0 9 false
+conf "5070, 5080" info 8 9 false
 kill -HUP "$LAB_DAEMON_PID"
 wait $leakpid
 out=$(cat "$LAB_TMP/leak.txt")
 set -- $out # sent S received R unrewritten U
 echo "# swap under load: $out"
 [ "${6:-x}" = 0 ] && [ "${4:-0}" -gt 100 ]; check swap_no_unrewritten_sip $? "$out"
-grep -q "reload: applied sip.ports, limits.messages_per_second_per_source, log.syslog" "$LOG"
+grep -q "reload: applied sip.ports, limits.streams_per_call, log.syslog" "$LOG"
 check swap_applied_back_on_stderr $? "log: $(grep 'reload: applied' "$LOG" | tail -n 1)"
 out=$(py call 5080); check swap_call_5080_rewritten $? "$out"
 
@@ -186,7 +187,7 @@ out=$(py call 5080); check swap_call_5080_rewritten $? "$out"
 if lab_nsx "$NS_RTR" nft -c 'table ip t { chain c { type filter hook forward priority 0; queue num 1; } }' 2>/dev/null; then
 	lab_log "this kernel has the nft queue statement: the refused-rebuild step is skipped"
 else
-	conf "5070, 5080" info 0 9 false nft
+	conf "5070, 5080" info 8 9 false nft
 	kill -HUP "$LAB_DAEMON_PID"
 	wait_line "$LOG" "reload: queue.divert could not be installed in the diversion; kept iptables"
 	check divert_refused_named_kept $? "log: $(grep 'queue.divert' "$LOG" | tail -n 2)"
