@@ -18,7 +18,7 @@ OUT=build/fuzz
 # The core list is the Makefile's (src/core.mk): one list for both builds.
 CORE="$(make -s --no-print-directory print-core-src) tests/unit/stubs.c" || exit 1
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Isrc"
-TARGETS=${*:-"sipmsg sdp conf alg"}
+TARGETS=${*:-"sipmsg sdp conf alg sipframe"}
 
 # ASan: leaks fail the run; UBSan: a report is fatal (-fno-sanitize-recover).
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1:allocator_may_return_null=1"
