@@ -361,6 +361,8 @@ void binding_expire(uint64_t now)
 
 void binding_repush(void)
 {
+	if (!pub_ip) /* no WAN address: nothing to NAT to (binding_get agrees) */
+		return;
 	for (uint32_t i = 0; i < pool_used; i++) {
 		const struct binding *b = &pool[i];
 		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;

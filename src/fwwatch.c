@@ -32,6 +32,7 @@
 #include "nftmap.h"
 #include "rules.h"
 #include "stats.h"
+#include "tcprelay.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@
 #define SOL_NETLINK 270
 #endif
 
-enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4 };
+enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4, MISS_TCP = 8 };
 
 static const struct conf *fw_conf;
 static int fw_divert;
@@ -234,6 +235,17 @@ static unsigned fw_check(char *buf, size_t len)
 			}
 		}
 	}
+	/* The TCP relay's table: without it SIP/TCP is neither relayed nor
+	 * reset, and leaves with the phone's addresses. */
+	if (tcprelay_rules_expected()) {
+		char tcp[48];
+
+		snprintf(tcp, sizeof(tcp), "%s_tcp", fw_conf->nft_table);
+		if (!fw_table_handle(tcp)) {
+			miss |= MISS_TCP;
+			FW_SAY("table ip %s", tcp);
+		}
+	}
 	if (fw_divert) {
 		memset(&fr, 0, sizeof(fr));
 		if (fw_rules_count(fw_where.table, fw_where.chain, &fr) == 0 && fr.n != fw_where.nrules) {
@@ -262,7 +274,7 @@ int fwwatch_missing(char *buf, size_t len)
 	if (!fw_conf)
 		return 0;
 	m = fw_check(buf, len);
-	return (m & MISS_TABLE ? 1 : 0) + (m & MISS_DIVERT ? 1 : 0);
+	return (m & MISS_TABLE ? 1 : 0) + (m & MISS_DIVERT ? 1 : 0) + (m & MISS_TCP ? 1 : 0);
 }
 
 /* ---- repair ------------------------------------------------------------ */
@@ -275,6 +287,8 @@ static void fw_repair(unsigned miss, const char *what, uint64_t since)
 	/* The diversion first: without it SIP leaves unrewritten; without
 	 * our table only our own port choices are off until it is back. */
 	if ((miss & MISS_DIVERT) && rules_repair(fw_conf, !!(miss & MISS_JUMP)) < 0)
+		ok = 0;
+	if ((miss & MISS_TCP) && tcprelay_rules_repair() < 0)
 		ok = 0;
 	if (miss & MISS_TABLE) {
 		if (nftmap_restore() < 0) {
@@ -395,7 +409,7 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 	}
 	/* Conntrack entries the helper is attached to (however it got
 	 * there). The dump walks the conntrack table: only at start and
-	 * when an operator asks for status. */
+	 * when an operator asks for status, at most once a minute. */
 	nlh = mnl_nlmsg_put_header(req);
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -404,8 +418,13 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 	nfg->nfgen_family = AF_INET;
 	nfg->version = NFNETLINK_V0;
 	nfg->res_id = 0;
-	if (with_ct)
+	/* What the last walk found stands in between walks. */
+	static int cts_seen;
+	if (with_ct) {
 		fw_query(nlh, fw_ct_cb, &cts);
+		cts_seen = cts;
+	}
+	cts = cts_seen;
 	if (cts && off < len) {
 		found++;
 		off += (size_t)snprintf(buf + off, len - off, "%s%d conntrack entries with helper sip",
@@ -417,7 +436,15 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 
 int fwwatch_helper(char *buf, size_t len)
 {
-	return fw_helper_find(buf, len, 1);
+	/* `status` runs in the packet loop: walk the conntrack table at most
+	 * once a minute (a monitor may ask every few seconds). */
+	static uint64_t last_walk;
+	uint64_t now = fw_now();
+	int walk = !last_walk || now - last_walk >= 60000;
+
+	if (walk)
+		last_walk = now;
+	return fw_helper_find(buf, len, walk);
 }
 
 /* with_ct: also walk the conntrack table (start only; a rule change asks
@@ -544,6 +571,16 @@ int fwwatch_open(const struct conf *c, int divert)
 fail:
 	fwwatch_close();
 	return -1;
+}
+
+void fwwatch_reconfigure(const struct conf *c, int divert)
+{
+	/* The diversion may have new ports, a new backend or a new chain: check
+	 * for what is installed now, with a clean slate. */
+	fw_conf = c;
+	fw_divert = divert && rules_where(c, &fw_where) == 0;
+	fw_failed = 0;
+	fw_dirty = 0;
 }
 
 void fwwatch_close(void)

@@ -25,6 +25,8 @@ struct conf;
  * (not with --no-rules). 0 or -1 (logged). */
 int fwwatch_open(const struct conf *c, int divert);
 void fwwatch_close(void);
+/* After a reload that may have rebuilt the diversion: check the new one. */
+void fwwatch_reconfigure(const struct conf *c, int divert);
 /* The event socket, for poll(); -1 when closed. */
 int fwwatch_fd(void);
 /* Read the pending events; when a foreign transaction touched tables,

@@ -280,9 +280,25 @@ static void reload(void)
 		log_warn("mode %s: %s", next.observe ? "observe" : "enforce",
 			 next.observe ? "nothing is rewritten or opened from now on; the maps are emptied"
 				      : "calls set up while observing stay unchanged; new calls are handled");
+	int ports_changed = next.n_sip_ports != conf.n_sip_ports ||
+			    memcmp(next.sip_ports, conf.sip_ports, sizeof(conf.sip_ports[0]) * (size_t)conf.n_sip_ports);
+	int was_observing = conf.observe;
 	conf = next;
 	nftmap_set_passive(conf.observe);
 	ct_set_passive(conf.observe);
+	if (was_observing && !conf.observe) {
+		/* Back to enforce: what observe mode tracked but kept out of the
+		 * kernel (bindings, pinholes of calls in progress) goes in now. */
+		nftmap_requeue();
+		binding_repush();
+	}
+	if (want[CONF_REBUILD_RULES] && manage_rules) {
+		/* fwwatch checks the diversion as it is now; the TCP relay's
+		 * table names the SIP ports too. */
+		fwwatch_reconfigure(&conf, manage_rules);
+		if (ports_changed && conf.sip_tcp && tcprelay_rules_repair() < 0)
+			log_err("reload: the TCP relay's rules could not be rebuilt for sip.ports");
+	}
 	for (int k = 0; k < n; k++)
 		if (changed[k]) {
 			conf_key_copy(&conf_file, &nc, k);
@@ -422,6 +438,9 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	/* A signal must not fail a netlink round trip in progress (EINTR):
+	 * the flags are read by the loop, which poll() wakes anyway. */
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);

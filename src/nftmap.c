@@ -838,8 +838,6 @@ static int nftmap_table_create(const char *what)
 
 int nftmap_restore(void)
 {
-	uint32_t i;
-
 	if (!nftmap_nl || !nftmap_refs)
 		return -1;
 	if (nftmap_table_create("re-creating the NAT table") < 0)
@@ -848,14 +846,19 @@ int nftmap_restore(void)
 	 * state re-queued here (adds) or moot (deletes). */
 	pend_reset();
 	nftmap_carried_errors = 0;
-	for (i = 0; i < nftmap_ref_used; i++) {
+	nftmap_requeue();
+	return 0;
+}
+
+void nftmap_requeue(void)
+{
+	for (uint32_t i = 0; i < nftmap_ref_used; i++) {
 		const struct nftmap_ref *r = &nftmap_refs[i];
 
 		if (r->refs)
 			pend_put(r->peer ? SET_IN_PEER : SET_IN_ANY, OP_ADD, r->peer, r->pub_port,
 				 r->priv_ip, r->priv_port);
 	}
-	return 0;
 }
 
 int nftmap_open(const struct conf *c)

@@ -51,6 +51,9 @@ void nftmap_set_passive(int on);
  * changes are dropped: the re-queued state already includes them.
  * 0 or -1 (logged). */
 int nftmap_restore(void);
+/* Queue an add of every inbound element this module holds a reference for
+ * (leaving observe mode: the references were kept, the elements not). */
+void nftmap_requeue(void);
 
 /* One line per inbound element: "peer PEER pub PORT -> IP:PORT refs N". */
 void nftmap_dump(FILE *f);

@@ -352,9 +352,9 @@ int rules_where(const struct conf *c, struct rules_where *w)
 	memset(w, 0, sizeof(*w));
 	if (!rules_conf_ok(c))
 		return -1;
-	/* One rule per SIP port, per direction (in/out the WAN), per port
-	 * side (dport/sport): what both installers below write. */
-	w->nrules = 4 * c->n_sip_ports;
+	/* Per direction (in/out the WAN) and port side (dport/sport): one rule
+	 * per SIP port with iptables, one rule naming the port set with nft. */
+	w->nrules = c->divert == CONF_DIVERT_NFT ? 4 : 4 * c->n_sip_ports;
 	if (c->divert == CONF_DIVERT_NFT) {
 		snprintf(w->table, sizeof(w->table), "%s_divert", c->nft_table);
 		snprintf(w->chain, sizeof(w->chain), "divert");

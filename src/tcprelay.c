@@ -65,6 +65,7 @@ struct conn {
 static const struct conf *cf;
 static uint32_t pub_ip;
 static int ep = -1, lfd = -1, rules_ours;
+static uint16_t listen_port; /* host order, for tproxy_install on repair */
 /* A descriptor held in reserve: with none left, accept() fails and the
  * listener stays readable; giving this one up lets us accept and reset. */
 static int spare_fd = -1;
@@ -511,8 +512,9 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 		goto fail;
 	for (uint32_t j = 0; j < npool; j++)
 		pool[j].s[0].fd = pool[j].s[1].fd = -1;
+	listen_port = ntohs(a.sin_port);
 	if (rules) {
-		if (tproxy_install(c, ntohs(a.sin_port)) < 0)
+		if (tproxy_install(c, listen_port) < 0)
 			goto fail;
 		rules_ours = 1;
 	}
@@ -544,6 +546,20 @@ void tcprelay_close(void)
 	if (ep >= 0)
 		close(ep);
 	lfd = ep = -1;
+}
+
+int tcprelay_rules_expected(void)
+{
+	return rules_ours;
+}
+
+int tcprelay_rules_repair(void)
+{
+	if (!rules_ours)
+		return 0;
+	/* tproxy_install removes a stale copy first and reads the running
+	 * configuration (the SIP ports after a reload). */
+	return tproxy_install(cf, listen_port);
 }
 
 void tcprelay_set_public(uint32_t public_ip)

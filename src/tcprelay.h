@@ -40,6 +40,11 @@ int tcprelay_fd(void);
 /* The public address changed (wan.h): new connections leave from it;
  * relayed ones keep theirs until they end (as NAT would). */
 void tcprelay_set_public(uint32_t public_ip);
+/* The relay's kernel rules (table ip <paths.nft_table>_tcp): 1 when we
+ * installed them and they should be there; put them back (after a firewall
+ * reload, or for new sip.ports). 0 or -1. */
+int tcprelay_rules_expected(void);
+int tcprelay_rules_repair(void);
 /* Serve whatever is ready, without blocking. */
 void tcprelay_serve(uint64_t now_ms);
 /* One line for `sipalgctl status` when the relay runs (nothing otherwise):
