@@ -124,6 +124,19 @@ rules_of >"$LAB_TMP/rules-daemon.txt"
 grep -q 'tproxy to :' "$LAB_TMP/rules-daemon.txt" || { echo "FAIL no TPROXY rule while the daemon runs" >&2; fail=1; }
 relay_port=$(sed -n 's/.*relay listening on port \([0-9]*\).*/\1/p' "$LAB_DAEMON_LOG")
 
+# 1f. a firewall reload that removes the relay's table: put back (fwwatch)
+lab_nsx "$NS_RTR" nft delete table ip sipalgd_lab_tcp
+for _ in $(seq 1 50); do
+	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp >/dev/null 2>&1 && break
+	sleep 0.1
+done
+rules_of >"$LAB_TMP/rules-repaired.txt"
+if diff -u "$LAB_TMP/rules-daemon.txt" "$LAB_TMP/rules-repaired.txt" >"$LAB_TMP/repair.diff"; then
+	echo "# firewall reload: the relay's table was put back as it was"
+else
+	echo "FAIL the relay's table was not put back after its deletion:" >&2; cat "$LAB_TMP/repair.diff" >&2; fail=1
+fi
+
 # 2. a clean stop removes everything it made
 if ! lab_sipalgd_stop; then fail=1; fi
 if grep -qE 'ERROR: AddressSanitizer|runtime error|LeakSanitizer' "$LAB_DAEMON_LOG"; then
