@@ -198,6 +198,10 @@ fi
 
 # 6. stop: exit 0, no rules (real or scratch) left
 hx_ctl counters >"$LAB_TMP/counters-final.txt" 2>&1
+# the firewall watch checks what each reload installed: it never "repairs" a reload
+r=$(awk '$1 == "rules_restored" || $1 == "rules_repair_failed" { s += $2 } END { print s + 0 }' \
+	"$LAB_TMP/counters-final.txt")
+[ "$r" = 0 ]; check fwwatch_follows_reload $? "rules_restored + rules_repair_failed = $r after the reloads"
 kill -TERM "$LAB_DAEMON_PID"
 for _ in $(seq 1 100); do kill -0 "$LAB_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$LAB_DAEMON_PID"; rc=$?
