@@ -506,8 +506,18 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 			continue;
 		if (d && pub[i]) {
 			edit_addf(&ed, md->port.off, md->port.len, "%u", pub[i]);
+			/* a=rtcp (RFC 3605): RTP+1 is the pair's second port, the
+			 * RTP port itself is multiplexing (RFC 5761), any other has
+			 * its own public port (0: refused, left as written) */
+			uint16_t rp = 0;
 			if (md->rtcp_port.len && md->rtcp_num == md->port_num + 1)
-				edit_addf(&ed, md->rtcp_port.off, md->rtcp_port.len, "%u", pub[i] + 1);
+				rp = (uint16_t)(pub[i] + 1);
+			else if (md->rtcp_port.len && md->rtcp_num == md->port_num)
+				rp = pub[i];
+			else if (md->rtcp_port.len)
+				rp = dialog_rtcp_public(d, i);
+			if (rp)
+				edit_addf(&ed, md->rtcp_port.off, md->rtcp_port.len, "%u", rp);
 		} else if (d) {
 			/* refused (rules or limits): reject the stream rather than
 			 * advertise a port nothing will reach */
@@ -579,6 +589,9 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
 	int sdp = is_sdp_body(m);
 	int close_after = 0;
+	/* The remote's tag: To in the phone's requests, From in its responses. */
+	struct span rtag = sip_tag(m, m->is_request ? m->to_idx : m->from_idx);
+	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
 
 	if (m->is_request) {
 		switch (m->method) {
@@ -586,12 +599,14 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 			if (!d) {
 				d = no_new_state ? NULL :
 				    dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
-				if (d)
+				if (d) {
 					dialog_set_invite_cseq(d, m->cseq);
+					dialog_set_caller(d, SIDE_PHONE);
+				}
 			}
 			break;
 		case M_BYE:
-			if (d)
+			if (d && !lost)
 				dialog_bye_seen(d, now);
 			break;
 		default:
@@ -602,7 +617,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	} else if (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK) {
 		/* A response creates no dialog: only a request we saw does (an
 		 * unsolicited 200 with SDP must not open pinholes). */
-		if (d) {
+		if (d && !lost) {
 			dialog_touch(d, now);
 			if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
 				dialog_confirmed(d, now);
@@ -613,7 +628,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 					dialog_offer_failed(d);
 			}
 		}
-	} else if (m->method == M_BYE && d && m->status >= 200) {
+	} else if (m->method == M_BYE && d && !lost && m->status >= 200) {
 		close_after = 1;
 	}
 	cur_dlg = d;
@@ -624,7 +639,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 			    m->method == M_MESSAGE || m->method == M_OTHER || m->method == M_INFO ||
 			    m->method == M_NOTIFY || m->method == M_SUBSCRIBE || m->method == M_REFER ||
 			    m->method == M_REGISTER || m->method == M_BYE || m->method == M_CANCEL))
-			out_sdp(m, (m->status < 300) ? d : NULL, u->saddr, now);
+			out_sdp(m, (m->status < 300 && !lost) ? d : NULL, u->saddr, now);
 		else
 			scrub_lan(b, (struct span){ m->body_off, m->body_len });
 	}
@@ -738,6 +753,11 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 	int sdp = is_sdp_body(m) && m->body_len;
 	int close_after = 0;
 	uint16_t pub[SDP_MAX_MEDIA];
+	/* The remote's tag: From in its requests, To in the responses it sends
+	 * the phone. An early dialog that lost a forked INVITE (its late 2xx is
+	 * ACKed and BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. */
+	struct span rtag = sip_tag(m, m->is_request ? m->from_idx : m->to_idx);
+	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
 
 	if (m->is_request) {
 		if (m->method == M_INVITE && !d) {
@@ -749,10 +769,14 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 			if (d)
 				dialog_set_invite_cseq(d, m->cseq);
 		}
-		if (d && m->method == M_BYE)
-			dialog_bye_seen(d, now);
-		else if (d)
+		if (d && m->method == M_BYE) {
+			if (!lost)
+				dialog_bye_seen(d, now);
+		} else if (d) {
 			dialog_touch(d, now);
+		}
+	} else if (d && lost) {
+		/* the losing fork's responses: nothing to do */
 	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
 		dialog_touch(d, now);
 		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
@@ -775,7 +799,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 		}
 	}
 	cur_dlg = d;
-	if (d && sdp && m->status < 300) {
+	if (d && !lost && sdp && m->status < 300) {
 		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
 			dialog_sdp(d, SIDE_REMOTE, &sdpv, !m->is_request, m->cseq, u->saddr, pub, now);
 		else

@@ -234,8 +234,8 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		pub = want_pub;
 	else if (span_free(port, n))
 		pub = port;
-	else if (kind == BIND_MEDIA)
-		pub = alloc_range(med_min, med_max, &med_cursor, 2);
+	else if (kind != BIND_SIG)
+		pub = alloc_range(med_min, med_max, &med_cursor, n);
 	else
 		pub = alloc_range(sig_min, sig_max, &sig_cursor, 1);
 	if (!pub) {
@@ -318,7 +318,7 @@ void binding_unref(struct binding *b, uint64_t now)
 		return;
 	if (--b->refs)
 		return;
-	if (b->kind == BIND_MEDIA)
+	if (b->kind != BIND_SIG)
 		binding_free(b);
 	else
 		b->idle_until = now + (uint64_t)bcf->binding_idle_s * 1000u;
@@ -382,7 +382,7 @@ void binding_dump(FILE *f, uint64_t now)
 		if (!b->in_use)
 			continue;
 		fprintf(f, "%s %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u refs %u%s",
-			b->kind == BIND_MEDIA ? "media" : "sip",
+			b->kind == BIND_MEDIA ? "media" : b->kind == BIND_RTCP ? "rtcp" : "sip",
 			b->priv_ip >> 24, (b->priv_ip >> 16) & 255, (b->priv_ip >> 8) & 255, b->priv_ip & 255,
 			b->priv_port,
 			pub_ip >> 24, (pub_ip >> 16) & 255, (pub_ip >> 8) & 255, pub_ip & 255,

@@ -16,7 +16,9 @@
 
 struct conf;
 
-enum binding_kind { BIND_SIG = 0, BIND_MEDIA = 1 };
+/* BIND_RTCP: one port, the RTCP port an SDP names with a=rtcp (RFC 3605)
+ * when it is not RTP+1; freed at once like a media pair. */
+enum binding_kind { BIND_SIG = 0, BIND_MEDIA = 1, BIND_RTCP = 2 };
 
 #define BF_VIA_PORT     0x01  /* the phone wrote an explicit port in its Via */
 #define BF_CONTACT_PORT 0x02  /* ... and in its Contact */

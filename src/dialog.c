@@ -16,6 +16,10 @@
 #define DLG_CALLID_MAX 64  /* prefix kept; the whole value is hashed (state file: %128s) */
 #define DLG_MAX_STREAMS 12 /* streams_per_call (8) plus room for a re-offer's new ones */
 #define BYE_LINGER_MS 32000u  /* 64*T1: a BYE transaction that never completes */
+/* Early dialogs of one forked INVITE (RFC 3261 13.2.2.4) that get their own
+ * inbound elements: the first (fork 0, the stream's own key) and 3 more.
+ * More forks are counted (forks_refused) and get no early media. */
+#define DLG_FORKS 4
 
 enum st_state { ST_FREE = 0, ST_NEW, ST_ACTIVE, ST_RETIRING };
 
@@ -32,6 +36,19 @@ struct stream {
 	uint16_t rport;
 	uint32_t old_rip;
 	uint16_t old_rport;
+	/* RTCP (RFC 3605, RFC 5761): by default the pair's second port, RTP+1.
+	 * `rb` is the phone's own RTCP port when its a=rtcp names another;
+	 * `mux` set when RTCP rides on the RTP port (rtcp-mux offered and
+	 * answered): then no RTCP element at all. */
+	struct binding *rb;
+	uint8_t mux;
+	uint8_t pmux, rmux;    /* the phone's / the remote's last SDP offered rtcp-mux */
+	uint8_t fheld;         /* bit f: fork f (1..DLG_FORKS-1) holds fkey[f] */
+	uint16_t rrtcp;        /* the remote's RTCP port (a=rtcp, else rport+1) */
+	/* Extra early dialogs of a forked INVITE: the peer each one named. */
+	uint32_t fkey[DLG_FORKS];
+	uint32_t frip[DLG_FORKS];
+	uint16_t frport[DLG_FORKS];
 };
 
 struct dialog {
@@ -51,6 +68,13 @@ struct dialog {
 	uint32_t offer_cseq;   /* transaction whose request carried the outstanding offer */
 	uint32_t answered_cseq;/* transaction whose answer completed the last exchange */
 	uint8_t answered_from; /* side that gave that answer */
+	uint8_t phone_uac;     /* the phone sent the INVITE: the remote may fork */
+	int8_t cur_fork;       /* of the message being handled (dialog_fork): 0 main, >0 extra, -1 none */
+	uint32_t cur_tag;      /* its remote tag (hash), 0 none */
+	uint32_t fork_tag[DLG_FORKS]; /* remote tags of the early dialogs, 0 free */
+	uint32_t won_tag;      /* remote tag of the 2xx that answered the call, 0 before */
+	uint8_t fork_answered; /* bit f: fork f sent an SDP answer */
+	uint8_t rmux[SDP_MAX_MEDIA];
 	struct binding *sigb;
 	uint32_t pub_ip;       /* public address when it began (dialog_public) */
 	uint64_t expires;
@@ -260,16 +284,62 @@ static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
 	return 1;
 }
 
+/* Where the phone takes RTCP: its a=rtcp port, else RTP+1 (RFC 3550 11). */
+static uint16_t rtcp_pub(const struct stream *s)
+{
+	return s->rb ? s->rb->pub_port : (uint16_t)(s->b->pub_port + 1);
+}
+
 static void stream_ref_key(struct stream *s, uint32_t key)
 {
 	nftmap_dnat_ref(key, s->b->pub_port, s->priv_ip, s->priv_port);
-	nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+	if (s->mux)
+		return;
+	if (s->rb)
+		nftmap_dnat_ref(key, s->rb->pub_port, s->rb->priv_ip, s->rb->priv_port);
+	else
+		nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
 }
 
 static void stream_unref_key(struct stream *s, uint32_t key)
 {
 	nftmap_dnat_unref(key, s->b->pub_port);
-	nftmap_dnat_unref(key, (uint16_t)(s->b->pub_port + 1));
+	if (!s->mux)
+		nftmap_dnat_unref(key, rtcp_pub(s));
+}
+
+/* Every peer key the stream holds elements for: the current one, the one
+ * an offer in progress is leaving, and those of extra early dialogs. */
+static void stream_keys(struct stream *s, void (*fn)(struct stream *, uint32_t))
+{
+	fn(s, s->key);
+	if (s->has_old_key)
+		fn(s, s->old_key);
+	for (int f = 1; f < DLG_FORKS; f++)
+		if (s->fheld & (1u << f))
+			fn(s, s->fkey[f]);
+}
+
+/* The RTCP port changed (a=rtcp named another, or rtcp-mux was agreed or
+ * dropped): every key's elements move to the new layout. The new ones are
+ * referenced before the old ones go, so an element both share (the RTP
+ * port's) never leaves the kernel. */
+static void stream_layout(struct stream *s, struct binding *rb, uint8_t mux, uint64_t now)
+{
+	struct stream old = *s;
+
+	if (rb == s->rb && mux == s->mux)
+		return;
+	if (rb)
+		binding_ref(rb);
+	s->rb = rb;
+	s->mux = mux;
+	stream_keys(s, stream_ref_key);
+	stream_keys(&old, stream_unref_key);
+	if (old.rb)
+		binding_unref(old.rb, now);
+	if (mux && !old.mux)
+		STAT_INC(rtcp_mux);
 }
 
 /* Media flows between the phone's port and a remote address: the kernel
@@ -277,10 +347,15 @@ static void stream_unref_key(struct stream *s, uint32_t key)
  * (SNAT) and remote-first (DNAT) flows alike. */
 static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
 {
+	uint32_t cip = s->rb ? s->rb->priv_ip : s->priv_ip;
+	uint16_t cport = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
+
 	if (!rip || !rport)
 		return;
 	ct_del_udp(s->priv_ip, s->priv_port, rip, rport);
-	ct_del_udp(s->priv_ip, (uint16_t)(s->priv_port + 1), rip, (uint16_t)(rport + 1));
+	ct_del_udp(cip, cport, rip, (uint16_t)(rport + 1));
+	if (rip == s->rip && s->rrtcp && s->rrtcp != (uint16_t)(rport + 1))
+		ct_del_udp(cip, cport, rip, s->rrtcp);
 }
 
 /* A flow from the remote's media address to the pinhole's public port that
@@ -295,7 +370,7 @@ static void stream_clear_stale(struct stream *s, uint32_t rip, uint16_t rport)
 	if (!rip || !rport)
 		return;
 	ct_del_udp(rip, rport, pub, s->b->pub_port);
-	ct_del_udp(rip, (uint16_t)(rport + 1), pub, (uint16_t)(s->b->pub_port + 1));
+	ct_del_udp(rip, (uint16_t)(rport + 1), pub, rtcp_pub(s));
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
@@ -310,6 +385,11 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 		stream_unref_key(s, s->old_key);
 		stream_kill_flows(s, s->old_rip, s->old_rport);
 	}
+	for (int f = 1; f < DLG_FORKS; f++)
+		if (s->fheld & (1u << f)) {
+			stream_unref_key(s, s->fkey[f]);
+			stream_kill_flows(s, s->frip[f], s->frport[f]);
+		}
 	stream_kill_flows(s, s->rip, s->rport);
 	if (!s->rip) {
 		/* The remote never named its media address (a call that failed
@@ -317,10 +397,15 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 		 * flows by the pinhole's port and by the phone's. A dump walks the
 		 * whole conntrack table, so only here, not for every call. */
 		ct_del_port(pub, s->b->pub_port, 1);
-		ct_del_port(pub, (uint16_t)(s->b->pub_port + 1), 1);
+		ct_del_port(pub, rtcp_pub(s), 1);
 		ct_del_port(s->priv_ip, s->priv_port, 0);
-		ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
+		if (s->rb)
+			ct_del_port(s->rb->priv_ip, s->rb->priv_port, 0);
+		else
+			ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
 	}
+	if (s->rb)
+		binding_unref(s->rb, now);
 	binding_unref(s->b, now);
 	memset(s, 0, sizeof(*s));
 	if (d->sigb && d->sigb->pinholes && --d->sigb->pinholes == 0)
@@ -385,6 +470,10 @@ static void complete(struct dialog *d, uint64_t now)
 			s->state = ST_ACTIVE;
 		if (s->state != ST_FREE && s->has_old_key)
 			stream_set_remote(s, 0, 0, 1);
+		/* RFC 5761 5.1.1: the answer decides; until then the offerer
+		 * takes RTCP where it would without rtcp-mux. */
+		if (s->state != ST_FREE)
+			stream_layout(s, s->rb, s->pmux && s->rmux, now);
 	}
 	d->offer_from = SIDE_NONE;
 }
@@ -438,6 +527,7 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	s->mindex = (uint8_t)mi;
 	s->rip = d->rip[mi];
 	s->rport = d->rport[mi];
+	s->rmux = d->rmux[mi];
 	/* Until the remote's SDP names its media address, only the signalling
 	 * peer may send (policy peer); the answer then moves the key. */
 	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
@@ -448,6 +538,44 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	STAT_INC(pinholes);
 	STAT_INC(pinholes_opened);
 	return s;
+}
+
+/* The phone's a=rtcp (RFC 3605) naming a port other than RTP+1 (or RTP,
+ * which is multiplexing): that port gets its own public port and inbound
+ * elements, under the same rules as the RTP port. Refused, RTCP has no
+ * pinhole (counted); the call's RTP is unaffected. The phone takes RTCP
+ * there as soon as its SDP leaves, offer or answer. */
+static void phone_rtcp(struct stream *s, const struct sdp_media *m, uint32_t sender, uint64_t now)
+{
+	struct binding *rb = NULL;
+
+	if (m->rtcp_port.len && m->rtcp_num != m->port_num && m->rtcp_num != (uint32_t)m->port_num + 1) {
+		uint32_t ip = m->rtcp_addr.len ? m->rtcp_ip : m->ip;
+		if (s->rb && s->rb->priv_ip == ip && s->rb->priv_port == m->rtcp_num)
+			return;
+		if (lan_target_ok(ip, m->rtcp_num, sender))
+			rb = binding_get(ip, m->rtcp_num, BIND_RTCP, 0, now);
+		if (rb && rb->kind != BIND_RTCP)
+			rb = NULL; /* the port is another flow's (signalling, a pair) */
+		if (!rb) {
+			STAT_INC(pinholes_refused);
+			LOG_RL(LOG_LVL_WARN, "a=rtcp port %u.%u.%u.%u:%u refused: RTCP gets no pinhole",
+			       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, m->rtcp_num);
+		} else if (rb != s->rb) {
+			STAT_INC(rtcp_ports);
+		}
+	}
+	stream_layout(s, rb, s->mux, now);
+}
+
+uint16_t dialog_rtcp_public(const struct dialog *d, int mindex)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+		const struct stream *s = &d->st[k];
+		if (s->state != ST_FREE && s->state != ST_RETIRING && s->mindex == mindex && s->rb)
+			return s->rb->pub_port;
+	}
+	return 0;
 }
 
 static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
@@ -478,6 +606,8 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 		if (s->state == ST_RETIRING)
 			s->state = ST_ACTIVE;
 		s->mindex = (uint8_t)i;
+		s->pmux = m->rtcp_mux;
+		phone_rtcp(s, m, sender, now);
 		keep[s - d->st] = 1;
 		pub[i] = s->b->pub_port;
 		opened++;
@@ -494,19 +624,158 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 	return wanted && !opened ? -1 : 0;
 }
 
+/* The remote's RTCP port for a stream: what its a=rtcp names, else RTP+1.
+ * Inbound elements are keyed by the remote's address, not its port, so
+ * its RTCP passes the peer restriction as its RTP does. */
+static uint16_t remote_rtcp(const struct sdp_media *m)
+{
+	if (m->rtcp_port.len && m->rtcp_num)
+		return m->rtcp_num;
+	return (uint16_t)(m->port_num + 1);
+}
+
+/* The SDP of an extra early dialog (fork f > 0): its media address gets
+ * inbound elements of its own next to the first early dialog's, so early
+ * media from every fork reaches the phone. Offer/answer state is the
+ * first early dialog's: this changes nothing else. */
+static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
+{
+	d->fork_answered |= (uint8_t)(1u << f);
+	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		if (!m->port_num || !m->ip)
+			continue;
+		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+			struct stream *s = &d->st[k];
+			uint32_t key = peer_key(m->ip);
+			if (s->state == ST_FREE || s->mindex != i)
+				continue;
+			if (s->fheld & (1u << f)) {
+				if (s->frip[f] == m->ip && s->frport[f] == m->port_num)
+					continue;
+				stream_unref_key(s, s->fkey[f]);
+				if (s->frip[f] != s->rip || s->frport[f] != s->rport)
+					stream_kill_flows(s, s->frip[f], s->frport[f]);
+			}
+			stream_ref_key(s, key);
+			s->fkey[f] = key;
+			s->frip[f] = m->ip;
+			s->frport[f] = m->port_num;
+			s->fheld |= (uint8_t)(1u << f);
+			stream_clear_stale(s, m->ip, m->port_num);
+		}
+	}
+}
+
 static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, uint64_t now)
 {
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
 		d->rip[i] = m->port_num ? m->ip : 0;
 		d->rport[i] = m->port_num;
+		d->rmux[i] = m->rtcp_mux;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = &d->st[k];
-			if (s->state != ST_FREE && s->mindex == i && m->port_num && m->ip)
+			if (s->state == ST_FREE || s->mindex != i)
+				continue;
+			s->rmux = m->rtcp_mux;
+			if (m->port_num && m->ip) {
 				stream_set_remote(s, m->ip, m->port_num, 0);
+				s->rrtcp = remote_rtcp(m);
+			}
 		}
 	}
 	if (is_answer)
+		complete(d, now);
+}
+
+/* ---- forked INVITEs (RFC 3261 12.1, 13.2.2.4) ------------------------ */
+
+static uint32_t tag_hash(const uint8_t *t, uint32_t n)
+{
+	uint32_t h = full_hash(t, n);
+	return h ? h : 1;
+}
+
+void dialog_set_caller(struct dialog *d, enum dlg_side side)
+{
+	d->phone_uac = side == SIDE_PHONE;
+}
+
+int dialog_fork(struct dialog *d, const uint8_t *tag, uint32_t len)
+{
+	uint32_t h = len ? tag_hash(tag, len) : 0;
+
+	d->cur_fork = 0;
+	d->cur_tag = h;
+	if (!d->phone_uac || !h)
+		return 0;
+	if (d->won_tag)
+		return h != d->won_tag;
+	for (int f = 0; f < DLG_FORKS; f++)
+		if (d->fork_tag[f] == h) {
+			d->cur_fork = (int8_t)f;
+			return 0;
+		}
+	for (int f = 0; f < DLG_FORKS; f++)
+		if (!d->fork_tag[f]) {
+			d->fork_tag[f] = h;
+			d->cur_fork = (int8_t)f;
+			if (f)
+				STAT_INC(forks);
+			return 0;
+		}
+	/* More early dialogs than we keep: this one gets no early media,
+	 * but its 2xx may still answer the call (dialog_confirmed). */
+	STAT_INC(forks_refused);
+	LOG_RL(LOG_LVL_WARN, "forked INVITE: more than %d early dialogs, call %.*s: no early media for the others",
+	       DLG_FORKS, d->callid_len, d->callid);
+	d->cur_fork = -1;
+	return 0;
+}
+
+/* The 2xx of early dialog `w` answered the call (-1: one we did not keep,
+ * its SDP follows as the answer): its peer becomes the streams' key, the
+ * other early dialogs' elements and flows go (RFC 3261 13.2.2.4: the UAC
+ * keeps one, BYEs the others). */
+static void fork_win(struct dialog *d, int w, uint64_t now)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
+		struct stream *s = &d->st[k];
+		if (s->state == ST_FREE)
+			continue;
+		if (w > 0 && (s->fheld & (1u << w))) {
+			uint32_t key = s->key, rip = s->rip;
+			uint16_t rport = s->rport;
+			s->key = s->fkey[w];
+			s->rip = s->frip[w];
+			s->rport = s->frport[w];
+			s->rrtcp = (uint16_t)(s->rport + 1);
+			s->fheld &= (uint8_t)~(1u << w);
+			d->rip[s->mindex] = s->rip;
+			d->rport[s->mindex] = s->rport;
+			stream_unref_key(s, key);
+			if (rip != s->rip || rport != s->rport)
+				stream_kill_flows(s, rip, rport);
+			if (s->has_old_key) {
+				stream_unref_key(s, s->old_key);
+				if (s->old_rip != s->rip || s->old_rport != s->rport)
+					stream_kill_flows(s, s->old_rip, s->old_rport);
+				s->has_old_key = 0;
+			}
+		}
+		for (int f = 1; f < DLG_FORKS; f++) {
+			if (!(s->fheld & (1u << f)))
+				continue;
+			stream_unref_key(s, s->fkey[f]);
+			if (s->frip[f] != s->rip || s->frport[f] != s->rport)
+				stream_kill_flows(s, s->frip[f], s->frport[f]);
+			s->fheld &= (uint8_t)~(1u << f);
+		}
+	}
+	/* The winner's early answer completed the offer (the first early
+	 * dialog's own answer would have done it already). */
+	if (w > 0 && (d->fork_answered & (1u << w)) && d->offer_from == SIDE_PHONE)
 		complete(d, now);
 }
 
@@ -516,6 +785,12 @@ int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in
 	int is_answer;
 	int rc = 0;
 
+	if (side == SIDE_REMOTE && in_response && d->phone_uac && !d->won_tag && d->cur_fork != 0) {
+		/* an extra early dialog of a forked INVITE, or one beyond those we keep */
+		if (d->cur_fork > 0)
+			fork_sdp(d, d->cur_fork, s);
+		return 0;
+	}
 	if (in_response)
 		/* The answer to the request's offer, or a repeat of it (183
 		 * then 200, retransmitted 200); else an offer in a response to
@@ -570,6 +845,11 @@ void dialog_touch(struct dialog *d, uint64_t now)
 
 void dialog_confirmed(struct dialog *d, uint64_t now)
 {
+	if (d->phone_uac && !d->won_tag && d->cur_tag) {
+		d->won_tag = d->cur_tag;
+		fork_win(d, d->cur_fork, now);
+		d->cur_fork = 0;
+	}
 	d->confirmed = 1;
 	d->expires = now + (uint64_t)cf->dialog_timeout_s * 1000u;
 }
@@ -672,7 +952,10 @@ void dialog_dump_pinholes(FILE *f)
 			if (s->state == ST_FREE)
 				continue;
 			ipstr(f, pub);
-			fprintf(f, ":%u/%u -> ", s->b->pub_port, s->b->pub_port + 1);
+			if (s->mux)
+				fprintf(f, ":%u/mux -> ", s->b->pub_port);
+			else
+				fprintf(f, ":%u/%u -> ", s->b->pub_port, rtcp_pub(s));
 			ipstr(f, s->priv_ip);
 			fprintf(f, ":%u from ", s->priv_port);
 			if (s->key)
@@ -705,8 +988,11 @@ void dialog_save(FILE *f, uint64_t now)
 			struct stream *st = &d->st[k];
 			if (st->state == ST_FREE)
 				continue;
-			fprintf(f, "S %08x %u %u %u %u %08x %08x %u\n", st->priv_ip, st->priv_port,
-				st->b->pub_port, st->state, st->mindex, st->key, st->rip, st->rport);
+			/* then the RTCP layout (older files end before it) */
+			fprintf(f, "S %08x %u %u %u %u %08x %08x %u %08x %u %u %u %u %u %u\n", st->priv_ip,
+				st->priv_port, st->b->pub_port, st->state, st->mindex, st->key, st->rip, st->rport,
+				st->rb ? st->rb->priv_ip : 0, st->rb ? st->rb->priv_port : 0,
+				st->rb ? st->rb->pub_port : 0, st->mux, st->pmux, st->rmux, st->rrtcp);
 		}
 	}
 }
@@ -765,7 +1051,10 @@ int dialog_restore_line(const char *line, uint64_t now)
 	}
 	if (line[0] == 'S') {
 		unsigned ip, port, pub, state, mi, key, rip, rport;
-		if (sscanf(line, "S %x %u %u %u %u %x %x %u", &ip, &port, &pub, &state, &mi, &key, &rip, &rport) != 8 ||
+		unsigned cip = 0, cport = 0, cpub = 0, mux = 0, pmux = 0, rmux = 0, rrtcp = 0;
+		int nf = sscanf(line, "S %x %u %u %u %u %x %x %u %x %u %u %u %u %u %u", &ip, &port, &pub, &state,
+				&mi, &key, &rip, &rport, &cip, &cport, &cpub, &mux, &pmux, &rmux, &rrtcp);
+		if ((nf != 8 && nf != 15) || cport > 65535 || cpub > 65535 || rrtcp > 65535 ||
 		    port == 0 || port >= 65535 || pub > 65535 || rport > 65535 || mi >= SDP_MAX_MEDIA ||
 		    state < ST_NEW || state > ST_RETIRING)
 			return -1;
@@ -785,6 +1074,15 @@ int dialog_restore_line(const char *line, uint64_t now)
 		st->key = key;
 		st->rip = rip;
 		st->rport = (uint16_t)rport;
+		st->mux = mux != 0;
+		st->pmux = pmux != 0;
+		st->rmux = rmux != 0;
+		st->rrtcp = (uint16_t)rrtcp;
+		if (cport && (st->rb = binding_get(cip, (uint16_t)cport, BIND_RTCP, (uint16_t)cpub, now)) &&
+		    st->rb->kind != BIND_RTCP)
+			st->rb = NULL;
+		if (st->rb)
+			binding_ref(st->rb);
 		stream_ref_key(st, key);
 		if (restoring->sigb)
 			restoring->sigb->pinholes++;

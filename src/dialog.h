@@ -47,6 +47,27 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
 int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
 	       uint32_t cseq, uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now);
 
+/* The phone's a=rtcp (RFC 3605) of m= line `mindex` named a port other than
+ * RTP+1: the public port opened for it (write it into the a=rtcp line), 0
+ * when there is none (RTCP is RTP+1, multiplexed, or refused). RTCP
+ * multiplexing (RFC 5761) is followed from the SDPs: once a=rtcp-mux is
+ * offered and answered, RTCP has no inbound elements of its own. */
+uint16_t dialog_rtcp_public(const struct dialog *d, int mindex);
+
+/* Forked INVITEs (RFC 3261 12.1, 13.2.2.4). `side` sent the initial INVITE;
+ * only a call the phone began can fork. */
+void dialog_set_caller(struct dialog *d, enum dlg_side side);
+/* The remote party's tag in the message being handled (the To tag in the
+ * phone's requests and the responses to them, else the From tag; len 0:
+ * none). Call it for every message of the dialog before dialog_sdp() and
+ * dialog_confirmed(), which act for that early dialog: up to 4 early
+ * dialogs each get inbound elements for the media address their SDP names
+ * (early media from every fork reaches the phone); the 2xx picks one and
+ * the others' elements and flows go. Returns 1 when the message belongs to
+ * an early dialog that lost (the call was answered by another): the caller
+ * must then let it change nothing (no SDP, no BYE, no close). */
+int dialog_fork(struct dialog *d, const uint8_t *tag, uint32_t len);
+
 /* A request from `side` that may carry an offer (INVITE/UPDATE) was answered
  * with a final non-2xx response: roll back what its offer opened. */
 void dialog_offer_failed(struct dialog *d);

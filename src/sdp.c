@@ -151,6 +151,10 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 					}
 				}
 			}
+			/* a=rtcp-mux, a property attribute: nothing after the name
+			 * (RFC 5761 5.1.1); "a=rtcp-mux-only" and the like are not it */
+			else if (cur && le - v == 8 && memcmp(b + v, "rtcp-mux", 8) == 0)
+				cur->rtcp_mux = 1;
 			break;
 		default:
 			break;

@@ -1,6 +1,6 @@
 /* sdp: span scanner for the SDP fields an ALG must edit (RFC 4566): the o=
  * origin address, every c= address (session level and per media), every m=
- * port, and a=rtcp (RFC 3605). Only IN IP4 addresses are understood; other
+ * port, a=rtcp (RFC 3605) and a=rtcp-mux (RFC 5761). Only IN IP4 addresses are understood; other
  * address types are reported so the caller can refuse to open pinholes. */
 #ifndef SIPALGD_SDP_H
 #define SIPALGD_SDP_H
@@ -17,6 +17,7 @@ struct sdp_media {
 	uint16_t rtcp_num;
 	struct span rtcp_addr;  /* a=rtcp: ... IN IP4 addr, len 0 if none */
 	uint32_t rtcp_ip;
+	uint8_t rtcp_mux;       /* a=rtcp-mux (RFC 5761): RTCP offered on the RTP port */
 	uint32_t ip;            /* effective connection address (media or session level) */
 };
 

@@ -126,7 +126,7 @@ static void bindings(FILE *out, int json, uint64_t now)
 	fputs("{\"bindings\":[", out);
 	while ((b = binding_next(&cur))) {
 		fprintf(out, "%s{\"kind\":\"%s\",\"private\":", n++ ? "," : "",
-			b->kind == BIND_MEDIA ? "media" : "sip");
+			b->kind == BIND_MEDIA ? "media" : b->kind == BIND_RTCP ? "rtcp" : "sip");
 		json_ipport(out, b->priv_ip, b->priv_port);
 		fputs(",\"public\":", out);
 		json_ipport(out, pub, b->pub_port);
