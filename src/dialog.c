@@ -486,7 +486,8 @@ static struct stream *stream_find(struct dialog *d, uint32_t ip, uint16_t port)
 	return NULL;
 }
 
-static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, int mi, uint64_t now)
+static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, int mi, struct binding *rb,
+				  uint64_t now)
 {
 	struct stream *s = NULL;
 
@@ -521,6 +522,9 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 		return NULL;
 	binding_ref(b);
 	s->b = b;
+	if (rb)
+		binding_ref(rb);
+	s->rb = rb;
 	s->priv_ip = ip;
 	s->priv_port = port;
 	s->state = ST_NEW;
@@ -545,14 +549,15 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
  * elements, under the same rules as the RTP port. Refused, RTCP has no
  * pinhole (counted); the call's RTP is unaffected. The phone takes RTCP
  * there as soon as its SDP leaves, offer or answer. */
-static void phone_rtcp(struct stream *s, const struct sdp_media *m, uint32_t sender, uint64_t now)
+static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media *m, uint32_t sender,
+				  uint64_t now)
 {
 	struct binding *rb = NULL;
 
 	if (m->rtcp_port.len && m->rtcp_num != m->port_num && m->rtcp_num != (uint32_t)m->port_num + 1) {
 		uint32_t ip = m->rtcp_addr.len ? m->rtcp_ip : m->ip;
-		if (s->rb && s->rb->priv_ip == ip && s->rb->priv_port == m->rtcp_num)
-			return;
+		if (s && s->rb && s->rb->priv_ip == ip && s->rb->priv_port == m->rtcp_num)
+			return s->rb;
 		if (lan_target_ok(ip, m->rtcp_num, sender))
 			rb = binding_get(ip, m->rtcp_num, BIND_RTCP, 0, now);
 		if (rb && rb->kind != BIND_RTCP)
@@ -561,11 +566,11 @@ static void phone_rtcp(struct stream *s, const struct sdp_media *m, uint32_t sen
 			STAT_INC(pinholes_refused);
 			LOG_RL(LOG_LVL_WARN, "a=rtcp port %u.%u.%u.%u:%u refused: RTCP gets no pinhole",
 			       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, m->rtcp_num);
-		} else if (rb != s->rb) {
+		} else {
 			STAT_INC(rtcp_ports);
 		}
 	}
-	stream_layout(s, rb, s->mux, now);
+	return rb;
 }
 
 uint16_t dialog_rtcp_public(const struct dialog *d, int mindex)
@@ -599,15 +604,20 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 			continue;
 		}
 		struct stream *s = stream_find(d, m->ip, m->port_num);
-		if (!s)
-			s = stream_open(d, m->ip, m->port_num, i, now);
-		if (!s)
+		struct binding *rb = phone_rtcp(s, m, sender, now);
+		if (s) {
+			stream_layout(s, rb, s->mux, now);
+		} else if (!(s = stream_open(d, m->ip, m->port_num, i, rb, now))) {
+			if (rb && !rb->refs) { /* made for this stream: free it */
+				binding_ref(rb);
+				binding_unref(rb, now);
+			}
 			continue;
+		}
 		if (s->state == ST_RETIRING)
 			s->state = ST_ACTIVE;
 		s->mindex = (uint8_t)i;
 		s->pmux = m->rtcp_mux;
-		phone_rtcp(s, m, sender, now);
 		keep[s - d->st] = 1;
 		pub[i] = s->b->pub_port;
 		opened++;
@@ -679,6 +689,10 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 			if (s->state == ST_FREE || s->mindex != i)
 				continue;
 			s->rmux = m->rtcp_mux;
+			/* the answer settles rtcp-mux before the key moves, so
+			 * no RTP+1 element is added only to be deleted */
+			if (is_answer)
+				stream_layout(s, s->rb, s->pmux && s->rmux, now);
 			if (m->port_num && m->ip) {
 				stream_set_remote(s, m->ip, m->port_num, 0);
 				s->rrtcp = remote_rtcp(m);

@@ -518,6 +518,123 @@ static void test_early_failure_closes(void **st)
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:10000"));
 }
 
+/* A message from head lines (CRLF each) and an SDP body, Content-Length computed. */
+static const char *withbody(char *buf, size_t n, const char *head, const char *body)
+{
+	snprintf(buf, n, "%sContent-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s", head, strlen(body), body);
+	return buf;
+}
+
+#define PHONE_HEAD(method_line, cseq) \
+	method_line "\r\n" \
+	"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKfork1\r\n" \
+	"To: Bob <sip:bob@example.com>\r\n" \
+	"From: Alice <sip:alice@example.com>;tag=ph1\r\n" \
+	"Call-ID: fork1@192.168.1.10\r\n" \
+	"CSeq: " cseq "\r\n" \
+	"Contact: <sip:alice@192.168.1.10:5060>\r\n"
+
+/* a=rtcp (RFC 3605) with another port and an address: rewritten to the
+ * public port and address; a=rtcp naming the RTP port (multiplexing) to
+ * the public RTP port. */
+static void test_rtcp_attribute_rewritten(void **st)
+{
+	(void)st;
+	static char m[4096];
+	const char *o = run(LAN1, 5060, REM, 5060, withbody(m, sizeof(m), PHONE_HEAD("INVITE sip:bob@example.com SIP/2.0", "1 INVITE"),
+		"v=0\r\no=a 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\n"
+		"m=audio 10000 RTP/AVP 0\r\na=rtcp:53020 IN IP4 192.168.1.10\r\n"
+		"m=video 12000 RTP/AVP 96\r\na=rtcp:12000\r\na=rtcp-mux\r\n"), NULL);
+	assert_non_null(strstr(o, "m=audio 10000 RTP/AVP 0\r\na=rtcp:53020 IN IP4 203.0.113.1\r\n"));
+	assert_non_null(strstr(o, "m=video 12000 RTP/AVP 96\r\na=rtcp:12000\r\na=rtcp-mux\r\n"));
+	assert_null(strstr(o, "192.168."));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:53020 192.168.1.10:53020\n"));
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.1:10001"));
+	assert_int_equal(stats[ST_rtcp_ports], 1);
+
+	/* a second call on the same ports: the public ports move, a=rtcp follows */
+	stub_reset();
+	o = run(LAN2, 5060, REM, 5060, withbody(m, sizeof(m),
+		"INVITE sip:bob@example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.11:5060;branch=z9hG4bKsecond\r\n"
+		"To: Bob <sip:bob@example.com>\r\nFrom: Carol <sip:carol@example.com>;tag=c1\r\n"
+		"Call-ID: second@192.168.1.11\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@192.168.1.11:5060>\r\n",
+		"v=0\r\no=c 1 1 IN IP4 192.168.1.11\r\ns=-\r\nc=IN IP4 192.168.1.11\r\nt=0 0\r\n"
+		"m=audio 10000 RTP/AVP 0\r\na=rtcp:53020\r\n"), NULL);
+	const char *ma = strstr(o, "m=audio ");
+	assert_non_null(ma);
+	unsigned rtp = 0, rtcp = 0;
+	assert_int_equal(sscanf(ma, "m=audio %u RTP/AVP 0\r\na=rtcp:%u\r\n", &rtp, &rtcp), 2);
+	assert_int_not_equal(rtp, 10000);
+	assert_int_not_equal(rtcp, 53020);
+	assert_int_not_equal(rtcp, rtp + 1);
+	char want[80];
+	snprintf(want, sizeof(want), "dnat+ 198.51.100.1:%u 192.168.1.11:53020\n", rtcp);
+	assert_non_null(strstr(stub_log, want));
+}
+
+static const char *fork_resp(char *buf, size_t n, int code, const char *tag, const char *media_ip, const char *cseq)
+{
+	char head[1024], body[512];
+	snprintf(head, sizeof(head),
+		 "SIP/2.0 %d %s\r\n"
+		 "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKfork%c\r\n"
+		 "To: Bob <sip:bob@example.com>;tag=%s\r\n"
+		 "From: Alice <sip:alice@example.com>;tag=ph1\r\n"
+		 "Call-ID: fork1@203.0.113.1\r\n"
+		 "CSeq: %s\r\n"
+		 "Contact: <sip:bob@%s>\r\n", code, code == 200 ? "OK" : "Session Progress", cseq[0], tag, cseq,
+		 media_ip);
+	if (strstr(cseq, "BYE")) {
+		snprintf(buf, n, "%sContent-Length: 0\r\n\r\n", head);
+		return buf;
+	}
+	snprintf(body, sizeof(body), "v=0\r\no=b 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+		 media_ip, media_ip);
+	return withbody(buf, n, head, body);
+}
+
+/* Forked INVITE through the whole policy: two 183s with different To tags
+ * and their own media; the 200 of the second; the late 200 of the first is
+ * ACKed and BYEd by the phone, and the 200 to that BYE closes nothing. */
+static void test_forked_invite_policy(void **st)
+{
+	(void)st;
+	static char m[4096];
+	run(LAN1, 5060, REM, 5060, withbody(m, sizeof(m), PHONE_HEAD("INVITE sip:bob@example.com SIP/2.0", "1 INVITE"),
+		"v=0\r\no=a 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n"),
+	    NULL);
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 183, "fa", "198.51.100.7", "1 INVITE"), NULL);
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 183, "fb", "198.51.100.8", "1 INVITE"), NULL);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.7:10000 192.168.1.10:10000\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.8:10000 192.168.1.10:10000\n"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.7"));
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 200, "fb", "198.51.100.8", "1 INVITE"), NULL);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.7:10000"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.8"));
+	/* the first fork's late 200, ACK and BYE to it, and the 200 to that BYE */
+	stub_reset();
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 200, "fa", "198.51.100.7", "1 INVITE"), NULL);
+	run(LAN1, 5060, REM, 5060,
+	    "BYE sip:bob@198.51.100.7 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKfork2\r\n"
+	    "To: Bob <sip:bob@example.com>;tag=fa\r\nFrom: Alice <sip:alice@example.com>;tag=ph1\r\n"
+	    "Call-ID: fork1@192.168.1.10\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", NULL);
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 200, "fa", "198.51.100.7", "2 BYE"), NULL);
+	assert_null(strstr(stub_log, "dnat"));
+	assert_int_equal(stats[ST_dialogs], 1);
+	assert_int_equal(stats[ST_pinholes], 1);
+	/* the winner's BYE ends the call */
+	run(LAN1, 5060, REM, 5060,
+	    "BYE sip:bob@198.51.100.8 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKfork3\r\n"
+	    "To: Bob <sip:bob@example.com>;tag=fb\r\nFrom: Alice <sip:alice@example.com>;tag=ph1\r\n"
+	    "Call-ID: fork1@192.168.1.10\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n", NULL);
+	run(REM, 5060, LAN1, 5060, fork_resp(m, sizeof(m), 200, "fb", "198.51.100.8", "3 BYE"), NULL);
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.8:10000"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +648,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forked_invite_policy, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

@@ -32,6 +32,15 @@ static const struct sdp *mk(const char *ip, int port)
 	return &sd;
 }
 
+/* An SDP with attribute lines after the m= line (each ending in CRLF). */
+static const struct sdp *mka(const char *ip, int port, const char *attrs)
+{
+	snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\n%s", ip, port,
+		 attrs);
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf, (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+	return &sd;
+}
+
 static int setup(void **st)
 {
 	(void)st;
@@ -280,6 +289,190 @@ static void test_fair_share_when_scarce(void **st)
 	(void)created;
 }
 
+/* RFC 3605 / RFC 5761 attributes as the scanner reads them. */
+static void test_sdp_rtcp_attributes(void **st)
+{
+	(void)st;
+	mka("192.168.1.10", 8000, "a=rtcp:53020\r\n");
+	assert_int_equal(sd.m[0].rtcp_num, 53020);
+	assert_int_equal(sd.m[0].rtcp_addr.len, 0);
+	assert_int_equal(sd.m[0].rtcp_mux, 0);
+	mka("192.168.1.10", 8000, "a=rtcp:53020 IN IP4 192.168.1.12\r\na=rtcp-mux\r\n");
+	assert_int_equal(sd.m[0].rtcp_num, 53020);
+	assert_int_equal(sd.m[0].rtcp_ip, 0xc0a8010c);
+	assert_memory_equal(sdpbuf + sd.m[0].rtcp_addr.off, "192.168.1.12", 12);
+	assert_int_equal(sd.m[0].rtcp_mux, 1);
+	/* not rtcp-mux: another attribute that begins with its name */
+	mka("192.168.1.10", 8000, "a=rtcp-mux-only\r\na=rtcp-fb:* nack\r\n");
+	assert_int_equal(sd.m[0].rtcp_mux, 0);
+	assert_int_equal(sd.m[0].rtcp_port.len, 0);
+}
+
+/* a=rtcp naming a port other than RTP+1: its own public port and inbound
+ * elements (from the same peer as RTP), no RTP+1 element, gone with the call. */
+static void test_rtcp_other_port(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, PHONE, pub, 0);
+	assert_int_equal(pub[0], 8000);
+	assert_int_equal(dialog_rtcp_public(d, 0), 53020);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8000 192.168.1.10:8000\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:53020 192.168.1.10:53020\n"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:53020 203.0.113.1:53020\n"));
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.1:8001"));
+	assert_int_equal(stats[ST_rtcp_ports], 1);
+	stub_reset();
+	/* the remote's answer names its own RTCP port: the key moves, both ports */
+	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp:7100\r\n"), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:53020 192.168.1.10:53020\n"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:53020"));
+	stub_reset();
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:53020"));
+	assert_non_null(strstr(stub_log, "snat- 192.168.1.10:53020"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:53020 198.51.100.9:7100\n"));
+	assert_int_equal(stats[ST_bindings], 1); /* the signalling binding only */
+}
+
+/* The RTCP address of a=rtcp: another LAN host gets the element; a port
+ * below 1024 is refused (RTCP only, RTP unaffected). */
+static void test_rtcp_address_and_refusal(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:9100 IN IP4 192.168.1.12\r\n"), 0, 1, PHONE,
+		   pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:9100 192.168.1.12:9100\n"));
+	assert_int_equal(dialog_rtcp_public(d, 0), 9100);
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:999\r\n"), 0, 2, PHONE, pub, 0);
+	assert_int_equal(pub[0], 8000);
+	assert_int_equal(dialog_rtcp_public(d, 0), 0);
+	assert_int_equal(stats[ST_pinholes_refused], 1);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:9100"));
+	assert_non_null(strstr(stub_log, "snat- 192.168.1.12:9100"));
+	assert_null(strstr(stub_log, ":999 "));
+}
+
+/* rtcp-mux (RFC 5761): RTP+1 stays open until the answer has it too, then
+ * goes; offered but not answered, RTCP keeps RTP+1. */
+static void test_rtcp_mux(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, PHONE, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8001 192.168.1.10:8001\n"));
+	stub_reset();
+	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp-mux\r\n"), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.9:8001"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:8001"));
+	assert_int_equal(stats[ST_rtcp_mux], 1);
+	stub_reset();
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8001"));
+
+	d = dialog_create((const uint8_t *)"cid2", 4, PHONE, 5060, PROXY, 5060,
+			  binding_get(PHONE, 5060, BIND_SIG, 0, 0), 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, PHONE, pub, 0);
+	stub_reset();
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
+	assert_int_equal(stats[ST_rtcp_mux], 1);
+}
+
+/* Forked INVITE (RFC 3261 13.2.2.4): two early dialogs each name a media
+ * address; both get elements (early media from both); the 2xx of the
+ * second keeps its elements and drops the first's; a late 2xx from the
+ * first changes nothing. */
+static void test_forked_invite(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_set_caller(d, SIDE_PHONE);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"", 0), 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	stub_reset();
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8000 192.168.1.10:8000\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8001 192.168.1.10:8001\n"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_int_equal(stats[ST_forks], 1);
+	/* A sends again (183 retransmitted): still both */
+	stub_reset();
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	assert_null(strstr(stub_log, "dnat-"));
+	/* B answers with 200 */
+	stub_reset();
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 0);
+	dialog_confirmed(d, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8001"));
+	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.30"));
+	/* A's late 200: the phone ACKs and BYEs it; nothing here moves */
+	stub_reset();
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 1);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 0);
+	assert_null(strstr(stub_log, "dnat"));
+	stub_reset();
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "dnat- 198.51.100.30:8000"));
+	assert_null(strstr(stub_log, "dnat- 198.51.100.9"));
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_int_equal(stats[ST_bindings], 1);
+}
+
+/* Forks beyond DLG_FORKS are counted and get nothing; the call ending
+ * before any answer releases every fork's elements. */
+static void test_forks_bounded_and_closed(void **st)
+{
+	(void)st;
+	char tag[8], ip[20];
+	struct dialog *d = call();
+	dialog_set_caller(d, SIDE_PHONE);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(tag, sizeof(tag), "t%d", i);
+		snprintf(ip, sizeof(ip), "198.51.100.%d", 40 + i);
+		dialog_fork(d, (const uint8_t *)tag, (uint32_t)strlen(tag));
+		dialog_sdp(d, SIDE_REMOTE, mk(ip, 7000), 1, 1, PROXY, pub, 0);
+	}
+	assert_int_equal(stats[ST_forks], 3);
+	assert_int_equal(stats[ST_forks_refused], 2);
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.44"));
+	stub_reset();
+	dialog_close(d, 0);
+	for (int i = 0; i < 4; i++) {
+		char want[48];
+		snprintf(want, sizeof(want), "dnat- 198.51.100.%d:8000", 40 + i);
+		assert_non_null(strstr(stub_log, want));
+	}
+}
+
+/* A call the remote began does not fork at our side: tags change nothing. */
+static void test_inbound_call_no_forks(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 0, 1, PROXY, pub, 0);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"x", 1), 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 1, PHONE, pub, 0);
+	dialog_confirmed(d, 0);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"y", 1), 0);
+	assert_int_equal(stats[ST_forks], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +486,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_beyond_per_phone_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
+		cmocka_unit_test_setup_teardown(test_sdp_rtcp_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtcp_other_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtcp_address_and_refusal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtcp_mux, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forked_invite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forks_bounded_and_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
 }
