@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -473,6 +474,39 @@ static void test_inbound_call_no_forks(void **st)
 	assert_int_equal(stats[ST_forks], 0);
 }
 
+/* The state file keeps a stream's RTCP layout (its own port, rtcp-mux):
+ * after a restart the same elements come back. Lines without it (older
+ * files) still restore. */
+static void test_state_keeps_rtcp_layout(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	binding_save(f, 0);
+	dialog_save(f, 0);
+	fclose(f);
+	teardown(NULL);
+	setup(NULL);
+	stub_reset();
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
+	free(text);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:53020 192.168.1.10:53020\n"));
+	assert_null(strstr(stub_log, "dnat+ 198.51.100.9:8001"));
+	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:53020 203.0.113.1:53020\n"));
+	/* an older line, without the RTCP fields: RTP+1 as before */
+	teardown(NULL);
+	setup(NULL);
+	stub_reset();
+	assert_int_equal(dialog_restore_line("D 636964 c0a8010a 5060 c6336401 5060 1 60000 0 1 1 2 1 3 0", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8000 8000 2 0 c6336409 c6336409 7000", 0), 0);
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +527,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forked_invite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forks_bounded_and_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
 }
