@@ -623,9 +623,11 @@ def header_lines(msg, skip):
     return [h.raw for h in msg.headers if h.name not in skip]
 
 
-def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-length")):
+def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-length"),
+                   sdp_rewritten=()):
     """An outbound (LAN->WAN) message as it arrived on the WAN side. Returns a dict with
-    the public Contact URI and the public media addresses."""
+    the public Contact URI and the public media addresses. `sdp_rewritten`: prefixes of
+    further SDP lines the ALG may change (checked by the caller)."""
     sent = SipMsg(sent_raw)
     check(LAN_PREFIX not in got.raw, "%s at the WAN side still contains %r: %s"
           % (what, LAN_PREFIX.decode(), first_line_with(got.raw, LAN_PREFIX)))
@@ -679,7 +681,8 @@ def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-le
             check(m["conn"] == PUB, "%s: SDP c= for m=#%d is %r, want %s" % (what, i, m["conn"], PUB))
             check(m["kind"] == ss.media[i]["kind"] and m["rest"] == ss.media[i]["rest"],
                   "%s: m= line changed beyond its port" % what)
-        keep = lambda s: [ln for ln in s.lines if ln[:2] not in (b"o=", b"c=", b"m=")]
+        keep = lambda s: [ln for ln in s.lines if ln[:2] not in (b"o=", b"c=", b"m=") and
+                          not any(ln.startswith(p) for p in sdp_rewritten)]
         check(keep(ss) == keep(gs), "%s: SDP lines other than o=/c=/m= changed: %s"
               % (what, first_diff(keep(ss), keep(gs))))
         info["media"] = [gs.addr(i) for i in range(len(gs.media))]
@@ -767,12 +770,12 @@ class Call:
         self.inv_raw = self.dlg.invite(self.offer, extra=ex)
         self.phone.send(self.inv_raw, (self.remote.ip, 5060), title)
 
-    def wan_invite(self, what="INVITE", title=None):
+    def wan_invite(self, what="INVITE", title=None, sdp_rewritten=()):
         """Receive the INVITE on the WAN side and check the rewrite."""
         self.inv_wan, self.inv_src = self.remote.recv_req("INVITE", self.dlg.callid)
         if title:
             show(title, self.inv_wan.raw)
-        info = check_outbound(self.inv_raw, self.inv_wan, what)
+        info = check_outbound(self.inv_raw, self.inv_wan, what, sdp_rewritten=sdp_rewritten)
         check(self.inv_src[0] == PUB, "%s arrived from %s, want %s" % (what, self.inv_src[0], PUB))
         self.pub_contact = info["contacts"][0]
         self.pub_media = info["media"][0]
@@ -1457,6 +1460,193 @@ def remote_media_server():
     c.setup()
     c.media_both("media server %s" % MEDIASRV)
     c.bye_from_phone()
+
+
+# ---------------------------------------------------------------- RTCP, rtcp-mux, forking (issue 13)
+
+def nft_inbound():
+    """The daemon's inbound elements as a set of (peer, public port); None when there is
+    no sipalgd (ALG=kernel/none: no table to look at)."""
+    if not os.environ.get("LAB_SOCK"):
+        return None
+    out = set()
+    for m in ("in_peer", "in_any"):
+        r = subprocess.run(["ip", "netns", "exec", NS["rtr"], "nft", "list", "map", "ip", "sipalgd_lab", m],
+                           capture_output=True, text=True, timeout=5)
+        check(r.returncode == 0, "nft list map %s: %s" % (m, r.stderr.strip()))
+        if m == "in_peer":
+            out |= {(a, int(p)) for a, p in re.findall(r"(\d+\.\d+\.\d+\.\d+) \. (\d+) :", r.stdout)}
+        else:
+            out |= {("any", int(p)) for p in re.findall(r"(?:\{|,)\s*(\d+) :", r.stdout)}
+    return out
+
+
+def count_from(sock_from, dst, sock_to, n=5, rtcp=True):
+    """Send n RTCP (or RTP) datagrams, count what arrives at sock_to; returns (count, sources)."""
+    drain(sock_to)
+    send_rtp(sock_from, dst, n, rtcp=rtcp)
+    got, srcs, _ = count_rtp(sock_to)
+    return got, srcs
+
+
+@flow
+def rtcp_port():
+    """a=rtcp:PORT IN IP4 addr (RFC 3605) naming a port other than RTP+1, both sides: the
+    phone's RTCP port gets its own pinhole and is rewritten; RTCP counted both ways on the
+    named ports (remote first); closed with the call."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    rtp, rtcp_priv, r_rtp, r_rtcp = 17400, 17450, 37400, 37480
+    c = Call(p1, bob, rtp, remote_rtp_port=r_rtp)
+    c.offer = sdp_body(PHONE1, [rtp]).replace(
+        b"a=sendrecv\r\n", b"a=sendrecv\r\na=rtcp:%d IN IP4 %s\r\n" % (rtcp_priv, PHONE1.encode()))
+    phone_rtcp = udp_socket("lan", PHONE1, rtcp_priv)
+    bob_rtcp = udp_socket("wan", PROXY, r_rtcp)
+    c.send_invite()
+    info = c.wan_invite(sdp_rewritten=(b"a=rtcp:",))
+    a = [ln for ln in info["sdp"].lines if ln.startswith(b"a=rtcp:")]
+    check(len(a) == 1, "a=rtcp line at the WAN side: %r" % a)
+    f = a[0][7:].decode().split()
+    check(len(f) == 4 and f[1:] == ["IN", "IP4", PUB] and f[0].isdigit(),
+          "a=rtcp at the WAN side %r, want PORT IN IP4 %s" % (a[0], PUB))
+    pub_rtcp = (PUB, int(f[0]))
+    check(pub_rtcp[1] != c.pub_media[1] + 1 or rtcp_priv == rtp + 1,
+          "a=rtcp port %d is RTP+1 of %d" % (pub_rtcp[1], c.pub_media[1]))
+    ans = sdp_body(PROXY, [r_rtp], sess="2890844527", user="bob").replace(
+        b"a=sendrecv\r\n", b"a=sendrecv\r\na=rtcp:%d\r\n" % r_rtcp)
+    c.answer(answer_sdp=ans)
+    c.phone_gets_final()
+    c.ack()
+    c.media_both("rtcp_port RTP")
+    n, _ = count_from(bob_rtcp, pub_rtcp, phone_rtcp)
+    vprint("    RTCP remote first %s:%d -> %s:%d: phone received %d/5" % (PROXY, r_rtcp, pub_rtcp[0], pub_rtcp[1], n))
+    check(n >= 4, "RTCP from the remote's a=rtcp port to the phone's public a=rtcp %s:%d: phone received %d/5"
+          % (pub_rtcp + (n,)))
+    n, srcs = count_from(phone_rtcp, (PROXY, r_rtcp), bob_rtcp)
+    vprint("    RTCP phone -> remote %s:%d: received %d/5 from %s" % (PROXY, r_rtcp, n, sorted(srcs)))
+    check(n >= 4, "RTCP from the phone to the remote's a=rtcp port %d: received %d/5" % (r_rtcp, n))
+    check(srcs == {pub_rtcp}, "the phone's RTCP reached the remote from %s, advertised %s:%d"
+          % (sorted(srcs), pub_rtcp[0], pub_rtcp[1]))
+    c.bye_from_phone()
+    c.closed("rtcp_port")
+    n, _ = count_from(bob_rtcp, pub_rtcp, phone_rtcp)
+    check(n == 0, "after the call, RTCP to %s:%d still reached the phone (%d/5)" % (pub_rtcp + (n,)))
+
+
+@flow
+def rtcp_mux():
+    """a=rtcp-mux (RFC 5761) offered and answered: RTP and RTCP share the RTP port both ways,
+    and nothing opens RTP+1 (no RTP+1 element; RTCP-shaped packets to RTP+1 reach nobody)."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    rtp = 17500
+    c = Call(p1, bob, rtp)
+    c.offer = sdp_body(PHONE1, [rtp]).replace(b"a=sendrecv\r\n", b"a=sendrecv\r\na=rtcp-mux\r\n")
+    plus1 = udp_socket("lan", PHONE1, rtp + 1)
+    c.send_invite()
+    c.wan_invite()
+    ans = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", user="bob").replace(
+        b"a=sendrecv\r\n", b"a=sendrecv\r\na=rtcp-mux\r\n")
+    c.answer(answer_sdp=ans)
+    c.phone_gets_final()
+    c.ack()
+    c.media_both("rtcp_mux RTP")
+    # RTCP on the RTP port, remote first, then the phone's
+    n, _ = count_from(c.remote_rtp, c.pub_media, c.phone_rtp)
+    check(n >= 4, "muxed RTCP from the remote to %s:%d: phone received %d/5" % (tuple(c.pub_media) + (n,)))
+    n, srcs = count_from(c.phone_rtp, (PROXY, c.remote_rtp_port), c.remote_rtp)
+    check(n >= 4 and srcs == {tuple(c.pub_media)}, "muxed RTCP from the phone: %d/5 from %s"
+          % (n, sorted(srcs)))
+    el = nft_inbound()
+    if el is not None:
+        vprint("    inbound elements: %s" % sorted(el))
+        check((PROXY, c.pub_media[1]) in el, "no inbound element for %s . %d: %s" % (PROXY, c.pub_media[1], sorted(el)))
+        check((PROXY, c.pub_media[1] + 1) not in el and ("any", c.pub_media[1] + 1) not in el,
+              "rtcp-mux offered and answered, yet an element for RTP+1 %d: %s" % (c.pub_media[1] + 1, sorted(el)))
+    n, _ = count_from(c.remote_rtcp or udp_socket("wan", PROXY, c.remote_rtp_port + 1),
+                      (PUB, c.pub_media[1] + 1), plus1)
+    check(n == 0, "rtcp-mux: RTCP from the remote to RTP+1 %s:%d reached the phone (%d/5): a pinhole "
+          "nobody needs" % (PUB, c.pub_media[1] + 1, n))
+    c.bye_from_phone()
+    c.closed("rtcp_mux")
+
+
+@flow
+def fork_early():
+    """Forked INVITE (RFC 3261 13.2.2.4): two early dialogs (183, To tags A and B, media from
+    .20 and .30) both send early media (remote first) that reaches the phone; B answers: A's
+    pinhole goes (element gone, its media stopped), B's media both ways; A's late 200 is ACKed
+    and BYEd without touching B's call; B's BYE closes it."""
+    p1, prox = phone(PHONE1), remote(PROXY, name="proxy")
+    rtp = 17600
+    c = Call(p1, prox, rtp)
+    a_sock = udp_socket("wan", MEDIASRV, 37600)
+    b_sock = udp_socket("wan", OTHER, 37700)
+    c.send_invite()
+    c.wan_invite()
+    req, src = c.inv_wan, c.inv_src
+    tag_a, tag_b = uniq("fa"), uniq("fb")
+
+    def resp(code, reason, tag, ip, port):
+        body = sdp_body(ip, [port], sess="2890844527", user="bob")
+        return response(req, code, reason, body, to_tag=tag, contact="<sip:bob@%s:5060>" % PROXY)
+
+    prox.send(response(req, 100, "Trying"), src)
+    prox.send(resp(183, "Session Progress", tag_a, MEDIASRV, 37600), src)
+    p1.recv(lambda m: not m.is_request and m.status == 183 and tag_a in m.get("to", ""), what="183 of fork A")
+    prox.send(resp(183, "Session Progress", tag_b, OTHER, 37700), src)
+    p1.recv(lambda m: not m.is_request and m.status == 183 and tag_b in m.get("to", ""), what="183 of fork B")
+    media_remote_first(a_sock, c.pub_media, c.phone_rtp, "early media of fork A (%s)" % MEDIASRV)
+    media_remote_first(b_sock, c.pub_media, c.phone_rtp, "early media of fork B (%s)" % OTHER)
+    el = nft_inbound()
+    if el is not None:
+        vprint("    inbound elements, two early dialogs: %s" % sorted(el))
+        check({(MEDIASRV, c.pub_media[1]), (OTHER, c.pub_media[1])} <= el,
+              "two early dialogs: elements %s, want one from %s and one from %s"
+              % (sorted(el), MEDIASRV, OTHER))
+    # B answers
+    ok_b = resp(200, "OK", tag_b, OTHER, 37700)
+    prox.send(ok_b, src)
+    m, _ = p1.recv(lambda m: not m.is_request and m.status == 200 and tag_b in m.get("to", ""), what="200 of fork B")
+    c.dlg.learn(m)
+    c.ack()
+    time.sleep(CLOSE_WAIT)
+    el = nft_inbound()
+    if el is not None:
+        vprint("    inbound elements after B's 200: %s" % sorted(el))
+        check((MEDIASRV, c.pub_media[1]) not in el, "fork A lost, its element %s . %d stays: %s"
+              % (MEDIASRV, c.pub_media[1], sorted(el)))
+        check((OTHER, c.pub_media[1]) in el, "fork B won, its element %s . %d is gone" % (OTHER, c.pub_media[1]))
+    drain(c.phone_rtp)
+    send_rtp(a_sock, c.pub_media)
+    n, _, _ = count_rtp(c.phone_rtp, idle=0.5)
+    check(n == 0, "fork A lost, its media from %s still reached the phone (%d/%d)" % (MEDIASRV, n, RTP_N))
+    media_remote_first(b_sock, c.pub_media, c.phone_rtp, "fork B after its 200 (remote first)")
+    media_phone_symmetric(c.phone_rtp, (OTHER, 37700), b_sock, c.pub_media, "fork B (phone, symmetric)")
+    # A's late 200: the phone ACKs it and BYEs it (RFC 3261 13.2.2.4)
+    ok_a = resp(200, "OK", tag_a, MEDIASRV, 37600)
+    prox.send(ok_a, src)
+    m, _ = p1.recv(lambda m: not m.is_request and m.status == 200 and tag_a in m.get("to", ""), what="late 200 of fork A")
+    late = Dialog(PHONE1)
+    late.callid, late.ftag, late.inv_cseq, late.cseq = c.dlg.callid, c.dlg.ftag, c.dlg.inv_cseq, c.dlg.cseq
+    late.learn(m)
+    p1.send(late.ack(), (PROXY, 5060))
+    prox.recv(lambda m: m.is_request and m.method == "ACK" and tag_a in m.get("to", ""), what="ACK to fork A")
+    p1.send(late.bye(), (PROXY, 5060))
+    bye, bsrc = prox.recv(lambda m: m.is_request and m.method == "BYE" and tag_a in m.get("to", ""), what="BYE to fork A")
+    prox.send(response(bye, 200, "OK"), bsrc)
+    p1.recv(lambda m: not m.is_request and m.status == 200 and m.cseq.endswith("BYE"), what="200 to the BYE of fork A")
+    time.sleep(0.3)
+    media_remote_first(b_sock, c.pub_media, c.phone_rtp, "fork B after fork A's BYE (remote first)")
+    drain(c.phone_rtp)
+    send_rtp(a_sock, c.pub_media)
+    n, _, _ = count_rtp(c.phone_rtp, idle=0.5)
+    check(n == 0, "fork A's late 200 reopened its media (%d/%d reached the phone)" % (n, RTP_N))
+    c.remote_rtp, c.remote_media_ip, c.remote_rtp_port = b_sock, OTHER, 37700
+    c.bye_from_phone()
+    c.closed("fork_early")
+    el = nft_inbound()
+    if el is not None:
+        check(not any(p == c.pub_media[1] for _, p in el), "after the call: elements on %d stay: %s"
+              % (c.pub_media[1], sorted(el)))
 
 
 SIPP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sipp")
