@@ -106,7 +106,7 @@ struct dialog_stream_view {
 	uint8_t mindex;         /* m= line index in the SDP */
 	uint8_t state;          /* enum dlg_stream_state */
 	uint32_t priv_ip;       /* the phone's media address */
-	uint16_t priv_port;     /* RTP; RTCP is +1 */
+	uint16_t priv_port;     /* RTP; RTCP is +1 unless a=rtcp named another port or rtcp-mux was agreed (sipalgctl pinholes) */
 	uint16_t pub_port;      /* on the router's public address; RTCP +1 */
 	uint32_t allowed_src;   /* inbound elements accept this source (0: any) */
 	uint32_t remote_ip;     /* the remote's media address from its SDP (0: unknown yet) */
