@@ -990,11 +990,12 @@ void dialog_save(FILE *f, uint64_t now)
 		fputs("D ", f);
 		for (int k = 0; k < d->callid_len; k++)
 			fprintf(f, "%02x", (unsigned char)d->callid[k]);
-		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u %u %08x\n", d->phone_ip, d->phone_port,
+		/* then who called and which fork answered (older files end before) */
+		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u %u %08x %u %08x\n", d->phone_ip, d->phone_port,
 			d->peer_ip, d->peer_port, d->confirmed,
 			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
 			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
-			d->callid_full, d->callid_hash);
+			d->callid_full, d->callid_hash, d->phone_uac, d->won_tag);
 		for (int m = 0; m < SDP_MAX_MEDIA; m++)
 			if (d->rip[m])
 				fprintf(f, "R %d %08x %u\n", m, d->rip[m], d->rport[m]);
@@ -1018,12 +1019,12 @@ int dialog_restore_line(const char *line, uint64_t now)
 	if (line[0] == 'D') {
 		char hex[2 * DLG_CALLID_MAX + 1];
 		uint8_t cid[DLG_CALLID_MAX];
-		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic, full, fh;
+		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic, full, fh, uac = 0, won = 0;
 		unsigned long long left;
 		restoring = NULL;
-		if (sscanf(line, "D %128s %x %u %x %u %u %llu %u %u %u %u %u %u %x", hex, &pip, &pport, &rip,
-			   &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh) != 14 ||
-		    pport > 65535 || rport > 65535)
+		int nf = sscanf(line, "D %128s %x %u %x %u %u %llu %u %u %u %u %u %u %x %u %x", hex, &pip, &pport,
+				&rip, &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh, &uac, &won);
+		if ((nf != 14 && nf != 16) || pport > 65535 || rport > 65535)
 			return -1;
 		size_t n = strlen(hex) / 2;
 		if (n == 0 || n > DLG_CALLID_MAX)
@@ -1045,6 +1046,8 @@ int dialog_restore_line(const char *line, uint64_t now)
 		d->answered_cseq = ac;
 		d->answered_from = (uint8_t)(af <= SIDE_REMOTE ? af : SIDE_NONE);
 		d->invite_cseq = ic;
+		d->phone_uac = uac != 0;
+		d->won_tag = won;
 		if (full > n) {
 			d->callid_full = full;
 			d->callid_hash = fh;

@@ -507,6 +507,34 @@ static void test_state_keeps_rtcp_layout(void **st)
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
 }
 
+/* A restart after a forked call was answered: the late 2xx of the losing
+ * fork must still be told apart (who called and which fork won are kept). */
+static void test_state_keeps_fork_winner(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_set_caller(d, SIDE_PHONE);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_fork(d, (const uint8_t *)"forkA", 5);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_confirmed(d, 0);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	binding_save(f, 0);
+	dialog_save(f, 0);
+	fclose(f);
+	teardown(NULL);
+	setup(NULL);
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
+	free(text);
+	d = dialog_find((const uint8_t *)"cid", 3, PHONE);
+	assert_non_null(d);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 1);
+	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forks_bounded_and_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
 }
