@@ -32,23 +32,24 @@ struct stream {
 	uint32_t key;          /* peer of the inbound elements we hold (0 = any) */
 	uint32_t old_key;      /* previous peer, released when the new offer completes */
 	uint8_t has_old_key;
-	uint32_t rip;          /* remote media address from its SDP, 0 unknown */
-	uint16_t rport;
-	uint32_t old_rip;
-	uint16_t old_rport;
 	/* RTCP (RFC 3605, RFC 5761): by default the pair's second port, RTP+1.
 	 * `rb` is the phone's own RTCP port when its a=rtcp names another;
 	 * `mux` set when RTCP rides on the RTP port (rtcp-mux offered and
 	 * answered): then no RTCP element at all. */
-	struct binding *rb;
 	uint8_t mux;
 	uint8_t pmux, rmux;    /* the phone's / the remote's last SDP offered rtcp-mux */
-	uint8_t fheld;         /* bit f: fork f (1..DLG_FORKS-1) holds fkey[f] */
+	uint32_t rip;          /* remote media address from its SDP, 0 unknown */
+	uint16_t rport;
 	uint16_t rrtcp;        /* the remote's RTCP port (a=rtcp, else rport+1) */
-	/* Extra early dialogs of a forked INVITE: the peer each one named. */
-	uint32_t fkey[DLG_FORKS];
-	uint32_t frip[DLG_FORKS];
-	uint16_t frport[DLG_FORKS];
+	uint32_t old_rip;
+	uint16_t old_rport;
+	uint8_t fheld;         /* bit f: fork f (1..DLG_FORKS-1) holds fkey[f - 1] */
+	/* Extra early dialogs of a forked INVITE: the peer each one named
+	 * (fork f at index f - 1; fork 0's is key/rip/rport). */
+	uint32_t fkey[DLG_FORKS - 1];
+	uint32_t frip[DLG_FORKS - 1];
+	uint16_t frport[DLG_FORKS - 1];
+	struct binding *rb;
 };
 
 struct dialog {
@@ -74,7 +75,7 @@ struct dialog {
 	uint32_t fork_tag[DLG_FORKS]; /* remote tags of the early dialogs, 0 free */
 	uint32_t won_tag;      /* remote tag of the 2xx that answered the call, 0 before */
 	uint8_t fork_answered; /* bit f: fork f sent an SDP answer */
-	uint8_t rmux[SDP_MAX_MEDIA];
+	uint16_t rmux;         /* bit i: the remote's last SDP offered rtcp-mux on m= line i */
 	struct binding *sigb;
 	uint32_t pub_ip;       /* public address when it began (dialog_public) */
 	uint64_t expires;
@@ -317,7 +318,7 @@ static void stream_keys(struct stream *s, void (*fn)(struct stream *, uint32_t))
 		fn(s, s->old_key);
 	for (int f = 1; f < DLG_FORKS; f++)
 		if (s->fheld & (1u << f))
-			fn(s, s->fkey[f]);
+			fn(s, s->fkey[f - 1]);
 }
 
 /* The RTCP port changed (a=rtcp named another, or rtcp-mux was agreed or
@@ -387,8 +388,8 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 	}
 	for (int f = 1; f < DLG_FORKS; f++)
 		if (s->fheld & (1u << f)) {
-			stream_unref_key(s, s->fkey[f]);
-			stream_kill_flows(s, s->frip[f], s->frport[f]);
+			stream_unref_key(s, s->fkey[f - 1]);
+			stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
 		}
 	stream_kill_flows(s, s->rip, s->rport);
 	if (!s->rip) {
@@ -531,7 +532,7 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	s->mindex = (uint8_t)mi;
 	s->rip = d->rip[mi];
 	s->rport = d->rport[mi];
-	s->rmux = d->rmux[mi];
+	s->rmux = (uint8_t)(d->rmux >> mi & 1);
 	/* Until the remote's SDP names its media address, only the signalling
 	 * peer may send (policy peer); the answer then moves the key. */
 	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
@@ -661,16 +662,16 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 			if (s->state == ST_FREE || s->mindex != i)
 				continue;
 			if (s->fheld & (1u << f)) {
-				if (s->frip[f] == m->ip && s->frport[f] == m->port_num)
+				if (s->frip[f - 1] == m->ip && s->frport[f - 1] == m->port_num)
 					continue;
-				stream_unref_key(s, s->fkey[f]);
-				if (s->frip[f] != s->rip || s->frport[f] != s->rport)
-					stream_kill_flows(s, s->frip[f], s->frport[f]);
+				stream_unref_key(s, s->fkey[f - 1]);
+				if (s->frip[f - 1] != s->rip || s->frport[f - 1] != s->rport)
+					stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
 			}
 			stream_ref_key(s, key);
-			s->fkey[f] = key;
-			s->frip[f] = m->ip;
-			s->frport[f] = m->port_num;
+			s->fkey[f - 1] = key;
+			s->frip[f - 1] = m->ip;
+			s->frport[f - 1] = m->port_num;
 			s->fheld |= (uint8_t)(1u << f);
 			stream_clear_stale(s, m->ip, m->port_num);
 		}
@@ -683,7 +684,7 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 		const struct sdp_media *m = &sd->m[i];
 		d->rip[i] = m->port_num ? m->ip : 0;
 		d->rport[i] = m->port_num;
-		d->rmux[i] = m->rtcp_mux;
+		d->rmux = (uint16_t)((d->rmux & ~(1u << i)) | (uint32_t)m->rtcp_mux << i);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = &d->st[k];
 			if (s->state == ST_FREE || s->mindex != i)
@@ -761,9 +762,9 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 		if (w > 0 && (s->fheld & (1u << w))) {
 			uint32_t key = s->key, rip = s->rip;
 			uint16_t rport = s->rport;
-			s->key = s->fkey[w];
-			s->rip = s->frip[w];
-			s->rport = s->frport[w];
+			s->key = s->fkey[w - 1];
+			s->rip = s->frip[w - 1];
+			s->rport = s->frport[w - 1];
 			s->rrtcp = (uint16_t)(s->rport + 1);
 			s->fheld &= (uint8_t)~(1u << w);
 			d->rip[s->mindex] = s->rip;
@@ -781,9 +782,9 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 		for (int f = 1; f < DLG_FORKS; f++) {
 			if (!(s->fheld & (1u << f)))
 				continue;
-			stream_unref_key(s, s->fkey[f]);
-			if (s->frip[f] != s->rip || s->frport[f] != s->rport)
-				stream_kill_flows(s, s->frip[f], s->frport[f]);
+			stream_unref_key(s, s->fkey[f - 1]);
+			if (s->frip[f - 1] != s->rip || s->frport[f - 1] != s->rport)
+				stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
 			s->fheld &= (uint8_t)~(1u << f);
 		}
 	}
