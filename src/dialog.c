@@ -1147,6 +1147,10 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			o->allowed_src = s->key;
 			o->remote_ip = s->rip;
 			o->remote_port = s->rport;
+			o->rtcp_mux = s->mux;
+			o->rtcp_pub_port = s->b ? rtcp_pub(s) : 0;
+			o->rtcp_priv_ip = s->rb ? s->rb->priv_ip : s->priv_ip;
+			o->rtcp_priv_port = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
 		}
 		return 1;
 	}

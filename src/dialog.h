@@ -111,6 +111,10 @@ struct dialog_stream_view {
 	uint32_t allowed_src;   /* inbound elements accept this source (0: any) */
 	uint32_t remote_ip;     /* the remote's media address from its SDP (0: unknown yet) */
 	uint16_t remote_port;
+	uint8_t rtcp_mux;       /* RTCP on the RTP port: no RTCP pinhole */
+	uint16_t rtcp_pub_port; /* where RTCP is taken (RTP+1, or an a=rtcp port) */
+	uint32_t rtcp_priv_ip;
+	uint16_t rtcp_priv_port;
 };
 struct dialog_view {
 	uint32_t slot;          /* dialog_slot() */

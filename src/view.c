@@ -257,6 +257,11 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t 
 		json_ipport(out, s->remote_ip, s->remote_port);
 	else
 		fputs("null", out);
+	fputs(",\"rtcp_public\":", out);
+	if (s->rtcp_mux)
+		fputs("\"mux\"", out);
+	else
+		json_ipport(out, pub, s->rtcp_pub_port);
 	fputs(",\"allowed_source\":", out);
 	json_ip(out, s->allowed_src, 1);
 	if (counters) {
@@ -264,9 +269,11 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t 
 		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
 		fputs(",\"rtp\":", out);
 		port_count_json(out, &pc);
-		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
-		fputs(",\"rtcp\":", out);
-		port_count_json(out, &pc);
+		if (!s->rtcp_mux) { /* muxed RTCP is counted with RTP */
+			port_count(&pc, pub, s->rtcp_pub_port, s->rtcp_priv_ip, s->rtcp_priv_port);
+			fputs(",\"rtcp\":", out);
+			port_count_json(out, &pc);
+		}
 	}
 	fputc('}', out);
 }
@@ -394,7 +401,10 @@ static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint
 			fputs("(not yet known)", out);
 		fputs("\n    pinhole ", out);
 		ipport(out, pub, s->pub_port);
-		fprintf(out, "/%u -> ", s->pub_port + 1);
+		if (s->rtcp_mux)
+			fputs("/mux -> ", out);
+		else
+			fprintf(out, "/%u -> ", s->rtcp_pub_port);
 		ipport(out, s->priv_ip, s->priv_port);
 		fputs(" from ", out);
 		if (s->allowed_src)
@@ -406,8 +416,10 @@ static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint
 		struct port_count pc;
 		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
-		port_count(&pc, pub, (uint16_t)(s->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
-		port_count_text(out, "rtcp", &pc);
+		if (!s->rtcp_mux) {
+			port_count(&pc, pub, s->rtcp_pub_port, s->rtcp_priv_ip, s->rtcp_priv_port);
+			port_count_text(out, "rtcp", &pc);
+		}
 	}
 	calllog_text(out, v->slot, now);
 }

@@ -1481,6 +1481,16 @@ def nft_inbound():
     return out
 
 
+def ctl_pinholes():
+    """`sipalgctl pinholes` (the operator's view), or None without sipalgd."""
+    sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
+    if not sock or not ctl:
+        return None
+    r = subprocess.run(["ip", "netns", "exec", NS["rtr"], ctl, "-s", sock, "pinholes"],
+                       capture_output=True, text=True, timeout=5)
+    return r.stdout
+
+
 def count_from(sock_from, dst, sock_to, n=5, rtcp=True):
     """Send n RTCP (or RTP) datagrams, count what arrives at sock_to; returns (count, sources)."""
     drain(sock_to)
@@ -1526,6 +1536,10 @@ def rtcp_port():
     check(n >= 4, "RTCP from the phone to the remote's a=rtcp port %d: received %d/5" % (r_rtcp, n))
     check(srcs == {pub_rtcp}, "the phone's RTCP reached the remote from %s, advertised %s:%d"
           % (sorted(srcs), pub_rtcp[0], pub_rtcp[1]))
+    view = ctl_pinholes()
+    if view is not None:
+        want = "%s:%d/%d -> %s:%d" % (PUB, c.pub_media[1], pub_rtcp[1], PHONE1, rtp)
+        check(want in view, "sipalgctl pinholes does not show %r:\n%s" % (want, view))
     c.bye_from_phone()
     c.closed("rtcp_port")
     n, _ = count_from(bob_rtcp, pub_rtcp, phone_rtcp)
@@ -1561,6 +1575,10 @@ def rtcp_mux():
         check((PROXY, c.pub_media[1]) in el, "no inbound element for %s . %d: %s" % (PROXY, c.pub_media[1], sorted(el)))
         check((PROXY, c.pub_media[1] + 1) not in el and ("any", c.pub_media[1] + 1) not in el,
               "rtcp-mux offered and answered, yet an element for RTP+1 %d: %s" % (c.pub_media[1] + 1, sorted(el)))
+    view = ctl_pinholes()
+    if view is not None:
+        want = "%s:%d/mux -> %s:%d" % (PUB, c.pub_media[1], PHONE1, rtp)
+        check(want in view, "sipalgctl pinholes does not show %r:\n%s" % (want, view))
     n, _ = count_from(c.remote_rtcp or udp_socket("wan", PROXY, c.remote_rtp_port + 1),
                       (PUB, c.pub_media[1] + 1), plus1)
     check(n == 0, "rtcp-mux: RTCP from the remote to RTP+1 %s:%d reached the phone (%d/5): a pinhole "
