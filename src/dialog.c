@@ -706,9 +706,11 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 
 /* ---- forked INVITEs (RFC 3261 12.1, 13.2.2.4) ------------------------ */
 
+/* The remote chooses its tags: keyed (SipHash under the per-start key),
+ * so none can be made to pass for another early dialog's. */
 static uint32_t tag_hash(const uint8_t *t, uint32_t n)
 {
-	uint32_t h = full_hash(t, n);
+	uint32_t h = (uint32_t)siphash_table(t, n);
 	return h ? h : 1;
 }
 

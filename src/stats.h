@@ -81,7 +81,7 @@
 	X(rtcp_ports, C, "RTCP pinholes opened on a port an a=rtcp line named (not RTP+1)") \
 	X(rtcp_mux, C, "streams whose RTCP was multiplexed on the RTP port (rtcp-mux offered and answered): no RTCP pinhole") \
 	X(forks, C, "extra early dialogs of a forked INVITE given inbound elements of their own") \
-	X(forks_refused, C, "early dialogs beyond 4 per call: no early media for them")
+	X(forks_refused, C, "messages of early dialogs beyond 4 per call: no early media for those dialogs")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,
