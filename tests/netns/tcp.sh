@@ -57,6 +57,19 @@ timeout 40 ip netns exec "$NS_LAN" "$PY" "$HERE/tcp.py" uac >"$LAB_TMP/uac.out" 
 wait "$uas" || fail=1
 sed 's/^/# phone:    /' "$LAB_TMP/uac.out"
 sed 's/^/# provider: /' "$LAB_TMP/uas.out"
+# 1a. a new connection from the WAN to a registered Contact (RFC 3261
+# 18.2.2): the phone registered over TCP and closed; the provider calls its
+# public Contact on a new connection and the phone takes it; other public
+# ports (the closed connection's, 5062) stay refused.
+timeout 40 ip netns exec "$NS_WAN" "$PY" "$HERE/tcp.py" in-provider "$LAB_TMP/inp.json" >"$LAB_TMP/inp.out" 2>&1 &
+inp=$!
+LAB_PIDS="$LAB_PIDS $inp"
+sleep 0.3
+timeout 40 ip netns exec "$NS_LAN" "$PY" "$HERE/tcp.py" in-phone >"$LAB_TMP/inph.out" 2>&1 || fail=1
+wait "$inp" || fail=1
+sed 's/^/# new conn, phone:    /' "$LAB_TMP/inph.out"
+sed 's/^/# new conn, provider: /' "$LAB_TMP/inp.out"
+
 # 1b. sipp over TCP (-t t1) on both sides: 3 calls, the UAS checks the
 # rewrite with <ereg check_it> (the lab's UDP scenario, transport TCP; no
 # timewait for BYE retransmissions, which TCP has not, and which would see
@@ -116,7 +129,9 @@ tlsn=$(awk '$1 == "tcp_tls_passed" { print $2 }' "$LAB_TMP/counters.txt")
 
 # what the daemon installed, to compare with kernel-rules/tproxy.sh
 rules_of() {
-	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/'
+	# the set's elements are the daemon's live state, not rules
+	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/' |
+		sed -E '/elements = \{.*\}/d; /elements = \{/,/\}/d'
 	lab_nsx "$NS_RTR" ip rule | grep 0x5f10
 	lab_nsx "$NS_RTR" ip route show table 5061
 }
