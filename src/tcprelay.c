@@ -74,10 +74,11 @@ static int spare_fd = -1;
 static struct conn *pool;
 static uint32_t npool;           /* limits.tcp_connections at start */
 static uint32_t nconn;
+static int open_failed;          /* tcprelay_open failed: status says so */
 /* The public ports in the kernel set in_tcp (what the last sync left
  * there), and when to try again after nft refused. 8 KiB, one bit a port. */
 static uint8_t in_tcp_have[65536 / 8];
-static uint64_t in_tcp_retry_at;
+static uint64_t in_tcp_retry_at, in_tcp_last;
 static int in_tcp_dirty = 1;
 
 /* alg_packet takes an IPv4/UDP datagram: a message is framed into one here
@@ -566,6 +567,7 @@ static void in_tcp_sync(uint64_t now)
 
 	if (now < in_tcp_retry_at)
 		return;
+	in_tcp_last = now;
 	memset(want, 0, sizeof(want));
 	while ((b = binding_next(&cur)))
 		if (b->kind == BIND_SIG && (b->reg_peer || b->dialogs))
@@ -653,9 +655,11 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	}
 	log_info("tcprelay: SIP/TCP relay listening on port %u (max %u connections, %u per phone)",
 		 ntohs(a.sin_port), npool, cf->max_tcp_per_phone);
+	open_failed = 0;
 	return 0;
 fail:
 	tcprelay_close();
+	open_failed = 1;
 	return -1;
 }
 
@@ -729,12 +733,16 @@ void tcprelay_serve(uint64_t now)
 			continue;
 		conn_event(c, (int)(id % 2), evs[k].events, now);
 	}
-	if (in_tcp_dirty)
+	/* at most every 50 ms under load (a scan of the bindings), else the tick */
+	if (in_tcp_dirty && now - in_tcp_last >= 50)
 		in_tcp_sync(now);
 }
 
 void tcprelay_status(FILE *out)
 {
+	if (open_failed)
+		fprintf(out, "tcp relay: NOT running (it could not start, see the log): SIP over TCP "
+			"leaves unrewritten\n");
 	if (!pool)
 		return;
 	uint32_t reach = 0;

@@ -20,7 +20,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 5000 + $$ % 4000 ))}
-PARTS=${PARTS:-malformed,torture,slip,flood}
+PARTS=${PARTS:-malformed,torture,slip,flood,tcp}
 HX_BUDGET=${HX_BUDGET:-290}
 
 lab_init
