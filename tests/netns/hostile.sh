@@ -2,7 +2,7 @@
 # tests/netns/hostile.sh: hostile input against the real sipalgd in the netns lab.
 #
 #   tests/netns/hostile.sh                       # every part (< 5 minutes)
-#   PARTS=malformed,slip tests/netns/hostile.sh  # some parts (malformed torture slip flood)
+#   PARTS=malformed,slip tests/netns/hostile.sh  # some parts (malformed torture slip flood tcp)
 #   LAB_ID=4242 tests/netns/hostile.sh           # choose the namespace id
 #
 # Builds salg-{lan,rtr,wan}-ID with lib.sh, starts sipalgd with its own config
