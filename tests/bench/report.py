@@ -358,9 +358,11 @@ def main():
             ""])
     if tcp:
         sections["tcp"] = "\n".join(hdr + [
-            "SIP over TCP (issue 12): the calls cell with sipp -t t1, one connection each way, every "
-            "message in one segment (all the kernel helper handles over TCP); sipalgd with sip.tcp on "
-            "relays each connection (terminated and re-originated), the helper edits segments in place.", ""]
+            "SIP over TCP (issue 12): the calls cell with sipp -t t1, one connection each way, each "
+            "message written at once (the kernel helper handles TCP only where a message sits within "
+            "one segment; TCP may still coalesce or split them under load); sipalgd with sip.tcp on "
+            "relays each connection (terminated and re-originated), the helper edits segments in place. "
+            "Calls \"not done\": the UAC's connection stopped carrying calls (sipp waits on it).", ""]
             + tcp_tables(tcp))
     if media:
         sections["media"] = "\n".join(hdr + media_tables(media))
