@@ -659,6 +659,10 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	return 0;
 fail:
 	tcprelay_close();
+	/* a copy left by a daemon killed before us would reset SIP/TCP (its
+	 * failclosed chain) while we run without the relay: take it away */
+	if (rules)
+		tproxy_remove(c);
 	open_failed = 1;
 	return -1;
 }
