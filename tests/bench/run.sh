@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 8 minutes.
+# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 11 minutes (the TCP cell: 3).
 #
 #   tests/bench/run.sh [calls|media|state|trunk|tcp|all]  default: all
 #
