@@ -13,6 +13,11 @@
 # default route in table 5061). With no relay socket (the daemon is dead),
 # tproxy does not match, the connection goes on to forward, and the
 # failclosed chain resets it: SIP/TCP never leaves with private addresses.
+# From the WAN only the public ports in the set in_tcp are diverted: the
+# daemon fills it with the ports of registered or in-dialog Contacts (a
+# registrar opening a new connection to a phone); the relay connects to the
+# phone from the caller's address, and the phone's answers to such a
+# connection are marked (socket transparent) so they reach the relay.
 set -u
 
 TABLE=${TABLE:-sipalgd_tcp}
@@ -44,10 +49,17 @@ add() {
 	ip rule add fwmark $MARK lookup $RT_TABLE priority $RULE_PRIO || { del; exit 1; }
 	nft -f - <<EOT || { del; exit 1; }
 table ip $TABLE {
+	set in_tcp {
+		type inet_service
+	}
+
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
 		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr type != local tproxy to :$RELAY_PORT meta mark set $MARK accept
+		iifname "$WAN_IF" tcp dport @in_tcp fib daddr type local tproxy to :$RELAY_PORT meta mark set $MARK accept
+		iifname != "$WAN_IF" ct direction reply meta l4proto tcp socket transparent 1 meta mark set $MARK accept
 	}
+
 	chain failclosed {
 		type filter hook forward priority mangle; policy accept;
 		iifname != "$WAN_IF" oifname "$WAN_IF" tcp dport { $SIP_PORTS } counter reject with tcp reset

@@ -706,6 +706,36 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
 	return exp > 0xffffffffu ? 0xffffffffu : (uint32_t)exp;
 }
 
+/* A phone over TCP sends from an ephemeral port but names its listening
+ * port in Contact (RFC 3261 18.2.1): that Contact has its own binding, and
+ * it is the one the registrar calls back (a new connection, tcprelay.h).
+ * Register every signalling binding of this phone the 200 lists, besides
+ * the flow's own (`x`, done by the caller). */
+static void register_contacts(const struct sip_msg *m, const struct pkt_udp *u, const struct binding *x,
+			      uint64_t now)
+{
+	const uint8_t *b = m->buf;
+
+	for (int i = 0; i < m->nhdr; i++) {
+		if (m->hdr[i].id != H_CONTACT)
+			continue;
+		struct span el;
+		uint32_t pos = 0, ip;
+		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
+			struct sip_uri uri;
+			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip) || ip != pub_ip)
+				continue;
+			struct binding *y = binding_find_public(uri.port_num ? uri.port_num : 5060);
+			if (!y || y == x || y->kind != BIND_SIG || y->priv_ip != u->daddr)
+				continue;
+			uint32_t exp = granted_expiry(m, y);
+			if (exp > cf->register_max_s)
+				exp = cf->register_max_s;
+			binding_register(y, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
+		}
+	}
+}
+
 static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
@@ -797,6 +827,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 				exp = cf->register_max_s;
 			binding_register(x, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
 		}
+		register_contacts(m, u, x, now);
 	}
 	cur_dlg = d;
 	if (d && !lost && sdp && m->status < 300) {

@@ -107,7 +107,7 @@ static const struct keydef {
 			  "last public SIP port handed out; the port allocator is built at start" },
 	[SIP_INBOUND] = { "sip.inbound_from", K_ENUM, FIELD(inbound_src), 0, CONF_INBOUND_REGISTRAR, NULL, 0, 0, ch_inbound, LIVE,
 			  "who may send requests to a registered phone (new registrations and calls)" },
-	[SIP_TCP]     = { "sip.tcp", K_BOOL, FIELD(sip_tcp), 0, 0, NULL, 0, 0, NULL, RESTART,
+	[SIP_TCP]     = { "sip.tcp", K_BOOL, FIELD(sip_tcp), 0, 1, NULL, 0, 0, NULL, RESTART,
 			  "relay SIP over TCP (TPROXY); the relay's listener and rules are made at start" },
 	[SIP_TCP_PORT] = { "sip.tcp_relay_port", K_UINT, FIELD(tcp_relay_port), 0, 0, NULL, 0, 65535, NULL, RESTART,
 			  "the relay's TPROXY listener port, 0 = any free one; bound at start" },

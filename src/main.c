@@ -464,8 +464,12 @@ int main(int argc, char **argv)
 		goto out;
 	if (fwwatch_open(&conf, manage_rules) < 0)
 		goto out_rules;
+	/* Without the relay (a kernel without TPROXY), SIP/TCP leaves as it
+	 * would without sipalgd, as with sip.tcp: false; UDP must not stop
+	 * working for it. status says so and exits 1. */
 	if (conf.sip_tcp && tcprelay_open(&conf, wan_public(), manage_rules) < 0)
-		goto out_rules;
+		log_warn("tcprelay: not running (see above): SIP over TCP is not rewritten; "
+			 "load nft_tproxy and nft_socket, or set sip.tcp: false to say so");
 	if (ctl_open(conf.ctl_socket, ctl_answer) < 0)
 		goto out_rules;
 	if (detach) {

@@ -73,6 +73,8 @@
 	X(tcp_port_fallback, C, "TCP connections given another public port because the binding port was busy") \
 	X(tcp_idle_closed, C, "relayed TCP connections closed when idle") \
 	X(tcp_tls_passed, C, "TLS connections relayed untouched") \
+	X(tcp_inbound, C, "TCP connections from the WAN to a registered or in-dialog Contact, relayed to the phone") \
+	X(tcp_inbound_refused, C, "TCP connections from the WAN refused: the Contact is not registered or in a call for that peer") \
 	X(rules_restored, C, "times our table or diversion was put back after a firewall reload") \
 	X(rules_repair_failed, C, "repairs that failed (retried every second)") \
 	X(rules_missing, G, "1 while something the daemon needs is missing from the kernel") \

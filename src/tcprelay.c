@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "ct.h"
 #include "log.h"
+#include "nftcmd.h"
 #include "nftmap.h"
 #include "sipframe.h"
 #include "stats.h"
@@ -55,6 +56,7 @@ struct side {
 
 struct conn {
 	uint8_t used, connected, raw;
+	uint8_t ph;                     /* the phone's side: 0 (it connected), 1 (we connect to it) */
 	uint32_t phone_ip, far_ip;      /* host order */
 	uint16_t phone_port, far_port;
 	struct binding *b;              /* the phone's signalling binding, referenced */
@@ -72,6 +74,12 @@ static int spare_fd = -1;
 static struct conn *pool;
 static uint32_t npool;           /* limits.tcp_connections at start */
 static uint32_t nconn;
+static int open_failed;          /* tcprelay_open failed: status says so */
+/* The public ports in the kernel set in_tcp (what the last sync left
+ * there), and when to try again after nft refused. 8 KiB, one bit a port. */
+static uint8_t in_tcp_have[65536 / 8];
+static uint64_t in_tcp_retry_at, in_tcp_last;
+static int in_tcp_dirty = 1;
 
 /* alg_packet takes an IPv4/UDP datagram: a message is framed into one here
  * (the same header for every message of a direction; length and addresses
@@ -136,8 +144,9 @@ static void conn_close(struct conn *c, int rst, uint64_t now)
 static void relay_unit(struct conn *c, int i, const uint8_t *p, uint32_t n, uint64_t now)
 {
 	struct side *o = &c->s[!i];
-	uint32_t src = i ? c->far_ip : c->phone_ip, dst = i ? c->phone_ip : c->far_ip;
-	uint16_t sport = i ? c->far_port : c->phone_port, dport = i ? c->phone_port : c->far_port;
+	int far = i != c->ph;
+	uint32_t src = far ? c->far_ip : c->phone_ip, dst = far ? c->phone_ip : c->far_ip;
+	uint16_t sport = far ? c->far_port : c->phone_port, dport = far ? c->phone_port : c->far_port;
 	uint32_t out_len = 0;
 
 	memset(dgram, 0, 28);
@@ -170,6 +179,10 @@ static void relay_unit(struct conn *c, int i, const uint8_t *p, uint32_t n, uint
 	memcpy(o->out + o->out_len, q, qn);
 	o->out_len += qn;
 	STAT_INC(tcp_msgs);
+	/* a 200 to a REGISTER or an INVITE from the WAN may have made a
+	 * Contact reachable: sync the set in_tcp at the end of this round */
+	if (far)
+		in_tcp_dirty = 1;
 }
 
 static int side_flush(struct conn *c, int i)
@@ -249,11 +262,11 @@ static int side_frame(struct conn *c, int i, uint64_t now)
 		if (rc == SIPFRAME_MORE)
 			break;
 		if (rc < 0) {
+			uint32_t a = i != c->ph ? c->far_ip : c->phone_ip;
 			STAT_INC(tcp_frame_errors);
 			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s %u.%u.%u.%u: %s: connection reset",
-			       i ? "WAN" : "LAN", (i ? c->far_ip : c->phone_ip) >> 24,
-			       ((i ? c->far_ip : c->phone_ip) >> 16) & 255, ((i ? c->far_ip : c->phone_ip) >> 8) & 255,
-			       (i ? c->far_ip : c->phone_ip) & 255, sipframe_strerror(rc));
+			       i != c->ph ? "WAN" : "LAN", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
+			       sipframe_strerror(rc));
 			return -1;
 		}
 		if (rc == SIPFRAME_KEEPALIVE) {
@@ -304,6 +317,23 @@ static int far_open(struct conn *c, uint64_t now)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sock_bufs(fd);
+	if (c->ph == 1) {
+		/* To the phone, from the caller's own address and port, as
+		 * DNAT would show it (a phone may take calls only from its
+		 * registrar); `socket transparent` brings its answers here. */
+		struct sockaddr_in f = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->far_ip),
+					 .sin_port = htons(c->far_port) };
+		struct sockaddr_in p = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->phone_ip),
+					 .sin_port = htons(c->phone_port) };
+		if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+		    bind(fd, (struct sockaddr *)&f, sizeof(f)) < 0 ||
+		    (connect(fd, (struct sockaddr *)&p, sizeof(p)) < 0 && errno != EINPROGRESS)) {
+			close(fd);
+			return -1;
+		}
+		sock_nb(fd);
+		return fd;
+	}
 	c->b = binding_get(c->phone_ip, c->phone_port, BIND_SIG, 0, now);
 	if (c->b)
 		binding_ref(c->b);
@@ -351,6 +381,23 @@ static void do_accept(uint64_t now)
 		if (getsockname(fd, (struct sockaddr *)&la, &ll) < 0)
 			goto refuse;
 		uint32_t phone = ntohl(pa.sin_addr.s_addr), per = 0;
+		struct binding *in_b = NULL;
+		if (!conf_is_lan(cf, phone)) {
+			/* From the WAN (the set in_tcp let it in): to a Contact
+			 * that is registered, or in a call, now; from its registrar
+			 * when the registration is tied to one (sip.inbound_from). */
+			uint32_t far = phone;
+			in_b = binding_find_public(ntohs(la.sin_port));
+			if (!in_b || in_b->kind != BIND_SIG || ntohl(la.sin_addr.s_addr) != pub_ip ||
+			    !((in_b->reg_peer && (!in_b->reg_key || in_b->reg_key == far)) || in_b->dialogs)) {
+				STAT_INC(tcp_inbound_refused);
+				LOG_RL(LOG_LVL_WARN, "SIP/TCP from WAN %u.%u.%u.%u to port %u refused: "
+				       "no registered or in-dialog Contact there for it", far >> 24, (far >> 16) & 255,
+				       (far >> 8) & 255, far & 255, ntohs(la.sin_port));
+				goto refuse;
+			}
+			phone = in_b->priv_ip;
+		}
 		struct conn *c = NULL;
 		for (uint32_t j = 0; j < npool; j++) {
 			if (pool[j].used && pool[j].phone_ip == phone)
@@ -371,9 +418,19 @@ static void do_accept(uint64_t now)
 		c->s[0].fd = fd;
 		c->s[1].fd = -1;
 		c->phone_ip = phone;
-		c->phone_port = ntohs(pa.sin_port);
-		c->far_ip = ntohl(la.sin_addr.s_addr);
-		c->far_port = ntohs(la.sin_port);
+		if (in_b) {
+			c->ph = 1;
+			c->phone_port = in_b->priv_port;
+			c->far_ip = ntohl(pa.sin_addr.s_addr);
+			c->far_port = ntohs(pa.sin_port);
+			c->b = in_b;
+			binding_ref(in_b);
+			STAT_INC(tcp_inbound);
+		} else {
+			c->phone_port = ntohs(pa.sin_port);
+			c->far_ip = ntohl(la.sin_addr.s_addr);
+			c->far_port = ntohs(la.sin_port);
+		}
 		c->last = now;
 		nconn++;
 		stats[ST_tcp_conns] = nconn;
@@ -467,6 +524,81 @@ static void conn_event(struct conn *c, int i, uint32_t evs, uint64_t now)
 	ev_set(c, 1);
 }
 
+/* One nft command: `verb` the ports of `bits` into the set in_tcp, at most
+ * IN_TCP_CHUNK a command. 0, or -1 when nft refused one. */
+#define IN_TCP_CHUNK 512
+static int in_tcp_apply(const char *verb, const uint8_t *bits)
+{
+	static char text[128 + IN_TCP_CHUNK * 7];
+	char err[160];
+	int rc = 0;
+	uint32_t p = 0;
+
+	while (p < 65536) {
+		int n = snprintf(text, sizeof(text), "%s element ip %s_tcp in_tcp { ", verb, cf->nft_table), k = 0;
+		for (; p < 65536 && k < IN_TCP_CHUNK; p++) {
+			if (bits[p >> 3] & (1u << (p & 7)))
+				n += snprintf(text + n, sizeof(text) - (size_t)n, "%s%u", k++ ? ", " : "", p);
+		}
+		if (!k)
+			break;
+		snprintf(text + n, sizeof(text) - (size_t)n, " }\n");
+		if (nftcmd_run(text, err, sizeof(err)) < 0) {
+			LOG_RL(LOG_LVL_WARN, "tcprelay: nft refused to %s public ports in %s_tcp in_tcp: %s", verb,
+			       cf->nft_table, err);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* The set in_tcp: the public ports of signalling bindings that are
+ * registered or in a call, so the WAN may open a new connection to them and
+ * nothing else. Synced from the binding table (a scan, at most once a tick
+ * and only when a WAN message was relayed or a tick passed): registrations
+ * and calls change at call rate, not packet rate, and the diff is usually
+ * empty (no nft call then). */
+static void in_tcp_sync(uint64_t now)
+{
+	static uint8_t want[65536 / 8], add[65536 / 8], del[65536 / 8];
+	uint32_t cur = 0;
+	const struct binding *b;
+	int any = 0;
+
+	if (now < in_tcp_retry_at)
+		return;
+	in_tcp_last = now;
+	memset(want, 0, sizeof(want));
+	while ((b = binding_next(&cur)))
+		if (b->kind == BIND_SIG && (b->reg_peer || b->dialogs))
+			want[b->pub_port >> 3] |= (uint8_t)(1u << (b->pub_port & 7));
+	for (size_t j = 0; j < sizeof(want); j++) {
+		add[j] = want[j] & (uint8_t)~in_tcp_have[j];
+		del[j] = in_tcp_have[j] & (uint8_t)~want[j];
+		any |= add[j] | del[j];
+	}
+	in_tcp_dirty = 0;
+	if (!any)
+		return;
+	/* a delete refused (the element is gone already) must not hold up
+	 * the adds: separate commands */
+	int rc = in_tcp_apply("delete", del);
+	if (in_tcp_apply("add", add) < 0)
+		rc = -1;
+	if (rc < 0) {
+		/* start again from an empty view: flush, re-add all */
+		char text[96], err[96];
+		snprintf(text, sizeof(text), "flush set ip %s_tcp in_tcp\n", cf->nft_table);
+		memset(in_tcp_have, 0, sizeof(in_tcp_have));
+		if (nftcmd_run(text, err, sizeof(err)) == 0 && in_tcp_apply("add", want) == 0)
+			memcpy(in_tcp_have, want, sizeof(want));
+		else
+			in_tcp_retry_at = now + 10000;   /* no table (sipalgd -R without it): quietly later */
+		return;
+	}
+	memcpy(in_tcp_have, want, sizeof(want));
+}
+
 int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 {
 	cf = c;
@@ -485,6 +617,9 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	}
 	npool = c->max_tcp_conns;
 	pool = calloc(npool, sizeof(*pool));
+	memset(in_tcp_have, 0, sizeof(in_tcp_have));   /* a new table: an empty set */
+	in_tcp_retry_at = 0;
+	in_tcp_dirty = 1;
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -520,9 +655,15 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	}
 	log_info("tcprelay: SIP/TCP relay listening on port %u (max %u connections, %u per phone)",
 		 ntohs(a.sin_port), npool, cf->max_tcp_per_phone);
+	open_failed = 0;
 	return 0;
 fail:
 	tcprelay_close();
+	/* a copy left by a daemon killed before us would reset SIP/TCP (its
+	 * failclosed chain) while we run without the relay: take it away */
+	if (rules)
+		tproxy_remove(c);
+	open_failed = 1;
 	return -1;
 }
 
@@ -558,8 +699,13 @@ int tcprelay_rules_repair(void)
 	if (!rules_ours)
 		return 0;
 	/* tproxy_install removes a stale copy first and reads the running
-	 * configuration (the SIP ports after a reload). */
-	return tproxy_install(cf, listen_port);
+	 * configuration (the SIP ports after a reload); the set comes back
+	 * empty and is filled again at once. */
+	int rc = tproxy_install(cf, listen_port);
+	memset(in_tcp_have, 0, sizeof(in_tcp_have));
+	in_tcp_retry_at = 0;
+	in_tcp_sync(0);
+	return rc;
 }
 
 void tcprelay_set_public(uint32_t public_ip)
@@ -591,15 +737,26 @@ void tcprelay_serve(uint64_t now)
 			continue;
 		conn_event(c, (int)(id % 2), evs[k].events, now);
 	}
+	/* at most every 50 ms under load (a scan of the bindings), else the tick */
+	if (in_tcp_dirty && now - in_tcp_last >= 50)
+		in_tcp_sync(now);
 }
 
 void tcprelay_status(FILE *out)
 {
+	if (open_failed)
+		fprintf(out, "tcp relay: NOT running (it could not start, see the log): SIP over TCP "
+			"leaves unrewritten\n");
 	if (!pool)
 		return;
+	uint32_t reach = 0;
+	for (size_t j = 0; j < sizeof(in_tcp_have); j++)
+		reach += (uint32_t)__builtin_popcount(in_tcp_have[j]);
 	fprintf(out, "tcp relay: %u connections (max %u, %u per phone), %llu refused at limits, "
+		"%u public ports open to new connections from the WAN (%llu taken), "
 		"%llu TLS passed untouched%s\n", nconn, npool, cf->max_tcp_per_phone,
-		(unsigned long long)stats[ST_tcp_refused_limit], (unsigned long long)stats[ST_tcp_tls_passed],
+		(unsigned long long)stats[ST_tcp_refused_limit], reach, (unsigned long long)stats[ST_tcp_inbound],
+		(unsigned long long)stats[ST_tcp_tls_passed],
 		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
 }
 
@@ -607,6 +764,8 @@ void tcprelay_tick(uint64_t now)
 {
 	if (!pool)
 		return;
+	/* UDP registrations and expiries change the set as well */
+	in_tcp_sync(now);
 	for (uint32_t j = 0; j < npool; j++) {
 		if (pool[j].used && now - pool[j].last > (uint64_t)TCPRELAY_IDLE_S * 1000u) {
 			STAT_INC(tcp_idle_closed);

@@ -10,6 +10,14 @@
  * same policy as a UDP datagram (alg_packet) in both directions; the
  * provider's requests come back over the same connection (RFC 3261 18.2.2,
  * RFC 5626 connection reuse).
+ * A new connection from the WAN is taken only to a public port in the set
+ * in_tcp, which the relay keeps equal to the public ports of signalling
+ * bindings that are registered or in a call (synced from the binding table
+ * after WAN messages, at most every 50 ms, and on every tick); it is
+ * accepted when the binding still is (from its registrar when the
+ * registration names one), and relayed to the phone's private Contact
+ * from the caller's own address (IP_TRANSPARENT), the same rewrite both
+ * ways (tcp_inbound, tcp_inbound_refused).
  *
  * Connections: a pool sized at start (limits.tcp_connections; per phone
  * limits.tcp_connections_per_phone),

@@ -26,14 +26,32 @@
  * the packet (the relay's listener or a relayed connection); then the mark
  * routes it to us. Without our socket the packet goes on to forward, where
  * `failclosed` resets it before the operator's accept: SIP/TCP never
- * leaves unrewritten while these rules stand. */
+ * leaves unrewritten while these rules stand.
+ * From the WAN, only a new connection to the public port of a registered
+ * or in-dialog Contact is diverted (the set in_tcp, which the daemon fills:
+ * RFC 3261 18.2.2, a registrar calling a phone whose connection closed);
+ * anything else to the router is left to the router (refused, as before).
+ * A reply of a relayed connection finds its established socket first, and
+ * our own connections are not transparent: tproxy does not match them.
+ * The relay opens its connection to the phone from the caller's address
+ * (IP_TRANSPARENT, as DNAT would show it); the phone's answers are marked
+ * by `socket transparent` so they come to that socket, not to the WAN. */
 static const char tproxy_nft_fmt[] =
 	"table ip %s_tcp {\n"
+	"\tset in_tcp {\n"
+	"\t\ttype inet_service\n"
+	"\t}\n"
+	"\n"
 	"\tchain divert {\n"
 	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
 	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr type != local"
 	" tproxy to :%u meta mark set 0x%x accept\n"
+	"\t\tiifname \"%s\" tcp dport @in_tcp fib daddr type local"
+	" tproxy to :%u meta mark set 0x%x accept\n"
+	"\t\tiifname != \"%s\" ct direction reply meta l4proto tcp socket transparent 1"
+	" meta mark set 0x%x accept\n"
 	"\t}\n"
+	"\n"
 	"\tchain failclosed {\n"
 	"\t\ttype filter hook forward priority mangle; policy accept;\n"
 	"\t\tiifname != \"%s\" oifname \"%s\" tcp dport { %s } counter reject with tcp reset\n"
@@ -129,7 +147,7 @@ int tproxy_install(const struct conf *c, uint16_t port)
 		return -1;
 	}
 	snprintf(text, sizeof(text), tproxy_nft_fmt, c->nft_table, c->wan_if, ports, port, TPROXY_MARK,
-		 c->wan_if, c->wan_if, ports);
+		 c->wan_if, port, TPROXY_MARK, c->wan_if, TPROXY_MARK, c->wan_if, c->wan_if, ports);
 	if (nftcmd_run(text, err, sizeof(err)) < 0) {
 		log_err("tproxy: nft refused the TPROXY table: %s", err);
 		routing_remove();

@@ -262,6 +262,8 @@ router_sipalgd_on() {
 		-e "s|@TABLE@|salgb_$B_ID|g" -e "s|@QUEUE@|$((3000 + B_ID % 1000))|g" \
 		-e "s|@HOLDOFF@|${HOLDOFF_US:-2000}|g" \
 		"$B_REPO/tests/bench/bench.yaml" >"$B_CONF"
+	# the TCP cell: the relay on whatever the shipped default
+	[ "${B_SIP_TCP:-}" = 1 ] && sed -i 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], tcp: true }|' "$B_CONF"
 	[ -n "${SIPALGD_YAML:-}" ] && printf '%s\n' "$SIPALGD_YAML" >>"$B_CONF"
 	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
 	# Every start is a cold start: no calls taken over from the previous run's

@@ -236,6 +236,32 @@ def header(m):
             "Command:", "", "    " + m.get("command", "?"), ""]
 
 
+def tcp_tables(cells):
+    """The TCP cell (issue 12): single-segment messages over one connection."""
+    out = ["| calls/s | router | calls ok | failed | INVITEs rewritten | retrans | router CPU/call (us) "
+           "| = NAPI + daemon (us) |", "|---:|---|---:|---:|---:|---:|---:|---|"]
+    for c in sorted(cells, key=lambda c: (c["rate"], ROUTER_ORDER.get(c["router"], 9))):
+        missing = c["calls_wanted"] - c["calls_ok"] - c["calls_failed"]
+        out.append(f"| {c['rate']} | {ROUTER_NAME.get(c['router'], c['router'])} | {c['calls_ok']} / {c['calls_wanted']} "
+                   f"| {c['calls_failed']}{f' (+{missing} not done)' if missing > 0 else ''} "
+                   f"| {c['invites_rewritten']} / {c['invites_seen_by_uas']} | {c['retrans']} "
+                   f"| {f1(c['cpu_per_call_us'])} | {f1(c['napi_per_call_us'])} + {f1(c['daemon_per_call_us'])} |")
+    out += ["", "| calls/s | CPU/call sipalgd / helper | ALG work/call (over masquerade) sipalgd / helper (us) |",
+            "|---:|---:|---|"]
+    by = {(c["rate"], c["router"]): c for c in cells}
+    for rate in sorted({c["rate"] for c in cells}):
+        s, h, n = by.get((rate, "sipalgd")), by.get((rate, "helper")), by.get((rate, "none"))
+        ratio = work = "-"
+        if s and h and s["cpu_per_call_us"] and h["cpu_per_call_us"]:
+            ratio = f"{s['cpu_per_call_us'] / h['cpu_per_call_us']:.2f}x"
+            if n and n["cpu_per_call_us"]:
+                work = (f"{s['cpu_per_call_us'] - n['cpu_per_call_us']:.1f} / "
+                        f"{h['cpu_per_call_us'] - n['cpu_per_call_us']:.1f}")
+        out.append(f"| {rate} | {ratio} | {work} |")
+    out.append("")
+    return out
+
+
 def update_doc(path, sections):
     try:
         with open(path) as f:
@@ -301,6 +327,7 @@ def main():
     state = load(os.path.join(res, "state.json"))
     prof_cell = load(os.path.join(res, "profile-cell.json"))
     trunk = load(os.path.join(res, "trunk.json"))
+    tcp = [c for c in (load(p) for p in sorted(glob.glob(os.path.join(res, "tcp-*.json")))) if c]
     try:
         with open(os.path.join(res, "profile.md")) as f:
             prof = f.read()
@@ -329,6 +356,14 @@ def main():
             f"| {trunk['invites_rewritten']} / {trunk['invites_seen_by_uas']} | {c.get('pinholes_opened', '-')} "
             f"| {refused} | {c.get('drop_rate', '-')} | {c.get('drop_limit', '-')} | {c.get('queue_behind', '-')} |",
             ""])
+    if tcp:
+        sections["tcp"] = "\n".join(hdr + [
+            "SIP over TCP (issue 12): the calls cell with sipp -t t1, one connection each way, each "
+            "message written at once (the kernel helper handles TCP only where a message sits within "
+            "one segment; TCP may still coalesce or split them under load); sipalgd with sip.tcp on "
+            "relays each connection (terminated and re-originated), the helper edits segments in place. "
+            "Calls \"not done\": the UAC's connection stopped carrying calls (sipp waits on it).", ""]
+            + tcp_tables(tcp))
     if media:
         sections["media"] = "\n".join(hdr + media_tables(media))
     if state:
@@ -336,7 +371,7 @@ def main():
     if not sections:
         print("no results", file=sys.stderr)
         return 1
-    for name in ("calls", "trunk", "profile", "media", "state"):
+    for name in ("calls", "trunk", "tcp", "profile", "media", "state"):
         if name in sections:
             print(f"\n== {name} ==\n")
             print(sections[name])

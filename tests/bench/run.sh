@@ -1,7 +1,7 @@
 #!/bin/bash
-# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 8 minutes.
+# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 11 minutes (the TCP cell: 3).
 #
-#   tests/bench/run.sh [calls|media|state|trunk|all]  default: all
+#   tests/bench/run.sh [calls|media|state|trunk|tcp|all]  default: all
 #
 #   calls  three routers in the same run, same topology: plain masquerade (none),
 #          the kernel helper (nf_conntrack_sip + nf_nat_sip via an nft ct helper
@@ -18,6 +18,13 @@
 #          [1500] ms, so about 3,000 calls up at once, with the shipped limits
 #          (bench.yaml has no limits section): calls, failed,
 #          retransmissions, INVITEs rewritten, streams pinholed / refused.
+#   tcp    SIP over TCP (issue 12): the calls cell with sipp -t t1 (one
+#          connection, every message in one segment, which is all the kernel
+#          helper handles over TCP) at each of TCP_RATES ["200 1000"] calls/s,
+#          the same routers (the helper with a TCP ct helper too, sipalgd with
+#          sip.tcp on): calls ok/failed, retransmissions, INVITEs rewritten,
+#          router CPU per call (NAPI + daemon), sipalgd / helper per rate. No
+#          delay column (the captures read UDP only).
 #   state  STATE_PHONES registered phones and STATE_DIALOGS concurrent dialogs:
 #          RSS per dialog, and the daemon CPU for a fixed probe of calls at each
 #          level (lookups, pinhole add/remove) staying flat.
@@ -47,15 +54,15 @@ B_REPO=$(cd "$HERE/../.." && pwd)
 
 # What the caller set, for the record of the exact command.
 ENVLINE=""
-for v in RATES ROUTERS TRUNK_RATE HOLD_MS HOLD_MS_TRUNK DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
+for v in RATES TCP_RATES ROUTERS TRUNK_RATE HOLD_MS HOLD_MS_TRUNK DURATION HOLDOFF_US MEDIA_CALLS MEDIA_PPS MEDIA_SECONDS STATE_PHONES STATE_DIALOGS STATE_PROBE SIPALGD_YAML SIPALGD_BIN PROFILE PROFILE_RATE PROFILE_SECONDS; do
 	if [ -n "${!v+x}" ]; then ENVLINE="$ENVLINE $v=\"${!v}\""; fi
 done
 
 MODE=${1:-all}
 case "$MODE" in
-calls|media|state|trunk|all) ;;
+calls|media|state|trunk|tcp|all) ;;
 -h|--help|help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [calls|media|state|trunk|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [calls|media|state|trunk|tcp|all]" >&2; exit 2 ;;
 esac
 
 RATES=${RATES:-"50 200 500 1000 2000"}
@@ -64,7 +71,8 @@ case "$HOLD_MS" in ''|*[!0-9]*) echo "HOLD_MS must be a number of milliseconds" 
 ROUTERS=${ROUTERS:-"none helper sipalgd"}
 DURATION=${DURATION:-20}
 BENCH_DOC=${BENCH_DOC:-1}
-for r in $RATES; do case "$r" in ''|*[!0-9]*) echo "RATES: '$r' is not a number" >&2; exit 2 ;; esac; done
+TCP_RATES=${TCP_RATES:-"200 1000"}
+for r in $RATES $TCP_RATES; do case "$r" in ''|*[!0-9]*) echo "RATES: '$r' is not a number" >&2; exit 2 ;; esac; done
 for r in $ROUTERS; do case "$r" in none|helper|sipalgd) ;; *) echo "ROUTERS: '$r' (none, helper, sipalgd)" >&2; exit 2 ;; esac; done
 case "$DURATION" in ''|*[!0-9]*|0) echo "DURATION must be a positive number of seconds" >&2; exit 2 ;; esac
 [ "$DURATION" -le 600 ] || { echo "DURATION is at most 600 s" >&2; exit 2; }
@@ -133,14 +141,31 @@ cap_stop() {
 }
 
 # ---- one calls cell ---------------------------------------------------------
-run_cell() { # run_cell RATE ROUTER [profile|trunk]
+run_cell() { # run_cell RATE ROUTER [profile|trunk|tcp]
 	local rate=$1 router=$2 prof=${3:-} cell="$B_TMP/calls/$1-$2${3:+-$3}" calls=$(( $1 * DURATION ))
 	local tmo=$(( DURATION + 60 )) uas uac t0 t1 c0n c1n c0d c1d rss rssmax=0 dmax=0 d i
+	local uacsf="$HERE/uac.xml" uassf="$HERE/uas.xml" tr="" lport=5060
 	mkdir -p "$cell"
-	echo "# calls: $rate calls/s x ${DURATION}s through '$router'" >&2
-	if ! router_on "$router" "$rate"; then
+	echo "# calls: $rate calls/s x ${DURATION}s through '$router'${3:+ ($3)}" >&2
+	if [ "$prof" = tcp ]; then
+		# one TCP connection each way (sipp -t t1), from a phone port of
+		# its own per cell: the last router's connection may still be in
+		# TIME_WAIT at the far side (same 4-tuple: the new one would not
+		# connect); the far side checks a TCP Via; no timewait (its BYE
+		# retransmissions are UDP's)
+		TCP_CELL_N=$(( ${TCP_CELL_N:-0} + 1 ))
+		tr="-t t1"
+		lport=$(( 5100 + TCP_CELL_N ))
+		uassf="$cell/uas-tcp.xml"
+		sed -e 's|SIP/2\\.0/UDP|SIP/2\\.0/TCP|g' -e '/<timewait/d' "$HERE/uas.xml" >"$uassf"
+		grep -q 'SIP/2\\.0/TCP' "$uassf" || { echo "uas.xml: no Via check to turn to TCP" >&2; return 1; }
+	fi
+	if ! B_SIP_TCP=$([ "$prof" = tcp ] && echo 1) router_on "$router" "$rate"; then
 		echo "router $router did not start" >&2
 		return 1
+	fi
+	if [ "$prof" = tcp ] && [ "$router" = helper ]; then
+		nsx "$NS_RTR" nft -f "$HERE/kernel-helper-tcp.nft" || { echo "TCP ct helper refused" >&2; return 1; }
 	fi
 	local dpid=""
 	if [ "$router" = sipalgd ]; then
@@ -148,10 +173,13 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk]
 		sleep 1
 		echo "rss_idle_kib=$(rss_kib "$dpid")" >>"$cell/meta.txt"
 	fi
-	cap_start "$NS_LAN" "$cell/lan.pcap" LAN
-	cap_start "$NS_WAN" "$cell/wan.pcap" WAN
-	cap_wait_ready "$cell/lan.pcap" "$cell/wan.pcap" || return 1
-	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_WAN" sipp -sf "$HERE/uas.xml" \
+	if [ "$prof" != tcp ]; then
+		cap_start "$NS_LAN" "$cell/lan.pcap" LAN
+		cap_start "$NS_WAN" "$cell/wan.pcap" WAN
+		cap_wait_ready "$cell/lan.pcap" "$cell/wan.pcap" || return 1
+	fi
+	# shellcheck disable=SC2086  # $tr: empty or "-t t1"
+	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_WAN" sipp -sf "$uassf" $tr \
 		-i 203.0.113.10 -p 5060 -inf "$PORTS" -m "$calls" -nostdin -buff_size 4194304 \
 		-trace_stat -stf "$cell/uas.csv" -fd 1 -trace_logs -log_file "$cell/uas_logs.log" \
 		-trace_err -error_file "$cell/uas_err.log" >"$cell/uas.out" 2>&1) &
@@ -161,8 +189,9 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk]
 	t0=$(date +%s%N)
 	c0n=$(cpu_ns_tids $B_NAPI_PIDS)
 	c0d=$(cpu_ns_proc "$dpid")
-	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_LAN" sipp -sf "$HERE/uac.xml" \
-		-i 192.168.77.10 -p 5060 -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" -d "$HOLD_MS" \
+	# shellcheck disable=SC2086
+	(cd "$cell" && exec timeout "$tmo" ip netns exec "$NS_LAN" sipp -sf "$uacsf" $tr \
+		-i 192.168.77.10 -p "$lport" -inf "$PORTS" -s bob -r "$rate" -rp 1000 -m "$calls" -d "$HOLD_MS" \
 		-timeout "$(( DURATION + 40 ))s" -timeout_error -nostdin -buff_size 4194304 \
 		-cid_str '%u-%p@bench.invalid' \
 		-trace_stat -stf "$cell/uac.csv" -fd 1 -trace_err -error_file "$cell/uac_err.log" \
@@ -196,7 +225,7 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk]
 	c1n=$(cpu_ns_tids $B_NAPI_PIDS)
 	c1d=$(cpu_ns_proc "$dpid")
 	sleep 0.3
-	cap_stop "$CAP_LAN" "$CAP_WAN"
+	[ "$prof" = tcp ] || cap_stop "$CAP_LAN" "$CAP_WAN"
 	# the UAS names its log after the scenario when -log_file is not honoured
 	[ -f "$cell/uas_logs.log" ] || mv "$cell"/uas_*_logs.log "$cell/uas_logs.log" 2>/dev/null
 	{
@@ -224,6 +253,8 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk]
 		cp "$cell/result.json" "$RES/profile-cell.json" 2>/dev/null
 	elif [ "$prof" = trunk ]; then
 		cp "$cell/result.json" "$RES/trunk.json" 2>/dev/null
+	elif [ "$prof" = tcp ]; then
+		cp "$cell/result.json" "$RES/tcp-$rate-$router.json" 2>/dev/null
 	else
 		cp "$cell/result.json" "$RES/calls-$rate-$router.json" 2>/dev/null
 	fi
@@ -258,6 +289,15 @@ run_trunk() {
 	HOLD_MS=${HOLD_MS_TRUNK:-1500} run_cell "${TRUNK_RATE:-2000}" sipalgd trunk
 }
 
+run_tcp() {
+	local rate router
+	for rate in $TCP_RATES; do
+		for router in $ROUTERS; do
+			run_cell "$rate" "$router" tcp || return 1
+		done
+	done
+}
+
 run_media() {
 	echo "# media: ${MEDIA_CALLS:-300} calls, RTP ${MEDIA_PPS:-50} packets/s per stream each way, ${MEDIA_SECONDS:-10}s" >&2
 	router_on sipalgd media || return 1
@@ -290,9 +330,11 @@ rc=0
 case "$MODE" in
 calls) run_calls || rc=1 ;;
 trunk) run_trunk || rc=1 ;;
+tcp) run_tcp || rc=1 ;;
 media) run_media || rc=1 ;;
 state) run_state || rc=1 ;;
-all) run_calls || rc=1; [ $rc = 0 ] && { run_trunk || rc=1; }; [ $rc = 0 ] && { run_media || rc=1; }
+all) run_calls || rc=1; [ $rc = 0 ] && { run_trunk || rc=1; }; [ $rc = 0 ] && { run_tcp || rc=1; }
+	[ $rc = 0 ] && { run_media || rc=1; }
 	[ $rc = 0 ] && { run_state || rc=1; } ;;
 esac
 

@@ -1123,7 +1123,220 @@ def phone2_call(when):
 
 
 
-PARTS = {"malformed": part_malformed, "torture": part_torture, "slip": part_slip, "flood": part_flood}
+
+# ---------------------------------------------------------------- SIP over TCP (the relay)
+
+def tcp_socket(side, ip, port=0):
+    """A TCP socket bound in namespace `side`."""
+    F.setns(F.NS[side])
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+    finally:
+        F.setns(None)
+    TCP_SOCKS.append(s)   # not F.OPEN_SOCKETS: normal_call closes those
+    return s
+
+
+TCP_SOCKS = []
+
+
+class TcpSink:
+    """The far side of SIP/TCP: accepts on PROXY:5060, reads everything,
+    keeps what each connection carried (bounded), never answers."""
+    def __init__(self):
+        self.ls = tcp_socket("wan", PROXY, 5060)
+        self.ls.listen(64)
+        self.ls.setblocking(False)
+        self.conns = {}     # socket -> bytearray (first 64 KiB)
+        self.total = 0
+
+    def pump(self, secs):
+        end = time.monotonic() + secs
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            r, _, _ = select.select([self.ls] + list(self.conns), [], [], min(left, 0.1))
+            for x in r:
+                if x is self.ls:
+                    try:
+                        c, _a = self.ls.accept()
+                        c.setblocking(False)
+                        self.conns[c] = bytearray()
+                    except OSError:
+                        pass
+                    continue
+                try:
+                    d = x.recv(65536)
+                except OSError:
+                    d = b""
+                if not d:
+                    self.conns.pop(x, None)
+                    x.close()
+                    continue
+                self.total += len(d)
+                if len(self.conns[x]) < 65536:
+                    self.conns[x] += d[:65536 - len(self.conns[x])]
+
+    def seen(self):
+        return b"".join(bytes(v) for v in self.conns.values())
+
+    def close(self):
+        for c in list(self.conns):
+            c.close()
+        self.conns.clear()
+        self.ls.close()
+
+
+def tcp_reset_within(sock, sink, secs):
+    """Until the relay ends the connection (RST or FIN seen by the sender),
+    at most secs; the sink keeps reading meanwhile. True when ended."""
+    end = time.monotonic() + secs
+    sock.setblocking(False)
+    while time.monotonic() < end:
+        sink.pump(0.05)
+        try:
+            if sock.recv(4096) == b"":
+                return True
+        except BlockingIOError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def tcp_stream_until_reset(sock, sink, data, chunk=4096, secs=5.0):
+    """Send data in chunks while the relay takes it; True when the relay
+    reset the connection before all of it went (it must not buffer it)."""
+    sock.setblocking(False)
+    end, off = time.monotonic() + secs, 0
+    while time.monotonic() < end:
+        sink.pump(0.01)
+        try:
+            if off < len(data):
+                off += sock.send(data[off:off + chunk])
+            if sock.recv(4096) == b"":
+                return True, off
+        except BlockingIOError:
+            continue
+        except OSError:
+            return True, off
+    return False, off
+
+
+def tcp_options(me, branch):
+    return ("OPTIONS sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/TCP %s:5060;branch=z9hG4bK%s\r\n"
+            "From: <sip:alice@%s>;tag=t%s\r\nTo: <sip:bob@%s>\r\nCall-ID: %s@%s\r\nCSeq: 1 OPTIONS\r\n"
+            "Contact: <sip:alice@%s:5060;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+            % (PROXY, me, branch, PROXY, branch, PROXY, branch, me, me)).encode()
+
+
+def part_tcp():
+    """Hostile SIP/TCP through the relay (sip.tcp on, the shipped default):
+    garbage, a 10 MB Content-Length, a header that never ends, slowloris
+    peers; memory stays bounded, nothing private leaks, other calls go on."""
+    ok, out = status_ok()
+    if not record("tcp_relay_running", "tcp relay:" in out, "no relay line in status: %s" % out[-300:]):
+        return
+    pid = daemon_pid()
+    rss0 = vmrss_kb(pid) if pid else None
+    c0 = counters()
+    sink = TcpSink()
+    try:
+        # 1. garbage (no SIP framing at all): reset, nothing forwarded
+        # every hostile connection from phone 1 (the flood's source, which
+        # may still be over its fair share of the tables after part flood);
+        # phone 2 and the third LAN host place the calls that must not notice
+        g = tcp_socket("lan", PHONE1)
+        g.connect((PROXY, 5060))
+        rnd = random.Random(12)
+        junk = bytes(rnd.randrange(1, 256) for _ in range(65536)).replace(b"\x16", b"\x17")
+        reset, sent = tcp_stream_until_reset(g, sink, junk)
+        record("tcp_garbage_reset", reset, "the relay kept a garbage stream open (%d bytes taken)" % sent)
+        g.close()
+        # 2. Content-Length: 10 MB: reset before the body, never half a message forwarded
+        big = tcp_socket("lan", PHONE1)
+        big.connect((PROXY, 5060))
+        hdr = tcp_options(PHONE1, "big1").replace(b"Content-Length: 0", b"Content-Length: 10000000")
+        reset, sent = tcp_stream_until_reset(big, sink, hdr + b"v" * (2 << 20))
+        record("tcp_content_length_10mb_reset", reset and sent < (1 << 20),
+               "reset=%s after %d bytes of a 10 MB body" % (reset, sent))
+        big.close()
+        # 3. a header that never ends
+        lh = tcp_socket("lan", PHONE1)
+        lh.connect((PROXY, 5060))
+        reset, sent = tcp_stream_until_reset(lh, sink, b"OPTIONS sip:bob@%s SIP/2.0\r\nX-Long: " % PROXY.encode()
+                                             + b"a" * (1 << 20))
+        record("tcp_endless_header_reset", reset and sent < (1 << 20),
+               "reset=%s after %d bytes of one header" % (reset, sent))
+        lh.close()
+        sink.pump(0.3)
+        leaked = sink.seen()
+        record("tcp_hostile_nothing_forwarded", b"big1" not in leaked and b"X-Long" not in leaked
+               and not names_lan(leaked), "the far side got %d bytes: %r" % (len(leaked), leaked[:120]))
+        # 4. slowloris: phone 1 at its per-phone limit, one byte per 0.2 s
+        # on each; the relay holds them (bounded), refuses the next
+        slow = []
+        for ip in (PHONE1,):
+            for _ in range(16):
+                x = tcp_socket("lan", ip)
+                x.setblocking(False)
+                try:
+                    x.connect((PROXY, 5060))
+                except BlockingIOError:
+                    pass
+                slow.append(x)
+        sink.pump(0.5)
+        extra = tcp_socket("lan", PHONE1)
+        extra.settimeout(2)
+        try:
+            extra.connect((PROXY, 5060))
+            refused = tcp_reset_within(extra, sink, 2.0)
+        except OSError:
+            refused = True
+        record("tcp_slowloris_per_phone_limit", refused, "a 17th connection from one phone was kept")
+        extra.close()
+        drip = b"OPTIONS sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n" % PROXY.encode()
+        for k in range(15):
+            for x in slow:
+                try:
+                    x.send(drip[k:k + 1])
+                except OSError:
+                    pass
+            sink.pump(0.2)
+        # other calls meanwhile: UDP from phone 2, TCP from a third LAN host
+        res = phone2_call("during the TCP slowloris")
+        record("tcp_slowloris_udp_call", res is None, "phone2's call: %s" % res)
+        t = tcp_socket("lan", LANHOST)
+        t.settimeout(3)
+        t.connect((PROXY, 5060))
+        t.sendall(tcp_options(LANHOST, "ok1"))
+        sink.pump(1.0)
+        got = sink.seen()
+        record("tcp_slowloris_tcp_message_passes", b"branch=z9hG4bKok1" in got and not names_lan(got),
+               "the far side got %d bytes, LAN address in it: %s" % (len(got), names_lan(got)))
+        t.close()
+        rss1 = vmrss_kb(pid) if pid else None
+        c1 = counters()
+        info("tcp: %d connections held, RSS %s -> %s KiB, tcp_frame_errors +%d, tcp_refused_limit +%d" % (
+            c1.get("tcp_conns", 0), rss0, rss1, c1.get("tcp_frame_errors", 0) - c0.get("tcp_frame_errors", 0),
+            c1.get("tcp_refused_limit", 0) - c0.get("tcp_refused_limit", 0)))
+        # 17 connections at up to ~80 KiB each of relay buffers, kernel buffers not counted
+        record("tcp_hostile_memory_bounded", rss0 is not None and rss1 is not None and rss1 - rss0 < 8192,
+               "RSS %s -> %s KiB" % (rss0, rss1))
+    finally:
+        sink.close()
+        while TCP_SOCKS:
+            TCP_SOCKS.pop().close()
+    time.sleep(0.3)
+    after_checks("tcp", call=False)
+    res = phone2_call("after the hostile TCP")
+    record("tcp_after_phone2_call", res is None, "phone2's call: %s" % res)
+
+PARTS = {"malformed": part_malformed, "torture": part_torture, "slip": part_slip, "flood": part_flood,
+         "tcp": part_tcp}
 
 # ---------------------------------------------------------------- faults (driven by faults.sh)
 
@@ -1192,7 +1405,10 @@ def part_fault_kill():
     ans = ask_shell("start")
     record("kill9_restart", ans.startswith("ok"), "restart: %s" % ans)
     chains, jumps, tabs = rules_count()
-    record("kill9_restart_one_copy_of_rules", len(chains) == 1 and len(jumps) == 1 and len(tabs) == 1,
+    # our table, and the TCP relay's (<table>_tcp) when sip.tcp is on: one copy of each
+    tcp_tabs = [t for t in tabs if t.endswith("_tcp")]
+    record("kill9_restart_one_copy_of_rules", len(chains) == 1 and len(jumps) == 1 and
+           len(tabs) - len(tcp_tabs) == 1 and len(tcp_tabs) <= 1,
            "after the restart: iptables chains %s, FORWARD jumps %s, nft tables %s (want exactly one each)"
            % (chains, jumps, tabs))
     time.sleep(2.0)   # the daemon is expected to rebuild call state from a state file within 2 s
@@ -1414,7 +1630,7 @@ def main():
             # each part its own block of after-check RTP ports (a port reused within the
             # conntrack UDP timeout is checked on its own: slip:stale_conntrack_same_port_call)
             NORMAL_PORT[0] = 19000 + 100 * {"malformed": 0, "torture": 1, "slip": 2, "flood": 3, "fault_kill": 4,
-                                            "fault_hup": 5, "san_calls": 6}.get(p, 7)
+                                            "fault_hup": 5, "san_calls": 6, "tcp": 8}.get(p, 7)
             PARTS[p]()
         except KeyboardInterrupt:
             raise

@@ -2,7 +2,7 @@
 # tests/netns/hostile.sh: hostile input against the real sipalgd in the netns lab.
 #
 #   tests/netns/hostile.sh                       # every part (< 5 minutes)
-#   PARTS=malformed,slip tests/netns/hostile.sh  # some parts (malformed torture slip flood)
+#   PARTS=malformed,slip tests/netns/hostile.sh  # some parts (malformed torture slip flood tcp)
 #   LAB_ID=4242 tests/netns/hostile.sh           # choose the namespace id
 #
 # Builds salg-{lan,rtr,wan}-ID with lib.sh, starts sipalgd with its own config
@@ -20,7 +20,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 5000 + $$ % 4000 ))}
-PARTS=${PARTS:-malformed,torture,slip,flood}
+PARTS=${PARTS:-malformed,torture,slip,flood,tcp}
 HX_BUDGET=${HX_BUDGET:-290}
 
 lab_init

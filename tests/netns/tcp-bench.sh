@@ -18,10 +18,8 @@ trap lab_cleanup EXIT
 trap 'exit 130' INT TERM
 sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], tcp: true }|; s|level: debug|level: info|' \
 	"$HERE/lab.yaml" >"$LAB_TMP/tcp-lab.yaml"
-# one phone places every call: lift the per-phone pinhole bound (64), which
-# would otherwise refuse media (m=audio 0) above ~150 calls/s, and the
-# per-source rate limit (500 new requests/s), which drops INVITEs above it
-echo 'limits: { pinholes_per_phone: 65536, messages_per_second_per_source: 0 }' >>"$LAB_TMP/tcp-lab.yaml"
+# One LAN address places every call, like a PBX trunk, with the limits as
+# shipped (lab.yaml has no limits section): a trunk must pass without tuning.
 LAB_CONF_TEMPLATE="$LAB_TMP/tcp-lab.yaml"; export LAB_CONF_TEMPLATE
 lab_topology
 ALG=sipalgd
@@ -49,4 +47,8 @@ awk -v c="$CALLS" -v r="$RATE" -v ok="$ok" -v f="$failed" -v d0="$c0" -v d1="$c1
 	printf "tcp bench: %d calls at %d/s over one TCP connection: %s ok, %s failed (uac exit %d, uas exit %d), %.1f s, sipalgd CPU %.0f ms = %.3f ms/call\n",
 		c, r, ok, f, rc, rcs, t1 - t0, (d1 - d0) * 1000 / hz, (d1 - d0) * 1000 / hz / c }'
 [ "$rcs" = 0 ] && [ "$rc" = 0 ] || { echo "# UAS errors:"; grep -hv "^\s*$" "$LAB_TMP/uas-err.log" "$LAB_TMP/uac-err.log" 2>/dev/null | cut -c1-100 | sort | uniq -c | sort -rn | head -n 8; tail -n 25 "$LAB_TMP/uas.out"; }
+# what the shipped limits refused, if anything (a trunk must see none)
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters 2>/dev/null |
+	awk '$1 ~ /^(refused_|pinholes_refused|drop_rate|tcp_refused_limit|tcp_msgs_dropped|queue_behind)/ && $2 != 0 { r = r " " $1 " " $2 }
+	     END { print "tcp bench: refused by limits:" (r == "" ? " nothing" : r) }'
 lab_sipalgd_stop >/dev/null 2>&1

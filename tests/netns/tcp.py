@@ -209,6 +209,100 @@ def listen(out):
             pass
     json.dump(got, open(out, "w"))
 
+def refused_at(port):
+    """A connection from the WAN to the router's public address: refused?"""
+    s = socket.socket(); s.settimeout(2)
+    try:
+        s.connect((PUB, port))
+        return False
+    except (ConnectionRefusedError, ConnectionResetError, socket.timeout, OSError):
+        return True
+    finally:
+        s.close()
+
+def in_provider(out):
+    """WAN side of the new-connection case (RFC 3261 18.2.2): the phone
+    registered over TCP and closed; we call its public Contact on a new
+    connection, which only a registered or in-dialog Contact may get."""
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((FAR, 5060)); ls.listen(8); ls.settimeout(10)
+    c, peer = ls.accept()
+    st = Stream(c)
+    m = st.recv_msg(5) or ""
+    check(m.startswith("REGISTER "), "REGISTER over the phone's connection")
+    contact = re.search(r"<([^>]*)>", hdr(m, "Contact")).group(1)
+    cport = int(re.search(r"@203\.0\.113\.1:(\d+)", contact).group(1))
+    vport = int(re.search(r"^Via: SIP/2\.0/TCP 203\.0\.113\.1:(\d+)", m, re.M).group(1))
+    check(cport != vport, "Contact (public %d) and the connection (public %d) have their own ports" % (cport, vport))
+    c.sendall(resp(m, 200, "Contact: <%s>;expires=600\r\n" % contact).encode())
+    check(st.recv_msg(5) == "", "the phone closed its connection")
+    c.close()
+    time.sleep(0.3)
+    check(refused_at(vport), "WAN -> public port %d of the closed connection (not a Contact): refused" % vport)
+    check(refused_at(5062), "WAN -> public port 5062 (nothing registered): refused")
+    s = socket.socket(); s.settimeout(5)
+    try:
+        s.connect((PUB, cport))
+    except OSError as e:
+        check(False, "WAN -> registered Contact %s:%d on a new connection (%s)" % (PUB, cport, e))
+        json.dump({"fails": fails}, open(out, "w")); return
+    check(True, "WAN -> registered Contact %s:%d on a new connection: accepted" % (PUB, cport))
+    st = Stream(s)
+    sdp = "v=0\r\no=- 3 3 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 30002 RTP/AVP 0\r\n" % (FAR, FAR)
+    base = ("Via: SIP/2.0/TCP %s:5060;branch=z9hG4bK%%s\r\nFrom: <sip:pbx@%s>;tag=p1\r\nTo: <sip:carol@%s>%%s\r\n"
+            "Call-ID: in1@%s\r\nCSeq: %%s\r\n" % (FAR, FAR, FAR, FAR))
+    s.sendall(("INVITE %s SIP/2.0\r\n" % contact + base % ("i9", "", "1 INVITE") +
+               "Contact: <sip:pbx@%s:5060;transport=tcp>\r\nContent-Type: application/sdp\r\n"
+               "Content-Length: %d\r\n\r\n%s" % (FAR, len(sdp), sdp)).encode())
+    r = st.recv_msg(5) or ""
+    check(r.startswith("SIP/2.0 200"), "INVITE on the new connection answered 200 (%r)" % r[:40])
+    check("192.168.77." not in r, "200: no private address")
+    check("c=IN IP4 203.0.113.1\r\n" in r, "200: SDP c= public")
+    check(body_ok(r), "200: Content-Length matches the body")
+    s.sendall(("ACK %s SIP/2.0\r\n" % contact + base % ("a9", ";tag=c1", "1 ACK") + "Content-Length: 0\r\n\r\n").encode())
+    s.sendall(("BYE %s SIP/2.0\r\n" % contact + base % ("b9", ";tag=c1", "2 BYE") + "Content-Length: 0\r\n\r\n").encode())
+    r = st.recv_msg(5) or ""
+    check(r.startswith("SIP/2.0 200") and "CSeq: 2 BYE" in r, "BYE answered 200")
+    s.close()
+    json.dump({"fails": fails}, open(out, "w"))
+
+def in_phone():
+    """LAN side: register over TCP naming our listening port, close, take
+    the call that comes on a new connection."""
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((LANIP, 5060)); ls.listen(4); ls.settimeout(10)
+    s = socket.socket(); s.bind((LANIP, 0)); s.settimeout(5); s.connect((FAR, 5060))
+    lport = s.getsockname()[1]
+    st = Stream(s)
+    s.sendall(("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s:%d;branch=z9hG4bKr9;rport\r\n"
+               "From: <sip:carol@%s>;tag=c0\r\nTo: <sip:carol@%s>\r\nCall-ID: reg9@%s\r\nCSeq: 1 REGISTER\r\n"
+               "Contact: <sip:carol@%s:5060;transport=tcp>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+               % (FAR, LANIP, lport, FAR, FAR, LANIP, LANIP)).encode())
+    r = st.recv_msg() or ""
+    check(r.startswith("SIP/2.0 200"), "REGISTER answered 200")
+    s.close()
+    try:
+        c, peer = ls.accept()
+    except socket.timeout:
+        check(False, "a new connection to our Contact within 10 s"); return
+    check(peer[0] == FAR, "the new connection comes from the caller's address (%s:%d)" % peer)
+    st = Stream(c)
+    m = st.recv_msg(5) or ""
+    check(m.startswith("INVITE sip:carol@%s:5060" % LANIP), "INVITE on the new connection, R-URI private (%r)" % m[:50])
+    check(re.search(r"203\.0\.113\.1(?!\d)", m.split("\r\n\r\n")[0]) is None,
+          "INVITE: no public address of ours left in the headers")
+    sdp = "v=0\r\no=- 4 4 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 16010 RTP/AVP 0\r\n" % (LANIP, LANIP)
+    c.sendall(resp(m, 200, "Contact: <sip:carol@%s:5060;transport=tcp>\r\nContent-Type: application/sdp\r\n" % LANIP,
+                   sdp).encode())
+    a = st.recv_msg(5) or ""
+    check(a.startswith("ACK "), "ACK on the new connection")
+    b = st.recv_msg(5) or ""
+    check(b.startswith("BYE "), "BYE on the new connection")
+    if b:
+        c.sendall(resp(b, 200).encode())
+    check(st.recv_msg(5) == "", "the caller's FIN reached the phone")
+    c.close()
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "uas":
@@ -225,4 +319,8 @@ if __name__ == "__main__":
               "TLS ClientHello relayed byte for byte from the public address")
     elif mode == "refused":
         refused()
+    elif mode == "in-provider":
+        in_provider(sys.argv[2])
+    elif mode == "in-phone":
+        in_phone()
     sys.exit(1 if fails else 0)

@@ -7,7 +7,9 @@
 # ways, a request from the provider over the phone's own connection, BYE,
 # FIN both ways; then kill -9 of the daemon: a new SIP/TCP connection must
 # be refused and nothing may reach the WAN (fail closed). The daemon must
-# leave no table, rule or route behind on SIGTERM.
+# leave no table, rule or route behind on SIGTERM. Also: a provider's new
+# connection to a registered phone's Contact (1a), and a relay that cannot
+# start (its port taken, after that kill -9): the daemon runs without it (4).
 # shellcheck disable=SC2010,SC2046,SC2034,SC2086  # as faults.sh: word splitting of compiler flags intended; lib.sh reads ALG, LAB_KEEP_TMP
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -57,6 +59,19 @@ timeout 40 ip netns exec "$NS_LAN" "$PY" "$HERE/tcp.py" uac >"$LAB_TMP/uac.out" 
 wait "$uas" || fail=1
 sed 's/^/# phone:    /' "$LAB_TMP/uac.out"
 sed 's/^/# provider: /' "$LAB_TMP/uas.out"
+# 1a. a new connection from the WAN to a registered Contact (RFC 3261
+# 18.2.2): the phone registered over TCP and closed; the provider calls its
+# public Contact on a new connection and the phone takes it; other public
+# ports (the closed connection's, 5062) stay refused.
+timeout 40 ip netns exec "$NS_WAN" "$PY" "$HERE/tcp.py" in-provider "$LAB_TMP/inp.json" >"$LAB_TMP/inp.out" 2>&1 &
+inp=$!
+LAB_PIDS="$LAB_PIDS $inp"
+sleep 0.3
+timeout 40 ip netns exec "$NS_LAN" "$PY" "$HERE/tcp.py" in-phone >"$LAB_TMP/inph.out" 2>&1 || fail=1
+wait "$inp" || fail=1
+sed 's/^/# new conn, phone:    /' "$LAB_TMP/inph.out"
+sed 's/^/# new conn, provider: /' "$LAB_TMP/inp.out"
+
 # 1b. sipp over TCP (-t t1) on both sides: 3 calls, the UAS checks the
 # rewrite with <ereg check_it> (the lab's UDP scenario, transport TCP; no
 # timewait for BYE retransmissions, which TCP has not, and which would see
@@ -116,7 +131,9 @@ tlsn=$(awk '$1 == "tcp_tls_passed" { print $2 }' "$LAB_TMP/counters.txt")
 
 # what the daemon installed, to compare with kernel-rules/tproxy.sh
 rules_of() {
-	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/'
+	# the set's elements are the daemon's live state, not rules
+	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/' |
+		sed -E '/elements = \{.*\}/d; /elements = \{/,/\}/d'
 	lab_nsx "$NS_RTR" ip rule | grep 0x5f10
 	lab_nsx "$NS_RTR" ip route show table 5061
 }
@@ -187,6 +204,29 @@ if [ "$(cat "$LAB_TMP/leak.json" 2>/dev/null)" != "[]" ]; then
 else
 	echo "# dead daemon: nothing reached the WAN"
 fi
+
+# 4. the relay cannot start (its port taken here; a kernel without TPROXY
+# is the same case): sip.tcp is on by default, so the daemon must still run
+# SIP over UDP, say so in status, and leave no relay table behind
+sed 's|^sip: { ports: \[5060\], tcp: true }|sip: { ports: [5060], tcp: true, tcp_relay_port: 5057 }|' \
+	"$LAB_TMP/tcp-lab.yaml" >"$LAB_TMP/tcp-busy.yaml"
+grep -q 'tcp_relay_port: 5057' "$LAB_TMP/tcp-busy.yaml" || { echo "cannot set tcp_relay_port" >&2; exit 1; }
+timeout 30 ip netns exec "$NS_RTR" "$PY" -c 'import socket, time
+s = socket.socket(); s.bind(("0.0.0.0", 5057)); s.listen(1); time.sleep(25)' &
+busy=$!
+LAB_PIDS="$LAB_PIDS $busy"
+for _ in $(seq 1 50); do lab_nsx "$NS_RTR" ss -Hltn 'sport = :5057' | grep -q . && break; sleep 0.1; done
+LAB_CONF_TEMPLATE="$LAB_TMP/tcp-busy.yaml" lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
+st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+if echo "$st" | grep -q '^ok .*' && echo "$st" | grep -q 'tcp relay: NOT running' &&
+	lab_nsx "$NS_RTR" nft list table ip sipalgd_lab >/dev/null 2>&1 &&
+	! lab_nsx "$NS_RTR" nft list table ip sipalgd_lab_tcp >/dev/null 2>&1; then
+	echo "# relay port taken: the daemon runs (UDP table in place), status says 'tcp relay: NOT running'"
+else
+	echo "FAIL relay port taken: want the daemon up without the relay, status saying so: $st" >&2; fail=1
+fi
+lab_sipalgd_stop || fail=1
+kill "$busy" 2>/dev/null; wait "$busy" 2>/dev/null
 
 if [ $fail != 0 ]; then
 	LAB_KEEP_TMP=1
