@@ -95,7 +95,9 @@ static const char nftmap_rules_fmt[] =
 	"\t\t# The hairpinned flow leaves from the sender's public media address:\n"
 	"\t\t# the callee sees the source its SDP named, and its media back is\n"
 	"\t\t# this flow's reply, NATed back through the router.\n"
-	"\t\toifname != $WAN_IF ct status dnat meta l4proto udp ip saddr . ct original proto-dst @in_lan snat ip to ip saddr . udp sport map @out4\n"
+	"\t\t# (udp sport != 0, not meta l4proto udp: nft lists that one away and\n"
+	"\t\t# then cannot read its own listing, `nft list ruleset > f; nft -f f`.)\n"
+	"\t\toifname != $WAN_IF ct status dnat udp sport != 0 ip saddr . ct original proto-dst @in_lan snat ip to ip saddr . udp sport map @out4\n"
 	"\t}\n"
 	"}\n";
 
