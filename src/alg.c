@@ -650,7 +650,14 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 
 /* ---- inbound: WAN -> LAN -------------------------------------------- */
 
-static void in_contacts(const struct sip_msg *m)
+/* A Contact naming one of our public signalling ports goes back to the
+ * phone's own address only in a message to that phone (its registration's
+ * 200 lists its own bindings). Another LAN phone's public Contact stays
+ * public (issue 13, a hairpin call through the provider): mapped to that
+ * phone's private address, the receiver's in-dialog requests would carry
+ * it to the provider as a Request-URI that the outbound scrub can only
+ * turn into the public address with the wrong port. */
+static void in_contacts(const struct sip_msg *m, uint32_t phone_ip)
 {
 	const uint8_t *b = m->buf;
 
@@ -664,7 +671,7 @@ static void in_contacts(const struct sip_msg *m)
 			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip) || ip != pub_ip)
 				continue;
 			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
-			if (!x || x->kind != BIND_SIG)
+			if (!x || x->kind != BIND_SIG || x->priv_ip != phone_ip)
 				continue;
 			put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
 		}
@@ -771,7 +778,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 			}
 		}
 	}
-	in_contacts(m);
+	in_contacts(m, u->daddr);
 	unscrub_pub(b, m->hdr[m->callid_idx].value, u->daddr);
 	unscrub_pub(b, m->hdr[m->from_idx].value, u->daddr);
 	unscrub_pub(b, m->hdr[m->to_idx].value, u->daddr);

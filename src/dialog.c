@@ -195,8 +195,36 @@ struct dialog *dialog_find(const uint8_t *callid, uint32_t full, uint32_t phone_
 	return NULL;
 }
 
-static uint32_t peer_key(uint32_t ip)
+static int is_local(uint32_t ip)
 {
+	if (ip && ip == binding_public_ip())
+		return 1;
+	for (int i = 0; i < n_local; i++)
+		if (local_ips[i] == ip)
+			return 1;
+	return 0;
+}
+
+/* The source the kernel sees for media from a remote whose SDP says
+ * ip:port: the key of the inbound elements (0 = any source).
+ * Hairpin (issue 13): two LAN phones calling each other through the
+ * provider each name the router's public address. The other phone's RTP
+ * then reaches the router from the LAN, from its private address, before
+ * any SNAT: so the key is the private address of the LAN phone that owns
+ * that public media port (nftmap puts a LAN key in in_lan, matched only on
+ * packets that do not come from the WAN). Only that phone, whatever the
+ * policy: `any` means any host on the internet, not any host on the LAN.
+ * A public port of ours that no media binding owns leaves the key on our
+ * own address, which no packet from the WAN carries. */
+static uint32_t peer_key(uint32_t ip, uint16_t port)
+{
+	if (is_local(ip)) {
+		const struct binding *b = binding_find_public(port);
+
+		if (b && b->kind == BIND_MEDIA)
+			return b->priv_ip;
+		return ip;
+	}
 	return cf->pinhole_src == CONF_PINHOLE_ANY ? 0 : ip;
 }
 
@@ -419,9 +447,11 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
  * completes, so media from either reaches the phone meanwhile. */
 static void stream_set_remote(struct stream *s, uint32_t rip, uint16_t rport, int final)
 {
-	uint32_t key = rip ? peer_key(rip) : s->key;
+	uint32_t key = rip ? peer_key(rip, rport) : s->key;
 
 	if (key != s->key) {
+		if (key && conf_is_lan(cf, key))
+			STAT_INC(pinholes_hairpin);
 		if (s->has_old_key) {
 			stream_unref_key(s, s->old_key);
 			stream_kill_flows(s, s->old_rip, s->old_rport);
@@ -535,7 +565,9 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	s->rmux = (uint8_t)(d->rmux >> mi & 1);
 	/* Until the remote's SDP names its media address, only the signalling
 	 * peer may send (policy peer); the answer then moves the key. */
-	s->key = peer_key(s->rip ? s->rip : d->peer_ip);
+	s->key = s->rip ? peer_key(s->rip, s->rport) : peer_key(d->peer_ip, 0);
+	if (s->key && conf_is_lan(cf, s->key))
+		STAT_INC(pinholes_hairpin);
 	stream_ref_key(s, s->key);
 	stream_clear_stale(s, s->rip, s->rport);
 	if (d->sigb && d->sigb->pinholes++ == 0)
@@ -658,7 +690,7 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = &d->st[k];
-			uint32_t key = peer_key(m->ip);
+			uint32_t key = peer_key(m->ip, m->port_num);
 			if (s->state == ST_FREE || s->mindex != i)
 				continue;
 			if (s->fheld & (1u << f)) {

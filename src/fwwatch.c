@@ -13,7 +13,7 @@
  * What "in place" means:
  *  - our table exists and is the one we made (its handle: a table swapped
  *    for a copy, e.g. `nft -f` of a saved ruleset, has a new handle and
- *    stale elements), with its 2 rules in `pre` and 1 in `post`;
+ *    stale elements), with its 3 rules in `pre` and 2 in `post`;
  *  - the diversion: rules_where() names the chain and rule count, and the
  *    jump to it from FORWARD for iptables.
  * A check is a handful of netlink round trips (tens of microseconds), so it
@@ -224,7 +224,7 @@ static unsigned fw_check(char *buf, size_t len)
 		miss |= MISS_TABLE;
 		FW_SAY("table ip %s (replaced)", fw_conf->nft_table);
 	} else {
-		static const struct { const char *chain; int n; } want[] = { { "pre", 2 }, { "post", 1 } };
+		static const struct { const char *chain; int n; } want[] = { { "pre", 3 }, { "post", 2 } };
 
 		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 			memset(&fr, 0, sizeof(fr));

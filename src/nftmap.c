@@ -74,6 +74,8 @@ static const char nftmap_rules_fmt[] =
 	"\tmap in_peer { type ipv4_addr . inet_service : ipv4_addr . inet_service; }\n"
 	"\t# (public port) -> (private ip . private port), any remote\n"
 	"\tmap in_any { type inet_service : ipv4_addr . inet_service; }\n"
+	"\t# (LAN ip . public port) -> (private ip . private port): hairpin\n"
+	"\tmap in_lan { type ipv4_addr . inet_service : ipv4_addr . inet_service; }\n"
 	"\n"
 	"\t# Before the operator's dstnat (priority - 5): our pinholes win.\n"
 	"\t# To whatever address the router has now (fib ... local): no rule names\n"
@@ -82,16 +84,47 @@ static const char nftmap_rules_fmt[] =
 	"\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n"
 	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip to ip saddr . udp dport map @in_peer\n"
 	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip to udp dport map @in_any\n"
+	"\t\t# NAT reflection, for our pinholes only: a LAN phone sending to\n"
+	"\t\t# another LAN phone's public media port, keyed by its private source.\n"
+	"\t\tiifname != $WAN_IF fib daddr type local meta l4proto udp dnat ip to ip saddr . udp dport map @in_lan\n"
 	"\t}\n"
 	"\n"
 	"\tchain post {\n"
 	"\t\ttype nat hook postrouting priority srcnat - 5; policy accept;\n"
 	"\t\toifname $WAN_IF meta l4proto udp snat ip to ip saddr . udp sport map @out4\n"
+	"\t\t# The hairpinned flow leaves from the sender's public media address:\n"
+	"\t\t# the callee sees the source its SDP named, and its media back is\n"
+	"\t\t# this flow's reply, NATed back through the router.\n"
+	"\t\t# (udp sport != 0, not meta l4proto udp: nft lists that one away and\n"
+	"\t\t# then cannot read its own listing, `nft list ruleset > f; nft -f f`.)\n"
+	"\t\toifname != $WAN_IF ct status dnat udp sport != 0 ip saddr . ct original proto-dst @in_lan snat ip to ip saddr . udp sport map @out4\n"
 	"\t}\n"
 	"}\n";
 
-enum { SET_OUT4, SET_IN_PEER, SET_IN_ANY, SET_N };
-static const char *const nftmap_set_name[SET_N] = { "out4", "in_peer", "in_any" };
+enum { SET_OUT4, SET_IN_PEER, SET_IN_ANY, SET_IN_LAN, SET_N };
+static const char *const nftmap_set_name[SET_N] = { "out4", "in_peer", "in_any", "in_lan" };
+
+/* lan.networks, copied at open (changing them needs a restart): a peer
+ * inside them is a LAN host reaching a pinhole through the public address. */
+static struct conf_net nftmap_lan[CONF_MAX_LAN];
+static int nftmap_n_lan;
+
+static int nftmap_is_lan(uint32_t ip)
+{
+	for (int i = 0; i < nftmap_n_lan; i++)
+		if ((ip & nftmap_lan[i].mask) == nftmap_lan[i].addr)
+			return 1;
+	return 0;
+}
+
+/* Which map an inbound element with this peer lives in. A LAN peer gets
+ * in_lan, matched only on packets that do not come from the WAN: a LAN
+ * host can reach the phone directly anyway, so this opens nothing new,
+ * and a packet from the WAN forging a LAN source matches nothing. */
+static uint8_t nftmap_in_set(uint32_t peer)
+{
+	return !peer ? SET_IN_ANY : nftmap_is_lan(peer) ? SET_IN_LAN : SET_IN_PEER;
+}
 
 enum { OP_NONE, OP_ADD, OP_DEL };
 
@@ -610,7 +643,7 @@ static void ref_remove(struct nftmap_ref *r)
 
 void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port)
 {
-	uint8_t set = peer_ip ? SET_IN_PEER : SET_IN_ANY;
+	uint8_t set = nftmap_in_set(peer_ip);
 	struct nftmap_ref *r;
 	uint32_t slot = 0;
 
@@ -671,7 +704,7 @@ void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port)
 	if (--r->refs)
 		return;
 	ref_remove(r);
-	pend_put(peer_ip ? SET_IN_PEER : SET_IN_ANY, OP_DEL, peer_ip, pub_port, 0, 0);
+	pend_put(nftmap_in_set(peer_ip), OP_DEL, peer_ip, pub_port, 0, 0);
 }
 
 void nftmap_dump(FILE *f)
@@ -720,8 +753,9 @@ void nftmap_set_passive(int on)
 		 * agrees with the SDP that already left), then every element
 		 * goes: observe means nothing of ours is open. */
 		nftmap_commit();
-		snprintf(text, sizeof(text), "flush map ip %s out4\nflush map ip %s in_peer\nflush map ip %s in_any\n",
-			 nftmap_table, nftmap_table, nftmap_table);
+		snprintf(text, sizeof(text), "flush map ip %s out4\nflush map ip %s in_peer\n"
+			 "flush map ip %s in_any\nflush map ip %s in_lan\n",
+			 nftmap_table, nftmap_table, nftmap_table, nftmap_table);
 		nftmap_run_text(text, "emptying the maps for observe mode");
 	}
 	nftmap_passive = on;
@@ -856,7 +890,7 @@ void nftmap_requeue(void)
 		const struct nftmap_ref *r = &nftmap_refs[i];
 
 		if (r->refs)
-			pend_put(r->peer ? SET_IN_PEER : SET_IN_ANY, OP_ADD, r->peer, r->pub_port,
+			pend_put(nftmap_in_set(r->peer), OP_ADD, r->peer, r->pub_port,
 				 r->priv_ip, r->priv_port);
 	}
 }
@@ -879,6 +913,8 @@ int nftmap_open(const struct conf *c)
 	}
 	snprintf(nftmap_table, sizeof(nftmap_table), "%s", c->nft_table);
 	snprintf(nftmap_wan_if, sizeof(nftmap_wan_if), "%s", c->wan_if);
+	nftmap_n_lan = c->n_lan < CONF_MAX_LAN ? c->n_lan : CONF_MAX_LAN;
+	memcpy(nftmap_lan, c->lan, sizeof(nftmap_lan[0]) * (size_t)nftmap_n_lan);
 	if (nftmap_table_create("creating the NAT table") < 0)
 		return -1;
 

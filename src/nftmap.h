@@ -4,6 +4,10 @@
  *   out4     (private ip . private port) -> (public ip . public port)   SNAT, postrouting srcnat-5
  *   in_peer  (remote ip . public port)   -> (private ip . private port) DNAT, prerouting dstnat-5
  *   in_any   (public port)               -> (private ip . private port) DNAT, same chain, after in_peer
+ *   in_lan   (LAN ip . public port)      -> (private ip . private port) DNAT of packets that do
+ *            not arrive on the WAN (hairpin: a LAN phone sending to another one's public
+ *            media port), then SNAT to the sender's out4 mapping so the reply comes back
+ *            through the router and the callee sees the address its SDP named
  *
  * Calls below only queue changes; nftmap_commit() sends them all in one
  * batch transaction and drains every ACK. Commit before sending the verdicts
@@ -11,7 +15,8 @@
  * it leaves the router.
  * in_peer/in_any elements are reference counted here (a PBX trunk's calls
  * share one signalling flow): the kernel element is added on the first ref
- * and deleted on the last unref. A peer of 0 means in_any.
+ * and deleted on the last unref. A peer of 0 means in_any; a peer inside
+ * lan.networks means in_lan; any other, in_peer.
  * All addresses and ports are in HOST byte order. */
 #ifndef SIPALGD_NFTMAP_H
 #define SIPALGD_NFTMAP_H

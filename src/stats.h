@@ -42,6 +42,7 @@
 	X(pinholes_opened, C, "media pinholes opened") \
 	X(pinholes_closed, C, "media pinholes closed") \
 	X(pinholes_refused, C, "media streams refused: the SDP asked for what the rules forbid") \
+	X(pinholes_hairpin, C, "media streams whose remote is another LAN phone through the public address (hairpin)") \
 	X(nft_batches, C, "nftables transactions sent") \
 	X(nft_elements, C, "nftables map elements added or deleted") \
 	X(nft_errors, C, "nftables map updates the kernel refused") \

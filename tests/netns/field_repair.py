@@ -69,7 +69,7 @@ ELEM_RE = re.compile(r"([\d.]+ \. \d+|\d+) : ([\d.]+ \. \d+)")
 
 def elements():
     out = {}
-    for m in ("out4", "in_peer", "in_any"):
+    for m in ("out4", "in_peer", "in_any", "in_lan"):
         p = rtr("nft", "list", "map", "ip", A.table, m, ok=False)
         out[m] = set(ELEM_RE.findall(p.stdout)) if p.returncode == 0 else set()
     return out
@@ -82,7 +82,7 @@ def rules_present():
     chain = A.table.upper()
     have = {
         "table": t.returncode == 0 and "chain pre" in t.stdout and "chain post" in t.stdout
-        and t.stdout.count(" dnat ") == 2 and " snat " in t.stdout,
+        and t.stdout.count(" dnat ip to ") == 3 and t.stdout.count(" snat ip to ") == 2,
         "jump": ("-A FORWARD -p udp -j %s" % chain) in ipt,
         "divert": ipt.count("-A %s " % chain) == 4 and "NFQUEUE" in ipt,
     }
@@ -273,7 +273,7 @@ def run_event(event):
         check(all(have.values()), "after repair, missing in the listings: %s"
               % [k for k, v in have.items() if not v])
         el = elements()
-        for m in ("out4", "in_peer", "in_any"):
+        for m in ("out4", "in_peer", "in_any", "in_lan"):
             lost = state["el"][m] - el[m]
             check(not lost, "map %s lost %s" % (m, sorted(lost)[:4]))
         held.media_both("%s: held call after repair" % event)

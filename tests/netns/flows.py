@@ -33,6 +33,7 @@ CLONE_NEWNET = 0x40000000
 PHONE1 = "192.168.77.10"
 PHONE2 = "192.168.77.11"
 LANHOST = "192.168.77.12"
+PHONE3 = "192.168.79.10"   # in salg-lan2-ID, behind the router's lan2 port
 PUB = "203.0.113.1"
 PROXY = "203.0.113.10"
 MEDIASRV = "203.0.113.20"
@@ -1667,6 +1668,155 @@ def fork_early():
               % (c.pub_media[1], sorted(el)))
 
 
+# ---------------------------------------------------------------- hairpin (issue 13)
+
+def proxy_request(m, ruri=None, record_route=False):
+    """What a stateless proxy forwards: its own Via on top, Max-Forwards - 1, the
+    Request-URI replaced by the registered Contact (ruri), its Route entry taken off,
+    optionally its Record-Route; everything else (the SDP) byte for byte."""
+    head, body = m.raw.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    start = lines[0]
+    if ruri:
+        meth, _, ver = start.split(b" ", 2)
+        start = b" ".join([meth, ruri.encode(), ver])
+    out = [start, ("Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK%s" % (PROXY, uniq())).encode()]
+    if record_route:
+        out.append(("Record-Route: <sip:%s;lr>" % PROXY).encode())
+    for ln in lines[1:]:
+        low = ln.lower()
+        if low.startswith(b"max-forwards:"):
+            ln = b"Max-Forwards: %d" % (int(ln.split(b":", 1)[1]) - 1)
+        elif low.startswith(b"route:") and PROXY.encode() in ln:
+            continue
+        out.append(ln)
+    return b"\r\n".join(out) + b"\r\n\r\n" + body
+
+
+def proxy_response(m):
+    """A response on its way back through the proxy: the proxy's (top) Via taken off."""
+    head, body = m.raw.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    out, popped = [lines[0]], False
+    for ln in lines[1:]:
+        if not popped and ln.lower().startswith(b"via:"):
+            popped = True
+            continue
+        out.append(ln)
+    return b"\r\n".join(out) + b"\r\n\r\n" + body
+
+
+def router_conntrack_udp():
+    r = subprocess.run(["ip", "netns", "exec", NS["rtr"], "conntrack", "-L", "-p", "udp"],
+                       capture_output=True, text=True, timeout=5)
+    return r.stdout
+
+
+def router_nft_ruleset():
+    r = subprocess.run(["ip", "netns", "exec", NS["rtr"], "nft", "list", "ruleset"],
+                       capture_output=True, text=True, timeout=5)
+    return r.stdout
+
+
+@flow
+def hairpin_call():
+    """phone1 calls phone3 (another LAN port) through the provider, which registered both
+    and proxies the INVITE to phone3's public Contact (Call-ID and SDP untouched). RTP both
+    ways between the phones via the public address, from the address each SDP named and
+    from no other LAN host; BYE closes it: no inbound elements, no media conntracks."""
+    check("lan2" in NS, "no second LAN namespace (tests/netns/lib.sh builds salg-lan2-ID)")
+    a, prov = phone(PHONE1), remote(PROXY, name="provider")
+    b = UA("lan2", PHONE3, 5060, "phone3(%s:5060)" % PHONE3)
+    ra = register(a, prov, user="alice")
+    rb = register(b, prov, user="bob")
+    a_port, b_port = 18000, 18100
+    a_rtp = udp_socket("lan", PHONE1, a_port)
+    b_rtp = udp_socket("lan2", PHONE3, b_port)
+    # phone1 -> provider
+    dlg = Dialog(PHONE1, 5060, user="alice")
+    inv = dlg.invite(sdp_body(PHONE1, [a_port], origin=PHONE1), ruri="sip:bob@biloxi.example.com")
+    a.send(inv, (PROXY, 5060), "INVITE as phone1 sent it")
+    m1, a_src = prov.recv_req("INVITE", dlg.callid)
+    check_outbound(inv, m1, "phone1's INVITE")
+    # provider -> phone3's registered public Contact
+    fwd = proxy_request(m1, ruri=rb["pub"], record_route=True)
+    prov.send(fwd, uri_hostport(rb["pub"]), "INVITE as the provider relayed it")
+    got, b_src = b.recv_req("INVITE", dlg.callid)
+    show("INVITE as phone3 received it", got.raw)
+    check(got.ruri == rb["private"], "INVITE at phone3: Request-URI %r, want its contact %r"
+          % (got.ruri, rb["private"]))
+    b_sees_a = Sdp(got.body).addr(0)
+    # phone3 answers -> provider -> phone1
+    ok = response(got, 200, "OK", sdp_body(PHONE3, [b_port], sess="2890844527", user="bob"),
+                  to_tag=uniq("bt"), contact="<sip:bob@%s:5060>" % PHONE3, rr="<sip:%s;lr>" % PROXY)
+    b.send(ok, b_src, "200 OK as phone3 sent it")
+    m2, _ = prov.recv_resp(200, dlg.callid, "INVITE")
+    check_outbound(ok, m2, "phone3's 200 OK")
+    prov.send(proxy_response(m2), a_src)
+    got_ok, _ = a.recv_resp(200, dlg.callid, "INVITE")
+    show("200 OK as phone1 received it", got_ok.raw)
+    a_sees_b = Sdp(got_ok.body).addr(0)
+    dlg.learn(got_ok)
+    ack = dlg.ack()
+    a.send(ack, (PROXY, 5060))
+    m3, _ = prov.recv_req("ACK", dlg.callid)
+    prov.send(proxy_request(m3), uri_hostport(m3.ruri))
+    b.recv_req("ACK", dlg.callid)
+    vprint("    phone1's SDP reached phone3 as %s:%d, phone3's reached phone1 as %s:%d"
+           % (b_sees_a + a_sees_b))
+    # media: phone1 first, then phone3; each from the address its own SDP named
+    for snd, rcv, dst, src_want, what in (
+            (a_rtp, b_rtp, a_sees_b, b_sees_a, "phone1 -> phone3"),
+            (b_rtp, a_rtp, b_sees_a, a_sees_b, "phone3 -> phone1")):
+        drain(rcv)
+        send_rtp(snd, dst)
+        n, srcs, _ = count_rtp(rcv)
+        vprint("    RTP %s to %s:%d: %d/%d arrived from %s" % ((what,) + tuple(dst) + (n, RTP_N, sorted(srcs))))
+        if n < RTP_MIN:
+            where = diag("hairpin-" + what.replace(" ", "").replace(">", ""), dst[1])
+            check(False, "hairpin RTP %s to %s:%d: %d/%d arrived (no audio)%s"
+                  % ((what,) + tuple(dst) + (n, RTP_N, "; router state in " + where if where else "")))
+        check(srcs == {tuple(src_want)}, "hairpin RTP %s arrived from %s, the SDP named %s:%d"
+              % ((what, sorted(srcs)) + tuple(src_want)))
+    # only the other phone: not another LAN host, not the internet
+    for side, ip in (("lan", PHONE2), ("wan", OTHER)):
+        s = udp_socket(side, ip, 0)
+        drain(b_rtp)
+        send_rtp(s, a_sees_b)
+        n, _, _ = count_rtp(b_rtp, idle=0.3)
+        check(n == 0, "RTP from %s to phone3's public media %s:%d reached phone3 (%d)"
+              % ((ip,) + tuple(a_sees_b) + (n,)))
+    # BYE phone1 -> provider -> phone3, 200 back
+    bye = dlg.bye()
+    a.send(bye, (PROXY, 5060))
+    m4, _ = prov.recv_req("BYE", dlg.callid)
+    prov.send(proxy_request(m4), uri_hostport(m4.ruri))
+    gb, gb_src = b.recv_req("BYE", dlg.callid)
+    b.send(response(gb, 200, "OK"), gb_src)
+    m5, _ = prov.recv_resp(200, dlg.callid, "BYE")
+    prov.send(proxy_response(m5), a_src)
+    a.recv_resp(200, dlg.callid, "BYE")
+    time.sleep(CLOSE_WAIT)
+    # the call's media flows: between the phones' media ports, whatever NAT they had
+    # (the probes from the other hosts above are the router's, not the call's)
+    ports = ["port=%d " % p for p in (a_port, b_port, a_sees_b[1], b_sees_a[1])]
+    left = [ln for ln in router_conntrack_udp().splitlines()
+            if any(p in ln for p in ports) and ("=%s " % PHONE1 in ln or "=%s " % PHONE3 in ln)]
+    check(not left, "%.0fs after the BYE the router still has the call's media conntracks: %s"
+          % (CLOSE_WAIT, left[:2]))
+    if os.environ.get("LAB_SOCK"):   # sipalgd: its inbound elements are gone too
+        rs = router_nft_ruleset()
+        el = [x for x in (": %s . %d" % (PHONE1, a_port), ": %s . %d" % (PHONE3, b_port)) if x in rs]
+        check(not el, "after the BYE the DNAT elements %s are still in the router's maps" % el)
+    for snd, rcv, dst, what in ((a_rtp, b_rtp, a_sees_b, "phone1 -> phone3"),
+                                (b_rtp, a_rtp, b_sees_a, "phone3 -> phone1")):
+        drain(rcv)
+        send_rtp(snd, dst)
+        n, _, _ = count_rtp(rcv, idle=0.5)
+        check(n == 0, "%s: %.0fs after the BYE, RTP to %s:%d still arrived (%d)"
+              % ((what, CLOSE_WAIT) + tuple(dst) + (n,)))
+
+
 SIPP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sipp")
 CHILDREN = []
 
@@ -1825,6 +1975,8 @@ def main():
         if not os.path.exists("/var/run/netns/" + NS[side]):
             print("namespace %s does not exist (build it with run.sh)" % NS[side], file=sys.stderr)
             return 2
+    if os.path.exists("/var/run/netns/salg-lan2-%s" % a.id):   # hairpin_call's second phone
+        NS["lan2"] = "salg-lan2-%s" % a.id
     sel = a.flows or names
     bad = [n for n in sel if n not in names]
     if bad:

@@ -8,7 +8,8 @@
 # forward_wan -> drop_to_wan), masquerade in srcnat_wan, and flow offloading
 # on (`flowtable ft` over lan and wan, `flow offload @ft` first in the forward
 # chain; software offload works over veths; left out, and said so, on a
-# kernel without CONFIG_NF_FLOW_TABLE). There are no port forwards, so
+# kernel without CONFIG_NF_FLOW_TABLE; the lan zone has both LAN ports of
+# the lab, lan and lan2, the second not offloaded). There are no port forwards, so
 # fw4 emits no `ct status dnat accept`: the pinholes live or die by the
 # package's fragment (packaging/openwrt/sipalgd/files/sipalgd.nft), included
 # where fw4 includes /usr/share/nftables.d/chain-pre/forward/*.nft.
@@ -27,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 FRAG=$REPO/packaging/openwrt/sipalgd/files/sipalgd.nft
 FRAG_OFFLOAD=$REPO/packaging/openwrt/sipalgd/files/sipalgd-offload.nft
-FLOWS_SEL=${FW4_FLOWS:-call_3_1 remote_media_server reinvite_remote}
+FLOWS_SEL=${FW4_FLOWS:-call_3_1 remote_media_server reinvite_remote hairpin_call}
 [ "$(id -u)" = 0 ] || { echo "fw4-lab needs root" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/salg-fw4.XXXXXX)
 probe_ns=""
@@ -55,7 +56,7 @@ table inet fw4 {
 		type filter hook input priority filter; policy drop;
 		iif "lo" accept comment "!fw4: Accept traffic from loopback"
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle inbound flows"
-		iifname "lan" jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
+		iifname { "lan", "lan2" } jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
 		iifname "wan" jump input_wan comment "!fw4: Handle wan IPv4/IPv6 input traffic"
 	}
 	chain forward {
@@ -63,7 +64,7 @@ table inet fw4 {
 		$offload
 		$inc
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle forwarded flows"
-		iifname "lan" jump forward_lan comment "!fw4: Handle lan IPv4/IPv6 forward traffic"
+		iifname { "lan", "lan2" } jump forward_lan comment "!fw4: Handle lan IPv4/IPv6 forward traffic"
 		iifname "wan" jump forward_wan comment "!fw4: Handle wan IPv4/IPv6 forward traffic"
 	}
 	chain output {
@@ -84,8 +85,8 @@ table inet fw4 {
 	chain forward_wan {
 		jump drop_to_wan
 	}
-	chain accept_from_lan { iifname "lan" counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
-	chain accept_to_lan { oifname "lan" counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
+	chain accept_from_lan { iifname { "lan", "lan2" } counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
+	chain accept_to_lan { oifname { "lan", "lan2" } counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
 	chain accept_to_wan {
 		meta nfproto ipv4 oifname "wan" ct state invalid counter drop comment "!fw4: Prevent NAT leakage"
 		oifname "wan" counter accept comment "!fw4: accept wan IPv4/IPv6 traffic"

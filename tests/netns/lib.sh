@@ -1,8 +1,10 @@
 # tests/netns/lib.sh: the lab topology, sourced by run.sh and demo.sh.
 #
 #   lan ns  eth0 192.168.77.10 (phone1) .11 (phone2) .12 (LAN media host)
-#      |  veth
-#   rtr ns  lan 192.168.77.1/24   wan 203.0.113.1/24   (sipalgd | kernel helper | none)
+#      |  veth                          lan2 ns  eth0 192.168.79.10 (phone3: hairpin calls)
+#      |                                   |  veth
+#   rtr ns  lan 192.168.77.1/24   lan2 192.168.79.1/24   wan 203.0.113.1/24
+#           (sipalgd | kernel helper | none; lan and lan2 are one LAN zone)
 #      |  veth
 #   wan ns  eth0 203.0.113.10 (proxy/registrar) .20 (media server) .30 (other host)
 #
@@ -23,7 +25,8 @@ lab_init() {
 	NS_LAN=salg-lan-$LAB_ID
 	NS_RTR=salg-rtr-$LAB_ID
 	NS_WAN=salg-wan-$LAB_ID
-	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+	NS_LAN2=salg-lan2-$LAB_ID
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN" "$NS_LAN2"; do
 		if ip netns list | grep -qw "$ns"; then
 			echo "namespace $ns already exists (another run with LAB_ID=$LAB_ID?)" >&2; exit 2
 		fi
@@ -33,7 +36,7 @@ lab_init() {
 	LAB_CREATED=""
 	LAB_DAEMON_PID=""
 	LAB_KEEP_TMP=0
-	export LAB_ID NS_LAN NS_RTR NS_WAN LAB_TMP
+	export LAB_ID NS_LAN NS_RTR NS_WAN NS_LAN2 LAB_TMP
 }
 
 # Idempotent; safe to call from the trap at any point (even before lab_init finished).
@@ -73,14 +76,15 @@ lab_nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 lab_topology() {
 	set -e
 	local n
-	for n in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+	for n in "$NS_LAN" "$NS_RTR" "$NS_WAN" "$NS_LAN2"; do
 		ip netns add "$n"
 		LAB_CREATED="$LAB_CREATED $n"   # only namespaces this run created are deleted
 	done
 	ip -n "$NS_RTR" link add lan type veth peer name eth0 netns "$NS_LAN"
 	ip -n "$NS_RTR" link add wan type veth peer name eth0 netns "$NS_WAN"
+	ip -n "$NS_RTR" link add lan2 type veth peer name eth0 netns "$NS_LAN2"
 	local ns
-	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN" "$NS_LAN2"; do
 		lab_nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 		lab_nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 		ip -n "$ns" link set lo up
@@ -94,8 +98,17 @@ lab_topology() {
 	ip -n "$NS_RTR" addr add 203.0.113.1/24 dev wan
 	ip -n "$NS_RTR" link set lan up
 	ip -n "$NS_RTR" link set wan up
+	# A second phone in a namespace of its own (hairpin calls through the
+	# provider between two LAN phones): another router port of the LAN.
+	ip -n "$NS_RTR" addr add 192.168.79.1/24 dev lan2
+	ip -n "$NS_RTR" link set lan2 up
+	ip -n "$NS_LAN2" addr add 192.168.79.10/24 dev eth0
+	ip -n "$NS_LAN2" link set eth0 up
+	ip -n "$NS_LAN2" route add default via 192.168.79.1
+	lab_nsx "$NS_LAN2" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
 	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1
-	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.conf.lan.rp_filter=0 net.ipv4.conf.wan.rp_filter=0
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.conf.lan.rp_filter=0 net.ipv4.conf.wan.rp_filter=0 \
+		net.ipv4.conf.lan2.rp_filter=0
 	ip -n "$NS_WAN" addr add 203.0.113.10/24 dev eth0
 	ip -n "$NS_WAN" addr add 203.0.113.20/24 dev eth0
 	ip -n "$NS_WAN" addr add 203.0.113.30/24 dev eth0
@@ -112,7 +125,7 @@ table inet salgfw {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		ct state established,related accept
-		iifname "lan" oifname "wan" accept
+		iifname { "lan", "lan2" } oifname { "wan", "lan", "lan2" } accept
 		ct status dnat accept
 	}
 	chain postrouting {

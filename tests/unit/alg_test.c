@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -332,6 +333,48 @@ static void test_register_and_inbound_invite(void **st)
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:5060"));
 }
 
+/* Issue 13, a hairpin call: the provider relays phone2's public Contact to
+ * phone1. It must stay public (phone1's in-dialog requests go to the
+ * provider, which reaches phone2 through that public port); only the
+ * receiver's own public Contact goes back to its private address. */
+static void test_other_phones_contact_stays_public(void **st)
+{
+	(void)st;
+	char reg[512], want[128];
+	unsigned p2 = 0;
+	const char *o;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(reg, sizeof(reg),
+			 "REGISTER sip:registrar.example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 192.168.1.%d:5060;branch=z9hG4bKhp%d\r\n"
+			 "To: <sip:u%d@example.com>\r\n"
+			 "From: <sip:u%d@example.com>;tag=h%d\r\n"
+			 "Call-ID: hp%d@example.com\r\n"
+			 "CSeq: 1 REGISTER\r\n"
+			 "Contact: <sip:u%d@192.168.1.%d:5060>\r\n"
+			 "Content-Length: 0\r\n\r\n", i ? 11 : 10, i, i, i, i, i, i, i ? 11 : 10);
+		o = run(i ? LAN2 : LAN1, 5060, REM, 5060, reg, NULL);
+	}
+	const char *c = strstr(o, "Contact: <sip:u1@203.0.113.1:");
+	assert_non_null(c);
+	p2 = (unsigned)atoi(c + strlen("Contact: <sip:u1@203.0.113.1:"));
+	assert_true(p2 != 0 && p2 != 5060);
+	snprintf(reg, sizeof(reg),
+		 "INVITE sip:u0@203.0.113.1:5060 SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKhpi\r\n"
+		 "To: <sip:u0@example.com>\r\n"
+		 "From: <sip:u1@example.com>;tag=c1\r\n"
+		 "Call-ID: hpcall@example.com\r\n"
+		 "CSeq: 1 INVITE\r\n"
+		 "Contact: <sip:u1@203.0.113.1:%u>\r\n"
+		 "Content-Length: 0\r\n\r\n", p2);
+	o = run(REM, 5060, LAN1, 5060, reg, NULL);
+	assert_non_null(strstr(o, "INVITE sip:u0@192.168.1.10:5060 SIP/2.0\r\n"));
+	snprintf(want, sizeof(want), "Contact: <sip:u1@203.0.113.1:%u>\r\n", p2);
+	assert_non_null(strstr(o, want));
+}
+
 /* sip.inbound_from: any: the registered Contact is reachable from any WAN
  * host (an in_any element), not only from the registrar. */
 static void test_register_inbound_from_any(void **st)
@@ -650,6 +693,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forked_invite_policy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_phones_contact_stays_public, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

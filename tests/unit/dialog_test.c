@@ -249,6 +249,63 @@ static int setup_scarce(void **st)
 /* Once a table is 3/4 full, a phone that holds its share is refused and
  * counted; another phone still gets its call and its pinhole (the flood
  * guarantee: one host cannot take the whole table). */
+/* Issue 13: phone A calls phone B of the same LAN through the provider (one
+ * Call-ID, two dialogs). Each SDP names the public address and the other
+ * phone's public media port; the pinhole must take media from the other
+ * phone's private address (an in_lan element), whatever media.pinhole_source
+ * says, and only from it; a public port nobody owns keeps our own address. */
+static void hairpin(int policy_any)
+{
+	char want[96];
+
+	if (policy_any)
+		cf.pinhole_src = CONF_PINHOLE_ANY;
+	struct dialog *a = call();
+	struct binding *sb = binding_get(PHONE + 10, 5060, BIND_SIG, 0, 0);
+	struct dialog *b = dialog_create((const uint8_t *)"cid", 3, PHONE + 10, 5060, PROXY, 5060, sb, 0);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	uint16_t pa = pub[0];
+	/* the provider relays A's offer to B */
+	dialog_sdp(b, SIDE_REMOTE, mk("203.0.113.1", pa), 0, 1, PROXY, pub, 0);
+	stub_reset();
+	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.20", 8000), 1, 1, PHONE + 10, pub, 0);
+	uint16_t pb = pub[0];
+	assert_int_not_equal(pa, pb);
+	snprintf(want, sizeof(want), "dnat+ 192.168.1.10:%u 192.168.1.20:8000\n", pb);
+	assert_non_null(strstr(stub_log, want));
+	snprintf(want, sizeof(want), "dnat+ 192.168.1.10:%u 192.168.1.20:8001\n", pb + 1);
+	assert_non_null(strstr(stub_log, want));
+	assert_null(strstr(stub_log, "dnat+ 203.0.113.1"));
+	assert_null(strstr(stub_log, "dnat+ 0.0.0.0"));
+	/* B's answer reaches A: A's pinhole moves from the provider to B */
+	stub_reset();
+	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", pb), 1, 1, PROXY, pub, 0);
+	snprintf(want, sizeof(want), "dnat+ 192.168.1.20:%u 192.168.1.10:8000\n", pa);
+	assert_non_null(strstr(stub_log, want));
+	assert_int_equal(stats[ST_pinholes_hairpin], 2);
+	/* the call ends: elements and the hairpinned flow go */
+	stub_reset();
+	dialog_close(b, 0);
+	snprintf(want, sizeof(want), "dnat- 192.168.1.10:%u\n", pb);
+	assert_non_null(strstr(stub_log, want));
+	snprintf(want, sizeof(want), "ct- 192.168.1.20:8000 203.0.113.1:%u\n", pa);
+	assert_non_null(strstr(stub_log, want));
+	dialog_close(a, 0);
+	/* our address with a port no media binding owns: no LAN key */
+	a = call();
+	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8200), 0, 1, PHONE, pub, 0);
+	stub_reset();
+	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", 30000), 1, 1, PROXY, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ 203.0.113.1:"));
+	assert_null(strstr(stub_log, "dnat+ 192.168.1."));
+	dialog_close(a, 0);
+}
+
+static void test_hairpin_peer(void **st) { (void)st; hairpin(0); }
+static void test_hairpin_policy_any(void **st) { (void)st; hairpin(1); }
+
 static void test_fair_share_when_scarce(void **st)
 {
 	(void)st;
@@ -557,6 +614,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hairpin_policy_any, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("dialog", tests, NULL, NULL);
 }
