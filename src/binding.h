@@ -8,6 +8,8 @@
  * dialogs, streams and registrations that use them; an unused signalling
  * binding lingers for timers.binding_idle, a media binding goes at once.
  * The pool is sized from limits.bindings at start; nothing is allocated later.
+ * Signalling bindings are mirrored into the fast path's maps (fastpath.h)
+ * as they are created, change flags or go.
  * Addresses and ports in HOST byte order. */
 #ifndef SIPALGD_BINDING_H
 #define SIPALGD_BINDING_H
@@ -58,6 +60,9 @@ struct binding *binding_find_public(uint16_t pub_port);
  * no public port is free (counted). A media binding needs priv_port+1 too. */
 struct binding *binding_get(uint32_t priv_ip, uint16_t priv_port, enum binding_kind kind,
 			    uint16_t want_pub, uint64_t now);
+
+/* Set or clear BF_VIA_PORT / BF_CONTACT_PORT (the fast path mirrors them). */
+void binding_set_flag(struct binding *b, uint8_t flag, int on);
 
 void binding_ref(struct binding *b);
 void binding_unref(struct binding *b, uint64_t now);

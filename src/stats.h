@@ -77,7 +77,17 @@
 	X(rules_repair_failed, C, "repairs that failed (retried every second)") \
 	X(rules_missing, G, "1 while something the daemon needs is missing from the kernel") \
 	X(rules_repair_ms, G, "the last repair: first event to rules back, in milliseconds") \
-	X(kernel_helper, G, "1 when the kernel SIP helper was seen on our traffic")
+	X(kernel_helper, G, "1 when the kernel SIP helper was seen on our traffic") \
+	X(fastpath_attached, G, "interfaces the tc fast path is attached to, 0 when every SIP message goes through the queue") \
+	X(fastpath_handled_out, C, "LAN to WAN SIP datagrams rewritten by the fast path, not queued") \
+	X(fastpath_handled_in, C, "WAN to LAN SIP datagrams rewritten by the fast path, not queued") \
+	X(fastpath_passed, C, "datagrams the fast path passed on untouched, for any reason (the sum of the four below)") \
+	X(fastpath_pass_not_sip, C, "fast path: not UDP to or from a SIP port, a fragment, IP options") \
+	X(fastpath_pass_stateful, C, "fast path: a message the daemon must see (a body, INVITE, REGISTER...)") \
+	X(fastpath_pass_unsure, C, "fast path: the program could not be sure of the result") \
+	X(fastpath_pass_no_binding, C, "fast path: no binding for the address it would map") \
+	X(fastpath_errors, C, "fast path: a kernel helper failed after the packet was changed, dropped") \
+	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,
