@@ -178,6 +178,12 @@ tcp-lab: all
 field-repair: all
 	@tests/netns/field-repair.sh
 
+# The tc fast path's loader: attached by TCX at wan and lan, counters add up,
+# maps = bindings (also after a restart), kill -9 leaves nothing and SIP
+# stops, queue.fastpath: off attaches nothing (about 20 s).
+fastpath-lab: all
+	@tests/netns/fastpath.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -185,7 +191,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -301,5 +307,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: fastpath-lab package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -68,6 +68,7 @@ void fastpath_status(FILE *out) { fprintf(out, "fast path: off (not in this buil
 struct fp_if {
 	int ifindex;
 	int link_fd;               /* TCX link; -1: a classic tc filter */
+	uint32_t link_id;          /* the kernel's id of the link, for status */
 	char name[IF_NAMESIZE];
 };
 
@@ -82,6 +83,36 @@ static int ncpu;
 static uint64_t *percpu;         /* ncpu values, one lookup's worth */
 static uint64_t next_ifcheck;
 static char why_off[160] = "queue.fastpath: off";
+/* The kernel's ids of the program and maps: `sipalgctl status` names them so
+ * that bpftool can find exactly ours (tests, an operator debugging). */
+static uint32_t id_prog, id_cfg, id_priv, id_pub, id_stats;
+
+static uint32_t map_id(int fd)
+{
+	struct bpf_map_info mi;
+	uint32_t n = sizeof(mi);
+
+	memset(&mi, 0, sizeof(mi));
+	return bpf_obj_get_info_by_fd(fd, &mi, &n) == 0 ? mi.id : 0;
+}
+
+static uint32_t link_id(int fd)
+{
+	struct bpf_link_info li;
+	uint32_t n = sizeof(li);
+
+	memset(&li, 0, sizeof(li));
+	return bpf_obj_get_info_by_fd(fd, &li, &n) == 0 ? li.id : 0;
+}
+
+static uint32_t prog_id(int fd)
+{
+	struct bpf_prog_info pi;
+	uint32_t n = sizeof(pi);
+
+	memset(&pi, 0, sizeof(pi));
+	return bpf_obj_get_info_by_fd(fd, &pi, &n) == 0 ? pi.id : 0;
+}
 
 static void fp_ip(char *s, size_t n, uint32_t a)
 {
@@ -266,6 +297,7 @@ static int if_attach(int ifindex, struct fp_if *a)
 	fd = bpf_link_create(prog_fd, ifindex, FP_TCX_INGRESS, NULL);
 	if (fd >= 0) {
 		a->link_fd = fd;
+		a->link_id = link_id(fd);
 		return 0;
 	}
 	log_debug("fast path: TCX attach to %s: %s; trying a tc filter", a->name, strerror(errno));
@@ -394,6 +426,11 @@ static int fp_load(const struct conf *c)
 	fd_pub = bpf_map__fd(skel->maps.sipfast_pub);
 	fd_stats = bpf_map__fd(skel->maps.sipfast_stats);
 	prog_fd = bpf_program__fd(skel->progs.sipfast_ingress);
+	id_prog = prog_id(prog_fd);
+	id_cfg = map_id(fd_cfg);
+	id_priv = map_id(fd_priv);
+	id_pub = map_id(fd_pub);
+	id_stats = map_id(fd_stats);
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0 || !(percpu = calloc((size_t)ncpu, sizeof(*percpu)))) {
 		snprintf(why_off, sizeof(why_off), "cannot count the CPUs");
@@ -528,11 +565,16 @@ void fastpath_status(FILE *out)
 		fprintf(out, "fast path: off (%s)\n", why_off);
 		return;
 	}
-	fprintf(out, "fast path: %s on", n_att ? "attached" : "NOT attached");
-	for (int k = 0; k < n_att; k++)
-		fprintf(out, "%s%s (%s)", k ? "," : "", att[k].name, att[k].link_fd >= 0 ? "tcx" : "tc");
-	fprintf(out, "; %s%s\n", fp_pub && !fcf->observe ? "rewriting" : "passing everything",
-		stale ? ", maps being rebuilt" : "");
+	fprintf(out, "fast path: %s", n_att ? "attached to" : "loaded but attached nowhere");
+	for (int k = 0; k < n_att; k++) {
+		if (att[k].link_fd >= 0)
+			fprintf(out, "%s %s (tcx link %u)", k ? "," : "", att[k].name, att[k].link_id);
+		else
+			fprintf(out, "%s %s (tc filter)", k ? "," : "", att[k].name);
+	}
+	fprintf(out, "; %s%s; prog %u maps cfg %u priv %u pub %u stats %u\n",
+		fp_pub && !fcf->observe ? "rewriting" : "passing everything",
+		stale ? " (maps being rebuilt)" : "", id_prog, id_cfg, id_priv, id_pub, id_stats);
 }
 
 #endif

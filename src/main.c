@@ -84,16 +84,11 @@ static void drop_capabilities(void)
 	struct __user_cap_data_struct d[2];
 	uint64_t keep = (1ull << CAP_NET_ADMIN) | (1ull << CAP_NET_RAW);
 
-	/* the fast path attaches to interfaces that appear later */
-	if (conf.fastpath != CONF_FASTPATH_OFF)
-		keep |= 1ull << CAP_BPF;
-
 	for (int cap = 0; cap <= 63; cap++)
 		if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			break;
 	memset(d, 0, sizeof(d));
 	d[0].effective = d[0].permitted = (uint32_t)keep;
-	d[1].effective = d[1].permitted = (uint32_t)(keep >> 32);
 	d[0].inheritable = 0;
 	if (syscall(SYS_capset, &h, d) < 0)
 		log_warn("cannot drop capabilities: %s", strerror(errno));
