@@ -458,8 +458,14 @@ int fastpath_open(struct conf *c)
 	int r;
 
 	fcf = c;
-	if (c->fastpath == CONF_FASTPATH_OFF)
+	if (c->fastpath == CONF_FASTPATH_OFF) {
+		/* A classic filter of ours that a killed run left (kernels
+		 * without TCX) would go on rewriting from stale maps. */
+		int want[FP_MAX_IF], nw = if_wanted(c, want);
+		for (int j = 0; j < nw; j++)
+			tc_detach(want[j]);
 		return 0;
+	}
 	fp_pub = binding_public_ip();
 	stale = 0;
 	if ((r = fp_load(c)) == 0) {
