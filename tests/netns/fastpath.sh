@@ -17,6 +17,7 @@
 # With the placeholder program nothing is handled yet (fastpath_handled_*
 # stay 0); the checks are written so they hold for the real one too.
 # Prints `N passed, N failed` last; exit 1 on any failure.
+# shellcheck disable=SC2086,SC2116,SC2034 # word lists; ALG and LAB_KEEP_TMP are read by lib.sh
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB_REPO=$(cd "$HERE/../.." && pwd)
