@@ -469,7 +469,6 @@ int main(int argc, char **argv)
 	 * on the fast path being there (auto turns it off when it is not). */
 	if (fastpath_open(&conf) < 0)
 		goto out;
-	conf_file.fastpath = conf.fastpath; /* a reload compares with what runs */
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
 	if (fwwatch_open(&conf, manage_rules) < 0)
