@@ -14,6 +14,8 @@
 #       (fail closed: the queue nobody reads drops it).
 #   (e) queue.fastpath: off attaches nothing, the diversion has no mark
 #       rule, a call passes.
+#   (f) (before d) the configuration map: public address, WAN ifindex, mark,
+#       LAN, ports; pub_ip 0 and not enabled while the WAN has no address.
 # With the placeholder program nothing is handled yet (fastpath_handled_*
 # stay 0); the checks are written so they hold for the real one too.
 # Prints `N passed, N failed` last; exit 1 on any failure.
@@ -140,6 +142,35 @@ if cmp -s "$LAB_TMP/b-daemon" "$LAB_TMP/b-map2"; then
 else
 	bad "after a restart: $(diff "$LAB_TMP/b-daemon" "$LAB_TMP/b-map2" | tr '\n' ' ')"
 fi
+
+# ---- (f) the configuration map follows the WAN address --------------------------
+# "flags pub_str pub_len wan_ifindex mark n_lan lan0 n_ports port0" from the map
+cfg_now() {
+	local id
+	id=$(fpline | sed -n 's/.* cfg \([0-9]*\) .*/\1/p')
+	bpftool -j map dump id "$id" | "$PY" -c '
+import json, socket, struct, sys
+v = json.load(sys.stdin)[0]["formatted"]["value"]
+print(v["flags"], v["pub_str"] or "-", v["pub_len"], v["wan_ifindex"], hex(v["mark"]), v["n_lan"],
+      socket.inet_ntoa(struct.pack("=I", v["lan_net"][0])), v["n_ports"], v["sip_ports"][0])'
+}
+# wait up to 3 s for the map to read $1
+cfg_wait() {
+	local i
+	for i in $(seq 1 30); do [ "$(cfg_now)" = "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+wanidx=$(lab_nsx "$NS_RTR" cat /sys/class/net/wan/ifindex)
+want_up="1 203.0.113.1 11 $wanidx 0x10000000 1 192.168.77.0 1 5060"
+want_down="0 - 0 $wanidx 0x10000000 1 192.168.77.0 1 5060"
+if cfg_wait "$want_up"; then ok "cfg map: enabled, public address, WAN ifindex, mark, LAN, ports"
+else bad "cfg map reads '$(cfg_now)', want '$want_up'"; fi
+lab_nsx "$NS_RTR" ip addr del 203.0.113.1/24 dev wan
+if cfg_wait "$want_down"; then ok "WAN address removed: cfg map pub_ip 0, not enabled"
+else bad "WAN address removed: cfg map reads '$(cfg_now)', want '$want_down'"; fi
+lab_nsx "$NS_RTR" ip addr add 203.0.113.1/24 dev wan
+if cfg_wait "$want_up"; then ok "WAN address back: cfg map enabled with it again"
+else bad "WAN address back: cfg map reads '$(cfg_now)', want '$want_up'"; fi
 
 # ---- (d) kill -9 leaves nothing attached, SIP stops ----------------------------
 line=$(fpline)
