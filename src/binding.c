@@ -321,6 +321,16 @@ void binding_set_flag(struct binding *b, uint8_t flag, int on)
 	fastpath_binding_set(b); /* the fast path writes the port as the phone did */
 }
 
+void binding_fastpath_hold(struct binding *b, int hold)
+{
+	if (hold) {
+		if (b->fp_hold++ == 0)
+			fastpath_binding_del(b);
+	} else if (b->fp_hold && --b->fp_hold == 0) {
+		fastpath_binding_set(b);
+	}
+}
+
 void binding_ref(struct binding *b)
 {
 	b->refs++;

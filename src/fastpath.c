@@ -233,7 +233,7 @@ static int maps_resync(void)
 		}
 	}
 	while ((b = binding_next(&cur)))
-		if (b->kind == BIND_SIG) {
+		if (b->kind == BIND_SIG && !b->fp_hold) {
 			int r = binding_put(b);
 			if (r < 0)
 				return r;
@@ -256,7 +256,7 @@ void fastpath_binding_set(const struct binding *b)
 {
 	int r;
 
-	if (!skel || b->kind != BIND_SIG)
+	if (!skel || b->kind != BIND_SIG || b->fp_hold)
 		return;
 	if ((r = binding_put(b)) < 0)
 		map_failed("sipfast_priv/sipfast_pub", -r);
