@@ -14,6 +14,8 @@
 #       (fail closed: the queue nobody reads drops it).
 #   (e) queue.fastpath: off attaches nothing, the diversion has no mark
 #       rule, a call passes.
+#   (g) without CAP_BPF (a sandbox): auto logs one line and runs on the
+#       queue alone (a call passes); on refuses to start.
 #   (f) (before d) the configuration map: public address, WAN ifindex, mark,
 #       LAN, ports; pub_ip 0 and not enabled while the WAN has no address.
 # With the placeholder program nothing is handled yet (fastpath_handled_*
@@ -241,6 +243,36 @@ if flows call_3_1; then ok "lab flow call_3_1 with the fast path off"
 else bad "lab flow call_3_1 with the fast path off"; tail -20 "$LAB_TMP/flows-call_3_1.out" | sed 's/^/  | /'; fi
 [ "$(counter pkts_in)" -gt "$q0" ] || bad "off: the daemon saw no SIP"
 lab_sipalgd_stop || bad "sipalgd (off) did not stop cleanly"
+
+# ---- (g) where BPF is refused: auto falls back, on refuses to start -----------------
+# No CAP_BPF and no CAP_SYS_ADMIN (a container, a sandbox): the kernel refuses
+# the program. auto: one log line and the queue alone; on: the daemon exits.
+nobpf="setpriv --bounding-set -bpf,-sys_admin --inh-caps -bpf,-sys_admin --"
+LAB_SIPALGD_WRAP=$nobpf lab_sipalgd_start || { echo "sipalgd did not start without CAP_BPF"; exit 1; }
+line=$(fpline)
+echo "# $line"
+nlog=$(grep -c 'fast path' "$LAB_DAEMON_LOG")
+marks=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | grep -c mark)
+if printf '%s\n' "$line" | grep -q '^fast path: off (the kernel refused the program' && [ "$nlog" = 1 ] &&
+   [ "$marks" = 0 ] && [ "$(counter fastpath_attached)" = 0 ]; then
+	ok "auto without CAP_BPF: one log line, off, no mark rule"
+else
+	bad "auto without CAP_BPF: '$line', $nlog log lines, mark rules $marks"
+fi
+if flows call_3_1; then ok "lab flow call_3_1 where BPF is refused (auto)"
+else bad "lab flow call_3_1 where BPF is refused"; tail -20 "$LAB_TMP/flows-call_3_1.out" | sed 's/^/  | /'; fi
+lab_sipalgd_stop || bad "sipalgd (no CAP_BPF) did not stop cleanly"
+sed -e 's/^queue: { number: 7 }$/queue: { number: 7, fastpath: on }/' "$HERE/lab.yaml" >"$LAB_TMP/lab-on.yaml"
+if LAB_CONF_TEMPLATE=$LAB_TMP/lab-on.yaml LAB_SIPALGD_WRAP=$nobpf lab_sipalgd_start 2>/dev/null; then
+	bad "queue.fastpath: on started without CAP_BPF"
+	lab_sipalgd_stop
+elif grep -q 'fast path (queue.fastpath: on): the kernel refused the program' "$LAB_DAEMON_LOG"; then
+	ok "queue.fastpath: on refuses to start where BPF is refused, and says why"
+else
+	bad "queue.fastpath: on without CAP_BPF: $(tail -n 3 "$LAB_DAEMON_LOG" | tr '\n' ' ')"
+fi
+left=$( { lab_nsx "$NS_RTR" iptables -t mangle -S; lab_nsx "$NS_RTR" nft list tables; } 2>&1 | grep -ci sipalgd)
+[ "$left" = 0 ] || bad "queue.fastpath: on, refused: $left sipalgd rules or tables left"
 
 if [ "$nfail" != 0 ] && [ -n "${LAB_DAEMON_LOG:-}" ] && [ -f "$LAB_DAEMON_LOG" ]; then
 	echo "# sipalgd log (last 40 lines):"
