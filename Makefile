@@ -24,6 +24,21 @@ SIPALGD_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU
 # libnftables: headers only; nftcmd.c loads it at run time (see nftcmd.h).
 SIPALGD_CFLAGS += $(shell $(PKG_CONFIG) --cflags $(PKGS) libnftables 2>/dev/null)
 SIPALGD_LDLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# The tc fast path (docs/fastpath.md): FASTPATH=1 builds bpf/sipfast.bpf.c
+# and links libbpf into src/fastpath.c; FASTPATH=0 builds fastpath.c as
+# stubs (musl/OpenWrt, or no clang/bpftool/libbpf); auto: 1 when all three
+# are there.
+FASTPATH ?= auto
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+BPF_CLANG ?= clang
+ifeq ($(FASTPATH),auto)
+FASTPATH := $(shell $(PKG_CONFIG) --exists libbpf 2>/dev/null && command -v $(BPF_CLANG) >/dev/null 2>&1 && \
+	test -x $(BPFTOOL) && echo 1 || echo 0)
+endif
+ifeq ($(FASTPATH),1)
+SIPALGD_CFLAGS += -DSIPALGD_FASTPATH=1 -Ibuild $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
+SIPALGD_LDLIBS += $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null)
+endif
 ALL_CFLAGS = $(HARDEN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SIPALGD_CFLAGS)
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS)
 # ---- end of build flags ---------------------------------------------------
@@ -54,6 +69,20 @@ $(B)/%.o: src/%.c | $(B)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# The BPF object and its skeleton (the object's bytes embedded in a header
+# that only fastpath.c includes).
+$(B)/sipfast.bpf.o: bpf/sipfast.bpf.c bpf/sipfast.h | $(B)
+	@echo "  BPF     $@"
+	$(Q)$(BPF_CLANG) -O2 -g -target bpf -I/usr/include/$(shell gcc -dumpmachine) -c -o $@ $<
+
+$(B)/sipfast.skel.h: $(B)/sipfast.bpf.o
+	@echo "  SKEL    $@"
+	$(Q)$(BPFTOOL) gen skeleton $< name sipfast > $@.tmp && mv $@.tmp $@
+
+ifeq ($(FASTPATH),1)
+$(B)/fastpath.o: $(B)/sipfast.skel.h
+endif
+
 # -V prints the version: rebuild what shows it when VERSION changes.
 $(B)/main.o $(B)/sipalgctl.o: VERSION
 
@@ -66,7 +95,7 @@ $(B):
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
 # (No libosip2: sipmsg.c/sdp.c parse by hand; no tshark: no test reads a
 # capture.)
-DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev \
+DEBS := build-essential pkg-config clang libbpf-dev bpftool libnetfilter-queue-dev libmnl-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
 	sip-tester nftables iptables conntrack iproute2 kmod python3 \
 	python3-prometheus-client
@@ -149,6 +178,12 @@ tcp-lab: all
 field-repair: all
 	@tests/netns/field-repair.sh
 
+# The tc fast path's loader: attached by TCX at wan and lan, counters add up,
+# maps = bindings (also after a restart), kill -9 leaves nothing and SIP
+# stops, queue.fastpath: off attaches nothing (about 20 s).
+fastpath-lab: all
+	@tests/netns/fastpath.sh
+
 FUZZ_SECONDS ?= 60
 fuzz-short: all
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
@@ -156,7 +191,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair
+check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -272,5 +307,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: fastpath-lab package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

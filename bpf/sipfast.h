@@ -14,7 +14,9 @@
 #ifndef SIPALGD_SIPFAST_H
 #define SIPALGD_SIPFAST_H
 
-#ifdef __bpf__
+/* linux/types.h wherever it exists: libbpf's headers include it too, and
+ * its __u64 (unsigned long long) conflicts with a uint64_t typedef. */
+#if defined(__bpf__) || defined(__linux__)
 #include <linux/types.h>
 #else
 #include <stdint.h>

@@ -4,6 +4,9 @@
 #
 # Usage: WAN_IF=eth0 SIP_PORTS="5060 5070" QUEUE_NUM=0 divert-iptables.sh add|del
 #   CHAIN (default SIPALGD) names our chain in the mangle table.
+#   FASTPATH_MARK (default 0x10000000, queue.fastpath_mark_bit 28): packets
+#   the fast path rewrote carry it and skip the queue; FASTPATH_MARK= (empty)
+#   when sipalgd runs with queue.fastpath: off (docs/fastpath.md).
 # add is idempotent (removes a stale copy first); del removes only our jump
 # and our chain. No queue bypass option on purpose: with no sipalgd on the queue,
 # SIP is dropped instead of leaving the router unrewritten (fail closed).
@@ -11,6 +14,7 @@ set -u
 
 CHAIN=${CHAIN:-SIPALGD}
 QUEUE_NUM=${QUEUE_NUM:-0}
+FASTPATH_MARK=${FASTPATH_MARK-0x10000000}
 SIP_PORTS=$(echo "${SIP_PORTS:-5060}" | tr ',' ' ')
 IPT="iptables -w 10 -t mangle"
 
@@ -20,6 +24,8 @@ check() {
 	[ -n "${WAN_IF:-}" ] || die "WAN_IF is not set"
 	case "$CHAIN" in *[!A-Za-z0-9_]*|"") die "bad CHAIN '$CHAIN'";; esac
 	case "$QUEUE_NUM" in *[!0-9]*|"") die "bad QUEUE_NUM '$QUEUE_NUM'";; esac
+	case "$FASTPATH_MARK" in "") ;; 0x*[!0-9a-fA-F]*|0x) die "bad FASTPATH_MARK '$FASTPATH_MARK'";; 0x*) ;;
+		*) die "FASTPATH_MARK '$FASTPATH_MARK': write it as 0x...";; esac
 	for p in $SIP_PORTS; do
 		case "$p" in *[!0-9]*|"") die "bad port '$p' in SIP_PORTS";; esac
 	done
@@ -39,6 +45,11 @@ del() {
 add() {
 	del
 	$IPT -N "$CHAIN" || { del; die "cannot create chain $CHAIN"; }
+	# what the fast path already rewrote skips the queue (first rule)
+	if [ -n "$FASTPATH_MARK" ]; then
+		$IPT -A "$CHAIN" -m mark --mark "$FASTPATH_MARK/$FASTPATH_MARK" -j RETURN ||
+			{ del; die "cannot add the fast path's mark rule"; }
+	fi
 	for p in $SIP_PORTS; do
 		for dir in -i -o; do
 			for port in --dport --sport; do
@@ -55,5 +66,5 @@ add() {
 case "${1:-}" in
 add) check; add ;;
 del) check; del ;;
-*) echo "usage: WAN_IF=... [SIP_PORTS=5060] [QUEUE_NUM=0] $0 add|del" >&2; exit 2 ;;
+*) echo "usage: WAN_IF=... [SIP_PORTS=5060] [QUEUE_NUM=0] [FASTPATH_MARK=0x10000000] $0 add|del" >&2; exit 2 ;;
 esac

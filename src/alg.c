@@ -429,10 +429,7 @@ static int out_via(const struct sip_msg *m, const struct pkt_udp *u, struct bind
 	struct binding *x = sig_binding(ip, v.port_num ? v.port_num : 5060, u, sigb, now);
 	if (!x)
 		return -1;
-	if (v.port.len)
-		x->flags |= BF_VIA_PORT;
-	else
-		x->flags &= (uint8_t)~BF_VIA_PORT;
+	binding_set_flag(x, BF_VIA_PORT, v.port.len != 0);
 	put_public(v.hostport, v.port.len != 0, x->pub_port);
 	return 0;
 }
@@ -462,10 +459,7 @@ static int out_contacts(const struct sip_msg *m, const struct pkt_udp *u, struct
 			struct binding *x = sig_binding(ip, uri.port_num ? uri.port_num : 5060, u, sigb, now);
 			if (!x)
 				return -1;
-			if (uri.port.len)
-				x->flags |= BF_CONTACT_PORT;
-			else
-				x->flags &= (uint8_t)~BF_CONTACT_PORT;
+			binding_set_flag(x, BF_CONTACT_PORT, uri.port.len != 0);
 			put_public(uri.hostport, uri.port.len != 0, x->pub_port);
 			/* the rest of the element (params, display name) */
 			struct span before = { el.off, uri.hostport.off - el.off };

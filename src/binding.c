@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "fastpath.h"
 #include "log.h"
 #include "mem.h"
 #include "nftmap.h"
@@ -103,6 +104,7 @@ uint32_t binding_public_ip(void) { return pub_ip; }
 void binding_set_public(uint32_t public_ip)
 {
 	pub_ip = public_ip;
+	fastpath_set_public(public_ip);
 	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
 		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
@@ -271,6 +273,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		hosts_active++;
 	STAT_INC(bindings);
 	STAT_INC(bindings_created);
+	fastpath_binding_set(b);
 	return b;
 }
 
@@ -292,6 +295,7 @@ static void binding_free(struct binding *b)
 	uint32_t idx = (uint32_t)(b - pool) + 1;
 	uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
 
+	fastpath_binding_del(b);
 	for (uint32_t i = 0; i < n; i++) {
 		set_used(b->pub_port + i, 0);
 		nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + i));
@@ -305,6 +309,26 @@ static void binding_free(struct binding *b)
 	b->next_priv = free_head;
 	free_head = idx;
 	STAT_DEC(bindings);
+}
+
+void binding_set_flag(struct binding *b, uint8_t flag, int on)
+{
+	uint8_t f = on ? (uint8_t)(b->flags | flag) : (uint8_t)(b->flags & ~flag);
+
+	if (f == b->flags)
+		return;
+	b->flags = f;
+	fastpath_binding_set(b); /* the fast path writes the port as the phone did */
+}
+
+void binding_fastpath_hold(struct binding *b, int hold)
+{
+	if (hold) {
+		if (b->fp_hold++ == 0)
+			fastpath_binding_del(b);
+	} else if (b->fp_hold && --b->fp_hold == 0) {
+		fastpath_binding_set(b);
+	}
 }
 
 void binding_ref(struct binding *b)
@@ -431,6 +455,7 @@ int binding_restore_line(const char *line, uint64_t now)
 		log_warn("state: %u.%u.%u.%u:%u comes back on public port %u, not %u",
 			 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port, b->pub_port, pub);
 	b->flags = (uint8_t)(flags & (BF_VIA_PORT | BF_CONTACT_PORT | BF_ADOPTED));
+	fastpath_binding_set(b);
 	if (peer && left)
 		binding_register(b, peer, key == 0, left > 0xffffffffu ? 0xffffffffu : (uint32_t)left, now);
 	return 0;

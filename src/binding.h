@@ -8,6 +8,8 @@
  * dialogs, streams and registrations that use them; an unused signalling
  * binding lingers for timers.binding_idle, a media binding goes at once.
  * The pool is sized from limits.bindings at start; nothing is allocated later.
+ * Signalling bindings are mirrored into the fast path's maps (fastpath.h)
+ * as they are created, change flags or go.
  * Addresses and ports in HOST byte order. */
 #ifndef SIPALGD_BINDING_H
 #define SIPALGD_BINDING_H
@@ -34,6 +36,7 @@ struct binding {
 	uint32_t refs;
 	uint32_t pinholes;       /* media pinholes of the dialogs of this phone (signalling) */
 	uint32_t dialogs;        /* dialogs of this phone (signalling), for fair shares */
+	uint32_t fp_hold;        /* dialogs keeping it out of the fast path's maps (dialog.c) */
 	uint64_t idle_until;     /* ms; only meaningful when refs == 0 */
 	uint32_t reg_peer;       /* registrar address while registered, else 0 */
 	uint32_t reg_key;        /* peer used for the inbound element (0 = any) */
@@ -60,6 +63,13 @@ struct binding *binding_find_public(uint16_t pub_port);
  * no public port is free (counted). A media binding needs priv_port+1 too. */
 struct binding *binding_get(uint32_t priv_ip, uint16_t priv_port, enum binding_kind kind,
 			    uint16_t want_pub, uint64_t now);
+
+/* Set or clear BF_VIA_PORT / BF_CONTACT_PORT (the fast path mirrors them). */
+void binding_set_flag(struct binding *b, uint8_t flag, int on);
+/* A dialog wants the messages the fast path would handle for this phone to
+ * reach the daemon (hold 1), or no longer (hold 0): counted per dialog; the
+ * binding is out of the fast path's maps while any dialog holds it. */
+void binding_fastpath_hold(struct binding *b, int hold);
 
 void binding_ref(struct binding *b);
 void binding_unref(struct binding *b, uint64_t now);

@@ -53,7 +53,7 @@ enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
 	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT,
-	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO,
+	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
 	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE, L_TCP, L_TCPPP,
@@ -65,6 +65,7 @@ enum key {
 
 static const char *const ch_inbound[] = { "registrar", "any", NULL };
 static const char *const ch_divert[] = { "iptables", "nft", NULL };
+static const char *const ch_fastpath[] = { "auto", "on", "off", NULL };
 static const char *const ch_pinsrc[] = { "peer", "any", NULL };
 static const char *const ch_level[] = { "error", "warning", "info", "debug", NULL };
 static const char *const ch_mode[] = { "enforce", "observe", NULL };
@@ -123,6 +124,10 @@ static const struct keydef {
 			  "iptables or nft diversion; reload replaces the diversion rules" },
 	[Q_RTPRIO]    = { "queue.realtime_priority", K_UINT, FIELD(realtime_priority), 0, 1, NULL, 0, 99, NULL, RESTART,
 			  "SCHED_FIFO priority; CAP_SYS_NICE is dropped after start" },
+	[Q_FASTPATH]  = { "queue.fastpath", K_ENUM, FIELD(fastpath), 0, CONF_FASTPATH_AUTO, NULL, 0, 0, ch_fastpath, RESTART,
+			  "the tc eBPF fast path: auto, on or off; loaded and attached at start" },
+	[Q_FPMARK]    = { "queue.fastpath_mark_bit", K_UINT, FIELD(fastpath_mark_bit), 0, 28, NULL, 0, 31, NULL, RESTART,
+			  "the packet mark bit of fast-path messages; in the diversion made at start" },
 	[M_PMIN]      = { "media.port_min", K_UINT, FIELD(media_port_min), 0, 20000, NULL, 1024, 65535, NULL, RESTART,
 			  "first public media port; the port allocator is built at start" },
 	[M_PMAX]      = { "media.port_max", K_UINT, FIELD(media_port_max), 0, 39999, NULL, 1, 65535, NULL, RESTART,

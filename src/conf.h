@@ -24,6 +24,12 @@ enum conf_divert {
 	CONF_DIVERT_NFT,      /* nft `queue` statement (needs CONFIG_NFT_QUEUE, e.g. OpenWrt fw4) */
 };
 
+enum conf_fastpath {
+	CONF_FASTPATH_AUTO, /* attach where BPF works, else the queue alone (one log line) */
+	CONF_FASTPATH_ON,   /* attach or refuse to start */
+	CONF_FASTPATH_OFF,  /* nothing attached: every SIP message through the queue */
+};
+
 struct conf_net {
 	uint32_t addr; /* host order, already masked */
 	uint32_t mask; /* host order */
@@ -42,6 +48,8 @@ struct conf {
 	uint32_t batch_max;         /* queue.batch, default 64 (1..256) */
 	enum conf_divert divert;    /* queue.divert: iptables (default) | nft */
 	uint32_t realtime_priority; /* queue.realtime_priority, default 1: SCHED_FIFO priority, 0 = ordinary scheduling */
+	enum conf_fastpath fastpath; /* queue.fastpath: auto (default) | on | off (docs/fastpath.md) */
+	uint32_t fastpath_mark_bit; /* queue.fastpath_mark_bit, default 28: skb->mark bit of handled packets */
 	uint16_t media_port_min;    /* media.port_min, default 20000 (>= 1024, even) */
 	uint16_t media_port_max;    /* media.port_max, default 39999 (> min) */
 	uint16_t sig_port_min;      /* sip.port_min, default 40000: public SIP ports when the private one is taken */

@@ -77,6 +77,8 @@ struct dialog {
 	uint8_t fork_answered; /* bit f: fork f sent an SDP answer */
 	uint16_t rmux;         /* bit i: the remote's last SDP offered rtcp-mux on m= line i */
 	struct binding *sigb;
+	uint8_t fp_held;       /* holds sigb out of the fast path (fp_hold_update) */
+	uint8_t bye_seen;
 	uint32_t pub_ip;       /* public address when it began (dialog_public) */
 	uint64_t expires;
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
@@ -885,11 +887,31 @@ void dialog_offer_failed(struct dialog *d)
 	d->offer_from = SIDE_NONE;
 }
 
+/* The fast path (docs/fastpath.md, "Timers") handles 1xx, ACK and body-less
+ * in-dialog requests without the daemon seeing them, and those are what
+ * refresh a dialog's timer (a phone ringing for minutes repeats its 180
+ * every minute, RFC 3261 13.3.1.1). So once less than half of the timer is
+ * left, the phone's binding leaves the fast path's maps: the next such
+ * message reaches the daemon, refreshes the timer, and the binding goes back.
+ * Only calls that ring or last that long pay; a dialog that saw BYE is
+ * ending anyway and holds nothing (a trunk's binding stays in). */
+static void fp_hold_update(struct dialog *d, uint64_t now)
+{
+	uint64_t full = (uint64_t)(d->confirmed ? cf->dialog_timeout_s : cf->early_timeout_s) * 1000u;
+	int want = d->sigb && !d->bye_seen && (d->expires <= now || d->expires - now < full / 2);
+
+	if (want != d->fp_held) {
+		binding_fastpath_hold(d->sigb, want);
+		d->fp_held = (uint8_t)want;
+	}
+}
+
 void dialog_touch(struct dialog *d, uint64_t now)
 {
 	uint64_t t = now + (uint64_t)(d->confirmed ? cf->dialog_timeout_s : cf->early_timeout_s) * 1000u;
 	if (t > d->expires)
 		d->expires = t;
+	fp_hold_update(d, now);
 }
 
 void dialog_confirmed(struct dialog *d, uint64_t now)
@@ -901,11 +923,14 @@ void dialog_confirmed(struct dialog *d, uint64_t now)
 	}
 	d->confirmed = 1;
 	d->expires = now + (uint64_t)cf->dialog_timeout_s * 1000u;
+	fp_hold_update(d, now);
 }
 
 void dialog_bye_seen(struct dialog *d, uint64_t now)
 {
 	d->expires = now + BYE_LINGER_MS;
+	d->bye_seen = 1;
+	fp_hold_update(d, now);
 }
 
 int dialog_is_confirmed(const struct dialog *d) { return d->confirmed; }
@@ -935,6 +960,9 @@ void dialog_close(struct dialog *d, uint64_t now)
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
 		stream_close(d, &d->st[k], now);
 	if (d->sigb) {
+		if (d->fp_held)
+			binding_fastpath_hold(d->sigb, 0);
+		d->fp_held = 0;
 		if (d->sigb->dialogs && --d->sigb->dialogs == 0)
 			phones_dlg--;
 		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
@@ -956,11 +984,16 @@ void dialog_close(struct dialog *d, uint64_t now)
 
 void dialog_expire(uint64_t now)
 {
-	for (uint32_t i = 0; i < pool_used; i++)
-		if (pool[i].in_use && pool[i].expires <= now) {
+	for (uint32_t i = 0; i < pool_used; i++) {
+		if (!pool[i].in_use)
+			continue;
+		if (pool[i].expires <= now) {
 			STAT_INC(dialogs_expired);
 			dialog_close(&pool[i], now);
+		} else {
+			fp_hold_update(&pool[i], now);
 		}
+	}
 }
 
 static void ipstr(FILE *f, uint32_t ip)

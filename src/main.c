@@ -29,6 +29,7 @@
 #include "ct.h"
 #include "ctl.h"
 #include "dialog.h"
+#include "fastpath.h"
 #include "fwwatch.h"
 #include "log.h"
 #include "nfq.h"
@@ -125,11 +126,14 @@ static void set_scheduling(void)
 /* sipalgctl's commands: answered by view.c (text and --json). */
 static int ctl_answer(const char *cmd, FILE *out)
 {
+	fastpath_stats_read(); /* the kernel's counters as of now */
 	int rc = view_answer(cmd, out, &conf, now_ms(), start_ms);
 
 	/* the relay's own line, only when sip.tcp is on (text status only) */
-	if (rc == 0 && strcmp(cmd, "status") == 0)
+	if (rc == 0 && strcmp(cmd, "status") == 0) {
 		tcprelay_status(out);
+		fastpath_status(out);
+	}
 	return rc;
 }
 
@@ -284,6 +288,7 @@ static void reload(void)
 			    memcmp(next.sip_ports, conf.sip_ports, sizeof(conf.sip_ports[0]) * (size_t)conf.n_sip_ports);
 	int was_observing = conf.observe;
 	conf = next;
+	fastpath_reconfigure(&conf); /* mode, sip.ports, the LAN's interfaces */
 	nftmap_set_passive(conf.observe);
 	ct_set_passive(conf.observe);
 	if (was_observing && !conf.observe) {
@@ -460,6 +465,10 @@ int main(int argc, char **argv)
 	/* Take over the calls of a previous run before any packet is queued. */
 	state_load(conf.state_file, now_ms());
 	nftmap_commit();
+	/* Before the diversion: whether it skips the fast path's mark depends
+	 * on the fast path being there (auto turns it off when it is not). */
+	if (fastpath_open(&conf) < 0)
+		goto out;
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
 	if (fwwatch_open(&conf, manage_rules) < 0)
@@ -545,6 +554,7 @@ int main(int argc, char **argv)
 			wan_event(now); /* a slow re-check besides the events */
 			alg_tick(now);
 			tcprelay_tick(now);
+			fastpath_tick(now);
 			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
 				state_touch();
 			state_save(conf.state_file, now, 0);
@@ -571,9 +581,12 @@ out_ctl:
 out_rules:
 	tcprelay_close();
 	fwwatch_close();
+	/* the program first: nothing rewritten outside the queue from here */
+	fastpath_close();
 	if (manage_rules)
 		rules_remove(&conf);
 out:
+	fastpath_close();
 	nfq_sock_close();
 	wan_close();
 	alg_fini();

@@ -45,12 +45,27 @@ static const char rules_nft_fmt[] =
 	"\t# (priority mangle): the packet still carries private addresses.\n"
 	"\tchain divert {\n"
 	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"%s"
 	"\t\tiifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
 	"\t\tiifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
 	"\t\toifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
 	"\t\toifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
 	"\t}\n"
 	"}\n";
+
+/* The fast path (fastpath.h) marks what it rewrote: those packets skip the
+ * queue, so the mark test is the chain's first rule. Only while the fast
+ * path is in use: otherwise a packet carrying that bit for another reason
+ * would bypass the ALG for nothing. */
+static int rules_fastpath(const struct conf *c)
+{
+	return c->fastpath != CONF_FASTPATH_OFF;
+}
+
+static uint32_t rules_fastpath_mark(const struct conf *c)
+{
+	return 1u << (c->fastpath_mark_bit & 31);
+}
 
 static const char *const rules_iptables_paths[] = { "/usr/sbin/iptables", "/sbin/iptables" };
 
@@ -198,6 +213,13 @@ static int rules_iptables_install(const struct conf *c)
 	rules_iptables_remove(c);
 	if (rules_run_logged(IPT("-N", chain)) != 0)
 		goto fail;
+	if (rules_fastpath(c)) {
+		char mark[24];
+
+		snprintf(mark, sizeof(mark), "0x%x/0x%x", rules_fastpath_mark(c), rules_fastpath_mark(c));
+		if (rules_run_logged(IPT("-A", chain, "-m", "mark", "--mark", mark, "-j", "RETURN")) != 0)
+			goto fail;
+	}
 	for (p = 0; p < c->n_sip_ports; p++) {
 		snprintf(port, sizeof(port), "%u", c->sip_ports[p]);
 		for (d = 0; d < 2; d++) {
@@ -238,6 +260,9 @@ static int rules_iptables_repair(const struct conf *c, int need_jump)
 
 	rules_chain_name(c, chain);
 	off += (size_t)snprintf(text + off, sizeof(text) - off, "*mangle\n:%s - [0:0]\n", chain);
+	if (rules_fastpath(c))
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n",
+					chain, rules_fastpath_mark(c), rules_fastpath_mark(c));
 	for (p = 0; p < c->n_sip_ports; p++)
 		for (d = 0; d < 2; d++)
 			for (k = 0; k < 2; k++)
@@ -300,7 +325,7 @@ static void rules_nft_remove(const struct conf *c)
 
 static int rules_nft_install(const struct conf *c)
 {
-	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 256];
+	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 320], mark[64] = "";
 	char err[1024];
 	size_t off = 0;
 	int i;
@@ -309,7 +334,10 @@ static int rules_nft_install(const struct conf *c)
 		off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u",
 					i ? ", " : "", c->sip_ports[i]);
 	snprintf(table, sizeof(table), "%s_divert", c->nft_table);
-	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num, table);
+	if (rules_fastpath(c))
+		snprintf(mark, sizeof(mark), "\t\tmeta mark & 0x%08x == 0x%08x return\n",
+			 rules_fastpath_mark(c), rules_fastpath_mark(c));
+	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num, table, mark);
 	/* Stale copy first, separately: if creating fails below, no old
 	 * table is left queueing to a queue nobody reads. */
 	rules_nft_remove(c);
@@ -353,8 +381,9 @@ int rules_where(const struct conf *c, struct rules_where *w)
 	if (!rules_conf_ok(c))
 		return -1;
 	/* Per direction (in/out the WAN) and port side (dport/sport): one rule
-	 * per SIP port with iptables, one rule naming the port set with nft. */
-	w->nrules = c->divert == CONF_DIVERT_NFT ? 4 : 4 * c->n_sip_ports;
+	 * per SIP port with iptables, one rule naming the port set with nft;
+	 * and the fast path's mark test first when it is in use. */
+	w->nrules = (c->divert == CONF_DIVERT_NFT ? 4 : 4 * c->n_sip_ports) + rules_fastpath(c);
 	if (c->divert == CONF_DIVERT_NFT) {
 		snprintf(w->table, sizeof(w->table), "%s_divert", c->nft_table);
 		snprintf(w->chain, sizeof(w->chain), "divert");

@@ -84,7 +84,17 @@
 	X(rtcp_ports, C, "RTCP pinholes opened on a port an a=rtcp line named (not RTP+1)") \
 	X(rtcp_mux, C, "streams whose RTCP was multiplexed on the RTP port (rtcp-mux offered and answered): no RTCP pinhole") \
 	X(forks, C, "extra early dialogs of a forked INVITE given inbound elements of their own") \
-	X(forks_refused, C, "messages of early dialogs beyond 4 per call: no early media for those dialogs")
+	X(forks_refused, C, "messages of early dialogs beyond 4 per call: no early media for those dialogs") \
+	X(fastpath_attached, G, "interfaces the tc fast path is attached to, 0 when every SIP message goes through the queue") \
+	X(fastpath_handled_out, C, "LAN to WAN SIP datagrams rewritten by the fast path, not queued") \
+	X(fastpath_handled_in, C, "WAN to LAN SIP datagrams rewritten by the fast path, not queued") \
+	X(fastpath_passed, C, "datagrams the fast path passed on untouched, for any reason (the sum of the four below)") \
+	X(fastpath_pass_not_sip, C, "fast path: not UDP to or from a SIP port, a fragment, IP options") \
+	X(fastpath_pass_stateful, C, "fast path: a message the daemon must see (a body, INVITE, REGISTER...)") \
+	X(fastpath_pass_unsure, C, "fast path: the program could not be sure of the result") \
+	X(fastpath_pass_no_binding, C, "fast path: no binding for the address it would map") \
+	X(fastpath_errors, C, "fast path: a kernel helper failed after the packet was changed, dropped") \
+	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

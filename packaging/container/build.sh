@@ -21,7 +21,7 @@ SUITE=bookworm
 # Only what the daemon needs at run time: the libraries it links (ldd
 # sipalgd), libnftables1 (dlopen'ed by nftcmd.c), and nft/iptables for the
 # operator and for the iptables NFQUEUE diversion the daemon installs.
-PKGS=libnetfilter-queue1,libmnl0,libnftnl11,libnftables1,libnetfilter-conntrack3,libyaml-0-2,nftables,iptables
+PKGS=libnetfilter-queue1,libmnl0,libnftnl11,libnftables1,libnetfilter-conntrack3,libyaml-0-2,libbpf1,nftables,iptables
 if [ -z "${CONTAINER_SOURCES:-}" ]; then
 	for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
 		[ -s "$f" ] && { CONTAINER_SOURCES=$f; break; }

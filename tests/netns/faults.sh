@@ -129,9 +129,13 @@ for f in $FAULTS; do
 			if [ ! -x "$HX_BIN" ] || [ "$newest" -nt "$HX_BIN" ]; then
 				mkdir -p "$LAB_REPO/build/asan"
 				echo "# building $HX_BIN (clang -fsanitize=address,undefined)"
+				# the fast path's loader too, when `make` built its skeleton
+				fp=""
+				[ -f "$LAB_REPO/build/sipfast.skel.h" ] &&
+					fp="-DSIPALGD_FASTPATH=1 -I$LAB_REPO/build $(pkg-config --cflags --libs libbpf)"
 				if ! clang -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1 -std=gnu11 -D_GNU_SOURCE \
 					-DSIPALGD_VERSION="\"$(cat "$LAB_REPO/VERSION")\"" -I"$LAB_REPO/src" $srcs -o "$HX_BIN.tmp" \
-					$(pkg-config --cflags --libs libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1) \
+					$fp $(pkg-config --cflags --libs libnetfilter_queue libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1) \
 					>"$LAB_TMP/asan-build.log" 2>&1; then
 					hx_fail san_build "$(tail -n 5 "$LAB_TMP/asan-build.log")"; continue
 				fi

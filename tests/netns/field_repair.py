@@ -84,7 +84,9 @@ def rules_present():
         "table": t.returncode == 0 and "chain pre" in t.stdout and "chain post" in t.stdout
         and t.stdout.count(" dnat ip to ") == 3 and t.stdout.count(" snat ip to ") == 2,
         "jump": ("-A FORWARD -p udp -j %s" % chain) in ipt,
-        "divert": ipt.count("-A %s " % chain) == 4 and "NFQUEUE" in ipt,
+        # four queue rules (plus the fast path's mark test first, when on)
+        "divert": sum(1 for l in ipt.splitlines()
+                      if l.startswith("-A %s " % chain) and "-j NFQUEUE" in l) == 4,
     }
     return have
 

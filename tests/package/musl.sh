@@ -152,7 +152,7 @@ objs=$(cd "$T" && ls src/*.c | grep -v sipalgctl.c | sed 's|src/\(.*\)\.c|build/
 link=sipalgd
 [ -z "$missing" ] || link=""
 # shellcheck disable=SC2086
-make -C "$T" -s CC=musl-gcc \
+make -C "$T" -s CC=musl-gcc FASTPATH=0 \
 	CFLAGS="-Os -isystem $KINC -I$SYSROOT/include" LDFLAGS="-L$SYSROOT/lib" \
 	PKG_CONFIG="pkg-config --static" $objs $link sipalgctl $units
 OUT=$T

@@ -208,6 +208,47 @@ static void test_timers(void **st)
 	assert_int_equal(stats[ST_pinholes], 0);
 }
 
+/* Issue 11: the fast path handles the 1xx, ACK and body-less requests that
+ * refresh a dialog's timer, unseen by the daemon. With less than half of the
+ * timer left the phone's binding leaves the fast path's maps (those messages
+ * reach the daemon again), and goes back once one of them refreshed it; BYE
+ * and the dialog's end give the hold back. */
+static void test_fastpath_hold(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	struct binding *sb = binding_find(PHONE, 5060);
+	uint64_t early = (uint64_t)cf.early_timeout_s * 1000u, full = (uint64_t)cf.dialog_timeout_s * 1000u;
+
+	stub_fp_set = stub_fp_del = 0;
+	dialog_expire(early / 2 - 1000);
+	assert_int_equal(sb->fp_hold, 0);
+	dialog_expire(early / 2 + 1000);     /* ringing, no 1xx seen: out of the maps */
+	assert_int_equal(sb->fp_hold, 1);
+	assert_int_equal(stub_fp_del, 1);
+	dialog_touch(d, early / 2 + 2000);   /* the next 180 reached the daemon */
+	assert_int_equal(sb->fp_hold, 0);
+	assert_int_equal(stub_fp_set, 1);
+	dialog_expire(early / 2 + 3000);
+	assert_int_equal(sb->fp_hold, 0);
+	dialog_confirmed(d, early);
+	dialog_expire(early + full / 2 - 1000);
+	assert_int_equal(sb->fp_hold, 0);
+	dialog_expire(early + full / 2 + 1000); /* a long call refreshed only by body-less requests */
+	assert_int_equal(sb->fp_hold, 1);
+	dialog_bye_seen(d, early + full / 2 + 2000);
+	assert_int_equal(sb->fp_hold, 0);
+	assert_int_equal(stub_fp_set, 2);
+	/* a second call held when it expires gives its hold back */
+	struct dialog *d2 = dialog_create((const uint8_t *)"cid2", 4, PHONE, 5060, PROXY, 5060, sb, early + full);
+	assert_non_null(d2);
+	dialog_expire(early + full + early / 2 + 1000);
+	assert_int_equal(sb->fp_hold, 1);
+	dialog_expire(early + full + early + 1);
+	assert_null(dialog_find((const uint8_t *)"cid2", 4, PHONE));
+	assert_int_equal(sb->fp_hold, 0);
+}
+
 /* Issue 8: a PBX trunk is one LAN address with hundreds of calls. While the
  * table has room, limits.pinholes_per_phone (64) is no cap: every stream of
  * 300 calls from one phone gets its pinhole. */
@@ -603,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retransmitted_answer_is_not_an_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fastpath_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_beyond_per_phone_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
 		cmocka_unit_test_setup_teardown(test_sdp_rtcp_attributes, setup, teardown),

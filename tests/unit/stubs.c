@@ -63,3 +63,11 @@ void ct_del_addr(uint32_t a) { rec("ctaddr %s:%u%.0s%.0u\n", a, 0, 0, 0); }
 int ct_commit(void) { return 0; }
 void ct_mark_urgent(void) {}
 int ct_urgent(void) { return 0; }
+
+/* The fast path's loader (fastpath.c, libbpf) is not in the core: binding.c's
+ * hooks are only counted. */
+#include "fastpath.h"
+int stub_fp_set, stub_fp_del;
+void fastpath_binding_set(const struct binding *b) { (void)b; stub_fp_set++; }
+void fastpath_binding_del(const struct binding *b) { (void)b; stub_fp_del++; }
+void fastpath_set_public(uint32_t public_ip) { (void)public_ip; }

@@ -6,5 +6,6 @@ extern char stub_log[STUB_LOG_SIZE];
 extern int stub_ct_snat_found;
 extern uint32_t stub_ct_pub_ip;
 extern uint16_t stub_ct_pub_port;
+extern int stub_fp_set, stub_fp_del; /* fastpath_binding_set/del calls */
 void stub_reset(void);
 #endif
