@@ -163,6 +163,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define C_SEMI 0x200
 #define C_SP 0x400
 #define C_AT 0x800
+#define C_QM 0x1000
 
 static const __u16 cls[256] = {
 	['0' ... '9'] = C_DIG | C_TOK,
@@ -173,7 +174,7 @@ static const __u16 cls[256] = {
 	[' '] = C_WS | C_LWS | C_SP, ['\t'] = C_WS | C_LWS,
 	['\r'] = C_LWS, ['\n'] = C_LWS,
 	[';'] = C_USTOP | C_VSTOP | C_PVSTOP | C_SEMI,
-	['?'] = C_USTOP,
+	['?'] = C_USTOP | C_QM,
 	['>'] = C_USTOP | C_PVSTOP,
 	[','] = C_USTOP | C_PVSTOP,
 	['('] = C_VSTOP,
@@ -763,7 +764,7 @@ static __always_inline int is_lan(const struct sipfast_cfg *cfg, __u32 ip)
 {
 #pragma unroll
 	for (int i = 0; i < SIPFAST_MAX_LAN; i++)
-		if (i < cfg->n_lan && (ip & cfg->lan_mask[i]) == cfg->lan_net[i])
+		if (i < cfg->n_lan && (ip & bpf_ntohl(cfg->lan_mask[i])) == bpf_ntohl(cfg->lan_net[i]))
 			return 1;
 	return 0;
 }
@@ -772,7 +773,7 @@ static __always_inline int is_old_pub(const struct sipfast_cfg *cfg, __u32 ip)
 {
 #pragma unroll
 	for (int i = 0; i < SIPFAST_PUB_OLD; i++)
-		if (cfg->pub_old[i] && cfg->pub_old[i] == ip)
+		if (cfg->pub_old[i] && bpf_ntohl(cfg->pub_old[i]) == ip)
 			return 1;
 	return 0;
 }
@@ -813,7 +814,7 @@ static long lit_cb(__u32 i, void *ctx)
 		/* unscrub_pub: Call-ID, From, To only */
 		if (!ids || !ip)
 			return 0;
-		if (ip != cfg->pub_ip) {
+		if (ip != bpf_ntohl(cfg->pub_ip)) {
 			if (is_old_pub(cfg, ip))
 				goto bad; /* a dialog from before a WAN change: the daemon's */
 			return 0;
@@ -985,6 +986,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 
 	if (!cfg || !s || !(cfg->flags & SIPFAST_F_ENABLED) || !cfg->pub_ip)
 		return TC_ACT_OK;
+	__u32 pub = bpf_ntohl(cfg->pub_ip); /* the map's addresses are in network order */
 	int inbound = skb->ifindex == cfg->wan_ifindex;
 	__u32 l3 = (inbound && (cfg->flags & SIPFAST_F_WAN_NOETH)) ? 0 : ETH_HLEN;
 	if (l3 == ETH_HLEN) {
@@ -1014,7 +1016,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 	__u32 phone = 0;
 	if (inbound) {
 		struct sipfast_pub_key pk = { .port = dport };
-		if (daddr != cfg->pub_ip || is_lan(cfg, saddr))
+		if (daddr != pub || is_lan(cfg, saddr))
 			PASS(SIPFAST_PASS_NOT_SIP);
 		sig = bpf_map_lookup_elem(&sipfast_pub, &pk);
 		if (!sig) {
@@ -1024,14 +1026,14 @@ int sipfast_ingress(struct __sk_buff *skb)
 		}
 		if (!is_sip_port(cfg, sport) && !is_sip_port(cfg, sig->priv_port))
 			PASS(SIPFAST_PASS_NOT_SIP);
-		if (!is_lan(cfg, sig->priv_ip))
+		if (!is_lan(cfg, bpf_ntohl(sig->priv_ip)))
 			PASS(SIPFAST_PASS_UNSURE);
-		phone = sig->priv_ip;
+		phone = bpf_ntohl(sig->priv_ip);
 	} else {
-		struct sipfast_priv_key k = { .ip = saddr, .port = sport };
+		struct sipfast_priv_key k = { .ip = bpf_htonl(saddr), .port = sport };
 		if (!is_sip_port(cfg, sport) && !is_sip_port(cfg, dport))
 			PASS(SIPFAST_PASS_NOT_SIP);
-		if (!is_lan(cfg, saddr) || is_lan(cfg, daddr) || daddr == cfg->pub_ip)
+		if (!is_lan(cfg, saddr) || is_lan(cfg, daddr) || daddr == pub)
 			PASS(SIPFAST_PASS_NOT_SIP);
 		sig = bpf_map_lookup_elem(&sipfast_priv, &k);
 		if (!sig)
@@ -1089,7 +1091,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(SIPFAST_PASS_UNSURE);
 		/* sip_check_strict: a scheme, no '<', no '?' */
 		if (skip_to(ruri_s, ruri_e, C_COLON) >= ruri_e || at(s, ruri_s) == '<' ||
-		    skip_to(ruri_s, ruri_e, C_USTOP) < ruri_e)
+		    skip_to(ruri_s, ruri_e, C_QM) < ruri_e)
 			PASS(SIPFAST_PASS_UNSURE);
 	}
 
@@ -1140,21 +1142,21 @@ int sipfast_ingress(struct __sk_buff *skb)
 
 	/* field edits */
 	if (inbound) {
-		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == cfg->pub_ip) {
+		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
 			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				PASS(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, x->priv_ip, x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				PASS(SIPFAST_PASS_UNSURE);
 		}
-		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == cfg->pub_ip) {
+		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
 			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				PASS(SIPFAST_PASS_NO_BINDING);
 			struct sipfast_binding xb = *x;
-			if (add_field_edit(via.hs, via.end - via.hs, xb.priv_ip, xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
 				PASS(SIPFAST_PASS_UNSURE);
 			/* RFC 3581 received/rport: give the phone its own view */
 			__u32 li = s->via_line & (MAXL - 1);
@@ -1165,11 +1167,11 @@ int sipfast_ingress(struct __sk_buff *skb)
 			struct prm pm = s->pm;
 			if (pm.p < pm.e && skip_to(pm.p, pm.e, C_SEMI) < pm.e)
 				PASS(SIPFAST_PASS_UNSURE); /* more parameters than we read */
-			int rcv = pm.rcv && ipv4_exact(pm.rcv_s, pm.rcv_e, &ip) && ip == cfg->pub_ip;
+			int rcv = pm.rcv && ipv4_exact(pm.rcv_s, pm.rcv_e, &ip) && ip == pub;
 			int rp = pm.rp && pm.rp_e > pm.rp_s && parse_num(pm.rp_s, pm.rp_e, 0) == xb.pub_port;
 			/* in the order of the bytes */
 			if (rcv && (!rp || pm.rcv_s < pm.rp_s)) {
-				if (add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, xb.priv_ip, 5060 | 0, 0) < 0)
+				if (add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
 					PASS(SIPFAST_PASS_UNSURE);
 				rcv = 0;
 			}
@@ -1183,7 +1185,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 				s->a_done[s->na & (NA - 1)] = 0;
 				s->na++;
 			}
-			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, xb.priv_ip, 5060 | 0, 0) < 0)
+			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
 				PASS(SIPFAST_PASS_UNSURE);
 		}
 	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
@@ -1192,7 +1194,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 		__u32 port = via.port ? via.port : 5060;
 		struct sipfast_binding xb = sigb;
 		if (ip != saddr || port != sport) {
-			struct sipfast_priv_key k = { .ip = ip, .port = port };
+			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
 			if (!x)
 				PASS(SIPFAST_PASS_NO_BINDING);
@@ -1216,13 +1218,13 @@ int sipfast_ingress(struct __sk_buff *skb)
 		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
 			continue;
 		if (inbound) {
-			if (ip != cfg->pub_ip)
+			if (ip != pub)
 				continue;
 			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				PASS(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, x->priv_ip, x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				PASS(SIPFAST_PASS_UNSURE);
 		} else {
 			if (!is_lan(cfg, ip))
@@ -1230,7 +1232,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 			__u32 port = cu.port ? cu.port : 5060;
 			struct sipfast_binding xb = sigb;
 			if (ip != saddr || port != sport) {
-				struct sipfast_priv_key k = { .ip = ip, .port = port };
+				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
 				struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
 				if (!x)
 					PASS(SIPFAST_PASS_NO_BINDING);

@@ -14,15 +14,9 @@
 #ifndef SIPALGD_SIPFAST_H
 #define SIPALGD_SIPFAST_H
 
-#ifdef __bpf__
+/* linux/types.h on both sides: a loader that includes libbpf's headers
+ * (which include it) must not see a second, conflicting __u64 typedef */
 #include <linux/types.h>
-#else
-#include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-#endif
 
 #define SIPFAST_MAX_LAN 16
 #define SIPFAST_MAX_PORTS 8
