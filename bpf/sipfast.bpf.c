@@ -1048,6 +1048,17 @@ int sipfast_ingress(struct __sk_buff *skb)
 	__u32 plen = pl, poff = l3 + 28;
 	if (bpf_skb_load_bytes(skb, poff, s->in, pl))
 		PASS(SIPFAST_PASS_NOT_SIP);
+	/* Most SIP is not ours (INVITE, 200, BYE, REGISTER...): say so before
+	 * reading the whole message. Passing is always safe. */
+	if (plen < 12)
+		PASS(SIPFAST_PASS_UNSURE);
+	if (s->in[0] == 'S' && s->in[1] == 'I' && s->in[2] == 'P' && s->in[3] == '/' && s->in[4] == '2' &&
+	    s->in[5] == '.' && s->in[6] == '0' && s->in[7] == ' ') {
+		if (s->in[8] != '1')
+			PASS(SIPFAST_PASS_STATEFUL);
+	} else if (s->in[0] != 'A' || s->in[1] != 'C' || s->in[2] != 'K' || s->in[3] != ' ') {
+		PASS(cls[s->in[0]] & C_TOK ? SIPFAST_PASS_STATEFUL : SIPFAST_PASS_UNSURE);
+	}
 	s->len = plen;
 	s->nl = 0;
 	s->bad = 0;
