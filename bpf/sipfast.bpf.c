@@ -785,10 +785,6 @@ static long lit_cb(__u32 i, void *ctx)
 		return 1;
 	struct lit *c = &s->lt;
 	__u32 z = 0;
-	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
-
-	if (!s || !cfg)
-		return 1;
 	__u32 p = c->p, e = s->end;
 	if (p >= e)
 		return 1;
@@ -801,6 +797,9 @@ static long lit_cb(__u32 i, void *ctx)
 		c->p = p + 1;
 		return 0;
 	}
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+	if (!cfg)
+		return 1;
 	__u32 ip, q;
 	if (!quad_at(s, p, e, &ip, &q)) {
 		c->p = p + 1;

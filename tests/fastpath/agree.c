@@ -572,6 +572,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "FAIL: %s: %s\n", obj_path, strerror(errno));
 		return 1;
 	}
+	/* the verifier's figures (log level 4: statistics only) */
+	static char vlog[65536];
+	struct bpf_program *vp = bpf_object__find_program_by_name(obj, "sipfast_ingress");
+	if (vp) {
+		bpf_program__set_log_buf(vp, vlog, sizeof(vlog));
+		bpf_program__set_log_level(vp, 4);
+	}
 	if (bpf_object__load(obj)) {
 		int err = errno;
 		if (err == EPERM || err == EACCES) {
@@ -593,6 +600,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "FAIL: the object lacks the program or a map of bpf/sipfast.h\n");
 		return 1;
 	}
+
+	for (char *l = strtok(vlog, "\n"); l; l = strtok(NULL, "\n"))
+		if (strstr(l, "processed") || strstr(l, "verification time") || strstr(l, "stack depth"))
+			printf("  verifier: %s\n", l);
+	struct bpf_prog_info info = { 0 };
+	__u32 il = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &il) == 0)
+		printf("  verifier: xlated %u bytes (%u insns), jited %u bytes\n", info.xlated_prog_len,
+		       info.xlated_prog_len / 8, info.jited_prog_len);
 
 	conf_defaults(&cf);
 	cf.public_ip = PUB;
