@@ -86,6 +86,13 @@ struct cs {
 	__u32 which;    /* 0: in[] (subtracted), 1: out[] (added) */
 };
 
+struct hp {
+	__u32 hs, he;       /* host */
+	__u32 ps, pe;       /* port digits (ps == pe: none) */
+	__u32 port;         /* 0 when absent */
+	__u32 end;          /* end of hostport */
+};
+
 struct scr {
 	__u8 in[2 * IN_SZ];
 	__u8 out[2 * IN_SZ + 64];
@@ -111,6 +118,10 @@ struct scr {
 	struct lit lt;
 	struct app ap;
 	struct cs cs;
+	/* handed to field_edits() */
+	__u32 g_inbound, g_saddr, g_sport, g_via_params;
+	struct sipfast_binding g_sigb;
+	struct hp g_via, g_ruri;
 };
 
 struct {
@@ -606,12 +617,6 @@ __noinline int value_check(__u32 line)
 
 /* ---- sipmsg.c's URI, Via and parameter readers on the subset ---- */
 
-struct hp {
-	__u32 hs, he;       /* host */
-	__u32 ps, pe;       /* port digits (ps == pe: none) */
-	__u32 port;         /* 0 when absent */
-	__u32 end;          /* end of hostport */
-};
 
 /* parse_hostport: host up to ':', blank or a stop byte; ":port" 1..65535;
  * then the end, LWS or a stop byte. */
@@ -953,6 +958,132 @@ static long cs_cb(__u32 i, void *ctx)
 	return 0;
 }
 
+/* The edits of fields (Request-URI, top Via, received/rport, Contacts) as
+ * handle_in/handle_out make them. A global function: the verifier checks
+ * it once, not once per path of the caller. Returns 0, or PASSR(reason). */
+#define PASSR(why) ((why) | 0x100)
+__noinline int field_edits(__u32 is_req, __u32 ruri_ok)
+{
+	struct scr *s = scr_get();
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!s || !cfg)
+		return PASSR(SIPFAST_PASS_UNSURE);
+	__u32 pub = bpf_ntohl(cfg->pub_ip), ip;
+	__u32 inbound = s->g_inbound, saddr = s->g_saddr, sport = s->g_sport;
+	struct sipfast_binding sigb = s->g_sigb;
+	struct hp via = s->g_via, ruri = s->g_ruri;
+	__u32 via_params = s->g_via_params;
+
+	/* field edits */
+	if (inbound) {
+		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			struct sipfast_binding xb = *x;
+			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+			/* RFC 3581 received/rport: give the phone its own view */
+			__u32 li = s->via_line & (MAXL - 1);
+			__builtin_memset(&s->pm, 0, sizeof(s->pm));
+			s->pm.p = via_params;
+			s->pm.e = s->le[li];
+			bpf_loop(16, prm_cb, NULL, 0);
+			struct prm pm = s->pm;
+			if (pm.p < pm.e && skip_to(pm.p, pm.e, C_SEMI) < pm.e)
+				return PASSR(SIPFAST_PASS_UNSURE); /* more parameters than we read */
+			int rcv = pm.rcv && ipv4_exact(pm.rcv_s, pm.rcv_e, &ip) && ip == pub;
+			int rp = pm.rp && pm.rp_e > pm.rp_s && parse_num(pm.rp_s, pm.rp_e, 0) == xb.pub_port;
+			/* in the order of the bytes */
+			if (rcv && (!rp || pm.rcv_s < pm.rp_s)) {
+				if (add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
+					return PASSR(SIPFAST_PASS_UNSURE);
+				rcv = 0;
+			}
+			if (rp) {
+				struct edit *e = &s->a[s->na & (NA - 1)];
+				if (s->na >= NA)
+					return PASSR(SIPFAST_PASS_UNSURE);
+				e->off = pm.rp_s;
+				e->len = pm.rp_e - pm.rp_s;
+				e->rlen = put_dec(e->rep, 0, xb.priv_port);
+				s->a_done[s->na & (NA - 1)] = 0;
+				s->na++;
+			}
+			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
+		/* out_via: the top Via's binding; a flag the daemon would change
+		 * (the phone wrote a port this time, or stopped) is state */
+		__u32 port = via.port ? via.port : 5060;
+		struct sipfast_binding xb = sigb;
+		if (ip != saddr || port != sport) {
+			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			xb = *x;
+		}
+		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via.ps != via.pe))
+			return PASSR(SIPFAST_PASS_STATEFUL);
+		if (add_field_edit(via.hs, via.end - via.hs, 0, xb.pub_port | ((via.ps != via.pe) ? HAD_PORT : 0), 1) < 0)
+			return PASSR(SIPFAST_PASS_UNSURE);
+	}
+	/* Contacts */
+#pragma unroll
+	for (int j = 0; j < MAXC; j++) {
+		if (j >= s->n_contact)
+			break;
+		__u32 li = s->contact_line[j] & (MAXL - 1);
+		struct hp cu;
+		value_check(li);
+		if (s->bad)
+			return PASSR(SIPFAST_PASS_UNSURE);
+		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
+			continue;
+		if (inbound) {
+			if (ip != pub)
+				continue;
+			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		} else {
+			if (!is_lan(cfg, ip))
+				continue;
+			__u32 port = cu.port ? cu.port : 5060;
+			struct sipfast_binding xb = sigb;
+			if (ip != saddr || port != sport) {
+				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
+				struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
+				if (!x)
+					return PASSR(SIPFAST_PASS_NO_BINDING);
+				xb = *x;
+			}
+			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu.ps != cu.pe))
+				return PASSR(SIPFAST_PASS_STATEFUL);
+			if (add_field_edit(cu.hs, cu.end - cu.hs, 0, xb.pub_port | ((cu.ps != cu.pe) ? HAD_PORT : 0), 1) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+	}
+
+	return 0;
+}
+
 /* ---- the program ---- */
 
 struct hdrs {
@@ -1150,109 +1281,18 @@ int sipfast_ingress(struct __sk_buff *skb)
 	}
 	__u32 ip;
 
-	/* field edits */
-	if (inbound) {
-		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
-			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
-			if (!x)
-				PASS(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
-				PASS(SIPFAST_PASS_UNSURE);
-		}
-		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
-			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
-			if (!x)
-				PASS(SIPFAST_PASS_NO_BINDING);
-			struct sipfast_binding xb = *x;
-			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
-				PASS(SIPFAST_PASS_UNSURE);
-			/* RFC 3581 received/rport: give the phone its own view */
-			__u32 li = s->via_line & (MAXL - 1);
-			__builtin_memset(&s->pm, 0, sizeof(s->pm));
-			s->pm.p = via_params;
-			s->pm.e = s->le[li];
-			bpf_loop(16, prm_cb, NULL, 0);
-			struct prm pm = s->pm;
-			if (pm.p < pm.e && skip_to(pm.p, pm.e, C_SEMI) < pm.e)
-				PASS(SIPFAST_PASS_UNSURE); /* more parameters than we read */
-			int rcv = pm.rcv && ipv4_exact(pm.rcv_s, pm.rcv_e, &ip) && ip == pub;
-			int rp = pm.rp && pm.rp_e > pm.rp_s && parse_num(pm.rp_s, pm.rp_e, 0) == xb.pub_port;
-			/* in the order of the bytes */
-			if (rcv && (!rp || pm.rcv_s < pm.rp_s)) {
-				if (add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
-					PASS(SIPFAST_PASS_UNSURE);
-				rcv = 0;
-			}
-			if (rp) {
-				struct edit *e = &s->a[s->na & (NA - 1)];
-				if (s->na >= NA)
-					PASS(SIPFAST_PASS_UNSURE);
-				e->off = pm.rp_s;
-				e->len = pm.rp_e - pm.rp_s;
-				e->rlen = put_dec(e->rep, 0, xb.priv_port);
-				s->a_done[s->na & (NA - 1)] = 0;
-				s->na++;
-			}
-			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
-				PASS(SIPFAST_PASS_UNSURE);
-		}
-	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
-		/* out_via: the top Via's binding; a flag the daemon would change
-		 * (the phone wrote a port this time, or stopped) is state */
-		__u32 port = via.port ? via.port : 5060;
-		struct sipfast_binding xb = sigb;
-		if (ip != saddr || port != sport) {
-			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
-			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
-			if (!x)
-				PASS(SIPFAST_PASS_NO_BINDING);
-			xb = *x;
-		}
-		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via.ps != via.pe))
-			PASS(SIPFAST_PASS_STATEFUL);
-		if (add_field_edit(via.hs, via.end - via.hs, 0, xb.pub_port | ((via.ps != via.pe) ? HAD_PORT : 0), 1) < 0)
-			PASS(SIPFAST_PASS_UNSURE);
-	}
-	/* Contacts */
-#pragma unroll
-	for (int j = 0; j < MAXC; j++) {
-		if (j >= s->n_contact)
-			break;
-		__u32 li = s->contact_line[j] & (MAXL - 1);
-		struct hp cu;
-		value_check(li);
-		if (s->bad)
-			PASS(SIPFAST_PASS_UNSURE);
-		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
-			continue;
-		if (inbound) {
-			if (ip != pub)
-				continue;
-			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
-			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
-			if (!x)
-				PASS(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
-				PASS(SIPFAST_PASS_UNSURE);
-		} else {
-			if (!is_lan(cfg, ip))
-				continue;
-			__u32 port = cu.port ? cu.port : 5060;
-			struct sipfast_binding xb = sigb;
-			if (ip != saddr || port != sport) {
-				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
-				struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
-				if (!x)
-					PASS(SIPFAST_PASS_NO_BINDING);
-				xb = *x;
-			}
-			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu.ps != cu.pe))
-				PASS(SIPFAST_PASS_STATEFUL);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, 0, xb.pub_port | ((cu.ps != cu.pe) ? HAD_PORT : 0), 1) < 0)
-				PASS(SIPFAST_PASS_UNSURE);
-		}
+	s->g_inbound = inbound;
+	s->g_saddr = saddr;
+	s->g_sport = sport;
+	s->g_sigb = sigb;
+	s->g_via = via;
+	s->g_via_params = via_params;
+	if (is_req)
+		s->g_ruri = ruri;
+	{
+		int r = field_edits(is_req, ruri_ok);
+		if (r)
+			PASS(r & 0xff);
 	}
 
 	/* pass 3: address literals */
