@@ -765,14 +765,22 @@ static long prm_cb(__u32 i, void *ctx)
 /* ---- pass 3: address literals (alg.c next_ipv4 over the header section) ---- */
 
 
-static __always_inline int is_lan(const struct sipfast_cfg *cfg, __u32 ip)
+/* conf_is_lan; a global function, so that its 16 branches do not
+ * multiply the paths the verifier walks in its callers */
+__noinline int lan_has(__u32 ip)
 {
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!cfg)
+		return 0;
 #pragma unroll
 	for (int i = 0; i < SIPFAST_MAX_LAN; i++)
 		if (i < cfg->n_lan && (ip & bpf_ntohl(cfg->lan_mask[i])) == bpf_ntohl(cfg->lan_net[i]))
 			return 1;
 	return 0;
 }
+#define is_lan(cfg, ip) lan_has(ip)
 
 static __always_inline int is_old_pub(const struct sipfast_cfg *cfg, __u32 ip)
 {
@@ -1091,14 +1099,20 @@ struct hdrs {
 	struct udphdr udp;
 } __attribute__((packed));
 
-static __always_inline int is_sip_port(const struct sipfast_cfg *cfg, __u16 port)
+__noinline int sip_port_has(__u32 port)
 {
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!cfg)
+		return 0;
 #pragma unroll
 	for (int i = 0; i < SIPFAST_MAX_PORTS; i++)
 		if (i < cfg->n_ports && cfg->sip_ports[i] == port)
 			return 1;
 	return 0;
 }
+#define is_sip_port(cfg, port) sip_port_has(port)
 
 #define PASS(why)                    \
 	do {                         \
