@@ -77,6 +77,8 @@ struct lit {
 
 struct app {
 	__u32 ip, op, ib;
+	__s32 best;
+	__u32 boff;
 };
 
 /* ---- checksum of a scratch buffer, 4-byte words, zero padded ---- */
@@ -872,19 +874,25 @@ static long app_cb(__u32 i, void *ctx)
 
 	if (!s)
 		return 1;
-	/* the next edit: the head of b[] or the lowest not yet applied a[] */
-	int best = -1;
-	__u32 boff = 0xffffffff;
+	/* the next edit: the head of b[] or the lowest not yet applied a[].
+	 * The running minimum goes through (volatile) map memory: kept in
+	 * registers, each of the 2^NA ways through this loop would be a
+	 * different state for the verifier. */
+	volatile struct app *vc = c;
+	vc->best = -1;
+	vc->boff = 0xffffffff;
 	if (c->ib < s->nb && c->ib < NB) {
-		boff = s->b[c->ib & (NB - 1)].off;
-		best = NA;
+		vc->boff = s->b[c->ib & (NB - 1)].off;
+		vc->best = NA;
 	}
 #pragma unroll
 	for (int j = 0; j < NA; j++)
-		if (j < s->na && !s->a_done[j] && s->a[j].off < boff) {
-			boff = s->a[j].off;
-			best = j;
+		if (j < s->na && !s->a_done[j] && s->a[j].off < vc->boff) {
+			vc->boff = s->a[j].off;
+			vc->best = j;
 		}
+	int best = vc->best;
+	__u32 boff = vc->boff;
 	__u32 keep_from = c->ip, keep, op = c->op;
 	struct edit *e;
 	if (best < 0) {
@@ -929,14 +937,14 @@ static long app_cb(__u32 i, void *ctx)
 		s->bad = 1;
 		return 1;
 	}
-	__u64 o = op;
-	asm volatile("" : "+r"(o));
+	__u64 o = op, r = rl;
+	asm volatile("" : "+r"(o), "+r"(r));
 	o &= IN_SZ - 1;
-	__u8 *dst = &s->out[o];
-#pragma unroll
-	for (int k = 0; k < REP_SZ; k++)
-		if (k < rl)
-			dst[k] = e->rep[k];
+	if (r == 0 || r >= REP_SZ) {
+		s->bad = 1;
+		return 1;
+	}
+	bpf_probe_read_kernel(&s->out[o], r, e->rep);
 	c->op = op + rl;
 	c->ip = e->off + e->len;
 	return 0;
