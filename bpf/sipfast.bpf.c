@@ -217,6 +217,13 @@ static __always_inline __u64 word_at(struct scr *s, __u32 p)
 {
 	return *(__u64 *)&s->in[p & IN_MASK];
 }
+/* how many clean bytes before the first flagged one (m != 0): the lowest
+ * flag of these tests is always a true one */
+static __always_inline __u32 w_first(__u64 m)
+{
+	__u64 low = m & -m;
+	return (__u32)(((low >> 7) * 0x0001020304050607ULL) >> 56);
+}
 static __always_inline __u64 w_less(__u64 x, __u64 n) { return (x - ONES * n) & ~x & HIGH; }
 static __always_inline __u64 w_has(__u64 x, __u64 c) { return w_less(x ^ (ONES * c), 1); }
 /* a byte m < b < n (bytes < 0x80) */
@@ -491,8 +498,10 @@ static long line_cb(__u32 i, void *ctx)
 	__u32 p = c->p;
 	if (p != c->cur && p + 8 <= s->len) {
 		__u64 w = word_at(s, p);
-		if (!w_less(w, 0x20) && !(w & HIGH) && !w_has(w, 0x7f) && !w_has(w, '"') && !w_has(w, '[')) {
-			c->p = p + 8;
+		__u64 m = w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			c->p = p + k;
 			return 0;
 		}
 	}
@@ -854,8 +863,10 @@ static long lit_cb(__u32 i, void *ctx)
 	/* no digit and no line end in the next eight: nothing to find there */
 	if (p + 8 <= e) {
 		__u64 w = word_at(s, p);
-		if (!w_between(w, '0' - 1, '9' + 1) && !w_has(w, '\n')) {
-			c->p = p + 8;
+		__u64 m = w_between(w, '0' - 1, '9' + 1) | w_has(w, '\n');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			c->p = p + k;
 			return 0;
 		}
 	}
