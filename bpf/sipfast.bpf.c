@@ -359,7 +359,6 @@ static __always_inline int quad_at(struct scr *s, __u32 p, __u32 e, __u32 *ip, _
 #pragma unroll
 	for (int oct = 0; oct < 4; oct++) {
 		__u32 d = 0, o = 0;
-#pragma unroll
 		for (int k = 0; k < 4; k++) {
 			if (x >= e)
 				break;
