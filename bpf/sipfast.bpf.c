@@ -104,6 +104,7 @@ struct scr {
 	__u32 le[MAXL];            /* line ends (the CR) */
 	__u32 vs[MAXL];            /* header value start */
 	__u8 kind[MAXL];
+	__u8 lq[MAXL];             /* the line has a '"' */
 	__u32 bad;                 /* the message is outside what we handle */
 	__u32 end;                 /* byte after the empty line */
 	__u32 n_via, via_line, n_contact, contact_line[MAXC];
@@ -526,9 +527,16 @@ static long line_cb(__u32 i, void *ctx)
 		c->p = p + 2;
 		return 0;
 	}
-	/* bare LF, controls, 8-bit, quotes (display names: not handled),
-	 * '[' (IPv6 references), a fold (a line starting with blank) */
-	if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '[' || (p == c->cur && ch == ' ')) {
+	/* quotes: allowed in From and To only (display names), see hdr_cb */
+	if (ch == '"') {
+		if (s->nl < MAXL)
+			s->lq[s->nl & (MAXL - 1)] = 1;
+		c->p = p + 1;
+		return 0;
+	}
+	/* bare LF, controls, 8-bit, '[' (IPv6 references), a fold (a line
+	 * starting with blank) */
+	if (ch < 0x20 || ch >= 0x7f || ch == '[' || (p == c->cur && ch == ' ')) {
 		s->bad = 1;
 		return 1;
 	}
@@ -545,6 +553,35 @@ static __always_inline int name_is(struct scr *s, __u32 p, __u32 n, const char *
 		if (i < sl && lc(at(s, p + i)) != str[i])
 			return 0;
 	return 1;
+}
+
+/* sipmsg.c quotes_balanced: '"' toggles, '\\' inside quotes escapes */
+struct qb {
+	__u32 p, e, inq;
+};
+
+static long qb_cb(__u32 i, void *ctx)
+{
+	struct qb *c = ctx;
+	struct scr *s = scr_get();
+
+	if (!s || c->p >= c->e)
+		return 1;
+	__u8 ch = at(s, c->p);
+	if (c->inq && ch == '\\')
+		c->p++;
+	else if (ch == '"')
+		c->inq = !c->inq;
+	c->p++;
+	return 0;
+}
+
+__noinline int quotes_ok(__u32 p, __u32 e)
+{
+	struct qb c = { .p = p, .e = e };
+
+	bpf_loop(IN_SZ, qb_cb, &c, 0);
+	return !c.inq;
 }
 
 /* one header line: name, colon, value; what kind */
@@ -604,6 +641,11 @@ static long hdr_cb(__u32 i, void *ctx)
 		s->n_cseq++;
 	}
 	s->kind[li] = k;
+	/* Quotes only in From and To, where nothing but literals is read
+	 * (and the daemon's parser wants them paired). Elsewhere they would
+	 * change how Via, Contact and URIs split: pass. */
+	if (s->lq[li] && ((k != K_FROM && k != K_TO) || !quotes_ok(q, e)))
+		goto bad;
 	return 0;
 bad:
 	s->bad = 1;
@@ -1284,8 +1326,9 @@ int sipfast_ingress(struct __sk_buff *skb)
 	 * (no body, nothing after: trailing octets are the daemon's) */
 	s->lc.p = 0;
 	s->lc.cur = 0;
+	__builtin_memset(s->lq, 0, sizeof(s->lq));
 	bpf_loop(PL_MAX + 2, line_cb, NULL, 0);
-	if (s->bad || s->end != plen || s->nl < 2)
+	if (s->bad || s->end != plen || s->nl < 2 || s->lq[0])
 		PASS(SIPFAST_PASS_UNSURE);
 	/* the body: s->end == plen, so none */
 
