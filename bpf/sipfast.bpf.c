@@ -125,6 +125,7 @@ struct scr {
 	__u32 g_inbound, g_saddr, g_sport, g_via_params;
 	struct sipfast_binding g_sigb;
 	struct hp g_via, g_ruri;
+	struct bpf_fib_lookup fib;
 };
 
 struct {
@@ -1314,6 +1315,24 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(SIPFAST_PASS_STATEFUL);
 	} else if (s->in[0] != 'A' || s->in[1] != 'C' || s->in[2] != 'K' || s->in[3] != ' ') {
 		PASS(cls[s->in[0]] & C_TOK ? SIPFAST_PASS_STATEFUL : SIPFAST_PASS_UNSURE);
+	}
+	/* LAN -> WAN only when it will leave by the WAN: the diversion queues
+	 * what goes out there (oifname WAN), not SIP to a DMZ or a VPN */
+	if (!inbound && !(cfg->flags & SIPFAST_F_ANY_EGRESS)) {
+		struct bpf_fib_lookup *f = &s->fib; /* in the scratch: the stack is full */
+		__builtin_memset(f, 0, sizeof(*f));
+		f->family = 2; /* AF_INET */
+		f->l4_protocol = 17;
+		f->sport = h.udp.source;
+		f->dport = h.udp.dest;
+		f->tot_len = tot;
+		f->tos = h.ip.tos;
+		f->ipv4_src = h.ip.saddr;
+		f->ipv4_dst = h.ip.daddr;
+		f->ifindex = skb->ifindex;
+		long r = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_SKIP_NEIGH);
+		if (r != BPF_FIB_LKUP_RET_SUCCESS || f->ifindex != cfg->wan_ifindex)
+			PASS(SIPFAST_PASS_NOT_SIP);
 	}
 	s->len = plen;
 	s->nl = 0;

@@ -25,6 +25,11 @@
 #define SIPFAST_F_WAN_NOETH 0x2 /* the WAN interface has no link header (ppp, tun, wg):
 				  * its frames start at the IP header */
 
+#define SIPFAST_F_ANY_EGRESS 0x4 /* skip the route check of LAN -> WAN messages (tests);
+				   * clear: an outbound message is handled only when the
+				   * route to its destination leaves by wan_ifindex, since
+				   * only those reach the queue (oifname WAN) */
+
 #define SIPFAST_PUB_OLD 4      /* = alg.c PUB_OLD_MAX */
 
 /* Map "sipfast_cfg": an array of one. The daemon writes it whole; pub_ip 0
