@@ -263,13 +263,21 @@ static long sk_cb(__u32 i, void *ctx)
 	return 0;
 }
 
-/* while the byte is in mask */
+/* while the byte is in mask. Most runs are short: the first 16 bytes are
+ * tested inline (a callback per byte costs a call and a return each). */
 __noinline __u32 skip_in(__u32 p, __u32 e, __u32 mask)
 {
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 0 };
+	struct scr *s = scr_get();
 
-	if (p >= e)
+	if (!s)
 		return p;
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (p >= e || !(cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 0 };
 	bpf_loop(IN_SZ, sk_cb, &c, 0);
 	return c.p;
 }
@@ -277,10 +285,17 @@ __noinline __u32 skip_in(__u32 p, __u32 e, __u32 mask)
 /* until the byte is in mask */
 __noinline __u32 skip_to(__u32 p, __u32 e, __u32 mask)
 {
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
+	struct scr *s = scr_get();
 
-	if (p >= e)
+	if (!s)
 		return p;
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (p >= e || (cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
 	bpf_loop(IN_SZ, sk_cb, &c, 0);
 	return c.p;
 }
