@@ -701,11 +701,16 @@ static long vchk_cb(__u32 i, void *ctx)
 		return 1;
 	}
 	if (c->p + 8 <= c->e) {
+		/* the bytes before the first ';' ',' '(' of the next eight:
+		 * only "is one of them not a blank" matters */
 		__u64 w = word_at(s, c->p);
-		if (!w_has(w, ';') && !w_has(w, ',') && !w_has(w, '(')) {
-			if (w != ONES * ' ')
+		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			__u64 keep = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
+			if ((w ^ (ONES * ' ')) & keep)
 				c->empty = 0;
-			c->p += 8;
+			c->p += k;
 			return 0;
 		}
 	}
@@ -941,7 +946,7 @@ static long lit_cb(__u32 i, void *ctx)
 		}
 	}
 	__u8 ch = at(s, p);
-	if (!is_dig(ch) || (p > 0 && is_dig(at(s, p - 1)))) {
+	if (!is_dig(ch)) {
 		c->p = p + 1;
 		return 0;
 	}
@@ -949,8 +954,17 @@ static long lit_cb(__u32 i, void *ctx)
 	if (!cfg)
 		return 1;
 	__u32 ip = 0, q = 0;
-	if (!quad_g(p, e, &ip, &q)) {
-		c->p = p + 1;
+	if ((p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
+		/* no literal starts in the rest of this run of digits (a start
+		 * follows a non-digit): go past it */
+		p++;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			if (p >= e || !is_dig(at(s, p)))
+				break;
+			p++;
+		}
+		c->p = p;
 		return 0;
 	}
 	c->p = q;
