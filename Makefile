@@ -119,6 +119,20 @@ $(B)/unit-san/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@echo "  SAN-CC  $@"
 	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
 
+# ---- the tc fast path (issue 11): the program and its agreement test ----
+$(B)/fastpath/agree: tests/fastpath/agree.c $(CORE_SRC) tests/unit/stubs.c bpf/sipfast.h | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -Itests/unit -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lbpf -lyaml
+
+# needs root (bpf()); prints SKIP and succeeds only where bpf() is refused
+fastpath-agree: $(B)/fastpath/agree $(B)/sipfast.bpf.o
+	@$(B)/fastpath/agree $(B)/sipfast.bpf.o
+
+# the program on the lab router's forwarding path (netns, ~2 s; root)
+fastpath-path: $(B)/sipfast.bpf.o
+	@tests/fastpath/path.sh $(B)/sipfast.bpf.o
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -307,5 +321,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: fastpath-lab package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: fastpath-lab fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

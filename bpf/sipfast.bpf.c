@@ -1,14 +1,132 @@
-/* sipfast: the tc fast path. PLACEHOLDER until the real program (branch
- * h/fpprog) is merged: it defines the maps and the entry point the loader
- * (src/fastpath.c) expects, by name only (bpf/sipfast.h), and passes every
- * packet on untouched, counting it as "not SIP". With it attached nothing
- * is handled and nothing is marked: every SIP message goes to the queue,
- * exactly as without a fast path. */
+// SPDX-License-Identifier: GPL-2.0
+/* sipfast: the tc fast path for SIP messages that change no state in the
+ * daemon (issue 11). Runs at clsact ingress of the LAN and WAN interfaces,
+ * before conntrack and NAT; the contract with the loader is bpf/sipfast.h.
+ *
+ * Handled (rewritten exactly as src/alg.c would, then marked so that the
+ * diversion skips them), and only when the message has no body:
+ *   WAN -> LAN: 1xx responses and ACK (top Via sent-by, received=, rport=,
+ *               the Request-URI, Contacts naming the public address,
+ *               the public address in Call-ID/From/To given back);
+ *   LAN -> WAN: 1xx responses and ACK (top Via sent-by of the ACK, Contacts
+ *               via their bindings, every other LAN literal in the start
+ *               line and headers replaced by the public address).
+ * Everything else passes untouched and unmarked, to the queue as before.
+ *
+ * The program does not try to be a SIP parser. It accepts a strict subset
+ * (CRLF lines, printable ASCII, no quotes, no folds, no compact names, one
+ * Via, no lists in Via/Contact, no IPv6 references) in which the daemon's
+ * parser (src/sipmsg.c) is known to succeed and its rewrite is a pure
+ * function of the bytes and the bindings; it re-implements exactly the
+ * parts of sipmsg.c/alg.c the rewrite depends on, and passes on anything
+ * outside that subset. tests/fastpath/ checks the agreement byte for byte.
+ *
+ * Shape: the payload is copied to a per-CPU scratch buffer; every scan is
+ * a bpf_loop over it (the verifier checks a callback once instead of each
+ * iteration); the new payload is built in the scratch, the skb is grown or
+ * shrunk at the tail (not after the IP header: that breaks CHECKSUM_PARTIAL
+ * packets, ../shared/notes/ebpf-fastpath.md), the payload stored whole and
+ * the lengths and checksums fixed by difference. */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
 #include <linux/pkt_cls.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "sipfast.h"
+
+#define IN_SZ 2048           /* scratch: payload in */
+#define IN_MASK (IN_SZ - 1)
+#define PL_MAX 1472          /* larger payloads: passed (not in one Ethernet frame anyway) */
+#define OUT_MAX 1800         /* rewritten payload larger than this: passed */
+#define MAXL 64              /* lines of a message we handle (start line + headers) */
+#define NA 8                 /* edits of fields (Request-URI, Via, Contacts) */
+#define NB 32                /* edits of address literals */
+#define REP_SZ 32            /* "255.255.255.255:65535" is 21 */
+#define MAXC 4               /* Contact headers */
+
+/* header kinds, per line */
+enum { K_OTHER, K_VIA, K_CONTACT, K_CLEN, K_CALLID, K_FROM, K_TO, K_CSEQ };
+
+struct edit {
+	__u32 off;
+	__u32 len;
+	__u32 rlen;
+	char rep[REP_SZ];
+};
+
+struct lines {
+	__u32 p, cur;
+};
+
+/* sip_param_find for "received" and "rport" at once: the first of each. */
+struct prm {
+	__u32 p, e;
+	__u32 rcv_s, rcv_e, rcv;   /* received= value */
+	__u32 rp_s, rp_e, rp;      /* rport value */
+};
+
+struct lit {
+	__u32 p, li;
+	__u32 inbound;
+	__u32 phone;         /* inbound: the phone's address */
+	__u32 old_any;       /* outbound: cfg has earlier public addresses */
+};
+
+struct app {
+	__u32 ip, op, ib;
+	__s32 best;
+	__u32 boff;
+};
+
+/* ---- checksum of a scratch buffer, 4-byte words, zero padded ---- */
+struct cs {
+	__u32 off, n;   /* bytes left, a multiple of 4 */
+	__s64 sum;
+	__u32 which;    /* 0: in[] (subtracted), 1: out[] (added) */
+};
+
+struct hp {
+	__u32 hs, he;       /* host */
+	__u32 ps, pe;       /* port digits (ps == pe: none) */
+	__u32 port;         /* 0 when absent */
+	__u32 end;          /* end of hostport */
+};
+
+struct scr {
+	__u8 in[2 * IN_SZ];
+	__u8 out[2 * IN_SZ + 64];
+	__u32 len;                 /* payload length */
+	__u32 nl;                  /* lines, start line included */
+	__u32 ls[MAXL + 1];        /* line starts; ls[nl]: the empty line */
+	__u32 le[MAXL];            /* line ends (the CR) */
+	__u32 vs[MAXL];            /* header value start */
+	__u8 kind[MAXL];
+	__u8 lq[MAXL];             /* the line has a '"' */
+	__u32 bad;                 /* the message is outside what we handle */
+	__u32 end;                 /* byte after the empty line */
+	__u32 n_via, via_line, n_contact, contact_line[MAXC];
+	__u32 n_callid, n_from, n_to, n_cseq, cseq_line, n_clen, clen_line;
+	struct edit a[NA];         /* field edits, any order */
+	__u32 na;
+	struct edit b[NB];         /* literal edits, in order */
+	__u32 nb;
+	__u8 a_done[NA];
+	/* loop state lives here, not on the stack: the verifier does not
+	 * track map memory, so a bpf_loop callback converges at once */
+	struct lines lc;
+	struct prm pm;
+	struct lit lt;
+	struct app ap;
+	struct cs cs;
+	/* handed to field_edits() */
+	__u32 g_inbound, g_saddr, g_sport, g_via_params;
+	struct sipfast_binding g_sigb;
+	struct hp g_via, g_ruri;
+	struct bpf_fib_lookup fib;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -38,18 +156,1406 @@ struct {
 	__type(value, __u64);
 } sipfast_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scr);
+} sipfast_scr SEC(".maps");
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* ---- character classes (src/sipmsg.c's is_token, is_ws, is_lws, stop sets) ---- */
+#define C_DIG 0x001
+#define C_TOK 0x002    /* RFC 3261 token */
+#define C_WS 0x004     /* SP HT */
+#define C_LWS 0x008    /* SP HT CR LF */
+#define C_USTOP 0x010  /* ; ? > ,   (sip_uri_find's stops) */
+#define C_VSTOP 0x020  /* ; (       (sip_via_parse's stops) */
+#define C_PVSTOP 0x040 /* ; , >     (end of a parameter value, with LWS) */
+#define C_COLON 0x080
+#define C_SLASH 0x100
+#define C_SEMI 0x200
+#define C_SP 0x400
+#define C_AT 0x800
+#define C_QM 0x1000
+
+static const __u16 cls[256] = {
+	['0' ... '9'] = C_DIG | C_TOK,
+	['a' ... 'z'] = C_TOK,
+	['A' ... 'Z'] = C_TOK,
+	['-'] = C_TOK, ['.'] = C_TOK, ['!'] = C_TOK, ['%'] = C_TOK, ['*'] = C_TOK,
+	['_'] = C_TOK, ['+'] = C_TOK, ['`'] = C_TOK, ['\''] = C_TOK, ['~'] = C_TOK,
+	[' '] = C_WS | C_LWS | C_SP, ['\t'] = C_WS | C_LWS,
+	['\r'] = C_LWS, ['\n'] = C_LWS,
+	[';'] = C_USTOP | C_VSTOP | C_PVSTOP | C_SEMI,
+	['?'] = C_USTOP | C_QM,
+	['>'] = C_USTOP | C_PVSTOP,
+	[','] = C_USTOP | C_PVSTOP,
+	['('] = C_VSTOP,
+	[':'] = C_COLON, ['/'] = C_SLASH, ['@'] = C_AT,
+};
+
+static __always_inline struct scr *scr_get(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&sipfast_scr, &z);
+}
+
+static __always_inline void stat_inc(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&sipfast_stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u8 at(struct scr *s, __u32 p) { return s->in[p & IN_MASK]; }
+/* Eight bytes at a time (the message is ASCII once pass 1 accepted it).
+ * These tests may say "maybe" for a word without the byte (then the scan
+ * goes on byte by byte) but never "no" for a word with it. */
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+static __always_inline __u64 word_at(struct scr *s, __u32 p)
+{
+	return *(__u64 *)&s->in[p & IN_MASK];
+}
+/* how many clean bytes before the first flagged one (m != 0): the lowest
+ * flag of these tests is always a true one */
+static __always_inline __u32 w_first(__u64 m)
+{
+	__u64 low = m & -m;
+	return (__u32)(((low >> 7) * 0x0001020304050607ULL) >> 56);
+}
+static __always_inline __u64 w_less(__u64 x, __u64 n) { return (x - ONES * n) & ~x & HIGH; }
+static __always_inline __u64 w_has(__u64 x, __u64 c) { return w_less(x ^ (ONES * c), 1); }
+/* a byte m < b < n (bytes < 0x80) */
+static __always_inline __u64 w_between(__u64 x, __u64 m, __u64 n)
+{
+	return (ONES * (127 + n) - (x & ONES * 127)) & ~x & ((x & ONES * 127) + ONES * (127 - m)) & HIGH;
+}
+
+static __always_inline __u8 lc(__u8 c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static __always_inline int is_dig(__u8 c) { return c >= '0' && c <= '9'; }
+
+/* ---- scanning primitives ---- */
+
+struct sk {
+	__u32 p, e;
+	__u32 mask;
+	__u32 stop_on;   /* 1: stop at the first byte in mask; 0: stop at the first not in it */
+	__u32 last_at;   /* skip_to: position after the last '@' passed (userinfo) */
+};
+
+static long sk_cb(__u32 i, void *ctx)
+{
+	struct sk *c = ctx;
+	struct scr *s = scr_get();
+
+	if (!s || c->p >= c->e)
+		return 1;
+	__u8 ch = at(s, c->p);
+	__u16 k = cls[ch];
+	if (((k & c->mask) != 0) == (c->stop_on != 0))
+		return 1;
+	if (k & C_AT)
+		c->last_at = c->p + 1;
+	c->p++;
+	return 0;
+}
+
+/* while the byte is in mask. Most runs are short: the first 16 bytes are
+ * tested inline (a callback per byte costs a call and a return each). */
+__noinline __u32 skip_in(__u32 p, __u32 e, __u32 mask)
+{
+	struct scr *s = scr_get();
+
+	if (!s)
+		return p;
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (p >= e || !(cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 0 };
+	bpf_loop(IN_SZ, sk_cb, &c, 0);
+	return c.p;
+}
+
+/* until the byte is in mask */
+__noinline __u32 skip_to(__u32 p, __u32 e, __u32 mask)
+{
+	struct scr *s = scr_get();
+
+	if (!s)
+		return p;
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (p >= e || (cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
+	bpf_loop(IN_SZ, sk_cb, &c, 0);
+	return c.p;
+}
+
+/* skip_to, and the position after the last '@' met (0: none) */
+__noinline __u32 skip_to_at(__u32 p, __u32 e, __u32 mask, __u32 *last_at)
+{
+	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
+
+	if (!last_at)
+		return p;
+	if (p < e)
+		bpf_loop(IN_SZ, sk_cb, &c, 0);
+	*last_at = c.last_at;
+	return c.p;
+}
+
+/* Decimal in [p, e): parse_uint of sipmsg.c (1..20 digits, each partial
+ * value <= max). Returns 0 and *v, or -1. */
+struct num {
+	__u32 p, e;
+	__u64 v, max;
+	__u32 bad;
+};
+
+static long num_cb(__u32 i, void *ctx)
+{
+	struct num *c = ctx;
+	struct scr *s = scr_get();
+
+	if (!s || c->p >= c->e)
+		return 1;
+	__u8 ch = at(s, c->p);
+	if (!is_dig(ch)) {
+		c->bad = 1;
+		return 1;
+	}
+	c->v = c->v * 10 + (ch - '0');
+	if (c->v > c->max) {
+		c->bad = 1;
+		return 1;
+	}
+	c->p++;
+	return 0;
+}
+
+__noinline int parse_uint(__u32 p, __u32 e, __u64 max, __u64 *v)
+{
+	struct num c = { .p = p, .e = e, .max = max };
+
+	if (!v || e <= p || e - p > 20)
+		return -1;
+	bpf_loop(32, num_cb, &c, 0);
+	if (c.bad || c.p != e)
+		return -1;
+	*v = c.v;
+	return 0;
+}
+
+/* alg.c's parse_num: up to 10 digits, else the default */
+static __always_inline __u64 parse_num(__u32 p, __u32 e, __u64 dflt)
+{
+	__u64 v;
+
+	if (e <= p || e - p > 10)
+		return dflt;
+	if (parse_uint(p, e, 0xffffffffffULL, &v) < 0)
+		return dflt;
+	return v;
+}
+
+/* Dotted quad at p, as alg.c's next_ipv4 reads one (octets of 1-3 digits,
+ * a 4th digit fails the octet). Returns 1, *ip and *q (the byte after). */
+static __always_inline int quad_at(struct scr *s, __u32 p, __u32 e, __u32 *ip, __u32 *q)
+{
+	__u32 v = 0, x = p;
+
+#pragma unroll
+	for (int oct = 0; oct < 4; oct++) {
+		__u32 d = 0, o = 0;
+		for (int k = 0; k < 4; k++) {
+			if (x >= e)
+				break;
+			__u8 ch = at(s, x);
+			if (!is_dig(ch))
+				break;
+			o = o * 10 + (ch - '0');
+			d++;
+			x++;
+		}
+		if (d == 0 || d > 3 || o > 255)
+			return 0;
+		v = v << 8 | o;
+		if (oct < 3) {
+			if (x >= e || at(s, x) != '.')
+				return 0;
+			x++;
+		}
+	}
+	if (x < e && is_dig(at(s, x)))
+		return 0;
+	*ip = v;
+	*q = x;
+	return 1;
+}
+
+/* quad_at as a global function: its ~600 ways through are checked once,
+ * not again for every state of the literal scan that calls it */
+__noinline int quad_g(__u32 p, __u32 e, __u32 *ip, __u32 *q)
+{
+	struct scr *s = scr_get();
+
+	if (!s || !ip || !q)
+		return 0;
+	return quad_at(s, p, e, ip, q);
+}
+
+/* sip_ipv4_parse: the whole span is a dotted quad */
+__noinline int ipv4_exact(__u32 p, __u32 e, __u32 *ip)
+{
+	struct scr *s = scr_get();
+	__u32 q;
+
+	if (!s || !ip || !quad_at(s, p, e, ip, &q))
+		return 0;
+	return q == e;
+}
+
+/* ---- text of replacements ---- */
+
+static __always_inline __u32 put_dec(char *d, __u32 n, __u32 v)
+{
+	/* v < 100000 */
+	char t[5];
+	__u32 k = 0;
+
+#pragma unroll
+	for (int i = 0; i < 5; i++) {
+		t[i] = '0' + v % 10;
+		v /= 10;
+		k++;
+		if (!v)
+			break;
+	}
+#pragma unroll
+	for (int i = 4; i >= 0; i--)
+		if ((__u32)i < k && n < REP_SZ)
+			d[n++] = t[i];
+	return n;
+}
+
+static __always_inline __u32 put_ip(char *d, __u32 ip)
+{
+	__u32 n = 0;
+
+	n = put_dec(d, n, ip >> 24);
+	d[n++ & (REP_SZ - 1)] = '.';
+	n = put_dec(d, n, (ip >> 16) & 255);
+	d[n++ & (REP_SZ - 1)] = '.';
+	n = put_dec(d, n, (ip >> 8) & 255);
+	d[n++ & (REP_SZ - 1)] = '.';
+	n = put_dec(d, n, ip & 255);
+	return n;
+}
+
+/* alg.c put_private / put_public: host, and ":port" when the phone wrote
+ * one or when 5060 would be wrong. pub: the public address text. */
+#define HAD_PORT 0x10000
+__noinline int add_field_edit(__u32 off, __u32 len, __u32 ip, __u32 portf, int pub)
+{
+	struct scr *s = scr_get();
+	__u32 z = 0, port = portf & 0xffff, had_port = portf & HAD_PORT;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!s || !cfg || s->na >= NA)
+		return -1;
+	struct edit *e = &s->a[s->na & (NA - 1)];
+	__u32 n;
+	if (pub) {
+		n = cfg->pub_len;
+		if (n > 15)
+			return -1;
+		__builtin_memcpy(e->rep, cfg->pub_str, 16);
+	} else {
+		n = put_ip(e->rep, ip);
+	}
+	if (had_port || port != 5060) {
+		if (n > 15)
+			return -1;
+		e->rep[n++ & (REP_SZ - 1)] = ':';
+		n = put_dec(e->rep, n, port);
+	}
+	e->off = off;
+	e->len = len;
+	e->rlen = n;
+	s->a_done[s->na & (NA - 1)] = 0;
+	s->na++;
+	return 0;
+}
+
+/* ---- pass 1: lines ---- */
+
+
+static long line_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct lines *c = &s->lc;
+
+	if (!s || c->p >= s->len) {
+		if (s)
+			s->bad = 1; /* no empty line */
+		return 1;
+	}
+	__u32 p = c->p;
+	if (p != c->cur && p + 8 <= s->len) {
+		__u64 w = word_at(s, p);
+		__u64 m = w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			c->p = p + k;
+			return 0;
+		}
+	}
+	__u8 ch = at(s, p);
+	if (ch == '\r') {
+		if (p + 1 >= s->len || at(s, p + 1) != '\n') {
+			s->bad = 1;
+			return 1;
+		}
+		if (p == c->cur) { /* the empty line */
+			s->end = p + 2;
+			s->ls[s->nl < MAXL ? s->nl : MAXL] = p;
+			return 1;
+		}
+		if (s->nl >= MAXL) {
+			s->bad = 1;
+			return 1;
+		}
+		s->ls[s->nl & (MAXL - 1)] = c->cur;
+		s->le[s->nl & (MAXL - 1)] = p;
+		s->nl++;
+		c->cur = p + 2;
+		c->p = p + 2;
+		return 0;
+	}
+	/* quotes: allowed in From and To only (display names), see hdr_cb */
+	if (ch == '"') {
+		if (s->nl < MAXL)
+			s->lq[s->nl & (MAXL - 1)] = 1;
+		c->p = p + 1;
+		return 0;
+	}
+	/* bare LF, controls, 8-bit, '[' (IPv6 references), a fold (a line
+	 * starting with blank) */
+	if (ch < 0x20 || ch >= 0x7f || ch == '[' || (p == c->cur && ch == ' ')) {
+		s->bad = 1;
+		return 1;
+	}
+	c->p = p + 1;
+	return 0;
+}
+
+static __always_inline int name_is(struct scr *s, __u32 p, __u32 n, const char *str, __u32 sl)
+{
+	if (n != sl)
+		return 0;
+#pragma unroll
+	for (__u32 i = 0; i < 14; i++)
+		if (i < sl && lc(at(s, p + i)) != str[i])
+			return 0;
+	return 1;
+}
+
+/* sipmsg.c quotes_balanced: '"' toggles, '\\' inside quotes escapes */
+struct qb {
+	__u32 p, e, inq;
+};
+
+static long qb_cb(__u32 i, void *ctx)
+{
+	struct qb *c = ctx;
+	struct scr *s = scr_get();
+
+	if (!s || c->p >= c->e)
+		return 1;
+	__u8 ch = at(s, c->p);
+	if (c->inq && ch == '\\')
+		c->p++;
+	else if (ch == '"')
+		c->inq = !c->inq;
+	c->p++;
+	return 0;
+}
+
+__noinline int quotes_ok(__u32 p, __u32 e)
+{
+	struct qb c = { .p = p, .e = e };
+
+	bpf_loop(IN_SZ, qb_cb, &c, 0);
+	return !c.inq;
+}
+
+/* skip_in for the short runs of a header line (name, blanks): the first
+ * 16 bytes tested here, without a call per byte */
+static __always_inline __u32 skip_in_short(struct scr *s, __u32 p, __u32 e, __u32 mask)
+{
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (p >= e || !(cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	return skip_in(p, e, mask);
+}
+
+/* one header line: name, colon, value; what kind */
+static long hdr_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	__u64 li = i + 1;
+
+	asm volatile("" : "+r"(li));
+	if (!s || li >= MAXL || li >= s->nl)
+		return 1;
+	__u32 p = s->ls[li], e = s->le[li];
+	__u32 q = skip_in_short(s, p, e, C_TOK);
+	__u32 n = q - p;
+	if (n == 0)
+		goto bad;
+	q = skip_in_short(s, q, e, C_WS);
+	if (q >= e || at(s, q) != ':')
+		goto bad;
+	q = skip_in_short(s, q + 1, e, C_WS);
+	/* an empty value, or blanks at the end (sipmsg.c trims them; we do not) */
+	if (q >= e || (cls[at(s, e - 1)] & C_WS))
+		goto bad;
+	s->vs[li] = q;
+	__u8 k = K_OTHER;
+	if (n == 1) {
+		/* compact forms: v m l c i f t are headers the daemon reads */
+		__u8 c = lc(at(s, p));
+		if (c == 'v' || c == 'm' || c == 'l' || c == 'c' || c == 'i' || c == 'f' || c == 't')
+			goto bad;
+	} else if (name_is(s, p, n, "via", 3)) {
+		k = K_VIA;
+		s->via_line = li;
+		s->n_via++;
+	} else if (name_is(s, p, n, "contact", 7)) {
+		k = K_CONTACT;
+		if (s->n_contact >= MAXC)
+			goto bad;
+		s->contact_line[s->n_contact & (MAXC - 1)] = li;
+		s->n_contact++;
+	} else if (name_is(s, p, n, "content-length", 14)) {
+		k = K_CLEN;
+		s->clen_line = li;
+		s->n_clen++;
+	} else if (name_is(s, p, n, "call-id", 7)) {
+		k = K_CALLID;
+		s->n_callid++;
+	} else if (name_is(s, p, n, "from", 4)) {
+		k = K_FROM;
+		s->n_from++;
+	} else if (name_is(s, p, n, "to", 2)) {
+		k = K_TO;
+		s->n_to++;
+	} else if (name_is(s, p, n, "cseq", 4)) {
+		k = K_CSEQ;
+		s->cseq_line = li;
+		s->n_cseq++;
+	}
+	s->kind[li] = k;
+	/* Quotes only in From and To, where nothing but literals is read
+	 * (and the daemon's parser wants them paired). Elsewhere they would
+	 * change how Via, Contact and URIs split: pass. */
+	if (s->lq[li] && ((k != K_FROM && k != K_TO) || !quotes_ok(q, e)))
+		goto bad;
+	return 0;
+bad:
+	s->bad = 1;
+	return 1;
+}
+
+/* Via and Contact values: one element (no ','), no '(' comment, and the
+ * parameters all there (sipmsg.c params_ok: no ";;", ";," or trailing ';'). */
+struct vchk {
+	__u32 p, e;
+	__u32 empty;
+};
+
+static long vchk_cb(__u32 i, void *ctx)
+{
+	struct vchk *c = ctx;
+	struct scr *s = scr_get();
+
+	if (!s)
+		return 1;
+	if (c->p >= c->e) {
+		if (c->empty)
+			s->bad = 1;
+		return 1;
+	}
+	if (c->p + 8 <= c->e) {
+		/* the bytes before the first ';' ',' '(' of the next eight:
+		 * only "is one of them not a blank" matters */
+		__u64 w = word_at(s, c->p);
+		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			__u64 keep = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
+			if ((w ^ (ONES * ' ')) & keep)
+				c->empty = 0;
+			c->p += k;
+			return 0;
+		}
+	}
+	__u8 ch = at(s, c->p);
+	if (ch == ',' || ch == '(') {
+		s->bad = 1;
+		return 1;
+	}
+	if (ch == ';') {
+		if (c->empty) {
+			s->bad = 1;
+			return 1;
+		}
+		c->empty = 1;
+	} else if (!(cls[ch] & C_LWS)) {
+		c->empty = 0;
+	}
+	c->p++;
+	return 0;
+}
+
+__noinline int value_check(__u32 line)
+{
+	struct scr *s = scr_get();
+	__u64 li = line;
+
+	asm volatile("" : "+r"(li));
+	if (!s || li >= MAXL)
+		return -1;
+	struct vchk c = { .p = s->vs[li], .e = s->le[li] };
+	bpf_loop(IN_SZ, vchk_cb, &c, 0);
+	return 0;
+}
+
+/* ---- sipmsg.c's URI, Via and parameter readers on the subset ---- */
+
+
+/* parse_hostport: host up to ':', blank or a stop byte; ":port" 1..65535;
+ * then the end, LWS or a stop byte. */
+__noinline int hostport(__u32 p, __u32 e, __u32 stops, struct hp *h)
+{
+	struct scr *s = scr_get();
+
+	if (!s || !h)
+		return -1;
+	__u32 q = skip_to(p, e, C_COLON | C_WS | stops);
+	if (q == p)
+		return -1;
+	h->hs = p;
+	h->he = q;
+	h->ps = h->pe = q;
+	h->port = 0;
+	if (q < e && at(s, q) == ':') {
+		__u64 v;
+		__u32 ps = q + 1;
+		q = skip_in(ps, e, C_DIG);
+		h->ps = ps;
+		h->pe = q;
+		if (parse_uint(ps, q, 65535, &v) < 0 || v == 0)
+			return -1;
+		h->port = (__u32)v;
+	}
+	if (q < e && !(cls[at(s, q)] & (C_LWS | stops)))
+		return -1;
+	h->end = q;
+	return 0;
+}
+
+/* sip_uri_find without display names (the subset has no quotes): the
+ * first "sip:"/"sips:" (any case), userinfo up to the last '@'. */
+struct sch {
+	__u32 p, e, found;
+};
+
+static long sch_cb(__u32 i, void *ctx)
+{
+	struct sch *c = ctx;
+	struct scr *s = scr_get();
+	__u32 p = c->p;
+
+	if (!s || p + 4 > c->e)
+		return 1;
+	if (lc(at(s, p)) == 's' && lc(at(s, p + 1)) == 'i' && lc(at(s, p + 2)) == 'p') {
+		if (at(s, p + 3) == ':') {
+			c->p = p + 4;
+			c->found = 1;
+			return 1;
+		}
+		if (p + 5 <= c->e && lc(at(s, p + 3)) == 's' && at(s, p + 4) == ':') {
+			c->p = p + 5;
+			c->found = 1;
+			return 1;
+		}
+	}
+	c->p = p + 1;
+	return 0;
+}
+
+__noinline int uri_find(__u32 p, __u32 e, struct hp *h)
+{
+	struct sch c = { .p = p, .e = e };
+	__u32 last_at = 0;
+
+	if (!h)
+		return -1;
+	bpf_loop(IN_SZ, sch_cb, &c, 0);
+	if (!c.found)
+		return -1;
+	p = c.p;
+	skip_to_at(p, e, C_USTOP | C_WS, &last_at);
+	if (last_at)
+		p = last_at;
+	return hostport(p, e, C_USTOP, h);
+}
+
+/* sip_via_parse: "SIP/2.0/UDP" (two slashes), LWS, hostport, params from ';' */
+__noinline int via_parse(__u32 p, __u32 e, struct hp *h, __u32 *params)
+{
+	struct scr *s = scr_get();
+
+	if (!s || !h || !params)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		p = skip_to(p, e, C_SLASH);
+		if (p >= e)
+			return -1;
+		p++;
+	}
+	p = skip_in(p, e, C_LWS);
+	p = skip_in(p, e, C_TOK);
+	if (p >= e || !(cls[at(s, p)] & C_LWS))
+		return -1;
+	p = skip_in(p, e, C_LWS);
+	if (hostport(p, e, C_VSTOP, h) < 0)
+		return -1;
+	p = skip_in(h->end, e, C_LWS);
+	if (p < e && at(s, p) != ';' && at(s, p) != '(')
+		return -1;
+	*params = p;
+	return 0;
+}
+
+
+static long prm_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct prm *c = &s->pm;
+
+	if (!s)
+		return 1;
+	__u32 p = skip_to(c->p, c->e, C_SEMI), e = c->e;
+	if (p >= e)
+		return 1;
+	p = skip_in(p + 1, e, C_LWS);
+	__u32 ns = p;
+	p = skip_in(p, e, C_TOK);
+	__u32 n = p - ns;
+	p = skip_in(p, e, C_LWS);
+	__u32 vs = p, ve = p;
+	if (p < e && at(s, p) == '=') {
+		p = skip_in(p + 1, e, C_LWS);
+		vs = p;
+		p = skip_to(p, e, C_PVSTOP | C_LWS);
+		ve = p;
+	}
+	if (!c->rcv && name_is(s, ns, n, "received", 8)) {
+		c->rcv = 1;
+		c->rcv_s = vs;
+		c->rcv_e = ve;
+	}
+	if (!c->rp && name_is(s, ns, n, "rport", 5)) {
+		c->rp = 1;
+		c->rp_s = vs;
+		c->rp_e = ve;
+	}
+	c->p = p;
+	return 0;
+}
+
+/* ---- pass 3: address literals (alg.c next_ipv4 over the header section) ---- */
+
+
+/* conf_is_lan; a global function, so that its 16 branches do not
+ * multiply the paths the verifier walks in its callers */
+__noinline int lan_has(__u32 ip)
+{
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!cfg)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < SIPFAST_MAX_LAN; i++)
+		if (i < cfg->n_lan && (ip & bpf_ntohl(cfg->lan_mask[i])) == bpf_ntohl(cfg->lan_net[i]))
+			return 1;
+	return 0;
+}
+#define is_lan(cfg, ip) lan_has(ip)
+
+static __always_inline int is_old_pub(const struct sipfast_cfg *cfg, __u32 ip)
+{
+#pragma unroll
+	for (int i = 0; i < SIPFAST_PUB_OLD; i++)
+		if (cfg->pub_old[i] && bpf_ntohl(cfg->pub_old[i]) == ip)
+			return 1;
+	return 0;
+}
+
+static long lit_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct lit *c = &s->lt;
+	__u32 z = 0;
+	__u32 p = c->p, e = s->end;
+	if (p >= e)
+		return 1;
+	__u64 nx = c->li + 1;
+	asm volatile("" : "+r"(nx));
+	if (nx <= MAXL && nx <= s->nl && p >= s->ls[nx])
+		c->li = nx;
+	/* no digit and no line end in the next eight: nothing to find there */
+	if (p + 8 <= e) {
+		__u64 w = word_at(s, p);
+		__u64 m = w_between(w, '0' - 1, '9' + 1) | w_has(w, '\n');
+		__u32 k = m ? w_first(m) : 8;
+		if (k) {
+			c->p = p + k;
+			return 0;
+		}
+	}
+	__u8 ch = at(s, p);
+	if (!is_dig(ch)) {
+		c->p = p + 1;
+		return 0;
+	}
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+	if (!cfg)
+		return 1;
+	__u32 ip = 0, q = 0;
+	if ((p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
+		/* no literal starts in the rest of this run of digits (a start
+		 * follows a non-digit): go past it */
+		p++;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			if (p >= e || !is_dig(at(s, p)))
+				break;
+			p++;
+		}
+		c->p = p;
+		return 0;
+	}
+	c->p = q;
+	__u8 k = c->li < MAXL ? s->kind[c->li & (MAXL - 1)] : K_OTHER;
+	int ids = c->li > 0 && (k == K_CALLID || k == K_FROM || k == K_TO);
+	struct edit *ed;
+	if (c->inbound) {
+		/* unscrub_pub: Call-ID, From, To only */
+		if (!ids || !ip)
+			return 0;
+		if (ip != bpf_ntohl(cfg->pub_ip)) {
+			if (is_old_pub(cfg, ip))
+				goto bad; /* a dialog from before a WAN change: the daemon's */
+			return 0;
+		}
+		if (s->nb >= NB)
+			goto bad;
+		ed = &s->b[s->nb & (NB - 1)];
+		ed->rlen = put_ip(ed->rep, c->phone);
+	} else {
+		/* scrub_lan of the whole header section */
+		if (!is_lan(cfg, ip))
+			return 0;
+		if (ids && c->old_any)
+			goto bad; /* scrub_dialog_ids may want an old address here */
+#pragma unroll
+		for (int j = 0; j < NA; j++)
+			if (j < s->na && p < s->a[j].off + s->a[j].len && s->a[j].off < q)
+				return 0; /* inside a field already rewritten */
+		if (s->nb >= NB || cfg->pub_len > 15)
+			goto bad;
+		ed = &s->b[s->nb & (NB - 1)];
+		__builtin_memcpy(ed->rep, cfg->pub_str, 16);
+		ed->rlen = cfg->pub_len;
+	}
+	ed->off = p;
+	ed->len = q - p;
+	s->nb++;
+	return 0;
+bad:
+	s->bad = 1;
+	return 1;
+}
+
+/* ---- pass 4: the new payload ---- */
+
+
+static long app_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct app *c = &s->ap;
+
+	if (!s)
+		return 1;
+	/* the next edit: the head of b[] or the lowest not yet applied a[].
+	 * The running minimum goes through (volatile) map memory: kept in
+	 * registers, each of the 2^NA ways through this loop would be a
+	 * different state for the verifier. */
+	volatile struct app *vc = c;
+	vc->best = -1;
+	vc->boff = 0xffffffff;
+	if (c->ib < s->nb && c->ib < NB) {
+		vc->boff = s->b[c->ib & (NB - 1)].off;
+		vc->best = NA;
+	}
+#pragma unroll
+	for (int j = 0; j < NA; j++)
+		if (j < s->na && !s->a_done[j] && s->a[j].off < vc->boff) {
+			vc->boff = s->a[j].off;
+			vc->best = j;
+		}
+	int best = vc->best;
+	__u32 boff = vc->boff;
+	__u32 keep_from = c->ip, keep, op = c->op;
+	struct edit *e;
+	if (best < 0) {
+		/* the rest */
+		keep = s->len - c->ip;
+		e = NULL;
+	} else {
+		if (boff < c->ip) {
+			s->bad = 1; /* overlap: edit_apply refuses it */
+			return 1;
+		}
+		keep = boff - c->ip;
+		if (best == NA) {
+			e = &s->b[c->ib & (NB - 1)];
+			c->ib++;
+		} else {
+			e = &s->a[best & (NA - 1)];
+			s->a_done[best & (NA - 1)] = 1;
+		}
+	}
+	if (keep > IN_SZ || op > OUT_MAX || op + keep > OUT_MAX) {
+		s->bad = 1;
+		return 1;
+	}
+	if (keep) {
+		__u64 d = op, n = keep, f = keep_from;
+		asm volatile("" : "+r"(d), "+r"(n), "+r"(f));
+		d &= IN_SZ - 1;
+		n &= IN_SZ - 1;
+		f &= IN_MASK;
+		if (n)
+			bpf_probe_read_kernel(&s->out[d], n, &s->in[f]);
+	}
+	op += keep;
+	if (!e) {
+		c->op = op;
+		c->ip = s->len;
+		return 1;
+	}
+	__u32 rl = e->rlen;
+	if (rl > REP_SZ) {
+		s->bad = 1;
+		return 1;
+	}
+	__u64 o = op, r = rl;
+	asm volatile("" : "+r"(o), "+r"(r));
+	o &= IN_SZ - 1;
+	if (r == 0 || r >= REP_SZ) {
+		s->bad = 1;
+		return 1;
+	}
+	bpf_probe_read_kernel(&s->out[o], r, e->rep);
+	c->op = op + rl;
+	c->ip = e->off + e->len;
+	return 0;
+}
+
+
+static long cs_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct cs *c = &s->cs;
+
+	if (!s || c->n == 0)
+		return 1;
+	__u32 n = c->n > 256 ? 256 : c->n;
+	__u32 o = c->off & (IN_SZ - 1);
+	n &= 0x1fc;
+	if (n == 0 || n > 256)
+		return 1;
+	if (c->which)
+		c->sum = bpf_csum_diff(0, 0, (__be32 *)&s->out[o], n, (__wsum)c->sum);
+	else
+		c->sum = bpf_csum_diff((__be32 *)&s->in[o], n, 0, 0, (__wsum)c->sum);
+	c->off += n;
+	c->n -= n;
+	return 0;
+}
+
+/* The edits of fields (Request-URI, top Via, received/rport, Contacts) as
+ * handle_in/handle_out make them. A global function: the verifier checks
+ * it once, not once per path of the caller. Returns 0, or PASSR(reason). */
+#define PASSR(why) ((why) | 0x100)
+__noinline int field_edits(__u32 is_req, __u32 ruri_ok)
+{
+	struct scr *s = scr_get();
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!s || !cfg)
+		return PASSR(SIPFAST_PASS_UNSURE);
+	__u32 pub = bpf_ntohl(cfg->pub_ip), ip;
+	__u32 inbound = s->g_inbound, saddr = s->g_saddr, sport = s->g_sport;
+	struct sipfast_binding sigb = s->g_sigb;
+	struct hp via = s->g_via, ruri = s->g_ruri;
+	__u32 via_params = s->g_via_params;
+
+	/* field edits */
+	if (inbound) {
+		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			struct sipfast_binding xb = *x;
+			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+			/* RFC 3581 received/rport: give the phone its own view */
+			__u32 li = s->via_line & (MAXL - 1);
+			__builtin_memset(&s->pm, 0, sizeof(s->pm));
+			s->pm.p = via_params;
+			s->pm.e = s->le[li];
+			bpf_loop(16, prm_cb, NULL, 0);
+			struct prm pm = s->pm;
+			if (pm.p < pm.e && skip_to(pm.p, pm.e, C_SEMI) < pm.e)
+				return PASSR(SIPFAST_PASS_UNSURE); /* more parameters than we read */
+			int rcv = pm.rcv && ipv4_exact(pm.rcv_s, pm.rcv_e, &ip) && ip == pub;
+			int rp = pm.rp && pm.rp_e > pm.rp_s && parse_num(pm.rp_s, pm.rp_e, 0) == xb.pub_port;
+			/* in the order of the bytes */
+			if (rcv && (!rp || pm.rcv_s < pm.rp_s)) {
+				if (add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
+					return PASSR(SIPFAST_PASS_UNSURE);
+				rcv = 0;
+			}
+			if (rp) {
+				struct edit *e = &s->a[s->na & (NA - 1)];
+				if (s->na >= NA)
+					return PASSR(SIPFAST_PASS_UNSURE);
+				e->off = pm.rp_s;
+				e->len = pm.rp_e - pm.rp_s;
+				e->rlen = put_dec(e->rep, 0, xb.priv_port);
+				s->a_done[s->na & (NA - 1)] = 0;
+				s->na++;
+			}
+			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
+		/* out_via: the top Via's binding; a flag the daemon would change
+		 * (the phone wrote a port this time, or stopped) is state */
+		__u32 port = via.port ? via.port : 5060;
+		struct sipfast_binding xb = sigb;
+		if (ip != saddr || port != sport) {
+			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			xb = *x;
+		}
+		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via.ps != via.pe))
+			return PASSR(SIPFAST_PASS_STATEFUL);
+		if (add_field_edit(via.hs, via.end - via.hs, 0, xb.pub_port | ((via.ps != via.pe) ? HAD_PORT : 0), 1) < 0)
+			return PASSR(SIPFAST_PASS_UNSURE);
+	}
+	/* Contacts */
+#pragma unroll
+	for (int j = 0; j < MAXC; j++) {
+		if (j >= s->n_contact)
+			break;
+		__u32 li = s->contact_line[j] & (MAXL - 1);
+		struct hp cu;
+		value_check(li);
+		if (s->bad)
+			return PASSR(SIPFAST_PASS_UNSURE);
+		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
+			continue;
+		if (inbound) {
+			if (ip != pub)
+				continue;
+			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
+			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
+			if (!x)
+				return PASSR(SIPFAST_PASS_NO_BINDING);
+			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		} else {
+			if (!is_lan(cfg, ip))
+				continue;
+			__u32 port = cu.port ? cu.port : 5060;
+			struct sipfast_binding xb = sigb;
+			if (ip != saddr || port != sport) {
+				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
+				struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_priv, &k);
+				if (!x)
+					return PASSR(SIPFAST_PASS_NO_BINDING);
+				xb = *x;
+			}
+			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu.ps != cu.pe))
+				return PASSR(SIPFAST_PASS_STATEFUL);
+			if (add_field_edit(cu.hs, cu.end - cu.hs, 0, xb.pub_port | ((cu.ps != cu.pe) ? HAD_PORT : 0), 1) < 0)
+				return PASSR(SIPFAST_PASS_UNSURE);
+		}
+	}
+
+	return 0;
+}
+
+/* ---- the program ---- */
+
+struct hdrs {
+	struct iphdr ip;
+	struct udphdr udp;
+} __attribute__((packed));
+
+__noinline int sip_port_has(__u32 port)
+{
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+
+	if (!cfg)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < SIPFAST_MAX_PORTS; i++)
+		if (i < cfg->n_ports && cfg->sip_ports[i] == port)
+			return 1;
+	return 0;
+}
+#define is_sip_port(cfg, port) sip_port_has(port)
+
+/* TC_ACT_UNSPEC, not TC_ACT_OK: under TCX, OK would end the chain and skip
+ * whatever else the operator runs at this hook (an SQM redirect to ifb). */
+#define PASS(why)                      \
+	do {                           \
+		stat_inc(why);         \
+		return TC_ACT_UNSPEC;  \
+	} while (0)
+
 SEC("tc")
 int sipfast_ingress(struct __sk_buff *skb)
 {
-	__u32 k = SIPFAST_PASS_NOT_SIP;
-	__u64 *n = bpf_map_lookup_elem(&sipfast_stats, &k);
+	__u32 z = 0;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+	struct scr *s = scr_get();
+	struct hdrs h;
 
-	if (n)
-		*n += 1;
-	/* TC_ACT_UNSPEC (TCX_NEXT), not TC_ACT_OK: the interface's other tc
-	 * programs and filters still run (SQM's ingress redirect to an ifb,
-	 * for one); TC_ACT_OK would end the chain here. */
+	if (!cfg || !s || !(cfg->flags & SIPFAST_F_ENABLED) || !cfg->pub_ip)
+		return TC_ACT_UNSPEC;
+	__u32 pub = bpf_ntohl(cfg->pub_ip); /* the map's addresses are in network order */
+	int inbound = skb->ifindex == cfg->wan_ifindex;
+	__u32 l3 = (inbound && (cfg->flags & SIPFAST_F_WAN_NOETH)) ? 0 : ETH_HLEN;
+	if (l3 == ETH_HLEN) {
+		__be16 proto;
+		if (bpf_skb_load_bytes(skb, 12, &proto, 2) || proto != bpf_htons(ETH_P_IP))
+			PASS(SIPFAST_PASS_NOT_SIP);
+	} else if (skb->protocol != bpf_htons(ETH_P_IP)) {
+		PASS(SIPFAST_PASS_NOT_SIP);
+	}
+	if (bpf_skb_load_bytes(skb, l3, &h, sizeof(h)))
+		PASS(SIPFAST_PASS_NOT_SIP);
+	if (h.ip.version != 4 || h.ip.ihl != 5 || h.ip.protocol != 17 /* UDP */ ||
+	    (h.ip.frag_off & bpf_htons(0x3fff)))
+		PASS(SIPFAST_PASS_NOT_SIP);
+	__u32 tot = bpf_ntohs(h.ip.tot_len), ulen = bpf_ntohs(h.udp.len);
+	__u16 sport = bpf_ntohs(h.udp.source), dport = bpf_ntohs(h.udp.dest);
+	__u32 saddr = bpf_ntohl(h.ip.saddr), daddr = bpf_ntohl(h.ip.daddr);
+	/* the datagram is the whole frame (no link padding, the tail is the
+	 * payload's) and not a GSO train */
+	if (skb->len != l3 + tot || ulen != tot - 20 || ulen <= 8 || skb->gso_segs > 1)
+		PASS(SIPFAST_PASS_NOT_SIP);
+
+	/* Direction, as alg_policy sees it after NAT. Inbound: to our public
+	 * address from outside the LAN; conntrack will DNAT it to the binding
+	 * of the public port, so that is the phone the daemon would see. */
+	struct sipfast_binding *sig;
+	__u32 phone = 0;
+	if (inbound) {
+		struct sipfast_pub_key pk = { .port = dport };
+		if (daddr != pub || is_lan(cfg, saddr))
+			PASS(SIPFAST_PASS_NOT_SIP);
+		sig = bpf_map_lookup_elem(&sipfast_pub, &pk);
+		if (!sig) {
+			if (is_sip_port(cfg, sport) || is_sip_port(cfg, dport))
+				PASS(SIPFAST_PASS_NO_BINDING);
+			PASS(SIPFAST_PASS_NOT_SIP);
+		}
+		if (!is_sip_port(cfg, sport) && !is_sip_port(cfg, sig->priv_port))
+			PASS(SIPFAST_PASS_NOT_SIP);
+		if (!is_lan(cfg, bpf_ntohl(sig->priv_ip)))
+			PASS(SIPFAST_PASS_UNSURE);
+		phone = bpf_ntohl(sig->priv_ip);
+	} else {
+		struct sipfast_priv_key k = { .ip = bpf_htonl(saddr), .port = sport };
+		if (!is_sip_port(cfg, sport) && !is_sip_port(cfg, dport))
+			PASS(SIPFAST_PASS_NOT_SIP);
+		if (!is_lan(cfg, saddr) || is_lan(cfg, daddr) || daddr == pub)
+			PASS(SIPFAST_PASS_NOT_SIP);
+		sig = bpf_map_lookup_elem(&sipfast_priv, &k);
+		if (!sig)
+			PASS(SIPFAST_PASS_NO_BINDING);
+	}
+	struct sipfast_binding sigb = *sig;
+
+	__u64 pl = ulen - 8;
+	asm volatile("" : "+r"(pl));
+	if (pl == 0 || pl > PL_MAX)
+		PASS(SIPFAST_PASS_UNSURE);
+	__u32 plen = pl, poff = l3 + 28;
+	if (bpf_skb_load_bytes(skb, poff, s->in, pl))
+		PASS(SIPFAST_PASS_NOT_SIP);
+	/* Most SIP is not ours (INVITE, 200, BYE, REGISTER...): say so before
+	 * reading the whole message. Passing is always safe. */
+	if (plen < 12)
+		PASS(SIPFAST_PASS_UNSURE);
+	if (s->in[0] == 'S' && s->in[1] == 'I' && s->in[2] == 'P' && s->in[3] == '/' && s->in[4] == '2' &&
+	    s->in[5] == '.' && s->in[6] == '0' && s->in[7] == ' ') {
+		if (s->in[8] != '1')
+			PASS(SIPFAST_PASS_STATEFUL);
+	} else if (s->in[0] != 'A' || s->in[1] != 'C' || s->in[2] != 'K' || s->in[3] != ' ') {
+		PASS(cls[s->in[0]] & C_TOK ? SIPFAST_PASS_STATEFUL : SIPFAST_PASS_UNSURE);
+	}
+	/* LAN -> WAN only when it will leave by the WAN: the diversion queues
+	 * what goes out there (oifname WAN), not SIP to a DMZ or a VPN */
+	if (!inbound && !(cfg->flags & SIPFAST_F_ANY_EGRESS)) {
+		struct bpf_fib_lookup *f = &s->fib; /* in the scratch: the stack is full */
+		__builtin_memset(f, 0, sizeof(*f));
+		f->family = 2; /* AF_INET */
+		f->l4_protocol = 17;
+		f->sport = h.udp.source;
+		f->dport = h.udp.dest;
+		f->tot_len = tot;
+		f->tos = h.ip.tos;
+		f->ipv4_src = h.ip.saddr;
+		f->ipv4_dst = h.ip.daddr;
+		f->ifindex = skb->ifindex;
+		long r = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_SKIP_NEIGH);
+		if (r != BPF_FIB_LKUP_RET_SUCCESS || f->ifindex != cfg->wan_ifindex)
+			PASS(SIPFAST_PASS_NOT_SIP);
+	}
+	s->len = plen;
+	s->nl = 0;
+	s->bad = 0;
+	s->end = 0;
+	s->n_via = s->n_contact = s->n_callid = s->n_from = s->n_to = s->n_cseq = s->n_clen = 0;
+	s->na = s->nb = 0;
+
+	/* pass 1: CRLF lines up to the empty line, which must end the datagram
+	 * (no body, nothing after: trailing octets are the daemon's) */
+	s->lc.p = 0;
+	s->lc.cur = 0;
+	__builtin_memset(s->lq, 0, sizeof(s->lq));
+	bpf_loop(PL_MAX + 2, line_cb, NULL, 0);
+	if (s->bad || s->end != plen || s->nl < 2 || s->lq[0])
+		PASS(SIPFAST_PASS_UNSURE);
+	/* the body: s->end == plen, so none */
+
+	/* start line: "SIP/2.0 1xx ..." or "ACK uri SIP/2.0" */
+	__u32 e0 = s->le[0];
+	int is_req;
+	__u32 ruri_s = 0, ruri_e = 0;
+	if (e0 >= 8 && at(s, 0) == 'S' && at(s, 1) == 'I' && at(s, 2) == 'P' && at(s, 3) == '/') {
+		if (e0 < 12 || at(s, 4) != '2' || at(s, 5) != '.' || at(s, 6) != '0' || at(s, 7) != ' ' ||
+		    !is_dig(at(s, 8)) || !is_dig(at(s, 9)) || !is_dig(at(s, 10)) || at(s, 11) != ' ')
+			PASS(SIPFAST_PASS_UNSURE);
+		if (at(s, 8) != '1')
+			PASS(SIPFAST_PASS_STATEFUL);
+		is_req = 0;
+	} else {
+		if (at(s, 0) != 'A' || at(s, 1) != 'C' || at(s, 2) != 'K' || at(s, 3) != ' ') {
+			__u32 t = skip_in(0, e0, C_TOK);
+			if (t > 0 && t < e0 && at(s, t) == ' ')
+				PASS(SIPFAST_PASS_STATEFUL);
+			PASS(SIPFAST_PASS_UNSURE);
+		}
+		is_req = 1;
+		ruri_s = 4;
+		ruri_e = skip_to(4, e0, C_SP);
+		if (ruri_e == ruri_s || ruri_e + 8 != e0 || at(s, ruri_e + 1) != 'S' ||
+		    at(s, ruri_e + 2) != 'I' || at(s, ruri_e + 3) != 'P' || at(s, ruri_e + 4) != '/' ||
+		    at(s, ruri_e + 5) != '2' || at(s, ruri_e + 6) != '.' || at(s, ruri_e + 7) != '0')
+			PASS(SIPFAST_PASS_UNSURE);
+		/* sip_check_strict: a scheme, no '<', no '?' */
+		if (skip_to(ruri_s, ruri_e, C_COLON) >= ruri_e || at(s, ruri_s) == '<' ||
+		    skip_to(ruri_s, ruri_e, C_QM) < ruri_e)
+			PASS(SIPFAST_PASS_UNSURE);
+	}
+
+	/* pass 2: headers */
+	bpf_loop(MAXL - 1, hdr_cb, NULL, 0);
+	if (s->bad || s->n_via != 1 || s->n_callid != 1 || s->n_from != 1 || s->n_to != 1 ||
+	    s->n_cseq != 1 || s->n_clen > 1)
+		PASS(SIPFAST_PASS_UNSURE);
+	/* Content-Length: 0 (a number; more would be a body we do not have) */
+	if (s->n_clen) {
+		__u32 li = s->clen_line & (MAXL - 1);
+		__u64 cl;
+		if (parse_uint(s->vs[li], s->le[li], 0xffffffff, &cl) < 0 || cl != 0)
+			PASS(SIPFAST_PASS_UNSURE);
+	}
+	/* CSeq: number, LWS, method; a request's is its own */
+	{
+		__u32 li = s->cseq_line & (MAXL - 1), p = s->vs[li], e = s->le[li];
+		__u32 d = skip_in(p, e, C_DIG);
+		__u64 n;
+		if (parse_uint(p, d, 0xffffffff, &n) < 0)
+			PASS(SIPFAST_PASS_UNSURE);
+		__u32 ms = skip_in(d, e, C_LWS), me = skip_in(ms, e, C_TOK);
+		if (me == ms || me != e)
+			PASS(SIPFAST_PASS_UNSURE);
+		if (is_req && (me - ms != 3 || at(s, ms) != 'A' || at(s, ms + 1) != 'C' || at(s, ms + 2) != 'K'))
+			PASS(SIPFAST_PASS_UNSURE);
+	}
+	/* Via: one element that parses */
+	struct hp via;
+	__u32 via_params;
+	{
+		__u32 li = s->via_line & (MAXL - 1);
+		value_check(li);
+		if (s->bad || via_parse(s->vs[li], s->le[li], &via, &via_params) < 0)
+			PASS(SIPFAST_PASS_UNSURE);
+	}
+	/* Request-URI that looks like sip: must parse (sip_check_strict) */
+	struct hp ruri;
+	int ruri_ok = 0;
+	if (is_req) {
+		ruri_ok = uri_find(ruri_s, ruri_e, &ruri) == 0;
+		if (!ruri_ok && ruri_e - ruri_s > 4 && lc(at(s, ruri_s)) == 's' && lc(at(s, ruri_s + 1)) == 'i' &&
+		    lc(at(s, ruri_s + 2)) == 'p')
+			PASS(SIPFAST_PASS_UNSURE);
+	}
+	__u32 ip;
+
+	s->g_inbound = inbound;
+	s->g_saddr = saddr;
+	s->g_sport = sport;
+	s->g_sigb = sigb;
+	s->g_via = via;
+	s->g_via_params = via_params;
+	if (is_req)
+		s->g_ruri = ruri;
+	{
+		int r = field_edits(is_req, ruri_ok);
+		if (r)
+			PASS(r & 0xff);
+	}
+
+	/* pass 3: address literals */
+	s->lt.p = 0;
+	s->lt.li = 0;
+	s->lt.inbound = inbound;
+	s->lt.phone = phone;
+	s->lt.old_any = 0;
+#pragma unroll
+	for (int i = 0; i < SIPFAST_PUB_OLD; i++)
+		if (cfg->pub_old[i])
+			s->lt.old_any = 1;
+	bpf_loop(PL_MAX + 2, lit_cb, NULL, 0);
+	if (s->bad)
+		PASS(SIPFAST_PASS_UNSURE);
+
+	/* pass 4: the new payload */
+	s->ap.ip = s->ap.op = s->ap.ib = 0;
+	bpf_loop(NA + NB + 2, app_cb, NULL, 0);
+	if (s->bad || s->ap.ip != plen)
+		PASS(SIPFAST_PASS_UNSURE);
+	__u64 nlen = s->ap.op;
+	asm volatile("" : "+r"(nlen));
+	if (nlen == 0 || nlen > OUT_MAX)
+		PASS(SIPFAST_PASS_UNSURE);
+
+	/* the payload's checksum difference, before anything changes */
+#pragma unroll
+	for (int k = 0; k < 4; k++) {
+		s->in[(plen + k) & IN_MASK] = 0;
+		s->out[(nlen + k) & (IN_SZ - 1)] = 0;
+	}
+	s->cs.off = 0;
+	s->cs.n = (plen + 3) & ~3U;
+	s->cs.sum = 0;
+	s->cs.which = 0;
+	bpf_loop(16, cs_cb, NULL, 0);
+	if (s->cs.n)
+		PASS(SIPFAST_PASS_UNSURE);
+	s->cs.off = 0;
+	s->cs.n = (nlen + 3) & ~3U;
+	s->cs.which = 1;
+	bpf_loop(16, cs_cb, NULL, 0);
+	if (s->cs.n)
+		PASS(SIPFAST_PASS_UNSURE);
+	__u32 pdiff = (__u32)s->cs.sum;
+
+	/* From here the packet changes: an error drops it. */
+	if (nlen != plen && bpf_skb_change_tail(skb, l3 + 28 + nlen, 0))
+		goto err;
+	__u32 wl = nlen;
+	asm volatile("" : "+r"(wl));
+	if (wl == 0 || wl > OUT_MAX)
+		goto err;
+	if (bpf_skb_store_bytes(skb, poff, s->out, wl, BPF_F_RECOMPUTE_CSUM))
+		goto err;
+	if (nlen != plen) {
+		__be16 otot = h.ip.tot_len, ntot = bpf_htons(20 + 8 + nlen);
+		__be16 oul = h.udp.len, nul = bpf_htons(8 + nlen);
+		if (bpf_skb_store_bytes(skb, l3 + 2, &ntot, 2, BPF_F_RECOMPUTE_CSUM) ||
+		    bpf_l3_csum_replace(skb, l3 + 10, otot, ntot, 2))
+			goto err;
+		if (bpf_skb_store_bytes(skb, l3 + 24, &nul, 2, BPF_F_RECOMPUTE_CSUM) ||
+		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 2) ||
+		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_MARK_MANGLED_0 | 2))
+			goto err;
+	}
+	if (bpf_l4_csum_replace(skb, l3 + 26, 0, pdiff, BPF_F_MARK_MANGLED_0))
+		goto err;
+	skb->mark |= cfg->mark;
+	stat_inc(inbound ? SIPFAST_HANDLED_IN : SIPFAST_HANDLED_OUT);
 	return TC_ACT_UNSPEC;
+err:
+	stat_inc(SIPFAST_ERRORS);
+	return TC_ACT_SHOT;
 }
-
-char LICENSE[] SEC("license") = "GPL";

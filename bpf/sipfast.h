@@ -30,6 +30,15 @@ typedef uint64_t __u64;
 #define SIPFAST_MAX_PORTS 8
 
 #define SIPFAST_F_ENABLED 0x1 /* clear: the program passes everything */
+#define SIPFAST_F_WAN_NOETH 0x2 /* the WAN interface has no link header (ppp, tun, wg):
+				  * its frames start at the IP header */
+
+#define SIPFAST_F_ANY_EGRESS 0x4 /* skip the route check of LAN -> WAN messages (tests);
+				   * clear: an outbound message is handled only when the
+				   * route to its destination leaves by wan_ifindex, since
+				   * only those reach the queue (oifname WAN) */
+
+#define SIPFAST_PUB_OLD 4      /* = alg.c PUB_OLD_MAX */
 
 /* Map "sipfast_cfg": an array of one. The daemon writes it whole; pub_ip 0
  * (no WAN address) or flags without SIPFAST_F_ENABLED: pass everything. */
@@ -45,6 +54,12 @@ struct sipfast_cfg {
 	__u32 lan_mask[SIPFAST_MAX_LAN];
 	__u32 n_ports;
 	__u16 sip_ports[SIPFAST_MAX_PORTS]; /* sip.ports */
+	/* Added by the program (fields only ever appended): */
+	__u32 pub_old[SIPFAST_PUB_OLD]; /* alg.c's earlier public addresses (0: none).
+					 * Any set: outbound messages with a LAN literal
+					 * in Call-ID/From/To and inbound ones naming an
+					 * old address there are passed (scrub_dialog_ids,
+					 * unscrub_pub are the daemon's then). */
 };
 
 /* Signalling bindings (binding.h, kind BIND_SIG only), mirrored by the

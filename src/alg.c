@@ -10,6 +10,7 @@
 #include "ct.h"
 #include "dialog.h"
 #include "edit.h"
+#include "fastpath.h"
 #include "log.h"
 #include "pkt.h"
 #include "sdp.h"
@@ -179,6 +180,7 @@ void alg_set_public(uint32_t ip, uint64_t now)
 			pub_old[i] = 0;
 	pub_ip = ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), ip);
+	fastpath_set_old_public(pub_old, PUB_OLD_MAX);
 	binding_set_public(ip);
 	/* Flows NATed to the old address would keep it (NAT is decided only
 	 * for a new conntrack): phones' signalling and media would go on

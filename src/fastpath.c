@@ -32,6 +32,7 @@ void fastpath_reconfigure(const struct conf *c) { (void)c; }
 void fastpath_binding_set(const struct binding *b) { (void)b; }
 void fastpath_binding_del(const struct binding *b) { (void)b; }
 void fastpath_set_public(uint32_t public_ip) { (void)public_ip; }
+void fastpath_set_old_public(const uint32_t *old, int n) { (void)old; (void)n; }
 void fastpath_tick(uint64_t now_ms) { (void)now_ms; }
 void fastpath_stats_read(void) {}
 void fastpath_status(FILE *out) { fprintf(out, "fast path: off (not in this build)\n"); }
@@ -78,6 +79,7 @@ static struct fp_if att[FP_MAX_IF];
 static int n_att;
 static int fd_cfg = -1, fd_priv = -1, fd_pub = -1, fd_stats = -1, prog_fd = -1;
 static uint32_t fp_pub;          /* host order */
+static uint32_t fp_old[SIPFAST_PUB_OLD]; /* earlier public addresses, host order */
 static int stale;                /* a map update failed: program disabled until resync */
 static int ncpu;
 static uint64_t *percpu;         /* ncpu values, one lookup's worth */
@@ -140,6 +142,23 @@ static int fp_libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list
 
 static void map_failed(const char *what, int err);
 
+/* ARPHRD_ETHER (1) by sysfs: read only when the configuration is pushed. */
+static int if_is_ether(const char *ifname)
+{
+	char path[96];
+	int type = 1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/type", ifname);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%d", &type) != 1)
+			type = 1;
+		fclose(f);
+	}
+	return type == 1;
+}
+
 static void cfg_push(void)
 {
 	struct sipfast_cfg cfg;
@@ -157,7 +176,12 @@ static void cfg_push(void)
 		fp_ip(cfg.pub_str, sizeof(cfg.pub_str), fp_pub);
 		cfg.pub_len = (uint32_t)strlen(cfg.pub_str);
 	}
+	for (int i = 0; i < SIPFAST_PUB_OLD; i++)
+		cfg.pub_old[i] = htonl(fp_old[i]);
 	cfg.wan_ifindex = if_nametoindex(fcf->wan_if);
+	/* ppp, tun, wireguard: frames at tc ingress start at the IP header */
+	if (cfg.wan_ifindex && !if_is_ether(fcf->wan_if))
+		cfg.flags |= SIPFAST_F_WAN_NOETH;
 	cfg.mark = 1u << (fcf->fastpath_mark_bit & 31);
 	for (int i = 0; i < fcf->n_lan && i < SIPFAST_MAX_LAN; i++) {
 		cfg.lan_net[i] = htonl(fcf->lan[i].addr);
@@ -509,6 +533,14 @@ void fastpath_reconfigure(const struct conf *c)
 		return;
 	if_reconcile(c);
 	cfg_push();
+}
+
+void fastpath_set_old_public(const uint32_t *old, int n)
+{
+	memset(fp_old, 0, sizeof(fp_old));
+	for (int i = 0; i < n && i < SIPFAST_PUB_OLD; i++)
+		fp_old[i] = old[i];
+	/* pushed with the new address (fastpath_set_public follows) */
 }
 
 void fastpath_set_public(uint32_t public_ip)

@@ -36,6 +36,9 @@ void fastpath_binding_set(const struct binding *b);
 void fastpath_binding_del(const struct binding *b);
 /* The public address changed (0: the WAN has none: pass everything). */
 void fastpath_set_public(uint32_t public_ip);
+/* The earlier public addresses alg.c still recognises in dialog ids (host
+ * order, 0 = none): a message naming one is left to the daemon. */
+void fastpath_set_old_public(const uint32_t *old, int n);
 
 /* Each tick: counters from the per-CPU map into stats, a failed map
  * update repaired, interfaces re-checked now and then. */

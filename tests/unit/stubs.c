@@ -71,3 +71,4 @@ int stub_fp_set, stub_fp_del;
 void fastpath_binding_set(const struct binding *b) { (void)b; stub_fp_set++; }
 void fastpath_binding_del(const struct binding *b) { (void)b; stub_fp_del++; }
 void fastpath_set_public(uint32_t public_ip) { (void)public_ip; }
+void fastpath_set_old_public(const uint32_t *old, int n) { (void)old; (void)n; }
