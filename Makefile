@@ -205,7 +205,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab
+check: all unit unit-san data kernel fastpath-agree fastpath-path fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab
 	@echo "make check: all stages passed"
 
 bench: all

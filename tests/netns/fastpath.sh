@@ -95,11 +95,15 @@ if [ "$line" = "fast path: off (not in this build)" ]; then
 	lab_sipalgd_stop
 	exit 0
 fi
-if printf '%s\n' "$line" | grep -Eq '^fast path: attached to (wan|lan) \(tcx link [0-9]+\), (lan|wan) \(tcx link [0-9]+\); rewriting;' &&
-   [ "$(counter fastpath_attached)" = 2 ]; then
-	ok "auto: TCX links at ingress of wan and lan, fastpath_attached 2"
+# the lab's router has wan, lan and lan2 (the hairpin flow's second LAN port)
+if printf '%s\n' "$line" | grep -Eq '^fast path: attached to .*; rewriting;' &&
+   printf '%s\n' "$line" | grep -Eq '(to |, )wan \(tcx link [0-9]+\)' &&
+   printf '%s\n' "$line" | grep -Eq '(to |, )lan \(tcx link [0-9]+\)' &&
+   printf '%s\n' "$line" | grep -Eq '(to |, )lan2 \(tcx link [0-9]+\)' &&
+   [ "$(counter fastpath_attached)" = 3 ]; then
+	ok "auto: TCX links at ingress of wan, lan and lan2, fastpath_attached 3"
 else
-	bad "auto: not attached to wan and lan by TCX ($line; fastpath_attached $(counter fastpath_attached))"
+	bad "auto: not attached to wan, lan and lan2 by TCX ($line; fastpath_attached $(counter fastpath_attached))"
 fi
 first=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | sed -n 2p)
 if [ "$first" = "-A SIPALGD_LAB -m mark --mark 0x10000000/0x10000000 -j RETURN" ]; then
@@ -126,6 +130,14 @@ if [ "$sip" -gt 0 ] && [ "$sipdone" = "$sip" ]; then
 	ok "every SIP datagram forwarded was handled by the fast path or queued ($sip)"
 else
 	bad "SIP forwarded $sip, handled+queued $sipdone"
+fi
+# the flows' 1xx from the provider and the phones' ACKs have no body: the
+# program takes them both ways, and the flows checked the bytes that arrived
+hin=$(counter fastpath_handled_in) hout=$(counter fastpath_handled_out)
+if [ "$hin" -gt 0 ] && [ "$hout" -gt 0 ]; then
+	ok "the fast path rewrote SIP both ways (in $hin, out $hout) and the flows' byte checks held"
+else
+	bad "the fast path took in $hin, out $hout: want both > 0"
 fi
 if [ "$(counter fastpath_errors)" = 0 ] && [ "$(counter fastpath_map_errors)" = 0 ]; then
 	ok "fastpath_errors 0, fastpath_map_errors 0"
@@ -168,8 +180,8 @@ cfg_wait() {
 	return 1
 }
 wanidx=$(lab_nsx "$NS_RTR" cat /sys/class/net/wan/ifindex)
-want_up="1 203.0.113.1 11 $wanidx 0x10000000 1 192.168.77.0 1 5060"
-want_down="0 - 0 $wanidx 0x10000000 1 192.168.77.0 1 5060"
+want_up="1 203.0.113.1 11 $wanidx 0x10000000 2 192.168.77.0 1 5060"  # lan.networks: lan, lan2
+want_down="0 - 0 $wanidx 0x10000000 2 192.168.77.0 1 5060"
 if cfg_wait "$want_up"; then ok "cfg map: enabled, public address, WAN ifindex, mark, LAN, ports"
 else bad "cfg map reads '$(cfg_now)', want '$want_up'"; fi
 lab_nsx "$NS_RTR" ip addr del 203.0.113.1/24 dev wan
