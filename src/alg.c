@@ -142,7 +142,8 @@ static int cur_not_lan, cur_parse_ok;
 
 static int ipfmt(char *s, size_t n, uint32_t ip)
 {
-	return snprintf(s, n, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	(void)n; /* every caller's buffer holds 16 */
+	return (int)edit_fmt_ipv4(s, ip);
 }
 
 int alg_init(const struct conf *c, uint32_t public_ip)
@@ -330,7 +331,7 @@ static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
 static void put_public(struct span hostport, int had_port, uint16_t pub_port)
 {
 	if (had_port || pub_port != 5060)
-		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", pub_str, pub_port);
+		edit_add_hostport(&ed, hostport.off, hostport.len, pub_str, pub_len, pub_port);
 	else
 		edit_add(&ed, hostport.off, hostport.len, pub_str, pub_len);
 }
@@ -339,11 +340,8 @@ static void put_private(struct span hostport, uint32_t ip, int had_port, uint16_
 {
 	char a[16];
 
-	ipfmt(a, sizeof(a), ip);
-	if (had_port || port != 5060)
-		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", a, port);
-	else
-		edit_addf(&ed, hostport.off, hostport.len, "%s", a);
+	uint32_t n = (uint32_t)ipfmt(a, sizeof(a), ip);
+	edit_add_hostport(&ed, hostport.off, hostport.len, a, n, had_port || port != 5060 ? port : -1);
 }
 
 static int is_sdp_body(const struct sip_msg *m)
@@ -505,9 +503,9 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 		if (!md->port_num || !lan)
 			continue;
 		if (d && pub[i]) {
-			edit_addf(&ed, md->port.off, md->port.len, "%u", pub[i]);
+			edit_add_num(&ed, md->port.off, md->port.len, pub[i]);
 			if (md->rtcp_port.len && md->rtcp_num == md->port_num + 1)
-				edit_addf(&ed, md->rtcp_port.off, md->rtcp_port.len, "%u", pub[i] + 1);
+				edit_add_num(&ed, md->rtcp_port.off, md->rtcp_port.len, (uint32_t)pub[i] + 1);
 		} else if (d) {
 			/* refused (rules or limits): reject the stream rather than
 			 * advertise a port nothing will reach */
@@ -722,7 +720,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 					edit_add(&ed, pv.off, pv.len, a, (uint32_t)al);
 				if (sip_param_find(b, v.params, "rport", &pv) && pv.len &&
 				    parse_num(b, pv, 0) == x->pub_port)
-					edit_addf(&ed, pv.off, pv.len, "%u", x->priv_port);
+					edit_add_num(&ed, pv.off, pv.len, x->priv_port);
 			}
 		}
 	}
@@ -898,7 +896,9 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	if (msg.clen_idx >= 0) {
 		int64_t nb = (int64_t)msg.body_len + edit_delta(&ed, msg.body_off, msg.body_len);
 		struct span cl = msg.hdr[msg.clen_idx].value;
-		if (nb != msg.body_len)
+		if (nb != msg.body_len && nb >= 0 && nb <= UINT32_MAX)
+			edit_add_num(&ed, cl.off, cl.len, (uint32_t)nb);
+		else if (nb != msg.body_len)
 			edit_addf(&ed, cl.off, cl.len, "%lld", (long long)nb);
 	}
 	uint8_t *pl = out + u.ihl + 8;
