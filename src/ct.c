@@ -3,8 +3,7 @@
  * One long-lived NETLINK_NETFILTER socket of our own; libnetfilter_conntrack
  * only builds and parses messages (nfct_nlmsg_build / nfct_nlmsg_parse).
  * Deletes are queued and sent several per sendmsg(), each with an ACK, and
- * every ACK is drained (one recvmmsg() for all that are there) before
- * ct_commit() returns. */
+ * every ACK is drained before ct_commit() returns. */
 #include "ct.h"
 
 #include "log.h"
@@ -524,66 +523,6 @@ void ct_accounting_on(void)
 	close(fd);
 }
 
-/* Match the answers in one datagram to deletes [from, to); returns how
- * many were matched. */
-static int ct_take_answers(const struct nlmsghdr *nlh, int len, int from, int to)
-{
-	int seen = 0;
-
-	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-		const struct nlmsgerr *e;
-
-		if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
-			continue;
-		e = mnl_nlmsg_get_payload(nlh);
-		for (int i = from; i < to; i++) {
-			struct ct_del *d = &ct_dels[i];
-
-			if (d->seq && d->seq == nlh->nlmsg_seq && d->err == ETIMEDOUT) {
-				d->err = -e->error;
-				seen++;
-				break;
-			}
-		}
-		/* no match: a late answer to something older */
-	}
-	return seen;
-}
-
-/* Every answer already queued, in one recvmmsg(); returns how many matched. */
-static int ct_take_batch(int from, int to)
-{
-	/* An answer is a header, the error code and the echoed request
-	 * header (NETLINK_CAP_ACK): small slots are enough. */
-#define CT_ANS_SLOT 512
-	static char buf[CT_SEND_MAX][CT_ANS_SLOT] __attribute__((aligned(8)));
-	static struct mmsghdr mm[CT_SEND_MAX];
-	static struct iovec iov[CT_SEND_MAX];
-	int fd = mnl_socket_get_fd(ct_nl), ret, seen = 0;
-
-	for (int i = 0; i < CT_SEND_MAX; i++) {
-		iov[i].iov_base = buf[i];
-		iov[i].iov_len = CT_ANS_SLOT;
-		memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
-		mm[i].msg_hdr.msg_iov = &iov[i];
-		mm[i].msg_hdr.msg_iovlen = 1;
-	}
-	do
-		ret = recvmmsg(fd, mm, (unsigned int)(to - from), MSG_DONTWAIT, NULL);
-	while (ret < 0 && errno == EINTR);
-	for (int m = 0; m < ret; m++) {
-		int len = (int)mm[m].msg_len;
-		/* Answers are ~36 bytes (~140 without NETLINK_CAP_ACK): a
-		 * slot holds one whole. Were one cut, it would not match and
-		 * its delete would be waited for below. */
-		if (len > CT_ANS_SLOT)
-			len = CT_ANS_SLOT;
-		seen += ct_take_answers((const struct nlmsghdr *)buf[m], len, from, to);
-	}
-	return seen;
-#undef CT_ANS_SLOT
-}
-
 /* Send deletes [from, to) in one sendmsg and drain their ACKs. */
 static void ct_send_dels(int from, int to)
 {
@@ -622,19 +561,32 @@ static void ct_send_dels(int from, int to)
 				ct_dels[i].err = err;
 		return;
 	}
-	/* The kernel ran the deletes inside sendmsg() and queued one answer
-	 * each (ACK or error): take them all with one recvmmsg() first (a
-	 * recv() per answer was a syscall per delete on the packet path,
-	 * issue 11), then wait (bounded) only for any still missing. */
-	seen += ct_take_batch(from, to);
-	/* The bound on rounds only guards against a socket that keeps
-	 * delivering something else. */
+	/* One ACK or error per message; the bound on rounds only guards
+	 * against a socket that keeps delivering something else. */
 	for (rounds = 0; seen < sent && rounds < 4 * CT_SEND_MAX; rounds++) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)ct_rx;
 		int len = ct_recv(1000);
 
 		if (len < 0)
 			break; /* the rest stay ETIMEDOUT */
-		seen += ct_take_answers((const struct nlmsghdr *)ct_rx, len, from, to);
+		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			const struct nlmsgerr *e;
+
+			if (nlh->nlmsg_type != NLMSG_ERROR ||
+			    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
+				continue;
+			e = mnl_nlmsg_get_payload(nlh);
+			for (i = from; i < to; i++) {
+				struct ct_del *d = &ct_dels[i];
+
+				if (d->seq && d->seq == nlh->nlmsg_seq && d->err == ETIMEDOUT) {
+					d->err = -e->error;
+					seen++;
+					break;
+				}
+			}
+			/* no match: a late answer to something older */
+		}
 	}
 }
 
