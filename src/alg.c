@@ -564,17 +564,18 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	}
 	if (out_contacts(m, u, sigb, now) < 0)
 		return -1;
-	scrub_dialog_ids(m, dialog_find(b + m->hdr[m->callid_idx].value.off,
-					m->hdr[m->callid_idx].value.len, u->saddr));
+	/* One lookup serves the Call-ID scrub and the dialog state below:
+	 * nothing between them creates or ends a dialog. */
+	struct span cid = m->hdr[m->callid_idx].value;
+	uint32_t klen = cid.len;
+	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
+	scrub_dialog_ids(m, d);
 	/* Whatever the fields above did not cover (other headers, lower Vias,
 	 * Via parameters, reason phrases, even header names): nothing private
 	 * leaves the router. */
 	scrub_lan(b, (struct span){ 0, m->body_off });
 
 	/* dialog state */
-	struct span cid = m->hdr[m->callid_idx].value;
-	uint32_t klen = cid.len;
-	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
 	int sdp = is_sdp_body(m);
 	int close_after = 0;
 
