@@ -143,7 +143,8 @@ static int cur_not_lan, cur_parse_ok;
 
 static int ipfmt(char *s, size_t n, uint32_t ip)
 {
-	return snprintf(s, n, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	(void)n; /* every caller's buffer holds 16 */
+	return (int)edit_fmt_ipv4(s, ip);
 }
 
 int alg_init(const struct conf *c, uint32_t public_ip)
@@ -332,7 +333,7 @@ static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
 static void put_public(struct span hostport, int had_port, uint16_t pub_port)
 {
 	if (had_port || pub_port != 5060)
-		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", pub_str, pub_port);
+		edit_add_hostport(&ed, hostport.off, hostport.len, pub_str, pub_len, pub_port);
 	else
 		edit_add(&ed, hostport.off, hostport.len, pub_str, pub_len);
 }
@@ -341,11 +342,8 @@ static void put_private(struct span hostport, uint32_t ip, int had_port, uint16_
 {
 	char a[16];
 
-	ipfmt(a, sizeof(a), ip);
-	if (had_port || port != 5060)
-		edit_addf(&ed, hostport.off, hostport.len, "%s:%u", a, port);
-	else
-		edit_addf(&ed, hostport.off, hostport.len, "%s", a);
+	uint32_t n = (uint32_t)ipfmt(a, sizeof(a), ip);
+	edit_add_hostport(&ed, hostport.off, hostport.len, a, n, had_port || port != 5060 ? port : -1);
 }
 
 static int is_sdp_body(const struct sip_msg *m)
@@ -501,7 +499,7 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 		if (!md->port_num || !lan)
 			continue;
 		if (d && pub[i]) {
-			edit_addf(&ed, md->port.off, md->port.len, "%u", pub[i]);
+			edit_add_num(&ed, md->port.off, md->port.len, pub[i]);
 			/* a=rtcp (RFC 3605): RTP+1 is the pair's second port, the
 			 * RTP port itself is multiplexing (RFC 5761), any other has
 			 * its own public port (0: refused, left as written) */
@@ -513,7 +511,7 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 			else if (md->rtcp_port.len)
 				rp = dialog_rtcp_public(d, i);
 			if (rp)
-				edit_addf(&ed, md->rtcp_port.off, md->rtcp_port.len, "%u", rp);
+				edit_add_num(&ed, md->rtcp_port.off, md->rtcp_port.len, rp);
 		} else if (d) {
 			/* refused (rules or limits): reject the stream rather than
 			 * advertise a port nothing will reach */
@@ -572,17 +570,18 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	}
 	if (out_contacts(m, u, sigb, now) < 0)
 		return -1;
-	scrub_dialog_ids(m, dialog_find(b + m->hdr[m->callid_idx].value.off,
-					m->hdr[m->callid_idx].value.len, u->saddr));
+	/* One lookup serves the Call-ID scrub and the dialog state below:
+	 * nothing between them creates or ends a dialog. */
+	struct span cid = m->hdr[m->callid_idx].value;
+	uint32_t klen = cid.len;
+	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
+	scrub_dialog_ids(m, d);
 	/* Whatever the fields above did not cover (other headers, lower Vias,
 	 * Via parameters, reason phrases, even header names): nothing private
 	 * leaves the router. */
 	scrub_lan(b, (struct span){ 0, m->body_off });
 
 	/* dialog state */
-	struct span cid = m->hdr[m->callid_idx].value;
-	uint32_t klen = cid.len;
-	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
 	int sdp = is_sdp_body(m);
 	int close_after = 0;
 	/* The remote's tag: To in the phone's requests, From in its responses. */
@@ -770,7 +769,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 					edit_add(&ed, pv.off, pv.len, a, (uint32_t)al);
 				if (sip_param_find(b, v.params, "rport", &pv) && pv.len &&
 				    parse_num(b, pv, 0) == x->pub_port)
-					edit_addf(&ed, pv.off, pv.len, "%u", x->priv_port);
+					edit_add_num(&ed, pv.off, pv.len, x->priv_port);
 			}
 		}
 	}
@@ -956,7 +955,9 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	if (msg.clen_idx >= 0) {
 		int64_t nb = (int64_t)msg.body_len + edit_delta(&ed, msg.body_off, msg.body_len);
 		struct span cl = msg.hdr[msg.clen_idx].value;
-		if (nb != msg.body_len)
+		if (nb != msg.body_len && nb >= 0 && nb <= UINT32_MAX)
+			edit_add_num(&ed, cl.off, cl.len, (uint32_t)nb);
+		else if (nb != msg.body_len)
 			edit_addf(&ed, cl.off, cl.len, "%lld", (long long)nb);
 	}
 	uint8_t *pl = out + u.ihl + 8;

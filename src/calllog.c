@@ -1,6 +1,7 @@
 /* calllog: see calllog.h. */
 #include "calllog.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "edit.h"
@@ -12,12 +13,22 @@
 #define CL_SPAN 32   /* bytes kept of each side of a span */
 #define CL_CALLID 64
 #define CL_UNTRACKED 32
+/* Bytes of records per call. A call's messages vary a lot in what is worth
+ * keeping (an INVITE with SDP: start line and 5-6 rewritten spans, ~200
+ * bytes; a 100 Trying: its start line and the Via, ~70), so each call has a
+ * byte ring of variable-length records rather than CALLLOG_ENTRIES slots
+ * sized for the worst message: 1 KiB holds the 7 messages of an ordinary
+ * call (issue 4: 2 KiB per live dialog, all tables included; the fixed
+ * slots were ~5 KiB). */
+#define CL_RING_BYTES (1024 - 2 * sizeof(uint32_t))
 
 struct cl_edit {
 	uint16_t olen, nlen;     /* whole lengths; the copies are cut at CL_SPAN */
 	char old[CL_SPAN], rep[CL_SPAN];
 };
 
+/* A message as the output code reads it (a record unpacked, or an untracked
+ * message as kept). */
 struct cl_entry {
 	uint64_t t;
 	const char *reason;
@@ -29,10 +40,27 @@ struct cl_entry {
 	struct cl_edit ed[CL_EDITS];
 };
 
-struct cl_ring {
-	uint32_t next;           /* entries written (the ring position is next % N) */
-	struct cl_entry e[CALLLOG_ENTRIES];
+/* A record in the byte ring: this header, the start line, then per kept
+ * edit its two whole lengths (uint16 each) and the kept bytes of each side. */
+struct __attribute__((packed)) cl_rec {
+	uint16_t len;            /* the whole record; first: eviction reads only it */
+	uint64_t t;
+	const char *reason;
+	uint32_t src, dst;
+	uint16_t sport, dport;
+	uint8_t flags;           /* CLF_* */
+	uint8_t line_len, n_edits, edits_total;
 };
+_Static_assert(offsetof(struct cl_rec, len) == 0, "eviction reads the length first");
+#define CLF_OUT 1
+#define CLF_DROP 2
+#define CLF_OBSERVE 4
+
+struct cl_ring {
+	uint32_t head, tail;     /* bytes written / oldest record kept (both unwrapped) */
+	uint8_t buf[CL_RING_BYTES];
+};
+/* The record count is not stored: at most CALLLOG_ENTRIES are shown. */
 
 struct cl_untracked {
 	struct cl_entry e;
@@ -64,7 +92,7 @@ void calllog_fini(void)
 void calllog_reset(uint32_t slot)
 {
 	if (slot < n_slots)
-		rings[slot].next = 0;
+		rings[slot].head = rings[slot].tail = 0;
 }
 
 static void fill(struct cl_entry *e, uint64_t now, const struct calllog_msg *m)
@@ -106,12 +134,112 @@ static void fill(struct cl_entry *e, uint64_t now, const struct calllog_msg *m)
 	}
 }
 
+static inline uint32_t kept(uint16_t n) { return n < CL_SPAN ? n : CL_SPAN; }
+
+/* Copy into / out of the ring at an unwrapped position. */
+static void ring_put(struct cl_ring *r, uint32_t pos, const void *src, uint32_t n)
+{
+	uint32_t at = pos % CL_RING_BYTES, first = CL_RING_BYTES - at < n ? CL_RING_BYTES - at : n;
+	memcpy(r->buf + at, src, first);
+	memcpy(r->buf, (const uint8_t *)src + first, n - first);
+}
+
+static void ring_get(const struct cl_ring *r, uint32_t pos, void *dst, uint32_t n)
+{
+	uint32_t at = pos % CL_RING_BYTES, first = CL_RING_BYTES - at < n ? CL_RING_BYTES - at : n;
+	memcpy(dst, r->buf + at, first);
+	memcpy((uint8_t *)dst + first, r->buf, n - first);
+}
+
+/* The record length that a message would take. */
+static uint32_t rec_len(const struct cl_entry *e)
+{
+	uint32_t n = sizeof(struct cl_rec) + e->line_len;
+	for (int i = 0; i < e->n_edits; i++)
+		n += 4 + kept(e->ed[i].olen) + kept(e->ed[i].nlen);
+	return n;
+}
+
 void calllog_note(uint32_t slot, uint64_t now, const struct calllog_msg *m)
 {
+	struct cl_entry e;
+
 	if (slot >= n_slots)
 		return;
 	struct cl_ring *r = &rings[slot];
-	fill(&r->e[r->next++ % CALLLOG_ENTRIES], now, m);
+	fill(&e, now, m);
+	/* Drop the message's last kept spans until it fits (never happens
+	 * with CL_EDITS * 2 * CL_SPAN well under the ring). */
+	while (e.n_edits && rec_len(&e) > CL_RING_BYTES)
+		e.n_edits--;
+	struct cl_rec h = {
+		.len = (uint16_t)rec_len(&e),
+		.flags = (uint8_t)((e.outbound ? CLF_OUT : 0) | (e.dropped ? CLF_DROP : 0) |
+				   (e.observe ? CLF_OBSERVE : 0)),
+		.line_len = e.line_len, .n_edits = e.n_edits, .edits_total = e.edits_total,
+		.sport = e.sport, .dport = e.dport, .src = e.src, .dst = e.dst, .t = e.t,
+		.reason = e.reason,
+	};
+	/* Make room: the oldest records go. */
+	while (r->head - r->tail + h.len > CL_RING_BYTES) {
+		uint16_t ol;
+		ring_get(r, r->tail, &ol, sizeof(ol));
+		r->tail += ol;
+	}
+	uint32_t p = r->head;
+	ring_put(r, p, &h, sizeof(h));
+	p += sizeof(h);
+	ring_put(r, p, e.line, e.line_len);
+	p += e.line_len;
+	for (int i = 0; i < e.n_edits; i++) {
+		const struct cl_edit *c = &e.ed[i];
+		ring_put(r, p, &c->olen, 2);
+		ring_put(r, p + 2, &c->nlen, 2);
+		ring_put(r, p + 4, c->old, kept(c->olen));
+		ring_put(r, p + 4 + kept(c->olen), c->rep, kept(c->nlen));
+		p += 4 + kept(c->olen) + kept(c->nlen);
+	}
+	r->head = p;
+	/* Unwrapped positions: start over before they could wrap (4 GiB). */
+	if (r->tail > 0x80000000u) {
+		uint32_t base = r->tail - r->tail % CL_RING_BYTES;
+		r->tail -= base;
+		r->head -= base;
+	}
+}
+
+/* Unpack the record at `pos`; returns the next record's position. */
+static uint32_t rec_read(const struct cl_ring *r, uint32_t pos, struct cl_entry *e)
+{
+	struct cl_rec h;
+
+	ring_get(r, pos, &h, sizeof(h));
+	memset(e, 0, offsetof(struct cl_entry, line));
+	e->t = h.t;
+	e->reason = h.reason;
+	e->src = h.src;
+	e->dst = h.dst;
+	e->sport = h.sport;
+	e->dport = h.dport;
+	e->outbound = !!(h.flags & CLF_OUT);
+	e->dropped = !!(h.flags & CLF_DROP);
+	e->observe = !!(h.flags & CLF_OBSERVE);
+	e->used = 1;
+	e->line_len = h.line_len;
+	e->n_edits = h.n_edits;
+	e->edits_total = h.edits_total;
+	uint32_t p = pos + sizeof(h);
+	ring_get(r, p, e->line, h.line_len);
+	p += h.line_len;
+	for (int i = 0; i < h.n_edits; i++) {
+		struct cl_edit *c = &e->ed[i];
+		ring_get(r, p, &c->olen, 2);
+		ring_get(r, p + 2, &c->nlen, 2);
+		ring_get(r, p + 4, c->old, kept(c->olen));
+		ring_get(r, p + 4 + kept(c->olen), c->rep, kept(c->nlen));
+		p += 4 + kept(c->olen) + kept(c->nlen);
+	}
+	return h.len >= sizeof(h) ? pos + h.len : r->head;
 }
 
 void calllog_note_untracked(uint64_t now, const struct calllog_msg *m, const uint8_t *callid,
@@ -193,35 +321,56 @@ static void entry_text(FILE *f, const struct cl_entry *e, uint64_t now)
 		fprintf(f, "      (%u more rewrites)\n", e->edits_total - e->n_edits);
 }
 
-/* Oldest first. */
-#define RING_FOR(r, i, e) \
-	for (uint32_t i = (r)->next > CALLLOG_ENTRIES ? (r)->next - CALLLOG_ENTRIES : 0; i < (r)->next; i++) \
-		if ((e = &(r)->e[i % CALLLOG_ENTRIES]), 1)
+/* The position of the oldest of the last CALLLOG_ENTRIES records. */
+static uint32_t ring_first(const struct cl_ring *r)
+{
+	uint32_t n = 0, p = r->tail;
+
+	/* Record lengths are at least a header: the walks end. */
+	while (p < r->head) {
+		struct cl_rec h;
+		ring_get(r, p, &h, sizeof(h));
+		p += h.len >= sizeof(h) ? h.len : r->head - p;
+		n++;
+	}
+	for (p = r->tail; n > CALLLOG_ENTRIES; n--) {
+		struct cl_rec h;
+		ring_get(r, p, &h, sizeof(h));
+		p += h.len >= sizeof(h) ? h.len : r->head - p;
+	}
+	return p;
+}
 
 void calllog_json(FILE *f, uint32_t slot, uint64_t now)
 {
-	const struct cl_entry *e;
+	struct cl_entry e;
 	int n = 0;
 
 	fputs(",\"messages\":[", f);
-	if (slot < n_slots)
-		RING_FOR(&rings[slot], i, e) {
+	if (slot < n_slots) {
+		const struct cl_ring *r = &rings[slot];
+		for (uint32_t p = ring_first(r); p < r->head;) {
+			p = rec_read(r, p, &e);
 			if (n++)
 				fputc(',', f);
-			entry_json(f, e, now);
+			entry_json(f, &e, now);
 		}
+	}
 	fputc(']', f);
 }
 
 void calllog_text(FILE *f, uint32_t slot, uint64_t now)
 {
-	const struct cl_entry *e;
+	struct cl_entry e;
 
 	if (slot >= n_slots)
 		return;
+	const struct cl_ring *r = &rings[slot];
 	fprintf(f, "  last messages (oldest first, at most %d):\n", CALLLOG_ENTRIES);
-	RING_FOR(&rings[slot], i, e)
-		entry_text(f, e, now);
+	for (uint32_t p = ring_first(r); p < r->head;) {
+		p = rec_read(r, p, &e);
+		entry_text(f, &e, now);
+	}
 }
 
 static int untracked_is(const struct cl_untracked *u, const char *prefix)
@@ -267,6 +416,8 @@ void calllog_untracked_text(FILE *f, const char *prefix, uint64_t now)
 	}
 }
 
-/* About 5 KiB per live call (8 entries of ~650 bytes): the price of
- * answering "what did the router do to this call" without a capture. */
-_Static_assert(sizeof(struct cl_ring) <= 6 * 1024, "calllog ring grew: check the memory per call");
+/* 1 KiB per live call: the price of answering "what did the router do to
+ * this call" without a capture. */
+_Static_assert(sizeof(struct cl_ring) == 1024, "calllog ring grew: check the memory per call");
+_Static_assert(sizeof(struct cl_rec) + CL_LINE + CL_EDITS * (4 + 2 * CL_SPAN) <= CL_RING_BYTES,
+	       "the largest record must fit the ring");

@@ -39,6 +39,61 @@ int edit_addf(struct edit_list *l, uint32_t off, uint32_t len, const char *fmt, 
 	return edit_add(l, off, len, tmp, (uint32_t)n);
 }
 
+/* Decimal and dotted-quad without printf: these run for several spans of
+ * every message, and vfprintf was the hottest libc function in the
+ * daemon's profile (issue 11). */
+uint32_t edit_fmt_u32(char *s, uint32_t v)
+{
+	char t[10];
+	uint32_t n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (uint32_t i = 0; i < n; i++)
+		s[i] = t[n - 1 - i];
+	return n;
+}
+
+uint32_t edit_fmt_ipv4(char *s, uint32_t ip)
+{
+	uint32_t n = 0;
+
+	for (int sh = 24; sh >= 0; sh -= 8) {
+		n += edit_fmt_u32(s + n, (ip >> sh) & 255);
+		if (sh)
+			s[n++] = '.';
+	}
+	s[n] = 0;
+	return n;
+}
+
+int edit_add_hostport(struct edit_list *l, uint32_t off, uint32_t len, const char *host, uint32_t host_len,
+		      int port)
+{
+	char tmp[64];
+
+	if (host_len > sizeof(tmp) - 11) {
+		l->overflow = 1;
+		return -1;
+	}
+	memcpy(tmp, host, host_len);
+	uint32_t n = host_len;
+	if (port >= 0) {
+		tmp[n++] = ':';
+		n += edit_fmt_u32(tmp + n, (uint32_t)port);
+	}
+	return edit_add(l, off, len, tmp, n);
+}
+
+int edit_add_num(struct edit_list *l, uint32_t off, uint32_t len, uint32_t v)
+{
+	char tmp[10];
+
+	return edit_add(l, off, len, tmp, edit_fmt_u32(tmp, v));
+}
+
 int64_t edit_delta(const struct edit_list *l, uint32_t off, uint32_t len)
 {
 	int64_t d = 0;

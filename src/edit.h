@@ -27,6 +27,15 @@ void edit_init(struct edit_list *l);
 int edit_add(struct edit_list *l, uint32_t off, uint32_t len, const char *rep, uint32_t rep_len);
 int edit_addf(struct edit_list *l, uint32_t off, uint32_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The same without printf (the packet path): host, then ":port" unless
+ * port < 0; a decimal number. */
+int edit_add_hostport(struct edit_list *l, uint32_t off, uint32_t len, const char *host, uint32_t host_len,
+		      int port);
+int edit_add_num(struct edit_list *l, uint32_t off, uint32_t len, uint32_t v);
+/* Decimal of v into s (at most 10 bytes, no NUL); dotted quad of a host-order
+ * address into s (at most 15 bytes plus a NUL). Both return the length. */
+uint32_t edit_fmt_u32(char *s, uint32_t v);
+uint32_t edit_fmt_ipv4(char *s, uint32_t ip);
 /* Net size change of the edits that fall inside [off, off+len). */
 int64_t edit_delta(const struct edit_list *l, uint32_t off, uint32_t len);
 /* Apply to `in`, writing to `out`. Returns the new length, or -1 when the

@@ -45,6 +45,18 @@ def machine(res):
     return m
 
 
+def fastpath_share(k):
+    """Share of the SIP messages through the router that the tc fast path
+    handled: what it handled over that plus what reached the queue (pkts_in
+    counts every datagram the diversion queued, the fast path's pass-ons
+    included). "-" for a daemon without the fast-path counters."""
+    if "fastpath_handled_out" not in k and "fastpath_handled_in" not in k:
+        return "-"
+    fp = int(k.get("fastpath_handled_out", 0)) + int(k.get("fastpath_handled_in", 0))
+    total = fp + int(k.get("pkts_in", 0))
+    return f"{100.0 * fp / total:.1f}%" if total else "-"
+
+
 def cell_line(r):
     d = r.get("delay") or {}
     s = (f"  {r['rate']:>5}/s {r['router']:<8} ok {r['calls_ok']}/{r['calls_wanted']} "
@@ -59,7 +71,7 @@ def cell_line(r):
                                                    "pinholes_refused"))
         s += (f" streams pinholed {c.get('pinholes_opened', '-')} refused {refused}"
               f" drop_rate {c.get('drop_rate', '-')} drop_limit {c.get('drop_limit', '-')}"
-              f" queue_behind {c.get('queue_behind', '-')}")
+              f" queue_behind {c.get('queue_behind', '-')} fastpath {fastpath_share(c)}")
     return s
 
 
@@ -123,26 +135,30 @@ def calls_tables(cells):
     out.append("")
     # Delay per message kind, sipalgd vs the helper, at each rate.
     kinds = ["INVITE", "100 INVITE", "180 INVITE", "200 INVITE", "ACK", "BYE", "200 BYE"]
-    hdr = "| calls/s | router | " + " | ".join(kinds) + " |"
-    out.append("Delay through the router per message, p50 / p99 (ms):")
+    groups = [("fast_kinds", "fast-path kinds (100, 180, ACK)"), ("slow_kinds", "all others")]
+    hdr = "| calls/s | router | " + " | ".join(kinds + [g[1] for g in groups]) + " |"
+    out.append("Delay through the router per message, p50 / p99 (ms); the last two columns pool the "
+               "kinds a tc fast path takes off the queue and the rest:")
     out.append("")
     out.append(hdr)
-    out.append("|---:|---|" + "---|" * len(kinds))
+    out.append("|---:|---|" + "---|" * (len(kinds) + len(groups)))
     for c in sorted(cells, key=lambda c: (c["rate"], ROUTER_ORDER.get(c["router"], 9))):
-        k = (c.get("delay") or {}).get("kinds") or {}
+        d = c.get("delay") or {}
+        k = d.get("kinds") or {}
         cols = []
-        for kd in kinds:
-            v = k.get(kd)
-            cols.append(f"{f1(v['p50_ms'], 2)} / {f1(v['p99_ms'], 2)}" if v else "-")
+        for v in [k.get(kd) for kd in kinds] + [d.get(g[0]) for g in groups]:
+            cols.append(f"{f1(v['p50_ms'], 2)} / {f1(v['p99_ms'], 2)}" if v and v.get("n") else "-")
         out.append(f"| {c['rate']} | {ROUTER_NAME.get(c['router'], c['router'])} | " + " | ".join(cols) + " |")
     out.append("")
     # Daemon internals per rate: what the batching achieved.
     srows = [c for c in cells if c["router"] == "sipalgd" and c.get("counters")]
     if srows:
-        out.append("sipalgd counters per run (packets per wake-up = pkts_in / verdict_batches):")
+        out.append("sipalgd counters per run (packets per wake-up = pkts_in / verdict_batches; fast path "
+                   "share = fastpath_handled_out + fastpath_handled_in over those plus pkts_in, \"-\" "
+                   "when the daemon has no fast-path counters):")
         out.append("")
-        out.append("| calls/s | pkts_in | rewritten | dropped | packets per verdict batch | holdoffs | nft batches | nft elements | ct deletes | queue_enobufs | errors (nft/ct/verdict) | drop_limit / drop_rate |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        out.append("| calls/s | pkts_in | rewritten | dropped | packets per verdict batch | holdoffs | nft batches | nft elements | ct deletes | queue_enobufs | errors (nft/ct/verdict) | drop_limit / drop_rate | fast path share |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
         for c in sorted(srows, key=lambda c: c["rate"]):
             k = c["counters"]
             vb = k.get("verdict_batches", 0)
@@ -151,7 +167,7 @@ def calls_tables(cells):
                        f"| {ppb} | {k.get('holdoffs', 0)} | {k.get('nft_batches', 0)} | {k.get('nft_elements', 0)} "
                        f"| {k.get('ct_deletes', 0)} | {k.get('queue_enobufs', 0)} "
                        f"| {k.get('nft_errors', 0)}/{k.get('ct_errors', 0)}/{k.get('verdict_errors', 0)} "
-                       f"| {k.get('drop_limit', 0)} / {k.get('drop_rate', 0)} |")
+                       f"| {k.get('drop_limit', 0)} / {k.get('drop_rate', 0)} | {fastpath_share(k)} |")
         out.append("")
     notes = []
     for c in cells:

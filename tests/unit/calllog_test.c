@@ -115,11 +115,46 @@ static void test_cut_and_untracked(void **st)
 	calllog_fini();
 }
 
+/* Long messages: the ring is bytes, not slots (1 KiB a call), so fewer
+ * are kept, still the newest, whole and in order, across many wraps. */
+static void test_bytes_wrap(void **st)
+{
+	char msg[512];
+
+	assert_int_equal(calllog_init(1), 0);
+	for (int i = 0; i < 16; i++) {
+		edit_init(&ed);
+		int n = snprintf(msg, sizeof(msg), "BYE sip:%d@x SIP/2.0\r\n", i);
+		/* four 40-byte spans each way: each record ~330 bytes */
+		memset(msg + n, 'a' + i % 26, 160);
+		memcpy(msg + n + 160, "\r\n\r\n", 5);
+		for (int k = 0; k < 4; k++)
+			edit_add(&ed, (uint32_t)(n + 40 * k), 40, "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", 40);
+		note(0, (uint64_t)i, msg);
+		{ /* every time: records wrap at every place in the ring */
+			char *j = json_of(0, 1000);
+			char expr[512];
+			int want = i < 2 ? i + 1 : 3;
+			snprintf(expr, sizeof(expr),
+				 "len(v['messages'])==%d and v['messages'][-1]['start_line']=='BYE sip:%d@x SIP/2.0'"
+				 " and v['messages'][0]['start_line']=='BYE sip:%d@x SIP/2.0'"
+				 " and all(len(m['rewrites'])==4 and m['rewrites_total']==4 and m['rewrites'][3]['cut']"
+				 " and m['rewrites'][3]['after']=='Z'*32 for m in v['messages'])"
+				 " and v['messages'][-1]['rewrites'][3]['before']=='%c'*32",
+				 want, i, i - want + 1, 'a' + i % 26);
+			assert_int_equal(py_check(j, expr), 0);
+			free(j);
+		}
+	}
+	calllog_fini();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_cut_and_untracked),
+		cmocka_unit_test(test_bytes_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
