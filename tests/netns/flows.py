@@ -1668,6 +1668,42 @@ def fork_early():
               % (c.pub_media[1], sorted(el)))
 
 
+# ---------------------------------------------------------------- fast path ordering (issue 11)
+
+@flow
+def early_order():
+    """A 183 with SDP (through the daemon) and a 180 without a body (the tc fast path's
+    kind) sent back to back: the 180 may overtake the 183 (plain UDP may too). Whatever
+    order they arrive in, each is intact (the phone's own Via, the body as sent), the early
+    media of the 183's SDP reaches the phone, and the call goes on to 200/ACK/BYE. (With the
+    fast path on, the 180 arrived first in every run seen.)"""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 17800)
+    c.send_invite()
+    c.wan_invite()
+    req, src = c.inv_wan, c.inv_src
+    early = sdp_body(PROXY, [c.remote_rtp_port], sess="2890844527", user="bob")
+    r183 = response(req, 183, "Session Progress", early, to_tag=c.rtag,
+                    contact="<sip:bob@%s:5060>" % PROXY)
+    r180 = response(req, 180, "Ringing", to_tag=c.rtag, contact="<sip:bob@%s:5060>" % PROXY)
+    bob.send(r183, src)
+    bob.send(r180, src)
+    order = []
+    for _ in range(2):
+        m, _ = p1.recv(lambda m: not m.is_request and m.callid == c.dlg.callid and m.status in (180, 183)
+                       and m.status not in order, what="183 and 180")
+        order.append(m.status)
+        check_inbound_response(c.inv_raw, r183 if m.status == 183 else r180, m, "%d" % m.status)
+    vprint("    arrived in the order %s" % order)
+    media_remote_first(c.remote_rtp, c.pub_media, c.phone_rtp, "early media of the 183")
+    c.answer(provisional=())
+    c.phone_gets_final()
+    c.ack()
+    c.media_both("early_order RTP")
+    c.bye_from_phone()
+    c.closed("early_order")
+
+
 # ---------------------------------------------------------------- hairpin (issue 13)
 
 def proxy_request(m, ruri=None, record_route=False):
