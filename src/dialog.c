@@ -1055,9 +1055,19 @@ void dialog_save(FILE *f, uint64_t now)
 		struct dialog *d = &pool[i];
 		if (!d->in_use)
 			continue;
-		fputs("D ", f);
-		for (int k = 0; k < d->callid_len; k++)
-			fprintf(f, "%02x", (unsigned char)d->callid[k]);
+		/* The Call-ID in hex by table: the file is rewritten every second
+		 * under load, with every live call in it, and one fprintf per
+		 * byte showed in the profile. */
+		static const char hexd[] = "0123456789abcdef";
+		char hex[2 + 2 * DLG_CALLID_MAX];
+		int n = 0;
+		hex[n++] = 'D';
+		hex[n++] = ' ';
+		for (int k = 0; k < d->callid_len; k++) {
+			hex[n++] = hexd[(unsigned char)d->callid[k] >> 4];
+			hex[n++] = hexd[(unsigned char)d->callid[k] & 15];
+		}
+		fwrite(hex, 1, (size_t)n, f);
 		/* then who called and which fork answered (older files end before) */
 		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u %u %08x %u %08x\n", d->phone_ip, d->phone_port,
 			d->peer_ip, d->peer_port, d->confirmed,
