@@ -28,6 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 FRAG=$REPO/packaging/openwrt/sipalgd/files/sipalgd.nft
 FRAG_OFFLOAD=$REPO/packaging/openwrt/sipalgd/files/sipalgd-offload.nft
+FRAG_INPUT=$REPO/packaging/openwrt/sipalgd/files/sipalgd-input.nft
 FLOWS_SEL=${FW4_FLOWS:-call_3_1 remote_media_server reinvite_remote hairpin_call}
 [ "$(id -u)" = 0 ] || { echo "fw4-lab needs root" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/salg-fw4.XXXXXX)
@@ -41,8 +42,8 @@ trap cleanup EXIT
 
 # fw4_ruleset FILE WITH_FRAGMENT(0|1)
 fw4_ruleset() {
-	local inc="" ft="" offload=""
-	[ "$2" = 1 ] && inc="include \"$FRAG\""
+	local inc="" inc_in="" ft="" offload=""
+	[ "$2" = 1 ] && inc="include \"$FRAG\"" && inc_in="include \"$FRAG_INPUT\""
 	if [ "$flowtable" = 1 ]; then
 		ft='flowtable ft { hook ingress priority 0; devices = { "lan", "wan" }; counter; }'
 		offload='meta l4proto { tcp, udp } flow offload @ft;'
@@ -54,6 +55,7 @@ table inet fw4 {
 	$ft
 	chain input {
 		type filter hook input priority filter; policy drop;
+		$inc_in
 		iif "lo" accept comment "!fw4: Accept traffic from loopback"
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle inbound flows"
 		iifname { "lan", "lan2" } jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
