@@ -2128,6 +2128,25 @@ def selftest():
         bad += not ok
         print("%s selftest inbound: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
               "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
+    # arrived_as_sent (IPv6 flows, no NAT66): one changed byte or another source is rejected
+    raw6 = Dialog("[%s]" % PHONE1_6, peer="[%s]" % PROXY_6).invite(
+        sdp_body6(PHONE1_6, 16800, "alice", "2890844526"))
+    v6_cases = [
+        ("as sent", raw6, PHONE1_6, True),
+        ("c= changed", raw6.replace(b"c=IN IP6 2001:db8:77::10", b"c=IN IP6 2001:db8:77::11"),
+         PHONE1_6, False),
+        ("from another address (NAT66)", raw6, "2001:db8:113::1", False),
+    ]
+    for name, raw, src, want in v6_cases:
+        try:
+            arrived_as_sent(raw6, SipMsg(raw), (src, 5060), PHONE1_6, "selftest")
+            got, why = True, ""
+        except Fail as e:
+            got, why = False, str(e)
+        ok = got == want
+        bad += not ok
+        print("%s selftest v6: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
+              "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
     print("selftest: %d case(s) wrong" % bad)
     return 1 if bad else 0
 
