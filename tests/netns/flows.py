@@ -100,11 +100,16 @@ def setns(name):
 OPEN_SOCKETS = []
 
 
-def udp_socket(side, ip, port=0):
-    """A UDP socket bound in namespace `side` ('lan' or 'wan'); port 0 = ephemeral."""
+def family_of(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def udp_socket(side, ip, port=0, family=None):
+    """A UDP socket bound in namespace `side` ('lan' or 'wan'); port 0 = ephemeral.
+    family: socket.AF_INET / AF_INET6, by default the family of `ip`."""
     setns(NS[side])
     try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family or family_of(ip), socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((ip, port))
     finally:
@@ -433,10 +438,11 @@ def response(req, code, reason, body=b"", to_tag=None, contact=None, extra=(), r
 class UA:
     """A SIP endpoint: one UDP socket in one namespace; receive with timeout and matching."""
 
-    def __init__(self, side, ip, port=5060, name=None):
+    def __init__(self, side, ip, port=5060, name=None, family=None):
         self.side, self.ip, self.port = side, ip, port
-        self.name = name or "%s:%d" % (ip, port)
-        self.sock = udp_socket(side, ip, port)
+        self.family = family or family_of(ip)
+        self.name = name or ("[%s]:%d" if self.family == socket.AF_INET6 else "%s:%d") % (ip, port)
+        self.sock = udp_socket(side, ip, port, self.family)
         self.backlog = []
         self.sent = []
 
@@ -465,6 +471,7 @@ class UA:
                 data, src = self.sock.recvfrom(65535)
             except OSError:
                 continue
+            src = src[:2]   # IPv6: (host, port, flowinfo, scope_id)
             try:
                 m = SipMsg(data)
             except Fail:
@@ -537,7 +544,7 @@ def count_rtp(sock, idle=0.4, limit=2.0, tag=None):
         except OSError:
             continue
         n += 1
-        srcs.add(src)
+        srcs.add(src[:2])   # IPv6 sources come as (host, port, flowinfo, scope_id)
         if tag is not None and tag in data:
             tagged += 1
     return n, srcs, tagged
@@ -574,7 +581,7 @@ def media_phone_symmetric(phone_sock, remote_dst, remote_sock, public, what, n=R
 def media_closed(remote_sock, dst, phone_sock, what, new_src_ip=None):
     """After the dialog ended (+CLOSE_WAIT): the old 5-tuple and a new source port get 0 through."""
     ip = new_src_ip or remote_sock.getsockname()[0]
-    other = udp_socket("wan", ip, 0)
+    other = udp_socket("wan", ip, 0, remote_sock.family)
     drain(phone_sock)
     send_rtp(remote_sock, dst)
     old, _, _ = count_rtp(phone_sock, idle=0.5)
@@ -1908,6 +1915,147 @@ def sipp_basic():
     run_sipp_pair("registrar_check.xml", "uac_register.xml", 3, tmp, "sipp-register")
 
 
+# ---------------------------------------------------------------- IPv6 flows (run.sh V6=1)
+#
+# Not in the default selection: they need the lab's IPv6 side (lib.sh LAB_V6=1) and sipalgd
+# does not handle IPv6 yet (issue 13). No NAT66 on the router, so what a correct ALG must do
+# is: rewrite nothing (every message arrives byte for byte, from the sender's own address)
+# and open a pinhole in the stateful ip6 forward path for the SDP peer's media, closed with
+# the call. URIs and Vias carry the address in brackets (RFC 3261 25.1, RFC 5118 4.1).
+
+PHONE1_6 = "2001:db8:77::10"
+PROXY_6 = "2001:db8:113::10"
+OTHER_6 = "2001:db8:113::30"
+
+V6_FLOWS = []
+
+
+def flow6(fn):
+    V6_FLOWS.append(fn)
+    return fn
+
+
+def sdp_body6(ip, port, user, sess):
+    """An audio SDP offering/answering `port` at IPv6 address `ip` (c=IN IP6, RFC 4566 5.7)."""
+    lines = ["v=0", "o=%s %s 1 IN IP6 %s" % (user, sess, ip), "s=-", "c=IN IP6 %s" % ip, "t=0 0",
+             "m=audio %d RTP/AVP 0 8 101" % port, "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
+             "a=rtpmap:101 telephone-event/8000", "a=sendrecv"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def arrived_as_sent(sent, got, src, want_src, what):
+    """No NAT66: the message must arrive byte for byte, from the sender's own address."""
+    if got.raw != sent:
+        a, b = sent.split(b"\r\n"), got.raw.split(b"\r\n")
+        diff = next(("%r -> %r" % (x, y) for x, y in zip(a, b) if x != y),
+                    "lengths %d -> %d" % (len(sent), len(got.raw)))
+        raise Fail("%s changed on the way (no NAT66: must arrive as sent): %s" % (what, diff))
+    check(src[0] == want_src, "%s arrived from %s, was sent from %s (no NAT66)"
+          % (what, src[0], want_src))
+
+
+@flow6
+def v6_policy():
+    """IPv6 lab: the router's ip6 forward policy is stateful: LAN -> WAN UDP and its reply
+    pass (from the sender's own address), a new WAN -> LAN datagram is dropped."""
+    lan = udp_socket("lan", PHONE1_6, 0)
+    wan = udp_socket("wan", PROXY_6, 0)
+    other = udp_socket("wan", OTHER_6, 0)
+    lan.sendto(b"out", (PROXY_6, wan.getsockname()[1]))
+    n, srcs, _ = count_rtp(wan)
+    check(n == 1 and {s[0] for s in srcs} == {PHONE1_6},
+          "LAN -> WAN over IPv6: %d datagram(s) from %s (want 1 from %s)" % (n, sorted(srcs), PHONE1_6))
+    wan.sendto(b"reply", (PHONE1_6, lan.getsockname()[1]))
+    n, _, _ = count_rtp(lan)
+    check(n == 1, "the reply WAN -> LAN over IPv6 reached the phone %d time(s), want 1" % n)
+    other.sendto(b"new", (PHONE1_6, lan.getsockname()[1]))
+    n, _, _ = count_rtp(lan)
+    check(n == 0, "a new WAN -> LAN datagram over IPv6 reached the phone: the router has no "
+          "stateful ip6 forward policy")
+
+
+@flow6
+def v6_register():
+    """IPv6: REGISTER from phone1's IPv6 address to the registrar's, 200 back, then the
+    registrar's OPTIONS to the registered Contact; every message arrives as sent."""
+    p1 = UA("lan", PHONE1_6, 5060, "phone1(v6)")
+    reg = UA("wan", PROXY_6, 5060, "registrar(v6)")
+    cid = uniq("reg6") + "@biloxi.example.com"
+    contact = "<sip:bob@[%s]:5060>" % PHONE1_6
+    raw = sip(["REGISTER sip:biloxi.example.com SIP/2.0",
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (PHONE1_6, uniq()),
+               "Max-Forwards: 70", "From: Bob <sip:bob@biloxi.example.com>;tag=" + uniq("rf"),
+               "To: Bob <sip:bob@biloxi.example.com>", "Call-ID: " + cid, "CSeq: 1 REGISTER",
+               "Contact: " + contact, "Expires: 3600"])
+    p1.send(raw, (PROXY_6, 5060), "REGISTER (IPv6)")
+    m, src = reg.recv_req("REGISTER", cid)
+    arrived_as_sent(raw, m, src, PHONE1_6, "REGISTER")
+    r = response(m, 200, "OK", to_tag=uniq("rt"), contact=contact + ";expires=3600")
+    reg.send(r, src)
+    got, gsrc = p1.recv_resp(200, cid, "REGISTER")
+    arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to REGISTER")
+    # the registrar reaches the registered Contact (RFC 5118 4.1 form) at its own address
+    ocid = uniq("opt6") + "@biloxi.example.com"
+    opt = sip(["OPTIONS sip:bob@[%s]:5060 SIP/2.0" % PHONE1_6,
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (PROXY_6, uniq()),
+               "Max-Forwards: 70", "From: <sip:registrar@biloxi.example.com>;tag=" + uniq("of"),
+               "To: " + contact, "Call-ID: " + ocid, "CSeq: 1 OPTIONS"])
+    reg.send(opt, (PHONE1_6, 5060))
+    m, src = p1.recv_req("OPTIONS", ocid)
+    arrived_as_sent(opt, m, src, PROXY_6, "OPTIONS to the registered Contact")
+
+
+@flow6
+def v6_call():
+    """IPv6: INVITE and 200 with c=IN IP6, ACK, RTP remote first then the phone's, media only
+    from the SDP peer, BYE; nothing rewritten; media closed after BYE."""
+    p1 = UA("lan", PHONE1_6, 5060, "phone1(v6)")
+    bob = UA("wan", PROXY_6, 5060, "bob(v6)")
+    port, rport = 16800, 36800
+    ph_rtp = udp_socket("lan", PHONE1_6, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    d = Dialog("[%s]" % PHONE1_6, peer="[%s]" % PROXY_6)
+    inv = d.invite(sdp_body6(PHONE1_6, port, "alice", "2890844526"))
+    p1.send(inv, (PROXY_6, 5060), "INVITE (IPv6) as phone1 sent it")
+    m, src = bob.recv_req("INVITE", d.callid)
+    show("INVITE (IPv6) as it arrived at the WAN side", m.raw)
+    arrived_as_sent(inv, m, src, PHONE1_6, "INVITE")
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060>" % PROXY_6
+    bob.send(response(m, 180, "Ringing", to_tag=rtag, contact=bcontact), src)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ok, src, "200 OK (IPv6)")
+    got, gsrc = p1.recv_resp(200, d.callid, "INVITE")
+    arrived_as_sent(ok, got, gsrc, PROXY_6, "200 OK")
+    d.learn(got)
+    ack = d.ack()
+    p1.send(ack, (PROXY_6, 5060))
+    m, src = bob.recv_req("ACK", d.callid)
+    arrived_as_sent(ack, m, src, PHONE1_6, "ACK")
+    # No NAT66: the media address is the one in the phone's SDP; the remote sends first
+    # (new WAN -> LAN flow: only a pinhole lets it through the stateful forward policy).
+    media_remote_first(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_call RTP (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PHONE1_6, port),
+                          "v6_call RTP (phone)")
+    stranger = udp_socket("wan", OTHER_6, 0)
+    drain(ph_rtp)
+    send_rtp(stranger, (PHONE1_6, port))
+    n, _, _ = count_rtp(ph_rtp)
+    check(n == 0, "RTP from %s (not the SDP peer) to [%s]:%d reached the phone (%d)"
+          % (OTHER_6, PHONE1_6, port, n))
+    bye = d.bye()
+    p1.send(bye, (PROXY_6, 5060))
+    m, src = bob.recv_req("BYE", d.callid)
+    arrived_as_sent(bye, m, src, PHONE1_6, "BYE")
+    r = response(m, 200, "OK")
+    bob.send(r, src)
+    got, gsrc = p1.recv_resp(200, d.callid, "BYE")
+    arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_call")
+
+
 # ---------------------------------------------------------------- self-test of the checks
 
 def selftest():
@@ -1980,6 +2128,25 @@ def selftest():
         bad += not ok
         print("%s selftest inbound: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
               "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
+    # arrived_as_sent (IPv6 flows, no NAT66): one changed byte or another source is rejected
+    raw6 = Dialog("[%s]" % PHONE1_6, peer="[%s]" % PROXY_6).invite(
+        sdp_body6(PHONE1_6, 16800, "alice", "2890844526"))
+    v6_cases = [
+        ("as sent", raw6, PHONE1_6, True),
+        ("c= changed", raw6.replace(b"c=IN IP6 2001:db8:77::10", b"c=IN IP6 2001:db8:77::11"),
+         PHONE1_6, False),
+        ("from another address (NAT66)", raw6, "2001:db8:113::1", False),
+    ]
+    for name, raw, src, want in v6_cases:
+        try:
+            arrived_as_sent(raw6, SipMsg(raw), (src, 5060), PHONE1_6, "selftest")
+            got, why = True, ""
+        except Fail as e:
+            got, why = False, str(e)
+        ok = got == want
+        bad += not ok
+        print("%s selftest v6: %s -> %s %s" % ("ok" if ok else "NOT OK", name,
+              "accepted" if got else "rejected", ("(" + why[:100] + ")") if why else ""))
     print("selftest: %d case(s) wrong" % bad)
     return 1 if bad else 0
 
@@ -1994,11 +2161,14 @@ def main():
     ap.add_argument("--verbose", "-v", action="store_true", help="print messages and RTP counts")
     ap.add_argument("--list", action="store_true", help="list the flows and exit")
     ap.add_argument("--selftest", action="store_true", help="offline: show that every check can fail")
+    ap.add_argument("--v6", action="store_true",
+                    help="also the IPv6 flows (the lab must have its IPv6 side: lib.sh LAB_V6=1)")
     ap.add_argument("flows", nargs="*")
     a = ap.parse_args()
-    names = [f.__name__ for f in FLOWS]
+    allflows = FLOWS + (V6_FLOWS if a.v6 else [])
+    names = [f.__name__ for f in allflows]
     if a.list:
-        for f in FLOWS:
+        for f in allflows:
             print("%-22s %s" % (f.__name__, (f.__doc__ or "").strip().splitlines()[0]))
         return 0
     if a.selftest:
@@ -2016,7 +2186,8 @@ def main():
     sel = a.flows or names
     bad = [n for n in sel if n not in names]
     if bad:
-        print("unknown flow(s): %s; known: %s" % (" ".join(bad), " ".join(names)), file=sys.stderr)
+        print("unknown flow(s): %s; known: %s%s" % (" ".join(bad), " ".join(names),
+              "" if a.v6 else " (IPv6 flows need --v6)"), file=sys.stderr)
         return 2
     expected = set()
     if a.expect_fail:
@@ -2028,7 +2199,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     passed = failed = 0
     unexpected_fail, unexpected_pass, xfail = [], [], []
-    byname = {f.__name__: f for f in FLOWS}
+    byname = {f.__name__: f for f in allflows}
     t_all = time.monotonic()
     try:
         for i, name in enumerate(sel, 1):

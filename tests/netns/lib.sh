@@ -130,12 +130,60 @@ table inet salgfw {
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan" masquerade
+		# IPv4 only: an inet masquerade would be NAT66 on the IPv6 side (LAB_V6=1).
+		meta nfproto ipv4 oifname "wan" masquerade
 	}
 }
 EOF
 	fi
+	if [ "${LAB_V6:-0}" = 1 ]; then lab_topology_v6 || exit 1; fi
 	set +e
+}
+
+# LAB_V6=1: the IPv6 side of lan, rtr and wan (lan2 stays IPv4 only). Off by default,
+# so the IPv4 flows run in a lab without IPv6 exactly as before.
+#   lan  eth0 2001:db8:77::10 (phone1) ::11 (phone2)    default via 2001:db8:77::1
+#   rtr  lan 2001:db8:77::1/64  wan 2001:db8:113::1/64  forwarding on, no NAT66
+#   wan  eth0 2001:db8:113::10 (proxy) ::20 (media) ::30 (other); the LAN /64 routed via
+#        the router, as a provider routes a delegated prefix.
+# The ip6 forward policy is the inet salgfw table above (inet covers both families): drop
+# by default, established/related accepted, LAN -> WAN accepted; `ct status dnat` never
+# matches without NAT66. Its masquerade is IPv4 only. With LAB_ROUTER_RULESET the file
+# must bring its own ip6 policy.
+lab_topology_v6() {
+	set -e
+	local ns
+	# No duplicate address detection, also for the link-local addresses: neighbour
+	# discovery waits for them, and the first datagrams would wait ~1.3 s.
+	local dev
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+		for dev in all default; do
+			lab_nsx "$ns" sysctl -qw net.ipv6.conf.$dev.accept_dad=0 net.ipv6.conf.$dev.accept_ra=0
+		done
+	done
+	lab_nsx "$NS_LAN" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.accept_ra=0
+	lab_nsx "$NS_WAN" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.accept_ra=0
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv6.conf.lan.accept_dad=0 net.ipv6.conf.wan.accept_dad=0
+	for ns in "$NS_LAN" "$NS_RTR" "$NS_WAN"; do
+		lab_nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+	done
+	lab_nsx "$NS_LAN" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0
+	lab_nsx "$NS_WAN" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv6.conf.lan.disable_ipv6=0 net.ipv6.conf.wan.disable_ipv6=0
+	# nodad: the addresses are usable at once (no 1 s of duplicate address detection).
+	ip -n "$NS_LAN" addr add 2001:db8:77::10/64 dev eth0 nodad
+	ip -n "$NS_LAN" addr add 2001:db8:77::11/64 dev eth0 nodad
+	ip -n "$NS_LAN" -6 route add default via 2001:db8:77::1
+	ip -n "$NS_RTR" addr add 2001:db8:77::1/64 dev lan nodad
+	ip -n "$NS_RTR" addr add 2001:db8:113::1/64 dev wan nodad
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv6.conf.all.forwarding=1
+	ip -n "$NS_WAN" addr add 2001:db8:113::10/64 dev eth0 nodad
+	ip -n "$NS_WAN" addr add 2001:db8:113::20/64 dev eth0 nodad
+	ip -n "$NS_WAN" addr add 2001:db8:113::30/64 dev eth0 nodad
+	ip -n "$NS_WAN" -6 route add 2001:db8:77::/64 via 2001:db8:113::1
+	# That the policy is stateful (new WAN -> LAN dropped, LAN -> WAN and its replies
+	# passing) is the first IPv6 flow's job (flows.py v6_policy): no ping here.
+	lab_log "IPv6 side up: 2001:db8:77::/64 (LAN) / 2001:db8:113::/64 (WAN), ip6 forward drop + stateful"
 }
 
 lab_kernel_helper() {

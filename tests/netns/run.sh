@@ -6,6 +6,8 @@
 #   ALG=none tests/netns/run.sh             # plain masquerade (diagnostic: checks must fail)
 #   FLOWS="call_3_1 busy_3_9" tests/netns/run.sh
 #   VERBOSE=1 ...                           # print messages and RTP counts
+#   V6=1 tests/netns/run.sh                 # also the IPv6 flows (v6_*), in a lab with an IPv6 side
+#                                           # (off by default: sipalgd does not handle IPv6 yet, issue 13)
 #
 # Builds three namespaces salg-{lan,rtr,wan}-ID (see lib.sh), starts the router mode,
 # runs flows.py, and deletes everything on exit (also on failure and ^C).
@@ -23,6 +25,8 @@ LAB_REPO=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
+V6=${V6:-0}
+[ "$V6" = 1 ] && export LAB_V6=1
 lab_init
 trap lab_cleanup EXIT
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
@@ -49,6 +53,7 @@ case "$ALG" in
 kernel) args+=(--expect-fail "$HERE/kernel-expected-failures.txt") ;;
 esac
 [ "${VERBOSE:-0}" = 1 ] && args+=(--verbose)
+[ "$V6" = 1 ] && args+=(--v6)
 
 # shellcheck disable=SC2086
 # In the background so that INT/TERM reach the trap at once; the trap kills it by pid.
@@ -79,7 +84,7 @@ if [ "$ALG" = sipalgd ]; then
 		tail -n 200 "$LAB_DAEMON_LOG" | sed 's/^/  | /'
 	fi
 elif [ "$ALG" = kernel ]; then
-	sel=${FLOWS:-$("$PY" "$HERE/flows.py" --list | awk '{print $1}')}
+	sel=${FLOWS:-$("$PY" "$HERE/flows.py" --list $([ "$V6" = 1 ] && echo --v6) | awk '{print $1}')}
 	want=$(grep -v '^[[:space:]]*#' "$HERE/kernel-expected-failures.txt" | awk 'NF{print $1}' | sort)
 	want_sel=$(for f in $want; do for s in $sel; do [ "$f" = "$s" ] && echo "$f"; done; done | sort)
 	echo "# kernel baseline: expected to fail: $(echo $want_sel)"
