@@ -74,6 +74,8 @@ struct dialog {
 	uint32_t cur_tag;      /* its remote tag (hash), 0 none */
 	uint32_t fork_tag[DLG_FORKS]; /* remote tags of the early dialogs, 0 free */
 	uint32_t won_tag;      /* remote tag of the 2xx that answered the call, 0 before */
+	uint32_t cur_fixed;    /* cur_tag and won_tag under the state file's fixed key: the */
+	uint32_t won_fixed;    /* per-start key is gone after a restart (see dialog_fork) */
 	uint8_t fork_answered; /* bit f: fork f sent an SDP answer */
 	uint16_t rmux;         /* bit i: the remote's last SDP offered rtcp-mux on m= line i */
 	struct binding *sigb;
@@ -748,6 +750,16 @@ static uint32_t tag_hash(const uint8_t *t, uint32_t n)
 	return h ? h : 1;
 }
 
+/* The winner's tag as the state file keeps it: a fixed key, so that the
+ * next start can recognise it (the table key is drawn anew). Compared only
+ * once after a restart, to re-learn the keyed hash. */
+static uint32_t tag_fixed(const uint8_t *t, uint32_t n)
+{
+	static const struct siphash_key k = { 0x7369702d666f726bULL, 0x73746174652d7461ULL };
+	uint32_t h = (uint32_t)siphash24(&k, t, n);
+	return h ? h : 1;
+}
+
 void dialog_set_caller(struct dialog *d, enum dlg_side side)
 {
 	d->phone_uac = side == SIDE_PHONE;
@@ -759,10 +771,18 @@ int dialog_fork(struct dialog *d, const uint8_t *tag, uint32_t len)
 
 	d->cur_fork = 0;
 	d->cur_tag = h;
+	d->cur_fixed = 0;
 	if (!d->phone_uac || !h)
 		return 0;
+	if (!d->won_tag && d->won_fixed) {
+		/* restored from the state file: known by its fixed-key hash only */
+		if (tag_fixed(tag, len) != d->won_fixed)
+			return 1;
+		d->won_tag = h;
+	}
 	if (d->won_tag)
 		return h != d->won_tag;
+	d->cur_fixed = tag_fixed(tag, len);
 	for (int f = 0; f < DLG_FORKS; f++)
 		if (d->fork_tag[f] == h) {
 			d->cur_fork = (int8_t)f;
@@ -918,6 +938,7 @@ void dialog_confirmed(struct dialog *d, uint64_t now)
 {
 	if (d->phone_uac && !d->won_tag && d->cur_tag) {
 		d->won_tag = d->cur_tag;
+		d->won_fixed = d->cur_fixed;
 		fork_win(d, d->cur_fork, now);
 		d->cur_fork = 0;
 	}
@@ -1073,7 +1094,7 @@ void dialog_save(FILE *f, uint64_t now)
 			d->peer_ip, d->peer_port, d->confirmed,
 			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
 			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
-			d->callid_full, d->callid_hash, d->phone_uac, d->won_tag);
+			d->callid_full, d->callid_hash, d->phone_uac, d->won_fixed);
 		for (int m = 0; m < SDP_MAX_MEDIA; m++)
 			if (d->rip[m])
 				fprintf(f, "R %d %08x %u\n", m, d->rip[m], d->rport[m]);
@@ -1125,7 +1146,7 @@ int dialog_restore_line(const char *line, uint64_t now)
 		d->answered_from = (uint8_t)(af <= SIDE_REMOTE ? af : SIDE_NONE);
 		d->invite_cseq = ic;
 		d->phone_uac = uac != 0;
-		d->won_tag = won;
+		d->won_fixed = won; /* won_tag is learnt again from the next tagged message */
 		if (full > n) {
 			d->callid_full = full;
 			d->callid_hash = fh;

@@ -61,8 +61,15 @@ serve_py() {
 	tail -n +1 --pid=$pypid -f "$out" | grep -v -E '^[0-9]+ passed, [0-9]+ failed$' &
 	local tailpid=$!
 	LAB_PIDS="$LAB_PIDS $tailpid"
+	local part="" cmd
 	while kill -0 $pypid 2>/dev/null; do
-		read -r -t 0.5 -u 3 cmd || continue
+		# read -t keeps what it got of a line when it times out: keep it
+		# too, or a command cut at the timeout reads as two unknown ones
+		if ! read -r -t 0.5 -u 3 cmd; then
+			part="$part$cmd"
+			continue
+		fi
+		cmd="$part$cmd" part=""
 		case "$cmd" in
 		kill9)
 			kill -KILL "$LAB_DAEMON_PID"; wait "$LAB_DAEMON_PID"; drc=$?
