@@ -64,10 +64,13 @@ $(B):
 	$(Q)mkdir -p $@
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-# (No libosip2: sipmsg.c/sdp.c parse by hand; no tshark: no test reads a
+# (libosip2-dev only for the tests: sipmsg.c/sdp.c parse by hand and the
+# daemon never links libosip2; osipdiff_test and the osipdiff fuzz target
+# use it as the scanner's second opinion. No tshark: no test reads a
 # capture.)
 DEBS := build-essential pkg-config clang libnetfilter-queue-dev libmnl-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
+	libosip2-dev \
 	sip-tester nftables iptables conntrack iproute2 kmod python3 \
 	python3-prometheus-client
 deps:
@@ -89,6 +92,20 @@ $(B)/unit-san/%: tests/unit/%.c $(CORE_SRC) tests/unit/stubs.c | $(B)
 	@mkdir -p $(dir $@)
 	@echo "  SAN-CC  $@"
 	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml
+
+# The differential test against libosip2 (issue 13): the only tests that
+# link it; the daemon never does (docs/performance.md says why).
+OSIP_LIBS := -losipparser2
+OSIPDIFF_SRC := tests/osip/osipdiff.c tests/osip/osipdiff_osip.c
+$(B)/unit/osipdiff_test: tests/unit/osipdiff_test.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml $(OSIP_LIBS)
+
+$(B)/unit-san/osipdiff_test: tests/unit/osipdiff_test.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  SAN-CC  $@"
+	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml $(OSIP_LIBS)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

@@ -1,0 +1,136 @@
+/* libosip2's side of osipdiff: osip_message_parse and sdp_message_parse,
+ * read into the neutral view (osipdiff_view.h). The only file that
+ * includes libosip2. */
+#include "osipdiff_view.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <osipparser2/osip_parser.h>
+#include <osipparser2/sdp_message.h>
+
+static void quiet(const char *fi, int li, osip_trace_level_t level, const char *chfr, va_list ap)
+{
+	(void)fi, (void)li, (void)level, (void)chfr, (void)ap;
+}
+
+/* Debian's libosip2 is built with tracing on and prints every rejected
+ * message as an ERROR line on stdout: silence it, the caller reports. */
+void osipdiff_osip_init(void)
+{
+	parser_init();
+	osip_trace_initialize_func(END_TRACE_LEVEL, quiet);
+	for (int l = TRACE_LEVEL0; l < END_TRACE_LEVEL; l++)
+		osip_trace_disable_level((osip_trace_level_t)l);
+}
+
+static const char *keep(struct osipdiff_view *v, const char *s)
+{
+	return s ? ov_keep(v, s, strlen(s)) : NULL;
+}
+
+/* An SDP address as our scanner reports one: "IN IP4 <dotted quad>", else
+ * absent (sdp.h: only IN IP4 addresses are understood). */
+static const char *ip4_only(struct osipdiff_view *v, const char *net, const char *type,
+			    const char *addr)
+{
+	if (!net || !type || !addr || strcasecmp(net, "IN") != 0 || strcasecmp(type, "IP4") != 0 ||
+	    !osipdiff_is_ip4(addr))
+		return NULL;
+	return keep(v, addr);
+}
+
+static void sdp_view(struct osipdiff_view *v, const char *body)
+{
+	sdp_message_t *x = NULL;
+
+	v->sdp_rc = -1;
+	if (!body || sdp_message_init(&x) != 0)
+		return;
+	v->sdp_rc = sdp_message_parse(x, body);
+	if (v->sdp_rc == 0) {
+		v->sdp_o = ip4_only(v, x->o_nettype, x->o_addrtype, x->o_addr);
+		v->sdp_c = ip4_only(v, sdp_message_c_nettype_get(x, -1, 0),
+				    sdp_message_c_addrtype_get(x, -1, 0), sdp_message_c_addr_get(x, -1, 0));
+		v->nmedia = osip_list_size(&x->m_medias);
+		for (int i = 0; i < v->nmedia && i < OV_MEDIA; i++) {
+			v->m_port[i] = keep(v, sdp_message_m_port_get(x, i));
+			v->m_c[i] = ip4_only(v, sdp_message_c_nettype_get(x, i, 0),
+					     sdp_message_c_addrtype_get(x, i, 0),
+					     sdp_message_c_addr_get(x, i, 0));
+		}
+	}
+	sdp_message_free(x);
+}
+
+void osipdiff_osip_view(const uint8_t *buf, size_t len, int sdp, struct osipdiff_view *v)
+{
+	osip_message_t *x = NULL;
+
+	if (osip_message_init(&x) != 0) {
+		v->rc = -1;
+		return;
+	}
+	v->rc = osip_message_parse(x, (const char *)buf, len);
+	if (v->rc != 0) {
+		osip_message_free(x);
+		return;
+	}
+	/* Call-ID: libosip2 splits number@host; joined again as written. */
+	osip_call_id_t *ci = osip_message_get_call_id(x);
+	if (ci) {
+		char *s = NULL;
+		if (osip_call_id_to_str(ci, &s) == 0 && s) {
+			v->callid = keep(v, s);
+			osip_free(s);
+		}
+	}
+	osip_cseq_t *cs = osip_message_get_cseq(x);
+	if (cs) {
+		v->cseq_num = keep(v, cs->number);
+		v->cseq_method = keep(v, cs->method);
+	}
+	osip_via_t *via = NULL;
+	if (osip_message_get_via(x, 0, &via) >= 0 && via && via->host) {
+		osip_generic_param_t *p = NULL;
+		v->via = 1;
+		v->via_host = keep(v, via->host);
+		v->via_port = keep(v, via->port);
+		osip_via_param_get_byname(via, "branch", &p);
+		if (p)
+			v->via_branch = keep(v, p->gvalue ? p->gvalue : "");
+	}
+	v->ncontact = osip_list_size(&x->contacts);
+	for (int i = 0; i < v->ncontact && i < OV_CONTACTS; i++) {
+		osip_contact_t *c = NULL;
+		osip_message_get_contact(x, i, &c);
+		osip_uri_t *u = c ? osip_contact_get_url(c) : NULL;
+		if (u) {
+			v->contact_host[i] = keep(v, u->host);
+			v->contact_port[i] = keep(v, u->port);
+		}
+	}
+	osip_content_length_t *cl = osip_message_get_content_length(x);
+	if (cl)
+		v->clen = keep(v, cl->value);
+	osip_body_t *bd = NULL;
+	osip_message_get_body(x, 0, &bd);
+	v->body_len = osip_list_size(&x->bodies) > 1 ? -1 : bd ? (long)bd->length : 0;
+	if (sdp)
+		sdp_view(v, bd ? bd->body : NULL);
+	osip_message_free(x);
+}
+
+int osipdiff_osip_parse_only(const uint8_t *buf, size_t len)
+{
+	osip_message_t *x = NULL;
+
+	if (osip_message_init(&x) != 0)
+		return -1;
+	int rc = osip_message_parse(x, (const char *)buf, len);
+	osip_message_free(x);
+	return rc;
+}
