@@ -119,8 +119,18 @@ void osipdiff_osip_view(const uint8_t *buf, size_t len, int sdp, struct osipdiff
 	osip_body_t *bd = NULL;
 	osip_message_get_body(x, 0, &bd);
 	v->body_len = osip_list_size(&x->bodies) > 1 ? -1 : bd ? (long)bd->length : 0;
-	if (sdp)
-		sdp_view(v, bd ? bd->body : NULL);
+	if (sdp && bd && bd->body) {
+		/* body->body is length bytes, not always NUL-terminated (the
+		 * fuzz target saw sdp_message_parse's strchr read past it):
+		 * hand it a terminated copy. */
+		static char copy[70000];
+		size_t n = bd->length < sizeof(copy) - 1 ? bd->length : sizeof(copy) - 1;
+		memcpy(copy, bd->body, n);
+		copy[n] = 0;
+		sdp_view(v, copy);
+	} else if (sdp) {
+		v->sdp_rc = -1;
+	}
 	osip_message_free(x);
 }
 
