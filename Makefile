@@ -107,6 +107,15 @@ $(B)/unit-san/osipdiff_test: tests/unit/osipdiff_test.c $(OSIPDIFF_SRC) tests/os
 	@echo "  SAN-CC  $@"
 	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml $(OSIP_LIBS)
 
+# Parse time per message, ours vs libosip2 (docs/performance.md): built
+# with the daemon's flags, run by hand, never asserted.
+$(B)/osipbench: tests/osip/osipbench.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lyaml $(OSIP_LIBS)
+
+osip-bench: $(B)/osipbench
+	@$(B)/osipbench
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -289,5 +298,5 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 -include $(wildcard $(B)/*.d)

@@ -510,6 +510,9 @@ int sip_uri_find(const uint8_t *b, struct span s, struct sip_uri *u)
 				return -1;
 			at = q + 1;
 		}
+	/* no LWS between LAQUOT and RAQUOT: "<sip:al?x y@host>" is no URI */
+	if (inangle && q < e && is_lws(b[q]))
+		return -1;
 	if (at)
 		p = at;
 	/* inside <...> a ',' ends no hostport (libosip2 agrees), and LWS
@@ -575,6 +578,12 @@ int sip_param_find(const uint8_t *b, struct span ps, const char *name, struct sp
 		struct span nm = { ns, p - ns };
 		while (p < e && is_lws(b[p]))
 			p++;
+		/* generic-param = token [EQUAL gen-value] (RFC 3261 §25.1): a
+		 * name followed by anything else is not that name. We used to
+		 * take ";branch/UDP x;branch=z9hG4bK1" as an empty branch,
+		 * libosip2 the second one (libosip2 differential fuzz target). */
+		if (p < e && b[p] != '=' && b[p] != ';' && b[p] != ',')
+			continue;
 		uint32_t vs = p, ve = p;
 		if (p < e && b[p] == '=') {
 			p++;

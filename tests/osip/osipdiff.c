@@ -305,14 +305,29 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 			r->d[i].kind = "sdp-blank-line";
 }
 
-int osipdiff_parse_osip(const uint8_t *buf, size_t len)
+int osipdiff_parse_osip(const uint8_t *buf, size_t len, int sdp)
 {
-	return osipdiff_osip_parse_only(buf, len);
+	return osipdiff_osip_parse_only(buf, len, sdp);
 }
 
-int osipdiff_parse_ours(const uint8_t *buf, size_t len)
+int osipdiff_parse_ours(const uint8_t *buf, size_t len, int *sdp)
 {
-	return sip_parse(&msg, buf, (uint32_t)len);
+	int rc = sip_parse(&msg, buf, (uint32_t)len);
+
+	*sdp = rc == SIP_OK && is_sdp();
+	if (*sdp)
+		rc = sdp_parse(&sdpv, buf, (struct span){ msg.body_off, msg.body_len });
+	return rc;
+}
+
+void osipdiff_count_allocs(void)
+{
+	osipdiff_osip_count_allocs();
+}
+
+unsigned long osipdiff_allocs(void)
+{
+	return osipdiff_osip_allocs();
 }
 
 /* ---- the list of deliberate differences ---- */

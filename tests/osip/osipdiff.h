@@ -63,8 +63,14 @@ int osipdiff_listed(const char *file, const struct osipdiff_diff *d);
  * stale list. Prints each on stderr; returns how many. */
 int osipdiff_list_unused(void);
 
-/* Only the parse time (the timing program): 0 when accepted. */
-int osipdiff_parse_osip(const uint8_t *buf, size_t len);
-int osipdiff_parse_ours(const uint8_t *buf, size_t len);
+/* The timing program (tests/osip/osipbench.c): one message through our
+ * scanner (sip_parse, and sdp_parse when the body is SDP: *sdp says so),
+ * or through libosip2 (osip_message_parse, sdp_message_parse when `sdp`,
+ * and the frees). 0 when accepted. */
+int osipdiff_parse_ours(const uint8_t *buf, size_t len, int *sdp);
+int osipdiff_parse_osip(const uint8_t *buf, size_t len, int sdp);
+/* Count libosip2's mallocs and reallocs from now on; the count so far. */
+void osipdiff_count_allocs(void);
+unsigned long osipdiff_allocs(void);
 
 #endif

@@ -37,10 +37,23 @@ static const char *keep(struct osipdiff_view *v, const char *s)
 static const char *ip4_only(struct osipdiff_view *v, const char *net, const char *type,
 			    const char *addr)
 {
-	if (!net || !type || !addr || strcasecmp(net, "IN") != 0 || strcasecmp(type, "IP4") != 0 ||
-	    !osipdiff_is_ip4(addr))
+	if (!net || !type || !addr || strcasecmp(net, "IN") != 0 || strcasecmp(type, "IP4") != 0)
 		return NULL;
-	return keep(v, addr);
+	if (osipdiff_is_ip4(addr))
+		return keep(v, addr);
+	/* libosip2 keeps trailing blanks ("c=IN IP4 192.0.2.1 "): hand such
+	 * an address on as read, so that the difference is osip-junk. */
+	size_t n = strlen(addr);
+	while (n && (addr[n - 1] == ' ' || addr[n - 1] == '\t'))
+		n--;
+	if (n < strlen(addr) && n < 16) {
+		char t[16];
+		memcpy(t, addr, n);
+		t[n] = 0;
+		if (osipdiff_is_ip4(t))
+			return keep(v, addr);
+	}
+	return NULL;
 }
 
 static void sdp_view(struct osipdiff_view *v, const char *body)
@@ -134,13 +147,43 @@ void osipdiff_osip_view(const uint8_t *buf, size_t len, int sdp, struct osipdiff
 	osip_message_free(x);
 }
 
-int osipdiff_osip_parse_only(const uint8_t *buf, size_t len)
+/* The timing program's view of libosip2: what a daemon on libosip2 does per
+ * datagram (parse, the SDP body too when there is one, free). */
+int osipdiff_osip_parse_only(const uint8_t *buf, size_t len, int sdp)
 {
 	osip_message_t *x = NULL;
 
 	if (osip_message_init(&x) != 0)
 		return -1;
 	int rc = osip_message_parse(x, (const char *)buf, len);
+	osip_body_t *bd = NULL;
+	if (rc == 0 && sdp && osip_message_get_body(x, 0, &bd) >= 0 && bd && bd->body) {
+		sdp_message_t *s = NULL;
+		static char copy[70000];
+		size_t n = bd->length < sizeof(copy) - 1 ? bd->length : sizeof(copy) - 1;
+		memcpy(copy, bd->body, n);
+		copy[n] = 0;
+		if (sdp_message_init(&s) == 0) {
+			rc = sdp_message_parse(s, copy);
+			sdp_message_free(s);
+		}
+	}
 	osip_message_free(x);
 	return rc;
+}
+
+/* Count libosip2's allocations (osip_set_allocators). */
+static unsigned long nallocs;
+static void *count_malloc(size_t n) { nallocs++; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { nallocs++; return realloc(p, n); }
+static void count_free(void *p) { free(p); }
+
+void osipdiff_osip_count_allocs(void)
+{
+	osip_set_allocators(count_malloc, count_realloc, count_free);
+}
+
+unsigned long osipdiff_osip_allocs(void)
+{
+	return nallocs;
 }

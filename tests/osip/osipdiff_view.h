@@ -34,7 +34,9 @@ const char *ov_keep(struct osipdiff_view *v, const char *s, size_t n);
 /* libosip2's reading. `sdp`: also parse the body as SDP. */
 void osipdiff_osip_view(const uint8_t *buf, size_t len, int sdp, struct osipdiff_view *v);
 void osipdiff_osip_init(void);
-int osipdiff_osip_parse_only(const uint8_t *buf, size_t len);
+int osipdiff_osip_parse_only(const uint8_t *buf, size_t len, int sdp);
+void osipdiff_osip_count_allocs(void);
+unsigned long osipdiff_osip_allocs(void);
 
 /* Is this IPv4 text a dotted quad as our scanner reads one? */
 int osipdiff_is_ip4(const char *s);

@@ -136,6 +136,8 @@ static void test_uri_user_semicolon_question(void **st)
 	assert_int_equal(sip_uri_find((const uint8_t *)d, (struct span){ 0, (uint32_t)strlen(d) }, &u), -1);
 	const char *sp = "<sip:cal%6Ce.com SIP/2r@host5.example.com>";  /* LWS inside <...> */
 	assert_int_equal(sip_uri_find((const uint8_t *)sp, (struct span){ 0, (uint32_t)strlen(sp) }, &u), -1);
+	const char *sp2 = "<sip:al?l-ID: hx4c3@192.168.1.10:5060>";  /* LWS before the '@' */
+	assert_int_equal(sip_uri_find((const uint8_t *)sp2, (struct span){ 0, (uint32_t)strlen(sp2) }, &u), -1);
 	const char *ok = "<sip:a@192.168.1.10:5060;transport=udp?x=y> ;expires=60";
 	assert_int_equal(sip_uri_find((const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }, &u), 0);
 	assert_true(span_is(ok, u.hostport, "192.168.1.10:5060"));
@@ -179,6 +181,24 @@ static void test_sdp_bare_cr_two_c(void **st)
 		"m=video 4002 RTP/AVP 31\r\nc=IN IP4 10.0.0.3\r\n";
 	assert_int_equal(sdp_parse(&s, (const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }), SDP_OK);
 	assert_int_equal(s.m[1].ip, 0x0a000003);
+}
+
+/* Found by the libosip2 differential fuzz target: a parameter name must be
+ * followed by '=', ';', ',' or the end to be that name. */
+static void test_param_name_then_junk(void **st)
+{
+	(void)st;
+	const char *p = ";branch/UDP 203.0.113.10:5060;branch=z9hG4bK1;rport";
+	struct span ps = { 0, (uint32_t)strlen(p) }, v;
+	assert_int_equal(sip_param_find((const uint8_t *)p, ps, "branch", &v), 1);
+	assert_true(span_is(p, v, "z9hG4bK1"));
+	assert_int_equal(sip_param_find((const uint8_t *)p, ps, "rport", &v), 1);
+	assert_int_equal(v.len, 0);
+	const char *q = ";tag = 1918181833n ;lr";  /* LWS around '=' is fine */
+	struct span qs = { 0, (uint32_t)strlen(q) };
+	assert_int_equal(sip_param_find((const uint8_t *)q, qs, "tag", &v), 1);
+	assert_true(span_is(q, v, "1918181833n"));
+	assert_int_equal(sip_param_find((const uint8_t *)q, qs, "lr", &v), 1);
 }
 
 static void test_refusals(void **st)
@@ -263,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_uri_user_semicolon_question),
 		cmocka_unit_test(test_sdp_c_beyond_max_media),
 		cmocka_unit_test(test_sdp_bare_cr_two_c),
+		cmocka_unit_test(test_param_name_then_junk),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_sdp),
 		cmocka_unit_test(test_edits),
