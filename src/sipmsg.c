@@ -516,9 +516,9 @@ int sip_uri_find(const uint8_t *b, struct span s, struct sip_uri *u)
 	if (at)
 		p = at;
 	/* inside <...> a ',' ends no hostport (libosip2 agrees), and LWS
-	 * none either: "<sip:x SIP/2r@host>" is no URI (RFC 3261 §25.1: no
+	 * none either; outside, a '>' ends none (there was no '<'): "<sip:x SIP/2r@host>" is no URI (RFC 3261 §25.1: no
 	 * LWS between LAQUOT and RAQUOT); we used to read host "x". */
-	if (parse_hostport(b, p, e, inangle ? ";?>" : ";?>,", &u->host, &u->port, &u->hostport,
+	if (parse_hostport(b, p, e, inangle ? ";?>" : ";?,", &u->host, &u->port, &u->hostport,
 			   &u->port_num) < 0)
 		return -1;
 	q = u->hostport.off + u->hostport.len;

@@ -175,8 +175,8 @@ static void put(char *dst, const char *s)
 /* A byte the field's RFC 3261 §25.1 production does not allow: none of
  * the fields may hold a CTL, SP or non-ASCII byte (word: Call-ID); a
  * branch and a method are tokens; a host is letters, digits, '-', '.',
- * '_' (seen in the wild), or an IPv6 address; ports, numbers and the SDP
- * addresses (RFC 4566) digits and dots. */
+ * '_' (seen in the wild), or an IPv6 address; ports and numbers are
+ * digits. */
 static int junk(const char *field, const char *s)
 {
 	const char *ok = NULL;
@@ -185,9 +185,10 @@ static int junk(const char *field, const char *s)
 		ok = "-.!%*_+`'~";
 	else if (strstr(field, ".host"))
 		ok = "-._:";
+	int digits = strstr(field, ".port") || strstr(field, "num");
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c <= 0x20 || c >= 0x7f)
+		if (c <= 0x20 || c >= 0x7f || (digits && (c < '0' || c > '9')))
 			return 1;
 		if (ok && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			    (c >= '0' && c <= '9') || strchr(ok, c)))
@@ -289,7 +290,14 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 	r->sdp_compared = 1;
 	int n0 = r->ndiff;
 	cmp(r, "sdp.o", ov.sdp_o, xv.sdp_o);
+	/* a "/suffix" is the multicast TTL/count of RFC 4566 §5.7 on a c=;
+	 * on an o= there is none, we read up to the '/' all the same */
+	if (r->ndiff > n0 && xv.sdp_o && strchr(xv.sdp_o, '/'))
+		r->d[n0].kind = "sdp-slash";
+	int n1 = r->ndiff;
 	cmp(r, "sdp.c", ov.sdp_c, xv.sdp_c);
+	if (r->ndiff > n1 && xv.sdp_c && strchr(xv.sdp_c, '/'))
+		r->d[n1].kind = "sdp-slash";
 	cmp_int(r, "sdp.m.count", ov.nmedia, xv.nmedia);
 	for (int i = 0; i < ov.nmedia && i < xv.nmedia && i < OV_MEDIA && i < SDP_MAX_MEDIA; i++) {
 		snprintf(f, sizeof(f), "sdp.m.%d.port", i);

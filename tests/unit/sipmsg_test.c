@@ -138,6 +138,8 @@ static void test_uri_user_semicolon_question(void **st)
 	assert_int_equal(sip_uri_find((const uint8_t *)sp, (struct span){ 0, (uint32_t)strlen(sp) }, &u), -1);
 	const char *sp2 = "<sip:al?l-ID: hx4c3@192.168.1.10:5060>";  /* LWS before the '@' */
 	assert_int_equal(sip_uri_find((const uint8_t *)sp2, (struct span){ 0, (uint32_t)strlen(sp2) }, &u), -1);
+	const char *gt = "sip:alice@192.168.1.10:5060>";  /* a '>' with no '<' */
+	assert_int_equal(sip_uri_find((const uint8_t *)gt, (struct span){ 0, (uint32_t)strlen(gt) }, &u), -1);
 	const char *ok = "<sip:a@192.168.1.10:5060;transport=udp?x=y> ;expires=60";
 	assert_int_equal(sip_uri_find((const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }, &u), 0);
 	assert_true(span_is(ok, u.hostport, "192.168.1.10:5060"));
