@@ -434,8 +434,19 @@ static int parse_hostport(const uint8_t *b, uint32_t p, uint32_t e, const char *
 			return -1;
 		p++;
 	} else {
-		while (p < e && b[p] != ':' && !is_ws(b[p]) && !strchr(stops, b[p]))
+		/* a fold's CR/LF ends the host too ("10.0.0.1\n ;branch=..."
+		 * read as host "10.0.0.1\n" before) */
+		while (p < e && b[p] != ':' && !is_lws(b[p]) && !strchr(stops, b[p])) {
+			/* hostname / IPv4address (RFC 3261 §25.1): letters, digits,
+			 * '-', '.'; '_' too, as real names carry it. Anything else
+			 * is no host: "spindle.example.co<m" opened a '<' that
+			 * sip_list_next then kept open over the next Via's ','
+			 * (libosip2 differential fuzz target). */
+			if (!is_digit(b[p]) && !((b[p] | 0x20) >= 'a' && (b[p] | 0x20) <= 'z') &&
+			    b[p] != '-' && b[p] != '.' && b[p] != '_')
+				return -1;
 			p++;
+		}
 	}
 	if (p == s)
 		return -1;

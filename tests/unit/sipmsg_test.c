@@ -93,6 +93,13 @@ static void test_compact_folded_lf(void **st)
 	assert_true(m.hdr[m.via_idx].compact);
 	assert_true(span_is(s, m.hdr[m.via_idx].value, "SIP/2.0/UDP 10.0.0.1\n ;branch=z9hG4bK2"));
 	assert_int_equal(m.clen_idx, 5);
+	/* the fold's LF is not part of the host */
+	struct span el;
+	uint32_t pos = 0;
+	struct sip_via v;
+	assert_true(sip_list_next((const uint8_t *)s, m.hdr[m.via_idx].value, &pos, &el));
+	assert_int_equal(sip_via_parse((const uint8_t *)s, el, &v), 0);
+	assert_true(span_is(s, v.host, "10.0.0.1"));
 }
 
 /* Found by the libosip2 differential fuzz target: libosip2 ends a header
@@ -203,6 +210,24 @@ static void test_param_name_then_junk(void **st)
 	assert_int_equal(sip_param_find((const uint8_t *)q, qs, "lr", &v), 1);
 }
 
+/* Found by the libosip2 differential fuzz target: a host is letters,
+ * digits, '-', '.' (and '_'); "spindle.example.co<m" opened a '<' that
+ * kept the next Via element's ',' from splitting. */
+static void test_host_charset(void **st)
+{
+	(void)st;
+	struct sip_via v;
+	const char *bad = "SIP/2.0/TCP spindle.example.co<m ;x";
+	assert_int_equal(sip_via_parse((const uint8_t *)bad, (struct span){ 0, (uint32_t)strlen(bad) }, &v), -1);
+	const char *ok = "SIP/2.0/UDP my_pbx-1.example.com:5060;branch=z9hG4bK1";
+	assert_int_equal(sip_via_parse((const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }, &v), 0);
+	assert_true(span_is(ok, v.host, "my_pbx-1.example.com"));
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n"
+			       "Via: SIP/2.0/TCP spindle.example.co<m ;\r\n x , SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK2\r\n"
+			       "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+			       "Content-Length: 0\r\n\r\n"), SIP_E_HDR);
+}
+
 static void test_refusals(void **st)
 {
 	(void)st;
@@ -286,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_sdp_c_beyond_max_media),
 		cmocka_unit_test(test_sdp_bare_cr_two_c),
 		cmocka_unit_test(test_param_name_then_junk),
+		cmocka_unit_test(test_host_charset),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_sdp),
 		cmocka_unit_test(test_edits),
