@@ -249,12 +249,20 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 		xn++;
 	cmp(r, "cseq.num", ov.cseq_num, xn);
 	cmp(r, "cseq.method", ov.cseq_method, xv.cseq_method);
+	int nv = r->ndiff;
 	cmp_int(r, "via", ov.via, xv.via);
 	if (ov.via && xv.via) {
 		cmp(r, "via.host", ov.via_host, xv.via_host);
 		cmp(r, "via.port", ov.via_port, xv.via_port);
 		cmp(r, "via.branch", ov.via_branch, xv.via_branch);
 	}
+	/* A '(' in the top Via: we end the sent-by there (an RFC 2543 Via
+	 * comment, its ';' still seen by the parameter walk), libosip2 reads
+	 * it as part of the host. */
+	struct span vv = msg.hdr[msg.via_idx].value;
+	if (r->ndiff > nv && memchr(buf + vv.off, '(', vv.len))
+		for (int i = nv; i < r->ndiff; i++)
+			r->d[i].kind = "via-comment";
 	cmp_int(r, "contact.count", ov.ncontact, xv.ncontact);
 	for (int i = 0; i < ov.ncontact && i < xv.ncontact && i < OV_CONTACTS; i++) {
 		snprintf(f, sizeof(f), "contact.%d.host", i);
