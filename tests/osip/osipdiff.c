@@ -206,8 +206,10 @@ static void cmp(struct osipdiff *r, const char *field, const char *o, const char
 	if (r->ndiff >= OSIPDIFF_MAX)
 		return;
 	struct osipdiff_diff *d = &r->d[r->ndiff++];
-	d->kind = !o ? "ours-absent" : !x ? "osip-absent" : junk(field, o) ? "ours-junk" :
-		  junk(field, x) ? "osip-junk" : "value";
+	/* junk first: "we read none, libosip2 a value with a tab in it" is
+	 * libosip2 keeping junk, not us missing a value */
+	d->kind = o && junk(field, o) ? "ours-junk" : x && junk(field, x) ? "osip-junk" :
+		  !o ? "ours-absent" : !x ? "osip-absent" : "value";
 	snprintf(d->field, sizeof(d->field), "%s", field);
 	put(d->ours, o ? o : "-");
 	put(d->osip, x ? x : "-");

@@ -50,8 +50,9 @@ static const char *ip4_only(struct osipdiff_view *v, const char *net, const char
 		if (osipdiff_is_ip4(t))
 			return keep(v, addr);
 	}
-	/* libosip2 keeps trailing blanks ("c=IN IP4 192.0.2.1 "): hand such
-	 * an address on as read, so that the difference is osip-junk. */
+	/* libosip2 keeps trailing blanks ("c=IN IP4 192.0.2.1 ", a tab on an
+	 * o=): hand such an address on as read, so that the difference is
+	 * osip-junk. */
 	size_t n = strlen(addr);
 	while (n && (addr[n - 1] == ' ' || addr[n - 1] == '\t'))
 		n--;
