@@ -41,21 +41,11 @@ static const char *ip4_only(struct osipdiff_view *v, const char *net, const char
 		return NULL;
 	if (osipdiff_is_ip4(addr))
 		return keep(v, addr);
-	/* "192.0.2.1/8": an IPv4 address with a suffix, as read */
-	const char *sl = strchr(addr, '/');
-	if (sl && sl - addr < 16) {
-		char t[16];
-		memcpy(t, addr, (size_t)(sl - addr));
-		t[sl - addr] = 0;
-		if (osipdiff_is_ip4(t))
-			return keep(v, addr);
-	}
-	/* libosip2 keeps trailing blanks ("c=IN IP4 192.0.2.1 ", a tab on an
-	 * o=): hand such an address on as read, so that the difference is
-	 * osip-junk. */
-	size_t n = strlen(addr);
-	while (n && (addr[n - 1] == ' ' || addr[n - 1] == '\t'))
-		n--;
+	/* An IPv4 address followed by something, as libosip2 keeps it: a
+	 * "/suffix" ("192.0.2.1/8" on an o=), trailing blanks ("c=IN IP4
+	 * 192.0.2.1 "), or more words after an o= address. Handed on as
+	 * read, so that the difference is sdp-slash or osip-junk. */
+	size_t n = strcspn(addr, " \t/");
 	if (n < strlen(addr) && n < 16) {
 		char t[16];
 		memcpy(t, addr, n);
