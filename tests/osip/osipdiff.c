@@ -109,6 +109,20 @@ static int sdp_blank_line(const uint8_t *b, uint32_t n)
 	return 0;
 }
 
+/* A Contact element not in <...> with a ';' or '?' before an '@'. */
+static int addrspec_delim(const uint8_t *b, struct span el)
+{
+	const uint8_t *lt = memchr(b + el.off, '<', el.len);
+	const uint8_t *at = memchr(b + el.off, '@', el.len);
+
+	if (lt || !at)
+		return 0;
+	for (const uint8_t *p = b + el.off; p < at; p++)
+		if (*p == ';' || *p == '?')
+			return 1;
+	return 0;
+}
+
 /* Our reading into the view; returns whether the body is SDP. */
 static int our_view(struct osipdiff_view *v)
 {
@@ -136,6 +150,8 @@ static int our_view(struct osipdiff_view *v)
 		while (sip_list_next(b, msg.hdr[i].value, &pos, &el)) {
 			struct sip_uri u;
 			int k = v->ncontact++;
+			if (k < OV_CONTACTS)
+				v->contact_addrspec_delim[k] = addrspec_delim(b, el);
 			if (k < OV_CONTACTS && sip_uri_find(b, el, &u) == 0) {
 				v->contact_host[k] = sp(v, unbracket(u.host));
 				v->contact_port[k] = u.port.len ? sp(v, u.port) : NULL;
@@ -273,10 +289,18 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 				r->d[k].kind = "osip-junk";
 	cmp_int(r, "contact.count", ov.ncontact, xv.ncontact);
 	for (int i = 0; i < ov.ncontact && i < xv.ncontact && i < OV_CONTACTS; i++) {
+		int nc = r->ndiff;
 		snprintf(f, sizeof(f), "contact.%d.host", i);
 		cmp(r, f, ov.contact_host[i], xv.contact_host[i]);
 		snprintf(f, sizeof(f), "contact.%d.port", i);
 		cmp(r, f, ov.contact_port[i], xv.contact_port[i]);
+		/* "sip:j.?ser@host" outside <...>: RFC 3261 §20 wants <...> for a
+		 * URI with ';' or '?'; we end the addr-spec there (as for a
+		 * Request-URI's user we cannot: RFC 4475 3.1.1.9), libosip2 reads
+		 * on to the '@' */
+		if (r->ndiff > nc && ov.contact_addrspec_delim[i])
+			for (int k = nc; k < r->ndiff; k++)
+				r->d[k].kind = "addrspec-delim";
 	}
 	cmp(r, "clen", ov.clen, xv.clen);
 	/* Without Content-Length the datagram ends the body (RFC 3261 §18.3);

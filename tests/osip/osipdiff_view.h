@@ -17,6 +17,7 @@ struct osipdiff_view {
 	const char *via_host, *via_port, *via_branch;
 	int ncontact;                /* Contact elements (all headers, in order) */
 	const char *contact_host[OV_CONTACTS], *contact_port[OV_CONTACTS];
+	uint8_t contact_addrspec_delim[OV_CONTACTS];  /* ours: "sip:a;b@h" without <> */
 	const char *clen;            /* Content-Length as written */
 	long body_len;               /* -1: not comparable (several MIME parts) */
 	int sdp_rc;                  /* 0 = the body was accepted as SDP */
