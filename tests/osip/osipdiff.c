@@ -281,6 +281,12 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 	if (r->ndiff > nv && memchr(buf + vv.off, '(', vv.len))
 		for (int i = nv; i < r->ndiff; i++)
 			r->d[i].kind = "via-comment";
+	/* A TAB in the top Via (LWS to RFC 3261, e.g. after the transport):
+	 * libosip2 splits the sent-protocol and sent-by on SP only and reads
+	 * something else as the host */
+	if (r->ndiff > nv && memchr(buf + vv.off, '\t', vv.len))
+		for (int i = nv; i < r->ndiff; i++)
+			r->d[i].kind = "via-tab";
 	/* libosip2 read junk into the sent-by host (a TAB after the transport,
 	 * which is LWS to RFC 3261): its port and branch follow from that */
 	for (int i = nv; i < r->ndiff; i++)
