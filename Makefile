@@ -93,10 +93,13 @@ $(B):
 	$(Q)mkdir -p $@
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-# (No libosip2: sipmsg.c/sdp.c parse by hand; no tshark: no test reads a
+# (libosip2-dev only for the tests: sipmsg.c/sdp.c parse by hand and the
+# daemon never links libosip2; osipdiff_test and the osipdiff fuzz target
+# use it as the scanner's second opinion. No tshark: no test reads a
 # capture.)
 DEBS := build-essential pkg-config clang libbpf-dev bpftool libnetfilter-queue-dev libmnl-dev \
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
+	libosip2-dev \
 	sip-tester nftables iptables conntrack iproute2 kmod python3 \
 	python3-prometheus-client
 deps:
@@ -132,6 +135,29 @@ fastpath-agree: $(B)/fastpath/agree $(B)/sipfast.bpf.o
 # the program on the lab router's forwarding path (netns, ~2 s; root)
 fastpath-path: $(B)/sipfast.bpf.o
 	@tests/fastpath/path.sh $(B)/sipfast.bpf.o
+
+# The differential test against libosip2 (issue 13): the only tests that
+# link it; the daemon never does (docs/performance.md says why).
+OSIP_LIBS := -losipparser2
+OSIPDIFF_SRC := tests/osip/osipdiff.c tests/osip/osipdiff_osip.c
+$(B)/unit/osipdiff_test: tests/unit/osipdiff_test.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  TEST-CC $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml $(OSIP_LIBS)
+
+$(B)/unit-san/osipdiff_test: tests/unit/osipdiff_test.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@mkdir -p $(dir $@)
+	@echo "  SAN-CC  $@"
+	$(Q)clang -O1 -g $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lcmocka -lyaml $(OSIP_LIBS)
+
+# Parse time per message, ours vs libosip2 (docs/performance.md): built
+# with the daemon's flags, run by hand, never asserted.
+$(B)/osipbench: tests/osip/osipbench.c $(OSIPDIFF_SRC) tests/osip/osipdiff.h tests/osip/osipdiff_view.h $(CORE_SRC) tests/unit/stubs.c | $(B)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(ALL_LDFLAGS) -Isrc -o $@ $< $(OSIPDIFF_SRC) $(CORE_SRC) tests/unit/stubs.c -lyaml $(OSIP_LIBS)
+
+osip-bench: $(B)/osipbench
+	@$(B)/osipbench
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -321,5 +347,6 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: fastpath-lab fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench fastpath-lab fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+
 -include $(wildcard $(B)/*.d)

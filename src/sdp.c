@@ -61,6 +61,8 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 {
 	uint32_t p = body.off, e = body.off + body.len;
 	struct sdp_media *cur = NULL;
+	int in_media = 0;  /* past the first m=, even one beyond SDP_MAX_MEDIA */
+	int c_seen = 0;    /* a c= at the current level (session or this m=) */
 	struct span f[8];
 
 	memset(s, 0, sizeof(*s));
@@ -75,6 +77,11 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 			continue;
 		}
 		if (le - p < 2 || b[p + 1] != '=')
+			return SDP_E_SYNTAX;
+		/* A CR inside a line is in no SDP field (RFC 4566 §9: text
+		 * excludes CR and LF), and libosip2 ends the line there: an m=
+		 * after it is a stream to such a stack and none to us. */
+		if (memchr(b + p, '\r', le - p))
 			return SDP_E_SYNTAX;
 		uint8_t type = b[p];
 		uint32_t v = p + 2;
@@ -101,11 +108,23 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 			r = conn_addr(b, f, n, &a, &ip);
 			if (r < 0)
 				return SDP_E_CONN;
+			/* One address per level is all we record and rewrite; a
+			 * second c= (RFC 4566 §5.7 allows it for multicast layers)
+			 * would leave the first one as it came, and stacks
+			 * disagree on which one counts (libosip2: the first, we
+			 * used to take the last). Refused: the ALG scrubs. */
+			if (c_seen)
+				return SDP_E_CONN;
+			c_seen = 1;
 			if (r == 0)
 				s->non_ip4 = 1;
 			if (cur) {
 				cur->c_addr = r == 1 ? a : (struct span){ 0, 0 };
 				cur->c_ip = ip;
+			} else if (in_media) {
+				/* the c= of a stream beyond SDP_MAX_MEDIA: not the
+				 * session's (it used to overwrite it; found by the
+				 * libosip2 differential fuzz target) */
 			} else {
 				s->c_addr = r == 1 ? a : (struct span){ 0, 0 };
 				s->c_ip = ip;
@@ -115,6 +134,8 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 		case 'm':
 			s->nmedia_total++;
 			cur = NULL;
+			in_media = 1;
+			c_seen = 0;
 			if (n < 3)
 				return SDP_E_MEDIA;
 			if (s->nmedia < SDP_MAX_MEDIA) {

@@ -240,6 +240,8 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 	}
 	if ((rc = parse_start_line(m, (uint32_t)e)) != SIP_OK)
 		return rc;
+	if (memchr(buf, '\r', (size_t)e))
+		return SIP_E_HDR;
 
 	p = next;
 	for (;;) {
@@ -248,6 +250,15 @@ int sip_parse(struct sip_msg *m, const uint8_t *buf, uint32_t len)
 		e = line_end(buf, len, p, &next);
 		if (e < 0)
 			return SIP_E_TRUNC;
+		/* A CR that does not end a line is no SIP byte in the header
+		 * section (RFC 3261 §25.1: not in TEXT-UTF8, qdtext nor
+		 * quoted-pair), and stacks disagree on it: libosip2 ends the line
+		 * there, so "X: a<CR>Contact: <sip:...>" is a Contact to it and a
+		 * value of X to a scanner that waits for LF. A header the ALG
+		 * does not see is one it cannot rewrite: refuse the message
+		 * (found by the libosip2 differential fuzz target). */
+		if (memchr(buf + p, '\r', (size_t)e - p))
+			return SIP_E_HDR;
 		if ((uint32_t)e == p) { /* empty line: end of headers */
 			p = next;
 			break;
@@ -423,8 +434,19 @@ static int parse_hostport(const uint8_t *b, uint32_t p, uint32_t e, const char *
 			return -1;
 		p++;
 	} else {
-		while (p < e && b[p] != ':' && !is_ws(b[p]) && !strchr(stops, b[p]))
+		/* a fold's CR/LF ends the host too ("10.0.0.1\n ;branch=..."
+		 * read as host "10.0.0.1\n" before) */
+		while (p < e && b[p] != ':' && !is_lws(b[p]) && !strchr(stops, b[p])) {
+			/* hostname / IPv4address (RFC 3261 §25.1): letters, digits,
+			 * '-', '.'; '_' too, as real names carry it. Anything else
+			 * is no host: "spindle.example.co<m" opened a '<' that
+			 * sip_list_next then kept open over the next Via's ','
+			 * (libosip2 differential fuzz target). */
+			if (!is_digit(b[p]) && !((b[p] | 0x20) >= 'a' && (b[p] | 0x20) <= 'z') &&
+			    b[p] != '-' && b[p] != '.' && b[p] != '_')
+				return -1;
 			p++;
+		}
 	}
 	if (p == s)
 		return -1;
@@ -454,7 +476,7 @@ static int parse_hostport(const uint8_t *b, uint32_t p, uint32_t e, const char *
 int sip_uri_find(const uint8_t *b, struct span s, struct sip_uri *u)
 {
 	uint32_t p = s.off, e = s.off + s.len;
-	int inq = 0, found = 0;
+	int inq = 0, found = 0, inangle = 0;
 
 	/* Skip a quoted display name: it may contain "sip:". */
 	for (; p + 4 <= e && !found; p++) {
@@ -467,6 +489,8 @@ int sip_uri_find(const uint8_t *b, struct span s, struct sip_uri *u)
 				p++;
 			continue;
 		}
+		if (b[p] == '<')
+			inangle = 1;
 		if (lc(b[p]) == 's' && lc(b[p + 1]) == 'i' && lc(b[p + 2]) == 'p') {
 			if (b[p + 3] == ':') {
 				p += 3;
@@ -479,14 +503,39 @@ int sip_uri_find(const uint8_t *b, struct span s, struct sip_uri *u)
 	}
 	if (!found)
 		return -1;
-	/* userinfo ends at the last '@' before the first of ";?>" or LWS */
+	/* userinfo ends at the '@' before the first of ";?>" or LWS.
+	 * Inside <...> the URI ends only at '>': ';' and '?' are
+	 * user-unreserved (RFC 3261 §25.1), so "<sip:al?ce@192.168.1.10>" and
+	 * "<sip:+1;npdi@192.168.1.10>" are users at 192.168.1.10 (no '@' can
+	 * come later: params and headers have none). An addr-spec outside
+	 * <...> cannot hold ';' or '?' (§20), so there they end it. Found by
+	 * the libosip2 differential fuzz target: we read host "al" and left
+	 * the private address in the Contact. */
 	uint32_t q = p, at = 0;
-	for (; q < e && !strchr(";?>,", b[q]) && !is_ws(b[q]); q++)
-		if (b[q] == '@')
+	for (; q < e && b[q] != '>' && !is_ws(b[q]) &&
+	       (inangle || !strchr(";?,", b[q])); q++)
+		if (b[q] == '@') {
+			/* user and password hold no '@' (§25.1: it is escaped):
+			 * "sip:a@b@c" has no one host (libosip2 reads "b@c") */
+			if (at)
+				return -1;
 			at = q + 1;
+		}
+	/* no LWS between LAQUOT and RAQUOT: "<sip:al?x y@host>" is no URI */
+	if (inangle && q < e && is_lws(b[q]))
+		return -1;
 	if (at)
 		p = at;
-	return parse_hostport(b, p, e, ";?>,", &u->host, &u->port, &u->hostport, &u->port_num);
+	/* inside <...> a ',' ends no hostport (libosip2 agrees), and LWS
+	 * none either; outside, a '>' ends none (there was no '<'): "<sip:x SIP/2r@host>" is no URI (RFC 3261 §25.1: no
+	 * LWS between LAQUOT and RAQUOT); we used to read host "x". */
+	if (parse_hostport(b, p, e, inangle ? ";?>" : ";?,", &u->host, &u->port, &u->hostport,
+			   &u->port_num) < 0)
+		return -1;
+	q = u->hostport.off + u->hostport.len;
+	if (inangle && q < e && !strchr(";?>", b[q]))
+		return -1;
+	return 0;
 }
 
 int sip_via_parse(const uint8_t *b, struct span el, struct sip_via *v)
@@ -540,6 +589,12 @@ int sip_param_find(const uint8_t *b, struct span ps, const char *name, struct sp
 		struct span nm = { ns, p - ns };
 		while (p < e && is_lws(b[p]))
 			p++;
+		/* generic-param = token [EQUAL gen-value] (RFC 3261 §25.1): a
+		 * name followed by anything else is not that name. We used to
+		 * take ";branch/UDP x;branch=z9hG4bK1" as an empty branch,
+		 * libosip2 the second one (libosip2 differential fuzz target). */
+		if (p < e && b[p] != '=' && b[p] != ';' && b[p] != ',')
+			continue;
 		uint32_t vs = p, ve = p;
 		if (p < e && b[p] == '=') {
 			p++;

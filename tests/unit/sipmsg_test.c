@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -92,6 +93,139 @@ static void test_compact_folded_lf(void **st)
 	assert_true(m.hdr[m.via_idx].compact);
 	assert_true(span_is(s, m.hdr[m.via_idx].value, "SIP/2.0/UDP 10.0.0.1\n ;branch=z9hG4bK2"));
 	assert_int_equal(m.clen_idx, 5);
+	/* the fold's LF is not part of the host */
+	struct span el;
+	uint32_t pos = 0;
+	struct sip_via v;
+	assert_true(sip_list_next((const uint8_t *)s, m.hdr[m.via_idx].value, &pos, &el));
+	assert_int_equal(sip_via_parse((const uint8_t *)s, el, &v), 0);
+	assert_true(span_is(s, v.host, "10.0.0.1"));
+}
+
+/* Found by the libosip2 differential fuzz target: libosip2 ends a header
+ * line at a bare CR, we used to keep it inside the value, so a Contact
+ * hidden behind a CR was a header only the other stack saw. */
+static void test_bare_cr_refused(void **st)
+{
+	(void)st;
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS
+			       "X-A: a\rContact: <sip:evil@192.168.1.66>\r\nContent-Length: 0\r\n\r\n"),
+			 SIP_E_HDR);
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n" HDRS
+			       "Subject: a\r\n b\rc\r\nContent-Length: 0\r\n\r\n"), SIP_E_HDR);
+	assert_int_equal(parse("INVITE sip:b@x\r SIP/2.0\r\n" HDRS "Content-Length: 0\r\n\r\n"),
+			 SIP_E_HDR);
+	assert_int_equal(parse("SIP/2.0 200 O\rK\r\n" HDRS "Content-Length: 0\r\n\r\n"), SIP_E_HDR);
+	/* CRLF, LF-only and a CR in the body stay as they were */
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\n" HDRS "Content-Length: 3\n\na\rb"), SIP_OK);
+}
+
+/* Found by the libosip2 differential fuzz target: ';' and '?' are
+ * user-unreserved (RFC 3261 §25.1), so inside <...> the host follows the
+ * '@', not the first ';' or '?'. We read host "al" and the ALG left
+ * 192.168.1.10 in the Contact. Outside <...> they still end the URI. */
+static void test_uri_user_semicolon_question(void **st)
+{
+	(void)st;
+	struct sip_uri u;
+	const char *a = "<sip:al?ce@192.168.1.10:5062>;expires=60";
+	assert_int_equal(sip_uri_find((const uint8_t *)a, (struct span){ 0, (uint32_t)strlen(a) }, &u), 0);
+	assert_true(span_is(a, u.host, "192.168.1.10"));
+	assert_int_equal(u.port_num, 5062);
+	const char *b = "\"x\" <sip:+15551234;npdi;rn=+1555@192.168.1.10;user=phone>";
+	assert_int_equal(sip_uri_find((const uint8_t *)b, (struct span){ 0, (uint32_t)strlen(b) }, &u), 0);
+	assert_true(span_is(b, u.host, "192.168.1.10"));
+	assert_true(span_is(b, u.hostport, "192.168.1.10"));
+	const char *c = "sip:host.example.com;tag=x@y";  /* addr-spec: ';' ends the URI */
+	assert_int_equal(sip_uri_find((const uint8_t *)c, (struct span){ 0, (uint32_t)strlen(c) }, &u), 0);
+	assert_true(span_is(c, u.host, "host.example.com"));
+	const char *d = "<sip:a@192.168.1.10@evil.example.com>";  /* two '@': no host */
+	assert_int_equal(sip_uri_find((const uint8_t *)d, (struct span){ 0, (uint32_t)strlen(d) }, &u), -1);
+	const char *sp = "<sip:cal%6Ce.com SIP/2r@host5.example.com>";  /* LWS inside <...> */
+	assert_int_equal(sip_uri_find((const uint8_t *)sp, (struct span){ 0, (uint32_t)strlen(sp) }, &u), -1);
+	const char *sp2 = "<sip:al?l-ID: hx4c3@192.168.1.10:5060>";  /* LWS before the '@' */
+	assert_int_equal(sip_uri_find((const uint8_t *)sp2, (struct span){ 0, (uint32_t)strlen(sp2) }, &u), -1);
+	const char *gt = "sip:alice@192.168.1.10:5060>";  /* a '>' with no '<' */
+	assert_int_equal(sip_uri_find((const uint8_t *)gt, (struct span){ 0, (uint32_t)strlen(gt) }, &u), -1);
+	const char *ok = "<sip:a@192.168.1.10:5060;transport=udp?x=y> ;expires=60";
+	assert_int_equal(sip_uri_find((const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }, &u), 0);
+	assert_true(span_is(ok, u.hostport, "192.168.1.10:5060"));
+}
+
+/* Found by the libosip2 differential fuzz target: a c= after an m= beyond
+ * SDP_MAX_MEDIA became the session-level address. */
+static void test_sdp_c_beyond_max_media(void **st)
+{
+	(void)st;
+	static char b[4096];
+	int n = snprintf(b, sizeof(b), "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n");
+	for (int i = 0; i < SDP_MAX_MEDIA + 2; i++)
+		n += snprintf(b + n, sizeof(b) - (size_t)n, "m=audio %d RTP/AVP 0\r\nc=IN IP4 10.0.1.%d\r\n",
+			      4000 + 2 * i, i);
+	struct sdp s;
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)b, (struct span){ 0, (uint32_t)n }), SDP_OK);
+	assert_int_equal(s.nmedia, SDP_MAX_MEDIA);
+	assert_int_equal(s.nmedia_total, SDP_MAX_MEDIA + 2);
+	assert_true(span_is(b, s.c_addr, "10.0.0.1"));
+	assert_int_equal(s.c_ip, 0x0a000001);
+	assert_int_equal(s.m[SDP_MAX_MEDIA - 1].ip, 0x0a00010f);
+}
+
+/* Found by the libosip2 differential fuzz target: a bare CR ends an SDP
+ * line for libosip2 (an m= only it saw), and two c= at one level were read
+ * as the last by us and the first by libosip2 (the other left unrewritten). */
+static void test_sdp_bare_cr_two_c(void **st)
+{
+	(void)st;
+	struct sdp s;
+	const char *cr = "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\x1am=audio 4000 RTP/AVP 0\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)cr, (struct span){ 0, (uint32_t)strlen(cr) }), SDP_E_SYNTAX);
+	const char *c2 = "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+		"c=IN IP4 192.168.1.10\r\nc=IN IP4 10.0.0.2\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)c2, (struct span){ 0, (uint32_t)strlen(c2) }), SDP_E_CONN);
+	const char *c2s = "v=0\r\nc=IN IP4 192.168.1.10\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)c2s, (struct span){ 0, (uint32_t)strlen(c2s) }), SDP_E_CONN);
+	/* one c= per level, session and media: fine */
+	const char *ok = "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.2\r\n"
+		"m=video 4002 RTP/AVP 31\r\nc=IN IP4 10.0.0.3\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }), SDP_OK);
+	assert_int_equal(s.m[1].ip, 0x0a000003);
+}
+
+/* Found by the libosip2 differential fuzz target: a parameter name must be
+ * followed by '=', ';', ',' or the end to be that name. */
+static void test_param_name_then_junk(void **st)
+{
+	(void)st;
+	const char *p = ";branch/UDP 203.0.113.10:5060;branch=z9hG4bK1;rport";
+	struct span ps = { 0, (uint32_t)strlen(p) }, v;
+	assert_int_equal(sip_param_find((const uint8_t *)p, ps, "branch", &v), 1);
+	assert_true(span_is(p, v, "z9hG4bK1"));
+	assert_int_equal(sip_param_find((const uint8_t *)p, ps, "rport", &v), 1);
+	assert_int_equal(v.len, 0);
+	const char *q = ";tag = 1918181833n ;lr";  /* LWS around '=' is fine */
+	struct span qs = { 0, (uint32_t)strlen(q) };
+	assert_int_equal(sip_param_find((const uint8_t *)q, qs, "tag", &v), 1);
+	assert_true(span_is(q, v, "1918181833n"));
+	assert_int_equal(sip_param_find((const uint8_t *)q, qs, "lr", &v), 1);
+}
+
+/* Found by the libosip2 differential fuzz target: a host is letters,
+ * digits, '-', '.' (and '_'); "spindle.example.co<m" opened a '<' that
+ * kept the next Via element's ',' from splitting. */
+static void test_host_charset(void **st)
+{
+	(void)st;
+	struct sip_via v;
+	const char *bad = "SIP/2.0/TCP spindle.example.co<m ;x";
+	assert_int_equal(sip_via_parse((const uint8_t *)bad, (struct span){ 0, (uint32_t)strlen(bad) }, &v), -1);
+	const char *ok = "SIP/2.0/UDP my_pbx-1.example.com:5060;branch=z9hG4bK1";
+	assert_int_equal(sip_via_parse((const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }, &v), 0);
+	assert_true(span_is(ok, v.host, "my_pbx-1.example.com"));
+	assert_int_equal(parse("INVITE sip:b@x SIP/2.0\r\n"
+			       "Via: SIP/2.0/TCP spindle.example.co<m ;\r\n x , SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK2\r\n"
+			       "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+			       "Content-Length: 0\r\n\r\n"), SIP_E_HDR);
 }
 
 static void test_refusals(void **st)
@@ -172,6 +306,12 @@ int main(void)
 		cmocka_unit_test(test_request_spans),
 		cmocka_unit_test(test_ruri_port_followed_by_junk),
 		cmocka_unit_test(test_compact_folded_lf),
+		cmocka_unit_test(test_bare_cr_refused),
+		cmocka_unit_test(test_uri_user_semicolon_question),
+		cmocka_unit_test(test_sdp_c_beyond_max_media),
+		cmocka_unit_test(test_sdp_bare_cr_two_c),
+		cmocka_unit_test(test_param_name_then_junk),
+		cmocka_unit_test(test_host_charset),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_sdp),
 		cmocka_unit_test(test_edits),
