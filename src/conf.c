@@ -124,7 +124,7 @@ static const struct keydef {
 			  "iptables or nft diversion; reload replaces the diversion rules" },
 	[Q_RTPRIO]    = { "queue.realtime_priority", K_UINT, FIELD(realtime_priority), 0, 1, NULL, 0, 99, NULL, RESTART,
 			  "SCHED_FIFO priority; CAP_SYS_NICE is dropped after start" },
-	[Q_FASTPATH]  = { "queue.fastpath", K_ENUM, FIELD(fastpath), 0, CONF_FASTPATH_AUTO, NULL, 0, 0, ch_fastpath, RESTART,
+	[Q_FASTPATH]  = { "queue.fastpath", K_ENUM, FIELD(fastpath), 0, CONF_FASTPATH_OFF, NULL, 0, 0, ch_fastpath, RESTART,
 			  "the tc eBPF fast path: auto, on or off; loaded and attached at start" },
 	[Q_FPMARK]    = { "queue.fastpath_mark_bit", K_UINT, FIELD(fastpath_mark_bit), 0, 28, NULL, 0, 31, NULL, RESTART,
 			  "the packet mark bit of fast-path messages; in the diversion made at start" },

@@ -2,7 +2,7 @@
 # tests/netns/fastpath.sh: the tc fast path's loader and its place in the
 # daemon (issue 11, docs/fastpath.md), in the netns lab. About a minute.
 #
-#   (a) queue.fastpath: auto (the shipped default) attaches a TCX link at
+#   (a) queue.fastpath: auto (as the lab's config has it) attaches a TCX link at
 #       ingress of `wan` and `lan`; the diversion's first rule skips the mark.
 #   (b) the counters add up: every packet that reached the interfaces was
 #       handled or passed by the program (= rx packets of lan + wan), and
@@ -242,7 +242,7 @@ else
 fi
 
 # ---- (e) queue.fastpath: off ------------------------------------------------------
-sed -e 's/^queue: { number: 7 }$/queue: { number: 7, fastpath: off }/' "$HERE/lab.yaml" >"$LAB_TMP/lab-off.yaml"
+sed -e 's/^queue: { number: 7, fastpath: auto }$/queue: { number: 7, fastpath: off }/' "$HERE/lab.yaml" >"$LAB_TMP/lab-off.yaml"
 grep -q "fastpath: off" "$LAB_TMP/lab-off.yaml" || { bad "lab.yaml changed: cannot make the off variant"; }
 LAB_CONF_TEMPLATE=$LAB_TMP/lab-off.yaml lab_sipalgd_start || { echo "sipalgd did not start with fastpath off"; exit 1; }
 line=$(fpline)
@@ -279,7 +279,7 @@ fi
 if flows call_3_1; then ok "lab flow call_3_1 where BPF is refused (auto)"
 else bad "lab flow call_3_1 where BPF is refused"; tail -20 "$LAB_TMP/flows-call_3_1.out" | sed 's/^/  | /'; fi
 lab_sipalgd_stop || bad "sipalgd (no CAP_BPF) did not stop cleanly"
-sed -e 's/^queue: { number: 7 }$/queue: { number: 7, fastpath: on }/' "$HERE/lab.yaml" >"$LAB_TMP/lab-on.yaml"
+sed -e 's/^queue: { number: 7, fastpath: auto }$/queue: { number: 7, fastpath: on }/' "$HERE/lab.yaml" >"$LAB_TMP/lab-on.yaml"
 if LAB_CONF_TEMPLATE=$LAB_TMP/lab-on.yaml LAB_SIPALGD_WRAP=$nobpf lab_sipalgd_start 2>/dev/null; then
 	bad "queue.fastpath: on started without CAP_BPF"
 	lab_sipalgd_stop

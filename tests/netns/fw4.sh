@@ -156,7 +156,7 @@ if [ $flowtable = 1 ]; then
 else
 	echo "# fw4-lab: this kernel has no flowtables (CONFIG_NF_FLOW_TABLE): ruleset WITHOUT fw4's flowtable and flow offload rule"
 fi
-sed "s/^queue: { number: 7 }/queue: { number: 7, divert: $divert }/" "$HERE/lab.yaml" >"$tmp/lab.yaml"
+sed "s/^queue: { number: 7, /queue: { number: 7, divert: $divert, /" "$HERE/lab.yaml" >"$tmp/lab.yaml"
 grep -q "divert: $divert" "$tmp/lab.yaml" || { echo "lab.yaml: queue line not found" >&2; exit 1; }
 
 rc=0
