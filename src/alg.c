@@ -652,25 +652,39 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
  * phone's private address, the receiver's in-dialog requests would carry
  * it to the provider as a Request-URI that the outbound scrub can only
  * turn into the public address with the wrong port. */
-static void in_contacts(const struct sip_msg *m, uint32_t phone_ip)
+/* Walk the Contact URIs of m that name our public address on a signalling
+ * binding of `phone_ip`: each call gives the next one (NULL at the end).
+ * Start with *hi = 0, *pos = 0. */
+static struct binding *next_own_contact(const struct sip_msg *m, uint32_t phone_ip, int *hi, uint32_t *pos,
+					struct sip_uri *uri)
 {
 	const uint8_t *b = m->buf;
 
-	for (int i = 0; i < m->nhdr; i++) {
-		if (m->hdr[i].id != H_CONTACT)
+	for (; *hi < m->nhdr; (*hi)++, *pos = 0) {
+		if (m->hdr[*hi].id != H_CONTACT)
 			continue;
 		struct span el;
-		uint32_t pos = 0, ip;
-		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
-			struct sip_uri uri;
-			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip) || ip != pub_ip)
+		uint32_t ip;
+		while (sip_list_next(b, m->hdr[*hi].value, pos, &el)) {
+			if (sip_uri_find(b, el, uri) < 0 || !sip_ipv4_parse(b, uri->host, &ip) || ip != pub_ip)
 				continue;
-			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
-			if (!x || x->kind != BIND_SIG || x->priv_ip != phone_ip)
-				continue;
-			put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
+			struct binding *x = binding_find_public(uri->port_num ? uri->port_num : 5060);
+			if (x && x->kind == BIND_SIG && x->priv_ip == phone_ip)
+				return x;
 		}
 	}
+	return NULL;
+}
+
+static void in_contacts(const struct sip_msg *m, uint32_t phone_ip)
+{
+	struct sip_uri uri;
+	struct binding *x;
+	int hi = 0;
+	uint32_t pos = 0;
+
+	while ((x = next_own_contact(m, phone_ip, &hi, &pos, &uri)))
+		put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
 }
 
 /* The expiry the registrar granted to our public Contact (RFC 3261 §10.3):
@@ -716,25 +730,18 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
 static void register_contacts(const struct sip_msg *m, const struct pkt_udp *u, const struct binding *x,
 			      uint64_t now)
 {
-	const uint8_t *b = m->buf;
+	struct sip_uri uri;
+	struct binding *y;
+	int hi = 0;
+	uint32_t pos = 0;
 
-	for (int i = 0; i < m->nhdr; i++) {
-		if (m->hdr[i].id != H_CONTACT)
+	while ((y = next_own_contact(m, u->daddr, &hi, &pos, &uri))) {
+		if (y == x)
 			continue;
-		struct span el;
-		uint32_t pos = 0, ip;
-		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
-			struct sip_uri uri;
-			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip) || ip != pub_ip)
-				continue;
-			struct binding *y = binding_find_public(uri.port_num ? uri.port_num : 5060);
-			if (!y || y == x || y->kind != BIND_SIG || y->priv_ip != u->daddr)
-				continue;
-			uint32_t exp = granted_expiry(m, y);
-			if (exp > cf->register_max_s)
-				exp = cf->register_max_s;
-			binding_register(y, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
-		}
+		uint32_t exp = granted_expiry(m, y);
+		if (exp > cf->register_max_s)
+			exp = cf->register_max_s;
+		binding_register(y, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
 	}
 }
 
