@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include "testpkt.h" /* tp_csum: the unit tests' checksum */
 #include "../../bpf/sipfast.h"
 #include "alg.h"
 #include "binding.h"
@@ -81,17 +82,6 @@ static void fail(const char *name, const char *fmt, ...)
 	failures++;
 }
 
-static uint16_t csum(const uint8_t *p, uint32_t n, uint32_t s)
-{
-	for (uint32_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
 /* IPv4 (checksummed) + UDP (checksummed) + payload at ip; returns length */
 static uint32_t build_ip(uint8_t *ip, uint32_t src, uint16_t sp, uint32_t dst, uint16_t dp,
 			 const uint8_t *m, uint32_t n)
@@ -108,7 +98,7 @@ static uint32_t build_ip(uint8_t *ip, uint32_t src, uint16_t sp, uint32_t dst, u
 	ip[9] = 17;
 	*(uint32_t *)(ip + 12) = htonl(src);
 	*(uint32_t *)(ip + 16) = htonl(dst);
-	uint16_t c = csum(ip, 20, 0);
+	uint16_t c = tp_csum(ip, 20, 0);
 	ip[10] = (uint8_t)(c >> 8);
 	ip[11] = (uint8_t)c;
 	ip[20] = (uint8_t)(sp >> 8);
@@ -126,7 +116,7 @@ static uint32_t build_ip(uint8_t *ip, uint32_t src, uint16_t sp, uint32_t dst, u
 	uint32_t s = 0;
 	for (int i = 0; i < 12; i += 2)
 		s += (uint32_t)(ph[i] << 8 | ph[i + 1]);
-	c = csum(ip + 20, 8 + n, s);
+	c = tp_csum(ip + 20, 8 + n, s);
 	if (c == 0)
 		c = 0xffff;
 	ip[26] = (uint8_t)(c >> 8);
@@ -140,7 +130,7 @@ static int valid_ip(const uint8_t *ip, uint32_t len)
 	uint32_t tot = (uint32_t)(ip[2] << 8 | ip[3]), ul = (uint32_t)(ip[24] << 8 | ip[25]);
 	uint8_t ph[12];
 
-	if (tot != len || ul != tot - 20 || csum(ip, 20, 0) != 0)
+	if (tot != len || ul != tot - 20 || tp_csum(ip, 20, 0) != 0)
 		return 0;
 	if (ip[26] == 0 && ip[27] == 0)
 		return 1;
@@ -152,7 +142,7 @@ static int valid_ip(const uint8_t *ip, uint32_t len)
 	uint32_t s = 0;
 	for (int i = 0; i < 12; i += 2)
 		s += (uint32_t)(ph[i] << 8 | ph[i + 1]);
-	return csum(ip + 20, ul, s) == 0;
+	return tp_csum(ip + 20, ul, s) == 0;
 }
 
 static void maps_clear(int fd, size_t ksz)
