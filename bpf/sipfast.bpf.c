@@ -933,6 +933,27 @@ static __always_inline int is_old_pub(const struct sipfast_cfg *cfg, __u32 ip)
 	return 0;
 }
 
+/* the line holding p, from li on (lines are met in order) */
+__noinline __u32 line_from(__u32 p, __u32 li)
+{
+	struct scr *s = scr_get();
+
+	if (!s)
+		return li;
+	for (int k = 0; k < MAXL; k++) {
+		__u64 nx = li + 1;
+		asm volatile("" : "+r"(nx));
+		if (nx > MAXL || nx > s->nl || p < s->ls[nx])
+			break;
+		li = nx;
+	}
+	return li;
+}
+
+/* Each call reads up to 64 bytes without a digit eight at a time, then
+ * looks at the run of digits that stopped it: only a run of 1-3 digits
+ * and a '.' can start a dotted quad, and only such a run costs the call
+ * to quad_g. */
 static long lit_cb(__u32 i, void *ctx)
 {
 	struct scr *s = scr_get();
@@ -943,30 +964,25 @@ static long lit_cb(__u32 i, void *ctx)
 	__u32 p = c->p, e = s->end;
 	if (p >= e)
 		return 1;
-	__u64 nx = c->li + 1;
-	asm volatile("" : "+r"(nx));
-	if (nx <= MAXL && nx <= s->nl && p >= s->ls[nx])
-		c->li = nx;
-	/* no digit and no line end in the next eight: nothing to find there */
-	if (p + 8 <= e) {
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
 		__u64 w = word_at(s, p);
-		__u64 m = w_between(w, '0' - 1, '9' + 1) | w_has(w, '\n');
-		__u32 k = m ? w_first(m) : 8;
-		if (k) {
-			c->p = p + k;
-			return 0;
+		__u64 m = w_between(w, '0' - 1, '9' + 1);
+		if (m) {
+			p += w_first(m);
+			goto digit;
 		}
+		p += 8;
 	}
-	__u8 ch = at(s, p);
-	if (!is_dig(ch)) {
-		c->p = p + 1;
-		return 0;
-	}
-	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
-	if (!cfg)
+	c->p = p;
+	return 0;
+digit:
+	if (p >= e)
 		return 1;
+	__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
+	int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
 	__u32 ip = 0, q = 0;
-	if ((p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
+	if (!maybe || (p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
 		/* no literal starts in the rest of this run of digits (a start
 		 * follows a non-digit): go past it */
 		p++;
@@ -980,6 +996,10 @@ static long lit_cb(__u32 i, void *ctx)
 		return 0;
 	}
 	c->p = q;
+	c->li = line_from(p, c->li);
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+	if (!cfg)
+		return 1;
 	__u8 k = c->li < MAXL ? s->kind[c->li & (MAXL - 1)] : K_OTHER;
 	int ids = c->li > 0 && (k == K_CALLID || k == K_FROM || k == K_TO);
 	struct edit *ed;
