@@ -95,6 +95,15 @@ struct hp {
 	__u32 end;          /* end of hostport */
 };
 
+struct sk {
+	__u32 p, e;
+	__u32 mask;
+	__u32 stop_on;   /* 1: stop at the first byte in mask; 0: stop at the first not in it */
+	__u32 last_at;   /* skip_to_at: position after the last '@' passed (userinfo) */
+	__u32 note_at;   /* skip_to_at: stop at '@' too, note it and go on */
+	__u64 set;       /* stop_on: stop_chars(mask) */
+};
+
 struct scr {
 	__u8 in[2 * IN_SZ];
 	__u8 out[2 * IN_SZ + 64];
@@ -121,10 +130,11 @@ struct scr {
 	struct lit lt;
 	struct app ap;
 	struct cs cs;
+	struct sk sk;              /* skip_in/skip_to's loop (never nested) */
 	/* handed to field_edits() */
 	__u32 g_inbound, g_saddr, g_sport, g_via_params;
 	struct sipfast_binding g_sigb;
-	struct hp g_via, g_ruri;
+	struct hp g_via, g_ruri, g_cu;
 	struct bpf_fib_lookup fib;
 };
 
@@ -217,7 +227,14 @@ static __always_inline __u8 at(struct scr *s, __u32 p) { return s->in[p & IN_MAS
 #define HIGH 0x8080808080808080ULL
 static __always_inline __u64 word_at(struct scr *s, __u32 p)
 {
-	return *(__u64 *)&s->in[p & IN_MASK];
+	/* one 8-byte load, in asm: clang knows the address is not aligned
+	 * and would build the word from eight byte loads (the verifier and
+	 * the x86 JIT take an unaligned load of map memory as it is) */
+	const __u8 *a = &s->in[p & IN_MASK];
+	__u64 w;
+
+	asm volatile("%0 = *(u64 *)(%1 + 0)" : "=r"(w) : "r"(a));
+	return w;
 }
 /* how many clean bytes before the first flagged one (m != 0): the lowest
  * flag of these tests is always a true one */
@@ -239,27 +256,101 @@ static __always_inline int is_dig(__u8 c) { return c >= '0' && c <= '9'; }
 
 /* ---- scanning primitives ---- */
 
-struct sk {
-	__u32 p, e;
-	__u32 mask;
-	__u32 stop_on;   /* 1: stop at the first byte in mask; 0: stop at the first not in it */
-	__u32 last_at;   /* skip_to: position after the last '@' passed (userinfo) */
-};
+
+/* The stop classes as word tests. Every skip_to mask is made of these (no
+ * C_TOK, no C_DIG), all single bytes, so a word says at once how far a run
+ * goes. The caller's mask becomes up to eight stop bytes packed in a u64
+ * at compile time (a constant mask: stop_chars folds), and the global
+ * functions test them without a branch per class (branches on a mask the
+ * verifier does not know would multiply its paths). Unused slots are 0x01:
+ * pass 1 let no control byte but CR LF through. */
+static __always_inline __u64 stop_chars(__u32 mask)
+{
+	__u64 set = 0;
+	__u32 n = 0;
+
+#define STOP_ADD(cond, ch)                              \
+	if (cond) {                                     \
+		set |= (__u64)(ch) << (8 * n);          \
+		n++;                                    \
+	}
+	STOP_ADD(mask & (C_WS | C_LWS | C_SP), ' ');
+	STOP_ADD(mask & (C_WS | C_LWS), '\t');
+	STOP_ADD(mask & C_LWS, '\r');
+	STOP_ADD(mask & C_LWS, '\n');
+	STOP_ADD(mask & (C_USTOP | C_VSTOP | C_PVSTOP | C_SEMI), ';');
+	STOP_ADD(mask & (C_USTOP | C_QM), '?');
+	STOP_ADD(mask & (C_USTOP | C_PVSTOP), '>');
+	STOP_ADD(mask & (C_USTOP | C_PVSTOP), ',');
+	STOP_ADD(mask & C_VSTOP, '(');
+	STOP_ADD(mask & C_COLON, ':');
+	STOP_ADD(mask & C_SLASH, '/');
+	STOP_ADD(mask & C_AT, '@');
+#undef STOP_ADD
+	for (; n < 8; n++)
+		set |= (__u64)1 << (8 * n);
+	return set;
+}
+
+static __always_inline __u64 w_stops(__u64 w, __u64 set)
+{
+	__u64 m = 0;
+
+	/* recompute the patterns per word: hoisted out of the unrolled
+	 * loops they would be eight live u64s, spilled to a stack that is
+	 * already near its 512 bytes */
+	asm volatile("" : "+r"(set));
+
+#pragma unroll
+	for (int k = 0; k < 8; k++)
+		m |= w_has(w, (set >> (8 * k)) & 0xff);
+	return m;
+}
 
 static long sk_cb(__u32 i, void *ctx)
 {
-	struct sk *c = ctx;
 	struct scr *s = scr_get();
 
-	if (!s || c->p >= c->e)
+	if (!s)
 		return 1;
+	struct sk *c = &s->sk;
+	if (c->p >= c->e)
+		return 1;
+	if (c->stop_on) {
+		/* up to 64 bytes a call, then the byte that stopped it ('@':
+		 * noted, and on) */
+		__u32 p = c->p;
+		__u64 set = c->set;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			__u64 m = w_stops(word_at(s, p), set);
+			if (m) {
+				p += w_first(m);
+				goto found;
+			}
+			p += 8;
+		}
+		c->p = p < c->e ? p : c->e;
+		return 0;
+found:
+		if (p >= c->e) {
+			c->p = c->e;
+			return 1;
+		}
+		c->p = p;
+		if (c->note_at && at(s, p) == '@') {
+			c->last_at = p + 1;
+			c->p = p + 1;
+			return 0;
+		}
+		return 1;
+	}
 	__u8 ch = at(s, c->p);
 	__u16 k = cls[ch];
-	if (((k & c->mask) != 0) == (c->stop_on != 0))
+	if (k & c->mask)
+		c->p++;
+	else
 		return 1;
-	if (k & C_AT)
-		c->last_at = c->p + 1;
-	c->p++;
 	return 0;
 }
 
@@ -277,41 +368,66 @@ __noinline __u32 skip_in(__u32 p, __u32 e, __u32 mask)
 			return p;
 		p++;
 	}
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 0 };
-	bpf_loop(IN_SZ, sk_cb, &c, 0);
-	return c.p;
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->mask = mask;
+	bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	return c->p;
 }
 
-/* until the byte is in mask */
-__noinline __u32 skip_to(__u32 p, __u32 e, __u32 mask)
+/* until the byte is in mask (stop classes only: see stop_chars). 64 bytes
+ * tested here a word at a time, the rest by a callback per 64. */
+__noinline __u32 skip_to_set(__u32 p, __u32 e, __u64 set)
 {
 	struct scr *s = scr_get();
 
-	if (!s)
+	if (!s || p >= e)
 		return p;
 #pragma unroll
-	for (int k = 0; k < 16; k++) {
-		if (p >= e || (cls[at(s, p)] & mask))
-			return p;
-		p++;
+	for (int k = 0; k < 8; k++) {
+		__u64 m = w_stops(word_at(s, p), set);
+		if (m) {
+			p += w_first(m);
+			return p < e ? p : e;
+		}
+		p += 8;
+		if (p >= e)
+			return e;
 	}
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
-	bpf_loop(IN_SZ, sk_cb, &c, 0);
-	return c.p;
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->stop_on = 1;
+	c->set = set;
+	bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	return c->p;
 }
+#define skip_to(p, e, mask) skip_to_set(p, e, stop_chars(mask))
 
-/* skip_to, and the position after the last '@' met (0: none) */
-__noinline __u32 skip_to_at(__u32 p, __u32 e, __u32 mask, __u32 *last_at)
+/* skip_to, and the position after the last '@' met (0: none); mask
+ * without C_AT */
+__noinline __u32 skip_to_at_set(__u32 p, __u32 e, __u64 set, __u32 *last_at)
 {
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
+	struct scr *s = scr_get();
 
-	if (!last_at)
+	if (!s || !last_at)
 		return p;
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->stop_on = 1;
+	c->note_at = 1;
+	c->set = set;
 	if (p < e)
-		bpf_loop(IN_SZ, sk_cb, &c, 0);
-	*last_at = c.last_at;
-	return c.p;
+		bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	*last_at = c->last_at;
+	return c->p;
 }
+#define skip_to_at(p, e, mask, last_at) skip_to_at_set(p, e, stop_chars((mask) | C_AT), last_at)
 
 /* Decimal in [p, e): parse_uint of sipmsg.c (1..20 digits, each partial
  * value <= max). Returns 0 and *v, or -1. */
@@ -768,7 +884,11 @@ __noinline int hostport(__u32 p, __u32 e, __u32 stops, struct hp *h)
 
 	if (!s || !h)
 		return -1;
-	__u32 q = skip_to(p, e, C_COLON | C_WS | stops);
+	/* stops is C_USTOP or C_VSTOP: the two stop sets as constants */
+	__u64 set = stops == C_USTOP ? stop_chars(C_COLON | C_WS | C_USTOP) : stop_chars(C_COLON | C_WS | C_VSTOP);
+	if (stops != C_USTOP && stops != C_VSTOP)
+		return -1;
+	__u32 q = skip_to_set(p, e, set);
 	if (q == p)
 		return -1;
 	h->hs = p;
@@ -1168,26 +1288,26 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 	__u32 pub = bpf_ntohl(cfg->pub_ip), ip;
 	__u32 inbound = s->g_inbound, saddr = s->g_saddr, sport = s->g_sport;
 	struct sipfast_binding sigb = s->g_sigb;
-	struct hp via = s->g_via, ruri = s->g_ruri;
+	struct hp *via = &s->g_via, *ruri = &s->g_ruri, *cu = &s->g_cu;
 	__u32 via_params = s->g_via_params;
 
 	/* field edits */
 	if (inbound) {
-		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
+		if (is_req && ruri_ok && ipv4_exact(ruri->hs, ruri->he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = ruri->port ? ruri->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(ruri->hs, ruri->end - ruri->hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
-		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
+		if (!is_req && ipv4_exact(via->hs, via->he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = via->port ? via->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
 			struct sipfast_binding xb = *x;
-			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(via->hs, via->end - via->hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 			/* RFC 3581 received/rport: give the phone its own view */
 			__u32 li = s->via_line & (MAXL - 1);
@@ -1219,10 +1339,10 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
-	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
+	} else if (is_req && ipv4_exact(via->hs, via->he, &ip) && is_lan(cfg, ip)) {
 		/* out_via: the top Via's binding; a flag the daemon would change
 		 * (the phone wrote a port this time, or stopped) is state */
-		__u32 port = via.port ? via.port : 5060;
+		__u32 port = via->port ? via->port : 5060;
 		struct sipfast_binding xb = sigb;
 		if (ip != saddr || port != sport) {
 			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
@@ -1231,9 +1351,9 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
 			xb = *x;
 		}
-		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via.ps != via.pe))
+		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via->ps != via->pe))
 			return PASSR(SIPFAST_PASS_STATEFUL);
-		if (add_field_edit(via.hs, via.end - via.hs, 0, xb.pub_port | ((via.ps != via.pe) ? HAD_PORT : 0), 1) < 0)
+		if (add_field_edit(via->hs, via->end - via->hs, 0, xb.pub_port | ((via->ps != via->pe) ? HAD_PORT : 0), 1) < 0)
 			return PASSR(SIPFAST_PASS_UNSURE);
 	}
 	/* Contacts */
@@ -1242,25 +1362,24 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 		if (j >= s->n_contact)
 			break;
 		__u32 li = s->contact_line[j] & (MAXL - 1);
-		struct hp cu;
 		value_check(li);
 		if (s->bad)
 			return PASSR(SIPFAST_PASS_UNSURE);
-		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
+		if (uri_find(s->vs[li], s->le[li], cu) < 0 || !ipv4_exact(cu->hs, cu->he, &ip))
 			continue;
 		if (inbound) {
 			if (ip != pub)
 				continue;
-			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
+			struct sipfast_pub_key pk = { .port = cu->port ? cu->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(cu->hs, cu->end - cu->hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		} else {
 			if (!is_lan(cfg, ip))
 				continue;
-			__u32 port = cu.port ? cu.port : 5060;
+			__u32 port = cu->port ? cu->port : 5060;
 			struct sipfast_binding xb = sigb;
 			if (ip != saddr || port != sport) {
 				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
@@ -1269,9 +1388,9 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 					return PASSR(SIPFAST_PASS_NO_BINDING);
 				xb = *x;
 			}
-			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu.ps != cu.pe))
+			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu->ps != cu->pe))
 				return PASSR(SIPFAST_PASS_STATEFUL);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, 0, xb.pub_port | ((cu.ps != cu.pe) ? HAD_PORT : 0), 1) < 0)
+			if (add_field_edit(cu->hs, cu->end - cu->hs, 0, xb.pub_port | ((cu->ps != cu->pe) ? HAD_PORT : 0), 1) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
 	}
