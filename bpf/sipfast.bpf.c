@@ -104,6 +104,13 @@ struct sk {
 	__u64 set;       /* stop_on: stop_chars(mask) */
 };
 
+/* Via and Contact values: one element (no ','), no '(' comment, and the
+ * parameters all there (sipmsg.c params_ok: no ";;", ";," or trailing ';'). */
+struct vchk {
+	__u32 p, e;
+	__u32 empty;
+};
+
 struct scr {
 	__u8 in[2 * IN_SZ];
 	__u8 out[2 * IN_SZ + 64];
@@ -131,6 +138,7 @@ struct scr {
 	struct app ap;
 	struct cs cs;
 	struct sk sk;              /* skip_in/skip_to's loop (never nested) */
+	struct vchk vc;
 	/* handed to field_edits() */
 	__u32 g_inbound, g_saddr, g_sport, g_via_params;
 	struct sipfast_binding g_sigb;
@@ -431,43 +439,26 @@ __noinline __u32 skip_to_at_set(__u32 p, __u32 e, __u64 set, __u32 *last_at)
 
 /* Decimal in [p, e): parse_uint of sipmsg.c (1..20 digits, each partial
  * value <= max). Returns 0 and *v, or -1. */
-struct num {
-	__u32 p, e;
-	__u64 v, max;
-	__u32 bad;
-};
-
-static long num_cb(__u32 i, void *ctx)
-{
-	struct num *c = ctx;
-	struct scr *s = scr_get();
-
-	if (!s || c->p >= c->e)
-		return 1;
-	__u8 ch = at(s, c->p);
-	if (!is_dig(ch)) {
-		c->bad = 1;
-		return 1;
-	}
-	c->v = c->v * 10 + (ch - '0');
-	if (c->v > c->max) {
-		c->bad = 1;
-		return 1;
-	}
-	c->p++;
-	return 0;
-}
-
 __noinline int parse_uint(__u32 p, __u32 e, __u64 max, __u64 *v)
 {
-	struct num c = { .p = p, .e = e, .max = max };
+	struct scr *s = scr_get();
+	__u64 n = 0;
 
-	if (!v || e <= p || e - p > 20)
+	if (!s || !v || e <= p || e - p > 20)
 		return -1;
-	bpf_loop(32, num_cb, &c, 0);
-	if (c.bad || c.p != e)
-		return -1;
-	*v = c.v;
+	/* at most 20 digits: a plain loop, no callback per digit */
+#pragma unroll
+	for (int k = 0; k < 20; k++) {
+		if (p + k >= e)
+			break;
+		__u8 ch = at(s, p + k);
+		if (!is_dig(ch))
+			return -1;
+		n = n * 10 + (ch - '0');
+		if (n > max)
+			return -1;
+	}
+	*v = n;
 	return 0;
 }
 
@@ -809,46 +800,56 @@ bad:
 	return 1;
 }
 
-/* Via and Contact values: one element (no ','), no '(' comment, and the
- * parameters all there (sipmsg.c params_ok: no ";;", ";," or trailing ';'). */
-struct vchk {
-	__u32 p, e;
-	__u32 empty;
-};
+/* bytes equal to c, exactly (no false flag above a true one): the blank
+ * test needs every byte's answer, not just the first */
+static __always_inline __u64 w_eq(__u64 w, __u64 c)
+{
+	__u64 y = w ^ (ONES * c);
+	return ~(((y & ~HIGH) + ~HIGH) | y) & HIGH;
+}
 
 static long vchk_cb(__u32 i, void *ctx)
 {
-	struct vchk *c = ctx;
 	struct scr *s = scr_get();
 
 	if (!s)
 		return 1;
-	if (c->p >= c->e) {
-		if (c->empty)
+	struct vchk *c = &s->vc;
+	__u32 p = c->p, e = c->e, empty = c->empty;
+	/* up to eight words a call: the bytes before the first ';' ',' '('
+	 * of each, where only "is one of them not a blank" matters (SP:
+	 * pass 1 refused HT and every other control) */
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		if (p + 8 > e)
+			goto bytes;
+		__u64 w = word_at(s, p);
+		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
+		if (m) {
+			__u32 n = w_first(m);
+			if (~w_eq(w, ' ') & HIGH & ((1ULL << (8 * n)) - 1))
+				empty = 0;
+			p += n;
+			goto bytes;
+		}
+		if (~w_eq(w, ' ') & HIGH)
+			empty = 0;
+		p += 8;
+	}
+bytes:
+	c->empty = empty;
+	if (p >= e) {
+		if (empty)
 			s->bad = 1;
 		return 1;
 	}
-	if (c->p + 8 <= c->e) {
-		/* the bytes before the first ';' ',' '(' of the next eight:
-		 * only "is one of them not a blank" matters */
-		__u64 w = word_at(s, c->p);
-		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
-		__u32 k = m ? w_first(m) : 8;
-		if (k) {
-			__u64 keep = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
-			if ((w ^ (ONES * ' ')) & keep)
-				c->empty = 0;
-			c->p += k;
-			return 0;
-		}
-	}
-	__u8 ch = at(s, c->p);
+	__u8 ch = at(s, p);
 	if (ch == ',' || ch == '(') {
 		s->bad = 1;
 		return 1;
 	}
 	if (ch == ';') {
-		if (c->empty) {
+		if (empty) {
 			s->bad = 1;
 			return 1;
 		}
@@ -856,7 +857,7 @@ static long vchk_cb(__u32 i, void *ctx)
 	} else if (!(cls[ch] & C_LWS)) {
 		c->empty = 0;
 	}
-	c->p++;
+	c->p = p + 1;
 	return 0;
 }
 
@@ -868,8 +869,10 @@ __noinline int value_check(__u32 line)
 	asm volatile("" : "+r"(li));
 	if (!s || li >= MAXL)
 		return -1;
-	struct vchk c = { .p = s->vs[li], .e = s->le[li] };
-	bpf_loop(IN_SZ, vchk_cb, &c, 0);
+	s->vc.p = s->vs[li];
+	s->vc.e = s->le[li];
+	s->vc.empty = 0;
+	bpf_loop(IN_SZ, vchk_cb, NULL, 0);
 	return 0;
 }
 
