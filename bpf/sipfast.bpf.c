@@ -437,6 +437,49 @@ __noinline __u32 skip_to_at_set(__u32 p, __u32 e, __u64 set, __u32 *last_at)
 }
 #define skip_to_at(p, e, mask, last_at) skip_to_at_set(p, e, stop_chars((mask) | C_AT), last_at)
 
+/* Inline forms for the runs that are nearly always short (a blank, a
+ * port, a parameter name, the host of a Via): every call of a function,
+ * a helper or a bpf_loop callback costs a return, and with this CPU's
+ * return-thunk mitigation (SRSO safe RET) a return is ~15 ns, more than
+ * scanning the bytes. Longer runs go on in the global functions. */
+static __always_inline __u64 w_stops_c(__u64 w, __u64 set)
+{
+	__u64 m = 0;
+
+#pragma unroll
+	for (int k = 0; k < 8; k++)
+		if (((set >> (8 * k)) & 0xff) != 1) /* a constant set: folded */
+			m |= w_has(w, (set >> (8 * k)) & 0xff);
+	return m;
+}
+
+static __always_inline __u32 skip_to_i(struct scr *s, __u32 p, __u32 e, __u32 mask)
+{
+	__u64 set = stop_chars(mask);
+
+	if (p >= e)
+		return p;
+	__u64 m = w_stops_c(word_at(s, p), set);
+	if (m) {
+		p += w_first(m);
+		return p < e ? p : e;
+	}
+	if (p + 8 >= e)
+		return e;
+	return skip_to_set(p + 8, e, set);
+}
+
+static __always_inline __u32 skip_in_i(struct scr *s, __u32 p, __u32 e, __u32 mask)
+{
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		if (p >= e || !(cls[at(s, p)] & mask))
+			return p;
+		p++;
+	}
+	return skip_in(p, e, mask);
+}
+
 /* Decimal in [p, e): parse_uint of sipmsg.c (1..20 digits, each partial
  * value <= max). Returns 0 and *v, or -1. */
 __noinline int parse_uint(__u32 p, __u32 e, __u64 max, __u64 *v)
@@ -901,7 +944,7 @@ __noinline int hostport(__u32 p, __u32 e, __u32 stops, struct hp *h)
 	if (q < e && at(s, q) == ':') {
 		__u64 v;
 		__u32 ps = q + 1;
-		q = skip_in(ps, e, C_DIG);
+		q = skip_in_i(s, ps, e, C_DIG);
 		h->ps = ps;
 		h->pe = q;
 		if (parse_uint(ps, q, 65535, &v) < 0 || v == 0)
@@ -969,19 +1012,19 @@ __noinline int via_parse(__u32 p, __u32 e, struct hp *h, __u32 *params)
 	if (!s || !h || !params)
 		return -1;
 	for (int k = 0; k < 2; k++) {
-		p = skip_to(p, e, C_SLASH);
+		p = skip_to_i(s, p, e, C_SLASH);
 		if (p >= e)
 			return -1;
 		p++;
 	}
-	p = skip_in(p, e, C_LWS);
-	p = skip_in(p, e, C_TOK);
+	p = skip_in_i(s, p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_TOK);
 	if (p >= e || !(cls[at(s, p)] & C_LWS))
 		return -1;
-	p = skip_in(p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_LWS);
 	if (hostport(p, e, C_VSTOP, h) < 0)
 		return -1;
-	p = skip_in(h->end, e, C_LWS);
+	p = skip_in_i(s, h->end, e, C_LWS);
 	if (p < e && at(s, p) != ';' && at(s, p) != '(')
 		return -1;
 	*params = p;
@@ -998,19 +1041,19 @@ static long prm_cb(__u32 i, void *ctx)
 
 	if (!s)
 		return 1;
-	__u32 p = skip_to(c->p, c->e, C_SEMI), e = c->e;
+	__u32 p = skip_to_i(s, c->p, c->e, C_SEMI), e = c->e;
 	if (p >= e)
 		return 1;
-	p = skip_in(p + 1, e, C_LWS);
+	p = skip_in_i(s, p + 1, e, C_LWS);
 	__u32 ns = p;
-	p = skip_in(p, e, C_TOK);
+	p = skip_in_i(s, p, e, C_TOK);
 	__u32 n = p - ns;
-	p = skip_in(p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_LWS);
 	__u32 vs = p, ve = p;
 	if (p < e && at(s, p) == '=') {
-		p = skip_in(p + 1, e, C_LWS);
+		p = skip_in_i(s, p + 1, e, C_LWS);
 		vs = p;
-		p = skip_to(p, e, C_PVSTOP | C_LWS);
+		p = skip_to_i(s, p, e, C_PVSTOP | C_LWS);
 		ve = p;
 	}
 	if (!c->rcv && name_is(s, ns, n, "received", 8)) {
