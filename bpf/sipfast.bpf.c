@@ -1210,6 +1210,15 @@ bad:
 /* ---- pass 4: the new payload ---- */
 
 
+static __always_inline void copy_word(__u8 *dst, const __u8 *src)
+{
+	__u64 w;
+
+	/* in asm, for the same reason as word_at */
+	asm volatile("%0 = *(u64 *)(%1 + 0)" : "=r"(w) : "r"(src));
+	asm volatile("*(u64 *)(%0 + 0) = %1" : : "r"(dst), "r"(w) : "memory");
+}
+
 static long app_cb(__u32 i, void *ctx)
 {
 	struct scr *s = scr_get();
@@ -1268,8 +1277,14 @@ static long app_cb(__u32 i, void *ctx)
 		d &= IN_SZ - 1;
 		n &= IN_SZ - 1;
 		f &= IN_MASK;
-		if (n)
-			bpf_probe_read_kernel(&s->out[d], n, &s->in[f]);
+		/* eight bytes at a time, the last word past the span: what
+		 * it writes there the next copy overwrites, or it lies past the
+		 * payload (a helper call would cost more than the copy) */
+		for (__u32 k = 0; k < IN_SZ / 8; k++) {
+			if (8 * k >= n)
+				break;
+			copy_word(&s->out[d + 8 * k], &s->in[f + 8 * k]);
+		}
 	}
 	op += keep;
 	if (!e) {
@@ -1289,7 +1304,10 @@ static long app_cb(__u32 i, void *ctx)
 		s->bad = 1;
 		return 1;
 	}
-	bpf_probe_read_kernel(&s->out[o], r, e->rep);
+	/* REP_SZ bytes whatever r is: the rest is overwritten next */
+#pragma unroll
+	for (int k = 0; k < REP_SZ / 8; k++)
+		copy_word(&s->out[o + 8 * k], (const __u8 *)e->rep + 8 * k);
 	c->op = op + rl;
 	c->ip = e->off + e->len;
 	return 0;
