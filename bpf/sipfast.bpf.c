@@ -1147,6 +1147,10 @@ digit:
 		return 1;
 	__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
 	int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
+	/* and a dotted quad has two dots in its first eight bytes
+	 * ("1.2.3.4", "255.255.") where "SIP/2.0\r\n" has one */
+	__u64 dots = w_eq(word_at(s, p), '.');
+	maybe = maybe && (dots & (dots - 1));
 	__u32 ip = 0, q = 0;
 	if (!maybe || (p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
 		/* no literal starts in the rest of this run of digits (a start
@@ -1162,7 +1166,19 @@ digit:
 		return 0;
 	}
 	c->p = q;
-	c->li = line_from(p, c->li);
+	/* the literal's line: usually this one or one of the next two */
+	__u32 li = c->li;
+#pragma unroll
+	for (int k = 0; k < 3; k++) {
+		__u64 nx = li + 1;
+		asm volatile("" : "+r"(nx));
+		if (nx > MAXL || nx > s->nl || p < s->ls[nx])
+			goto have_line;
+		li = nx;
+	}
+	li = line_from(p, li);
+have_line:
+	c->li = li;
 	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
 	if (!cfg)
 		return 1;
