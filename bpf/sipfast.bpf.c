@@ -70,6 +70,8 @@ struct prm {
 
 struct lit {
 	__u32 p, li;
+	__u32 e;             /* end of the range scanned now */
+	__u32 ri;            /* inbound: which of ids_line[] */
 	__u32 inbound;
 	__u32 phone;         /* inbound: the phone's address */
 	__u32 old_any;       /* outbound: cfg has earlier public addresses */
@@ -125,6 +127,7 @@ struct scr {
 	__u32 end;                 /* byte after the empty line */
 	__u32 n_via, via_line, n_contact, contact_line[MAXC];
 	__u32 n_callid, n_from, n_to, n_cseq, cseq_line, n_clen, clen_line;
+	__u32 n_ids, ids_line[4];  /* Call-ID, From, To lines, in order */
 	struct edit a[NA];         /* field edits, any order */
 	__u32 na;
 	struct edit b[NB];         /* literal edits, in order */
@@ -832,6 +835,12 @@ static long hdr_cb(__u32 i, void *ctx)
 		s->n_cseq++;
 	}
 	s->kind[li] = k;
+	if (k == K_CALLID || k == K_FROM || k == K_TO) {
+		if (s->n_ids >= 4)
+			goto bad;
+		s->ids_line[s->n_ids & 3] = li;
+		s->n_ids++;
+	}
 	/* Quotes only in From and To, where nothing but literals is read
 	 * (and the daemon's parser wants them paired). Elsewhere they would
 	 * change how Via, Contact and URIs split: pass. */
@@ -1127,9 +1136,9 @@ static long lit_cb(__u32 i, void *ctx)
 		return 1;
 	struct lit *c = &s->lt;
 	__u32 z = 0;
-	__u32 p = c->p, e = s->end;
+	__u32 p = c->p, e = c->e;
 	if (p >= e)
-		return 1;
+		goto next_range;
 #pragma unroll
 	for (int k = 0; k < 8; k++) {
 		__u64 w = word_at(s, p);
@@ -1144,7 +1153,7 @@ static long lit_cb(__u32 i, void *ctx)
 	return 0;
 digit:
 	if (p >= e)
-		return 1;
+		goto next_range;
 	__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
 	int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
 	/* and a dotted quad has two dots in its first eight bytes
@@ -1217,6 +1226,22 @@ have_line:
 	ed->off = p;
 	ed->len = q - p;
 	s->nb++;
+	return 0;
+next_range:
+	/* inbound: only Call-ID, From and To can hold a literal to change
+	 * (unscrub_pub), so only those lines are read, in order */
+	if (!c->inbound || c->ri + 1 >= s->n_ids || c->ri + 1 >= 4)
+		return 1;
+	__u64 ri = c->ri + 1;
+	asm volatile("" : "+r"(ri));
+	ri &= 3;
+	c->ri = ri;
+	__u64 nli = s->ids_line[ri];
+	asm volatile("" : "+r"(nli));
+	nli &= MAXL - 1;
+	c->li = nli;
+	c->p = s->ls[nli];
+	c->e = s->le[nli];
 	return 0;
 bad:
 	s->bad = 1;
@@ -1615,6 +1640,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 	s->bad = 0;
 	s->end = 0;
 	s->n_via = s->n_contact = s->n_callid = s->n_from = s->n_to = s->n_cseq = s->n_clen = 0;
+	s->n_ids = 0;
 	s->na = s->nb = 0;
 
 	/* pass 1: CRLF lines up to the empty line, which must end the datagram
@@ -1717,9 +1743,20 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(r & 0xff);
 	}
 
-	/* pass 3: address literals */
+	/* pass 3: address literals (outbound: the whole header section;
+	 * inbound: the Call-ID, From and To lines) */
 	s->lt.p = 0;
 	s->lt.li = 0;
+	s->lt.e = plen;
+	s->lt.ri = 0;
+	if (inbound) {
+		__u64 li = s->ids_line[0];
+		asm volatile("" : "+r"(li));
+		li &= MAXL - 1;
+		s->lt.li = li;
+		s->lt.p = s->ls[li];
+		s->lt.e = s->le[li];
+	}
 	s->lt.inbound = inbound;
 	s->lt.phone = phone;
 	s->lt.old_any = 0;
