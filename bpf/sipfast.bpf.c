@@ -1809,16 +1809,37 @@ int sipfast_ingress(struct __sk_buff *skb)
 	if (bpf_skb_store_bytes(skb, poff, s->out, wl, BPF_F_RECOMPUTE_CSUM))
 		goto err;
 	if (nlen != plen) {
-		__be16 otot = h.ip.tot_len, ntot = bpf_htons(20 + 8 + nlen);
+		/* the IPv4 total length and its checksum (computed here: the
+		 * IPv4 checksum is never offloaded) and the UDP length, in one
+		 * store; a helper call costs more than the arithmetic */
 		__be16 oul = h.udp.len, nul = bpf_htons(8 + nlen);
-		if (bpf_skb_store_bytes(skb, l3 + 2, &ntot, 2, BPF_F_RECOMPUTE_CSUM) ||
-		    bpf_l3_csum_replace(skb, l3 + 10, otot, ntot, 2))
+		h.ip.tot_len = bpf_htons(20 + 8 + nlen);
+		h.ip.check = 0;
+		h.udp.len = nul;
+		__u16 hw[10];
+		__u32 sum = 0;
+		__builtin_memcpy(hw, &h, sizeof(hw));
+#pragma unroll
+		for (int k = 0; k < 10; k++)
+			sum += hw[k];
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		h.ip.check = (__u16)~sum;
+		if (bpf_skb_store_bytes(skb, l3 + 2, (__u8 *)&h + 2, 24, BPF_F_RECOMPUTE_CSUM))
 			goto err;
-		if (bpf_skb_store_bytes(skb, l3 + 24, &nul, 2, BPF_F_RECOMPUTE_CSUM) ||
-		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 2) ||
-		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_MARK_MANGLED_0 | 2))
+		/* the pseudo header's length (the only change that counts for a
+		 * CHECKSUM_PARTIAL packet) */
+		if (bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 2))
 			goto err;
+		/* the UDP header's length joins the payload's difference (both
+		 * at even offsets, so in the same byte lanes of the sum) */
+		__u64 t = (__u64)pdiff + (__u16)~oul + (__u16)nul;
+		t = (t & 0xffffffff) + (t >> 32);
+		t = (t & 0xffffffff) + (t >> 32);
+		pdiff = (__u32)t;
 	}
+	/* the payload (and UDP length): counted only when the checksum is
+	 * complete in the packet, not for CHECKSUM_PARTIAL */
 	if (bpf_l4_csum_replace(skb, l3 + 26, 0, pdiff, BPF_F_MARK_MANGLED_0))
 		goto err;
 	skb->mark |= cfg->mark;
