@@ -652,79 +652,6 @@ __noinline int add_field_edit(__u32 off, __u32 len, __u32 ip, __u32 portf, int p
 /* ---- pass 1: lines ---- */
 
 
-/* Each call reads up to 64 clean bytes eight at a time, then deals with
- * the one byte that stopped it. A call costs a call and a return (with
- * this CPU's return-thunk mitigation, a mispredicted one), so the fewer
- * the better: a line of the message is about one call. The zero byte
- * written at in[len] stops every scan at the end of the payload. */
-static __always_inline __u64 line_flags(__u64 w)
-{
-	return w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
-}
-
-static long line_cb(__u32 i, void *ctx)
-{
-	struct scr *s = scr_get();
-	if (!s)
-		return 1;
-	struct lines *c = &s->lc;
-	__u32 p = c->p;
-
-	/* a fold: a line that starts with a blank (a tab is a control) */
-	if (p == c->cur && p < s->len && at(s, p) == ' ') {
-		s->bad = 1;
-		return 1;
-	}
-#pragma unroll
-	for (int k = 0; k < 8; k++) {
-		__u64 m = line_flags(word_at(s, p));
-		if (m) {
-			p += w_first(m);
-			goto flagged;
-		}
-		p += 8;
-	}
-	c->p = p;
-	return 0;
-flagged:
-	if (p >= s->len) {
-		s->bad = 1; /* no empty line */
-		return 1;
-	}
-	__u8 ch = at(s, p);
-	if (ch == '\r') {
-		if (p + 1 >= s->len || at(s, p + 1) != '\n') {
-			s->bad = 1;
-			return 1;
-		}
-		if (p == c->cur) { /* the empty line */
-			s->end = p + 2;
-			s->ls[s->nl < MAXL ? s->nl : MAXL] = p;
-			return 1;
-		}
-		if (s->nl >= MAXL) {
-			s->bad = 1;
-			return 1;
-		}
-		s->ls[s->nl & (MAXL - 1)] = c->cur;
-		s->le[s->nl & (MAXL - 1)] = p;
-		s->nl++;
-		c->cur = p + 2;
-		c->p = p + 2;
-		return 0;
-	}
-	/* quotes: allowed in From and To only (display names), see hdr_cb */
-	if (ch == '"') {
-		if (s->nl < MAXL)
-			s->lq[s->nl & (MAXL - 1)] = 1;
-		c->p = p + 1;
-		return 0;
-	}
-	/* bare LF, controls, 8-bit, '[' (IPv6 references) */
-	s->bad = 1;
-	return 1;
-}
-
 static __always_inline int name_is(struct scr *s, __u32 p, __u32 n, const char *str, __u32 sl)
 {
 	if (n != sl)
@@ -778,15 +705,13 @@ static __always_inline __u32 skip_in_short(struct scr *s, __u32 p, __u32 e, __u3
 	return skip_in(p, e, mask);
 }
 
-/* one header line: name, colon, value; what kind */
-static long hdr_cb(__u32 i, void *ctx)
+/* one header line: name, colon, value; what kind. Called by pass 1 as
+ * each line ends (a loop of its own would cost a callback per line). */
+static __always_inline long hdr_line(struct scr *s, __u64 li)
 {
-	struct scr *s = scr_get();
-	__u64 li = i + 1;
-
 	asm volatile("" : "+r"(li));
-	if (!s || li >= MAXL || li >= s->nl)
-		return 1;
+	if (li >= MAXL || li >= s->nl)
+		goto bad;
 	__u32 p = s->ls[li], e = s->le[li];
 	__u32 q = skip_in_short(s, p, e, C_TOK);
 	__u32 n = q - p;
@@ -851,6 +776,84 @@ bad:
 	s->bad = 1;
 	return 1;
 }
+
+/* Each call reads up to 64 clean bytes eight at a time, then deals with
+ * the one byte that stopped it. A call costs a call and a return (with
+ * this CPU's return-thunk mitigation, a mispredicted one), so the fewer
+ * the better: a line of the message is about one call. The zero byte
+ * written at in[len] stops every scan at the end of the payload. */
+static __always_inline __u64 line_flags(__u64 w)
+{
+	return w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
+}
+
+static long line_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct lines *c = &s->lc;
+	__u32 p = c->p;
+
+	/* a fold: a line that starts with a blank (a tab is a control) */
+	if (p == c->cur && p < s->len && at(s, p) == ' ') {
+		s->bad = 1;
+		return 1;
+	}
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		__u64 m = line_flags(word_at(s, p));
+		if (m) {
+			p += w_first(m);
+			goto flagged;
+		}
+		p += 8;
+	}
+	c->p = p;
+	return 0;
+flagged:
+	if (p >= s->len) {
+		s->bad = 1; /* no empty line */
+		return 1;
+	}
+	__u8 ch = at(s, p);
+	if (ch == '\r') {
+		if (p + 1 >= s->len || at(s, p + 1) != '\n') {
+			s->bad = 1;
+			return 1;
+		}
+		if (p == c->cur) { /* the empty line */
+			s->end = p + 2;
+			s->ls[s->nl < MAXL ? s->nl : MAXL] = p;
+			return 1;
+		}
+		if (s->nl >= MAXL) {
+			s->bad = 1;
+			return 1;
+		}
+		__u64 li = s->nl & (MAXL - 1);
+		s->ls[li] = c->cur;
+		s->le[li] = p;
+		s->nl++;
+		c->cur = p + 2;
+		c->p = p + 2;
+		/* a header line: read its name now */
+		if (li > 0 && hdr_line(s, li))
+			return 1;
+		return 0;
+	}
+	/* quotes: allowed in From and To only (display names), see hdr_cb */
+	if (ch == '"') {
+		if (s->nl < MAXL)
+			s->lq[s->nl & (MAXL - 1)] = 1;
+		c->p = p + 1;
+		return 0;
+	}
+	/* bare LF, controls, 8-bit, '[' (IPv6 references) */
+	s->bad = 1;
+	return 1;
+}
+
 
 /* bytes equal to c, exactly (no false flag above a true one): the blank
  * test needs every byte's answer, not just the first */
@@ -1684,9 +1687,8 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(SIPFAST_PASS_UNSURE);
 	}
 
-	/* pass 2: headers */
-	bpf_loop(MAXL - 1, hdr_cb, NULL, 0);
-	if (s->bad || s->n_via != 1 || s->n_callid != 1 || s->n_from != 1 || s->n_to != 1 ||
+	/* pass 2 (the header names) ran in pass 1 */
+	if (s->n_via != 1 || s->n_callid != 1 || s->n_from != 1 || s->n_to != 1 ||
 	    s->n_cseq != 1 || s->n_clen > 1)
 		PASS(SIPFAST_PASS_UNSURE);
 	/* Content-Length: 0 (a number; more would be a body we do not have) */
