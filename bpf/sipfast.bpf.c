@@ -581,14 +581,17 @@ __noinline int ipv4_exact(__u32 p, __u32 e, __u32 *ip)
 
 static __always_inline __u32 put_dec(char *d, __u32 n, __u32 v)
 {
-	/* v < 100000 */
+	/* v < 100000 (a port or an octet) */
 	char t[5];
 	__u32 k = 0;
 
 #pragma unroll
 	for (int i = 0; i < 5; i++) {
-		t[i] = '0' + v % 10;
-		v /= 10;
+		/* v / 10 as a multiply: exact for v < 2^17, and a BPF division
+		 * is a real div (tens of cycles, twice per digit) */
+		__u32 q = (__u32)(((__u64)v * 0xCCCD) >> 19);
+		t[i] = '0' + (v - q * 10);
+		v = q;
 		k++;
 		if (!v)
 			break;
