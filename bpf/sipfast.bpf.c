@@ -1133,8 +1133,15 @@ __noinline __u32 line_from(__u32 p, __u32 li)
 
 /* Each call reads up to 64 bytes without a digit eight at a time, then
  * looks at the run of digits that stopped it: only a run of 1-3 digits
- * and a '.' can start a dotted quad, and only such a run costs the call
- * to quad_g. */
+ * and a '.' (and two dots in eight bytes) can start a dotted quad, and
+ * only such a run costs the call to quad_g; any other run is passed in
+ * one word and the call goes on to the next run (two a call: more did not
+ * pay, and each one multiplies the verifier's paths). */
+static __always_inline __u64 w_digits(__u64 w)
+{
+	return w_between(w, '0' - 1, '9' + 1); /* exact on ASCII */
+}
+
 static long lit_cb(__u32 i, void *ctx)
 {
 	struct scr *s = scr_get();
@@ -1145,31 +1152,44 @@ static long lit_cb(__u32 i, void *ctx)
 	__u32 p = c->p, e = c->e;
 	if (p >= e)
 		goto next_range;
+	/* two runs of digits a call: the second only when the first cannot
+	 * start a literal (a port, a tag, a CSeq) */
 #pragma unroll
-	for (int k = 0; k < 8; k++) {
-		__u64 w = word_at(s, p);
-		__u64 m = w_between(w, '0' - 1, '9' + 1);
-		if (m) {
-			p += w_first(m);
-			goto digit;
+	for (int st = 0; st < 2; st++) {
+		__u64 m = 0;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			m = w_digits(word_at(s, p));
+			if (m)
+				break;
+			p += 8;
 		}
-		p += 8;
+		if (!m) {
+			c->p = p;
+			return 0;
+		}
+		p += w_first(m);
+		if (p >= e)
+			goto next_range;
+		__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
+		int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
+		/* and a dotted quad has two dots in its first eight bytes
+		 * ("1.2.3.4", "255.255.") where "SIP/2.0\r\n" has one */
+		__u64 w = word_at(s, p);
+		__u64 dots = w_eq(w, '.');
+		if (maybe && (dots & (dots - 1)) && !(p > 0 && is_dig(at(s, p - 1))))
+			goto cand;
+		/* past the run (a literal starts only after a non-digit); a
+		 * run longer than eight goes on in the next step */
+		__u64 nd = ~w_digits(w) & HIGH;
+		p += nd ? w_first(nd) : 8;
 	}
 	c->p = p;
 	return 0;
-digit:
-	if (p >= e)
-		goto next_range;
-	__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
-	int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
-	/* and a dotted quad has two dots in its first eight bytes
-	 * ("1.2.3.4", "255.255.") where "SIP/2.0\r\n" has one */
-	__u64 dots = w_eq(word_at(s, p), '.');
-	maybe = maybe && (dots & (dots - 1));
+cand:;
 	__u32 ip = 0, q = 0;
-	if (!maybe || (p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
-		/* no literal starts in the rest of this run of digits (a start
-		 * follows a non-digit): go past it */
+	if (!quad_g(p, e, &ip, &q)) {
+		/* no literal starts in the rest of this run of digits */
 		p++;
 #pragma unroll
 		for (int k = 0; k < 8; k++) {
