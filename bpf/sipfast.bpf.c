@@ -21,9 +21,11 @@
  * parts of sipmsg.c/alg.c the rewrite depends on, and passes on anything
  * outside that subset. tests/fastpath/ checks the agreement byte for byte.
  *
- * Shape: the payload is copied to a per-CPU scratch buffer; every scan is
- * a bpf_loop over it (the verifier checks a callback once instead of each
- * iteration); the new payload is built in the scratch, the skb is grown or
+ * Shape: the payload is copied to a per-CPU scratch buffer; every long
+ * scan is a bpf_loop over it (the verifier checks a callback once instead
+ * of each iteration) that reads eight bytes at a time, up to 64 per call:
+ * a call and its return cost more than the bytes (docs/fastpath.md, "What
+ * a rewrite costs"); the new payload is built in the scratch, the skb is grown or
  * shrunk at the tail (not after the IP header: that breaks CHECKSUM_PARTIAL
  * packets, ../shared/notes/ebpf-fastpath.md), the payload stored whole and
  * the lengths and checksums fixed by difference. */
