@@ -876,49 +876,52 @@ static long vchk_cb(__u32 i, void *ctx)
 		return 1;
 	struct vchk *c = &s->vc;
 	__u32 p = c->p, e = c->e, empty = c->empty;
-	/* up to eight words a call: the bytes before the first ';' ',' '('
-	 * of each, where only "is one of them not a blank" matters (SP:
-	 * pass 1 refused HT and every other control) */
+	/* Two parameters a call, up to eight words each: the bytes before
+	 * the first ';' ',' '(' of each word, where only "is one of them not
+	 * a blank" matters (SP: pass 1 refused HT and every other control).
+	 * The last word is cut at the end of the value, so the tail is not
+	 * read a byte per call. */
 #pragma unroll
-	for (int k = 0; k < 8; k++) {
-		if (p + 8 > e)
-			goto bytes;
-		__u64 w = word_at(s, p);
-		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
-		if (m) {
-			__u32 n = w_first(m);
-			if (~w_eq(w, ' ') & HIGH & ((1ULL << (8 * n)) - 1))
+	for (int seg = 0; seg < 2; seg++) {
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			if (p >= e)
+				goto end;
+			__u64 w = word_at(s, p);
+			__u32 left = e - p;
+			__u64 lim = left >= 8 ? HIGH : HIGH & ((1ULL << (8 * left)) - 1);
+			__u64 m = (w_has(w, ';') | w_has(w, ',') | w_has(w, '(')) & lim;
+			if (m) {
+				__u32 n = w_first(m);
+				if (~w_eq(w, ' ') & HIGH & ((1ULL << (8 * n)) - 1))
+					empty = 0;
+				p += n;
+				goto flagged;
+			}
+			if (~w_eq(w, ' ') & lim)
 				empty = 0;
-			p += n;
-			goto bytes;
+			p += left >= 8 ? 8 : left;
 		}
-		if (~w_eq(w, ' ') & HIGH)
-			empty = 0;
-		p += 8;
-	}
-bytes:
-	c->empty = empty;
-	if (p >= e) {
-		if (empty)
-			s->bad = 1;
-		return 1;
-	}
-	__u8 ch = at(s, p);
-	if (ch == ',' || ch == '(') {
-		s->bad = 1;
-		return 1;
-	}
-	if (ch == ';') {
-		if (empty) {
-			s->bad = 1;
+		/* 64 bytes without a separator: on in the next call */
+		c->p = p;
+		c->empty = empty;
+		return 0;
+flagged:;
+		__u8 ch = at(s, p);
+		if (ch != ';' || empty) {
+			s->bad = 1; /* ',' '(' or an empty parameter */
 			return 1;
 		}
-		c->empty = 1;
-	} else if (!(cls[ch] & C_LWS)) {
-		c->empty = 0;
+		empty = 1;
+		p++;
 	}
-	c->p = p + 1;
+	c->p = p;
+	c->empty = empty;
 	return 0;
+end:
+	if (empty)
+		s->bad = 1;
+	return 1;
 }
 
 __noinline int value_check(__u32 line)
