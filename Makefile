@@ -132,6 +132,10 @@ $(B)/fastpath/agree: tests/fastpath/agree.c $(CORE_SRC) tests/unit/stubs.c bpf/s
 fastpath-agree: $(B)/fastpath/agree $(B)/sipfast.bpf.o
 	@$(B)/fastpath/agree $(B)/sipfast.bpf.o
 
+# ns per packet of the program, per case (BPF_PROG_TEST_RUN; root, ~10 s)
+fastpath-cost: $(B)/fastpath/agree $(B)/sipfast.bpf.o
+	@$(B)/fastpath/agree $(B)/sipfast.bpf.o --cost
+
 # the program on the lab router's forwarding path (netns, ~2 s; root)
 fastpath-path: $(B)/sipfast.bpf.o
 	@tests/fastpath/path.sh $(B)/sipfast.bpf.o
@@ -347,6 +351,6 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: osip-bench fastpath-lab fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench fastpath-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 
 -include $(wildcard $(B)/*.d)

@@ -21,9 +21,11 @@
  * parts of sipmsg.c/alg.c the rewrite depends on, and passes on anything
  * outside that subset. tests/fastpath/ checks the agreement byte for byte.
  *
- * Shape: the payload is copied to a per-CPU scratch buffer; every scan is
- * a bpf_loop over it (the verifier checks a callback once instead of each
- * iteration); the new payload is built in the scratch, the skb is grown or
+ * Shape: the payload is copied to a per-CPU scratch buffer; every long
+ * scan is a bpf_loop over it (the verifier checks a callback once instead
+ * of each iteration) that reads eight bytes at a time, up to 64 per call:
+ * a call and its return cost more than the bytes (docs/fastpath.md, "What
+ * a rewrite costs"); the new payload is built in the scratch, the skb is grown or
  * shrunk at the tail (not after the IP header: that breaks CHECKSUM_PARTIAL
  * packets, ../shared/notes/ebpf-fastpath.md), the payload stored whole and
  * the lengths and checksums fixed by difference. */
@@ -70,6 +72,8 @@ struct prm {
 
 struct lit {
 	__u32 p, li;
+	__u32 e;             /* end of the range scanned now */
+	__u32 ri;            /* inbound: which of ids_line[] */
 	__u32 inbound;
 	__u32 phone;         /* inbound: the phone's address */
 	__u32 old_any;       /* outbound: cfg has earlier public addresses */
@@ -95,6 +99,22 @@ struct hp {
 	__u32 end;          /* end of hostport */
 };
 
+struct sk {
+	__u32 p, e;
+	__u32 mask;
+	__u32 stop_on;   /* 1: stop at the first byte in mask; 0: stop at the first not in it */
+	__u32 last_at;   /* skip_to_at: position after the last '@' passed (userinfo) */
+	__u32 note_at;   /* skip_to_at: stop at '@' too, note it and go on */
+	__u64 set;       /* stop_on: stop_chars(mask) */
+};
+
+/* Via and Contact values: one element (no ','), no '(' comment, and the
+ * parameters all there (sipmsg.c params_ok: no ";;", ";," or trailing ';'). */
+struct vchk {
+	__u32 p, e;
+	__u32 empty;
+};
+
 struct scr {
 	__u8 in[2 * IN_SZ];
 	__u8 out[2 * IN_SZ + 64];
@@ -109,6 +129,7 @@ struct scr {
 	__u32 end;                 /* byte after the empty line */
 	__u32 n_via, via_line, n_contact, contact_line[MAXC];
 	__u32 n_callid, n_from, n_to, n_cseq, cseq_line, n_clen, clen_line;
+	__u32 n_ids, ids_line[4];  /* Call-ID, From, To lines, in order */
 	struct edit a[NA];         /* field edits, any order */
 	__u32 na;
 	struct edit b[NB];         /* literal edits, in order */
@@ -121,10 +142,12 @@ struct scr {
 	struct lit lt;
 	struct app ap;
 	struct cs cs;
+	struct sk sk;              /* skip_in/skip_to's loop (never nested) */
+	struct vchk vc;
 	/* handed to field_edits() */
 	__u32 g_inbound, g_saddr, g_sport, g_via_params;
 	struct sipfast_binding g_sigb;
-	struct hp g_via, g_ruri;
+	struct hp g_via, g_ruri, g_cu;
 	struct bpf_fib_lookup fib;
 };
 
@@ -217,7 +240,14 @@ static __always_inline __u8 at(struct scr *s, __u32 p) { return s->in[p & IN_MAS
 #define HIGH 0x8080808080808080ULL
 static __always_inline __u64 word_at(struct scr *s, __u32 p)
 {
-	return *(__u64 *)&s->in[p & IN_MASK];
+	/* one 8-byte load, in asm: clang knows the address is not aligned
+	 * and would build the word from eight byte loads (the verifier and
+	 * the x86 JIT take an unaligned load of map memory as it is) */
+	const __u8 *a = &s->in[p & IN_MASK];
+	__u64 w;
+
+	asm volatile("%0 = *(u64 *)(%1 + 0)" : "=r"(w) : "r"(a));
+	return w;
 }
 /* how many clean bytes before the first flagged one (m != 0): the lowest
  * flag of these tests is always a true one */
@@ -239,27 +269,101 @@ static __always_inline int is_dig(__u8 c) { return c >= '0' && c <= '9'; }
 
 /* ---- scanning primitives ---- */
 
-struct sk {
-	__u32 p, e;
-	__u32 mask;
-	__u32 stop_on;   /* 1: stop at the first byte in mask; 0: stop at the first not in it */
-	__u32 last_at;   /* skip_to: position after the last '@' passed (userinfo) */
-};
+
+/* The stop classes as word tests. Every skip_to mask is made of these (no
+ * C_TOK, no C_DIG), all single bytes, so a word says at once how far a run
+ * goes. The caller's mask becomes up to eight stop bytes packed in a u64
+ * at compile time (a constant mask: stop_chars folds), and the global
+ * functions test them without a branch per class (branches on a mask the
+ * verifier does not know would multiply its paths). Unused slots are 0x01:
+ * pass 1 let no control byte but CR LF through. */
+static __always_inline __u64 stop_chars(__u32 mask)
+{
+	__u64 set = 0;
+	__u32 n = 0;
+
+#define STOP_ADD(cond, ch)                              \
+	if (cond) {                                     \
+		set |= (__u64)(ch) << (8 * n);          \
+		n++;                                    \
+	}
+	STOP_ADD(mask & (C_WS | C_LWS | C_SP), ' ');
+	STOP_ADD(mask & (C_WS | C_LWS), '\t');
+	STOP_ADD(mask & C_LWS, '\r');
+	STOP_ADD(mask & C_LWS, '\n');
+	STOP_ADD(mask & (C_USTOP | C_VSTOP | C_PVSTOP | C_SEMI), ';');
+	STOP_ADD(mask & (C_USTOP | C_QM), '?');
+	STOP_ADD(mask & (C_USTOP | C_PVSTOP), '>');
+	STOP_ADD(mask & (C_USTOP | C_PVSTOP), ',');
+	STOP_ADD(mask & C_VSTOP, '(');
+	STOP_ADD(mask & C_COLON, ':');
+	STOP_ADD(mask & C_SLASH, '/');
+	STOP_ADD(mask & C_AT, '@');
+#undef STOP_ADD
+	for (; n < 8; n++)
+		set |= (__u64)1 << (8 * n);
+	return set;
+}
+
+static __always_inline __u64 w_stops(__u64 w, __u64 set)
+{
+	__u64 m = 0;
+
+	/* recompute the patterns per word: hoisted out of the unrolled
+	 * loops they would be eight live u64s, spilled to a stack that is
+	 * already near its 512 bytes */
+	asm volatile("" : "+r"(set));
+
+#pragma unroll
+	for (int k = 0; k < 8; k++)
+		m |= w_has(w, (set >> (8 * k)) & 0xff);
+	return m;
+}
 
 static long sk_cb(__u32 i, void *ctx)
 {
-	struct sk *c = ctx;
 	struct scr *s = scr_get();
 
-	if (!s || c->p >= c->e)
+	if (!s)
 		return 1;
+	struct sk *c = &s->sk;
+	if (c->p >= c->e)
+		return 1;
+	if (c->stop_on) {
+		/* up to 64 bytes a call, then the byte that stopped it ('@':
+		 * noted, and on) */
+		__u32 p = c->p;
+		__u64 set = c->set;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			__u64 m = w_stops(word_at(s, p), set);
+			if (m) {
+				p += w_first(m);
+				goto found;
+			}
+			p += 8;
+		}
+		c->p = p < c->e ? p : c->e;
+		return 0;
+found:
+		if (p >= c->e) {
+			c->p = c->e;
+			return 1;
+		}
+		c->p = p;
+		if (c->note_at && at(s, p) == '@') {
+			c->last_at = p + 1;
+			c->p = p + 1;
+			return 0;
+		}
+		return 1;
+	}
 	__u8 ch = at(s, c->p);
 	__u16 k = cls[ch];
-	if (((k & c->mask) != 0) == (c->stop_on != 0))
+	if (k & c->mask)
+		c->p++;
+	else
 		return 1;
-	if (k & C_AT)
-		c->last_at = c->p + 1;
-	c->p++;
 	return 0;
 }
 
@@ -277,81 +381,132 @@ __noinline __u32 skip_in(__u32 p, __u32 e, __u32 mask)
 			return p;
 		p++;
 	}
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 0 };
-	bpf_loop(IN_SZ, sk_cb, &c, 0);
-	return c.p;
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->mask = mask;
+	bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	return c->p;
 }
 
-/* until the byte is in mask */
-__noinline __u32 skip_to(__u32 p, __u32 e, __u32 mask)
+/* until the byte is in mask (stop classes only: see stop_chars). 64 bytes
+ * tested here a word at a time, the rest by a callback per 64. */
+__noinline __u32 skip_to_set(__u32 p, __u32 e, __u64 set)
 {
 	struct scr *s = scr_get();
 
-	if (!s)
+	if (!s || p >= e)
 		return p;
 #pragma unroll
-	for (int k = 0; k < 16; k++) {
-		if (p >= e || (cls[at(s, p)] & mask))
+	for (int k = 0; k < 8; k++) {
+		__u64 m = w_stops(word_at(s, p), set);
+		if (m) {
+			p += w_first(m);
+			return p < e ? p : e;
+		}
+		p += 8;
+		if (p >= e)
+			return e;
+	}
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->stop_on = 1;
+	c->set = set;
+	bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	return c->p;
+}
+#define skip_to(p, e, mask) skip_to_set(p, e, stop_chars(mask))
+
+/* skip_to, and the position after the last '@' met (0: none); mask
+ * without C_AT */
+__noinline __u32 skip_to_at_set(__u32 p, __u32 e, __u64 set, __u32 *last_at)
+{
+	struct scr *s = scr_get();
+
+	if (!s || !last_at)
+		return p;
+	struct sk *c = &s->sk;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->e = e;
+	c->stop_on = 1;
+	c->note_at = 1;
+	c->set = set;
+	if (p < e)
+		bpf_loop(IN_SZ, sk_cb, NULL, 0);
+	*last_at = c->last_at;
+	return c->p;
+}
+#define skip_to_at(p, e, mask, last_at) skip_to_at_set(p, e, stop_chars((mask) | C_AT), last_at)
+
+/* Inline forms for the runs that are nearly always short (a blank, a
+ * port, a parameter name, the host of a Via): every call of a function,
+ * a helper or a bpf_loop callback costs a return, and with this CPU's
+ * return-thunk mitigation (SRSO safe RET) a return is ~15 ns, more than
+ * scanning the bytes. Longer runs go on in the global functions. */
+static __always_inline __u64 w_stops_c(__u64 w, __u64 set)
+{
+	__u64 m = 0;
+
+#pragma unroll
+	for (int k = 0; k < 8; k++)
+		if (((set >> (8 * k)) & 0xff) != 1) /* a constant set: folded */
+			m |= w_has(w, (set >> (8 * k)) & 0xff);
+	return m;
+}
+
+static __always_inline __u32 skip_to_i(struct scr *s, __u32 p, __u32 e, __u32 mask)
+{
+	__u64 set = stop_chars(mask);
+
+	if (p >= e)
+		return p;
+	__u64 m = w_stops_c(word_at(s, p), set);
+	if (m) {
+		p += w_first(m);
+		return p < e ? p : e;
+	}
+	if (p + 8 >= e)
+		return e;
+	return skip_to_set(p + 8, e, set);
+}
+
+static __always_inline __u32 skip_in_i(struct scr *s, __u32 p, __u32 e, __u32 mask)
+{
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		if (p >= e || !(cls[at(s, p)] & mask))
 			return p;
 		p++;
 	}
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
-	bpf_loop(IN_SZ, sk_cb, &c, 0);
-	return c.p;
-}
-
-/* skip_to, and the position after the last '@' met (0: none) */
-__noinline __u32 skip_to_at(__u32 p, __u32 e, __u32 mask, __u32 *last_at)
-{
-	struct sk c = { .p = p, .e = e, .mask = mask, .stop_on = 1 };
-
-	if (!last_at)
-		return p;
-	if (p < e)
-		bpf_loop(IN_SZ, sk_cb, &c, 0);
-	*last_at = c.last_at;
-	return c.p;
+	return skip_in(p, e, mask);
 }
 
 /* Decimal in [p, e): parse_uint of sipmsg.c (1..20 digits, each partial
  * value <= max). Returns 0 and *v, or -1. */
-struct num {
-	__u32 p, e;
-	__u64 v, max;
-	__u32 bad;
-};
-
-static long num_cb(__u32 i, void *ctx)
-{
-	struct num *c = ctx;
-	struct scr *s = scr_get();
-
-	if (!s || c->p >= c->e)
-		return 1;
-	__u8 ch = at(s, c->p);
-	if (!is_dig(ch)) {
-		c->bad = 1;
-		return 1;
-	}
-	c->v = c->v * 10 + (ch - '0');
-	if (c->v > c->max) {
-		c->bad = 1;
-		return 1;
-	}
-	c->p++;
-	return 0;
-}
-
 __noinline int parse_uint(__u32 p, __u32 e, __u64 max, __u64 *v)
 {
-	struct num c = { .p = p, .e = e, .max = max };
+	struct scr *s = scr_get();
+	__u64 n = 0;
 
-	if (!v || e <= p || e - p > 20)
+	if (!s || !v || e <= p || e - p > 20)
 		return -1;
-	bpf_loop(32, num_cb, &c, 0);
-	if (c.bad || c.p != e)
-		return -1;
-	*v = c.v;
+	/* at most 20 digits: a plain loop, no callback per digit */
+#pragma unroll
+	for (int k = 0; k < 20; k++) {
+		if (p + k >= e)
+			break;
+		__u8 ch = at(s, p + k);
+		if (!is_dig(ch))
+			return -1;
+		n = n * 10 + (ch - '0');
+		if (n > max)
+			return -1;
+	}
+	*v = n;
 	return 0;
 }
 
@@ -428,14 +583,17 @@ __noinline int ipv4_exact(__u32 p, __u32 e, __u32 *ip)
 
 static __always_inline __u32 put_dec(char *d, __u32 n, __u32 v)
 {
-	/* v < 100000 */
+	/* v < 100000 (a port or an octet) */
 	char t[5];
 	__u32 k = 0;
 
 #pragma unroll
 	for (int i = 0; i < 5; i++) {
-		t[i] = '0' + v % 10;
-		v /= 10;
+		/* v / 10 as a multiply: exact for v < 2^17, and a BPF division
+		 * is a real div (tens of cycles, twice per digit) */
+		__u32 q = (__u32)(((__u64)v * 0xCCCD) >> 19);
+		t[i] = '0' + (v - q * 10);
+		v = q;
 		k++;
 		if (!v)
 			break;
@@ -499,67 +657,6 @@ __noinline int add_field_edit(__u32 off, __u32 len, __u32 ip, __u32 portf, int p
 /* ---- pass 1: lines ---- */
 
 
-static long line_cb(__u32 i, void *ctx)
-{
-	struct scr *s = scr_get();
-	if (!s)
-		return 1;
-	struct lines *c = &s->lc;
-
-	if (!s || c->p >= s->len) {
-		if (s)
-			s->bad = 1; /* no empty line */
-		return 1;
-	}
-	__u32 p = c->p;
-	if (p != c->cur && p + 8 <= s->len) {
-		__u64 w = word_at(s, p);
-		__u64 m = w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
-		__u32 k = m ? w_first(m) : 8;
-		if (k) {
-			c->p = p + k;
-			return 0;
-		}
-	}
-	__u8 ch = at(s, p);
-	if (ch == '\r') {
-		if (p + 1 >= s->len || at(s, p + 1) != '\n') {
-			s->bad = 1;
-			return 1;
-		}
-		if (p == c->cur) { /* the empty line */
-			s->end = p + 2;
-			s->ls[s->nl < MAXL ? s->nl : MAXL] = p;
-			return 1;
-		}
-		if (s->nl >= MAXL) {
-			s->bad = 1;
-			return 1;
-		}
-		s->ls[s->nl & (MAXL - 1)] = c->cur;
-		s->le[s->nl & (MAXL - 1)] = p;
-		s->nl++;
-		c->cur = p + 2;
-		c->p = p + 2;
-		return 0;
-	}
-	/* quotes: allowed in From and To only (display names), see hdr_cb */
-	if (ch == '"') {
-		if (s->nl < MAXL)
-			s->lq[s->nl & (MAXL - 1)] = 1;
-		c->p = p + 1;
-		return 0;
-	}
-	/* bare LF, controls, 8-bit, '[' (IPv6 references), a fold (a line
-	 * starting with blank) */
-	if (ch < 0x20 || ch >= 0x7f || ch == '[' || (p == c->cur && ch == ' ')) {
-		s->bad = 1;
-		return 1;
-	}
-	c->p = p + 1;
-	return 0;
-}
-
 static __always_inline int name_is(struct scr *s, __u32 p, __u32 n, const char *str, __u32 sl)
 {
 	if (n != sl)
@@ -613,15 +710,13 @@ static __always_inline __u32 skip_in_short(struct scr *s, __u32 p, __u32 e, __u3
 	return skip_in(p, e, mask);
 }
 
-/* one header line: name, colon, value; what kind */
-static long hdr_cb(__u32 i, void *ctx)
+/* one header line: name, colon, value; what kind. Called by pass 1 as
+ * each line ends (a loop of its own would cost a callback per line). */
+static __always_inline long hdr_line(struct scr *s, __u64 li)
 {
-	struct scr *s = scr_get();
-	__u64 li = i + 1;
-
 	asm volatile("" : "+r"(li));
-	if (!s || li >= MAXL || li >= s->nl)
-		return 1;
+	if (li >= MAXL || li >= s->nl)
+		goto bad;
 	__u32 p = s->ls[li], e = s->le[li];
 	__u32 q = skip_in_short(s, p, e, C_TOK);
 	__u32 n = q - p;
@@ -670,6 +765,12 @@ static long hdr_cb(__u32 i, void *ctx)
 		s->n_cseq++;
 	}
 	s->kind[li] = k;
+	if (k == K_CALLID || k == K_FROM || k == K_TO) {
+		if (s->n_ids >= 4)
+			goto bad;
+		s->ids_line[s->n_ids & 3] = li;
+		s->n_ids++;
+	}
 	/* Quotes only in From and To, where nothing but literals is read
 	 * (and the daemon's parser wants them paired). Elsewhere they would
 	 * change how Via, Contact and URIs split: pass. */
@@ -681,55 +782,146 @@ bad:
 	return 1;
 }
 
-/* Via and Contact values: one element (no ','), no '(' comment, and the
- * parameters all there (sipmsg.c params_ok: no ";;", ";," or trailing ';'). */
-struct vchk {
-	__u32 p, e;
-	__u32 empty;
-};
+/* Each call reads up to 64 clean bytes eight at a time, then deals with
+ * the one byte that stopped it. A call costs a call and a return (with
+ * this CPU's return-thunk mitigation, a mispredicted one), so the fewer
+ * the better: a line of the message is about one call. The zero byte
+ * written at in[len] stops every scan at the end of the payload. */
+static __always_inline __u64 line_flags(__u64 w)
+{
+	return w_less(w, 0x20) | (w & HIGH) | w_has(w, 0x7f) | w_has(w, '"') | w_has(w, '[');
+}
+
+static long line_cb(__u32 i, void *ctx)
+{
+	struct scr *s = scr_get();
+	if (!s)
+		return 1;
+	struct lines *c = &s->lc;
+	__u32 p = c->p;
+
+	/* a fold: a line that starts with a blank (a tab is a control) */
+	if (p == c->cur && p < s->len && at(s, p) == ' ') {
+		s->bad = 1;
+		return 1;
+	}
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		__u64 m = line_flags(word_at(s, p));
+		if (m) {
+			p += w_first(m);
+			goto flagged;
+		}
+		p += 8;
+	}
+	c->p = p;
+	return 0;
+flagged:
+	if (p >= s->len) {
+		s->bad = 1; /* no empty line */
+		return 1;
+	}
+	__u8 ch = at(s, p);
+	if (ch == '\r') {
+		if (p + 1 >= s->len || at(s, p + 1) != '\n') {
+			s->bad = 1;
+			return 1;
+		}
+		if (p == c->cur) { /* the empty line */
+			s->end = p + 2;
+			s->ls[s->nl < MAXL ? s->nl : MAXL] = p;
+			return 1;
+		}
+		if (s->nl >= MAXL) {
+			s->bad = 1;
+			return 1;
+		}
+		__u64 li = s->nl & (MAXL - 1);
+		s->ls[li] = c->cur;
+		s->le[li] = p;
+		s->nl++;
+		c->cur = p + 2;
+		c->p = p + 2;
+		/* a header line: read its name now */
+		if (li > 0 && hdr_line(s, li))
+			return 1;
+		return 0;
+	}
+	/* quotes: allowed in From and To only (display names), see hdr_cb */
+	if (ch == '"') {
+		if (s->nl < MAXL)
+			s->lq[s->nl & (MAXL - 1)] = 1;
+		c->p = p + 1;
+		return 0;
+	}
+	/* bare LF, controls, 8-bit, '[' (IPv6 references) */
+	s->bad = 1;
+	return 1;
+}
+
+
+/* bytes equal to c, exactly (no false flag above a true one): the blank
+ * test needs every byte's answer, not just the first */
+static __always_inline __u64 w_eq(__u64 w, __u64 c)
+{
+	__u64 y = w ^ (ONES * c);
+	return ~(((y & ~HIGH) + ~HIGH) | y) & HIGH;
+}
 
 static long vchk_cb(__u32 i, void *ctx)
 {
-	struct vchk *c = ctx;
 	struct scr *s = scr_get();
 
 	if (!s)
 		return 1;
-	if (c->p >= c->e) {
-		if (c->empty)
-			s->bad = 1;
-		return 1;
-	}
-	if (c->p + 8 <= c->e) {
-		/* the bytes before the first ';' ',' '(' of the next eight:
-		 * only "is one of them not a blank" matters */
-		__u64 w = word_at(s, c->p);
-		__u64 m = w_has(w, ';') | w_has(w, ',') | w_has(w, '(');
-		__u32 k = m ? w_first(m) : 8;
-		if (k) {
-			__u64 keep = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
-			if ((w ^ (ONES * ' ')) & keep)
-				c->empty = 0;
-			c->p += k;
-			return 0;
+	struct vchk *c = &s->vc;
+	__u32 p = c->p, e = c->e, empty = c->empty;
+	/* Two parameters a call, up to eight words each: the bytes before
+	 * the first ';' ',' '(' of each word, where only "is one of them not
+	 * a blank" matters (SP: pass 1 refused HT and every other control).
+	 * The last word is cut at the end of the value, so the tail is not
+	 * read a byte per call. */
+#pragma unroll
+	for (int seg = 0; seg < 2; seg++) {
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			if (p >= e)
+				goto end;
+			__u64 w = word_at(s, p);
+			__u32 left = e - p;
+			__u64 lim = left >= 8 ? HIGH : HIGH & ((1ULL << (8 * left)) - 1);
+			__u64 m = (w_has(w, ';') | w_has(w, ',') | w_has(w, '(')) & lim;
+			if (m) {
+				__u32 n = w_first(m);
+				if (~w_eq(w, ' ') & HIGH & ((1ULL << (8 * n)) - 1))
+					empty = 0;
+				p += n;
+				goto flagged;
+			}
+			if (~w_eq(w, ' ') & lim)
+				empty = 0;
+			p += left >= 8 ? 8 : left;
 		}
-	}
-	__u8 ch = at(s, c->p);
-	if (ch == ',' || ch == '(') {
-		s->bad = 1;
-		return 1;
-	}
-	if (ch == ';') {
-		if (c->empty) {
-			s->bad = 1;
+		/* 64 bytes without a separator: on in the next call */
+		c->p = p;
+		c->empty = empty;
+		return 0;
+flagged:;
+		__u8 ch = at(s, p);
+		if (ch != ';' || empty) {
+			s->bad = 1; /* ',' '(' or an empty parameter */
 			return 1;
 		}
-		c->empty = 1;
-	} else if (!(cls[ch] & C_LWS)) {
-		c->empty = 0;
+		empty = 1;
+		p++;
 	}
-	c->p++;
+	c->p = p;
+	c->empty = empty;
 	return 0;
+end:
+	if (empty)
+		s->bad = 1;
+	return 1;
 }
 
 __noinline int value_check(__u32 line)
@@ -740,8 +932,10 @@ __noinline int value_check(__u32 line)
 	asm volatile("" : "+r"(li));
 	if (!s || li >= MAXL)
 		return -1;
-	struct vchk c = { .p = s->vs[li], .e = s->le[li] };
-	bpf_loop(IN_SZ, vchk_cb, &c, 0);
+	s->vc.p = s->vs[li];
+	s->vc.e = s->le[li];
+	s->vc.empty = 0;
+	bpf_loop(IN_SZ, vchk_cb, NULL, 0);
 	return 0;
 }
 
@@ -756,7 +950,11 @@ __noinline int hostport(__u32 p, __u32 e, __u32 stops, struct hp *h)
 
 	if (!s || !h)
 		return -1;
-	__u32 q = skip_to(p, e, C_COLON | C_WS | stops);
+	/* stops is C_USTOP or C_VSTOP: the two stop sets as constants */
+	__u64 set = stops == C_USTOP ? stop_chars(C_COLON | C_WS | C_USTOP) : stop_chars(C_COLON | C_WS | C_VSTOP);
+	if (stops != C_USTOP && stops != C_VSTOP)
+		return -1;
+	__u32 q = skip_to_set(p, e, set);
 	if (q == p)
 		return -1;
 	h->hs = p;
@@ -766,7 +964,7 @@ __noinline int hostport(__u32 p, __u32 e, __u32 stops, struct hp *h)
 	if (q < e && at(s, q) == ':') {
 		__u64 v;
 		__u32 ps = q + 1;
-		q = skip_in(ps, e, C_DIG);
+		q = skip_in_i(s, ps, e, C_DIG);
 		h->ps = ps;
 		h->pe = q;
 		if (parse_uint(ps, q, 65535, &v) < 0 || v == 0)
@@ -834,19 +1032,19 @@ __noinline int via_parse(__u32 p, __u32 e, struct hp *h, __u32 *params)
 	if (!s || !h || !params)
 		return -1;
 	for (int k = 0; k < 2; k++) {
-		p = skip_to(p, e, C_SLASH);
+		p = skip_to_i(s, p, e, C_SLASH);
 		if (p >= e)
 			return -1;
 		p++;
 	}
-	p = skip_in(p, e, C_LWS);
-	p = skip_in(p, e, C_TOK);
+	p = skip_in_i(s, p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_TOK);
 	if (p >= e || !(cls[at(s, p)] & C_LWS))
 		return -1;
-	p = skip_in(p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_LWS);
 	if (hostport(p, e, C_VSTOP, h) < 0)
 		return -1;
-	p = skip_in(h->end, e, C_LWS);
+	p = skip_in_i(s, h->end, e, C_LWS);
 	if (p < e && at(s, p) != ';' && at(s, p) != '(')
 		return -1;
 	*params = p;
@@ -863,19 +1061,19 @@ static long prm_cb(__u32 i, void *ctx)
 
 	if (!s)
 		return 1;
-	__u32 p = skip_to(c->p, c->e, C_SEMI), e = c->e;
+	__u32 p = skip_to_i(s, c->p, c->e, C_SEMI), e = c->e;
 	if (p >= e)
 		return 1;
-	p = skip_in(p + 1, e, C_LWS);
+	p = skip_in_i(s, p + 1, e, C_LWS);
 	__u32 ns = p;
-	p = skip_in(p, e, C_TOK);
+	p = skip_in_i(s, p, e, C_TOK);
 	__u32 n = p - ns;
-	p = skip_in(p, e, C_LWS);
+	p = skip_in_i(s, p, e, C_LWS);
 	__u32 vs = p, ve = p;
 	if (p < e && at(s, p) == '=') {
-		p = skip_in(p + 1, e, C_LWS);
+		p = skip_in_i(s, p + 1, e, C_LWS);
 		vs = p;
-		p = skip_to(p, e, C_PVSTOP | C_LWS);
+		p = skip_to_i(s, p, e, C_PVSTOP | C_LWS);
 		ve = p;
 	}
 	if (!c->rcv && name_is(s, ns, n, "received", 8)) {
@@ -921,6 +1119,34 @@ static __always_inline int is_old_pub(const struct sipfast_cfg *cfg, __u32 ip)
 	return 0;
 }
 
+/* the line holding p, from li on (lines are met in order) */
+__noinline __u32 line_from(__u32 p, __u32 li)
+{
+	struct scr *s = scr_get();
+
+	if (!s)
+		return li;
+	for (int k = 0; k < MAXL; k++) {
+		__u64 nx = li + 1;
+		asm volatile("" : "+r"(nx));
+		if (nx > MAXL || nx > s->nl || p < s->ls[nx])
+			break;
+		li = nx;
+	}
+	return li;
+}
+
+/* Each call reads up to 64 bytes without a digit eight at a time, then
+ * looks at the run of digits that stopped it: only a run of 1-3 digits
+ * and a '.' (and two dots in eight bytes) can start a dotted quad, and
+ * only such a run costs the call to quad_g; any other run is passed in
+ * one word and the call goes on to the next run (two a call: more did not
+ * pay, and each one multiplies the verifier's paths). */
+static __always_inline __u64 w_digits(__u64 w)
+{
+	return w_between(w, '0' - 1, '9' + 1); /* exact on ASCII */
+}
+
 static long lit_cb(__u32 i, void *ctx)
 {
 	struct scr *s = scr_get();
@@ -928,35 +1154,47 @@ static long lit_cb(__u32 i, void *ctx)
 		return 1;
 	struct lit *c = &s->lt;
 	__u32 z = 0;
-	__u32 p = c->p, e = s->end;
+	__u32 p = c->p, e = c->e;
 	if (p >= e)
-		return 1;
-	__u64 nx = c->li + 1;
-	asm volatile("" : "+r"(nx));
-	if (nx <= MAXL && nx <= s->nl && p >= s->ls[nx])
-		c->li = nx;
-	/* no digit and no line end in the next eight: nothing to find there */
-	if (p + 8 <= e) {
-		__u64 w = word_at(s, p);
-		__u64 m = w_between(w, '0' - 1, '9' + 1) | w_has(w, '\n');
-		__u32 k = m ? w_first(m) : 8;
-		if (k) {
-			c->p = p + k;
+		goto next_range;
+	/* two runs of digits a call: the second only when the first cannot
+	 * start a literal (a port, a tag, a CSeq) */
+#pragma unroll
+	for (int st = 0; st < 2; st++) {
+		__u64 m = 0;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			m = w_digits(word_at(s, p));
+			if (m)
+				break;
+			p += 8;
+		}
+		if (!m) {
+			c->p = p;
 			return 0;
 		}
+		p += w_first(m);
+		if (p >= e)
+			goto next_range;
+		__u8 c1 = at(s, p + 1), c2 = at(s, p + 2), c3 = at(s, p + 3);
+		int maybe = c1 == '.' || (is_dig(c1) && (c2 == '.' || (is_dig(c2) && c3 == '.')));
+		/* and a dotted quad has two dots in its first eight bytes
+		 * ("1.2.3.4", "255.255.") where "SIP/2.0\r\n" has one */
+		__u64 w = word_at(s, p);
+		__u64 dots = w_eq(w, '.');
+		if (maybe && (dots & (dots - 1)) && !(p > 0 && is_dig(at(s, p - 1))))
+			goto cand;
+		/* past the run (a literal starts only after a non-digit); a
+		 * run longer than eight goes on in the next step */
+		__u64 nd = ~w_digits(w) & HIGH;
+		p += nd ? w_first(nd) : 8;
 	}
-	__u8 ch = at(s, p);
-	if (!is_dig(ch)) {
-		c->p = p + 1;
-		return 0;
-	}
-	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
-	if (!cfg)
-		return 1;
+	c->p = p;
+	return 0;
+cand:;
 	__u32 ip = 0, q = 0;
-	if ((p > 0 && is_dig(at(s, p - 1))) || !quad_g(p, e, &ip, &q)) {
-		/* no literal starts in the rest of this run of digits (a start
-		 * follows a non-digit): go past it */
+	if (!quad_g(p, e, &ip, &q)) {
+		/* no literal starts in the rest of this run of digits */
 		p++;
 #pragma unroll
 		for (int k = 0; k < 8; k++) {
@@ -968,6 +1206,22 @@ static long lit_cb(__u32 i, void *ctx)
 		return 0;
 	}
 	c->p = q;
+	/* the literal's line: usually this one or one of the next two */
+	__u32 li = c->li;
+#pragma unroll
+	for (int k = 0; k < 3; k++) {
+		__u64 nx = li + 1;
+		asm volatile("" : "+r"(nx));
+		if (nx > MAXL || nx > s->nl || p < s->ls[nx])
+			goto have_line;
+		li = nx;
+	}
+	li = line_from(p, li);
+have_line:
+	c->li = li;
+	struct sipfast_cfg *cfg = bpf_map_lookup_elem(&sipfast_cfg, &z);
+	if (!cfg)
+		return 1;
 	__u8 k = c->li < MAXL ? s->kind[c->li & (MAXL - 1)] : K_OTHER;
 	int ids = c->li > 0 && (k == K_CALLID || k == K_FROM || k == K_TO);
 	struct edit *ed;
@@ -1004,6 +1258,22 @@ static long lit_cb(__u32 i, void *ctx)
 	ed->len = q - p;
 	s->nb++;
 	return 0;
+next_range:
+	/* inbound: only Call-ID, From and To can hold a literal to change
+	 * (unscrub_pub), so only those lines are read, in order */
+	if (!c->inbound || c->ri + 1 >= s->n_ids || c->ri + 1 >= 4)
+		return 1;
+	__u64 ri = c->ri + 1;
+	asm volatile("" : "+r"(ri));
+	ri &= 3;
+	c->ri = ri;
+	__u64 nli = s->ids_line[ri];
+	asm volatile("" : "+r"(nli));
+	nli &= MAXL - 1;
+	c->li = nli;
+	c->p = s->ls[nli];
+	c->e = s->le[nli];
+	return 0;
 bad:
 	s->bad = 1;
 	return 1;
@@ -1011,6 +1281,15 @@ bad:
 
 /* ---- pass 4: the new payload ---- */
 
+
+static __always_inline void copy_word(__u8 *dst, const __u8 *src)
+{
+	__u64 w;
+
+	/* in asm, for the same reason as word_at */
+	asm volatile("%0 = *(u64 *)(%1 + 0)" : "=r"(w) : "r"(src));
+	asm volatile("*(u64 *)(%0 + 0) = %1" : : "r"(dst), "r"(w) : "memory");
+}
 
 static long app_cb(__u32 i, void *ctx)
 {
@@ -1070,8 +1349,14 @@ static long app_cb(__u32 i, void *ctx)
 		d &= IN_SZ - 1;
 		n &= IN_SZ - 1;
 		f &= IN_MASK;
-		if (n)
-			bpf_probe_read_kernel(&s->out[d], n, &s->in[f]);
+		/* eight bytes at a time, the last word past the span: what
+		 * it writes there the next copy overwrites, or it lies past the
+		 * payload (a helper call would cost more than the copy) */
+		for (__u32 k = 0; k < IN_SZ / 8; k++) {
+			if (8 * k >= n)
+				break;
+			copy_word(&s->out[d + 8 * k], &s->in[f + 8 * k]);
+		}
 	}
 	op += keep;
 	if (!e) {
@@ -1091,7 +1376,10 @@ static long app_cb(__u32 i, void *ctx)
 		s->bad = 1;
 		return 1;
 	}
-	bpf_probe_read_kernel(&s->out[o], r, e->rep);
+	/* REP_SZ bytes whatever r is: the rest is overwritten next */
+#pragma unroll
+	for (int k = 0; k < REP_SZ / 8; k++)
+		copy_word(&s->out[o + 8 * k], (const __u8 *)e->rep + 8 * k);
 	c->op = op + rl;
 	c->ip = e->off + e->len;
 	return 0;
@@ -1136,26 +1424,26 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 	__u32 pub = bpf_ntohl(cfg->pub_ip), ip;
 	__u32 inbound = s->g_inbound, saddr = s->g_saddr, sport = s->g_sport;
 	struct sipfast_binding sigb = s->g_sigb;
-	struct hp via = s->g_via, ruri = s->g_ruri;
+	struct hp *via = &s->g_via, *ruri = &s->g_ruri, *cu = &s->g_cu;
 	__u32 via_params = s->g_via_params;
 
 	/* field edits */
 	if (inbound) {
-		if (is_req && ruri_ok && ipv4_exact(ruri.hs, ruri.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = ruri.port ? ruri.port : 5060 };
+		if (is_req && ruri_ok && ipv4_exact(ruri->hs, ruri->he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = ruri->port ? ruri->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(ruri.hs, ruri.end - ruri.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(ruri->hs, ruri->end - ruri->hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
-		if (!is_req && ipv4_exact(via.hs, via.he, &ip) && ip == pub) {
-			struct sipfast_pub_key pk = { .port = via.port ? via.port : 5060 };
+		if (!is_req && ipv4_exact(via->hs, via->he, &ip) && ip == pub) {
+			struct sipfast_pub_key pk = { .port = via->port ? via->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
 			struct sipfast_binding xb = *x;
-			if (add_field_edit(via.hs, via.end - via.hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(via->hs, via->end - via->hs, bpf_ntohl(xb.priv_ip), xb.priv_port | ((xb.flags & SIPFAST_BF_VIA_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 			/* RFC 3581 received/rport: give the phone its own view */
 			__u32 li = s->via_line & (MAXL - 1);
@@ -1187,10 +1475,10 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 			if (rcv && add_field_edit(pm.rcv_s, pm.rcv_e - pm.rcv_s, bpf_ntohl(xb.priv_ip), 5060 | 0, 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
-	} else if (is_req && ipv4_exact(via.hs, via.he, &ip) && is_lan(cfg, ip)) {
+	} else if (is_req && ipv4_exact(via->hs, via->he, &ip) && is_lan(cfg, ip)) {
 		/* out_via: the top Via's binding; a flag the daemon would change
 		 * (the phone wrote a port this time, or stopped) is state */
-		__u32 port = via.port ? via.port : 5060;
+		__u32 port = via->port ? via->port : 5060;
 		struct sipfast_binding xb = sigb;
 		if (ip != saddr || port != sport) {
 			struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
@@ -1199,9 +1487,9 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
 			xb = *x;
 		}
-		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via.ps != via.pe))
+		if (!!(xb.flags & SIPFAST_BF_VIA_PORT) != (via->ps != via->pe))
 			return PASSR(SIPFAST_PASS_STATEFUL);
-		if (add_field_edit(via.hs, via.end - via.hs, 0, xb.pub_port | ((via.ps != via.pe) ? HAD_PORT : 0), 1) < 0)
+		if (add_field_edit(via->hs, via->end - via->hs, 0, xb.pub_port | ((via->ps != via->pe) ? HAD_PORT : 0), 1) < 0)
 			return PASSR(SIPFAST_PASS_UNSURE);
 	}
 	/* Contacts */
@@ -1210,25 +1498,24 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 		if (j >= s->n_contact)
 			break;
 		__u32 li = s->contact_line[j] & (MAXL - 1);
-		struct hp cu;
 		value_check(li);
 		if (s->bad)
 			return PASSR(SIPFAST_PASS_UNSURE);
-		if (uri_find(s->vs[li], s->le[li], &cu) < 0 || !ipv4_exact(cu.hs, cu.he, &ip))
+		if (uri_find(s->vs[li], s->le[li], cu) < 0 || !ipv4_exact(cu->hs, cu->he, &ip))
 			continue;
 		if (inbound) {
 			if (ip != pub)
 				continue;
-			struct sipfast_pub_key pk = { .port = cu.port ? cu.port : 5060 };
+			struct sipfast_pub_key pk = { .port = cu->port ? cu->port : 5060 };
 			struct sipfast_binding *x = bpf_map_lookup_elem(&sipfast_pub, &pk);
 			if (!x)
 				return PASSR(SIPFAST_PASS_NO_BINDING);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
+			if (add_field_edit(cu->hs, cu->end - cu->hs, bpf_ntohl(x->priv_ip), x->priv_port | ((x->flags & SIPFAST_BF_CONTACT_PORT) ? HAD_PORT : 0), 0) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		} else {
 			if (!is_lan(cfg, ip))
 				continue;
-			__u32 port = cu.port ? cu.port : 5060;
+			__u32 port = cu->port ? cu->port : 5060;
 			struct sipfast_binding xb = sigb;
 			if (ip != saddr || port != sport) {
 				struct sipfast_priv_key k = { .ip = bpf_htonl(ip), .port = port };
@@ -1237,9 +1524,9 @@ __noinline int field_edits(__u32 is_req, __u32 ruri_ok)
 					return PASSR(SIPFAST_PASS_NO_BINDING);
 				xb = *x;
 			}
-			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu.ps != cu.pe))
+			if (!!(xb.flags & SIPFAST_BF_CONTACT_PORT) != (cu->ps != cu->pe))
 				return PASSR(SIPFAST_PASS_STATEFUL);
-			if (add_field_edit(cu.hs, cu.end - cu.hs, 0, xb.pub_port | ((cu.ps != cu.pe) ? HAD_PORT : 0), 1) < 0)
+			if (add_field_edit(cu->hs, cu->end - cu->hs, 0, xb.pub_port | ((cu->ps != cu->pe) ? HAD_PORT : 0), 1) < 0)
 				return PASSR(SIPFAST_PASS_UNSURE);
 		}
 	}
@@ -1349,6 +1636,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 	__u32 plen = pl, poff = l3 + 28;
 	if (bpf_skb_load_bytes(skb, poff, s->in, pl))
 		PASS(SIPFAST_PASS_NOT_SIP);
+	s->in[plen & IN_MASK] = 0; /* the scans' sentinel */
 	/* Most SIP is not ours (INVITE, 200, BYE, REGISTER...): say so before
 	 * reading the whole message. Passing is always safe. */
 	if (plen < 12)
@@ -1383,6 +1671,7 @@ int sipfast_ingress(struct __sk_buff *skb)
 	s->bad = 0;
 	s->end = 0;
 	s->n_via = s->n_contact = s->n_callid = s->n_from = s->n_to = s->n_cseq = s->n_clen = 0;
+	s->n_ids = 0;
 	s->na = s->nb = 0;
 
 	/* pass 1: CRLF lines up to the empty line, which must end the datagram
@@ -1426,9 +1715,8 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(SIPFAST_PASS_UNSURE);
 	}
 
-	/* pass 2: headers */
-	bpf_loop(MAXL - 1, hdr_cb, NULL, 0);
-	if (s->bad || s->n_via != 1 || s->n_callid != 1 || s->n_from != 1 || s->n_to != 1 ||
+	/* pass 2 (the header names) ran in pass 1 */
+	if (s->n_via != 1 || s->n_callid != 1 || s->n_from != 1 || s->n_to != 1 ||
 	    s->n_cseq != 1 || s->n_clen > 1)
 		PASS(SIPFAST_PASS_UNSURE);
 	/* Content-Length: 0 (a number; more would be a body we do not have) */
@@ -1485,9 +1773,20 @@ int sipfast_ingress(struct __sk_buff *skb)
 			PASS(r & 0xff);
 	}
 
-	/* pass 3: address literals */
+	/* pass 3: address literals (outbound: the whole header section;
+	 * inbound: the Call-ID, From and To lines) */
 	s->lt.p = 0;
 	s->lt.li = 0;
+	s->lt.e = plen;
+	s->lt.ri = 0;
+	if (inbound) {
+		__u64 li = s->ids_line[0];
+		asm volatile("" : "+r"(li));
+		li &= MAXL - 1;
+		s->lt.li = li;
+		s->lt.p = s->ls[li];
+		s->lt.e = s->le[li];
+	}
 	s->lt.inbound = inbound;
 	s->lt.phone = phone;
 	s->lt.old_any = 0;
@@ -1515,20 +1814,35 @@ int sipfast_ingress(struct __sk_buff *skb)
 		s->in[(plen + k) & IN_MASK] = 0;
 		s->out[(nlen + k) & (IN_SZ - 1)] = 0;
 	}
-	s->cs.off = 0;
-	s->cs.n = (plen + 3) & ~3U;
-	s->cs.sum = 0;
-	s->cs.which = 0;
-	bpf_loop(16, cs_cb, NULL, 0);
-	if (s->cs.n)
-		PASS(SIPFAST_PASS_UNSURE);
-	s->cs.off = 0;
-	s->cs.n = (nlen + 3) & ~3U;
-	s->cs.which = 1;
-	bpf_loop(16, cs_cb, NULL, 0);
-	if (s->cs.n)
-		PASS(SIPFAST_PASS_UNSURE);
-	__u32 pdiff = (__u32)s->cs.sum;
+	__u32 pdiff;
+	{
+		/* one call for both buffers where the kernel takes it (older
+		 * kernels refuse sizes over 512 bytes together: then 256
+		 * bytes a call, as before) */
+		__u64 n_in = (plen + 3) & ~3U, n_out = (nlen + 3) & ~3U;
+		asm volatile("" : "+r"(n_in), "+r"(n_out));
+		long d = -1;
+		if (n_in <= IN_SZ && n_out <= IN_SZ)
+			d = bpf_csum_diff((__be32 *)s->in, n_in, (__be32 *)s->out, n_out, 0);
+		if (d >= 0) {
+			pdiff = (__u32)d;
+		} else {
+			s->cs.off = 0;
+			s->cs.n = n_in;
+			s->cs.sum = 0;
+			s->cs.which = 0;
+			bpf_loop(16, cs_cb, NULL, 0);
+			if (s->cs.n)
+				PASS(SIPFAST_PASS_UNSURE);
+			s->cs.off = 0;
+			s->cs.n = n_out;
+			s->cs.which = 1;
+			bpf_loop(16, cs_cb, NULL, 0);
+			if (s->cs.n)
+				PASS(SIPFAST_PASS_UNSURE);
+			pdiff = (__u32)s->cs.sum;
+		}
+	}
 
 	/* From here the packet changes: an error drops it. */
 	if (nlen != plen && bpf_skb_change_tail(skb, l3 + 28 + nlen, 0))
@@ -1540,16 +1854,37 @@ int sipfast_ingress(struct __sk_buff *skb)
 	if (bpf_skb_store_bytes(skb, poff, s->out, wl, BPF_F_RECOMPUTE_CSUM))
 		goto err;
 	if (nlen != plen) {
-		__be16 otot = h.ip.tot_len, ntot = bpf_htons(20 + 8 + nlen);
+		/* the IPv4 total length and its checksum (computed here: the
+		 * IPv4 checksum is never offloaded) and the UDP length, in one
+		 * store; a helper call costs more than the arithmetic */
 		__be16 oul = h.udp.len, nul = bpf_htons(8 + nlen);
-		if (bpf_skb_store_bytes(skb, l3 + 2, &ntot, 2, BPF_F_RECOMPUTE_CSUM) ||
-		    bpf_l3_csum_replace(skb, l3 + 10, otot, ntot, 2))
+		h.ip.tot_len = bpf_htons(20 + 8 + nlen);
+		h.ip.check = 0;
+		h.udp.len = nul;
+		__u16 hw[10];
+		__u32 sum = 0;
+		__builtin_memcpy(hw, &h, sizeof(hw));
+#pragma unroll
+		for (int k = 0; k < 10; k++)
+			sum += hw[k];
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		h.ip.check = (__u16)~sum;
+		if (bpf_skb_store_bytes(skb, l3 + 2, (__u8 *)&h + 2, 24, BPF_F_RECOMPUTE_CSUM))
 			goto err;
-		if (bpf_skb_store_bytes(skb, l3 + 24, &nul, 2, BPF_F_RECOMPUTE_CSUM) ||
-		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 2) ||
-		    bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_MARK_MANGLED_0 | 2))
+		/* the pseudo header's length (the only change that counts for a
+		 * CHECKSUM_PARTIAL packet) */
+		if (bpf_l4_csum_replace(skb, l3 + 26, oul, nul, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 2))
 			goto err;
+		/* the UDP header's length joins the payload's difference (both
+		 * at even offsets, so in the same byte lanes of the sum) */
+		__u64 t = (__u64)pdiff + (__u16)~oul + (__u16)nul;
+		t = (t & 0xffffffff) + (t >> 32);
+		t = (t & 0xffffffff) + (t >> 32);
+		pdiff = (__u32)t;
 	}
+	/* the payload (and UDP length): counted only when the checksum is
+	 * complete in the packet, not for CHECKSUM_PARTIAL */
 	if (bpf_l4_csum_replace(skb, l3 + 26, 0, pdiff, BPF_F_MARK_MANGLED_0))
 		goto err;
 	skb->mark |= cfg->mark;

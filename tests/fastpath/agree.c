@@ -12,8 +12,9 @@
  * came, unmarked. Needs bpf(): exits 0 with "SKIP" only when it is not
  * permitted.
  *
- * Usage: agree [path/to/sipfast.bpf.o] (default build/sipfast.bpf.o); run
- * from the top of the tree (it reads tests/data/...). */
+ * Usage: agree [path/to/sipfast.bpf.o [--cost]] (default
+ * build/sipfast.bpf.o); run from the top of the tree (it reads
+ * tests/data/...). --cost: only the ns per packet of each case. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -590,8 +591,10 @@ static void torture(const char *dir)
 	closedir(d);
 }
 
-/* ns per packet of the program alone (test_run's own timing) */
-static void bench(const char *name, const char *text, int in)
+/* ns per packet of the program alone (test_run's own timing). handled:
+ * what the program must do with it (1: rewrite and mark), so that a
+ * "rewrite" figure never measures a pass by mistake. */
+static void bench(const char *name, const char *text, int in, int handled)
 {
 	static uint8_t frame[4096], got[4096];
 	uint32_t n = (uint32_t)strlen(text);
@@ -603,7 +606,7 @@ static void bench(const char *name, const char *text, int in)
 	frame[12] = 0x08;
 	uint32_t tl = in ? build_ip(frame + 14, REMOTE, 5060, PUB, b ? b->pub_port : 5060, (const uint8_t *)text, n)
 			 : build_ip(frame + 14, PHONE, 5060, REMOTE, 5060, (const uint8_t *)text, n);
-	struct __sk_buff ctx = { 0 };
+	struct __sk_buff ctx = { 0 }, ctx_out;
 	if (in && wan_idx)
 		ctx.ifindex = wan_idx;
 	/* one run per call: with repeat > 1 the program would see its own
@@ -611,9 +614,13 @@ static void bench(const char *name, const char *text, int in)
 	uint64_t sum = 0;
 	int runs = 0;
 	for (int i = 0; i < 20000; i++) {
+		memset(&ctx_out, 0, sizeof(ctx_out));
 		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = 14 + tl, .data_out = got,
-			    .data_size_out = sizeof(got), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+			    .data_size_out = sizeof(got), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+			    .ctx_out = &ctx_out, .ctx_size_out = sizeof(ctx_out), .repeat = 1);
 		if (bpf_prog_test_run_opts(prog_fd, &o) == 0) {
+			if (i == 0 && !!(ctx_out.mark & MARK) != handled)
+				fail(name, "cost case %s (mark 0x%x)", handled ? "not handled" : "handled", ctx_out.mark);
 			sum += o.duration;
 			runs++;
 		}
@@ -621,6 +628,17 @@ static void bench(const char *name, const char *text, int in)
 	if (runs)
 		printf("  cost: %-34s %5llu ns/packet (test_run, mean of %d single runs, %u bytes)\n", name,
 		       (unsigned long long)(sum / (uint64_t)runs), runs, n);
+}
+
+/* the cases make fastpath-cost reports (docs/fastpath.md quotes them) */
+static void bench_all(void)
+{
+	bench("pass (200 OK in: the daemon's)", own_text("200 in (final response: the daemon's)"), 1, 0);
+	bench("rewrite 100 in", own_text("100 Trying in"), 1, 1);
+	bench("rewrite 180 in", own_text("180 Ringing in, Contact, no rport value"), 1, 1);
+	bench("rewrite ACK in", own_text("ACK in, Request-URI to us"), 1, 1);
+	bench("rewrite ACK out", own_text("ACK out"), 0, 1);
+	bench("rewrite ACK out (odd literals)", own_text("ACK out, LAN literals in odd places"), 0, 1);
 }
 
 int main(int argc, char **argv)
@@ -686,6 +704,13 @@ int main(int argc, char **argv)
 	if (alg_init(&cf, PUB) < 0)
 		return 1;
 
+	/* --cost: only the figures (make fastpath-cost) */
+	if (argc > 2 && strcmp(argv[2], "--cost") == 0) {
+		bench_all();
+		alg_fini();
+		bpf_object__close(obj);
+		return failures ? 1 : 0;
+	}
 	corpus();
 	setup_call();
 	own_cases();
@@ -700,9 +725,7 @@ int main(int argc, char **argv)
 				     "pass_unsure", "pass_no_binding", "errors" };
 	for (uint32_t i = 0; i < SIPFAST_STAT_MAX && i < 7; i++)
 		printf("  counter %-16s %llu\n", why[i], (unsigned long long)stat_sum(i));
-	bench("pass (200 OK in: the daemon's)", own_text("200 in (final response: the daemon's)"), 1);
-	bench("rewrite 180 in", own_text("180 Ringing in, Contact, no rport value"), 1);
-	bench("rewrite ACK out (odd literals)", own_text("ACK out, LAN literals in odd places"), 0);
+	bench_all();
 	alg_fini();
 	bpf_object__close(obj);
 	if (failures) {
