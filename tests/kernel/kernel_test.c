@@ -319,6 +319,7 @@ static void conf_fill(struct conf *c)
 	c->queue_num = 7;
 	c->queue_maxlen = 4096;
 	c->divert = CONF_DIVERT_IPTABLES;
+	c->sip_ipv6 = 1; /* the default */
 	c->pinhole_src = CONF_PINHOLE_PEER;
 	c->max_pinholes = 16384;
 	c->max_bindings = 16384;
@@ -693,6 +694,16 @@ static void test_nfq(struct conf *c)
 	      strstr(out, "-A SIPALGD -o wan0 -p udp -m udp --sport 5060 -j NFQUEUE --queue-num 7") &&
 	      !strstr(out, "bypass"),
 	      "one jump, four NFQUEUE rules, no bypass:\n%s", out);
+	/* sip.ipv6 (default on): the same chain and jump in ip6tables. */
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(c->sip_ipv6 && !rules_ipv6_off() &&
+	      count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1 &&
+	      count_lines(out, "-j NFQUEUE --queue-num 7") == 4 &&
+	      strstr(out, "-A SIPALGD -i wan0 -p udp -m udp --dport 5060 -j NFQUEUE --queue-num 7") &&
+	      strstr(out, "-A SIPALGD -o wan0 -p udp -m udp --sport 5060 -j NFQUEUE --queue-num 7") &&
+	      !strstr(out, "bypass"),
+	      "ip6tables: one jump, four NFQUEUE rules, no bypass (off: %s):\n%s",
+	      rules_ipv6_off() ? rules_ipv6_off() : "-", out);
 
 	check(nfq_sock_open(7, 4096) == 0, "nfq_sock_open queue 7");
 	sa = udp_sock(ns_a, A_IP, 5060);
@@ -805,6 +816,25 @@ static void test_nfq(struct conf *c)
 	check(!strstr(out, "SIPALGD"), "rules_remove: jump and chain gone");
 	check(sh(NULL, 0, "iptables -w -t mangle -S FORWARD | grep -qx -- '-P FORWARD ACCEPT'") == 0,
 	      "mangle FORWARD left with its policy only");
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(!strstr(out, "SIPALGD"), "rules_remove: the IPv6 jump and chain gone too");
+
+	/* A router without IPv6 still gets its IPv4 diversion, and says why
+	 * the IPv6 one is off: the switch, then disable_ipv6. */
+	c->sip_ipv6 = 0;
+	n = rules_install(c);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(n == 0 && rules_ipv6_off() && !strcmp(rules_ipv6_off(), "sip.ipv6: off") &&
+	      !strstr(out, "SIPALGD"), "sip.ipv6: off: IPv4 only (%s)", rules_ipv6_off() ? rules_ipv6_off() : "-");
+	c->sip_ipv6 = 1;
+	sh(NULL, 0, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1");
+	n = rules_install(c);
+	sh(out, sizeof(out), "iptables -w -t mangle -S; ip6tables -w -t mangle -S");
+	check(n == 0 && rules_ipv6_off() && strstr(rules_ipv6_off(), "disable_ipv6=1") &&
+	      count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1,
+	      "disable_ipv6=1: starts with IPv4 only, says why (%s)", rules_ipv6_off() ? rules_ipv6_off() : "-");
+	sh(NULL, 0, "sysctl -qw net.ipv6.conf.all.disable_ipv6=0");
+	rules_remove(c);
 	udp_send(sa, B_IP, 5060, inv);
 	n = udp_recv(sb, buf, sizeof(buf), 2000, NULL, NULL);
 	check(n > 0 && strcmp(buf, inv) == 0, "without the rules the packet passes unchanged");
@@ -835,6 +865,16 @@ static void test_nfq(struct conf *c)
 	       "WAN_IF=wan0 sh %s/kernel-rules/divert-iptables.sh del", root, root);
 	sh(out, sizeof(out), "iptables -w -t mangle -S");
 	check(n == 0 && !strstr(out, "SIPALGD"), "divert-iptables.sh del (twice): all gone");
+	n = sh(NULL, 0, "WAN_IF=wan0 SIP_PORTS='5060 5070' QUEUE_NUM=7 sh %s/kernel-rules/divert-ip6tables.sh add && "
+	       "WAN_IF=wan0 SIP_PORTS='5060 5070' QUEUE_NUM=7 sh %s/kernel-rules/divert-ip6tables.sh add", root, root);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S; iptables -w -t mangle -S");
+	check(n == 0 && count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1 &&
+	      count_lines(out, "-j NFQUEUE --queue-num 7") == 8,
+	      "divert-ip6tables.sh add twice: one jump, 8 rules, all in ip6tables");
+	n = sh(NULL, 0, "WAN_IF=wan0 sh %s/kernel-rules/divert-ip6tables.sh del && "
+	       "WAN_IF=wan0 sh %s/kernel-rules/divert-ip6tables.sh del", root, root);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(n == 0 && !strstr(out, "SIPALGD"), "divert-ip6tables.sh del (twice): all gone");
 	close(sa);
 	close(sb);
 }
