@@ -8,8 +8,9 @@ Each case has a documented outcome (CASES below):
                    sees it (its pkts_in must not move), nothing leaves;
          "queue"   it reaches the queue (pkts_in +1) and must leave unchanged or not at all
                    (`unchanged`: the only change allowed is the hop limit, -1 when forwarded);
-  leave  "same"    it must leave, byte for byte (hop limit -1): a well-formed SIP message
-                   with nothing to rewrite when routed (no NAT66);
+  leave  "same"    it must leave as the kernel alone forwards it (hop limit -1, trimmed to
+                   its payload length, an atomic fragment's header removed by conntrack's
+                   defrag): a well-formed SIP message has nothing to rewrite when routed;
          "same|none"  either: the daemon may pass it on untouched or drop it (it must not
                    rewrite it, and must not die);
          "none"    nothing leaves.
@@ -204,8 +205,17 @@ def run(F, rtr, counters, status_ok, record, info):
             record("v6_%s_arrived_whole" % name, data == want,
                    "the WAN host got %r, sent %d bytes" % (data[:60] if data else None, len(want)))
         else:
-            # unchanged means: the same bytes, hop limit one less
-            want = [p[:7] + bytes([p[7] - 1]) + p[8:] for p in pkts]
+            # unchanged means: the same bytes as the kernel forwards them without any ALG:
+            # hop limit one less, cut to the payload length (ipv6_rcv trims the rest), and an
+            # atomic fragment without its fragment header (nf_conntrack's defrag removes it,
+            # ALG or not)
+            def fwd(p):
+                plen = struct.unpack("!H", p[4:6])[0]
+                p = p[:40 + plen] if plen else p
+                if name == "atomic_fragment":
+                    p = p[:4] + struct.pack("!HB", plen - 8, p[40]) + p[7:40] + p[48:]
+                return p[:7] + bytes([p[7] - 1]) + p[8:]
+            want = [fwd(p) for p in pkts]
             same = seen == want
             ok = same or (leave == "same|none" and not seen)
             how = "unchanged" if same else ("dropped" if not seen else "CHANGED")
