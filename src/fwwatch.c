@@ -410,12 +410,16 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 		found++;
 		off += (size_t)snprintf(buf + off, len - off, "nft ct helper object %s", fh.where);
 	}
-	/* iptables(-nft): -t raw ... -j CT --helper sip */
-	memset(&fr, 0, sizeof(fr));
-	if (fw_rules_count(NFPROTO_IPV4, "raw", NULL, &fr) == 0 && fr.ct_sip && off < len) {
-		found++;
-		off += (size_t)snprintf(buf + off, len - off, "%siptables -t raw -j CT --helper sip",
-					off ? ", " : "");
+	/* iptables(-nft): -t raw ... -j CT --helper sip, and the same in
+	 * ip6tables (IPv6 SIP is diverted too). */
+	for (int v6 = 0; v6 < 2; v6++) {
+		memset(&fr, 0, sizeof(fr));
+		if (fw_rules_count(v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, "raw", NULL, &fr) == 0 && fr.ct_sip &&
+		    off < len) {
+			found++;
+			off += (size_t)snprintf(buf + off, len - off, "%s%s -t raw -j CT --helper sip",
+						off ? ", " : "", v6 ? "ip6tables" : "iptables");
+		}
 	}
 	/* Conntrack entries the helper is attached to (however it got
 	 * there). The dump walks the conntrack table: only at start and
@@ -425,7 +429,7 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = ++fw_seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
+	nfg->nfgen_family = AF_UNSPEC; /* both families: IPv6 SIP is ours too */
 	nfg->version = NFNETLINK_V0;
 	nfg->res_id = 0;
 	/* What the last walk found stands in between walks. */

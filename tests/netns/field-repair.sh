@@ -103,6 +103,17 @@ if lab_sipalgd_start; then
 	else
 		nok "helper: could not add an iptables CT --helper sip rule"
 	fi
+	# The same in ip6tables: IPv6 SIP is diverted too.
+	if lab_nsx "$NS_RTR" ip6tables -w 5 -t raw -A PREROUTING -p udp --dport 5060 -j CT --helper sip; then
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		case "$st" in
+		*"kernel_helper 1"*"ip6tables -t raw -j CT --helper sip"*) ok "helper: ip6tables CT --helper sip rule flagged" ;;
+		*) nok "helper: ip6tables CT --helper sip rule not flagged: $st" ;;
+		esac
+		lab_nsx "$NS_RTR" ip6tables -w 5 -t raw -D PREROUTING -p udp --dport 5060 -j CT --helper sip
+	else
+		nok "helper: could not add an ip6tables CT --helper sip rule"
+	fi
 	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (helper part)"
 else
 	nok "daemon start (helper part)"
