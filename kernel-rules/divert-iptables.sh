@@ -3,6 +3,8 @@
 # installs with queue.divert: iptables (src/rules.c; change both together).
 #
 # Usage: WAN_IF=eth0 SIP_PORTS="5060 5070" QUEUE_NUM=0 divert-iptables.sh add|del
+#   IPTABLES (default iptables): ip6tables for the IPv6 copy, which is what
+#   divert-ip6tables.sh does (sip.ipv6: on, the default, installs both).
 #   CHAIN (default SIPALGD) names our chain in the mangle table.
 #   FASTPATH_MARK (default 0x10000000, queue.fastpath_mark_bit 28): packets
 #   the fast path rewrote carry it and skip the queue; FASTPATH_MARK= (empty)
@@ -16,9 +18,11 @@ CHAIN=${CHAIN:-SIPALGD}
 QUEUE_NUM=${QUEUE_NUM:-0}
 FASTPATH_MARK=${FASTPATH_MARK-0x10000000}
 SIP_PORTS=$(echo "${SIP_PORTS:-5060}" | tr ',' ' ')
-IPT="iptables -w 10 -t mangle"
+IPTABLES=${IPTABLES:-iptables}
+case "$IPTABLES" in iptables|ip6tables) ;; *) echo "divert-iptables.sh: IPTABLES must be iptables or ip6tables" >&2; exit 2;; esac
+IPT="$IPTABLES -w 10 -t mangle"
 
-die() { echo "divert-iptables.sh: $*" >&2; exit 1; }
+die() { echo "divert-iptables.sh ($IPTABLES): $*" >&2; exit 1; }
 
 check() {
 	[ -n "${WAN_IF:-}" ] || die "WAN_IF is not set"

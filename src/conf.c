@@ -52,7 +52,7 @@ enum kind {
 enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
-	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT,
+	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT, SIP_IPV6,
 	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
@@ -112,6 +112,8 @@ static const struct keydef {
 			  "relay SIP over TCP (TPROXY); the relay's listener and rules are made at start" },
 	[SIP_TCP_PORT] = { "sip.tcp_relay_port", K_UINT, FIELD(tcp_relay_port), 0, 0, NULL, 0, 65535, NULL, RESTART,
 			  "the relay's TPROXY listener port, 0 = any free one; bound at start" },
+	[SIP_IPV6]    = { "sip.ipv6", K_BOOL, FIELD(sip_ipv6), 0, 1, NULL, 0, 0, NULL, REBUILD(RULES),
+			  "divert SIP over IPv6 too (ip6tables/ip6 table); reload replaces the diversion rules" },
 	[Q_NUM]       = { "queue.number", K_UINT, FIELD(queue_num), 0, 0, NULL, 0, 65535, NULL, RESTART,
 			  "the NFQUEUE number; the queue socket is bound to it at start" },
 	[Q_MAXLEN]    = { "queue.max_length", K_UINT, FIELD(queue_maxlen), 0, 4096, NULL, 1, 1048576, NULL, RESTART,

@@ -59,6 +59,7 @@ struct conf {
 	int media_other_hosts;      /* media.allow_other_lan_hosts: SDP may name another LAN host, default false */
 	enum conf_inbound_src inbound_src; /* sip.inbound_from: registrar (default) | any */
 	int sip_tcp;                /* sip.tcp: relay SIP over TCP (tcprelay.h), default true */
+	int sip_ipv6;               /* sip.ipv6: divert SIP over IPv6 too (rules.h), default true */
 	uint16_t tcp_relay_port;    /* sip.tcp_relay_port: TPROXY listener port, default 0 = any free one */
 	uint32_t dialog_timeout_s;  /* timers.dialog, default 7200: a confirmed dialog with no SIP for this long ends */
 	uint32_t early_timeout_s;   /* timers.early_dialog, default 180 */

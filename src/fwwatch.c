@@ -15,7 +15,8 @@
  *    for a copy, e.g. `nft -f` of a saved ruleset, has a new handle and
  *    stale elements), with its 3 rules in `pre` and 2 in `post`;
  *  - the diversion: rules_where() names the chain and rule count, and the
- *    jump to it from FORWARD for iptables.
+ *    jump to it from FORWARD for iptables; for IPv4, and for IPv6 when
+ *    rules.c installed that copy (ip6tables rules live in table ip6 mangle).
  * A check is a handful of netlink round trips (tens of microseconds), so it
  * also runs every second as a safety net: a lost event (ENOBUFS) or a
  * kernel that did not tell cannot leave us without rules for longer.
@@ -58,11 +59,11 @@
 #define SOL_NETLINK 270
 #endif
 
-enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4, MISS_TCP = 8 };
+enum { MISS_TABLE = 1, MISS_DIVERT = 2, MISS_JUMP = 4, MISS_TCP = 8, MISS_DIVERT6 = 16, MISS_JUMP6 = 32 };
 
 static const struct conf *fw_conf;
-static int fw_divert;
-static struct rules_where fw_where;
+static int fw_divert, fw_divert6;
+static struct rules_where fw_where, fw_where6;
 static struct mnl_socket *fw_ev, *fw_q;
 static uint32_t fw_qportid, fw_seq;
 static uint64_t fw_handle;        /* of the table we made; 0 = unknown */
@@ -180,9 +181,10 @@ static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-/* Rules of table ip `table` (chain `chain`, or all when NULL). A missing
- * table or chain is simply no rules. -1 when the kernel did not answer. */
-static int fw_rules_count(const char *table, const char *chain, struct fw_rules *fr)
+/* Rules of table `table` of family `nfproto` (chain `chain`, or all when
+ * NULL). A missing table or chain is simply no rules. -1 when the kernel
+ * did not answer. */
+static int fw_rules_count(int nfproto, const char *table, const char *chain, struct fw_rules *fr)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	char req[512] __attribute__((aligned(8)));
@@ -194,7 +196,7 @@ static int fw_rules_count(const char *table, const char *chain, struct fw_rules 
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
 	if (chain)
 		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_IPV4, NLM_F_DUMP, ++fw_seq);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, (uint16_t)nfproto, NLM_F_DUMP, ++fw_seq);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
 	ret = fw_query(nlh, fw_rule_cb, fr);
@@ -228,7 +230,7 @@ static unsigned fw_check(char *buf, size_t len)
 
 		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 			memset(&fr, 0, sizeof(fr));
-			if (fw_rules_count(fw_conf->nft_table, want[i].chain, &fr) == 0 && fr.n != want[i].n) {
+			if (fw_rules_count(NFPROTO_IPV4, fw_conf->nft_table, want[i].chain, &fr) == 0 && fr.n != want[i].n) {
 				miss |= MISS_TABLE;
 				FW_SAY("chain ip %s %s (%d of %d rules)", fw_conf->nft_table,
 				       want[i].chain, fr.n, want[i].n);
@@ -246,20 +248,25 @@ static unsigned fw_check(char *buf, size_t len)
 			FW_SAY("table ip %s", tcp);
 		}
 	}
-	if (fw_divert) {
+	for (int v6 = 0; v6 < 2; v6++) {
+		const struct rules_where *w = v6 ? &fw_where6 : &fw_where;
+		unsigned m_div = v6 ? MISS_DIVERT6 : MISS_DIVERT, m_jump = v6 ? MISS_JUMP6 : MISS_JUMP;
+		const char *fam = v6 ? "ip6" : "ip";
+
+		if (!(v6 ? fw_divert6 : fw_divert))
+			continue;
 		memset(&fr, 0, sizeof(fr));
-		if (fw_rules_count(fw_where.table, fw_where.chain, &fr) == 0 && fr.n != fw_where.nrules) {
-			miss |= MISS_DIVERT;
-			FW_SAY("diversion ip %s %s (%d of %d rules)", fw_where.table, fw_where.chain,
-			       fr.n, fw_where.nrules);
+		if (fw_rules_count(w->nfproto, w->table, w->chain, &fr) == 0 && fr.n != w->nrules) {
+			miss |= m_div;
+			FW_SAY("diversion %s %s %s (%d of %d rules)", fam, w->table, w->chain,
+			       fr.n, w->nrules);
 		}
-		if (fw_where.from[0]) {
+		if (w->from[0]) {
 			memset(&fr, 0, sizeof(fr));
-			fr.jump = fw_where.chain;
-			if (fw_rules_count(fw_where.table, fw_where.from, &fr) == 0 && fr.jumps == 0) {
-				miss |= MISS_DIVERT | MISS_JUMP;
-				FW_SAY("diversion jump ip %s %s -> %s", fw_where.table, fw_where.from,
-				       fw_where.chain);
+			fr.jump = w->chain;
+			if (fw_rules_count(w->nfproto, w->table, w->from, &fr) == 0 && fr.jumps == 0) {
+				miss |= m_div | m_jump;
+				FW_SAY("diversion jump %s %s %s -> %s", fam, w->table, w->from, w->chain);
 			}
 		}
 	}
@@ -274,7 +281,8 @@ int fwwatch_missing(char *buf, size_t len)
 	if (!fw_conf)
 		return 0;
 	m = fw_check(buf, len);
-	return (m & MISS_TABLE ? 1 : 0) + (m & MISS_DIVERT ? 1 : 0) + (m & MISS_TCP ? 1 : 0);
+	return (m & MISS_TABLE ? 1 : 0) + (m & MISS_DIVERT ? 1 : 0) + (m & MISS_TCP ? 1 : 0) +
+	       (m & MISS_DIVERT6 ? 1 : 0);
 }
 
 /* ---- repair ------------------------------------------------------------ */
@@ -286,7 +294,9 @@ static void fw_repair(unsigned miss, const char *what, uint64_t since)
 
 	/* The diversion first: without it SIP leaves unrewritten; without
 	 * our table only our own port choices are off until it is back. */
-	if ((miss & MISS_DIVERT) && rules_repair(fw_conf, !!(miss & MISS_JUMP)) < 0)
+	if ((miss & MISS_DIVERT) && rules_repair(fw_conf, RULES_IP4, !!(miss & MISS_JUMP)) < 0)
+		ok = 0;
+	if ((miss & MISS_DIVERT6) && rules_repair(fw_conf, RULES_IP6, !!(miss & MISS_JUMP6)) < 0)
 		ok = 0;
 	if ((miss & MISS_TCP) && tcprelay_rules_repair() < 0)
 		ok = 0;
@@ -400,12 +410,16 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 		found++;
 		off += (size_t)snprintf(buf + off, len - off, "nft ct helper object %s", fh.where);
 	}
-	/* iptables(-nft): -t raw ... -j CT --helper sip */
-	memset(&fr, 0, sizeof(fr));
-	if (fw_rules_count("raw", NULL, &fr) == 0 && fr.ct_sip && off < len) {
-		found++;
-		off += (size_t)snprintf(buf + off, len - off, "%siptables -t raw -j CT --helper sip",
-					off ? ", " : "");
+	/* iptables(-nft): -t raw ... -j CT --helper sip, and the same in
+	 * ip6tables (IPv6 SIP is diverted too). */
+	for (int v6 = 0; v6 < 2; v6++) {
+		memset(&fr, 0, sizeof(fr));
+		if (fw_rules_count(v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, "raw", NULL, &fr) == 0 && fr.ct_sip &&
+		    off < len) {
+			found++;
+			off += (size_t)snprintf(buf + off, len - off, "%s%s -t raw -j CT --helper sip",
+						off ? ", " : "", v6 ? "ip6tables" : "iptables");
+		}
 	}
 	/* Conntrack entries the helper is attached to (however it got
 	 * there). The dump walks the conntrack table: only at start and
@@ -415,7 +429,7 @@ static int fw_helper_find(char *buf, size_t len, int with_ct)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = ++fw_seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
+	nfg->nfgen_family = AF_UNSPEC; /* both families: IPv6 SIP is ours too */
 	nfg->version = NFNETLINK_V0;
 	nfg->res_id = 0;
 	/* What the last walk found stands in between walks. */
@@ -541,7 +555,8 @@ int fwwatch_open(const struct conf *c, int divert)
 	char what[256];
 
 	fw_conf = c;
-	fw_divert = divert && rules_where(c, &fw_where) == 0;
+	fw_divert = divert && rules_where(c, RULES_IP4, &fw_where) == 0;
+	fw_divert6 = divert && rules_where(c, RULES_IP6, &fw_where6) == 0;
 	fw_ev = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	fw_q = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!fw_ev || !fw_q || mnl_socket_bind(fw_ev, 0, MNL_SOCKET_AUTOPID) < 0 ||
@@ -565,8 +580,9 @@ int fwwatch_open(const struct conf *c, int divert)
 		log_warn("fwwatch: at start, missing: %s", what);
 	fw_helper_warn(1);
 	fw_next_check = fw_now() + 1000;
-	log_info("fwwatch: watching table ip %s%s%s", c->nft_table,
-		 fw_divert ? " and the diversion in ip " : "", fw_divert ? fw_where.table : "");
+	log_info("fwwatch: watching table ip %s%s%s%s", c->nft_table,
+		 fw_divert ? " and the diversion in ip " : "", fw_divert ? fw_where.table : "",
+		 fw_divert6 ? " and ip6" : "");
 	return 0;
 fail:
 	fwwatch_close();
@@ -578,7 +594,8 @@ void fwwatch_reconfigure(const struct conf *c, int divert)
 	/* The diversion may have new ports, a new backend or a new chain: check
 	 * for what is installed now, with a clean slate. */
 	fw_conf = c;
-	fw_divert = divert && rules_where(c, &fw_where) == 0;
+	fw_divert = divert && rules_where(c, RULES_IP4, &fw_where) == 0;
+	fw_divert6 = divert && rules_where(c, RULES_IP6, &fw_where6) == 0;
 	fw_failed = 0;
 	fw_dirty = 0;
 }

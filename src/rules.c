@@ -10,6 +10,15 @@
  * Never the queue bypass option: with no daemon on the queue, SIP is
  * dropped rather than passed unrewritten (fail closed).
  *
+ * IPv6 (sip.ipv6, on by default): the same rules again, in ip6tables'
+ * mangle table or in a table of family ip6 with the same name. A separate
+ * ip6 table rather than one inet table: the inet family needs a kernel
+ * with IPv6 (NF_TABLES_INET depends on IPV6), and the IPv4 diversion must
+ * work on routers built without it. The IPv6 copy is best effort: where it
+ * cannot be installed, the daemon runs with IPv4 only and says why
+ * (rules_ipv6_off()). That is not failing open: with no NAT66 nothing in an
+ * IPv6 message needs rewriting, and what is lost is the media pinholes.
+ *
  * The same rules ship as kernel-rules/divert-iptables.sh and
  * kernel-rules/divert-nft.nft for operators who load them themselves;
  * change them together with this file. */
@@ -40,7 +49,7 @@ static const char rules_nft_fmt[] =
 	"define SIP_PORTS = { %s }\n"
 	"define QUEUE_NUM = %u\n"
 	"\n"
-	"table ip %s {\n"
+	"table %s %s {\n"
 	"\t# Before NAT and before the operator's filter decisions\n"
 	"\t# (priority mangle): the packet still carries private addresses.\n"
 	"\tchain divert {\n"
@@ -67,7 +76,15 @@ static uint32_t rules_fastpath_mark(const struct conf *c)
 	return 1u << (c->fastpath_mark_bit & 31);
 }
 
-static const char *const rules_iptables_paths[] = { "/usr/sbin/iptables", "/sbin/iptables" };
+/* Per family: the iptables binary and its restore tool, the nft family. */
+static const char *const rules_ipt[2] = { "iptables", "ip6tables" };
+static const char *const rules_ipt_restore[2] = { "iptables-restore", "ip6tables-restore" };
+static const char *const rules_nft_family[2] = { "ip", "ip6" };
+
+/* The IPv6 copy's state, for rules_ipv6_off() and rules_where(). */
+static int rules_v6_on;
+static char rules_v6_why[192];
+static char rules_v6_warned[192]; /* the reason last logged: warn once */
 
 static int rules_conf_ok(const struct conf *c)
 {
@@ -141,7 +158,7 @@ static int rules_run(char *const argv[], int quiet)
 	if (pid == 0) {
 		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		sigset_t none;
-		size_t i;
+		int i;
 
 		/* The daemon may block signals for its own loop; iptables
 		 * must start with a clean mask. */
@@ -155,8 +172,12 @@ static int rules_run(char *const argv[], int quiet)
 		}
 		execvp(argv[0], argv);
 		/* A daemon's PATH may lack the sbin directories. */
-		for (i = 0; i < sizeof(rules_iptables_paths) / sizeof(rules_iptables_paths[0]); i++)
-			execv(rules_iptables_paths[i], argv);
+		for (i = 0; i < 2; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "%s/%s", i ? "/sbin" : "/usr/sbin", argv[0]);
+			execv(path, argv);
+		}
 		_exit(127);
 	}
 	while (waitpid(pid, &st, 0) < 0) {
@@ -171,7 +192,7 @@ static int rules_run(char *const argv[], int quiet)
 }
 
 /* -w 10: wait for the xtables lock, but not forever. */
-#define IPT(...) ((char *const[]){ "iptables", "-w", "10", "-t", "mangle", __VA_ARGS__, NULL })
+#define IPT(f, ...) ((char *const[]){ (char *)rules_ipt[f], "-w", "10", "-t", "mangle", __VA_ARGS__, NULL })
 
 static int rules_run_logged(char *const argv[])
 {
@@ -186,7 +207,7 @@ static int rules_run_logged(char *const argv[])
 	return ret;
 }
 
-static void rules_iptables_remove(const struct conf *c)
+static void rules_iptables_remove(const struct conf *c, enum rules_family f)
 {
 	char chain[RULES_CHAIN_MAX];
 	int i;
@@ -195,13 +216,13 @@ static void rules_iptables_remove(const struct conf *c)
 	/* Every copy of our jump (a crash between two starts may have left
 	 * more than one), then our chain; nothing else is touched. */
 	for (i = 0; i < 16; i++)
-		if (rules_run(IPT("-D", "FORWARD", "-p", "udp", "-j", chain), 1) != 0)
+		if (rules_run(IPT(f, "-D", "FORWARD", "-p", "udp", "-j", chain), 1) != 0)
 			break;
-	rules_run(IPT("-F", chain), 1);
-	rules_run(IPT("-X", chain), 1);
+	rules_run(IPT(f, "-F", chain), 1);
+	rules_run(IPT(f, "-X", chain), 1);
 }
 
-static int rules_iptables_install(const struct conf *c)
+static int rules_iptables_install(const struct conf *c, enum rules_family f)
 {
 	static const char *const dir_if[2] = { "-i", "-o" };
 	static const char *const dir_port[2] = { "--dport", "--sport" };
@@ -210,14 +231,14 @@ static int rules_iptables_install(const struct conf *c)
 
 	rules_chain_name(c, chain);
 	snprintf(qnum, sizeof(qnum), "%u", c->queue_num);
-	rules_iptables_remove(c);
-	if (rules_run_logged(IPT("-N", chain)) != 0)
+	rules_iptables_remove(c, f);
+	if (rules_run_logged(IPT(f, "-N", chain)) != 0)
 		goto fail;
 	if (rules_fastpath(c)) {
 		char mark[24];
 
 		snprintf(mark, sizeof(mark), "0x%x/0x%x", rules_fastpath_mark(c), rules_fastpath_mark(c));
-		if (rules_run_logged(IPT("-A", chain, "-m", "mark", "--mark", mark, "-j", "RETURN")) != 0)
+		if (rules_run_logged(IPT(f, "-A", chain, "-m", "mark", "--mark", mark, "-j", "RETURN")) != 0)
 			goto fail;
 	}
 	for (p = 0; p < c->n_sip_ports; p++) {
@@ -226,7 +247,7 @@ static int rules_iptables_install(const struct conf *c)
 			for (k = 0; k < 2; k++) {
 				/* Plain --dport/--sport rather than multiport:
 				 * xt_multiport is an extra package on OpenWrt. */
-				if (rules_run_logged(IPT("-A", chain, (char *)dir_if[d], (char *)c->wan_if,
+				if (rules_run_logged(IPT(f, "-A", chain, (char *)dir_if[d], (char *)c->wan_if,
 							 "-p", "udp", (char *)dir_port[k], port,
 							 "-j", "NFQUEUE", "--queue-num", qnum)) != 0)
 					goto fail;
@@ -234,13 +255,13 @@ static int rules_iptables_install(const struct conf *c)
 		}
 	}
 	/* First in FORWARD: SIP must reach us before any accept. */
-	if (rules_run_logged(IPT("-I", "FORWARD", "1", "-p", "udp", "-j", chain)) != 0)
+	if (rules_run_logged(IPT(f, "-I", "FORWARD", "1", "-p", "udp", "-j", chain)) != 0)
 		goto fail;
-	log_info("rules: iptables mangle FORWARD -> %s: SIP on %s to queue %u",
-		 chain, c->wan_if, c->queue_num);
+	log_info("rules: %s mangle FORWARD -> %s: SIP on %s to queue %u",
+		 rules_ipt[f], chain, c->wan_if, c->queue_num);
 	return 0;
 fail:
-	rules_iptables_remove(c);
+	rules_iptables_remove(c, f);
 	return -1;
 }
 
@@ -248,11 +269,11 @@ fail:
  * is gone, as one `iptables-restore --noflush` process: one process and one
  * nf_tables transaction instead of nine (tens of ms of leak window less).
  * Declaring the chain creates it, or flushes a partial copy. */
-static int rules_iptables_repair(const struct conf *c, int need_jump)
+static int rules_iptables_repair(const struct conf *c, enum rules_family f, int need_jump)
 {
 	static const char *const dir_if[2] = { "-i", "-o" };
 	static const char *const dir_port[2] = { "--dport", "--sport" };
-	static const char *const paths[] = { "/usr/sbin/iptables-restore", "/sbin/iptables-restore" };
+	const char *tool = rules_ipt_restore[f];
 	char chain[RULES_CHAIN_MAX], text[4096];
 	size_t off = 0;
 	int p, d, k, fds[2], st;
@@ -285,45 +306,50 @@ static int rules_iptables_repair(const struct conf *c, int need_jump)
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		sigset_t none;
-		size_t i;
+		int i;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(fds[0], STDIN_FILENO);
 		if (null >= 0)
 			dup2(null, STDOUT_FILENO);
-		execlp("iptables-restore", "iptables-restore", "-w", "10", "--noflush", (char *)NULL);
-		for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-			execl(paths[i], "iptables-restore", "-w", "10", "--noflush", (char *)NULL);
+		execlp(tool, tool, "-w", "10", "--noflush", (char *)NULL);
+		for (i = 0; i < 2; i++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "%s/%s", i ? "/sbin" : "/usr/sbin", tool);
+			execl(path, tool, "-w", "10", "--noflush", (char *)NULL);
+		}
 		_exit(127);
 	}
 	close(fds[0]);
 	/* A few hundred bytes: far below a pipe's buffer, never blocks. */
 	if (write(fds[1], text, off) != (ssize_t)off)
-		log_err("rules: writing to iptables-restore: %s", strerror(errno));
+		log_err("rules: writing to %s: %s", tool, strerror(errno));
 	close(fds[1]);
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR)
 			return -1;
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		log_err("rules: iptables-restore --noflush of chain %s failed (status %d)", chain,
+		log_err("rules: %s --noflush of chain %s failed (status %d)", tool, chain,
 			WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 		return -1;
 	}
 	return 0;
 }
 
-static void rules_nft_remove(const struct conf *c)
+static void rules_nft_remove(const struct conf *c, enum rules_family f)
 {
 	char text[160], err[1];
 
-	snprintf(text, sizeof(text), "add table ip %s_divert\ndelete table ip %s_divert\n",
-		 c->nft_table, c->nft_table);
+	snprintf(text, sizeof(text), "add table %s %s_divert\ndelete table %s %s_divert\n",
+		 rules_nft_family[f], c->nft_table, rules_nft_family[f], c->nft_table);
 	nftcmd_run(text, err, 0);
 }
 
-static int rules_nft_install(const struct conf *c)
+/* `why`: where to say why an IPv6 table was refused (NULL: log it). */
+static int rules_nft_install(const struct conf *c, enum rules_family f, char *why, size_t whylen)
 {
 	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 320], mark[64] = "";
 	char err[1024];
@@ -337,49 +363,148 @@ static int rules_nft_install(const struct conf *c)
 	if (rules_fastpath(c))
 		snprintf(mark, sizeof(mark), "\t\tmeta mark & 0x%08x == 0x%08x return\n",
 			 rules_fastpath_mark(c), rules_fastpath_mark(c));
-	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num, table, mark);
+	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num,
+		 rules_nft_family[f], table, mark);
 	/* Stale copy first, separately: if creating fails below, no old
 	 * table is left queueing to a queue nobody reads. */
-	rules_nft_remove(c);
+	rules_nft_remove(c, f);
 	if (nftcmd_run(text, err, sizeof(err)) < 0) {
+		if (why) {
+			snprintf(why, whylen, "nft table ip6 %s refused: %.120s", table, err);
+			return -1;
+		}
 		/* Without CONFIG_NFT_QUEUE the kernel does not know the queue
 		 * expression and the whole table is refused. */
-		log_err("rules: nft divert table ip %s could not be created: %s "
+		log_err("rules: nft divert table %s %s could not be created: %s "
 			"(a kernel without CONFIG_NFT_QUEUE refuses the queue statement; "
-			"use queue.divert: iptables there)", table, err);
+			"use queue.divert: iptables there)", rules_nft_family[f], table, err);
 		return -1;
 	}
-	log_info("rules: nft table ip %s: SIP on %s to queue %u", table, c->wan_if, c->queue_num);
+	log_info("rules: nft table %s %s: SIP on %s to queue %u", rules_nft_family[f], table,
+		 c->wan_if, c->queue_num);
 	return 0;
+}
+
+/* Can this router carry IPv6 at all? 1, or 0 with the reason in why. */
+static int rules_v6_possible(const struct conf *c, char *why, size_t len)
+{
+	char v = '0';
+	int fd;
+
+	if (!c->sip_ipv6) {
+		snprintf(why, len, "sip.ipv6: off");
+		return 0;
+	}
+	fd = open("/proc/sys/net/ipv6/conf/all/disable_ipv6", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "the kernel has no IPv6 (no /proc/sys/net/ipv6)");
+		return 0;
+	}
+	if (read(fd, &v, 1) != 1)
+		v = '0';
+	close(fd);
+	if (v == '1') {
+		/* No IPv6 forwarding can happen: nothing to divert. Enabling
+		 * IPv6 later needs a reload (or restart) to divert it. */
+		snprintf(why, len, "net.ipv6.conf.all.disable_ipv6=1");
+		return 0;
+	}
+	return 1;
+}
+
+/* The IPv6 copy, after the IPv4 one is in. Never fails the start: the
+ * state and reason go to rules_v6_on / rules_v6_why, logged once. */
+static void rules_v6_install(const struct conf *c)
+{
+	char chain[RULES_CHAIN_MAX];
+
+	rules_v6_on = 0;
+	if (!rules_v6_possible(c, rules_v6_why, sizeof(rules_v6_why))) {
+		/* A stale copy from a run with IPv6 goes all the same. */
+		if (c->divert == CONF_DIVERT_NFT)
+			rules_nft_remove(c, RULES_IP6);
+		else
+			rules_iptables_remove(c, RULES_IP6);
+	} else if (c->divert == CONF_DIVERT_NFT) {
+		if (rules_nft_install(c, RULES_IP6, rules_v6_why, sizeof(rules_v6_why)) == 0)
+			rules_v6_on = 1;
+	} else {
+		/* Ask quietly first whether ip6tables runs and has a mangle
+		 * table: "no ip6tables" is one warning, not a page of errors. */
+		int r;
+
+		rules_chain_name(c, chain);
+		rules_iptables_remove(c, RULES_IP6);
+		r = rules_run(IPT(RULES_IP6, "-N", chain), 1);
+		if (r < 0) {
+			snprintf(rules_v6_why, sizeof(rules_v6_why), "no ip6tables program");
+		} else if (r != 0) {
+			snprintf(rules_v6_why, sizeof(rules_v6_why), "ip6tables -t mangle refused "
+				 "(exit %d: no ip6_tables/ip6table_mangle module?)", r);
+		} else {
+			rules_run(IPT(RULES_IP6, "-X", chain), 1);
+			if (rules_iptables_install(c, RULES_IP6) == 0)
+				rules_v6_on = 1;
+			else
+				snprintf(rules_v6_why, sizeof(rules_v6_why),
+					 "ip6tables refused the diversion (see the log)");
+		}
+	}
+	if (rules_v6_on) {
+		rules_v6_why[0] = '\0';
+		rules_v6_warned[0] = '\0';
+		return;
+	}
+	if (strcmp(rules_v6_warned, rules_v6_why)) {
+		snprintf(rules_v6_warned, sizeof(rules_v6_warned), "%s", rules_v6_why);
+		/* The operator's own choice is news, not a warning. */
+		if (!c->sip_ipv6)
+			log_info("rules: SIP over IPv6 is not diverted (sip.ipv6: off)");
+		else
+			log_warn("rules: SIP over IPv6 is not diverted (%s): IPv6 calls get no media "
+				 "pinholes; IPv4 is diverted as usual", rules_v6_why);
+	}
+}
+
+const char *rules_ipv6_off(void)
+{
+	return rules_v6_why[0] ? rules_v6_why : NULL;
 }
 
 int rules_install(const struct conf *c)
 {
+	int ret;
+
 	if (!rules_conf_ok(c))
 		return -1;
 	if (c->divert == CONF_DIVERT_NFT)
-		return rules_nft_install(c);
-	return rules_iptables_install(c);
+		ret = rules_nft_install(c, RULES_IP4, NULL, 0);
+	else
+		ret = rules_iptables_install(c, RULES_IP4);
+	if (ret == 0)
+		rules_v6_install(c);
+	return ret;
 }
 
-int rules_repair(const struct conf *c, int need_jump)
+int rules_repair(const struct conf *c, enum rules_family f, int need_jump)
 {
 	if (!rules_conf_ok(c))
 		return -1;
 	if (c->divert == CONF_DIVERT_NFT)
-		return rules_nft_install(c);
+		return rules_nft_install(c, f, NULL, 0);
 	/* Fall back on the start-up path (processes, slower) if the restore
 	 * tool is missing or refuses. */
-	if (rules_iptables_repair(c, need_jump) == 0)
+	if (rules_iptables_repair(c, f, need_jump) == 0)
 		return 0;
-	return rules_iptables_install(c);
+	return rules_iptables_install(c, f);
 }
 
-int rules_where(const struct conf *c, struct rules_where *w)
+int rules_where(const struct conf *c, enum rules_family f, struct rules_where *w)
 {
 	memset(w, 0, sizeof(*w));
-	if (!rules_conf_ok(c))
+	if (!rules_conf_ok(c) || (f == RULES_IP6 && !rules_v6_on))
 		return -1;
+	w->nfproto = f == RULES_IP6 ? 10 /* NFPROTO_IPV6 */ : 2 /* NFPROTO_IPV4 */;
 	/* Per direction (in/out the WAN) and port side (dport/sport): one rule
 	 * per SIP port with iptables, one rule naming the port set with nft;
 	 * and the fast path's mark test first when it is in use. */
@@ -399,8 +524,12 @@ void rules_remove(const struct conf *c)
 {
 	if (!rules_conf_ok(c))
 		return;
-	if (c->divert == CONF_DIVERT_NFT)
-		rules_nft_remove(c);
-	else
-		rules_iptables_remove(c);
+	/* Both families, whatever the state: a copy a previous run left. */
+	if (c->divert == CONF_DIVERT_NFT) {
+		rules_nft_remove(c, RULES_IP4);
+		rules_nft_remove(c, RULES_IP6);
+	} else {
+		rules_iptables_remove(c, RULES_IP4);
+		rules_iptables_remove(c, RULES_IP6);
+	}
 }

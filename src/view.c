@@ -16,6 +16,7 @@
 #include "fwwatch.h"
 #include "json.h"
 #include "nftmap.h"
+#include "rules.h"
 #include "stats.h"
 #include "trace.h"
 
@@ -56,6 +57,8 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 			(unsigned long long)stats[ST_rules_restored], kh ? 1 : 0);
 		if (kh)
 			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
+		if (rules_ipv6_off())
+			fprintf(out, "ipv6 diversion: off (%s)\n", rules_ipv6_off());
 		return;
 	}
 	fprintf(out, "{\"status\":{\"ok\":%s,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
@@ -72,6 +75,11 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	fputs(",\"kernel_helper\":", out);
 	if (kh)
 		json_cstr(out, helper);
+	else
+		fputs("null", out);
+	fputs(",\"ipv6_diversion_off\":", out);
+	if (rules_ipv6_off())
+		json_cstr(out, rules_ipv6_off());
 	else
 		fputs("null", out);
 	fputs("}}\n", out);

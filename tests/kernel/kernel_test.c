@@ -172,6 +172,47 @@ static int udp_sock(const char *ns, uint32_t ip, uint16_t port)
 	return s;
 }
 
+/* The same for IPv6 (the diversion's ip6tables copy). */
+static int udp6_sock(const char *ns, const char *ip, uint16_t port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	char path[256];
+	int self, fd, s, one = 1;
+
+	inet_pton(AF_INET6, ip, &sa.sin6_addr);
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		perror("setns");
+		exit(2);
+	}
+	s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			perror("bind6");
+			close(s);
+			s = -1;
+		}
+	}
+	if (setns(self, CLONE_NEWNET) < 0) {
+		perror("setns back");
+		exit(2);
+	}
+	close(self);
+	close(fd);
+	return s;
+}
+
+static int udp6_send(int s, const char *ip, uint16_t port, const char *msg)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	inet_pton(AF_INET6, ip, &sa.sin6_addr);
+	return (int)sendto(s, msg, strlen(msg), 0, (struct sockaddr *)&sa, sizeof(sa));
+}
+
 static int udp_send(int s, uint32_t ip, uint16_t port, const char *msg)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
@@ -319,6 +360,7 @@ static void conf_fill(struct conf *c)
 	c->queue_num = 7;
 	c->queue_maxlen = 4096;
 	c->divert = CONF_DIVERT_IPTABLES;
+	c->sip_ipv6 = 1; /* the default */
 	c->pinhole_src = CONF_PINHOLE_PEER;
 	c->max_pinholes = 16384;
 	c->max_bindings = 16384;
@@ -681,7 +723,7 @@ static void test_nfq(struct conf *c)
 	uint32_t len, from;
 	uint16_t fport;
 	uint64_t vb;
-	int sa, sb, n, i, ok;
+	int sa, sb, sa6, sb6, n, i, ok;
 
 	check(rules_install(c) == 0, "rules_install (iptables)");
 	check(rules_install(c) == 0, "rules_install again (idempotent)");
@@ -693,6 +735,16 @@ static void test_nfq(struct conf *c)
 	      strstr(out, "-A SIPALGD -o wan0 -p udp -m udp --sport 5060 -j NFQUEUE --queue-num 7") &&
 	      !strstr(out, "bypass"),
 	      "one jump, four NFQUEUE rules, no bypass:\n%s", out);
+	/* sip.ipv6 (default on): the same chain and jump in ip6tables. */
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(c->sip_ipv6 && !rules_ipv6_off() &&
+	      count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1 &&
+	      count_lines(out, "-j NFQUEUE --queue-num 7") == 4 &&
+	      strstr(out, "-A SIPALGD -i wan0 -p udp -m udp --dport 5060 -j NFQUEUE --queue-num 7") &&
+	      strstr(out, "-A SIPALGD -o wan0 -p udp -m udp --sport 5060 -j NFQUEUE --queue-num 7") &&
+	      !strstr(out, "bypass"),
+	      "ip6tables: one jump, four NFQUEUE rules, no bypass (off: %s):\n%s",
+	      rules_ipv6_off() ? rules_ipv6_off() : "-", out);
 
 	check(nfq_sock_open(7, 4096) == 0, "nfq_sock_open queue 7");
 	sa = udp_sock(ns_a, A_IP, 5060);
@@ -731,6 +783,24 @@ static void test_nfq(struct conf *c)
 		nfq_verdict_flush();
 	}
 	check(n == 1 && udp_recv(sb, buf, sizeof(buf), 500, NULL, NULL) < 0, "drop verdict: nothing arrives");
+
+	/* IPv6 SIP (routed, nothing to rewrite) reaches the same queue whole,
+	 * and an accept verdict forwards it unchanged. */
+	sa6 = udp6_sock(ns_a, "2001:db8:1::2", 5060);
+	sb6 = udp6_sock(ns_b, "2001:db8:2::2", 5060);
+	check(sa6 >= 0 && sb6 >= 0, "IPv6 sockets");
+	udp6_send(sa6, "2001:db8:2::2", 5060, inv);
+	n = nfq_wait(pkts, 1, 2000);
+	check(n == 1 && pkts[0].len == 40 + 8 + strlen(inv) && (pkts[0].data[0] >> 4) == 6 &&
+	      pkts[0].data[6] == 17 && memcmp(pkts[0].data + 48, inv, strlen(inv)) == 0,
+	      "IPv6 SIP diverted to the queue: the whole IPv6/UDP datagram (%d, len %u)", n,
+	      n == 1 ? pkts[0].len : 0);
+	if (n == 1) {
+		nfq_verdict_add(pkts[0].id, 1, NULL, 0);
+		nfq_verdict_flush();
+	}
+	n = udp_recv(sb6, buf, sizeof(buf), 2000, NULL, NULL);
+	check(n > 0 && strcmp(buf, inv) == 0, "IPv6: accepted, arrives unchanged (%d)", n);
 
 	/* a burst: five packets, all verdicts in one sendmsg, some rewritten */
 	for (i = 0; i < 5; i++) {
@@ -799,12 +869,35 @@ static void test_nfq(struct conf *c)
 	udp_send(sa, B_IP, 5060, inv);
 	check(udp_recv(sb, buf, sizeof(buf), 700, NULL, NULL) < 0,
 	      "no process on the queue: the packet is dropped (fail closed)");
+	drain(sb6);
+	udp6_send(sa6, "2001:db8:2::2", 5060, inv);
+	check(udp_recv(sb6, buf, sizeof(buf), 700, NULL, NULL) < 0,
+	      "no process on the queue: IPv6 SIP is dropped too (fail closed)");
 
 	rules_remove(c);
 	sh(out, sizeof(out), "iptables -w -t mangle -S");
 	check(!strstr(out, "SIPALGD"), "rules_remove: jump and chain gone");
 	check(sh(NULL, 0, "iptables -w -t mangle -S FORWARD | grep -qx -- '-P FORWARD ACCEPT'") == 0,
 	      "mangle FORWARD left with its policy only");
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(!strstr(out, "SIPALGD"), "rules_remove: the IPv6 jump and chain gone too");
+
+	/* A router without IPv6 still gets its IPv4 diversion, and says why
+	 * the IPv6 one is off: the switch, then disable_ipv6. */
+	c->sip_ipv6 = 0;
+	n = rules_install(c);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(n == 0 && rules_ipv6_off() && !strcmp(rules_ipv6_off(), "sip.ipv6: off") &&
+	      !strstr(out, "SIPALGD"), "sip.ipv6: off: IPv4 only (%s)", rules_ipv6_off() ? rules_ipv6_off() : "-");
+	c->sip_ipv6 = 1;
+	sh(NULL, 0, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1");
+	n = rules_install(c);
+	sh(out, sizeof(out), "iptables -w -t mangle -S; ip6tables -w -t mangle -S");
+	check(n == 0 && rules_ipv6_off() && strstr(rules_ipv6_off(), "disable_ipv6=1") &&
+	      count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1,
+	      "disable_ipv6=1: starts with IPv4 only, says why (%s)", rules_ipv6_off() ? rules_ipv6_off() : "-");
+	sh(NULL, 0, "sysctl -qw net.ipv6.conf.all.disable_ipv6=0");
+	rules_remove(c);
 	udp_send(sa, B_IP, 5060, inv);
 	n = udp_recv(sb, buf, sizeof(buf), 2000, NULL, NULL);
 	check(n > 0 && strcmp(buf, inv) == 0, "without the rules the packet passes unchanged");
@@ -835,8 +928,20 @@ static void test_nfq(struct conf *c)
 	       "WAN_IF=wan0 sh %s/kernel-rules/divert-iptables.sh del", root, root);
 	sh(out, sizeof(out), "iptables -w -t mangle -S");
 	check(n == 0 && !strstr(out, "SIPALGD"), "divert-iptables.sh del (twice): all gone");
+	n = sh(NULL, 0, "WAN_IF=wan0 SIP_PORTS='5060 5070' QUEUE_NUM=7 sh %s/kernel-rules/divert-ip6tables.sh add && "
+	       "WAN_IF=wan0 SIP_PORTS='5060 5070' QUEUE_NUM=7 sh %s/kernel-rules/divert-ip6tables.sh add", root, root);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S; iptables -w -t mangle -S");
+	check(n == 0 && count_lines(out, "-A FORWARD -p udp -j SIPALGD") == 1 &&
+	      count_lines(out, "-j NFQUEUE --queue-num 7") == 8,
+	      "divert-ip6tables.sh add twice: one jump, 8 rules, all in ip6tables");
+	n = sh(NULL, 0, "WAN_IF=wan0 sh %s/kernel-rules/divert-ip6tables.sh del && "
+	       "WAN_IF=wan0 sh %s/kernel-rules/divert-ip6tables.sh del", root, root);
+	sh(out, sizeof(out), "ip6tables -w -t mangle -S");
+	check(n == 0 && !strstr(out, "SIPALGD"), "divert-ip6tables.sh del (twice): all gone");
 	close(sa);
 	close(sb);
+	close(sa6);
+	close(sb6);
 }
 
 int main(void)

@@ -2,6 +2,7 @@
 # Kernel test of nftmap/ct/nfq/rules: builds tests/kernel/kernel_test.c with
 # the four kernel-facing modules and runs it in a private three-namespace lab
 #   A (10.0.1.2) --veth-- R: lan0 10.0.1.1 | wan0 192.0.2.1 --veth-- B (192.0.2.2)
+#   and IPv6 2001:db8:1::2 -- 2001:db8:1::1 | 2001:db8:2::1 -- 2001:db8:2::2 (routed)
 # R forwards and masquerades on wan0. Needs root. Everything it creates lives
 # in namespaces named salgk-*-$$ that are removed on exit, success or not.
 set -eu
@@ -57,6 +58,15 @@ ip -n "$NR" link set wan0 up
 ip -n "$NB" addr add 192.0.2.2/24 dev eth0
 ip -n "$NB" link set eth0 up
 ip netns exec "$NR" sysctl -qw net.ipv4.ip_forward=1
+# IPv6, routed (no NAT66): the diversion's ip6tables copy must queue it and
+# fail closed like the IPv4 one.
+ip -n "$NA" addr add 2001:db8:1::2/64 dev eth0 nodad
+ip -n "$NA" -6 route add default via 2001:db8:1::1
+ip -n "$NR" addr add 2001:db8:1::1/64 dev lan0 nodad
+ip -n "$NR" addr add 2001:db8:2::1/64 dev wan0 nodad
+ip -n "$NB" addr add 2001:db8:2::2/64 dev eth0 nodad
+ip -n "$NB" -6 route add default via 2001:db8:2::1
+ip netns exec "$NR" sysctl -qw net.ipv6.conf.all.forwarding=1
 # The operator's own NAT: plain masquerade on the WAN side.
 ip netns exec "$NR" nft -f - <<'NFT'
 table ip salgktest {

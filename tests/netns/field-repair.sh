@@ -12,6 +12,8 @@
 #   swap      one `nft -f`: flush ruleset + the router's rules + a stale copy of our table
 # helper: a `ct helper` sip object and rule in the router's ruleset; the daemon must warn
 # at start, name what to switch off, and show kernel_helper 1 in status and counters.
+# ipv6: the ip6tables copy of the diversion put back after a flush and a deleted jump;
+# with disable_ipv6=1 the daemon starts, warns once, and status says why it is off.
 # Prints `N passed, N failed`; exit 1 on any failure. Bounded: about a minute.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -101,9 +103,63 @@ if lab_sipalgd_start; then
 	else
 		nok "helper: could not add an iptables CT --helper sip rule"
 	fi
+	# The same in ip6tables: IPv6 SIP is diverted too.
+	if lab_nsx "$NS_RTR" ip6tables -w 5 -t raw -A PREROUTING -p udp --dport 5060 -j CT --helper sip; then
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		case "$st" in
+		*"kernel_helper 1"*"ip6tables -t raw -j CT --helper sip"*) ok "helper: ip6tables CT --helper sip rule flagged" ;;
+		*) nok "helper: ip6tables CT --helper sip rule not flagged: $st" ;;
+		esac
+		lab_nsx "$NS_RTR" ip6tables -w 5 -t raw -D PREROUTING -p udp --dport 5060 -j CT --helper sip
+	else
+		nok "helper: could not add an ip6tables CT --helper sip rule"
+	fi
 	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (helper part)"
 else
 	nok "daemon start (helper part)"
+fi
+
+# ---- the IPv6 diversion (sip.ipv6, default on): repaired like the IPv4 one; a router
+# with IPv6 disabled starts all the same and says why in status ----
+v6_rules() { lab_nsx "$NS_RTR" ip6tables -w 5 -t mangle -S 2>/dev/null | grep -c -- "$1"; }
+lab_nsx "$NS_RTR" sysctl -qw net.ipv6.conf.all.disable_ipv6=0
+if lab_sipalgd_start; then
+	chain=$(sed -n 's/.*nft_table: \([A-Za-z0-9_]*\).*/\1/p' "$LAB_CONF" | tr a-z A-Z)
+	st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+	if [ "$(v6_rules "-A $chain ")" -ge 4 ] && [ "$(v6_rules "-A FORWARD -p udp -j $chain")" = 1 ] &&
+		! printf '%s' "$st" | grep -q 'ipv6 diversion: off'; then
+		ok "ipv6: ip6tables mangle FORWARD -> $chain installed, status does not say off"
+	else
+		nok "ipv6: diversion not installed: $(lab_nsx "$NS_RTR" ip6tables -t mangle -S | tr '\n' ' ') / $st"
+	fi
+	want=$(v6_rules "-A $chain ")
+	for what in flush jump; do
+		if [ $what = flush ]; then lab_nsx "$NS_RTR" ip6tables -w 5 -t mangle -F "$chain"
+		else lab_nsx "$NS_RTR" ip6tables -w 5 -t mangle -D FORWARD -p udp -j "$chain"; fi
+		i=0
+		while [ $i -lt 30 ] && { [ "$(v6_rules "-A $chain ")" != "$want" ] ||
+			[ "$(v6_rules "-A FORWARD -p udp -j $chain")" != 1 ]; }; do sleep 0.1; i=$((i + 1)); done
+		if [ $i -lt 30 ]; then ok "ipv6: ip6tables $what repaired within $((i * 100 + 100)) ms"
+		else nok "ipv6: ip6tables $what not repaired in 3 s: $(lab_nsx "$NS_RTR" ip6tables -t mangle -S | tr '\n' ' ')"; fi
+	done
+	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (ipv6 part)"
+	if [ "$(v6_rules "$chain")" = 0 ]; then ok "ipv6: nothing of ours left in ip6tables after stop"
+	else nok "ipv6: ip6tables rules left after stop"; fi
+else
+	nok "daemon start (ipv6 part)"
+fi
+lab_nsx "$NS_RTR" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+if lab_sipalgd_start; then
+	st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+	case "$st" in
+	ok*"ipv6 diversion: off (net.ipv6.conf.all.disable_ipv6=1)"*) ok "ipv6: disable_ipv6=1: starts, status ok and says why IPv6 is not diverted" ;;
+	*) nok "ipv6: disable_ipv6=1: status $st" ;;
+	esac
+	n=$(grep -c 'SIP over IPv6 is not diverted' "$LAB_DAEMON_LOG")
+	if [ "$n" = 1 ]; then ok "ipv6: disable_ipv6=1: warned once"; else nok "ipv6: $n warnings, want 1"; fi
+	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (ipv6 off part)"
+else
+	nok "daemon start with IPv6 disabled"
 fi
 
 [ $fail = 0 ] || LAB_KEEP_TMP=1

@@ -271,7 +271,7 @@ class Sdp:
                 self.origin = f[5]
             elif t == "c":
                 f = v.split()
-                check(len(f) == 3 and f[0] == "IN" and f[1] == "IP4", "bad c= %r" % v)
+                check(len(f) == 3 and f[0] == "IN" and f[1] in ("IP4", "IP6"), "bad c= %r" % v)
                 if self.media:
                     self.media[-1]["conn"] = f[2]
                 else:
@@ -686,6 +686,12 @@ def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-le
         check(len(ss.media) == len(gs.media), "%s: m= count %d -> %d"
               % (what, len(ss.media), len(gs.media)))
         for i, m in enumerate(gs.media):
+            if ":" in (ss.media[i]["conn"] or ""):
+                # an IPv6 stream in an IPv4 call (dual stack, no NAT66): left as the phone wrote it
+                check((m["conn"], m["port"]) == (ss.media[i]["conn"], ss.media[i]["port"]),
+                      "%s: IPv6 stream m=#%d [%s]:%d became [%s]:%d (no NAT66: must stay)"
+                      % (what, i, ss.media[i]["conn"], ss.media[i]["port"], m["conn"], m["port"]))
+                continue
             check(m["conn"] == PUB, "%s: SDP c= for m=#%d is %r, want %s" % (what, i, m["conn"], PUB))
             check(m["kind"] == ss.media[i]["kind"] and m["rest"] == ss.media[i]["rest"],
                   "%s: m= line changed beyond its port" % what)
@@ -1915,13 +1921,19 @@ def sipp_basic():
     run_sipp_pair("registrar_check.xml", "uac_register.xml", 3, tmp, "sipp-register")
 
 
-# ---------------------------------------------------------------- IPv6 flows (run.sh V6=1)
+# ---------------------------------------------------------------- IPv6 flows (--v6)
 #
-# Not in the default selection: they need the lab's IPv6 side (lib.sh LAB_V6=1) and sipalgd
-# does not handle IPv6 yet (issue 13). No NAT66 on the router, so what a correct ALG must do
-# is: rewrite nothing (every message arrives byte for byte, from the sender's own address)
-# and open a pinhole in the stateful ip6 forward path for the SDP peer's media, closed with
-# the call. URIs and Vias carry the address in brackets (RFC 3261 25.1, RFC 5118 4.1).
+# They need the lab's IPv6 side (lib.sh LAB_V6=1; run.sh sets it unless V6=0). No NAT66 on
+# the router, so what a correct ALG must do is: rewrite nothing (every message arrives byte
+# for byte, from the sender's own address) and open a pinhole in the stateful ip6 forward
+# path for the SDP peer's media, closed with the call. URIs and Vias carry the address in
+# brackets (RFC 3261 25.1, RFC 5118 4.1).
+#
+# LAB_V6_HAND_PINHOLE=1 (a check of the flows themselves, not of any ALG): the flow plays
+# the ALG's media part by hand, creating the conntrack entry a correct ALG creates (SDP
+# peer addr:port -> phone addr:port, docs/ipv6.md design item 1) when the answer is seen
+# and deleting it when the call ends or the media moves. Run with ALG=none, every v6 flow
+# must then pass: what fails without it is the missing pinhole and nothing else.
 
 PHONE1_6 = "2001:db8:77::10"
 PROXY_6 = "2001:db8:113::10"
@@ -1941,6 +1953,41 @@ def sdp_body6(ip, port, user, sess):
              "m=audio %d RTP/AVP 0 8 101" % port, "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
              "a=rtpmap:101 telephone-event/8000", "a=sendrecv"]
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def sdp_dual(ip4, ip6, port, user, sess, ver=1):
+    """Dual stack: the session is IPv4 (o= IN IP4, rewritten like any IPv4 SDP), its one
+    audio stream is IPv6 (media-level c=IN IP6, RFC 4566 5.7), no session-level c=."""
+    lines = ["v=0", "o=%s %s %d IN IP4 %s" % (user, sess, ver, ip4), "s=-", "t=0 0",
+             "m=audio %d RTP/AVP 0 8 101" % port, "c=IN IP6 %s" % ip6, "a=rtpmap:0 PCMU/8000",
+             "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def hand_pinhole(add, peer, pport, ph, port):
+    """LAB_V6_HAND_PINHOLE=1 only: create (or delete) by hand, in the router, the conntrack
+    entry a correct ALG creates for an IPv6 stream: original peer:pport -> phone:port, seen
+    both ways so the first packet is `established`."""
+    if os.environ.get("LAB_V6_HAND_PINHOLE") != "1":
+        return
+    cmd = ["ip", "netns", "exec", NS["rtr"], "conntrack", "-I" if add else "-D",
+           "-p", "udp", "-s", peer, "-d", ph, "--sport", str(pport), "--dport", str(port)]
+    if add:
+        cmd += ["-r", ph, "-q", peer, "--reply-port-src", str(port), "--reply-port-dst", str(pport),
+                "-t", "60", "-u", "SEEN_REPLY"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+    vprint("    hand pinhole %s [%s]:%d -> [%s]:%d: %s" % ("add" if add else "del", peer, pport, ph,
+                                                        port, (r.stderr or r.stdout).strip()))
+
+
+def stranger_gets_nothing(ph_rtp, dst, what):
+    """RTP to the phone's media port from another WAN host (not the SDP peer): 0 through."""
+    stranger = udp_socket("wan", OTHER_6, 0)
+    drain(ph_rtp)
+    send_rtp(stranger, dst)
+    n, _, _ = count_rtp(ph_rtp)
+    check(n == 0, "%s: RTP from %s (not the SDP peer) to [%s]:%d reached the phone (%d)"
+          % (what, OTHER_6, dst[0], dst[1], n))
 
 
 def arrived_as_sent(sent, got, src, want_src, what):
@@ -2028,6 +2075,7 @@ def v6_call():
     bob.send(ok, src, "200 OK (IPv6)")
     got, gsrc = p1.recv_resp(200, d.callid, "INVITE")
     arrived_as_sent(ok, got, gsrc, PROXY_6, "200 OK")
+    hand_pinhole(True, PROXY_6, rport, PHONE1_6, port)
     d.learn(got)
     ack = d.ack()
     p1.send(ack, (PROXY_6, 5060))
@@ -2052,8 +2100,147 @@ def v6_call():
     bob.send(r, src)
     got, gsrc = p1.recv_resp(200, d.callid, "BYE")
     arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
+    hand_pinhole(False, PROXY_6, rport, PHONE1_6, port)
     time.sleep(CLOSE_WAIT)
     media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_call")
+
+
+class Call6:
+    """One IPv6 call phone1 -> bob over the routed IPv6 side: every message must arrive as
+    sent (arrived_as_sent), from the sender's own address."""
+
+    def __init__(self, port, rport, name):
+        self.p1 = UA("lan", PHONE1_6, 5060, "phone1(v6)")
+        self.bob = UA("wan", PROXY_6, 5060, "bob(v6)")
+        self.port, self.rport, self.name = port, rport, name
+        self.ph_rtp = udp_socket("lan", PHONE1_6, port)
+        self.rem_rtp = udp_socket("wan", PROXY_6, rport)
+        self.d = Dialog("[%s]" % PHONE1_6, peer="[%s]" % PROXY_6)
+        self.rtag = uniq("rt")
+        self.bcontact = "<sip:bob@[%s]:5060>" % PROXY_6
+
+    def invite(self):
+        self.inv = self.d.invite(sdp_body6(PHONE1_6, self.port, "alice", "2890844526"))
+        self.p1.send(self.inv, (PROXY_6, 5060), "INVITE (IPv6)")
+        self.m, self.src = self.bob.recv_req("INVITE", self.d.callid)
+        arrived_as_sent(self.inv, self.m, self.src, PHONE1_6, "INVITE")
+
+    def respond(self, code, reason, sdp=True):
+        body = sdp_body6(PROXY_6, self.rport, "bob", "2890844527") if sdp else b""
+        r = response(self.m, code, reason, body, to_tag=self.rtag, contact=self.bcontact)
+        self.bob.send(r, self.src, "%d (IPv6)" % code)
+        got, gsrc = self.p1.recv_resp(code, self.d.callid, "INVITE")
+        arrived_as_sent(r, got, gsrc, PROXY_6, "%d %s" % (code, reason))
+        if sdp:
+            hand_pinhole(True, PROXY_6, self.rport, PHONE1_6, self.port)
+        return got
+
+    def ack(self, ok):
+        self.d.learn(ok)
+        ack = self.d.ack()
+        self.p1.send(ack, (PROXY_6, 5060))
+        m, src = self.bob.recv_req("ACK", self.d.callid)
+        arrived_as_sent(ack, m, src, PHONE1_6, "ACK")
+
+    def media(self, what):
+        media_remote_first(self.rem_rtp, (PHONE1_6, self.port), self.ph_rtp, what + " (remote first)")
+        media_phone_symmetric(self.ph_rtp, (PROXY_6, self.rport), self.rem_rtp, (PHONE1_6, self.port),
+                              what + " (phone)")
+
+    def bye(self):
+        bye = self.d.bye()
+        self.p1.send(bye, (PROXY_6, 5060))
+        m, src = self.bob.recv_req("BYE", self.d.callid)
+        arrived_as_sent(bye, m, src, PHONE1_6, "BYE")
+        r = response(m, 200, "OK")
+        self.bob.send(r, src)
+        got, gsrc = self.p1.recv_resp(200, self.d.callid, "BYE")
+        arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
+        hand_pinhole(False, PROXY_6, self.rport, PHONE1_6, self.port)
+
+    def closed(self):
+        time.sleep(CLOSE_WAIT)
+        media_closed(self.rem_rtp, (PHONE1_6, self.port), self.ph_rtp, self.name)
+
+
+@flow6
+def v6_dual():
+    """Dual stack: IPv4 signalling (NAT as usual) with an m=audio stream at c=IN IP6 (the
+    phone's IPv6 address); the IPv6 stream's lines leave unchanged; the remote sends first
+    over IPv6; media only from the SDP peer; closed after BYE."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    port, rport = 16820, 36820
+    ph_rtp = udp_socket("lan", PHONE1_6, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    c = Call(p1, bob, 16830, sdp=sdp_dual(PHONE1, PHONE1_6, port, "alice", "2890844526"))
+    c.send_invite()
+    info = c.wan_invite("INVITE (dual stack)")
+    check(info["media"][0] == (PHONE1_6, port), "INVITE (dual stack): the IPv6 stream arrived as "
+          "%r, sent [%s]:%d" % (info["media"][0], PHONE1_6, port))
+    c.answer(answer_sdp=sdp_dual(PROXY, PROXY_6, rport, "bob", "2890844527"))
+    c.phone_gets_final(what="200 OK (dual stack)")
+    hand_pinhole(True, PROXY_6, rport, PHONE1_6, port)
+    c.ack()
+    media_remote_first(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_dual RTP over IPv6 (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PHONE1_6, port),
+                          "v6_dual RTP over IPv6 (phone)")
+    stranger_gets_nothing(ph_rtp, (PHONE1_6, port), "v6_dual")
+    c.bye_from_phone()
+    hand_pinhole(False, PROXY_6, rport, PHONE1_6, port)
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_dual")
+
+
+@flow6
+def v6_early():
+    """IPv6: 183 Session Progress with SDP, early media remote first before any answer,
+    then 200 (same SDP), ACK, media both ways, BYE; nothing rewritten; closed after BYE."""
+    c = Call6(16840, 36840, "v6_early")
+    c.invite()
+    c.respond(183, "Session Progress")
+    media_remote_first(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_early early media of the 183")
+    stranger_gets_nothing(c.ph_rtp, (PHONE1_6, c.port), "v6_early (early)")
+    ok = c.respond(200, "OK")
+    c.ack(ok)
+    c.media("v6_early RTP after 200")
+    c.bye()
+    c.closed()
+
+
+@flow6
+def v6_reinvite():
+    """IPv6: re-INVITE from the phone moving its media to a new port: the new port gets the
+    remote's RTP (remote first), the old port gets nothing after it; nothing rewritten."""
+    c = Call6(16860, 36860, "v6_reinvite")
+    c.invite()
+    ok = c.respond(200, "OK")
+    c.ack(ok)
+    c.media("v6_reinvite before the re-INVITE")
+    old_port, old_sock = c.port, c.ph_rtp
+    new_port = 16870
+    new_sock = udp_socket("lan", PHONE1_6, new_port)
+    raw = c.d.reinvite(sdp_body6(PHONE1_6, new_port, "alice", "2890844526").replace(
+        b" 1 IN IP6", b" 2 IN IP6"))
+    c.p1.send(raw, (PROXY_6, 5060), "re-INVITE (IPv6)")
+    m, src = c.bob.recv_req("INVITE", c.d.callid)
+    arrived_as_sent(raw, m, src, PHONE1_6, "re-INVITE")
+    r = response(m, 200, "OK", sdp_body6(PROXY_6, c.rport, "bob", "2890844527").replace(
+        b" 1 IN IP6", b" 2 IN IP6"), contact=c.bcontact)
+    c.bob.send(r, src)
+    got, gsrc = c.p1.recv_resp(200, c.d.callid, "INVITE")
+    arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to re-INVITE")
+    hand_pinhole(False, PROXY_6, c.rport, PHONE1_6, old_port)
+    hand_pinhole(True, PROXY_6, c.rport, PHONE1_6, new_port)
+    ack = c.d.ack()
+    c.p1.send(ack, (PROXY_6, 5060))
+    m, src = c.bob.recv_req("ACK", c.d.callid)
+    arrived_as_sent(ack, m, src, PHONE1_6, "ACK to re-INVITE")
+    c.port, c.ph_rtp = new_port, new_sock
+    c.media("v6_reinvite new port")
+    time.sleep(CLOSE_WAIT)
+    media_closed(c.rem_rtp, (PHONE1_6, old_port), old_sock, "v6_reinvite old port after the re-INVITE")
+    c.bye()
+    c.closed()
 
 
 # ---------------------------------------------------------------- self-test of the checks

@@ -1335,8 +1335,16 @@ def part_tcp():
     res = phone2_call("after the hostile TCP")
     record("tcp_after_phone2_call", res is None, "phone2's call: %s" % res)
 
+def part_v6():
+    """Malformed IPv6 SIP (hostile_v6.py): the lab needs its IPv6 side (hostile.sh sets
+    LAB_V6=1 when this part is selected)."""
+    import hostile_v6
+    hostile_v6.run(F, rtr, counters, status_ok, record, info)
+    after_checks("v6")
+
+
 PARTS = {"malformed": part_malformed, "torture": part_torture, "slip": part_slip, "flood": part_flood,
-         "tcp": part_tcp}
+         "tcp": part_tcp, "v6": part_v6}
 
 # ---------------------------------------------------------------- faults (driven by faults.sh)
 
@@ -1630,7 +1638,7 @@ def main():
             # each part its own block of after-check RTP ports (a port reused within the
             # conntrack UDP timeout is checked on its own: slip:stale_conntrack_same_port_call)
             NORMAL_PORT[0] = 19000 + 100 * {"malformed": 0, "torture": 1, "slip": 2, "flood": 3, "fault_kill": 4,
-                                            "fault_hup": 5, "san_calls": 6, "tcp": 8}.get(p, 7)
+                                            "fault_hup": 5, "san_calls": 6, "tcp": 8, "v6": 9}.get(p, 7)
             PARTS[p]()
         except KeyboardInterrupt:
             raise

@@ -263,7 +263,7 @@ lab_sipalgd_stop() {
 	LAB_DAEMON_PID=""
 	if [ "$drc" != 0 ]; then echo "sipalgd exit status $drc (want 0)" >&2; bad=1; fi
 	local left
-	left=$( { lab_nsx "$NS_RTR" iptables -t mangle -S; lab_nsx "$NS_RTR" nft list tables; } 2>&1 | grep -i sipalgd)
+	left=$( { lab_nsx "$NS_RTR" iptables -t mangle -S; lab_nsx "$NS_RTR" ip6tables -t mangle -S; lab_nsx "$NS_RTR" nft list tables; } 2>&1 | grep -i sipalgd)
 	if [ -n "$left" ]; then
 		echo "sipalgd left rules behind after exit:" >&2
 		printf '  | %s\n' "$left" >&2

@@ -6,13 +6,18 @@
 #   ALG=none tests/netns/run.sh             # plain masquerade (diagnostic: checks must fail)
 #   FLOWS="call_3_1 busy_3_9" tests/netns/run.sh
 #   VERBOSE=1 ...                           # print messages and RTP counts
-#   V6=1 tests/netns/run.sh                 # also the IPv6 flows (v6_*), in a lab with an IPv6 side
-#                                           # (off by default: sipalgd does not handle IPv6 yet, issue 13)
+#   V6=0 tests/netns/run.sh                 # without the IPv6 side and its flows (v6_*); the default
+#                                           # is V6=1 (V6=0 when LAB_ROUTER_RULESET brings another firewall,
+#                                           # whose ip6 policy is its own business)
+#   LAB_V6_HAND_PINHOLE=1 ...               # the v6 flows create the media conntrack entry by hand
+#                                           # (what a correct ALG does): checks the flows themselves
 #
 # Builds three namespaces salg-{lan,rtr,wan}-ID (see lib.sh), starts the router mode,
 # runs flows.py, and deletes everything on exit (also on failure and ^C).
 # Pass/fail:
-#   ALG=sipalgd  every flow must pass, and sipalgd must exit 0 on SIGTERM leaving no rules;
+#   ALG=sipalgd  every flow must pass but those in sipalgd-pending-v6.txt, which must fail (the
+#                daemon side of IPv6 is not merged yet), and sipalgd must exit 0 on SIGTERM leaving
+#                no rules;
 #   ALG=kernel   exactly the flows in kernel-expected-failures.txt must fail;
 #   ALG=none     diagnostic only: prints the results, exits 0 if some flow failed.
 # Word splitting of flow lists is intended below.
@@ -25,7 +30,7 @@ LAB_REPO=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-V6=${V6:-0}
+if [ -n "${LAB_ROUTER_RULESET:-}" ]; then V6=${V6:-0}; else V6=${V6:-1}; fi
 [ "$V6" = 1 ] && export LAB_V6=1
 lab_init
 trap lab_cleanup EXIT
@@ -48,9 +53,29 @@ if ! lab_router_start; then
 	exit 1
 fi
 
+# The IPv6 side is only worth its flows if IPv6 SIP reaches the daemon: the diversion
+# must be in ip6tables (sip.ipv6 defaults to on) and `status` must not say it is off.
+v6_divert_rc=0
+if [ "$ALG" = sipalgd ] && [ "$V6" = 1 ] && [ -z "${LAB_SIPALGD_WRAP:-}" ]; then
+	if lab_nsx "$NS_RTR" ip6tables -w -t mangle -S FORWARD 2>/dev/null | grep -q -- '-p udp -j SIPALGD' &&
+		! lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1 | grep -q '^ipv6 diversion: off'; then
+		echo "# IPv6 SIP diverted: ip6tables mangle FORWARD -> SIPALGD_LAB"
+	else
+		echo "# IPv6 SIP NOT diverted (ip6tables mangle FORWARD, sipalgctl status):"
+		lab_nsx "$NS_RTR" ip6tables -w -t mangle -S 2>&1 | sed 's/^/#   /'
+		lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1 | sed 's/^/#   /'
+		v6_divert_rc=1
+	fi
+fi
+
 args=()
 case "$ALG" in
 kernel) args+=(--expect-fail "$HERE/kernel-expected-failures.txt") ;;
+sipalgd)
+	# The hand-made pinhole stands in for the missing daemon side: nothing pending then.
+	if [ "$V6" = 1 ] && [ "${LAB_V6_HAND_PINHOLE:-0}" != 1 ]; then
+		args+=(--expect-fail "$HERE/sipalgd-pending-v6.txt")
+	fi ;;
 esac
 [ "${VERBOSE:-0}" = 1 ] && args+=(--verbose)
 [ "$V6" = 1 ] && args+=(--v6)
@@ -78,7 +103,11 @@ fi
 
 if [ "$ALG" = sipalgd ]; then
 	if ! lab_router_stop; then rc=1; fi
-	if [ $rc = 0 ] && [ "$nfailed" != 0 ]; then rc=1; fi
+	# With a pending list, flows.py's closing line counts flows that did not do what
+	# was expected of them (a pending flow that passes counts as a failure too).
+	nbad=$(printf '%s\n' "$summary" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p')
+	if [ $rc = 0 ] && [ "${nbad:-1}" != 0 ]; then rc=1; fi
+	if [ "$v6_divert_rc" != 0 ]; then rc=1; fi
 	if [ $rc != 0 ] && [ -n "${LAB_DAEMON_LOG:-}" ] && [ -f "$LAB_DAEMON_LOG" ]; then
 		echo "# sipalgd log (last 200 lines):"
 		tail -n 200 "$LAB_DAEMON_LOG" | sed 's/^/  | /'

@@ -63,6 +63,10 @@ sipalgd_uci2yaml() {
 	config_get v "$s" inbound_from registrar
 	v=$(sipalgd_yaml_word inbound_from "$v") || return 1
 	echo "  inbound_from: $v"
+	# IPv6 SIP is diverted by default (the same ip6 table, fw4's `ct state
+	# established accept` lets the media pinholes in); only `0` is written.
+	config_get_bool v "$s" ipv6 1
+	[ "$v" = 0 ] && echo "  ipv6: false"
 	echo "queue:"
 	# fw4's kernels have the nft queue statement (kmod-nft-queue).
 	echo "  divert: nft"
