@@ -1,7 +1,7 @@
 #!/bin/sh
 # sipalgd SIP/TCP relay diversion (sip.tcp): the same rules the daemon
 # installs (src/tproxy.c; change both together), for operators who run
-# sipalgd -R and load rules themselves. Set sip.tcp_relay_port to RELAY_PORT.
+# sipalgd --no-rules and load rules themselves. Set sip.tcp_relay_port to RELAY_PORT.
 #
 # Usage: WAN_IF=eth0 SIP_PORTS="5060" RELAY_PORT=5058 tproxy.sh add|del
 #   TABLE (default sipalgd_tcp) names our nft table.
