@@ -92,8 +92,7 @@ static int setup(void **st)
 	conf_defaults(&cf);
 	strcpy(cf.wan_if, "wan");
 	cf.public_ip = PUB;
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	stub_reset();
 	stub_ct_snat_found = 0;
