@@ -30,7 +30,8 @@ static uint32_t mk6(uint8_t *p, uint8_t nh0, const uint8_t *ext, uint32_t next, 
 	p[7] = 64;
 	memcpy(p + 8, SRC6, 16);
 	memcpy(p + 24, DST6, 16);
-	memcpy(p + 40, ext, next);
+	if (next)
+		memcpy(p + 40, ext, next);
 	uint8_t *u = p + 40 + next;
 	u[0] = 5060 >> 8; u[1] = 5060 & 255; u[2] = 5060 >> 8; u[3] = 5060 & 255;
 	u[4] = (uint8_t)(ulen >> 8); u[5] = (uint8_t)ulen; u[6] = u[7] = 0;
