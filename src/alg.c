@@ -880,6 +880,72 @@ static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now
 	return 0;
 }
 
+/* ---- routed IPv6: nothing rewritten, the call's pinholes tracked ------ */
+
+/* Without NAT66 every byte leaves as it came (docs/ipv6.md); what the
+ * daemon does is follow the dialog so that each IN IP6 stream gets its
+ * conntrack pinhole (dialog.c, routed_sdp) and loses it with the call.
+ * The dialog's lifecycle is the IPv4 path's: INVITE creates (not a
+ * response), 2xx confirms, a final >= 300 to the initial INVITE or the 200
+ * to BYE closes, forks as dialog_fork says. No binding: nothing is NATed. */
+static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int outbound, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	const struct addr *phone = outbound ? &u->saddr : &u->daddr;
+	const struct addr *peer = outbound ? &u->daddr : &u->saddr;
+	uint16_t pport = outbound ? u->sport : u->dport, peer_port = outbound ? u->dport : u->sport;
+	struct span cid = m->hdr[m->callid_idx].value;
+	struct dialog *d = dialog_find(b + cid.off, cid.len, phone);
+	int close_after = 0;
+	/* The remote's tag: To in the phone's requests and in the remote's
+	 * responses, From in the others. */
+	struct span rtag = sip_tag(m, outbound == m->is_request ? m->to_idx : m->from_idx);
+	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
+
+	if (m->is_request) {
+		if (m->method == M_INVITE && !d && !no_new_state) {
+			d = dialog_create(b + cid.off, cid.len, phone, pport, peer, peer_port, NULL, now);
+			if (d) {
+				dialog_set_invite_cseq(d, m->cseq);
+				if (outbound)
+					dialog_set_caller(d, SIDE_PHONE);
+			}
+		}
+		if (d && m->method == M_BYE) {
+			if (!lost)
+				dialog_bye_seen(d, now);
+		} else if (d) {
+			dialog_touch(d, now);
+		}
+	} else if (d && lost) {
+		/* the losing fork's responses: nothing to do */
+	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
+		dialog_touch(d, now);
+		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
+			dialog_confirmed(d, now);
+		if (m->status >= 300) {
+			if (m->method == M_INVITE && !dialog_is_confirmed(d))
+				close_after = 1;
+			else
+				dialog_offer_failed(d);
+		}
+	} else if (d && m->method == M_BYE && m->status >= 200) {
+		close_after = 1;
+	}
+	cur_dlg = d;
+	if (d && !lost && m->status < 300 && is_sdp_body(m)) {
+		uint16_t pub[SDP_MAX_MEDIA];
+		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
+			dialog_sdp(d, outbound ? SIDE_PHONE : SIDE_REMOTE, &sdpv, !m->is_request, m->cseq,
+				   &u->saddr, pub, now);
+		else
+			STAT_INC(sdp_errors);
+	}
+	if (close_after && d)
+		dialog_close(d, now);
+	return 0;
+}
+
 /* ---- the one entry point ------------------------------------------- */
 
 static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
@@ -980,11 +1046,15 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 
 	edit_init(&ed);
 	if (u.family == 6) {
-		/* Routed IPv6 (no NAT66): nothing is rewritten. */
-		return ALG_ACCEPT;
+		/* Routed IPv6 (wan.ipv6: routed, the only mode so far; NAT66
+		 * and NPTv6 are not done): no edit, only the dialog and its
+		 * conntrack pinholes. Octets after Content-Length are still cut
+		 * below, as for IPv4. */
+		rc = handle_routed(&msg, &u, outbound, now);
+	} else {
+		struct udp4 u4 = { addr_get_v4(&u.saddr), addr_get_v4(&u.daddr), u.sport, u.dport, u.saddr, u.daddr };
+		rc = outbound ? handle_out(&msg, &u4, now) : handle_in(&msg, &u4, now);
 	}
-	struct udp4 u4 = { addr_get_v4(&u.saddr), addr_get_v4(&u.daddr), u.sport, u.dport, u.saddr, u.daddr };
-	rc = outbound ? handle_out(&msg, &u4, now) : handle_in(&msg, &u4, now);
 	if (rc < 0) {
 		if (outbound) {
 			STAT_INC(drop_no_binding);

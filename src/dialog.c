@@ -52,6 +52,25 @@ struct stream {
 	struct binding *rb;
 };
 
+/* Routed IPv6 media (docs/ipv6.md): nothing is translated, so there is no
+ * binding and no DNAT element. The pinhole is a conntrack entry created in
+ * advance for exactly (remote addr:port -> phone addr:port), and another
+ * for RTCP unless rtcp-mux was offered and answered: the remote's first
+ * datagram is then ESTABLISHED for the operator's stateful forward policy.
+ * One per m= line (the first DLG_ROUTED lines of a call). */
+#define DLG_ROUTED 4
+struct rstream {
+	struct addr phone, remote; /* from the phone's / the remote's SDP (:: unknown) */
+	uint16_t pport, rport;     /* RTP ports, 0 unknown */
+	uint16_t prtcp, rrtcp;     /* RTCP ports: a=rtcp, else RTP+1 */
+	uint8_t pmux, rmux;        /* the phone's / the remote's SDP offered rtcp-mux */
+	uint8_t mindex, used;
+	/* what is in the kernel now (live): deleted when it changes or ends */
+	uint8_t live, live_mux;
+	struct addr lphone, lremote;
+	uint16_t lpport, lrport, lprtcp, lrrtcp;
+};
+
 struct dialog {
 	uint8_t in_use;
 	uint8_t confirmed;
@@ -87,6 +106,7 @@ struct dialog {
 	uint32_t rip[SDP_MAX_MEDIA];
 	uint16_t rport[SDP_MAX_MEDIA];
 	struct stream st[DLG_MAX_STREAMS];
+	struct rstream rs[DLG_ROUTED];
 	char callid[DLG_CALLID_MAX];
 };
 
@@ -642,8 +662,8 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 		uint32_t mip = v4(&m->ip);
 		char ma[ADDR_STRLEN];
 		pub[i] = 0;
-		if (!m->port_num)
-			continue;
+		if (!m->port_num || (!addr_is_v4(&m->ip) && !addr_is_any(&m->ip)))
+			continue; /* port 0, or an IN IP6 line: routed (routed_sdp) */
 		wanted++;
 		if ((uint32_t)i >= cf->max_streams_per_call ||
 		    !lan_target_ok(mip, m->port_num, sender)) {
@@ -864,6 +884,142 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 		complete(d, now);
 }
 
+/* ---- routed IPv6 media: conntrack pinholes ----------------------------- */
+
+/* Take the pinhole of a routed stream out of the kernel: the exact
+ * tuples, and what else reached or left the phone's ports (the remote
+ * sending from another port once the phone had sent first, the phone's
+ * flows to anyone). Queued; the caller's commit sends them. */
+static void routed_kill(struct rstream *r)
+{
+	if (!r->live)
+		return;
+	ct_del_udp(r->lremote, r->lrport, r->lphone, r->lpport);
+	ct_del_port(r->lphone, r->lpport, 1);
+	ct_del_port(r->lphone, r->lpport, 0);
+	if (!r->live_mux) {
+		ct_del_udp(r->lremote, r->lrrtcp, r->lphone, r->lprtcp);
+		ct_del_port(r->lphone, r->lprtcp, 1);
+		ct_del_port(r->lphone, r->lprtcp, 0);
+	}
+	r->live = 0;
+	STAT_DEC(pinholes);
+	STAT_INC(pinholes_closed);
+}
+
+/* Both sides of a routed stream are known: the kernel gets exactly that
+ * pinhole before the SDP's verdict (urgent). The timeout is the early
+ * dialog's: the kernel refreshes the entry with every datagram once media
+ * flows, and one the remote never uses expires by itself (fail closed). */
+static void routed_sync(struct dialog *d, struct rstream *r)
+{
+	char pa[ADDR_STRLEN];
+	int mux = r->pmux && r->rmux;
+
+	if (!r->pport || !r->rport || addr_is_any(&r->phone) || addr_is_any(&r->remote)) {
+		routed_kill(r);
+		return;
+	}
+	if (r->live && r->live_mux == mux && addr_eq(&r->lphone, &r->phone) && addr_eq(&r->lremote, &r->remote) &&
+	    r->lpport == r->pport && r->lrport == r->rport && r->lprtcp == r->prtcp && r->lrrtcp == r->rrtcp)
+		return; /* a repeated SDP: the pinhole is there */
+	routed_kill(r);
+	if (stats[ST_pinholes] >= cf->max_pinholes) {
+		STAT_INC(drop_limit);
+		STAT_INC(refused_pinholes_full);
+		LOG_RL(LOG_LVL_WARN, "IPv6 stream of phone %s:%u refused: pinhole table full (limits.pinholes=%u)",
+		       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
+		return;
+	}
+	ct_create_udp(r->remote, r->rport, r->phone, r->pport, cf->early_timeout_s);
+	if (!mux)
+		ct_create_udp(r->remote, r->rrtcp, r->phone, r->prtcp, cf->early_timeout_s);
+	ct_mark_urgent();
+	r->live = 1;
+	r->live_mux = (uint8_t)mux;
+	r->lphone = r->phone;
+	r->lremote = r->remote;
+	r->lpport = r->pport;
+	r->lrport = r->rport;
+	r->lprtcp = r->prtcp;
+	r->lrrtcp = r->rrtcp;
+	STAT_INC(pinholes);
+	STAT_INC(pinholes_opened);
+	if (mux)
+		STAT_INC(rtcp_mux);
+}
+
+static struct rstream *routed_slot(struct dialog *d, int mindex)
+{
+	struct rstream *free_r = NULL;
+
+	for (int k = 0; k < DLG_ROUTED; k++) {
+		if (d->rs[k].used && d->rs[k].mindex == mindex)
+			return &d->rs[k];
+		if (!d->rs[k].used && !free_r)
+			free_r = &d->rs[k];
+	}
+	if (free_r) {
+		memset(free_r, 0, sizeof(*free_r));
+		free_r->used = 1;
+		free_r->mindex = (uint8_t)mindex;
+	}
+	return free_r;
+}
+
+/* The IN IP6 m= lines of an SDP, from either side. The phone's must name a
+ * LAN address (lan.networks) that is the phone's own unless
+ * media.allow_other_lan_hosts, on a port >= 1024; the remote's must be
+ * outside the LAN (two LAN hosts do not cross the router). A line that
+ * names none of that, or port 0, takes the stream's pinhole away. */
+static void routed_sdp(struct dialog *d, enum dlg_side side, const struct sdp *sd)
+{
+	for (int i = 0; i < sd->nmedia; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		if (addr_is_v4(&m->ip) && !addr_is_any(&m->ip))
+			continue; /* IPv4: the NAT streams' (mixed SDP) */
+		struct rstream *r = NULL;
+		for (int k = 0; k < DLG_ROUTED && !r; k++)
+			if (d->rs[k].used && d->rs[k].mindex == i)
+				r = &d->rs[k];
+		int ok = m->port_num && !addr_is_v4(&m->ip) && !addr_is_any(&m->ip);
+		if (ok && side == SIDE_PHONE)
+			ok = m->port_num >= 1024 && m->port_num < 65535 && conf_is_lan(cf, &m->ip) &&
+			     (addr_eq(&m->ip, &d->phone_ip) || cf->media_other_hosts);
+		else if (ok)
+			ok = !conf_is_lan(cf, &m->ip);
+		if (!ok) {
+			if (r && m->port_num && side == SIDE_PHONE)
+				STAT_INC(pinholes_refused);
+			if (r) {
+				routed_kill(r);
+				if (side == SIDE_PHONE)
+					r->pport = 0;
+				else
+					r->rport = 0;
+			}
+			continue;
+		}
+		if (!r && !(r = routed_slot(d, i))) {
+			STAT_INC(pinholes_refused);
+			continue;
+		}
+		uint16_t rtcp = m->rtcp_port.len && m->rtcp_num ? m->rtcp_num : (uint16_t)(m->port_num + 1);
+		if (side == SIDE_PHONE) {
+			r->phone = m->ip;
+			r->pport = m->port_num;
+			r->prtcp = rtcp;
+			r->pmux = m->rtcp_mux;
+		} else {
+			r->remote = m->ip;
+			r->rport = m->port_num;
+			r->rrtcp = rtcp;
+			r->rmux = m->rtcp_mux;
+		}
+		routed_sync(d, r);
+	}
+}
+
 int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
 	       uint32_t cseq, const struct addr *sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
 {
@@ -892,10 +1048,13 @@ int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in
 		d->offer_from = (uint8_t)side;
 		d->offer_cseq = cseq;
 	}
+	/* IPv4 lines: the NAT streams; IN IP6 lines: routed pinholes. A
+	 * mixed SDP feeds both, each its own m= lines. */
 	if (side == SIDE_PHONE)
 		rc = phone_sdp(d, s, v4(sender_ip), pub, is_answer, now);
 	else
 		remote_sdp(d, s, is_answer, now);
+	routed_sdp(d, side, s);
 	return rc;
 }
 
@@ -994,6 +1153,8 @@ void dialog_close(struct dialog *d, uint64_t now)
 
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
 		stream_close(d, &d->st[k], now);
+	for (int k = 0; k < DLG_ROUTED; k++)
+		routed_kill(&d->rs[k]);
 	if (d->sigb) {
 		if (d->fp_held)
 			binding_fastpath_hold(d->sigb, 0);
@@ -1288,6 +1449,23 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			o->rtcp_pub_port = s->b ? rtcp_pub(s) : 0;
 			o->rtcp_priv_ip = addr_v4(s->rb ? s->rb->priv_ip : s->priv_ip);
 			o->rtcp_priv_port = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
+		}
+		for (int k = 0; k < DLG_ROUTED && v->n_streams < DIALOG_VIEW_STREAMS; k++) {
+			const struct rstream *r = &d->rs[k];
+			if (!r->used || (!r->pport && !r->rport))
+				continue;
+			struct dialog_stream_view *o = &v->st[v->n_streams++];
+			o->routed = 1;
+			o->mindex = r->mindex;
+			o->state = r->live ? ST_ACTIVE : ST_NEW;
+			o->priv_ip = r->phone;
+			o->priv_port = r->pport;
+			o->allowed_src = r->remote; /* exactly the remote's address and port */
+			o->remote_ip = r->remote;
+			o->remote_port = r->rport;
+			o->rtcp_mux = r->pmux && r->rmux;
+			o->rtcp_priv_ip = r->phone;
+			o->rtcp_priv_port = r->prtcp;
 		}
 		return 1;
 	}

@@ -106,6 +106,8 @@ void dialog_dump_pinholes(FILE *f);
 enum dlg_stream_state { DST_FREE = 0, DST_NEW, DST_ACTIVE, DST_RETIRING };
 struct dialog_stream_view {
 	uint8_t mindex;         /* m= line index in the SDP */
+	uint8_t routed;         /* routed IPv6: the pinhole is a conntrack entry from remote to
+	                           priv (no public port, pub_port 0), `state` ACTIVE once created */
 	uint8_t state;          /* enum dlg_stream_state */
 	struct addr priv_ip;    /* the phone's media address */
 	uint16_t priv_port;     /* RTP; RTCP is +1 unless a=rtcp named another port or rtcp-mux was agreed (sipalgctl pinholes) */

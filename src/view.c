@@ -156,6 +156,7 @@ struct port_count {
 	struct addr refused_ip[REFUSED_SRC_MAX];
 	uint16_t refused_port[REFUSED_SRC_MAX];
 	int n_refused, flows, no_acct, err;
+	int routed;             /* routed IPv6: no DNAT, every flow into the port is the call's */
 	struct addr priv_ip;
 	uint16_t priv_port;
 };
@@ -171,7 +172,7 @@ static void count_to_pub(const struct ct_flow *f, void *arg)
 
 	pc->flows++;
 	pc->no_acct |= !f->has_counters;
-	if (f->dnat && addr_eq(&f->rsrc, &pc->priv_ip) && f->rsport == pc->priv_port) {
+	if (pc->routed || (f->dnat && addr_eq(&f->rsrc, &pc->priv_ip) && f->rsport == pc->priv_port)) {
 		pc_add(&pc->to_phone, f->pkts[0], f->bytes[0]);
 		pc_add(&pc->from_phone, f->pkts[1], f->bytes[1]);
 		return;
@@ -200,6 +201,12 @@ static void port_count(struct port_count *pc, const struct addr *pub, uint16_t p
 	memset(pc, 0, sizeof(*pc));
 	pc->priv_ip = *priv_ip;
 	pc->priv_port = priv_port;
+	/* routed IPv6 (pub_port 0): flows into the phone's own port */
+	if (!pub_port) {
+		pc->routed = 1;
+		pub = priv_ip;
+		pub_port = priv_port;
+	}
 	if (ct_flows(*pub, pub_port, 1, count_to_pub, pc) < 0 ||
 	    ct_flows(*priv_ip, priv_port, 0, count_from_priv, pc) < 0)
 		pc->err = 1;
@@ -255,7 +262,11 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 		stream_states[s->state & 3]);
 	json_ipport(out, &s->priv_ip, s->priv_port);
 	fputs(",\"public\":", out);
-	json_ipport(out, pub, s->pub_port);
+	if (s->routed)
+		fputs("null", out); /* routed IPv6: no translation */
+	else
+		json_ipport(out, pub, s->pub_port);
+	fprintf(out, ",\"routed\":%s", s->routed ? "true" : "false");
 	fputs(",\"remote\":", out);
 	if (!addr_is_any(&s->remote_ip))
 		json_ipport(out, &s->remote_ip, s->remote_port);
@@ -264,6 +275,8 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 	fputs(",\"rtcp_public\":", out);
 	if (s->rtcp_mux)
 		fputs("\"mux\"", out);
+	else if (s->routed)
+		fputs("null", out);
 	else
 		json_ipport(out, pub, s->rtcp_pub_port);
 	fputs(",\"allowed_source\":", out);
@@ -398,27 +411,42 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 		const struct dialog_stream_view *s = &v->st[k];
 		fprintf(out, "  stream m=%u %s  phone ", s->mindex, stream_states[s->state & 3]);
 		ipport(out, &s->priv_ip, s->priv_port);
-		fputs("  public ", out);
-		ipport(out, pub, s->pub_port);
+		if (s->routed) {
+			fputs("  routed (IPv6, not translated)", out);
+		} else {
+			fputs("  public ", out);
+			ipport(out, pub, s->pub_port);
+		}
 		fputs("  remote ", out);
 		if (!addr_is_any(&s->remote_ip))
 			ipport(out, &s->remote_ip, s->remote_port);
 		else
 			fputs("(not yet known)", out);
 		fputs("\n    pinhole ", out);
-		ipport(out, pub, s->pub_port);
-		if (s->rtcp_mux)
-			fputs("/mux -> ", out);
-		else
-			fprintf(out, "/%u -> ", s->rtcp_pub_port);
-		ipport(out, &s->priv_ip, s->priv_port);
-		fputs(" from ", out);
-		char aa[ADDR_STRLEN];
-		if (!addr_is_any(&s->allowed_src))
-			fputs((addr_fmt(aa, &s->allowed_src, 0), aa), out);
-		else
-			fputs("any", out);
-		fputc('\n', out);
+		if (s->routed) {
+			/* a conntrack entry from exactly the remote's address and port */
+			fputs(s->state == DST_ACTIVE ? "conntrack " : "(not created yet) ", out);
+			ipport(out, &s->remote_ip, s->remote_port);
+			fputs(" -> ", out);
+			ipport(out, &s->priv_ip, s->priv_port);
+			fputs(s->rtcp_mux ? " (RTCP mux)\n" : " and RTCP\n", out);
+		} else {
+			ipport(out, pub, s->pub_port);
+			if (s->rtcp_mux)
+				fputs("/mux -> ", out);
+			else
+				fprintf(out, "/%u -> ", s->rtcp_pub_port);
+			ipport(out, &s->priv_ip, s->priv_port);
+		}
+		if (!s->routed) {
+			char aa[ADDR_STRLEN];
+			fputs(" from ", out);
+			if (!addr_is_any(&s->allowed_src))
+				fputs((addr_fmt(aa, &s->allowed_src, 0), aa), out);
+			else
+				fputs("any", out);
+			fputc('\n', out);
+		}
 		struct port_count pc;
 		port_count(&pc, pub, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);

@@ -655,6 +655,43 @@ static void test_ct(void)
 	}
 	close(sa);
 	close(sb);
+	/* ct_create_udp (routed IPv6 pinholes, issue 13): the entry the kernel
+	 * makes is exactly the tuple, seen-reply, with our timeout; a second
+	 * create of it is EEXIST, which counts as created; delete takes it. */
+	{
+		struct addr rem, ph;
+		char out[4096];
+		uint64_t c0 = stats[ST_pinholes_ct_created], f0 = stats[ST_pinholes_ct_failed];
+
+		addr_parse_str("2001:db8:113::20", &rem);
+		addr_parse_str("2001:db8:77::10", &ph);
+		ct_create_udp(rem, 7000, ph, 16800, 90);
+		ct_create_udp(rem, 7001, ph, 16801, 90);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp --orig-src 2001:db8:113::20 2>/dev/null");
+		check(r == 0 && stats[ST_pinholes_ct_created] == c0 + 2 &&
+		      strstr(out, "src=2001:db8:113::20 dst=2001:db8:77::10 sport=7000 dport=16800 "
+				  "src=2001:db8:77::10 dst=2001:db8:113::20 sport=16800 dport=7000") &&
+		      strstr(out, "sport=7001 dport=16801") && !strstr(out, "UNREPLIED"),
+		      "ct_create_udp: two IPv6 entries remote -> phone, seen reply: %d errors, conntrack says: %s",
+		      r, out);
+		ct_create_udp(rem, 7000, ph, 16800, 90);
+		r = ct_commit();
+		check(r == 0 && stats[ST_pinholes_ct_created] == c0 + 3 && stats[ST_pinholes_ct_failed] == f0,
+		      "ct_create_udp of an existing entry: EEXIST is success (%d errors)", r);
+		uint64_t d0 = stats[ST_ct_deletes];
+		ct_del_udp(rem, 7000, ph, 16800);
+		r = ct_commit();
+		check(r == 0 && stats[ST_ct_deletes] == d0 + 1, "IPv6 pinhole deleted by its tuple (%d errors)", r);
+		ct_del_port(ph, 16801, 1);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp 2>/dev/null");
+		check(r == 0 && stats[ST_ct_deletes] == d0 + 2 && !strstr(out, "2001:db8:113::20"),
+		      "IPv6 pinhole deleted by a port scan (%d errors): %s", r, out);
+		/* mixed families: refused before the kernel */
+		ct_create_udp(addr_v4(A_IP), 1, ph, 2, 90);
+		check(ct_commit() == 0 && stats[ST_pinholes_ct_created] == c0 + 3, "mixed-family create not sent");
+	}
 	ct_close();
 }
 
