@@ -1288,6 +1288,20 @@ void dialog_save(FILE *f, uint64_t now)
 				st->rb ? st->rb->priv_ip : 0, st->rb ? st->rb->priv_port : 0,
 				st->rb ? st->rb->pub_port : 0, st->mux, st->pmux, st->rmux, st->rrtcp);
 		}
+		/* routed IPv6 streams: what the SDPs said, and whether the kernel
+		 * holds the pinhole (then it is deleted at the call's end) */
+		for (int k = 0; k < DLG_ROUTED; k++) {
+			const struct rstream *r = &d->rs[k];
+			char ph[ADDR_STRLEN], rm[ADDR_STRLEN];
+			if (!r->used)
+				continue;
+			/* what is live is what the fields say (routed_sync) */
+			fprintf(f, "V %u %s %u %u %u %s %u %u %u %u %u\n", r->mindex,
+				astr(ph, r->live ? &r->lphone : &r->phone), r->live ? r->lpport : r->pport,
+				r->live ? r->lprtcp : r->prtcp, r->pmux, astr(rm, r->live ? &r->lremote : &r->remote),
+				r->live ? r->lrport : r->rport, r->live ? r->lrrtcp : r->rrtcp, r->rmux, r->live,
+				r->live_mux);
+		}
 	}
 }
 
@@ -1363,6 +1377,35 @@ int dialog_restore_line(const char *line, uint64_t now)
 			return -1;
 		restoring->rip[m] = ip;
 		restoring->rport[m] = (uint16_t)port;
+		return 0;
+	}
+	if (line[0] == 'V') {
+		char ph[ADDR_STRLEN], rm[ADDR_STRLEN];
+		unsigned mi, pp, pr, pm, rp, rr, rmx, live, lmux;
+		struct rstream *r;
+		if (sscanf(line, "V %u %47s %u %u %u %47s %u %u %u %u %u", &mi, ph, &pp, &pr, &pm, rm, &rp, &rr, &rmx,
+			   &live, &lmux) != 11 || mi >= SDP_MAX_MEDIA || pp > 65535 || pr > 65535 || rp > 65535 ||
+		    rr > 65535 || !(r = routed_slot(restoring, (int)mi)) || state_addr(ph, &r->phone) < 0 ||
+		    state_addr(rm, &r->remote) < 0)
+			return -1;
+		r->pport = (uint16_t)pp;
+		r->prtcp = (uint16_t)pr;
+		r->pmux = pm != 0;
+		r->rport = (uint16_t)rp;
+		r->rrtcp = (uint16_t)rr;
+		r->rmux = rmx != 0;
+		if (live) {
+			/* the entries are the kernel's still: ours to delete */
+			r->live = 1;
+			r->live_mux = lmux != 0;
+			r->lphone = r->phone;
+			r->lremote = r->remote;
+			r->lpport = r->pport;
+			r->lrport = r->rport;
+			r->lprtcp = r->prtcp;
+			r->lrrtcp = r->rrtcp;
+			STAT_INC(pinholes);
+		}
 		return 0;
 	}
 	if (line[0] == 'S') {

@@ -642,6 +642,53 @@ static void test_state_keeps_fork_winner(void **st)
 	siphash_table_key = was;
 }
 
+/* A routed IPv6 call survives a restart: the state file carries the
+ * dialog's IPv6 key and its conntrack pinholes, which the BYE then deletes
+ * (a forgotten entry would stay open while media flows). */
+static void test_state_keeps_routed_v6(void **st)
+{
+	(void)st;
+	struct addr ph, px;
+	static char b6[512];
+	assert_true(addr_parse_str("2001:db8:77::10", &ph));
+	assert_true(addr_parse_str("2001:db8:113::10", &px));
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	struct dialog *d = dialog_create((const uint8_t *)"v6cid", 5, &ph, 5060, &px, 5060, NULL, 0);
+	assert_non_null(d);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:77::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	dialog_sdp(d, SIDE_PHONE, &sd, 0, 1, &ph, pub, 0);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	dialog_sdp(d, SIDE_REMOTE, &sd, 1, 1, &px, pub, 0);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n"));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dialog_save(f, 0);
+	fclose(f);
+	assert_non_null(strstr(text, " 2001:db8:77::10 5060 2001:db8:113::10 5060 "));
+	teardown(NULL);
+	setup(NULL);
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	stub_reset();
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(dialog_restore_line(ln, 0), 0);
+	free(text);
+	assert_string_equal(stub_log, ""); /* restored, not created again */
+	d = dialog_find((const uint8_t *)"v6cid", 5, &ph);
+	assert_non_null(d);
+	assert_int_equal(stats[ST_pinholes], 1);
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7000 [2001:db8:77::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7001 [2001:db8:77::10]:16801\n"));
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -657,6 +704,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trunk_beyond_per_phone_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
 		cmocka_unit_test_setup_teardown(test_sdp_rtcp_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_keeps_routed_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_other_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_address_and_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_mux, setup, teardown),
