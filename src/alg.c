@@ -430,6 +430,82 @@ static uint32_t callid_key(const struct sip_msg *m, int inbound, uint32_t phone_
 	return n + rest;
 }
 
+/* ---- a dialog's lifecycle: one path for both directions and families -- */
+
+struct dlg_step {
+	struct dialog *d;
+	int lost;         /* the message belongs to an early dialog that lost a fork */
+	int close_after;  /* the message ends the dialog (once its SDP is handled) */
+};
+
+/* What one message does to its dialog (d: the one found, or NULL):
+ * INVITE creates (a response never does: an unsolicited 200 with SDP must
+ * not open pinholes), 2xx to INVITE confirms, a final >= 300 to the
+ * initial INVITE or the 200 to BYE ends it, a failed re-offer rolls back;
+ * forks as dialog_fork says. `create` makes the dialog when an INVITE has
+ * none (it is not called for a message that may create no state). */
+static void dialog_step(const struct sip_msg *m, int from_phone, struct dialog *d,
+			struct dialog *(*create)(void *arg), void *arg, uint64_t now, struct dlg_step *o)
+{
+	const uint8_t *b = m->buf;
+	/* The remote's tag: To in the phone's requests and in the remote's
+	 * responses, From in the others. */
+	struct span rtag = sip_tag(m, from_phone == m->is_request ? m->to_idx : m->from_idx);
+
+	o->lost = d && dialog_fork(d, b + rtag.off, rtag.len);
+	o->close_after = 0;
+	if (m->is_request) {
+		if (m->method == M_INVITE && !d && !no_new_state && (d = create(arg))) {
+			dialog_set_invite_cseq(d, m->cseq);
+			if (from_phone)
+				dialog_set_caller(d, SIDE_PHONE);
+		}
+		if (d && m->method == M_BYE) {
+			if (!o->lost)
+				dialog_bye_seen(d, now);
+		} else if (d) {
+			dialog_touch(d, now);
+		}
+	} else if (d && !o->lost && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
+		dialog_touch(d, now);
+		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
+			dialog_confirmed(d, now);
+		if (m->status >= 300) {
+			if (m->method == M_INVITE && !dialog_is_confirmed(d))
+				o->close_after = 1;
+			else
+				dialog_offer_failed(d);
+		}
+	} else if (d && !o->lost && m->method == M_BYE && m->status >= 200) {
+		o->close_after = 1;
+	}
+	o->d = d;
+}
+
+/* The arguments of a dialog_create() that dialog_step() may call. */
+struct dlg_new {
+	const uint8_t *key;
+	uint32_t klen;
+	const struct addr *phone, *peer;
+	uint16_t pport, peer_port;
+	struct binding *sigb;     /* the phone's signalling binding (IPv4 NAT), or NULL */
+	uint16_t sig_port;        /* inbound: get one for the phone's port first */
+	uint32_t sig_ip;
+	uint64_t now;
+};
+
+static struct dialog *dlg_new(void *arg)
+{
+	struct dlg_new *n = arg;
+
+	if (n->sig_port) {
+		n->sigb = binding_find(n->sig_ip, n->sig_port);
+		if (!n->sigb)
+			n->sigb = binding_get(n->sig_ip, n->sig_port, BIND_SIG, 0, n->now);
+	}
+	return dialog_create(n->key, n->klen, n->phone, n->pport, n->peer, n->peer_port, n->sigb, n->now);
+}
+
 /* ---- outbound: LAN -> WAN ------------------------------------------- */
 
 static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct udp4 *u,
@@ -613,49 +689,11 @@ static int handle_out(const struct sip_msg *m, const struct udp4 *u, uint64_t no
 
 	/* dialog state */
 	int sdp = is_sdp_body(m);
-	int close_after = 0;
-	/* The remote's tag: To in the phone's requests, From in its responses. */
-	struct span rtag = sip_tag(m, m->is_request ? m->to_idx : m->from_idx);
-	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
-
-	if (m->is_request) {
-		switch (m->method) {
-		case M_INVITE:
-			if (!d) {
-				d = no_new_state ? NULL :
-				    dialog_create(b + cid.off, klen, &u->sa, u->sport, &u->da, u->dport, sigb, now);
-				if (d) {
-					dialog_set_invite_cseq(d, m->cseq);
-					dialog_set_caller(d, SIDE_PHONE);
-				}
-			}
-			break;
-		case M_BYE:
-			if (d && !lost)
-				dialog_bye_seen(d, now);
-			break;
-		default:
-			break;
-		}
-		if (d && m->method != M_BYE)
-			dialog_touch(d, now);
-	} else if (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK) {
-		/* A response creates no dialog: only a request we saw does (an
-		 * unsolicited 200 with SDP must not open pinholes). */
-		if (d && !lost) {
-			dialog_touch(d, now);
-			if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
-				dialog_confirmed(d, now);
-			if (m->status >= 300) {
-				if (m->method == M_INVITE && !dialog_is_confirmed(d))
-					close_after = 1;
-				else
-					dialog_offer_failed(d);
-			}
-		}
-	} else if (m->method == M_BYE && d && !lost && m->status >= 200) {
-		close_after = 1;
-	}
+	struct dlg_new nw = { b + cid.off, klen, &u->sa, &u->da, u->sport, u->dport, sigb, 0, 0, now };
+	struct dlg_step st;
+	dialog_step(m, 1, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
 	cur_dlg = d;
 
 	if (m->body_len) {
@@ -820,45 +858,17 @@ static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now
 	uint32_t klen = callid_key(m, 1, u->daddr, key, sizeof(key));
 	struct dialog *d = dialog_find(key, klen, &u->da);
 	int sdp = is_sdp_body(m) && m->body_len;
-	int close_after = 0;
 	uint16_t pub[SDP_MAX_MEDIA];
-	/* The remote's tag: From in its requests, To in the responses it sends
-	 * the phone. An early dialog that lost a forked INVITE (its late 2xx is
-	 * ACKed and BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. */
-	struct span rtag = sip_tag(m, m->is_request ? m->from_idx : m->to_idx);
-	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
+	/* An early dialog that lost a forked INVITE (its late 2xx is ACKed and
+	 * BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. The phone's
+	 * signalling binding is taken only when an INVITE creates a dialog. */
+	struct dlg_new nw = { key, klen, &u->da, &u->sa, u->dport, u->sport, NULL, u->dport, u->daddr, now };
+	struct dlg_step st;
+	dialog_step(m, 0, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
 
-	if (m->is_request) {
-		if (m->method == M_INVITE && !d) {
-			struct binding *sigb = binding_find(u->daddr, u->dport);
-			if (!sigb)
-				sigb = binding_get(u->daddr, u->dport, BIND_SIG, 0, now);
-			d = no_new_state ? NULL :
-			    dialog_create(key, klen, &u->da, u->dport, &u->sa, u->sport, sigb, now);
-			if (d)
-				dialog_set_invite_cseq(d, m->cseq);
-		}
-		if (d && m->method == M_BYE) {
-			if (!lost)
-				dialog_bye_seen(d, now);
-		} else if (d) {
-			dialog_touch(d, now);
-		}
-	} else if (d && lost) {
-		/* the losing fork's responses: nothing to do */
-	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
-		dialog_touch(d, now);
-		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
-			dialog_confirmed(d, now);
-		if (m->status >= 300) {
-			if (m->method == M_INVITE && !dialog_is_confirmed(d))
-				close_after = 1;
-			else
-				dialog_offer_failed(d);
-		}
-	} else if (d && m->method == M_BYE && m->status >= 200) {
-		close_after = 1;
-	} else if (m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
+	if (!m->is_request && !(d && lost) && m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
 		struct binding *x = binding_find(u->daddr, u->dport);
 		if (x) {
 			uint32_t exp = granted_expiry(m, x);
@@ -883,11 +893,9 @@ static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now
 /* ---- routed IPv6: nothing rewritten, the call's pinholes tracked ------ */
 
 /* Without NAT66 every byte leaves as it came (docs/ipv6.md); what the
- * daemon does is follow the dialog so that each IN IP6 stream gets its
- * conntrack pinhole (dialog.c, routed_sdp) and loses it with the call.
- * The dialog's lifecycle is the IPv4 path's: INVITE creates (not a
- * response), 2xx confirms, a final >= 300 to the initial INVITE or the 200
- * to BYE closes, forks as dialog_fork says. No binding: nothing is NATed. */
+ * daemon does is follow the dialog (dialog_step, as on the IPv4 path) so
+ * that each IN IP6 stream gets its conntrack pinhole (dialog.c,
+ * routed_sdp) and loses it with the call. No binding: nothing is NATed. */
 static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int outbound, uint64_t now)
 {
 	const uint8_t *b = m->buf;
@@ -896,42 +904,11 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 	uint16_t pport = outbound ? u->sport : u->dport, peer_port = outbound ? u->dport : u->sport;
 	struct span cid = m->hdr[m->callid_idx].value;
 	struct dialog *d = dialog_find(b + cid.off, cid.len, phone);
-	int close_after = 0;
-	/* The remote's tag: To in the phone's requests and in the remote's
-	 * responses, From in the others. */
-	struct span rtag = sip_tag(m, outbound == m->is_request ? m->to_idx : m->from_idx);
-	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
-
-	if (m->is_request) {
-		if (m->method == M_INVITE && !d && !no_new_state) {
-			d = dialog_create(b + cid.off, cid.len, phone, pport, peer, peer_port, NULL, now);
-			if (d) {
-				dialog_set_invite_cseq(d, m->cseq);
-				if (outbound)
-					dialog_set_caller(d, SIDE_PHONE);
-			}
-		}
-		if (d && m->method == M_BYE) {
-			if (!lost)
-				dialog_bye_seen(d, now);
-		} else if (d) {
-			dialog_touch(d, now);
-		}
-	} else if (d && lost) {
-		/* the losing fork's responses: nothing to do */
-	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
-		dialog_touch(d, now);
-		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
-			dialog_confirmed(d, now);
-		if (m->status >= 300) {
-			if (m->method == M_INVITE && !dialog_is_confirmed(d))
-				close_after = 1;
-			else
-				dialog_offer_failed(d);
-		}
-	} else if (d && m->method == M_BYE && m->status >= 200) {
-		close_after = 1;
-	}
+	struct dlg_new nw = { b + cid.off, cid.len, phone, peer, pport, peer_port, NULL, 0, 0, now };
+	struct dlg_step st;
+	dialog_step(m, outbound, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
 	cur_dlg = d;
 	if (d && !lost && m->status < 300 && is_sdp_body(m)) {
 		uint16_t pub[SDP_MAX_MEDIA];
