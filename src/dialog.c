@@ -1206,6 +1206,8 @@ void dialog_dump(FILE *f, uint64_t now)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++)
 			n += d->st[k].state != ST_FREE;
+		for (int k = 0; k < DLG_ROUTED; k++)
+			n += d->rs[k].used && (d->rs[k].pport || d->rs[k].rport);
 		char a[ADDR_STRLEN];
 		fprintf(f, "%.*s phone ", d->callid_len, d->callid);
 		addr_fmt(a, &d->phone_ip, 1);
@@ -1243,6 +1245,17 @@ void dialog_dump_pinholes(FILE *f)
 			else
 				fputs("any", f);
 			fprintf(f, " %s call %.*s\n", names[s->state], d->callid_len, d->callid);
+		}
+		/* routed IPv6: a conntrack entry from exactly the remote's port */
+		for (int k = 0; k < DLG_ROUTED; k++) {
+			const struct rstream *r = &d->rs[k];
+			char ra[ADDR_STRLEN], pa[ADDR_STRLEN];
+			if (!r->live)
+				continue;
+			addr_fmt(ra, &r->lremote, 1);
+			addr_fmt(pa, &r->lphone, 1);
+			fprintf(f, "conntrack %s:%u -> %s:%u%s routed call %.*s\n", ra, r->lrport, pa, r->lpport,
+				r->live_mux ? " (rtcp-mux)" : " (+RTCP)", d->callid_len, d->callid);
 		}
 	}
 }
