@@ -956,9 +956,10 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(pkts_out_lan);
 	else
 		STAT_INC(pkts_in_wan);
+	/* the addresses as text, for log lines only (formatted when one is written) */
 	char sa[ADDR_STRLEN], da[ADDR_STRLEN];
-	addr_fmt(sa, &u.saddr, 1);
-	addr_fmt(da, &u.daddr, 1);
+#define FMT_SA (addr_fmt(sa, &u.saddr, 1), sa)
+#define FMT_DA (addr_fmt(da, &u.daddr, 1), da)
 	if (u.family == 6) {
 		STAT_INC(sip_ipv6_rx);
 	} else if (outbound && !pub_ip) {
@@ -968,7 +969,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		 * (IPv6 is routed: nothing of it is translated.) */
 		STAT_INC(drop_no_wan_address);
 		LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: the WAN interface has no IPv4 address",
-		       sa, u.sport);
+		       FMT_SA, u.sport);
 		return ALG_DROP;
 	}
 
@@ -999,7 +1000,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 			head[i] = u.payload[i] >= 0x20 && u.payload[i] < 0x7f ? (char)u.payload[i] : '.';
 		head[hl] = 0;
 		LOG_RL(LOG_LVL_WARN, "%s datagram %s:%u -> %s:%u: %s (\"%s\")",
-		       outbound ? "LAN" : "WAN", sa, u.sport, da, u.dport, sip_strerror(rc), head);
+		       outbound ? "LAN" : "WAN", FMT_SA, u.sport, FMT_DA, u.dport, sip_strerror(rc), head);
 		if (outbound && has_lan_literal(u.payload, all)) {
 			STAT_INC(drop_malformed_out);
 			return ALG_DROP;
@@ -1015,7 +1016,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(drop_rate);
 		LOG_RL(LOG_LVL_WARN, "%s %s:%u: request dropped: daemon falling behind and the source "
 		       "is over limits.messages_per_second_per_source (%u)", outbound ? "phone" : "WAN host",
-		       sa, u.sport, cf->rate_per_source);
+		       FMT_SA, u.sport, cf->rate_per_source);
 		return ALG_DROP;
 	}
 	if (msg.is_request && msg.method == M_REGISTER)
