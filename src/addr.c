@@ -11,18 +11,18 @@ uint64_t addr_hash(const struct addr *a)
 
 int addr_in_prefix(const struct addr *a, const struct addr *net, unsigned plen)
 {
-	unsigned base = 0;
-
 	if (addr_is_v4(a) != addr_is_v4(net))
 		return 0;
 	if (addr_is_v4(net)) {
+		/* one word: the LAN test runs for every IPv4 literal of a message */
 		if (plen > 32)
 			return 0;
-		base = 96; /* compare the v4 tail; the mapped prefix matched above */
-	} else if (plen > 128) {
-		return 0;
+		uint32_t m = plen ? 0xffffffffu << (32 - plen) : 0;
+		return ((addr_get_v4(a) ^ addr_get_v4(net)) & m) == 0;
 	}
-	unsigned bits = base + plen, i = 0;
+	if (plen > 128)
+		return 0;
+	unsigned bits = plen, i = 0;
 	for (; bits >= 8; bits -= 8, i++)
 		if (a->b[i] != net->b[i])
 			return 0;

@@ -58,7 +58,7 @@ static int is_pub(uint32_t ip)
  * source's budget is right the moment the limit applies. */
 #define RL_SLOTS 4096
 static struct rl_slot {
-	uint32_t ip;
+	struct addr ip;
 	uint32_t milli;   /* tokens x 1000 */
 	uint64_t last;
 } rl_tab[RL_SLOTS];
@@ -106,15 +106,15 @@ void alg_queue_burst(int n, int max, uint64_t now)
 
 static int alg_behind(uint64_t now) { return now < behind_until; }
 
-static int rl_allow(uint32_t ip, uint64_t now)
+static int rl_allow(const struct addr *ip, uint64_t now)
 {
 	uint64_t rate = cf->rate_per_source, cap = rate * 1000u;
-	struct rl_slot *r = &rl_tab[siphash_table(&ip, sizeof(ip)) & (RL_SLOTS - 1)];
+	struct rl_slot *r = &rl_tab[addr_hash(ip) & (RL_SLOTS - 1)];
 
 	if (!rate)
 		return 1;
-	if (r->ip != ip) {
-		r->ip = ip;
+	if (!addr_eq(&r->ip, ip)) {
+		r->ip = *ip;
 		r->milli = (uint32_t)(cap > 0xffffffffu ? 0xffffffffu : cap);
 		r->last = now;
 	}
@@ -141,11 +141,36 @@ static struct sdp sdpv;
 static struct dialog *cur_dlg;
 static int cur_not_lan, cur_parse_ok;
 
+/* The IPv4 NAT below holds addresses as host-order uint32_t (binding,
+ * nftmap, the bpf fast path are v4-only: docs/ipv6.md); this is where the
+ * message's struct addr meets it. */
 static int ipfmt(char *s, size_t n, uint32_t ip)
 {
-	(void)n; /* every caller's buffer holds 16 */
-	return (int)edit_fmt_ipv4(s, ip);
+	struct addr a = addr_v4(ip);
+	(void)n; /* every caller's buffer holds 16: a dotted quad */
+	return (int)edit_fmt_addr(s, &a, 0);
 }
+
+/* An IPv4 literal (dotted, or its v4-mapped IPv6 form) in span s. */
+static int parse_ip4(const uint8_t *b, struct span s, uint32_t *ip)
+{
+	struct addr a;
+
+	if (!sip_addr_parse(b, s, &a) || !addr_is_v4(&a))
+		return 0;
+	*ip = addr_get_v4(&a);
+	return 1;
+}
+
+/* A LAN address the IPv4 NAT translates (an IPv6 one is routed as is). */
+static int lan4(const struct addr *a) { return addr_is_v4(a) && conf_is_lan(cf, a); }
+
+/* A datagram's 5-tuple on the IPv4 NAT path. */
+struct udp4 {
+	uint32_t saddr, daddr;
+	uint16_t sport, dport;
+	struct addr sa, da;    /* the same addresses for the family-neutral dialog table */
+};
 
 int alg_init(const struct conf *c, uint32_t public_ip)
 {
@@ -187,7 +212,7 @@ void alg_set_public(uint32_t ip, uint64_t now)
 	 * for a new conntrack): phones' signalling and media would go on
 	 * leaving from an address the router no longer has. */
 	if (old) {
-		ct_del_addr(old);
+		ct_del_addr(addr_v4(old));
 		ct_mark_urgent();
 		sweep_ip = old;
 		sweep_at = now + PUB_SWEEP_MS;
@@ -208,7 +233,7 @@ void alg_tick(uint64_t now)
 	trace_active(now); /* switches an expired trace off on time */
 	if (sweep_ip && now >= sweep_at) {
 		if (sweep_ip != pub_ip)
-			ct_del_addr(sweep_ip);
+			ct_del_addr(addr_v4(sweep_ip));
 		sweep_ip = 0;
 	}
 	dialog_expire(now);
@@ -274,7 +299,7 @@ static int lan_literals(const uint8_t *b, struct span s, int scrub)
 	int found = 0;
 
 	while (next_ipv4(b, s, &pos, &h, &ip)) {
-		if (!conf_is_lan(cf, ip))
+		if (!conf_is_lan_v4(cf, ip))
 			continue;
 		if (!scrub)
 			return 1;
@@ -304,7 +329,7 @@ static void scrub_dialog_ids(const struct sip_msg *m, const struct dialog *d)
 		struct span h;
 
 		while (next_ipv4(m->buf, s, &pos, &h, &ip))
-			if (conf_is_lan(cf, ip) && !edited(h.off, h.len))
+			if (conf_is_lan_v4(cf, ip) && !edited(h.off, h.len))
 				edit_add(&ed, h.off, h.len, a, (uint32_t)n);
 	}
 }
@@ -405,9 +430,85 @@ static uint32_t callid_key(const struct sip_msg *m, int inbound, uint32_t phone_
 	return n + rest;
 }
 
+/* ---- a dialog's lifecycle: one path for both directions and families -- */
+
+struct dlg_step {
+	struct dialog *d;
+	int lost;         /* the message belongs to an early dialog that lost a fork */
+	int close_after;  /* the message ends the dialog (once its SDP is handled) */
+};
+
+/* What one message does to its dialog (d: the one found, or NULL):
+ * INVITE creates (a response never does: an unsolicited 200 with SDP must
+ * not open pinholes), 2xx to INVITE confirms, a final >= 300 to the
+ * initial INVITE or the 200 to BYE ends it, a failed re-offer rolls back;
+ * forks as dialog_fork says. `create` makes the dialog when an INVITE has
+ * none (it is not called for a message that may create no state). */
+static void dialog_step(const struct sip_msg *m, int from_phone, struct dialog *d,
+			struct dialog *(*create)(void *arg), void *arg, uint64_t now, struct dlg_step *o)
+{
+	const uint8_t *b = m->buf;
+	/* The remote's tag: To in the phone's requests and in the remote's
+	 * responses, From in the others. */
+	struct span rtag = sip_tag(m, from_phone == m->is_request ? m->to_idx : m->from_idx);
+
+	o->lost = d && dialog_fork(d, b + rtag.off, rtag.len);
+	o->close_after = 0;
+	if (m->is_request) {
+		if (m->method == M_INVITE && !d && !no_new_state && (d = create(arg))) {
+			dialog_set_invite_cseq(d, m->cseq);
+			if (from_phone)
+				dialog_set_caller(d, SIDE_PHONE);
+		}
+		if (d && m->method == M_BYE) {
+			if (!o->lost)
+				dialog_bye_seen(d, now);
+		} else if (d) {
+			dialog_touch(d, now);
+		}
+	} else if (d && !o->lost && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
+		dialog_touch(d, now);
+		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
+			dialog_confirmed(d, now);
+		if (m->status >= 300) {
+			if (m->method == M_INVITE && !dialog_is_confirmed(d))
+				o->close_after = 1;
+			else
+				dialog_offer_failed(d);
+		}
+	} else if (d && !o->lost && m->method == M_BYE && m->status >= 200) {
+		o->close_after = 1;
+	}
+	o->d = d;
+}
+
+/* The arguments of a dialog_create() that dialog_step() may call. */
+struct dlg_new {
+	const uint8_t *key;
+	uint32_t klen;
+	const struct addr *phone, *peer;
+	uint16_t pport, peer_port;
+	struct binding *sigb;     /* the phone's signalling binding (IPv4 NAT), or NULL */
+	uint16_t sig_port;        /* inbound: get one for the phone's port first */
+	uint32_t sig_ip;
+	uint64_t now;
+};
+
+static struct dialog *dlg_new(void *arg)
+{
+	struct dlg_new *n = arg;
+
+	if (n->sig_port) {
+		n->sigb = binding_find(n->sig_ip, n->sig_port);
+		if (!n->sigb)
+			n->sigb = binding_get(n->sig_ip, n->sig_port, BIND_SIG, 0, n->now);
+	}
+	return dialog_create(n->key, n->klen, n->phone, n->pport, n->peer, n->peer_port, n->sigb, n->now);
+}
+
 /* ---- outbound: LAN -> WAN ------------------------------------------- */
 
-static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct pkt_udp *u,
+static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct udp4 *u,
 				   struct binding *sigb, uint64_t now)
 {
 	if (ip == u->saddr && port == u->sport)
@@ -415,7 +516,7 @@ static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct pkt_
 	return binding_get(ip, port, BIND_SIG, 0, now);
 }
 
-static int out_via(const struct sip_msg *m, const struct pkt_udp *u, struct binding *sigb, uint64_t now)
+static int out_via(const struct sip_msg *m, const struct udp4 *u, struct binding *sigb, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 	struct span el;
@@ -424,7 +525,7 @@ static int out_via(const struct sip_msg *m, const struct pkt_udp *u, struct bind
 
 	if (!sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) || sip_via_parse(b, el, &v) < 0)
 		return -1;
-	if (!sip_ipv4_parse(b, v.host, &ip) || !conf_is_lan(cf, ip))
+	if (!parse_ip4(b, v.host, &ip) || !conf_is_lan_v4(cf, ip))
 		return 0;
 	struct binding *x = sig_binding(ip, v.port_num ? v.port_num : 5060, u, sigb, now);
 	if (!x)
@@ -434,7 +535,7 @@ static int out_via(const struct sip_msg *m, const struct pkt_udp *u, struct bind
 	return 0;
 }
 
-static int out_contacts(const struct sip_msg *m, const struct pkt_udp *u, struct binding *sigb, uint64_t now)
+static int out_contacts(const struct sip_msg *m, const struct udp4 *u, struct binding *sigb, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 
@@ -452,7 +553,7 @@ static int out_contacts(const struct sip_msg *m, const struct pkt_udp *u, struct
 				scrub_lan(b, el);
 				continue;
 			}
-			if (!sip_ipv4_parse(b, uri.host, &ip) || !conf_is_lan(cf, ip)) {
+			if (!parse_ip4(b, uri.host, &ip) || !conf_is_lan_v4(cf, ip)) {
 				scrub_lan(b, el);
 				continue;
 			}
@@ -473,7 +574,7 @@ static int out_contacts(const struct sip_msg *m, const struct pkt_udp *u, struct
 }
 
 /* Rewrite the phone's SDP; open pinholes through the dialog when there is one. */
-static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, uint64_t now)
+static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr *sender, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 	struct span body = { m->body_off, m->body_len };
@@ -487,14 +588,16 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 	}
 	if (d)
 		dialog_sdp(d, SIDE_PHONE, &sdpv, !m->is_request, m->cseq, sender, pub, now);
-	if (sdpv.o_addr.len && conf_is_lan(cf, sdpv.o_ip))
+	/* Only IPv4 LAN addresses are translated: an IN IP6 line of a mixed
+	 * SDP names a routed address and leaves as it came. */
+	if (sdpv.o_addr.len && lan4(&sdpv.o_ip))
 		edit_add(&ed, sdpv.o_addr.off, sdpv.o_addr.len, pub_str, pub_len);
-	if (sdpv.c_addr.len && conf_is_lan(cf, sdpv.c_ip))
+	if (sdpv.c_addr.len && lan4(&sdpv.c_ip))
 		edit_add(&ed, sdpv.c_addr.off, sdpv.c_addr.len, pub_str, pub_len);
 	for (int i = 0; i < sdpv.nmedia; i++) {
 		struct sdp_media *md = &sdpv.m[i];
-		int lan = conf_is_lan(cf, md->ip);
-		if (md->c_addr.len && conf_is_lan(cf, md->c_ip))
+		int lan = lan4(&md->ip);
+		if (md->c_addr.len && lan4(&md->c_ip))
 			edit_add(&ed, md->c_addr.off, md->c_addr.len, pub_str, pub_len);
 		if (!md->port_num || !lan)
 			continue;
@@ -517,7 +620,7 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
 			 * advertise a port nothing will reach */
 			edit_add(&ed, md->port.off, md->port.len, "0", 1);
 		}
-		if (md->rtcp_addr.len && conf_is_lan(cf, md->rtcp_ip))
+		if (md->rtcp_addr.len && lan4(&md->rtcp_ip))
 			edit_add(&ed, md->rtcp_addr.off, md->rtcp_addr.len, pub_str, pub_len);
 	}
 	/* Any other LAN literal (a=candidate, m= lines past SDP_MAX_MEDIA...):
@@ -530,25 +633,28 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, uint32_t sender, u
  * changed while no daemon ran (or before a binding existed). Its conntrack
  * would keep the old source on every later datagram: delete it, so the
  * next one takes the map's new mapping. */
-static void stale_nat(const struct pkt_udp *u, uint32_t nat_ip)
+static void stale_nat(const struct udp4 *u, uint32_t nat_ip)
 {
 	LOG_RL(LOG_LVL_INFO, "flow %u.%u.%u.%u:%u NATed to the old address %u.%u.%u.%u: conntrack deleted",
 	       u->saddr >> 24, (u->saddr >> 16) & 255, (u->saddr >> 8) & 255, u->saddr & 255, u->sport,
 	       nat_ip >> 24, (nat_ip >> 16) & 255, (nat_ip >> 8) & 255, nat_ip & 255);
-	ct_del_udp(u->saddr, u->sport, u->daddr, u->dport);
+	ct_del_udp(addr_v4(u->saddr), u->sport, addr_v4(u->daddr), u->dport);
 	ct_mark_urgent();
 }
 
-static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
+static int handle_out(const struct sip_msg *m, const struct udp4 *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 	struct binding *sigb = binding_find(u->saddr, u->sport);
 
 	if (!sigb) {
+		struct addr nat_a;
 		uint32_t nat_ip = 0;
 		uint16_t nat_port = 0, want = 0;
 		/* A flow older than the daemon keeps the NAT the kernel gave it. */
-		if (ct_lookup_snat(u->saddr, u->sport, u->daddr, u->dport, &nat_ip, &nat_port) == 1) {
+		if (ct_lookup_snat(addr_v4(u->saddr), u->sport, addr_v4(u->daddr), u->dport, &nat_a,
+				   &nat_port) == 1) {
+			nat_ip = addr_is_v4(&nat_a) ? addr_get_v4(&nat_a) : 0;
 			if (nat_ip == pub_ip)
 				want = nat_port;
 			else
@@ -574,7 +680,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 	 * nothing between them creates or ends a dialog. */
 	struct span cid = m->hdr[m->callid_idx].value;
 	uint32_t klen = cid.len;
-	struct dialog *d = dialog_find(b + cid.off, klen, u->saddr);
+	struct dialog *d = dialog_find(b + cid.off, klen, &u->sa);
 	scrub_dialog_ids(m, d);
 	/* Whatever the fields above did not cover (other headers, lower Vias,
 	 * Via parameters, reason phrases, even header names): nothing private
@@ -583,49 +689,11 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 
 	/* dialog state */
 	int sdp = is_sdp_body(m);
-	int close_after = 0;
-	/* The remote's tag: To in the phone's requests, From in its responses. */
-	struct span rtag = sip_tag(m, m->is_request ? m->to_idx : m->from_idx);
-	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
-
-	if (m->is_request) {
-		switch (m->method) {
-		case M_INVITE:
-			if (!d) {
-				d = no_new_state ? NULL :
-				    dialog_create(b + cid.off, klen, u->saddr, u->sport, u->daddr, u->dport, sigb, now);
-				if (d) {
-					dialog_set_invite_cseq(d, m->cseq);
-					dialog_set_caller(d, SIDE_PHONE);
-				}
-			}
-			break;
-		case M_BYE:
-			if (d && !lost)
-				dialog_bye_seen(d, now);
-			break;
-		default:
-			break;
-		}
-		if (d && m->method != M_BYE)
-			dialog_touch(d, now);
-	} else if (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK) {
-		/* A response creates no dialog: only a request we saw does (an
-		 * unsolicited 200 with SDP must not open pinholes). */
-		if (d && !lost) {
-			dialog_touch(d, now);
-			if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
-				dialog_confirmed(d, now);
-			if (m->status >= 300) {
-				if (m->method == M_INVITE && !dialog_is_confirmed(d))
-					close_after = 1;
-				else
-					dialog_offer_failed(d);
-			}
-		}
-	} else if (m->method == M_BYE && d && !lost && m->status >= 200) {
-		close_after = 1;
-	}
+	struct dlg_new nw = { b + cid.off, klen, &u->sa, &u->da, u->sport, u->dport, sigb, 0, 0, now };
+	struct dlg_step st;
+	dialog_step(m, 1, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
 	cur_dlg = d;
 
 	if (m->body_len) {
@@ -634,7 +702,7 @@ static int handle_out(const struct sip_msg *m, const struct pkt_udp *u, uint64_t
 			    m->method == M_MESSAGE || m->method == M_OTHER || m->method == M_INFO ||
 			    m->method == M_NOTIFY || m->method == M_SUBSCRIBE || m->method == M_REFER ||
 			    m->method == M_REGISTER || m->method == M_BYE || m->method == M_CANCEL))
-			out_sdp(m, (m->status < 300 && !lost) ? d : NULL, u->saddr, now);
+			out_sdp(m, (m->status < 300 && !lost) ? d : NULL, &u->sa, now);
 		else
 			scrub_lan(b, (struct span){ m->body_off, m->body_len });
 	}
@@ -666,7 +734,7 @@ static struct binding *next_own_contact(const struct sip_msg *m, uint32_t phone_
 		struct span el;
 		uint32_t ip;
 		while (sip_list_next(b, m->hdr[*hi].value, pos, &el)) {
-			if (sip_uri_find(b, el, uri) < 0 || !sip_ipv4_parse(b, uri->host, &ip) || ip != pub_ip)
+			if (sip_uri_find(b, el, uri) < 0 || !parse_ip4(b, uri->host, &ip) || ip != pub_ip)
 				continue;
 			struct binding *x = binding_find_public(uri->port_num ? uri->port_num : 5060);
 			if (x && x->kind == BIND_SIG && x->priv_ip == phone_ip)
@@ -702,7 +770,7 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
 		uint32_t pos = 0, ip;
 		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
 			struct sip_uri uri;
-			if (sip_uri_find(b, el, &uri) < 0 || !sip_ipv4_parse(b, uri.host, &ip))
+			if (sip_uri_find(b, el, &uri) < 0 || !parse_ip4(b, uri.host, &ip))
 				continue;
 			if (ip != pub_ip || (uri.port_num ? uri.port_num : 5060) != x->pub_port)
 				continue;
@@ -727,7 +795,7 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
  * it is the one the registrar calls back (a new connection, tcprelay.h).
  * Register every signalling binding of this phone the 200 lists, besides
  * the flow's own (`x`, done by the caller). */
-static void register_contacts(const struct sip_msg *m, const struct pkt_udp *u, const struct binding *x,
+static void register_contacts(const struct sip_msg *m, const struct udp4 *u, const struct binding *x,
 			      uint64_t now)
 {
 	struct sip_uri uri;
@@ -745,14 +813,14 @@ static void register_contacts(const struct sip_msg *m, const struct pkt_udp *u, 
 	}
 }
 
-static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t now)
+static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 	uint32_t ip;
 
 	if (m->is_request) {
 		struct sip_uri uri;
-		if (sip_uri_find(b, m->ruri, &uri) == 0 && sip_ipv4_parse(b, uri.host, &ip) && ip == pub_ip) {
+		if (sip_uri_find(b, m->ruri, &uri) == 0 && parse_ip4(b, uri.host, &ip) && ip == pub_ip) {
 			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
 			if (x && x->kind == BIND_SIG)
 				put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0,
@@ -763,7 +831,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 		uint32_t pos = 0;
 		struct sip_via v;
 		if (sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) && sip_via_parse(b, el, &v) == 0 &&
-		    sip_ipv4_parse(b, v.host, &ip) && ip == pub_ip) {
+		    parse_ip4(b, v.host, &ip) && ip == pub_ip) {
 			struct binding *x = binding_find_public(v.port_num ? v.port_num : 5060);
 			if (x && x->kind == BIND_SIG) {
 				char a[16];
@@ -771,7 +839,7 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 				put_private(v.hostport, x->priv_ip, (x->flags & BF_VIA_PORT) != 0, x->priv_port);
 				/* RFC 3581: received/rport name what the phone would see
 				 * without the ALG; give it back its own view. */
-				if (sip_param_find(b, v.params, "received", &pv) && sip_ipv4_parse(b, pv, &ip) &&
+				if (sip_param_find(b, v.params, "received", &pv) && parse_ip4(b, pv, &ip) &&
 				    ip == pub_ip)
 					edit_add(&ed, pv.off, pv.len, a, (uint32_t)al);
 				if (sip_param_find(b, v.params, "rport", &pv) && pv.len &&
@@ -788,47 +856,19 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 	/* static: a Call-ID may be as long as the datagram */
 	static uint8_t key[66000];
 	uint32_t klen = callid_key(m, 1, u->daddr, key, sizeof(key));
-	struct dialog *d = dialog_find(key, klen, u->daddr);
+	struct dialog *d = dialog_find(key, klen, &u->da);
 	int sdp = is_sdp_body(m) && m->body_len;
-	int close_after = 0;
 	uint16_t pub[SDP_MAX_MEDIA];
-	/* The remote's tag: From in its requests, To in the responses it sends
-	 * the phone. An early dialog that lost a forked INVITE (its late 2xx is
-	 * ACKed and BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. */
-	struct span rtag = sip_tag(m, m->is_request ? m->from_idx : m->to_idx);
-	int lost = d && dialog_fork(d, b + rtag.off, rtag.len);
+	/* An early dialog that lost a forked INVITE (its late 2xx is ACKed and
+	 * BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. The phone's
+	 * signalling binding is taken only when an INVITE creates a dialog. */
+	struct dlg_new nw = { key, klen, &u->da, &u->sa, u->dport, u->sport, NULL, u->dport, u->daddr, now };
+	struct dlg_step st;
+	dialog_step(m, 0, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
 
-	if (m->is_request) {
-		if (m->method == M_INVITE && !d) {
-			struct binding *sigb = binding_find(u->daddr, u->dport);
-			if (!sigb)
-				sigb = binding_get(u->daddr, u->dport, BIND_SIG, 0, now);
-			d = no_new_state ? NULL :
-			    dialog_create(key, klen, u->daddr, u->dport, u->saddr, u->sport, sigb, now);
-			if (d)
-				dialog_set_invite_cseq(d, m->cseq);
-		}
-		if (d && m->method == M_BYE) {
-			if (!lost)
-				dialog_bye_seen(d, now);
-		} else if (d) {
-			dialog_touch(d, now);
-		}
-	} else if (d && lost) {
-		/* the losing fork's responses: nothing to do */
-	} else if (d && (m->method == M_INVITE || m->method == M_UPDATE || m->method == M_PRACK)) {
-		dialog_touch(d, now);
-		if (m->method == M_INVITE && m->status >= 200 && m->status < 300)
-			dialog_confirmed(d, now);
-		if (m->status >= 300) {
-			if (m->method == M_INVITE && !dialog_is_confirmed(d))
-				close_after = 1;
-			else
-				dialog_offer_failed(d);
-		}
-	} else if (d && m->method == M_BYE && m->status >= 200) {
-		close_after = 1;
-	} else if (m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
+	if (!m->is_request && !(d && lost) && m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
 		struct binding *x = binding_find(u->daddr, u->dport);
 		if (x) {
 			uint32_t exp = granted_expiry(m, x);
@@ -841,7 +881,40 @@ static int handle_in(const struct sip_msg *m, const struct pkt_udp *u, uint64_t 
 	cur_dlg = d;
 	if (d && !lost && sdp && m->status < 300) {
 		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
-			dialog_sdp(d, SIDE_REMOTE, &sdpv, !m->is_request, m->cseq, u->saddr, pub, now);
+			dialog_sdp(d, SIDE_REMOTE, &sdpv, !m->is_request, m->cseq, &u->sa, pub, now);
+		else
+			STAT_INC(sdp_errors);
+	}
+	if (close_after && d)
+		dialog_close(d, now);
+	return 0;
+}
+
+/* ---- routed IPv6: nothing rewritten, the call's pinholes tracked ------ */
+
+/* Without NAT66 every byte leaves as it came (docs/ipv6.md); what the
+ * daemon does is follow the dialog (dialog_step, as on the IPv4 path) so
+ * that each IN IP6 stream gets its conntrack pinhole (dialog.c,
+ * routed_sdp) and loses it with the call. No binding: nothing is NATed. */
+static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int outbound, uint64_t now)
+{
+	const uint8_t *b = m->buf;
+	const struct addr *phone = outbound ? &u->saddr : &u->daddr;
+	const struct addr *peer = outbound ? &u->daddr : &u->saddr;
+	uint16_t pport = outbound ? u->sport : u->dport, peer_port = outbound ? u->dport : u->sport;
+	struct span cid = m->hdr[m->callid_idx].value;
+	struct dialog *d = dialog_find(b + cid.off, cid.len, phone);
+	struct dlg_new nw = { b + cid.off, cid.len, phone, peer, pport, peer_port, NULL, 0, 0, now };
+	struct dlg_step st;
+	dialog_step(m, outbound, d, dlg_new, &nw, now, &st);
+	d = st.d;
+	int lost = st.lost, close_after = st.close_after;
+	cur_dlg = d;
+	if (d && !lost && m->status < 300 && is_sdp_body(m)) {
+		uint16_t pub[SDP_MAX_MEDIA];
+		if (sdp_parse(&sdpv, b, (struct span){ m->body_off, m->body_len }) == SDP_OK)
+			dialog_sdp(d, outbound ? SIDE_PHONE : SIDE_REMOTE, &sdpv, !m->is_request, m->cseq,
+				   &u->saddr, pub, now);
 		else
 			STAT_INC(sdp_errors);
 	}
@@ -865,15 +938,15 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	}
 	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
 		return ALG_ACCEPT;
-	if (conf_is_lan(cf, u.saddr) && !conf_is_lan(cf, u.daddr))
+	if (conf_is_lan(cf, &u.saddr) && !conf_is_lan(cf, &u.daddr))
 		outbound = 1;
-	else if (conf_is_lan(cf, u.daddr) && !conf_is_lan(cf, u.saddr))
+	else if (conf_is_lan(cf, &u.daddr) && !conf_is_lan(cf, &u.saddr))
 		outbound = 0;
 	else {
 		/* not between the LAN and the WAN: not ours. Neither end on the
 		 * LAN: most likely a phone outside lan.networks (the diversion
 		 * queues all SIP through the WAN interface). */
-		if (!conf_is_lan(cf, u.saddr) && !conf_is_lan(cf, u.daddr)) {
+		if (!conf_is_lan(cf, &u.saddr) && !conf_is_lan(cf, &u.daddr)) {
 			STAT_INC(not_lan);
 			cur_not_lan = 1;
 		}
@@ -883,13 +956,20 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(pkts_out_lan);
 	else
 		STAT_INC(pkts_in_wan);
-	if (outbound && !pub_ip) {
+	/* the addresses as text, for log lines only (formatted when one is written) */
+	char sa[ADDR_STRLEN], da[ADDR_STRLEN];
+#define FMT_SA (addr_fmt(sa, &u.saddr, 1), sa)
+#define FMT_DA (addr_fmt(da, &u.daddr, 1), da)
+	if (u.family == 6) {
+		STAT_INC(sip_ipv6_rx);
+	} else if (outbound && !pub_ip) {
 		/* No WAN address (PPPoE down, DHCP lost): nothing true can be
 		 * written into the message, and forwarding it would leak the
-		 * private addresses or name a stale one. The phone retransmits. */
+		 * private addresses or name a stale one. The phone retransmits.
+		 * (IPv6 is routed: nothing of it is translated.) */
 		STAT_INC(drop_no_wan_address);
-		LOG_RL(LOG_LVL_WARN, "LAN SIP from %u.%u.%u.%u:%u dropped: the WAN interface has no IPv4 address",
-		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport);
+		LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: the WAN interface has no IPv4 address",
+		       FMT_SA, u.sport);
 		return ALG_DROP;
 	}
 
@@ -919,11 +999,8 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		for (uint32_t i = 0; i < hl; i++)
 			head[i] = u.payload[i] >= 0x20 && u.payload[i] < 0x7f ? (char)u.payload[i] : '.';
 		head[hl] = 0;
-		LOG_RL(LOG_LVL_WARN, "%s datagram %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u: %s (\"%s\")",
-		       outbound ? "LAN" : "WAN",
-		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport,
-		       u.daddr >> 24, (u.daddr >> 16) & 255, (u.daddr >> 8) & 255, u.daddr & 255, u.dport,
-		       sip_strerror(rc), head);
+		LOG_RL(LOG_LVL_WARN, "%s datagram %s:%u -> %s:%u: %s (\"%s\")",
+		       outbound ? "LAN" : "WAN", FMT_SA, u.sport, FMT_DA, u.dport, sip_strerror(rc), head);
 		if (outbound && has_lan_literal(u.payload, all)) {
 			STAT_INC(drop_malformed_out);
 			return ALG_DROP;
@@ -935,19 +1012,27 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	else
 		STAT_INC(responses);
 	if (msg.is_request && msg.method != M_ACK && msg.method != M_CANCEL &&
-	    sip_tag(&msg, msg.to_idx).len == 0 && !rl_allow(u.saddr, now) && alg_behind(now)) {
+	    sip_tag(&msg, msg.to_idx).len == 0 && !rl_allow(&u.saddr, now) && alg_behind(now)) {
 		STAT_INC(drop_rate);
-		LOG_RL(LOG_LVL_WARN, "%s %u.%u.%u.%u:%u: request dropped: daemon falling behind and the source "
+		LOG_RL(LOG_LVL_WARN, "%s %s:%u: request dropped: daemon falling behind and the source "
 		       "is over limits.messages_per_second_per_source (%u)", outbound ? "phone" : "WAN host",
-		       u.saddr >> 24, (u.saddr >> 16) & 255, (u.saddr >> 8) & 255, u.saddr & 255, u.sport,
-		       cf->rate_per_source);
+		       FMT_SA, u.sport, cf->rate_per_source);
 		return ALG_DROP;
 	}
 	if (msg.is_request && msg.method == M_REGISTER)
 		STAT_INC(registers);
 
 	edit_init(&ed);
-	rc = outbound ? handle_out(&msg, &u, now) : handle_in(&msg, &u, now);
+	if (u.family == 6) {
+		/* Routed IPv6 (wan.ipv6: routed, the only mode so far; NAT66
+		 * and NPTv6 are not done): no edit, only the dialog and its
+		 * conntrack pinholes. Octets after Content-Length are still cut
+		 * below, as for IPv4. */
+		rc = handle_routed(&msg, &u, outbound, now);
+	} else {
+		struct udp4 u4 = { addr_get_v4(&u.saddr), addr_get_v4(&u.daddr), u.sport, u.dport, u.saddr, u.daddr };
+		rc = outbound ? handle_out(&msg, &u4, now) : handle_in(&msg, &u4, now);
+	}
 	if (rc < 0) {
 		if (outbound) {
 			STAT_INC(drop_no_binding);
@@ -967,12 +1052,12 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		else if (nb != msg.body_len)
 			edit_addf(&ed, cl.off, cl.len, "%lld", (long long)nb);
 	}
-	uint8_t *pl = out + u.ihl + 8;
-	if (cap < u.ihl + 8) {
+	uint8_t *pl = out + u.l3len + 8;
+	if (cap < u.l3len + 8) {
 		STAT_INC(pkts_dropped);
 		return ALG_DROP;
 	}
-	int64_t n = edit_apply(&ed, u.payload, msg.len, pl, cap - u.ihl - 8);
+	int64_t n = edit_apply(&ed, u.payload, msg.len, pl, cap - u.l3len - 8);
 	int32_t tot = n < 0 ? -1 : pkt_build(ip, &u, pl, (uint32_t)n, out, cap);
 	if (tot < 0) {
 		LOG_RL(LOG_LVL_WARN, "rewritten message does not fit: dropped");
@@ -1021,8 +1106,8 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	if (trace_active(now) && pkt_parse_udp(ip, len, &u) == 0) {
 		struct span c = cur_parse_ok && msg.callid_idx >= 0 ? msg.hdr[msg.callid_idx].value
 								     : (struct span){ 0, 0 };
-		if (trace_match(u.saddr, u.daddr, c.len ? u.payload + c.off : NULL, c.len)) {
-			uint32_t h = u.ihl + 8;
+		if (trace_match(&u.saddr, &u.daddr, c.len ? u.payload + c.off : NULL, c.len)) {
+			uint32_t h = u.l3len + 8;
 			int rw = *out_len > h;
 			trace_log(now, u.payload, u.plen, rw ? out + h : NULL, rw ? *out_len - h : 0,
 				  v == ALG_DROP ? (cf->observe ? "would drop (observe)" : "DROPPED")
@@ -1049,7 +1134,7 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	struct calllog_msg cm = {
 		.payload = u.payload, .len = u.plen, .line_len = 0,
 		.ed = cur_dlg && would_rewrite ? &ed : NULL,
-		.outbound = conf_is_lan(cf, u.saddr), .dropped = would == ALG_DROP,
+		.outbound = (uint8_t)conf_is_lan(cf, &u.saddr), .dropped = would == ALG_DROP,
 		.observe = (uint8_t)cf->observe, .reason = why,
 		.src = u.saddr, .dst = u.daddr, .sport = u.sport, .dport = u.dport,
 	};

@@ -32,7 +32,7 @@ struct cl_edit {
 struct cl_entry {
 	uint64_t t;
 	const char *reason;
-	uint32_t src, dst;
+	struct addr src, dst;
 	uint16_t sport, dport;
 	uint8_t outbound, dropped, observe, used;
 	uint8_t line_len, n_edits, edits_total;
@@ -46,7 +46,7 @@ struct __attribute__((packed)) cl_rec {
 	uint16_t len;            /* the whole record; first: eviction reads only it */
 	uint64_t t;
 	const char *reason;
-	uint32_t src, dst;
+	struct addr src, dst;
 	uint16_t sport, dport;
 	uint8_t flags;           /* CLF_* */
 	uint8_t line_len, n_edits, edits_total;
@@ -256,18 +256,21 @@ void calllog_note_untracked(uint64_t now, const struct calllog_msg *m, const uin
 
 /* ---- output ------------------------------------------------------------- */
 
-static void ipport(FILE *f, uint32_t ip, uint16_t port)
+static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 {
-	fprintf(f, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+	char a[ADDR_STRLEN];
+
+	addr_fmt(a, ip, 1);
+	fprintf(f, "%s:%u", a, port);
 }
 
 static void entry_json(FILE *f, const struct cl_entry *e, uint64_t now)
 {
 	fprintf(f, "{\"ago_ms\":%llu,\"direction\":\"%s\",\"from\":",
 		(unsigned long long)(now > e->t ? now - e->t : 0), e->outbound ? "out" : "in");
-	json_ipport(f, e->src, e->sport);
+	json_ipport(f, &e->src, e->sport);
 	fputs(",\"to\":", f);
-	json_ipport(f, e->dst, e->dport);
+	json_ipport(f, &e->dst, e->dport);
 	fprintf(f, ",\"verdict\":\"%s\",\"observe\":%s,\"start_line\":", e->dropped ? "drop" : "accept",
 		e->observe ? "true" : "false");
 	json_str(f, e->line, e->line_len);
@@ -300,9 +303,9 @@ static void entry_text(FILE *f, const struct cl_entry *e, uint64_t now)
 {
 	fprintf(f, "    %6llums ago %s ", (unsigned long long)((now > e->t ? now - e->t : 0)),
 		e->outbound ? "out" : "in ");
-	ipport(f, e->src, e->sport);
+	ipport(f, &e->src, e->sport);
 	fputs(" -> ", f);
-	ipport(f, e->dst, e->dport);
+	ipport(f, &e->dst, e->dport);
 	fprintf(f, " %s%s  ", e->dropped ? "DROPPED" : "accepted",
 		e->observe ? " (observe: sent unchanged)" : "");
 	safe(f, e->line, e->line_len);

@@ -10,6 +10,8 @@
 #ifndef SIPALGD_CALLLOG_H
 #define SIPALGD_CALLLOG_H
 #include <stdint.h>
+
+#include "addr.h"
 #include <stdio.h>
 
 struct edit_list;
@@ -30,7 +32,7 @@ struct calllog_msg {
 	uint8_t dropped;         /* verdict drop */
 	uint8_t observe;         /* mode observe: the rewrites were not applied */
 	const char *reason;      /* why dropped / what was refused (static), or NULL */
-	uint32_t src, dst;       /* addresses and ports, host order */
+	struct addr src, dst;    /* addresses; ports in host order */
 	uint16_t sport, dport;
 };
 

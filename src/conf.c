@@ -671,16 +671,48 @@ static int parse_addr(struct parser *p, const char *key, uint32_t *out)
 	return 0;
 }
 
+/* Clear the host bits of a network (family-relative prefix length). */
+static void net_mask(struct conf_net *n)
+{
+	unsigned bits = (addr_is_v4(&n->net) ? 96u : 0u) + n->plen;
+
+	for (unsigned i = 0; i < 16; i++) {
+		if (bits >= 8) {
+			bits -= 8;
+			continue;
+		}
+		n->net.b[i] &= (uint8_t)(0xff << (8 - bits));
+		bits = 0;
+	}
+}
+
+struct conf_net conf_net_v4(uint32_t addr, unsigned plen)
+{
+	struct conf_net n = { addr_v4(addr), (uint8_t)(plen > 32 ? 32 : plen) };
+
+	net_mask(&n);
+	return n;
+}
+
+int conf_net_get_v4(const struct conf_net *n, uint32_t *addr, uint32_t *mask)
+{
+	if (!addr_is_v4(&n->net))
+		return 0;
+	*mask = n->plen ? 0xffffffffu << (32 - n->plen) : 0;
+	*addr = addr_get_v4(&n->net) & *mask;
+	return 1;
+}
+
 static int parse_cidr(struct parser *p, const char *key, struct conf_net *net)
 {
 	const char *v = ev_sval(p);
 	size_t n = ev_slen(p);
 	const char *slash;
-	uint32_t a, prefix = 0;
+	uint32_t prefix = 0, max;
 	size_t alen, i;
 	char q[128];
 
-	if (want_scalar(p, key, "a CIDR such as 192.168.1.0/24") < 0 ||
+	if (want_scalar(p, key, "a CIDR such as 192.168.1.0/24 or 2001:db8:1::/64") < 0 ||
 	    plain_string(p, key) < 0)
 		return -1;
 	quote(q, sizeof(q), v, n);
@@ -689,25 +721,38 @@ static int parse_cidr(struct parser *p, const char *key, struct conf_net *net)
 		return fail(p, ev_line(p), "%s: %s is not a CIDR (expected ADDRESS/PREFIX, e.g. 192.168.1.0/24)",
 			    key, q);
 	alen = (size_t)(slash - v);
-	if (ipv4_parse(v, alen, &a) < 0)
+	/* IPv4 dotted or IPv6 bare (no brackets in a CIDR). A v4-mapped
+	 * ::ffff:a.b.c.d/n would be an IPv4 net with a 128-bit prefix:
+	 * refused (write the IPv4 network). */
+	uint32_t a4;
+	if (!memchr(v, ':', alen)) {
+		/* inet_pton's strict dotted quad, as wan.public_address */
+		if (ipv4_parse(v, alen, &a4) < 0)
+			return fail(p, ev_line(p), "%s: bad address in %s", key, q);
+		net->net = addr_v4(a4);
+	} else if (v[0] == '[' || !addr_parse((const uint8_t *)v, (uint32_t)alen, &net->net) ||
+		   addr_is_v4(&net->net)) {
 		return fail(p, ev_line(p), "%s: bad address in %s", key, q);
+	}
+	max = addr_is_v4(&net->net) ? 32 : 128;
 	i = alen + 1;
-	if (i == n || n - i > 2)
+	if (i == n || n - i > (max == 32 ? 2u : 3u))
 		goto bad_prefix;
 	for (; i < n; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			goto bad_prefix;
 		prefix = prefix * 10 + (uint32_t)(v[i] - '0');
 	}
-	if (prefix > 32)
+	if (prefix > max)
 		goto bad_prefix;
 	/* Host bits are allowed ("192.168.1.1/24" is how `ip addr` prints
 	 * the router's own address) and masked off. */
-	net->mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
-	net->addr = a & net->mask;
+	net->plen = (uint8_t)prefix;
+	net_mask(net);
 	return 0;
 bad_prefix:
-	return fail(p, ev_line(p), "%s: bad prefix length in %s (must be 0..32)", key, q);
+	return fail(p, ev_line(p), "%s: bad prefix length in %s (must be 0..%u)", key, q,
+		    addr_is_v4(&net->net) ? 32u : 128u);
 }
 
 static int parse_table(struct parser *p, const char *key, char out[32])
@@ -780,7 +825,7 @@ static int parse_cidrs(struct parser *p, enum key k, const char *key, int line)
 		if (parse_cidr(p, key, &net) < 0)
 			return -1;
 		for (int i = 0; i < *n_lan; i++)
-			if (lan[i].addr == net.addr && lan[i].mask == net.mask)
+			if (addr_eq(&lan[i].net, &net.net) && lan[i].plen == net.plen)
 				return fail(p, ev_line(p), "%s: %s is listed twice", key,
 					    quote(q, sizeof(q), ev_sval(p), ev_slen(p)));
 		if (*n_lan == max)
@@ -1036,19 +1081,18 @@ static int line_of(const struct parser *p, enum key a, enum key b)
 
 static int net_str(char *buf, size_t len, const struct conf_net *n)
 {
-	uint32_t pfx = 0;
+	char a[ADDR_STRLEN];
 
-	for (uint32_t m = n->mask; m; m <<= 1)
-		pfx++;
-	return snprintf(buf, len, "%u.%u.%u.%u/%u", n->addr >> 24, (n->addr >> 16) & 255,
-			(n->addr >> 8) & 255, n->addr & 255, pfx);
+	addr_fmt(a, &n->net, 0);
+	return snprintf(buf, len, "%s/%u", a, n->plen);
 }
 
 /* Checks that involve more than one key, once the whole file is read. */
 static int check(struct parser *p)
 {
 	const struct conf *c = p->c;
-	char buf[32];
+	char buf[ADDR_STRLEN + 4];
+	struct addr pub = addr_v4(c->public_ip);
 
 	if (!c->wan_if[0])
 		return fail(p, p->sect_line[S_WAN] ? p->sect_line[S_WAN] : 1,
@@ -1085,7 +1129,7 @@ static int check(struct parser *p)
 	 * a phone to conf_is_lan(). */
 	if (c->public_ip)
 		for (int i = 0; i < c->n_lan; i++)
-			if ((c->public_ip & c->lan[i].mask) == c->lan[i].addr) {
+			if (addr_in_prefix(&pub, &c->lan[i].net, c->lan[i].plen)) {
 				net_str(buf, sizeof(buf), &c->lan[i]);
 				return fail(p, line_of(p, WAN_PUBLIC, WAN_PUBLIC),
 					    "wan.public_address %u.%u.%u.%u is inside lan.networks %s",
@@ -1190,10 +1234,10 @@ io_err:
 	return -1;
 }
 
-int conf_is_lan(const struct conf *c, uint32_t ip)
+int conf_is_lan(const struct conf *c, const struct addr *a)
 {
 	for (int i = 0; i < c->n_lan && i < CONF_MAX_LAN; i++)
-		if ((ip & c->lan[i].mask) == c->lan[i].addr)
+		if (addr_in_prefix(a, &c->lan[i].net, c->lan[i].plen))
 			return 1;
 	return 0;
 }
@@ -1313,7 +1357,7 @@ int conf_key_format(const struct conf *c, int k, char *buf, size_t len)
 	case K_CIDRS:
 		o = addf(buf, len, o, "[");
 		for (int i = 0; i < ccount_of(c, k); i++) {
-			char net[32];
+			char net[ADDR_STRLEN + 4];
 			net_str(net, sizeof(net), (const struct conf_net *)cfield(c, k) + i);
 			o = addf(buf, len, o, "%s%s", i ? ", " : "", net);
 		}

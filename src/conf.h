@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
+
 #define CONF_MAX_LAN   16
 #define CONF_MAX_PORTS 8
 
@@ -30,10 +32,19 @@ enum conf_fastpath {
 	CONF_FASTPATH_OFF,  /* nothing attached: every SIP message through the queue */
 };
 
+/* A LAN network, IPv4 or IPv6 (lan.networks). plen counts bits of the
+ * family's own address (0-32 for IPv4, 0-128 for IPv6); host bits are
+ * already masked off. */
 struct conf_net {
-	uint32_t addr; /* host order, already masked */
-	uint32_t mask; /* host order */
+	struct addr net;
+	uint8_t plen;
 };
+
+/* An IPv4 network from a host-order address and prefix length. */
+struct conf_net conf_net_v4(uint32_t addr, unsigned plen);
+/* The IPv4 view of a network for the v4-only kernel paths (bpf fast
+ * path, nft ip maps): 1 and addr/mask in host order, 0 for an IPv6 net. */
+int conf_net_get_v4(const struct conf_net *n, uint32_t *addr, uint32_t *mask);
 
 struct conf {
 	char wan_if[16];            /* wan.interface (required) */
@@ -95,8 +106,15 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 int conf_parse_buffer(const char *name, const char *buf, size_t len,
 		      struct conf *c, char *err, size_t errlen);
 
-/* Is `ip` (host order) inside one of the LAN networks? */
-int conf_is_lan(const struct conf *c, uint32_t ip);
+/* Is `a` inside one of the LAN networks (of its family)? */
+int conf_is_lan(const struct conf *c, const struct addr *a);
+/* The same for the v4-only NAT modules (binding, nftmap, fast path, TCP
+ * relay), which still hold IPv4 as a host-order uint32_t (docs/ipv6.md). */
+static inline int conf_is_lan_v4(const struct conf *c, uint32_t ip)
+{
+	struct addr a = addr_v4(ip);
+	return conf_is_lan(c, &a);
+}
 
 /* May this name go into nft rule text and iptables arguments? Table names
  * are [A-Za-z0-9_]; interface names may also hold - . @ : (`ifname` set). */

@@ -1,22 +1,36 @@
 /* ct: conntrack over ctnetlink (libnetfilter_conntrack + libmnl): look up the
- * NAT an existing SIP flow already has, and delete media flows when a call ends.
- * This kernel cannot hand conntrack data with a queued packet, hence lookups.
- * All addresses and ports are in HOST byte order. */
+ * NAT an existing SIP flow already has, create the pinholes of routed IPv6
+ * media in advance, and delete media flows when a call ends. This kernel
+ * cannot hand conntrack data with a queued packet, hence lookups. Ports in
+ * HOST byte order; addresses are struct addr, and the netlink family of a
+ * request (AF_INET / AF_INET6) is the one addr_is_v4() gives. */
 #ifndef SIPALGD_CT_H
 #define SIPALGD_CT_H
 #include <stdint.h>
+
+#include "addr.h"
 
 int ct_open(void);
 void ct_close(void);
 
 /* Is there a confirmed UDP conntrack with this original tuple that is
  * source-NATed? Returns 1 and the public address/port, 0 if none, -1 on error. */
-int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
-		   uint32_t *pub_ip, uint16_t *pub_port);
+int ct_lookup_snat(struct addr src, uint16_t sport, struct addr dst, uint16_t dport,
+		   struct addr *pub_ip, uint16_t *pub_port);
 
 /* Queue deletion of the UDP conntrack that has (a:ap -> b:bp) as either its
  * original or its reply tuple. */
-void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
+void ct_del_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp);
+
+/* Queue creation of a UDP conntrack whose ORIGINAL tuple is (src:sport ->
+ * dst:dport), its reply the reverse, status SEEN_REPLY and `timeout_s`:
+ * the pinhole of routed IPv6 media (docs/ipv6.md). The remote's first
+ * datagram then finds an established flow, which every stateful forward
+ * policy accepts, and only from exactly that address and port. The kernel
+ * expires it after timeout_s without traffic, so a pinhole the daemon
+ * forgets closes by itself. EEXIST (the phone sent first) is success.
+ * Both addresses must be of one family. */
+void ct_create_udp(struct addr src, uint16_t sport, struct addr dst, uint16_t dport, uint32_t timeout_s);
 
 /* Queue deletion of every UDP conntrack whose ORIGINAL tuple has ip:port as
  * its destination (to_dst) or its source: all flows into a pinhole whatever
@@ -24,14 +38,14 @@ void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp);
  * Done at commit with one kernel-filtered dump (CTA_FILTER) each: it walks
  * the conntrack table, so callers use it only when the exact tuple is not
  * known. */
-void ct_del_port(uint32_t ip, uint16_t port, int to_dst);
+void ct_del_port(struct addr ip, uint16_t port, int to_dst);
 
 /* Queue deletion of every UDP conntrack that names `ip` as the original
  * destination (inbound flows NATed to it) or as the reply destination
  * (outbound flows SNATed to it): the flows of a public address the WAN no
  * longer has. Done at commit by kernel-filtered dumps, repeated until no
  * such flow is left (bounded). */
-void ct_del_addr(uint32_t ip);
+void ct_del_addr(struct addr ip);
 
 /* The deletes queued so far must reach the kernel before the verdicts of
  * this burst (a stale flow that would hide a new pinhole); other deletes
@@ -39,13 +53,14 @@ void ct_del_addr(uint32_t ip);
 void ct_mark_urgent(void);
 int ct_urgent(void);
 
-/* Send queued deletes (several per sendmsg); ENOENT is not an error.
+/* Send queued creates and deletes (several per sendmsg, in the order they
+ * were queued); ENOENT on a delete and EEXIST on a create are not errors.
  * Returns the number of failures (counted in ct_errors). */
 int ct_commit(void);
 
 /* ---- for sipalgctl call (not the packet path: one kernel dump each) ---- */
 struct ct_flow {
-	uint32_t src, dst, rsrc;   /* original tuple, and the reply's source (NAT target) */
+	struct addr src, dst, rsrc; /* original tuple, and the reply's source (NAT target) */
 	uint16_t sport, dport, rsport;
 	uint32_t status;           /* IPS_* */
 	int dnat;                  /* destination-NATed: it went through a pinhole */
@@ -55,7 +70,7 @@ struct ct_flow {
 typedef void (*ct_flow_fn)(const struct ct_flow *f, void *arg);
 /* Every UDP conntrack whose ORIGINAL tuple has ip:port as destination
  * (to_dst) or source, one call of fn each. 0, or -1 (errno). */
-int ct_flows(uint32_t ip, uint16_t port, int to_dst, ct_flow_fn fn, void *arg);
+int ct_flows(struct addr ip, uint16_t port, int to_dst, ct_flow_fn fn, void *arg);
 /* mode: observe: while on, deletes are not queued. */
 void ct_set_passive(int on);
 /* Switch on nf_conntrack_acct in our namespace (the counters above). */

@@ -52,6 +52,25 @@ struct stream {
 	struct binding *rb;
 };
 
+/* Routed IPv6 media (docs/ipv6.md): nothing is translated, so there is no
+ * binding and no DNAT element. The pinhole is a conntrack entry created in
+ * advance for exactly (remote addr:port -> phone addr:port), and another
+ * for RTCP unless rtcp-mux was offered and answered: the remote's first
+ * datagram is then ESTABLISHED for the operator's stateful forward policy.
+ * One per m= line (the first DLG_ROUTED lines of a call). */
+#define DLG_ROUTED 4
+struct rstream {
+	struct addr phone, remote; /* from the phone's / the remote's SDP (:: unknown) */
+	uint16_t pport, rport;     /* RTP ports, 0 unknown */
+	uint16_t prtcp, rrtcp;     /* RTCP ports: a=rtcp, else RTP+1 */
+	uint8_t pmux, rmux;        /* the phone's / the remote's SDP offered rtcp-mux */
+	uint8_t mindex, used;
+	/* what is in the kernel now (live): deleted when it changes or ends */
+	uint8_t live, live_mux;
+	struct addr lphone, lremote;
+	uint16_t lpport, lrport, lprtcp, lrrtcp;
+};
+
 struct dialog {
 	uint8_t in_use;
 	uint8_t confirmed;
@@ -60,10 +79,10 @@ struct dialog {
 	uint32_t callid_full;  /* length of the whole Call-ID */
 	uint32_t callid_hash;  /* of the whole Call-ID: long ones differ past 128 bytes */
 	uint32_t next;         /* hash chain, index + 1 */
-	uint32_t phone_ip;
+	struct addr phone_ip;  /* the dialog's key with the Call-ID; IPv4 or IPv6 */
 	uint16_t phone_port;
 	uint16_t peer_port;
-	uint32_t peer_ip;
+	struct addr peer_ip;
 	uint32_t sig_key;
 	uint32_t invite_cseq;
 	uint32_t offer_cseq;   /* transaction whose request carried the outstanding offer */
@@ -87,6 +106,7 @@ struct dialog {
 	uint32_t rip[SDP_MAX_MEDIA];
 	uint16_t rport[SDP_MAX_MEDIA];
 	struct stream st[DLG_MAX_STREAMS];
+	struct rstream rs[DLG_ROUTED];
 	char callid[DLG_CALLID_MAX];
 };
 
@@ -122,13 +142,24 @@ static int over_share(uint64_t used, uint32_t max, uint32_t held, uint32_t activ
  * inbound calls: SipHash under the per-start key, so nobody can compute
  * Call-IDs that share a bucket (hash flooding turns every lookup into a
  * walk of one long chain). */
-static uint32_t hash(const uint8_t *s, uint32_t n, uint32_t ip)
+static uint32_t hash(const uint8_t *s, uint32_t n, const struct addr *ip)
 {
-	uint8_t k[4 + DLG_CALLID_MAX];
+	uint8_t k[16 + DLG_CALLID_MAX];
 
-	memcpy(k, &ip, 4);
-	memcpy(k + 4, s, n);
-	return (uint32_t)siphash_table(k, 4 + n) & hmask;
+	memcpy(k, ip->b, 16);
+	memcpy(k + 16, s, n);
+	return (uint32_t)siphash_table(k, 16 + n) & hmask;
+}
+
+/* The IPv4 NAT below (bindings, nft elements, the pinhole rules) holds
+ * host-order uint32_t: an IPv6 address is 0 there, "none", which is what
+ * the NAT path did with a non-IP4 SDP line before (docs/ipv6.md). */
+static uint32_t v4(const struct addr *a) { return addr_is_v4(a) ? addr_get_v4(a) : 0; }
+
+static const char *astr(char buf[ADDR_STRLEN], const struct addr *a)
+{
+	addr_fmt(buf, a, 0);
+	return buf;
 }
 
 int dialog_init(const struct conf *c)
@@ -183,7 +214,7 @@ static uint32_t full_hash(const uint8_t *s, uint32_t n)
 	return h;
 }
 
-struct dialog *dialog_find(const uint8_t *callid, uint32_t full, uint32_t phone_ip)
+struct dialog *dialog_find(const uint8_t *callid, uint32_t full, const struct addr *phone_ip)
 {
 	uint32_t len = key_len(full);
 	uint32_t fh = full > len ? full_hash(callid, full) : 0;
@@ -192,7 +223,7 @@ struct dialog *dialog_find(const uint8_t *callid, uint32_t full, uint32_t phone_
 		return NULL;
 	for (uint32_t i = htab[hash(callid, len, phone_ip)]; i; i = pool[i - 1].next) {
 		struct dialog *d = &pool[i - 1];
-		if (d->phone_ip == phone_ip && d->callid_full == full && d->callid_hash == fh &&
+		if (addr_eq(&d->phone_ip, phone_ip) && d->callid_full == full && d->callid_hash == fh &&
 		    memcmp(d->callid, callid, len) == 0)
 			return d;
 	}
@@ -232,26 +263,26 @@ static uint32_t peer_key(uint32_t ip, uint16_t port)
 	return cf->pinhole_src == CONF_PINHOLE_ANY ? 0 : ip;
 }
 
-struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phone_ip,
-			     uint16_t phone_port, uint32_t peer_ip, uint16_t peer_port,
+struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct addr *phone_ip,
+			     uint16_t phone_port, const struct addr *peer_ip, uint16_t peer_port,
 			     struct binding *sigb, uint64_t now)
 {
 	uint32_t len = key_len(full);
+	char pa[ADDR_STRLEN];
 	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
 		STAT_INC(refused_dialogs_full);
-		LOG_RL(LOG_LVL_WARN, "call of phone %u.%u.%u.%u:%u refused: dialog table full (limits.dialogs=%u)",
-		       phone_ip >> 24, (phone_ip >> 16) & 255, (phone_ip >> 8) & 255, phone_ip & 255,
-		       phone_port, pool_size);
+		LOG_RL(LOG_LVL_WARN, "call of phone %s:%u refused: dialog table full (limits.dialogs=%u)",
+		       astr(pa, phone_ip), phone_port, pool_size);
 		return NULL;
 	}
 	if (sigb && over_share(stats[ST_dialogs], pool_size, sigb->dialogs, phones_dlg, 1)) {
 		STAT_INC(drop_limit);
 		STAT_INC(refused_dialogs_share);
-		LOG_RL(LOG_LVL_WARN, "call of phone %u.%u.%u.%u:%u refused: dialog table over 3/4 full "
+		LOG_RL(LOG_LVL_WARN, "call of phone %s:%u refused: dialog table over 3/4 full "
 		       "(%llu of limits.dialogs=%u) and the phone holds its share (%u dialogs)",
-		       phone_ip >> 24, (phone_ip >> 16) & 255, (phone_ip >> 8) & 255, phone_ip & 255,
-		       phone_port, (unsigned long long)stats[ST_dialogs], pool_size, sigb->dialogs);
+		       astr(pa, phone_ip), phone_port, (unsigned long long)stats[ST_dialogs], pool_size,
+		       sigb->dialogs);
 		return NULL;
 	}
 	uint32_t idx = free_head ? free_head : ++pool_used;
@@ -265,15 +296,15 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, uint32_t phon
 	d->callid_len = (uint8_t)len;
 	d->callid_full = full;
 	d->callid_hash = full > len ? full_hash(callid, full) : 0;
-	d->phone_ip = phone_ip;
+	d->phone_ip = *phone_ip;
 	d->phone_port = phone_port;
-	d->peer_ip = peer_ip;
+	d->peer_ip = *peer_ip;
 	d->peer_port = peer_port;
 	d->sigb = sigb;
 	d->pub_ip = binding_public_ip();
 	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
 	d->created = now;
-	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : peer_ip;
+	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : v4(peer_ip);
 	if (sigb) {
 		binding_ref(sigb);
 		if (sigb->dialogs++ == 0)
@@ -300,16 +331,17 @@ static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
 		return 0;
 	if (ip == 0 || ip == 0xffffffffu || (ip >> 24) == 127 || (ip >> 28) == 0xe || (ip >> 28) == 0xf)
 		return 0;
-	if (!conf_is_lan(cf, ip))
+	struct addr a = addr_v4(ip);
+	if (!conf_is_lan(cf, &a))
 		return 0;
 	for (int i = 0; i < n_local; i++)
 		if (local_ips[i] == ip)
 			return 0;
 	/* never the network or broadcast address of the LAN prefix */
 	for (int i = 0; i < cf->n_lan; i++) {
-		const struct conf_net *n = &cf->lan[i];
-		if ((ip & n->mask) == n->addr && n->mask != 0xffffffffu &&
-		    (ip == n->addr || ip == (n->addr | ~n->mask)))
+		uint32_t na, nm;
+		if (conf_net_get_v4(&cf->lan[i], &na, &nm) && (ip & nm) == na && nm != 0xffffffffu &&
+		    (ip == na || ip == (na | ~nm)))
 			return 0;
 	}
 	if (ip != sender && !cf->media_other_hosts)
@@ -385,10 +417,10 @@ static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
 
 	if (!rip || !rport)
 		return;
-	ct_del_udp(s->priv_ip, s->priv_port, rip, rport);
-	ct_del_udp(cip, cport, rip, (uint16_t)(rport + 1));
+	ct_del_udp(addr_v4(s->priv_ip), s->priv_port, addr_v4(rip), rport);
+	ct_del_udp(addr_v4(cip), cport, addr_v4(rip), (uint16_t)(rport + 1));
 	if (rip == s->rip && s->rrtcp && s->rrtcp != (uint16_t)(rport + 1))
-		ct_del_udp(cip, cport, rip, s->rrtcp);
+		ct_del_udp(addr_v4(cip), cport, addr_v4(rip), s->rrtcp);
 }
 
 /* A flow from the remote's media address to the pinhole's public port that
@@ -402,8 +434,8 @@ static void stream_clear_stale(struct stream *s, uint32_t rip, uint16_t rport)
 
 	if (!rip || !rport)
 		return;
-	ct_del_udp(rip, rport, pub, s->b->pub_port);
-	ct_del_udp(rip, (uint16_t)(rport + 1), pub, rtcp_pub(s));
+	ct_del_udp(addr_v4(rip), rport, addr_v4(pub), s->b->pub_port);
+	ct_del_udp(addr_v4(rip), (uint16_t)(rport + 1), addr_v4(pub), rtcp_pub(s));
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
@@ -429,13 +461,13 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 		 * before any answer, media sent to the offer's pinhole): find its
 		 * flows by the pinhole's port and by the phone's. A dump walks the
 		 * whole conntrack table, so only here, not for every call. */
-		ct_del_port(pub, s->b->pub_port, 1);
-		ct_del_port(pub, rtcp_pub(s), 1);
-		ct_del_port(s->priv_ip, s->priv_port, 0);
+		ct_del_port(addr_v4(pub), s->b->pub_port, 1);
+		ct_del_port(addr_v4(pub), rtcp_pub(s), 1);
+		ct_del_port(addr_v4(s->priv_ip), s->priv_port, 0);
 		if (s->rb)
-			ct_del_port(s->rb->priv_ip, s->rb->priv_port, 0);
+			ct_del_port(addr_v4(s->rb->priv_ip), s->rb->priv_port, 0);
 		else
-			ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
+			ct_del_port(addr_v4(s->priv_ip), (uint16_t)(s->priv_port + 1), 0);
 	}
 	if (s->rb)
 		binding_unref(s->rb, now);
@@ -454,7 +486,7 @@ static void stream_set_remote(struct stream *s, uint32_t rip, uint16_t rport, in
 	uint32_t key = rip ? peer_key(rip, rport) : s->key;
 
 	if (key != s->key) {
-		if (key && conf_is_lan(cf, key))
+		if (key && conf_is_lan_v4(cf, key))
 			STAT_INC(pinholes_hairpin);
 		if (s->has_old_key) {
 			stream_unref_key(s, s->old_key);
@@ -525,13 +557,13 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 				  uint64_t now)
 {
 	struct stream *s = NULL;
+	char pa[ADDR_STRLEN];
 
 	if (stats[ST_pinholes] >= cf->max_pinholes) {
 		STAT_INC(drop_limit);
 		STAT_INC(refused_pinholes_full);
-		LOG_RL(LOG_LVL_WARN, "stream of phone %u.%u.%u.%u:%u refused (m= port 0): pinhole table full "
-		       "(limits.pinholes=%u)", d->phone_ip >> 24, (d->phone_ip >> 16) & 255,
-		       (d->phone_ip >> 8) & 255, d->phone_ip & 255, d->phone_port, cf->max_pinholes);
+		LOG_RL(LOG_LVL_WARN, "stream of phone %s:%u refused (m= port 0): pinhole table full "
+		       "(limits.pinholes=%u)", astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
 		return NULL;
 	}
 	/* limits.pinholes_per_phone is the share every phone keeps once the
@@ -540,10 +572,9 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 				  cf->max_pinholes_per_phone)) {
 		STAT_INC(drop_limit);
 		STAT_INC(refused_pinholes_share);
-		LOG_RL(LOG_LVL_WARN, "stream of phone %u.%u.%u.%u:%u refused (m= port 0): pinhole table over "
+		LOG_RL(LOG_LVL_WARN, "stream of phone %s:%u refused (m= port 0): pinhole table over "
 		       "3/4 full (%llu of limits.pinholes=%u) and the phone holds its share (%u pinholes)",
-		       d->phone_ip >> 24, (d->phone_ip >> 16) & 255, (d->phone_ip >> 8) & 255,
-		       d->phone_ip & 255, d->phone_port, (unsigned long long)stats[ST_pinholes],
+		       astr(pa, &d->phone_ip), d->phone_port, (unsigned long long)stats[ST_pinholes],
 		       cf->max_pinholes, d->sigb->pinholes);
 		return NULL;
 	}
@@ -569,8 +600,8 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	s->rmux = (uint8_t)(d->rmux >> mi & 1);
 	/* Until the remote's SDP names its media address, only the signalling
 	 * peer may send (policy peer); the answer then moves the key. */
-	s->key = s->rip ? peer_key(s->rip, s->rport) : peer_key(d->peer_ip, 0);
-	if (s->key && conf_is_lan(cf, s->key))
+	s->key = s->rip ? peer_key(s->rip, s->rport) : peer_key(v4(&d->peer_ip), 0);
+	if (s->key && conf_is_lan_v4(cf, s->key))
 		STAT_INC(pinholes_hairpin);
 	stream_ref_key(s, s->key);
 	stream_clear_stale(s, s->rip, s->rport);
@@ -592,7 +623,7 @@ static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media
 	struct binding *rb = NULL;
 
 	if (m->rtcp_port.len && m->rtcp_num != m->port_num && m->rtcp_num != (uint32_t)m->port_num + 1) {
-		uint32_t ip = m->rtcp_addr.len ? m->rtcp_ip : m->ip;
+		uint32_t ip = v4(m->rtcp_addr.len ? &m->rtcp_ip : &m->ip);
 		if (s && s->rb && s->rb->priv_ip == ip && s->rb->priv_port == m->rtcp_num)
 			return s->rb;
 		if (lan_target_ok(ip, m->rtcp_num, sender))
@@ -628,23 +659,24 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 
 	for (int i = 0; i < sd->nmedia; i++) {
 		const struct sdp_media *m = &sd->m[i];
+		uint32_t mip = v4(&m->ip);
+		char ma[ADDR_STRLEN];
 		pub[i] = 0;
-		if (!m->port_num)
-			continue;
+		if (!m->port_num || (!addr_is_v4(&m->ip) && !addr_is_any(&m->ip)))
+			continue; /* port 0, or an IN IP6 line: routed (routed_sdp) */
 		wanted++;
 		if ((uint32_t)i >= cf->max_streams_per_call ||
-		    !lan_target_ok(m->ip, m->port_num, sender)) {
+		    !lan_target_ok(mip, m->port_num, sender)) {
 			STAT_INC(pinholes_refused);
-			LOG_RL(LOG_LVL_WARN, "SDP stream %d refused (media %u.%u.%u.%u:%u)", i,
-			       m->ip >> 24, (m->ip >> 16) & 255, (m->ip >> 8) & 255, m->ip & 255,
+			LOG_RL(LOG_LVL_WARN, "SDP stream %d refused (media %s:%u)", i, astr(ma, &m->ip),
 			       m->port_num);
 			continue;
 		}
-		struct stream *s = stream_find(d, m->ip, m->port_num);
+		struct stream *s = stream_find(d, mip, m->port_num);
 		struct binding *rb = phone_rtcp(s, m, sender, now);
 		if (s) {
 			stream_layout(s, rb, s->mux, now);
-		} else if (!(s = stream_open(d, m->ip, m->port_num, i, rb, now))) {
+		} else if (!(s = stream_open(d, mip, m->port_num, i, rb, now))) {
 			if (rb && !rb->refs) { /* made for this stream: free it */
 				binding_ref(rb);
 				binding_unref(rb, now);
@@ -690,15 +722,16 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 	d->fork_answered |= (uint8_t)(1u << f);
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		if (!m->port_num || !m->ip)
+		uint32_t mip = v4(&m->ip);
+		if (!m->port_num || !mip)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = &d->st[k];
-			uint32_t key = peer_key(m->ip, m->port_num);
+			uint32_t key = peer_key(mip, m->port_num);
 			if (s->state == ST_FREE || s->mindex != i)
 				continue;
 			if (s->fheld & (1u << f)) {
-				if (s->frip[f - 1] == m->ip && s->frport[f - 1] == m->port_num)
+				if (s->frip[f - 1] == mip && s->frport[f - 1] == m->port_num)
 					continue;
 				stream_unref_key(s, s->fkey[f - 1]);
 				if (s->frip[f - 1] != s->rip || s->frport[f - 1] != s->rport)
@@ -706,10 +739,10 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 			}
 			stream_ref_key(s, key);
 			s->fkey[f - 1] = key;
-			s->frip[f - 1] = m->ip;
+			s->frip[f - 1] = mip;
 			s->frport[f - 1] = m->port_num;
 			s->fheld |= (uint8_t)(1u << f);
-			stream_clear_stale(s, m->ip, m->port_num);
+			stream_clear_stale(s, mip, m->port_num);
 		}
 	}
 }
@@ -718,7 +751,8 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 {
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		d->rip[i] = m->port_num ? m->ip : 0;
+		uint32_t mip = v4(&m->ip);
+		d->rip[i] = m->port_num ? mip : 0;
 		d->rport[i] = m->port_num;
 		d->rmux = (uint16_t)((d->rmux & ~(1u << i)) | (uint32_t)m->rtcp_mux << i);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
@@ -730,8 +764,8 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 			 * no RTP+1 element is added only to be deleted */
 			if (is_answer)
 				stream_layout(s, s->rb, s->pmux && s->rmux, now);
-			if (m->port_num && m->ip) {
-				stream_set_remote(s, m->ip, m->port_num, 0);
+			if (m->port_num && mip) {
+				stream_set_remote(s, mip, m->port_num, 0);
 				s->rrtcp = remote_rtcp(m);
 			}
 		}
@@ -850,8 +884,144 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 		complete(d, now);
 }
 
+/* ---- routed IPv6 media: conntrack pinholes ----------------------------- */
+
+/* Take the pinhole of a routed stream out of the kernel: the exact
+ * tuples, and what else reached or left the phone's ports (the remote
+ * sending from another port once the phone had sent first, the phone's
+ * flows to anyone). Queued; the caller's commit sends them. */
+static void routed_kill(struct rstream *r)
+{
+	if (!r->live)
+		return;
+	ct_del_udp(r->lremote, r->lrport, r->lphone, r->lpport);
+	ct_del_port(r->lphone, r->lpport, 1);
+	ct_del_port(r->lphone, r->lpport, 0);
+	if (!r->live_mux) {
+		ct_del_udp(r->lremote, r->lrrtcp, r->lphone, r->lprtcp);
+		ct_del_port(r->lphone, r->lprtcp, 1);
+		ct_del_port(r->lphone, r->lprtcp, 0);
+	}
+	r->live = 0;
+	STAT_DEC(pinholes);
+	STAT_INC(pinholes_closed);
+}
+
+/* Both sides of a routed stream are known: the kernel gets exactly that
+ * pinhole before the SDP's verdict (urgent). The timeout is the early
+ * dialog's: the kernel refreshes the entry with every datagram once media
+ * flows, and one the remote never uses expires by itself (fail closed). */
+static void routed_sync(struct dialog *d, struct rstream *r)
+{
+	char pa[ADDR_STRLEN];
+	int mux = r->pmux && r->rmux;
+
+	if (!r->pport || !r->rport || addr_is_any(&r->phone) || addr_is_any(&r->remote)) {
+		routed_kill(r);
+		return;
+	}
+	if (r->live && r->live_mux == mux && addr_eq(&r->lphone, &r->phone) && addr_eq(&r->lremote, &r->remote) &&
+	    r->lpport == r->pport && r->lrport == r->rport && r->lprtcp == r->prtcp && r->lrrtcp == r->rrtcp)
+		return; /* a repeated SDP: the pinhole is there */
+	routed_kill(r);
+	if (stats[ST_pinholes] >= cf->max_pinholes) {
+		STAT_INC(drop_limit);
+		STAT_INC(refused_pinholes_full);
+		LOG_RL(LOG_LVL_WARN, "IPv6 stream of phone %s:%u refused: pinhole table full (limits.pinholes=%u)",
+		       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
+		return;
+	}
+	ct_create_udp(r->remote, r->rport, r->phone, r->pport, cf->early_timeout_s);
+	if (!mux)
+		ct_create_udp(r->remote, r->rrtcp, r->phone, r->prtcp, cf->early_timeout_s);
+	ct_mark_urgent();
+	r->live = 1;
+	r->live_mux = (uint8_t)mux;
+	r->lphone = r->phone;
+	r->lremote = r->remote;
+	r->lpport = r->pport;
+	r->lrport = r->rport;
+	r->lprtcp = r->prtcp;
+	r->lrrtcp = r->rrtcp;
+	STAT_INC(pinholes);
+	STAT_INC(pinholes_opened);
+	if (mux)
+		STAT_INC(rtcp_mux);
+}
+
+static struct rstream *routed_slot(struct dialog *d, int mindex)
+{
+	struct rstream *free_r = NULL;
+
+	for (int k = 0; k < DLG_ROUTED; k++) {
+		if (d->rs[k].used && d->rs[k].mindex == mindex)
+			return &d->rs[k];
+		if (!d->rs[k].used && !free_r)
+			free_r = &d->rs[k];
+	}
+	if (free_r) {
+		memset(free_r, 0, sizeof(*free_r));
+		free_r->used = 1;
+		free_r->mindex = (uint8_t)mindex;
+	}
+	return free_r;
+}
+
+/* The IN IP6 m= lines of an SDP, from either side. The phone's must name a
+ * LAN address (lan.networks) that is the phone's own unless
+ * media.allow_other_lan_hosts, on a port >= 1024; the remote's must be
+ * outside the LAN (two LAN hosts do not cross the router). A line that
+ * names none of that, or port 0, takes the stream's pinhole away. */
+static void routed_sdp(struct dialog *d, enum dlg_side side, const struct sdp *sd)
+{
+	for (int i = 0; i < sd->nmedia; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		if (addr_is_v4(&m->ip) && !addr_is_any(&m->ip))
+			continue; /* IPv4: the NAT streams' (mixed SDP) */
+		struct rstream *r = NULL;
+		for (int k = 0; k < DLG_ROUTED && !r; k++)
+			if (d->rs[k].used && d->rs[k].mindex == i)
+				r = &d->rs[k];
+		int ok = m->port_num && !addr_is_v4(&m->ip) && !addr_is_any(&m->ip);
+		if (ok && side == SIDE_PHONE)
+			ok = m->port_num >= 1024 && m->port_num < 65535 && conf_is_lan(cf, &m->ip) &&
+			     (addr_eq(&m->ip, &d->phone_ip) || cf->media_other_hosts);
+		else if (ok)
+			ok = !conf_is_lan(cf, &m->ip);
+		if (!ok) {
+			if (r && m->port_num && side == SIDE_PHONE)
+				STAT_INC(pinholes_refused);
+			if (r) {
+				routed_kill(r);
+				if (side == SIDE_PHONE)
+					r->pport = 0;
+				else
+					r->rport = 0;
+			}
+			continue;
+		}
+		if (!r && !(r = routed_slot(d, i))) {
+			STAT_INC(pinholes_refused);
+			continue;
+		}
+		uint16_t rtcp = m->rtcp_port.len && m->rtcp_num ? m->rtcp_num : (uint16_t)(m->port_num + 1);
+		if (side == SIDE_PHONE) {
+			r->phone = m->ip;
+			r->pport = m->port_num;
+			r->prtcp = rtcp;
+			r->pmux = m->rtcp_mux;
+		} else {
+			r->remote = m->ip;
+			r->rport = m->port_num;
+			r->rrtcp = rtcp;
+			r->rmux = m->rtcp_mux;
+		}
+		routed_sync(d, r);
+	}
+}
+
 int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
-	       uint32_t cseq, uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
+	       uint32_t cseq, const struct addr *sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now)
 {
 	int is_answer;
 	int rc = 0;
@@ -878,10 +1048,13 @@ int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in
 		d->offer_from = (uint8_t)side;
 		d->offer_cseq = cseq;
 	}
+	/* IPv4 lines: the NAT streams; IN IP6 lines: routed pinholes. A
+	 * mixed SDP feeds both, each its own m= lines. */
 	if (side == SIDE_PHONE)
-		rc = phone_sdp(d, s, sender_ip, pub, is_answer, now);
+		rc = phone_sdp(d, s, v4(sender_ip), pub, is_answer, now);
 	else
 		remote_sdp(d, s, is_answer, now);
+	routed_sdp(d, side, s);
 	return rc;
 }
 
@@ -980,6 +1153,8 @@ void dialog_close(struct dialog *d, uint64_t now)
 
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
 		stream_close(d, &d->st[k], now);
+	for (int k = 0; k < DLG_ROUTED; k++)
+		routed_kill(&d->rs[k]);
 	if (d->sigb) {
 		if (d->fp_held)
 			binding_fastpath_hold(d->sigb, 0);
@@ -989,7 +1164,7 @@ void dialog_close(struct dialog *d, uint64_t now)
 		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
 		binding_unref(d->sigb, now);
 	}
-	for (uint32_t *pp = &htab[hash((uint8_t *)d->callid, d->callid_len, d->phone_ip)]; *pp;
+	for (uint32_t *pp = &htab[hash((uint8_t *)d->callid, d->callid_len, &d->phone_ip)]; *pp;
 	     pp = &pool[*pp - 1].next) {
 		if (*pp == idx) {
 			*pp = d->next;
@@ -1031,10 +1206,14 @@ void dialog_dump(FILE *f, uint64_t now)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++)
 			n += d->st[k].state != ST_FREE;
+		for (int k = 0; k < DLG_ROUTED; k++)
+			n += d->rs[k].used && (d->rs[k].pport || d->rs[k].rport);
+		char a[ADDR_STRLEN];
 		fprintf(f, "%.*s phone ", d->callid_len, d->callid);
-		ipstr(f, d->phone_ip);
-		fprintf(f, ":%u peer ", d->phone_port);
-		ipstr(f, d->peer_ip);
+		addr_fmt(a, &d->phone_ip, 1);
+		fprintf(f, "%s:%u peer ", a, d->phone_port);
+		addr_fmt(a, &d->peer_ip, 1);
+		fputs(a, f);
 		fprintf(f, ":%u %s streams %d expires %llus\n", d->peer_port,
 			d->confirmed ? "confirmed" : "early", n,
 			(unsigned long long)(d->expires > now ? (d->expires - now) / 1000 : 0));
@@ -1067,6 +1246,17 @@ void dialog_dump_pinholes(FILE *f)
 				fputs("any", f);
 			fprintf(f, " %s call %.*s\n", names[s->state], d->callid_len, d->callid);
 		}
+		/* routed IPv6: a conntrack entry from exactly the remote's port */
+		for (int k = 0; k < DLG_ROUTED; k++) {
+			const struct rstream *r = &d->rs[k];
+			char ra[ADDR_STRLEN], pa[ADDR_STRLEN];
+			if (!r->live)
+				continue;
+			addr_fmt(ra, &r->lremote, 1);
+			addr_fmt(pa, &r->lphone, 1);
+			fprintf(f, "conntrack %s:%u -> %s:%u%s routed call %.*s\n", ra, r->lrport, pa, r->lpport,
+				r->live_mux ? " (rtcp-mux)" : " (+RTCP)", d->callid_len, d->callid);
+		}
 	}
 }
 
@@ -1090,8 +1280,11 @@ void dialog_save(FILE *f, uint64_t now)
 		}
 		fwrite(hex, 1, (size_t)n, f);
 		/* then who called and which fork answered (older files end before) */
-		fprintf(f, " %08x %u %08x %u %u %llu %u %u %u %u %u %u %08x %u %08x\n", d->phone_ip, d->phone_port,
-			d->peer_ip, d->peer_port, d->confirmed,
+		/* Addresses as text (IPv6 too); files from before held IPv4
+		 * as 8 hex digits, still read (dialog_restore_line). */
+		char pa[ADDR_STRLEN], ra[ADDR_STRLEN];
+		fprintf(f, " %s %u %s %u %u %llu %u %u %u %u %u %u %08x %u %08x\n", astr(pa, &d->phone_ip),
+			d->phone_port, astr(ra, &d->peer_ip), d->peer_port, d->confirmed,
 			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
 			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
 			d->callid_full, d->callid_hash, d->phone_uac, d->won_fixed);
@@ -1108,22 +1301,53 @@ void dialog_save(FILE *f, uint64_t now)
 				st->rb ? st->rb->priv_ip : 0, st->rb ? st->rb->priv_port : 0,
 				st->rb ? st->rb->pub_port : 0, st->mux, st->pmux, st->rmux, st->rrtcp);
 		}
+		/* routed IPv6 streams: what the SDPs said, and whether the kernel
+		 * holds the pinhole (then it is deleted at the call's end) */
+		for (int k = 0; k < DLG_ROUTED; k++) {
+			const struct rstream *r = &d->rs[k];
+			char ph[ADDR_STRLEN], rm[ADDR_STRLEN];
+			if (!r->used)
+				continue;
+			/* what is live is what the fields say (routed_sync) */
+			fprintf(f, "V %u %s %u %u %u %s %u %u %u %u %u\n", r->mindex,
+				astr(ph, r->live ? &r->lphone : &r->phone), r->live ? r->lpport : r->pport,
+				r->live ? r->lprtcp : r->prtcp, r->pmux, astr(rm, r->live ? &r->lremote : &r->remote),
+				r->live ? r->lrport : r->rport, r->live ? r->lrrtcp : r->rrtcp, r->rmux, r->live,
+				r->live_mux);
+		}
 	}
 }
 
 static struct dialog *restoring;
+
+/* An address of the state file: text (either family), or the 8 hex
+ * digits of a host-order IPv4 address that files before IPv6 held. */
+static int state_addr(const char *s, struct addr *a)
+{
+	unsigned v;
+	char end;
+
+	if (strlen(s) == 8 && sscanf(s, "%8x%c", &v, &end) == 1) {
+		*a = addr_v4(v);
+		return 0;
+	}
+	return addr_parse_str(s, a) ? 0 : -1;
+}
 
 int dialog_restore_line(const char *line, uint64_t now)
 {
 	if (line[0] == 'D') {
 		char hex[2 * DLG_CALLID_MAX + 1];
 		uint8_t cid[DLG_CALLID_MAX];
-		unsigned pip, pport, rip, rport, conf, of, oc, ac, af, ic, full, fh, uac = 0, won = 0;
+		char pips[ADDR_STRLEN], rips[ADDR_STRLEN];
+		unsigned pport, rport, conf, of, oc, ac, af, ic, full, fh, uac = 0, won = 0;
 		unsigned long long left;
+		struct addr pip, rip;
 		restoring = NULL;
-		int nf = sscanf(line, "D %128s %x %u %x %u %u %llu %u %u %u %u %u %u %x %u %x", hex, &pip, &pport,
-				&rip, &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh, &uac, &won);
-		if ((nf != 14 && nf != 16) || pport > 65535 || rport > 65535)
+		int nf = sscanf(line, "D %128s %47s %u %47s %u %u %llu %u %u %u %u %u %u %x %u %x", hex, pips, &pport,
+				rips, &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh, &uac, &won);
+		if ((nf != 14 && nf != 16) || pport > 65535 || rport > 65535 || state_addr(pips, &pip) < 0 ||
+		    state_addr(rips, &rip) < 0)
 			return -1;
 		size_t n = strlen(hex) / 2;
 		if (n == 0 || n > DLG_CALLID_MAX)
@@ -1134,8 +1358,11 @@ int dialog_restore_line(const char *line, uint64_t now)
 				return -1;
 			cid[k] = (uint8_t)v;
 		}
-		struct binding *sb = binding_get(pip, (uint16_t)pport, BIND_SIG, 0, now);
-		struct dialog *d = dialog_create(cid, (uint32_t)n, pip, (uint16_t)pport, rip, (uint16_t)rport, sb, now);
+		/* a signalling binding is IPv4 NAT state: a routed IPv6 call has none */
+		struct binding *sb = addr_is_v4(&pip) ? binding_get(v4(&pip), (uint16_t)pport, BIND_SIG, 0, now)
+						      : NULL;
+		struct dialog *d = dialog_create(cid, (uint32_t)n, &pip, (uint16_t)pport, &rip, (uint16_t)rport, sb,
+						 now);
 		if (!d)
 			return -1;
 		d->confirmed = conf != 0;
@@ -1163,6 +1390,35 @@ int dialog_restore_line(const char *line, uint64_t now)
 			return -1;
 		restoring->rip[m] = ip;
 		restoring->rport[m] = (uint16_t)port;
+		return 0;
+	}
+	if (line[0] == 'V') {
+		char ph[ADDR_STRLEN], rm[ADDR_STRLEN];
+		unsigned mi, pp, pr, pm, rp, rr, rmx, live, lmux;
+		struct rstream *r;
+		if (sscanf(line, "V %u %47s %u %u %u %47s %u %u %u %u %u", &mi, ph, &pp, &pr, &pm, rm, &rp, &rr, &rmx,
+			   &live, &lmux) != 11 || mi >= SDP_MAX_MEDIA || pp > 65535 || pr > 65535 || rp > 65535 ||
+		    rr > 65535 || !(r = routed_slot(restoring, (int)mi)) || state_addr(ph, &r->phone) < 0 ||
+		    state_addr(rm, &r->remote) < 0)
+			return -1;
+		r->pport = (uint16_t)pp;
+		r->prtcp = (uint16_t)pr;
+		r->pmux = pm != 0;
+		r->rport = (uint16_t)rp;
+		r->rrtcp = (uint16_t)rr;
+		r->rmux = rmx != 0;
+		if (live) {
+			/* the entries are the kernel's still: ours to delete */
+			r->live = 1;
+			r->live_mux = lmux != 0;
+			r->lphone = r->phone;
+			r->lremote = r->remote;
+			r->lpport = r->pport;
+			r->lrport = r->rport;
+			r->lprtcp = r->prtcp;
+			r->lrrtcp = r->rrtcp;
+			STAT_INC(pinholes);
+		}
 		return 0;
 	}
 	if (line[0] == 'S') {
@@ -1239,16 +1495,33 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			struct dialog_stream_view *o = &v->st[v->n_streams++];
 			o->mindex = s->mindex;
 			o->state = s->state;
-			o->priv_ip = s->priv_ip;
+			o->priv_ip = addr_v4(s->priv_ip);
 			o->priv_port = s->priv_port;
 			o->pub_port = s->b ? s->b->pub_port : 0;
-			o->allowed_src = s->key;
-			o->remote_ip = s->rip;
+			o->allowed_src = addr_v4(s->key);
+			o->remote_ip = addr_v4(s->rip);
 			o->remote_port = s->rport;
 			o->rtcp_mux = s->mux;
 			o->rtcp_pub_port = s->b ? rtcp_pub(s) : 0;
-			o->rtcp_priv_ip = s->rb ? s->rb->priv_ip : s->priv_ip;
+			o->rtcp_priv_ip = addr_v4(s->rb ? s->rb->priv_ip : s->priv_ip);
 			o->rtcp_priv_port = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
+		}
+		for (int k = 0; k < DLG_ROUTED && v->n_streams < DIALOG_VIEW_STREAMS; k++) {
+			const struct rstream *r = &d->rs[k];
+			if (!r->used || (!r->pport && !r->rport))
+				continue;
+			struct dialog_stream_view *o = &v->st[v->n_streams++];
+			o->routed = 1;
+			o->mindex = r->mindex;
+			o->state = r->live ? ST_ACTIVE : ST_NEW;
+			o->priv_ip = r->phone;
+			o->priv_port = r->pport;
+			o->allowed_src = r->remote; /* exactly the remote's address and port */
+			o->remote_ip = r->remote;
+			o->remote_port = r->rport;
+			o->rtcp_mux = r->pmux && r->rmux;
+			o->rtcp_priv_ip = r->phone;
+			o->rtcp_priv_port = r->prtcp;
 		}
 		return 1;
 	}

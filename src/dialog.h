@@ -10,7 +10,9 @@
  * offer drops are retired once the answer arrives; a rejected offer rolls
  * back. A dialog closes (pinholes, inbound elements and media conntracks
  * gone) on 200 to BYE, on a final >= 300 to the initial INVITE, or by timer.
- * The pool is sized from limits.dialogs at start. Host byte order. */
+ * The pool is sized from limits.dialogs at start. Ports in host byte order;
+ * a dialog's phone and peer are struct addr (IPv4 or IPv6); the IPv4 NAT
+ * state under it (bindings, nft elements) is v4-only (docs/ipv6.md). */
 #ifndef SIPALGD_DIALOG_H
 #define SIPALGD_DIALOG_H
 #include <stdint.h>
@@ -31,11 +33,11 @@ void dialog_fini(void);
  * never lead to one. Starts as conf.local_ips. At most 16 are kept. */
 void dialog_set_local(const uint32_t *ips, int n);
 
-struct dialog *dialog_find(const uint8_t *callid, uint32_t len, uint32_t phone_ip);
+struct dialog *dialog_find(const uint8_t *callid, uint32_t len, const struct addr *phone_ip);
 /* Create; `sigb` is the phone's signalling binding (referenced while the
  * dialog lives, with an inbound element from `peer_ip`). NULL when full. */
-struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone_ip,
-			     uint16_t phone_port, uint32_t peer_ip, uint16_t peer_port,
+struct dialog *dialog_create(const uint8_t *callid, uint32_t len, const struct addr *phone_ip,
+			     uint16_t phone_port, const struct addr *peer_ip, uint16_t peer_port,
 			     struct binding *sigb, uint64_t now);
 
 /* An SDP passed from `side`, in a request or in a response of transaction
@@ -45,7 +47,7 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t len, uint32_t phone
  * pub[i] with the public port to write into m= line i (0: stream refused,
  * write port 0). Returns 0, or -1 if nothing could be opened at all. */
 int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in_response,
-	       uint32_t cseq, uint32_t sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now);
+	       uint32_t cseq, const struct addr *sender_ip, uint16_t pub[SDP_MAX_MEDIA], uint64_t now);
 
 /* The phone's a=rtcp (RFC 3605) of m= line `mindex` named a port other than
  * RTP+1: the public port opened for it (write it into the a=rtcp line), 0
@@ -104,16 +106,18 @@ void dialog_dump_pinholes(FILE *f);
 enum dlg_stream_state { DST_FREE = 0, DST_NEW, DST_ACTIVE, DST_RETIRING };
 struct dialog_stream_view {
 	uint8_t mindex;         /* m= line index in the SDP */
+	uint8_t routed;         /* routed IPv6: the pinhole is a conntrack entry from remote to
+	                           priv (no public port, pub_port 0), `state` ACTIVE once created */
 	uint8_t state;          /* enum dlg_stream_state */
-	uint32_t priv_ip;       /* the phone's media address */
+	struct addr priv_ip;    /* the phone's media address */
 	uint16_t priv_port;     /* RTP; RTCP is +1 unless a=rtcp named another port or rtcp-mux was agreed (sipalgctl pinholes) */
 	uint16_t pub_port;      /* on the router's public address; RTCP +1 */
-	uint32_t allowed_src;   /* inbound elements accept this source (0: any) */
-	uint32_t remote_ip;     /* the remote's media address from its SDP (0: unknown yet) */
+	struct addr allowed_src; /* inbound elements accept this source (any address: any) */
+	struct addr remote_ip;  /* the remote's media address from its SDP (any address: unknown yet) */
 	uint16_t remote_port;
 	uint8_t rtcp_mux;       /* RTCP on the RTP port: no RTCP pinhole */
 	uint16_t rtcp_pub_port; /* where RTCP is taken (RTP+1, or an a=rtcp port) */
-	uint32_t rtcp_priv_ip;
+	struct addr rtcp_priv_ip;
 	uint16_t rtcp_priv_port;
 };
 struct dialog_view {
@@ -121,10 +125,10 @@ struct dialog_view {
 	const char *callid;     /* the kept prefix (up to 64 bytes), not NUL-terminated */
 	uint32_t callid_len;
 	uint32_t callid_full;   /* length of the whole Call-ID */
-	uint32_t phone_ip;
+	struct addr phone_ip;
 	uint16_t phone_port;
 	uint16_t sig_pub_port;  /* the phone's signalling binding, 0 if none */
-	uint32_t peer_ip;       /* remote signalling peer */
+	struct addr peer_ip;    /* remote signalling peer */
 	uint16_t peer_port;
 	uint8_t confirmed;
 	uint8_t offer_from;     /* enum dlg_side with an offer outstanding */

@@ -56,17 +56,9 @@ uint32_t edit_fmt_u32(char *s, uint32_t v)
 	return n;
 }
 
-uint32_t edit_fmt_ipv4(char *s, uint32_t ip)
+uint32_t edit_fmt_addr(char *s, const struct addr *a, int brackets)
 {
-	uint32_t n = 0;
-
-	for (int sh = 24; sh >= 0; sh -= 8) {
-		n += edit_fmt_u32(s + n, (ip >> sh) & 255);
-		if (sh)
-			s[n++] = '.';
-	}
-	s[n] = 0;
-	return n;
+	return addr_fmt(s, a, brackets);
 }
 
 int edit_add_hostport(struct edit_list *l, uint32_t off, uint32_t len, const char *host, uint32_t host_len,

@@ -5,6 +5,8 @@
 #define SIPALGD_EDIT_H
 #include <stdint.h>
 
+#include "addr.h"
+
 #define EDIT_MAX 256
 #define EDIT_ARENA 8192
 
@@ -32,10 +34,12 @@ int edit_addf(struct edit_list *l, uint32_t off, uint32_t len, const char *fmt, 
 int edit_add_hostport(struct edit_list *l, uint32_t off, uint32_t len, const char *host, uint32_t host_len,
 		      int port);
 int edit_add_num(struct edit_list *l, uint32_t off, uint32_t len, uint32_t v);
-/* Decimal of v into s (at most 10 bytes, no NUL); dotted quad of a host-order
- * address into s (at most 15 bytes plus a NUL). Both return the length. */
+/* Decimal of v into s (at most 10 bytes, no NUL); an address into s (at
+ * most ADDR_STRLEN bytes with the NUL): IPv6 in brackets where a URI or
+ * Via needs them (`brackets`), bare in SDP c=/o= (RFC 4566). Both return
+ * the length. */
 uint32_t edit_fmt_u32(char *s, uint32_t v);
-uint32_t edit_fmt_ipv4(char *s, uint32_t ip);
+uint32_t edit_fmt_addr(char *s, const struct addr *a, int brackets);
 /* Net size change of the edits that fall inside [off, off+len). */
 int64_t edit_delta(const struct edit_list *l, uint32_t off, uint32_t len);
 /* Apply to `in`, writing to `out`. Returns the new length, or -1 when the

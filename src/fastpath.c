@@ -183,9 +183,14 @@ static void cfg_push(void)
 	if (cfg.wan_ifindex && !if_is_ether(fcf->wan_if))
 		cfg.flags |= SIPFAST_F_WAN_NOETH;
 	cfg.mark = 1u << (fcf->fastpath_mark_bit & 31);
-	for (int i = 0; i < fcf->n_lan && i < SIPFAST_MAX_LAN; i++) {
-		cfg.lan_net[i] = htonl(fcf->lan[i].addr);
-		cfg.lan_mask[i] = htonl(fcf->lan[i].mask);
+	/* The program sees IPv4 only (IPv6 takes the queue): IPv6 nets are
+	 * not its business. */
+	for (int i = 0; i < fcf->n_lan && cfg.n_lan < SIPFAST_MAX_LAN; i++) {
+		uint32_t a, m;
+		if (!conf_net_get_v4(&fcf->lan[i], &a, &m))
+			continue;
+		cfg.lan_net[cfg.n_lan] = htonl(a);
+		cfg.lan_mask[cfg.n_lan] = htonl(m);
 		cfg.n_lan++;
 	}
 	for (int i = 0; i < fcf->n_sip_ports && i < SIPFAST_MAX_PORTS; i++)
@@ -361,7 +366,7 @@ static int if_wanted(const struct conf *c, int *idx)
 			continue;
 		uint32_t ip = ntohl(((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr.s_addr);
 		int x = (int)if_nametoindex(i->ifa_name), dup = 0;
-		if (x <= 0 || !conf_is_lan(c, ip))
+		if (x <= 0 || !conf_is_lan_v4(c, ip))
 			continue;
 		for (int k = 0; k < n; k++)
 			dup |= idx[k] == x;

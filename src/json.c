@@ -34,16 +34,22 @@ void json_cstr(FILE *f, const char *s)
 	json_str(f, s, n);
 }
 
-void json_ip(FILE *f, uint32_t ip, int zero_null)
+void json_ip(FILE *f, const struct addr *ip, int zero_null)
 {
-	if (!ip && zero_null) {
+	char a[ADDR_STRLEN];
+
+	if (addr_is_any(ip) && zero_null) {
 		fputs("null", f);
 		return;
 	}
-	fprintf(f, "\"%u.%u.%u.%u\"", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	addr_fmt(a, ip, 0);
+	fprintf(f, "\"%s\"", a);
 }
 
-void json_ipport(FILE *f, uint32_t ip, uint16_t port)
+void json_ipport(FILE *f, const struct addr *ip, uint16_t port)
 {
-	fprintf(f, "\"%u.%u.%u.%u:%u\"", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+	char a[ADDR_STRLEN];
+
+	addr_fmt(a, ip, 1);
+	fprintf(f, "\"%s:%u\"", a, port);
 }

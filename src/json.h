@@ -14,13 +14,26 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "addr.h"
+
 /* "..." with the escaping above. */
 void json_str(FILE *f, const void *s, size_t n);
 /* A NUL-terminated C string, same escaping. */
 void json_cstr(FILE *f, const char *s);
-/* "a.b.c.d" (host byte order); null for 0 when `zero_null`. */
-void json_ip(FILE *f, uint32_t ip, int zero_null);
-/* "a.b.c.d:port" (host byte order) */
-void json_ipport(FILE *f, uint32_t ip, uint16_t port);
+/* "a.b.c.d" or "2001:db8::1"; null for the any address when `zero_null`. */
+void json_ip(FILE *f, const struct addr *ip, int zero_null);
+/* "a.b.c.d:port" or "[2001:db8::1]:port" */
+void json_ipport(FILE *f, const struct addr *ip, uint16_t port);
+/* The same for the v4-only modules' host-order uint32_t (docs/ipv6.md). */
+static inline void json_ip4(FILE *f, uint32_t ip, int zero_null)
+{
+	struct addr a = addr_v4(ip);
+	json_ip(f, &a, zero_null);
+}
+static inline void json_ipport4(FILE *f, uint32_t ip, uint16_t port)
+{
+	struct addr a = addr_v4(ip);
+	json_ipport(f, &a, port);
+}
 
 #endif

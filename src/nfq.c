@@ -432,15 +432,20 @@ void nfq_verdict_add(uint32_t id, int accept, const uint8_t *payload, uint32_t l
 		return;
 	if (nfq_vd_n == NFQ_BURST_MAX)
 		nfq_verdict_flush(); /* keeps the order: everything before goes first */
-	if (accept && payload && (len > NFQ_PAYLOAD_MAX || len < 28 || (payload[0] >> 4) != 4 ||
-				  ((uint32_t)payload[2] << 8 | payload[3]) != len)) {
+	/* The queue hands over the L3 packet of either family (ip6tables
+	 * queues to the same number); the version nibble tells which. */
+	int v6 = payload && len >= 1 && (payload[0] >> 4) == 6;
+	if (accept && payload && (len > NFQ_PAYLOAD_MAX || len < (v6 ? 48u : 28u) ||
+				  (!v6 && (payload[0] >> 4) != 4) ||
+				  (v6 ? 40u + ((uint32_t)payload[4] << 8 | payload[5])
+				      : ((uint32_t)payload[2] << 8 | payload[3])) != len)) {
 		/* The kernel puts whatever we send in place of the packet and
 		 * does not look at it again on the forward path: a replacement
-		 * must be one whole IPv4 datagram whose total length is what
-		 * we send (and fit one attribute). Otherwise drop: the only
+		 * must be one whole IPv4 or IPv6 datagram whose total length is
+		 * what we send (and fit one attribute). Otherwise drop: the only
 		 * verdict that neither forwards garbage nor leaks the original. */
 		STAT_INC(verdict_errors);
-		LOG_RL(LOG_LVL_ERR, "nfq: replacement for packet %u is not a whole IPv4 datagram "
+		LOG_RL(LOG_LVL_ERR, "nfq: replacement for packet %u is not a whole IP datagram "
 		       "(%u bytes), dropped", id, len);
 		accept = 0;
 	}

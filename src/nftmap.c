@@ -111,8 +111,10 @@ static int nftmap_n_lan;
 
 static int nftmap_is_lan(uint32_t ip)
 {
+	struct addr a = addr_v4(ip);
+
 	for (int i = 0; i < nftmap_n_lan; i++)
-		if ((ip & nftmap_lan[i].mask) == nftmap_lan[i].addr)
+		if (addr_in_prefix(&a, &nftmap_lan[i].net, nftmap_lan[i].plen))
 			return 1;
 	return 0;
 }

@@ -22,21 +22,29 @@ static int fields(const uint8_t *b, uint32_t p, uint32_t e, struct span *f, int 
 	return n;
 }
 
-/* "IN IP4 addr[/ttl[/n]]" -> address span and IPv4 value. 1 ok IP4, 0 other
- * address type, -1 malformed. */
-static int conn_addr(const uint8_t *b, struct span *f, int n, struct span *addr, uint32_t *ip)
+/* "IN IP4|IP6 addr[/ttl[/n]]" -> address span and value. 1 an IP literal of
+ * the type the line names, 0 another address type or a name (an FQDN is
+ * legal, but not ours to map), -1 malformed. */
+static int conn_addr(const uint8_t *b, struct span *f, int n, struct span *addr, struct addr *ip)
 {
 	if (n < 3 || !span_ieq(b, f[0], "IN"))
 		return -1;
-	if (!span_ieq(b, f[1], "IP4"))
+	int v6 = span_ieq(b, f[1], "IP6");
+	if (!v6 && !span_ieq(b, f[1], "IP4"))
 		return 0;
 	struct span a = f[2];
 	const uint8_t *sl = memchr(b + a.off, '/', a.len);
 	if (sl)
 		a.len = (uint32_t)(sl - (b + a.off));
+	/* Bare only (RFC 4566 9: IP6-address has no brackets), and of the
+	 * type the line says: "IN IP4 2001:db8::1" is not an address we
+	 * would know how to write back. A v4-mapped IP6 address parses as
+	 * IPv4 and stays with IP6: not ours either. */
+	struct addr x;
+	if (a.len == 0 || b[a.off] == '[' || !sip_addr_parse(b, a, &x) || addr_is_v4(&x) != !v6)
+		return 0;
+	*ip = x;
 	*addr = a;
-	if (!sip_ipv4_parse(b, a, ip))
-		return 0;  /* an FQDN: legal, but not ours to map */
 	return 1;
 }
 
@@ -92,19 +100,19 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 		case 'o':
 			if (n >= 6) {
 				struct span a;
-				uint32_t ip = 0;
+				struct addr ip = { { 0 } };
 				r = conn_addr(b, &f[3], n - 3, &a, &ip);
 				if (r == 1) {
 					s->o_addr = a;
 					s->o_ip = ip;
 				} else {
-					s->non_ip4 = 1;
+					s->non_ip = 1;
 				}
 			}
 			break;
 		case 'c': {
 			struct span a = { 0, 0 };
-			uint32_t ip = 0;
+			struct addr ip = { { 0 } };
 			r = conn_addr(b, f, n, &a, &ip);
 			if (r < 0)
 				return SDP_E_CONN;
@@ -117,7 +125,7 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 				return SDP_E_CONN;
 			c_seen = 1;
 			if (r == 0)
-				s->non_ip4 = 1;
+				s->non_ip = 1;
 			if (cur) {
 				cur->c_addr = r == 1 ? a : (struct span){ 0, 0 };
 				cur->c_ip = ip;
@@ -165,7 +173,7 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 				if (k >= 1 && port_of(b, f[0], &cur->rtcp_num) == 0) {
 					cur->rtcp_port = f[0];
 					struct span a;
-					uint32_t ip;
+					struct addr ip;
 					if (k >= 4 && conn_addr(b, &f[1], k - 1, &a, &ip) == 1) {
 						cur->rtcp_addr = a;
 						cur->rtcp_ip = ip;
@@ -185,7 +193,7 @@ int sdp_parse(struct sdp *s, const uint8_t *b, struct span body)
 	for (int i = 0; i < s->nmedia; i++) {
 		struct sdp_media *m = &s->m[i];
 		m->ip = m->c_addr.len ? m->c_ip : s->c_ip;
-		if (m->port_num && !m->c_addr.len && !s->c_addr.len && !s->non_ip4)
+		if (m->port_num && !m->c_addr.len && !s->c_addr.len && !s->non_ip)
 			return SDP_E_NOCONN;
 	}
 	return SDP_OK;

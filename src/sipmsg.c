@@ -621,29 +621,9 @@ int sip_param_find(const uint8_t *b, struct span ps, const char *name, struct sp
 	return 0;
 }
 
-int sip_ipv4_parse(const uint8_t *b, struct span s, uint32_t *ip)
+int sip_addr_parse(const uint8_t *b, struct span s, struct addr *a)
 {
-	uint32_t p = s.off, e = s.off + s.len, v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		uint32_t o = 0, d = 0;
-		while (p < e && is_digit(b[p]) && d < 4) {
-			o = o * 10 + (b[p++] - '0');
-			d++;
-		}
-		if (d == 0 || d > 3 || o > 255)
-			return 0;
-		v = (v << 8) | o;
-		if (i < 3) {
-			if (p >= e || b[p] != '.')
-				return 0;
-			p++;
-		}
-	}
-	if (p != e)
-		return 0;
-	*ip = v;
-	return 1;
+	return addr_parse(b + s.off, s.len, a);
 }
 
 struct span sip_tag(const struct sip_msg *m, int idx)

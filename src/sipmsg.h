@@ -10,6 +10,8 @@
 #define SIPALGD_SIPMSG_H
 #include <stdint.h>
 
+#include "addr.h"
+
 #define SIP_MAX_HDRS 256
 
 struct span {
@@ -105,8 +107,10 @@ int sip_via_parse(const uint8_t *buf, struct span elem, struct sip_via *v);
  * (empty for a bare `;name`). Returns 1 if found. */
 int sip_param_find(const uint8_t *buf, struct span params, const char *name, struct span *value);
 
-/* Parse dotted-quad IPv4 in span (exactly). Returns 1 and *ip (host order). */
-int sip_ipv4_parse(const uint8_t *buf, struct span s, uint32_t *ip);
+/* The span is exactly one address literal: dotted IPv4, IPv6 bare or in
+ * brackets (RFC 5118: a Via sent-by or URI host is bracketed, received= may
+ * be either). Returns 1 and *a, else 0. ::ffff:a.b.c.d is the IPv4 address. */
+int sip_addr_parse(const uint8_t *buf, struct span s, struct addr *a);
 
 /* Case-insensitive compare of a span with a C string. */
 int span_ieq(const uint8_t *buf, struct span s, const char *str);

@@ -94,7 +94,10 @@
 	X(fastpath_pass_unsure, C, "fast path: the program could not be sure of the result") \
 	X(fastpath_pass_no_binding, C, "fast path: no binding for the address it would map") \
 	X(fastpath_errors, C, "fast path: a kernel helper failed after the packet was changed, dropped") \
-	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)")
+	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)") \
+	X(sip_ipv6_rx, C, "SIP datagrams over IPv6 between the LAN and the WAN (routed: passed unchanged)") \
+	X(pinholes_ct_created, C, "IPv6 media pinholes created in advance as conntrack entries (routed IPv6, docs/ipv6.md)") \
+	X(pinholes_ct_failed, C, "IPv6 media pinhole creations the kernel refused (the remote gets in only after the phone sends)")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

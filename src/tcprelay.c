@@ -382,7 +382,7 @@ static void do_accept(uint64_t now)
 			goto refuse;
 		uint32_t phone = ntohl(pa.sin_addr.s_addr), per = 0;
 		struct binding *in_b = NULL;
-		if (!conf_is_lan(cf, phone)) {
+		if (!conf_is_lan_v4(cf, phone)) {
 			/* From the WAN (the set in_tcp let it in): to a Contact
 			 * that is registered, or in a call, now; from its registrar
 			 * when the registration is tied to one (sip.inbound_from). */
@@ -405,7 +405,7 @@ static void do_accept(uint64_t now)
 			else if (!pool[j].used && !c)
 				c = &pool[j];
 		}
-		if (!c || per >= cf->max_tcp_per_phone || !conf_is_lan(cf, phone)) {
+		if (!c || per >= cf->max_tcp_per_phone || !conf_is_lan_v4(cf, phone)) {
 			STAT_INC(tcp_refused_limit);
 			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %u.%u.%u.%u refused: %s", phone >> 24, (phone >> 16) & 255,
 			       (phone >> 8) & 255, phone & 255,

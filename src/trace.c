@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include "log.h"
 
@@ -12,7 +11,7 @@
 static struct {
 	int on;
 	int is_ip;
-	uint32_t ip;
+	struct addr ip;
 	char what[TRACE_WHAT + 1];
 	uint32_t what_len;
 	uint64_t until, sec_start;
@@ -21,7 +20,6 @@ static struct {
 
 int trace_start(const char *what, uint32_t seconds, uint64_t now)
 {
-	struct in_addr a;
 	size_t n = strlen(what);
 
 	if (n == 0 || n > TRACE_WHAT)
@@ -33,8 +31,8 @@ int trace_start(const char *what, uint32_t seconds, uint64_t now)
 		seconds = TRACE_DEFAULT_S;
 	if (seconds > TRACE_MAX_S)
 		seconds = TRACE_MAX_S;
-	tr.is_ip = inet_pton(AF_INET, what, &a) == 1;
-	tr.ip = ntohl(a.s_addr);
+	/* An address of either family (IPv6 bare or bracketed), else a Call-ID. */
+	tr.is_ip = addr_parse_str(what, &tr.ip);
 	memcpy(tr.what, what, n + 1);
 	tr.what_len = (uint32_t)n;
 	tr.until = now + (uint64_t)seconds * 1000u;
@@ -76,12 +74,13 @@ void trace_describe(char *buf, unsigned len, uint64_t now)
 		 tr.what, (unsigned long long)((tr.until - now) / 1000), tr.logged, tr.skipped);
 }
 
-int trace_match(uint32_t saddr, uint32_t daddr, const uint8_t *callid, uint32_t callid_len)
+int trace_match(const struct addr *saddr, const struct addr *daddr, const uint8_t *callid,
+		uint32_t callid_len)
 {
 	if (!tr.on)
 		return 0;
 	if (tr.is_ip)
-		return saddr == tr.ip || daddr == tr.ip;
+		return addr_eq(saddr, &tr.ip) || addr_eq(daddr, &tr.ip);
 	return callid && callid_len >= tr.what_len && !memcmp(callid, tr.what, tr.what_len);
 }
 

@@ -6,6 +6,7 @@
  * time; a new one replaces it. No allocation: the match is kept in place. */
 #ifndef SIPALGD_TRACE_H
 #define SIPALGD_TRACE_H
+#include "addr.h"
 #include <stdint.h>
 
 #define TRACE_PER_SEC 20
@@ -23,8 +24,9 @@ int trace_active(uint64_t now);
 /* Describe the running trace into buf ("" when none). */
 void trace_describe(char *buf, unsigned len, uint64_t now);
 
-/* Does this message match? ip addresses host order; callid may be NULL. */
-int trace_match(uint32_t saddr, uint32_t daddr, const uint8_t *callid, uint32_t callid_len);
+/* Does this message match (either address, or the Call-ID prefix)? callid may be NULL. */
+int trace_match(const struct addr *saddr, const struct addr *daddr, const uint8_t *callid,
+		uint32_t callid_len);
 /* Log one message: `before` as it arrived, `after` as it left (NULL when
  * unchanged), `verdict` in words. Rate-limited. */
 void trace_log(uint64_t now, const uint8_t *before, uint32_t blen, const uint8_t *after, uint32_t alen,

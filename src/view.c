@@ -27,9 +27,12 @@ static const struct conf *vc;
 
 static const char *const stream_states[] = { "free", "new", "active", "retiring" };
 
-static void ipport(FILE *f, uint32_t ip, uint16_t port)
+static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 {
-	fprintf(f, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+	char a[ADDR_STRLEN];
+
+	addr_fmt(a, ip, 1);
+	fprintf(f, "%s:%u", a, port);
 }
 
 /* ---- status, counters --------------------------------------------------- */
@@ -122,7 +125,8 @@ static void metrics(FILE *out, uint64_t now, uint64_t start_ms)
 static void bindings(FILE *out, int json, uint64_t now)
 {
 	const struct binding *b;
-	uint32_t cur = 0, pub = binding_public_ip();
+	uint32_t cur = 0;
+	struct addr pub = addr_v4(binding_public_ip());
 	int n = 0;
 
 	/* A header line even for an empty table: silence means trouble. */
@@ -135,9 +139,9 @@ static void bindings(FILE *out, int json, uint64_t now)
 	while ((b = binding_next(&cur))) {
 		fprintf(out, "%s{\"kind\":\"%s\",\"private\":", n++ ? "," : "",
 			b->kind == BIND_MEDIA ? "media" : b->kind == BIND_RTCP ? "rtcp" : "sip");
-		json_ipport(out, b->priv_ip, b->priv_port);
+		json_ipport4(out, b->priv_ip, b->priv_port);
 		fputs(",\"public\":", out);
-		json_ipport(out, pub, b->pub_port);
+		json_ipport(out, &pub, b->pub_port);
 		fprintf(out, ",\"refs\":%u,\"adopted\":%s,\"registered_s\":", b->refs,
 			b->flags & BF_ADOPTED ? "true" : "false");
 		if (b->reg_peer)
@@ -145,7 +149,7 @@ static void bindings(FILE *out, int json, uint64_t now)
 		else
 			fputs("null", out);
 		fputs(",\"registrar\":", out);
-		json_ip(out, b->reg_peer, 1);
+		json_ip4(out, b->reg_peer, 1);
 		fputc('}', out);
 	}
 	fputs("]}\n", out);
@@ -157,10 +161,11 @@ struct pc { uint64_t pkts, bytes; };
 #define REFUSED_SRC_MAX 4
 struct port_count {
 	struct pc to_phone, from_phone, refused;
-	uint32_t refused_ip[REFUSED_SRC_MAX];
+	struct addr refused_ip[REFUSED_SRC_MAX];
 	uint16_t refused_port[REFUSED_SRC_MAX];
 	int n_refused, flows, no_acct, err;
-	uint32_t priv_ip;
+	int routed;             /* routed IPv6: no DNAT, every flow into the port is the call's */
+	struct addr priv_ip;
 	uint16_t priv_port;
 };
 
@@ -175,7 +180,7 @@ static void count_to_pub(const struct ct_flow *f, void *arg)
 
 	pc->flows++;
 	pc->no_acct |= !f->has_counters;
-	if (f->dnat && f->rsrc == pc->priv_ip && f->rsport == pc->priv_port) {
+	if (pc->routed || (f->dnat && addr_eq(&f->rsrc, &pc->priv_ip) && f->rsport == pc->priv_port)) {
 		pc_add(&pc->to_phone, f->pkts[0], f->bytes[0]);
 		pc_add(&pc->from_phone, f->pkts[1], f->bytes[1]);
 		return;
@@ -198,14 +203,20 @@ static void count_from_priv(const struct ct_flow *f, void *arg)
 	pc_add(&pc->to_phone, f->pkts[1], f->bytes[1]);
 }
 
-static void port_count(struct port_count *pc, uint32_t pub, uint16_t pub_port, uint32_t priv_ip,
-		       uint16_t priv_port)
+static void port_count(struct port_count *pc, const struct addr *pub, uint16_t pub_port,
+		       const struct addr *priv_ip, uint16_t priv_port)
 {
 	memset(pc, 0, sizeof(*pc));
-	pc->priv_ip = priv_ip;
+	pc->priv_ip = *priv_ip;
 	pc->priv_port = priv_port;
-	if (ct_flows(pub, pub_port, 1, count_to_pub, pc) < 0 ||
-	    ct_flows(priv_ip, priv_port, 0, count_from_priv, pc) < 0)
+	/* routed IPv6 (pub_port 0): flows into the phone's own port */
+	if (!pub_port) {
+		pc->routed = 1;
+		pub = priv_ip;
+		pub_port = priv_port;
+	}
+	if (ct_flows(*pub, pub_port, 1, count_to_pub, pc) < 0 ||
+	    ct_flows(*priv_ip, priv_port, 0, count_from_priv, pc) < 0)
 		pc->err = 1;
 }
 
@@ -227,7 +238,7 @@ static void port_count_json(FILE *out, const struct port_count *pc)
 	for (int i = 0; i < pc->n_refused; i++) {
 		if (i)
 			fputc(',', out);
-		json_ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+		json_ipport(out, &pc->refused_ip[i], pc->refused_port[i]);
 	}
 	fputs("]}", out);
 }
@@ -241,7 +252,7 @@ static void port_count_text(FILE *out, const char *what, const struct port_count
 		fprintf(out, "   REFUSED at WAN %llu pkts from", (unsigned long long)pc->refused.pkts);
 		for (int i = 0; i < pc->n_refused; i++) {
 			fputc(' ', out);
-			ipport(out, pc->refused_ip[i], pc->refused_port[i]);
+			ipport(out, &pc->refused_ip[i], pc->refused_port[i]);
 		}
 	}
 	if (pc->err)
@@ -253,32 +264,38 @@ static void port_count_text(FILE *out, const char *what, const struct port_count
 
 /* ---- dialogs, pinholes, call -------------------------------------------- */
 
-static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t pub, int counters)
+static void stream_json(FILE *out, const struct dialog_stream_view *s, const struct addr *pub, int counters)
 {
 	fprintf(out, "{\"m\":%u,\"state\":\"%s\",\"private\":", s->mindex,
 		stream_states[s->state & 3]);
-	json_ipport(out, s->priv_ip, s->priv_port);
+	json_ipport(out, &s->priv_ip, s->priv_port);
 	fputs(",\"public\":", out);
-	json_ipport(out, pub, s->pub_port);
+	if (s->routed)
+		fputs("null", out); /* routed IPv6: no translation */
+	else
+		json_ipport(out, pub, s->pub_port);
+	fprintf(out, ",\"routed\":%s", s->routed ? "true" : "false");
 	fputs(",\"remote\":", out);
-	if (s->remote_ip)
-		json_ipport(out, s->remote_ip, s->remote_port);
+	if (!addr_is_any(&s->remote_ip))
+		json_ipport(out, &s->remote_ip, s->remote_port);
 	else
 		fputs("null", out);
 	fputs(",\"rtcp_public\":", out);
 	if (s->rtcp_mux)
 		fputs("\"mux\"", out);
+	else if (s->routed)
+		fputs("null", out);
 	else
 		json_ipport(out, pub, s->rtcp_pub_port);
 	fputs(",\"allowed_source\":", out);
-	json_ip(out, s->allowed_src, 1);
+	json_ip(out, &s->allowed_src, 1);
 	if (counters) {
 		struct port_count pc;
-		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		port_count(&pc, pub, s->pub_port, &s->priv_ip, s->priv_port);
 		fputs(",\"rtp\":", out);
 		port_count_json(out, &pc);
 		if (!s->rtcp_mux) { /* muxed RTCP is counted with RTP */
-			port_count(&pc, pub, s->rtcp_pub_port, s->rtcp_priv_ip, s->rtcp_priv_port);
+			port_count(&pc, pub, s->rtcp_pub_port, &s->rtcp_priv_ip, s->rtcp_priv_port);
 			fputs(",\"rtcp\":", out);
 			port_count_json(out, &pc);
 		}
@@ -286,7 +303,7 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, uint32_t 
 	fputc('}', out);
 }
 
-static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub, int counters, uint64_t now)
+static void dialog_json(FILE *out, const struct dialog_view *v, const struct addr *pub, int counters, uint64_t now)
 {
 	fputs("{\"call_id\":", out);
 	json_str(out, v->callid, v->callid_len);
@@ -295,14 +312,14 @@ static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub, in
 		v->callid_full, v->confirmed ? "confirmed" : "early",
 		(unsigned long long)(v->age_ms / 1000), (unsigned long long)(v->expires_ms / 1000),
 		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
-	json_ipport(out, v->phone_ip, v->phone_port);
+	json_ipport(out, &v->phone_ip, v->phone_port);
 	fputs(",\"public\":", out);
 	if (v->sig_pub_port)
 		json_ipport(out, pub, v->sig_pub_port);
 	else
 		fputs("null", out);
 	fputs("},\"peer\":", out);
-	json_ipport(out, v->peer_ip, v->peer_port);
+	json_ipport(out, &v->peer_ip, v->peer_port);
 	fputs(",\"streams\":[", out);
 	for (int k = 0; k < v->n_streams; k++) {
 		if (k)
@@ -318,7 +335,8 @@ static void dialog_json(FILE *out, const struct dialog_view *v, uint32_t pub, in
 static void dialogs(FILE *out, int json, uint64_t now)
 {
 	struct dialog_view v;
-	uint32_t cur = 0, pub = binding_public_ip();
+	uint32_t cur = 0;
+	struct addr pub = addr_v4(binding_public_ip());
 	int n = 0;
 
 	if (!json) {
@@ -330,7 +348,7 @@ static void dialogs(FILE *out, int json, uint64_t now)
 	while (dialog_view_next(&cur, &v, now)) {
 		if (n++)
 			fputc(',', out);
-		dialog_json(out, &v, pub, 0, now);
+		dialog_json(out, &v, &pub, 0, now);
 	}
 	fputs("]}\n", out);
 }
@@ -338,7 +356,8 @@ static void dialogs(FILE *out, int json, uint64_t now)
 static void pinholes(FILE *out, int json, uint64_t now)
 {
 	struct dialog_view v;
-	uint32_t cur = 0, pub = binding_public_ip(), peer, pip, refs;
+	uint32_t cur = 0, pub4 = binding_public_ip(), peer, pip, refs;
+	struct addr pub = addr_v4(pub4);
 	uint16_t pport, ppub;
 	int n = 0;
 
@@ -357,7 +376,7 @@ static void pinholes(FILE *out, int json, uint64_t now)
 			fputs("{\"call_id\":", out);
 			json_str(out, v.callid, v.callid_len);
 			fputs(",\"stream\":", out);
-			stream_json(out, &v.st[k], pub, 0);
+			stream_json(out, &v.st[k], &pub, 0);
 			fputc('}', out);
 		}
 	}
@@ -366,17 +385,17 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	n = 0;
 	while (nftmap_inbound_next(&cur, &peer, &ppub, &pip, &pport, &refs)) {
 		fprintf(out, "%s{\"peer\":", n++ ? "," : "");
-		json_ip(out, peer, 1);
+		json_ip4(out, peer, 1);
 		fputs(",\"public\":", out);
-		json_ipport(out, pub, ppub);
+		json_ipport4(out, pub4, ppub);
 		fputs(",\"private\":", out);
-		json_ipport(out, pip, pport);
+		json_ipport4(out, pip, pport);
 		fprintf(out, ",\"refs\":%u}", refs);
 	}
 	fputs("]}}\n", out);
 }
 
-static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint64_t now)
+static void call_text(FILE *out, const struct dialog_view *v, const struct addr *pub, uint64_t now)
 {
 	fputs("call ", out);
 	for (uint32_t i = 0; i < v->callid_len; i++)
@@ -388,44 +407,59 @@ static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint
 		(unsigned long long)(v->expires_ms / 1000),
 		v->offer_from == SIDE_PHONE ? "phone" : v->offer_from == SIDE_REMOTE ? "remote" : "none");
 	fputs("  phone  ", out);
-	ipport(out, v->phone_ip, v->phone_port);
+	ipport(out, &v->phone_ip, v->phone_port);
 	if (v->sig_pub_port) {
 		fputs(" public ", out);
 		ipport(out, pub, v->sig_pub_port);
 	}
 	fputs("\n  remote ", out);
-	ipport(out, v->peer_ip, v->peer_port);
+	ipport(out, &v->peer_ip, v->peer_port);
 	fputc('\n', out);
 	for (int k = 0; k < v->n_streams; k++) {
 		const struct dialog_stream_view *s = &v->st[k];
 		fprintf(out, "  stream m=%u %s  phone ", s->mindex, stream_states[s->state & 3]);
-		ipport(out, s->priv_ip, s->priv_port);
-		fputs("  public ", out);
-		ipport(out, pub, s->pub_port);
+		ipport(out, &s->priv_ip, s->priv_port);
+		if (s->routed) {
+			fputs("  routed (IPv6, not translated)", out);
+		} else {
+			fputs("  public ", out);
+			ipport(out, pub, s->pub_port);
+		}
 		fputs("  remote ", out);
-		if (s->remote_ip)
-			ipport(out, s->remote_ip, s->remote_port);
+		if (!addr_is_any(&s->remote_ip))
+			ipport(out, &s->remote_ip, s->remote_port);
 		else
 			fputs("(not yet known)", out);
 		fputs("\n    pinhole ", out);
-		ipport(out, pub, s->pub_port);
-		if (s->rtcp_mux)
-			fputs("/mux -> ", out);
-		else
-			fprintf(out, "/%u -> ", s->rtcp_pub_port);
-		ipport(out, s->priv_ip, s->priv_port);
-		fputs(" from ", out);
-		if (s->allowed_src)
-			fprintf(out, "%u.%u.%u.%u", s->allowed_src >> 24, (s->allowed_src >> 16) & 255,
-				(s->allowed_src >> 8) & 255, s->allowed_src & 255);
-		else
-			fputs("any", out);
-		fputc('\n', out);
+		if (s->routed) {
+			/* a conntrack entry from exactly the remote's address and port */
+			fputs(s->state == DST_ACTIVE ? "conntrack " : "(not created yet) ", out);
+			ipport(out, &s->remote_ip, s->remote_port);
+			fputs(" -> ", out);
+			ipport(out, &s->priv_ip, s->priv_port);
+			fputs(s->rtcp_mux ? " (RTCP mux)\n" : " and RTCP\n", out);
+		} else {
+			ipport(out, pub, s->pub_port);
+			if (s->rtcp_mux)
+				fputs("/mux -> ", out);
+			else
+				fprintf(out, "/%u -> ", s->rtcp_pub_port);
+			ipport(out, &s->priv_ip, s->priv_port);
+		}
+		if (!s->routed) {
+			char aa[ADDR_STRLEN];
+			fputs(" from ", out);
+			if (!addr_is_any(&s->allowed_src))
+				fputs((addr_fmt(aa, &s->allowed_src, 0), aa), out);
+			else
+				fputs("any", out);
+			fputc('\n', out);
+		}
 		struct port_count pc;
-		port_count(&pc, pub, s->pub_port, s->priv_ip, s->priv_port);
+		port_count(&pc, pub, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
 		if (!s->rtcp_mux) {
-			port_count(&pc, pub, s->rtcp_pub_port, s->rtcp_priv_ip, s->rtcp_priv_port);
+			port_count(&pc, pub, s->rtcp_pub_port, &s->rtcp_priv_ip, s->rtcp_priv_port);
 			port_count_text(out, "rtcp", &pc);
 		}
 	}
@@ -438,7 +472,8 @@ static void call_text(FILE *out, const struct dialog_view *v, uint32_t pub, uint
 static void call(FILE *out, const char *prefix, int json, uint64_t now)
 {
 	struct dialog_view v, first;
-	uint32_t cur = 0, pub = binding_public_ip();
+	uint32_t cur = 0;
+	struct addr pub = addr_v4(binding_public_ip());
 	size_t pl = strlen(prefix);
 	int n = 0;
 
@@ -485,9 +520,9 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		if (json) {
 			if (n)
 				fputc(',', out);
-			dialog_json(out, &v, pub, 1, now);
+			dialog_json(out, &v, &pub, 1, now);
 		} else {
-			call_text(out, &v, pub, now);
+			call_text(out, &v, &pub, now);
 		}
 		n++;
 	}

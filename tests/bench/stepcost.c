@@ -100,8 +100,8 @@ int main(int argc, char **argv)
 	double t0 = tnow();
 	for (int r = 0; r < rounds * 5; r++) {
 		uint16_t rp = (uint16_t)(30000 + 2 * (r % 10000));
-		ct_del_udp(IP4(203, 0, 113, 10), rp, c.public_ip, 16000);
-		ct_del_udp(IP4(203, 0, 113, 10), (uint16_t)(rp + 1), c.public_ip, 16001);
+		ct_del_udp(addr_v4(IP4(203, 0, 113, 10)), rp, addr_v4(c.public_ip), 16000);
+		ct_del_udp(addr_v4(IP4(203, 0, 113, 10)), (uint16_t)(rp + 1), addr_v4(c.public_ip), 16001);
 		ct_mark_urgent();
 		ct_commit();
 	}

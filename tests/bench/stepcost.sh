@@ -19,7 +19,7 @@ PKGS="libmnl libnftnl libnftables libnetfilter_conntrack yaml-0.1"
 # shellcheck disable=SC2046
 ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$SRC" $(pkg-config --cflags $PKGS) \
 	-o "$BUILD/stepcost" "$HERE/stepcost.c" \
-	"$SRC/nftmap.c" "$SRC/ct.c" "$SRC/nftcmd.c" "$SRC/mem.c" "$SRC/log.c" "$SRC/stats.c" "$SRC/conf.c" \
+	"$SRC/nftmap.c" "$SRC/ct.c" "$SRC/nftcmd.c" "$SRC/mem.c" "$SRC/log.c" "$SRC/stats.c" "$SRC/conf.c" "$SRC/addr.c" "$SRC/siphash.c" \
 	$(pkg-config --libs $PKGS)
 ip netns add "$NS"
 ip -n "$NS" link set lo up

@@ -189,8 +189,10 @@ static void mirror(int inbound, uint32_t old_pub)
 	c.mark = MARK;
 	c.n_lan = (uint32_t)cf.n_lan;
 	for (int i = 0; i < cf.n_lan; i++) {
-		c.lan_net[i] = htonl(cf.lan[i].addr);
-		c.lan_mask[i] = htonl(cf.lan[i].mask);
+		uint32_t a = 0, m = 0;
+		conf_net_get_v4(&cf.lan[i], &a, &m);
+		c.lan_net[i] = htonl(a);
+		c.lan_mask[i] = htonl(m);
 	}
 	c.n_ports = (uint32_t)cf.n_sip_ports;
 	for (int i = 0; i < cf.n_sip_ports && i < SIPFAST_MAX_PORTS; i++)
@@ -229,7 +231,7 @@ static void run_one(const char *name, const uint8_t *m, uint32_t n, uint32_t src
 		    uint32_t dst, uint16_t dp, int expect_handled, uint32_t old_pub)
 {
 	static uint8_t frame[70000], got[70000], ipk[70000], out[70000];
-	int inbound = !conf_is_lan(&cf, src);
+	int inbound = !conf_is_lan_v4(&cf, src);
 	uint32_t tsrc = src, tdst = dst;
 	uint16_t tsp = sp, tdp = dp;
 
@@ -697,8 +699,7 @@ int main(int argc, char **argv)
 
 	conf_defaults(&cf);
 	cf.public_ip = PUB;
-	cf.lan[0].addr = LAN_NET;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(LAN_NET, 24);
 	cf.n_lan = 1;
 	cf.media_other_hosts = 1;
 	if (alg_init(&cf, PUB) < 0)

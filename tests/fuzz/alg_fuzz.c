@@ -278,8 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t cv = data[0];
 	conf_defaults(&cf);
 	strcpy(cf.wan_if, "wan");
-	cf.lan[0].addr = LANNET;
-	cf.lan[0].mask = LANMASK;
+	cf.lan[0] = conf_net_v4(LANNET, 24);
 	cf.n_lan = 1;
 	if (cv & CV_TWO_SIP_PORTS) {
 		cf.sip_ports[1] = 5080;

@@ -46,18 +46,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in_body(body, m->rtcp_addr);
 		if (rc == SDP_OK) {
 			CHECK(m->port.len > 0 && m->port.len <= 5);
-			/* an address span is kept only when it parsed as IPv4 */
-			uint32_t ip;
+			/* an address span is kept only when it parsed as an IP literal */
+			struct addr ip;
 			if (m->c_addr.len)
-				CHECK(sip_ipv4_parse(b, m->c_addr, &ip) && ip == m->c_ip);
+				CHECK(sip_addr_parse(b, m->c_addr, &ip) && addr_eq(&ip, &m->c_ip));
 		}
 	}
 	if (rc == SDP_OK) {
-		uint32_t ip;
+		struct addr ip;
 		if (s.o_addr.len)
-			CHECK(sip_ipv4_parse(b, s.o_addr, &ip) && ip == s.o_ip);
+			CHECK(sip_addr_parse(b, s.o_addr, &ip) && addr_eq(&ip, &s.o_ip));
 		if (s.c_addr.len)
-			CHECK(sip_ipv4_parse(b, s.c_addr, &ip) && ip == s.c_ip);
+			CHECK(sip_addr_parse(b, s.c_addr, &ip) && addr_eq(&ip, &s.c_ip));
 	}
 	free(b);
 	return 0;

@@ -54,8 +54,8 @@ static void walk_value(const uint8_t *b, struct span v)
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (sip_param_find(b, el, names[i], &pv))
 				in_span(el, pv);
-		uint32_t ip;
-		(void)sip_ipv4_parse(b, el, &ip);
+		struct addr ip;
+		(void)sip_addr_parse(b, el, &ip);
 	}
 }
 

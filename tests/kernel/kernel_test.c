@@ -352,8 +352,7 @@ static void conf_fill(struct conf *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->wan_if, sizeof(c->wan_if), "wan0");
 	c->public_ip = R_WAN;
-	c->lan[0].addr = IP4(10, 0, 1, 0);
-	c->lan[0].mask = 0xffffff00u;
+	c->lan[0] = conf_net_v4(IP4(10, 0, 1, 0), 24);
 	c->n_lan = 1;
 	c->sip_ports[0] = 5060;
 	c->n_sip_ports = 1;
@@ -568,7 +567,8 @@ static int ct_count_many(const char *filter)
 static void test_ct(void)
 {
 	char buf[256];
-	uint32_t pub = 0, from;
+	uint32_t from;
+	struct addr pub = { { 0 } };
 	uint16_t pport = 0, fport = 0, bport;
 	uint64_t d0, e0;
 	int sa, sb, r, i, n;
@@ -579,20 +579,20 @@ static void test_ct(void)
 	udp_send(sa, B_IP, 7002, "ct-test");
 	n = udp_recv(sb, buf, sizeof(buf), 2000, &from, &bport);
 	check(n > 0 && from == R_WAN, "flow 10.0.1.2:4444 -> 192.0.2.2:7002 masqueraded (seen from port %u)", bport);
-	r = ct_lookup_snat(A_IP, 4444, B_IP, 7002, &pub, &pport);
-	check(r == 1 && pub == R_WAN && pport == bport,
+	r = ct_lookup_snat(addr_v4(A_IP), 4444, addr_v4(B_IP), 7002, &pub, &pport);
+	check(r == 1 && addr_is_v4(&pub) && addr_get_v4(&pub) == R_WAN && pport == bport,
 	      "ct_lookup_snat finds the SNAT: %d, %u.%u.%u.%u:%u", r,
-	      pub >> 24, (pub >> 16) & 255, (pub >> 8) & 255, pub & 255, pport);
-	r = ct_lookup_snat(B_IP, 7002, R_WAN, bport, &pub, &pport);
+	      pub.b[12], pub.b[13], pub.b[14], pub.b[15], pport);
+	r = ct_lookup_snat(addr_v4(B_IP), 7002, addr_v4(R_WAN), bport, &pub, &pport);
 	check(r == 0, "lookup by the reply tuple is not the original direction: %d", r);
-	r = ct_lookup_snat(A_IP, 4449, B_IP, 7002, &pub, &pport);
+	r = ct_lookup_snat(addr_v4(A_IP), 4449, addr_v4(B_IP), 7002, &pub, &pport);
 	check(r == 0, "lookup of an absent flow: %d", r);
 	{
 		int sl = udp_sock(ns_a, A_IP, 4445);
 
 		udp_send(sl, R_LAN, 7003, "to-router");
 		usleep(100000);
-		r = ct_lookup_snat(A_IP, 4445, R_LAN, 7003, &pub, &pport);
+		r = ct_lookup_snat(addr_v4(A_IP), 4445, addr_v4(R_LAN), 7003, &pub, &pport);
 		check(r == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-src 4445") == 1,
 		      "a flow without NAT: lookup %d", r);
 		close(sl);
@@ -600,7 +600,7 @@ static void test_ct(void)
 
 	d0 = stats[ST_ct_deletes];
 	e0 = stats[ST_ct_errors];
-	ct_del_udp(A_IP, 4444, B_IP, 7002);
+	ct_del_udp(addr_v4(A_IP), 4444, addr_v4(B_IP), 7002);
 	n = ct_commit();
 	check(n == 0 && stats[ST_ct_deletes] == d0 + 1 &&
 	      ct_count("--orig-src 10.0.1.2 --orig-port-src 4444") == 0,
@@ -612,13 +612,13 @@ static void test_ct(void)
 	n = udp_recv(sb, buf, sizeof(buf), 2000, &from, &fport);
 	check(n > 0 && ct_count("--orig-src 10.0.1.2 --orig-port-src 4446") == 1,
 	      "second flow exists (public port %u)", fport);
-	ct_del_udp(B_IP, 7002, R_WAN, fport);
+	ct_del_udp(addr_v4(B_IP), 7002, addr_v4(R_WAN), fport);
 	n = ct_commit();
 	check(n == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-src 4446") == 0,
 	      "ct_del_udp by the reply tuple removes the entry");
 	close(sa);
 
-	ct_del_udp(IP4(10, 9, 9, 9), 1, IP4(10, 9, 9, 8), 2);
+	ct_del_udp(addr_v4(IP4(10, 9, 9, 9)), 1, addr_v4(IP4(10, 9, 9, 8)), 2);
 	check(ct_commit() == 0 && stats[ST_ct_errors] == e0, "deleting an absent flow is no error");
 
 	/* more deletes than fit in one sendmsg */
@@ -634,7 +634,7 @@ static void test_ct(void)
 	n = ct_count("--orig-src 10.0.1.2 --dst 192.0.2.2 --orig-port-dst 7002");
 	d0 = stats[ST_ct_deletes];
 	for (i = 0; i < 40; i++)
-		ct_del_udp(A_IP, (uint16_t)(5000 + i), B_IP, 7002);
+		ct_del_udp(addr_v4(A_IP), (uint16_t)(5000 + i), addr_v4(B_IP), 7002);
 	r = ct_commit();
 	check(n == 40 && r == 0 && stats[ST_ct_deletes] == d0 + 40 &&
 	      ct_count("--orig-src 10.0.1.2 --dst 192.0.2.2 --orig-port-dst 7002") == 0,
@@ -655,7 +655,7 @@ static void test_ct(void)
 	}
 	usleep(200000);
 	n = ct_count("--orig-src 10.0.1.2 --orig-port-src 6100");
-	ct_del_port(A_IP, 6100, 0);
+	ct_del_port(addr_v4(A_IP), 6100, 0);
 	r = ct_commit();
 	check(n == 3 && r == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-src 6100") == 0 &&
 	      ct_count("--orig-src 10.0.1.2 --orig-port-src 6101") == 1,
@@ -668,7 +668,7 @@ static void test_ct(void)
 	}
 	usleep(200000);
 	n = ct_count("--orig-src 10.0.1.2 --orig-port-dst 7020");
-	ct_del_port(B_IP, 7020, 1);
+	ct_del_port(addr_v4(B_IP), 7020, 1);
 	r = ct_commit();
 	check(n == 2 && r == 0 && ct_count("--orig-src 10.0.1.2 --orig-port-dst 7020") == 0 &&
 	      ct_count("--orig-src 10.0.1.2 --orig-port-src 6101") == 1,
@@ -685,7 +685,7 @@ static void test_ct(void)
 		usleep(300000);
 		n = ct_count_many("--orig-src 10.0.1.2 --orig-port-src 6300");
 		d0 = stats[ST_ct_deletes];
-		ct_del_addr(R_WAN);
+		ct_del_addr(addr_v4(R_WAN));
 		r = ct_commit();
 		check(n >= 1100 && r == 0 && ct_count_many("--orig-src 10.0.1.2 --orig-port-src 6300") == 0 &&
 		      ct_count("--orig-src 10.0.1.2 --orig-port-src 6301") == 1 &&
@@ -697,6 +697,43 @@ static void test_ct(void)
 	}
 	close(sa);
 	close(sb);
+	/* ct_create_udp (routed IPv6 pinholes, issue 13): the entry the kernel
+	 * makes is exactly the tuple, seen-reply, with our timeout; a second
+	 * create of it is EEXIST, which counts as created; delete takes it. */
+	{
+		struct addr rem, ph;
+		char out[4096];
+		uint64_t c0 = stats[ST_pinholes_ct_created], f0 = stats[ST_pinholes_ct_failed];
+
+		addr_parse_str("2001:db8:113::20", &rem);
+		addr_parse_str("2001:db8:77::10", &ph);
+		ct_create_udp(rem, 7000, ph, 16800, 90);
+		ct_create_udp(rem, 7001, ph, 16801, 90);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp --orig-src 2001:db8:113::20 2>/dev/null");
+		check(r == 0 && stats[ST_pinholes_ct_created] == c0 + 2 &&
+		      strstr(out, "src=2001:db8:113::20 dst=2001:db8:77::10 sport=7000 dport=16800 "
+				  "src=2001:db8:77::10 dst=2001:db8:113::20 sport=16800 dport=7000") &&
+		      strstr(out, "sport=7001 dport=16801") && !strstr(out, "UNREPLIED"),
+		      "ct_create_udp: two IPv6 entries remote -> phone, seen reply: %d errors, conntrack says: %s",
+		      r, out);
+		ct_create_udp(rem, 7000, ph, 16800, 90);
+		r = ct_commit();
+		check(r == 0 && stats[ST_pinholes_ct_created] == c0 + 3 && stats[ST_pinholes_ct_failed] == f0,
+		      "ct_create_udp of an existing entry: EEXIST is success (%d errors)", r);
+		uint64_t d0 = stats[ST_ct_deletes];
+		ct_del_udp(rem, 7000, ph, 16800);
+		r = ct_commit();
+		check(r == 0 && stats[ST_ct_deletes] == d0 + 1, "IPv6 pinhole deleted by its tuple (%d errors)", r);
+		ct_del_port(ph, 16801, 1);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp 2>/dev/null");
+		check(r == 0 && stats[ST_ct_deletes] == d0 + 2 && !strstr(out, "2001:db8:113::20"),
+		      "IPv6 pinhole deleted by a port scan (%d errors): %s", r, out);
+		/* mixed families: refused before the kernel */
+		ct_create_udp(addr_v4(A_IP), 1, ph, 2, 90);
+		check(ct_commit() == 0 && stats[ST_pinholes_ct_created] == c0 + 3, "mixed-family create not sent");
+	}
 	ct_close();
 }
 

@@ -39,7 +39,7 @@ $CC -std=gnu11 -g -O1 -Wall -Wextra -Wshadow -D_GNU_SOURCE -I"$ROOT/src" \
 	$(pkg-config --cflags $PKGS) -o "$BUILD/kernel_test" \
 	"$ROOT/tests/kernel/kernel_test.c" \
 	"$ROOT/src/nftmap.c" "$ROOT/src/ct.c" "$ROOT/src/nfq.c" "$ROOT/src/rules.c" "$ROOT/src/nftcmd.c" "$ROOT/src/mem.c" \
-	"$ROOT/src/log.c" "$ROOT/src/stats.c" "$ROOT/src/conf.c" \
+	"$ROOT/src/log.c" "$ROOT/src/stats.c" "$ROOT/src/conf.c" "$ROOT/src/addr.c" "$ROOT/src/siphash.c" \
 	$(pkg-config --libs $PKGS)
 
 ip netns add "$NA"

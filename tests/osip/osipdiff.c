@@ -37,9 +37,11 @@ const char *ov_keep(struct osipdiff_view *v, const char *s, size_t n)
 
 int osipdiff_is_ip4(const char *s)
 {
-	uint32_t ip;
+	struct addr a;
 
-	return sip_ipv4_parse((const uint8_t *)s, (struct span){ 0, (uint32_t)strlen(s) }, &ip);
+	/* a dotted quad: an IPv4 literal that is not written as IPv6 */
+	return sip_addr_parse((const uint8_t *)s, (struct span){ 0, (uint32_t)strlen(s) }, &a) &&
+	       addr_is_v4(&a) && !strchr(s, ':');
 }
 
 static const char *sp(struct osipdiff_view *v, struct span s)

@@ -52,8 +52,7 @@ static int setup(void **st)
 	conf_defaults(&cf);
 	strcpy(cf.wan_if, "wan");
 	cf.public_ip = PUB;
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	cf.media_other_hosts = 1;
 	stub_reset();
@@ -678,6 +677,154 @@ static void test_forked_invite_policy(void **st)
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.8:10000"));
 }
 
+
+/* ---- routed IPv6 (issue 13): nothing rewritten, conntrack pinholes ---- */
+
+static const uint8_t PH6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+static const uint8_t PX6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x01, 0x13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+
+static int setup6(void **st)
+{
+	setup(st);
+	alg_fini();
+	assert_true(addr_parse_str("2001:db8:77::", &cf.lan[1].net));
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.media_other_hosts = 0;
+	return alg_init(&cf, PUB);
+}
+
+/* One IPv6 datagram: it must leave exactly as it came. */
+static void run6(int outbound, const char *msg)
+{
+	uint32_t len = outbound ? tp_udp6(pkt, PH6, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
+				: tp_udp6(pkt, PX6, 5060, PH6, 5060, msg, (uint32_t)strlen(msg));
+	uint32_t olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+}
+
+static char msg6[2048];
+static const char *sip6(const char *start, const char *from_tag, const char *to_tag, const char *cseq,
+			const char *sdp_c, int port)
+{
+	char body[512] = "";
+	if (sdp_c)
+		snprintf(body, sizeof(body), "v=0\r\no=- 1 1 IN IP6 %s\r\ns=-\r\nc=IN IP6 %s\r\nt=0 0\r\n"
+			 "m=audio %d RTP/AVP 0\r\n", sdp_c, sdp_c, port);
+	snprintf(msg6, sizeof(msg6),
+		 "%s\r\nVia: SIP/2.0/UDP [2001:db8:77::10]:5060;branch=z9hG4bK6\r\n"
+		 "From: <sip:a@[2001:db8:77::10]>;tag=%s\r\nTo: <sip:b@[2001:db8:113::10]>%s%s\r\n"
+		 "Call-ID: v6call@[2001:db8:77::10]\r\nCSeq: %s\r\nContact: <sip:a@[2001:db8:77::10]:5060>\r\n"
+		 "%sContent-Length: %zu\r\n\r\n%s",
+		 start, from_tag, to_tag ? ";tag=" : "", to_tag ? to_tag : "", cseq,
+		 sdp_c ? "Content-Type: application/sdp\r\n" : "", strlen(body), body);
+	return msg6;
+}
+
+static void test_v6_routed_call(void **st)
+{
+	(void)st;
+	/* the phone calls out: its offer opens nothing yet (no remote known) */
+	run6(1, sip6("INVITE sip:b@[2001:db8:113::10] SIP/2.0", "f1", NULL, "1 INVITE", "2001:db8:77::10", 16800));
+	assert_null(strstr(stub_log, "ct+"));
+	run6(0, sip6("SIP/2.0 180 Ringing", "f1", "t1", "1 INVITE", NULL, 0));
+	assert_null(strstr(stub_log, "ct+"));
+	/* the answer: exactly remote -> phone, RTP and RTCP, before its verdict */
+	run6(0, sip6("SIP/2.0 200 OK", "f1", "t1", "1 INVITE", "2001:db8:113::20", 7000));
+	assert_string_equal(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n"
+				      "ct+ [2001:db8:113::20]:7001 [2001:db8:77::10]:16801 180s\n");
+	stub_reset();
+	/* a retransmitted 200 changes nothing */
+	run6(0, sip6("SIP/2.0 200 OK", "f1", "t1", "1 INVITE", "2001:db8:113::20", 7000));
+	run6(1, sip6("ACK sip:b@[2001:db8:113::10] SIP/2.0", "f1", "t1", "1 ACK", NULL, 0));
+	assert_string_equal(stub_log, "");
+	/* a re-INVITE from the remote moves its port: old out, new in */
+	run6(0, sip6("INVITE sip:a@[2001:db8:77::10] SIP/2.0", "t1", "f1", "5 INVITE", "2001:db8:113::20", 7100));
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7000 [2001:db8:77::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7100 [2001:db8:77::10]:16800 180s\n"));
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7101 [2001:db8:77::10]:16801 180s\n"));
+	stub_reset();
+	/* BYE and its 200: the pinholes go, the exact tuples and the ports */
+	run6(1, sip6("BYE sip:b@[2001:db8:113::10] SIP/2.0", "f1", "t1", "2 BYE", NULL, 0));
+	assert_string_equal(stub_log, "");
+	run6(0, sip6("SIP/2.0 200 OK", "f1", "t1", "2 BYE", NULL, 0));
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7100 [2001:db8:77::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7101 [2001:db8:77::10]:16801\n"));
+	assert_non_null(strstr(stub_log, "ctscan-dst [2001:db8:77::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ctscan-dst [2001:db8:77::10]:16801\n"));
+	assert_null(strstr(stub_log, "ct+"));
+	assert_null(strstr(stub_log, "dnat+"));
+	assert_null(strstr(stub_log, "snat+"));
+	assert_int_equal(stats[ST_sip_ipv6_rx], 8);
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_int_equal(stats[ST_dialogs], 0);
+}
+
+/* A call from the WAN: the phone's 200 opens the pinhole before it leaves;
+ * an early failure (CANCEL, 487) closes; rtcp-mux agreed: no RTCP entry;
+ * a remote inside the LAN or a phone address outside it: nothing. */
+static void test_v6_routed_inbound(void **st)
+{
+	(void)st;
+	const char *inv = "INVITE sip:a@[2001:db8:77::10] SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8:113::10];branch=z9hG4bKi\r\n"
+			  "From: <sip:b@x>;tag=r1\r\nTo: <sip:a@y>\r\nCall-ID: in6\r\nCSeq: 1 INVITE\r\n"
+			  "Content-Type: application/sdp\r\nContent-Length: 75\r\n\r\n"
+			  "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtcp-mux\r\n";
+	uint32_t len = tp_udp6(pkt, PX6, 5060, PH6, 5060, inv, (uint32_t)strlen(inv)), olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+	assert_string_equal(stub_log, "");
+	const char *ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP [2001:db8:113::10];branch=z9hG4bKi\r\n"
+			 "From: <sip:b@x>;tag=r1\r\nTo: <sip:a@y>;tag=p1\r\nCall-ID: in6\r\nCSeq: 1 INVITE\r\n"
+			 "Content-Type: application/sdp\r\nContent-Length: 75\r\n\r\n"
+			 "v=0\r\nc=IN IP6 2001:db8:77::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\na=rtcp-mux\r\n";
+	len = tp_udp6(pkt, PH6, 5060, PX6, 5060, ok, (uint32_t)strlen(ok));
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+	assert_string_equal(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n");
+	stub_reset();
+	/* the phone names another LAN host: refused (allow_other_lan_hosts off) */
+	const char *ok2 = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP [2001:db8:113::10];branch=z9hG4bKi\r\n"
+			  "From: <sip:b@x>;tag=r1\r\nTo: <sip:a@y>;tag=p1\r\nCall-ID: in6\r\nCSeq: 1 INVITE\r\n"
+			  "Content-Type: application/sdp\r\nContent-Length: 75\r\n\r\n"
+			  "v=0\r\nc=IN IP6 2001:db8:77::99\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\na=rtcp-mux\r\n";
+	len = tp_udp6(pkt, PH6, 5060, PX6, 5060, ok2, (uint32_t)strlen(ok2));
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_string_equal(stub_log, "ct- [2001:db8:113::20]:7000 [2001:db8:77::10]:16800\n"
+				      "ctscan-dst [2001:db8:77::10]:16800\nctscan-src [2001:db8:77::10]:16800\n");
+	assert_int_equal(stats[ST_pinholes_refused], 1);
+}
+
+/* Mixed SDP over IPv4 signalling: the IPv4 stream is NATed as always, the
+ * IN IP6 stream is left as written and gets its conntrack pinhole (when
+ * other LAN hosts are allowed: see below; refused otherwise). */
+static void test_v6_mixed_sdp(void **st)
+{
+	(void)st;
+	/* The phone's IPv6 address cannot be checked against its IPv4 source:
+	 * another LAN host, allowed only with media.allow_other_lan_hosts. */
+	cf.media_other_hosts = 1;
+	const char *inv = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKm\r\n"
+			  "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>\r\nCall-ID: mixed\r\n"
+			  "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 112\r\n\r\n"
+			  "v=0\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n"
+			  "m=video 16900 RTP/AVP 31\r\nc=IN IP6 2001:db8:77::10\r\n";
+	const char *o = run(LAN1, 5060, REM, 5060, inv, NULL);
+	assert_non_null(strstr(o, "c=IN IP4 203.0.113.1\r\n"));
+	assert_non_null(strstr(o, "m=video 16900 RTP/AVP 31\r\nc=IN IP6 2001:db8:77::10\r\n"));
+	assert_int_equal(stats[ST_pinholes_refused], 0);
+	stub_reset();
+	const char *ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKm\r\n"
+			 "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>;tag=r9\r\nCall-ID: mixed\r\n"
+			 "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 111\r\n\r\n"
+			 "v=0\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+			 "m=video 7200 RTP/AVP 31\r\nc=IN IP6 2001:db8:113::20\r\n";
+	run(REM, 5060, LAN1, 5060, ok, NULL);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7200 [2001:db8:77::10]:16900 180s\n"));
+	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +841,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forked_invite_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_phones_contact_stays_public, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v6_routed_call, setup6, teardown),
+		cmocka_unit_test_setup_teardown(test_v6_routed_inbound, setup6, teardown),
+		cmocka_unit_test_setup_teardown(test_v6_mixed_sdp, setup6, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

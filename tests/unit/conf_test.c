@@ -17,6 +17,20 @@
 
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
 
+/* The IPv4 view of a LAN network (its address and mask, host order). */
+static uint32_t NA(struct conf_net n)
+{
+	uint32_t a = 0xdeadbeef, m = 0;
+	assert_true(conf_net_get_v4(&n, &a, &m));
+	return a;
+}
+static uint32_t NM(struct conf_net n)
+{
+	uint32_t a = 0, m = 0xdeadbeef;
+	assert_true(conf_net_get_v4(&n, &a, &m));
+	return m;
+}
+
 /* The smallest valid file; cases append a section to it (lines 1-4). */
 #define BASE "wan:\n  interface: eth1\nlan:\n  networks: [192.168.1.0/24]\n"
 
@@ -77,8 +91,7 @@ static void test_minimal(void **state)
 	assert_int_equal(parse(BASE, &c, err, sizeof(err)), 0);
 	conf_defaults(&d);
 	strcpy(d.wan_if, "eth1");
-	d.lan[0].addr = IP(192, 168, 1, 0);
-	d.lan[0].mask = IP(255, 255, 255, 0);
+	d.lan[0] = conf_net_v4(IP(192, 168, 1, 0), 24);
 	d.n_lan = 1;
 	assert_memory_equal(&c, &d, sizeof(c));
 }
@@ -95,8 +108,7 @@ static void test_example(void **state)
 		fail_msg("%s", err);
 	conf_defaults(&d);
 	strcpy(d.wan_if, "eth1");
-	d.lan[0].addr = IP(192, 168, 1, 0);
-	d.lan[0].mask = IP(255, 255, 255, 0);
+	d.lan[0] = conf_net_v4(IP(192, 168, 1, 0), 24);
 	d.n_lan = 1;
 	assert_memory_equal(&c, &d, sizeof(c));
 }
@@ -523,11 +535,11 @@ static void test_all_keys(void **state)
 	assert_string_equal(c.wan_if, "br-wan");
 	assert_int_equal(c.public_ip, IP(203, 0, 113, 7));
 	assert_int_equal(c.n_lan, 3);
-	assert_int_equal(c.lan[0].addr, IP(10, 0, 0, 0));
-	assert_int_equal(c.lan[0].mask, IP(255, 0, 0, 0));
-	assert_int_equal(c.lan[1].addr, IP(192, 168, 7, 9));
-	assert_int_equal(c.lan[1].mask, 0xffffffffu);
-	assert_int_equal(c.lan[2].mask, IP(255, 240, 0, 0));
+	assert_int_equal(NA(c.lan[0]), IP(10, 0, 0, 0));
+	assert_int_equal(NM(c.lan[0]), IP(255, 0, 0, 0));
+	assert_int_equal(NA(c.lan[1]), IP(192, 168, 7, 9));
+	assert_int_equal(NM(c.lan[1]), 0xffffffffu);
+	assert_int_equal(NM(c.lan[2]), IP(255, 240, 0, 0));
 	assert_int_equal(c.n_sip_ports, 2);
 	assert_int_equal(c.sip_ports[1], 5080);
 	assert_int_equal(c.sig_port_min, 50000);
@@ -559,12 +571,12 @@ static void test_all_keys(void **state)
 	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
 	assert_int_equal(c.log_syslog, 1);
 
-	assert_true(conf_is_lan(&c, IP(10, 255, 0, 1)));
-	assert_true(conf_is_lan(&c, IP(192, 168, 7, 9)));
-	assert_false(conf_is_lan(&c, IP(192, 168, 7, 10)));
-	assert_true(conf_is_lan(&c, IP(172, 31, 255, 255)));
-	assert_false(conf_is_lan(&c, IP(172, 32, 0, 0)));
-	assert_false(conf_is_lan(&c, IP(203, 0, 113, 7)));
+	assert_true(conf_is_lan_v4(&c, IP(10, 255, 0, 1)));
+	assert_true(conf_is_lan_v4(&c, IP(192, 168, 7, 9)));
+	assert_false(conf_is_lan_v4(&c, IP(192, 168, 7, 10)));
+	assert_true(conf_is_lan_v4(&c, IP(172, 31, 255, 255)));
+	assert_false(conf_is_lan_v4(&c, IP(172, 32, 0, 0)));
+	assert_false(conf_is_lan_v4(&c, IP(203, 0, 113, 7)));
 	assert_true(conf_is_sip_port(&c, 5060));
 	assert_true(conf_is_sip_port(&c, 5080));
 	assert_false(conf_is_sip_port(&c, 5061));
@@ -598,15 +610,32 @@ static void test_lan_edges(void **state)
 	/* /0 is every address; host bits are masked, not an error. */
 	assert_int_equal(parse("wan: {interface: eth1}\nlan: {networks: [1.2.3.4/0]}\n",
 			       &c, err, sizeof(err)), 0);
-	assert_int_equal(c.lan[0].addr, 0);
-	assert_int_equal(c.lan[0].mask, 0);
-	assert_true(conf_is_lan(&c, IP(8, 8, 8, 8)));
+	assert_int_equal(NA(c.lan[0]), 0);
+	assert_int_equal(NM(c.lan[0]), 0);
+	assert_true(conf_is_lan_v4(&c, IP(8, 8, 8, 8)));
 	assert_int_equal(parse("wan: {interface: eth1}\nlan: {networks: [192.168.1.77/25]}\n",
 			       &c, err, sizeof(err)), 0);
-	assert_int_equal(c.lan[0].addr, IP(192, 168, 1, 0));
-	assert_int_equal(c.lan[0].mask, IP(255, 255, 255, 128));
-	assert_true(conf_is_lan(&c, IP(192, 168, 1, 127)));
-	assert_false(conf_is_lan(&c, IP(192, 168, 1, 128)));
+	assert_int_equal(NA(c.lan[0]), IP(192, 168, 1, 0));
+	assert_int_equal(NM(c.lan[0]), IP(255, 255, 255, 128));
+	assert_true(conf_is_lan_v4(&c, IP(192, 168, 1, 127)));
+	assert_false(conf_is_lan_v4(&c, IP(192, 168, 1, 128)));
+	/* IPv6 prefixes (issue 13): of their own family only */
+	assert_int_equal(parse("wan: {interface: eth1}\nlan: {networks: [192.168.1.0/24, 2001:db8:77::5/64]}\n",
+			       &c, err, sizeof(err)), 0);
+	{
+		struct addr in, out, v4m;
+		uint32_t a4, m4;
+		assert_true(addr_parse_str("2001:db8:77::10", &in));
+		assert_true(addr_parse_str("2001:db8:78::10", &out));
+		assert_true(addr_parse_str("::ffff:192.168.1.9", &v4m));
+		assert_true(conf_is_lan(&c, &in));
+		assert_false(conf_is_lan(&c, &out));
+		assert_true(conf_is_lan(&c, &v4m));
+		assert_int_equal(c.lan[1].plen, 64);
+		assert_false(conf_net_get_v4(&c.lan[1], &a4, &m4));
+		assert_true(addr_parse_str("2001:db8:77::", &in));
+		assert_true(addr_eq(&c.lan[1].net, &in)); /* host bits masked */
+	}
 	/* 16 networks is the maximum, not an error. */
 	assert_int_equal(parse("wan: {interface: eth1}\nlan: {networks: [10.0.0.0/24, 10.0.1.0/24,"
 			       " 10.0.2.0/24, 10.0.3.0/24, 10.0.4.0/24, 10.0.5.0/24, 10.0.6.0/24,"
@@ -614,8 +643,8 @@ static void test_lan_edges(void **state)
 			       " 10.0.12.0/24, 10.0.13.0/24, 10.0.14.0/24, 10.0.15.0/24]}\n",
 			       &c, err, sizeof(err)), 0);
 	assert_int_equal(c.n_lan, 16);
-	assert_true(conf_is_lan(&c, IP(10, 0, 15, 9)));
-	assert_false(conf_is_lan(&c, IP(10, 0, 16, 9)));
+	assert_true(conf_is_lan_v4(&c, IP(10, 0, 15, 9)));
+	assert_false(conf_is_lan_v4(&c, IP(10, 0, 16, 9)));
 	/* 15 characters is the longest interface name Linux allows. */
 	assert_int_equal(parse("wan: {interface: abcdefghijklmno}\nlan: {networks: [10.0.0.0/8]}\n",
 			       &c, err, sizeof(err)), 0);
@@ -736,8 +765,14 @@ static const struct bad bad_cases[] = {
 	  "t.yaml:3: lan.networks: bad address in \"10.0.0/8\"" },
 	{ "wan: {interface: eth1}\nlan:\n  networks: [010.0.0.0/8]\n",
 	  "t.yaml:3: lan.networks: bad address in \"010.0.0.0/8\"" },
-	{ "wan: {interface: eth1}\nlan:\n  networks: [fe80::/10]\n",
-	  "t.yaml:3: lan.networks: bad address in \"fe80::/10\"" },
+	{ "wan: {interface: eth1}\nlan:\n  networks: [2001:db8:77::/129]\n",
+	  "t.yaml:3: lan.networks: bad prefix length in \"2001:db8:77::/129\" (must be 0..128)" },
+	{ "wan: {interface: eth1}\nlan:\n  networks: [\"[2001:db8:77::]/64\"]\n",
+	  "t.yaml:3: lan.networks: bad address in \"[2001:db8:77::]/64\"" },
+	{ "wan: {interface: eth1}\nlan:\n  networks: [\"::ffff:10.0.0.0/104\"]\n",
+	  "t.yaml:3: lan.networks: bad address in \"::ffff:10.0.0.0/104\"" },
+	{ "wan: {interface: eth1}\nlan:\n  networks: [2001:db8:77::/64, 2001:db8:77::1/64]\n",
+	  "t.yaml:3: lan.networks: \"2001:db8:77::1/64\" is listed twice" },
 	{ "wan: {interface: eth1}\nlan:\n  networks: [10.0.0.1]\n",
 	  "t.yaml:3: lan.networks: \"10.0.0.1\" is not a CIDR (expected ADDRESS/PREFIX, e.g. 192.168.1.0/24)" },
 	{ "wan: {interface: eth1}\nlan:\n  networks: [10.0.0.0/8, 10.9.9.9/8]\n",

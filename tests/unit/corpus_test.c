@@ -103,8 +103,7 @@ int main(void)
 {
 	conf_defaults(&cf);
 	cf.public_ip = 0xcb007101;
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	cf.media_other_hosts = 1;
 	const struct CMUnitTest tests[] = { cmocka_unit_test(test_corpus) };

@@ -18,6 +18,10 @@
 #include "stats.h"
 #include "stubs.h"
 
+/* A host-order IPv4 address as the struct addr the dialog table takes. */
+#define A4(ip) (&(const struct addr){ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, (uint8_t)((ip) >> 24), \
+					(uint8_t)((ip) >> 16), (uint8_t)((ip) >> 8), (uint8_t)(ip) } })
+
 #define PUB 0xcb007101
 #define PHONE 0xc0a8010a
 #define PROXY 0xc6336401
@@ -47,8 +51,7 @@ static int setup(void **st)
 {
 	(void)st;
 	conf_defaults(&cf);
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	cf.media_other_hosts = 1;
 	memset(stats, 0, sizeof(stats));
@@ -68,10 +71,10 @@ static int teardown(void **st)
 static struct dialog *call(void)
 {
 	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
-	struct dialog *d = dialog_create((const uint8_t *)"cid", 3, PHONE, 5060, PROXY, 5060, sb, 0);
+	struct dialog *d = dialog_create((const uint8_t *)"cid", 3, A4(PHONE), 5060, A4(PROXY), 5060, sb, 0);
 	assert_non_null(d);
-	assert_ptr_equal(dialog_find((const uint8_t *)"cid", 3, PHONE), d);
-	assert_null(dialog_find((const uint8_t *)"cid", 3, PHONE + 1));
+	assert_ptr_equal(dialog_find((const uint8_t *)"cid", 3, A4(PHONE)), d);
+	assert_null(dialog_find((const uint8_t *)"cid", 3, A4(PHONE + 1)));
 	return d;
 }
 
@@ -80,11 +83,11 @@ static void test_offer_answer_then_bye(void **st)
 	(void)st;
 	struct dialog *d = call();
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:5060 192.168.1.10:5060\n"));
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 8000);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8000 192.168.1.10:8000\n"));
 	stub_reset();
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	/* the answer names the media server: the pinhole follows it */
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:8000"));
@@ -103,7 +106,7 @@ static void test_failure_before_answer_scans(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	stub_reset();
 	dialog_close(d, 0);
 	assert_non_null(strstr(stub_log, "ctscan-dst 203.0.113.1:8000"));
@@ -115,14 +118,14 @@ static void test_reinvite_new_port_retires_on_answer(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	stub_reset();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 8100);
 	assert_int_equal(stats[ST_pinholes], 2);   /* both, until the answer */
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, A4(PROXY), pub, 0);
 	assert_int_equal(stats[ST_pinholes], 1);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
@@ -132,9 +135,9 @@ static void test_rejected_reoffer_rolls_back(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 2, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 2, A4(PHONE), pub, 0);
 	assert_int_equal(stats[ST_pinholes], 2);
 	stub_reset();
 	dialog_offer_failed(d);
@@ -147,14 +150,14 @@ static void test_remote_moves_media(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	stub_reset();
 	/* remote re-offer from another address: both accepted until the answer */
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7100), 0, 5, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7100), 0, 5, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8000 192.168.1.10:8000\n"));
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 5, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 5, A4(PHONE), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
 	assert_int_equal(stats[ST_pinholes], 1);
@@ -164,14 +167,14 @@ static void test_retransmitted_answer_is_not_an_offer(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	/* the 200 again, before the ACK got through */
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	/* a re-INVITE offer from the phone must wait for its own answer */
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8100), 0, 2, A4(PHONE), pub, 0);
 	assert_int_equal(stats[ST_pinholes], 2);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 2, A4(PROXY), pub, 0);
 	assert_int_equal(stats[ST_pinholes], 1);
 }
 
@@ -179,14 +182,14 @@ static void test_refused_targets(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 80), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 80), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.255", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.255", 8000), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 0);
-	dialog_sdp(d, SIDE_PHONE, mk("10.9.9.9", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("10.9.9.9", 8000), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 0);
 	cf.media_other_hosts = 0;
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.12", 8000), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 0);
 	assert_int_equal(stats[ST_pinholes], 0);
 	assert_int_equal(stats[ST_pinholes_refused], 4);
@@ -196,7 +199,7 @@ static void test_timers(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	dialog_expire((uint64_t)cf.early_timeout_s * 1000 - 1);
 	assert_int_equal(stats[ST_dialogs], 1);
 	dialog_confirmed(d, 1000);
@@ -241,12 +244,12 @@ static void test_fastpath_hold(void **st)
 	assert_int_equal(sb->fp_hold, 0);
 	assert_int_equal(stub_fp_set, 2);
 	/* a second call held when it expires gives its hold back */
-	struct dialog *d2 = dialog_create((const uint8_t *)"cid2", 4, PHONE, 5060, PROXY, 5060, sb, early + full);
+	struct dialog *d2 = dialog_create((const uint8_t *)"cid2", 4, A4(PHONE), 5060, A4(PROXY), 5060, sb, early + full);
 	assert_non_null(d2);
 	dialog_expire(early + full + early / 2 + 1000);
 	assert_int_equal(sb->fp_hold, 1);
 	dialog_expire(early + full + early + 1);
-	assert_null(dialog_find((const uint8_t *)"cid2", 4, PHONE));
+	assert_null(dialog_find((const uint8_t *)"cid2", 4, A4(PHONE)));
 	assert_int_equal(sb->fp_hold, 0);
 }
 
@@ -260,11 +263,11 @@ static void test_trunk_beyond_per_phone_share(void **st)
 	char cid[32], ip[] = "192.168.1.10";
 	for (int i = 0; i < 300; i++) {
 		snprintf(cid, sizeof(cid), "trunk%d", i);
-		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY,
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), A4(PHONE), 5060, A4(PROXY),
 						 5060, sb, 0);
 		assert_non_null(d);
 		stub_reset();
-		assert_int_equal(dialog_sdp(d, SIDE_PHONE, mk(ip, 10000 + 2 * i), 0, 1, PHONE, pub, 0), 0);
+		assert_int_equal(dialog_sdp(d, SIDE_PHONE, mk(ip, 10000 + 2 * i), 0, 1, A4(PHONE), pub, 0), 0);
 		assert_int_not_equal(pub[0], 0);
 	}
 	assert_int_equal(stats[ST_pinholes], 300);
@@ -278,8 +281,7 @@ static int setup_scarce(void **st)
 	cf.max_pinholes = 100;
 	cf.max_pinholes_per_phone = 10;
 	cf.max_dialogs = 200;
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	memset(stats, 0, sizeof(stats));
 	stub_reset();
@@ -304,15 +306,15 @@ static void hairpin(int policy_any)
 		cf.pinhole_src = CONF_PINHOLE_ANY;
 	struct dialog *a = call();
 	struct binding *sb = binding_get(PHONE + 10, 5060, BIND_SIG, 0, 0);
-	struct dialog *b = dialog_create((const uint8_t *)"cid", 3, PHONE + 10, 5060, PROXY, 5060, sb, 0);
+	struct dialog *b = dialog_create((const uint8_t *)"cid", 3, A4(PHONE + 10), 5060, A4(PROXY), 5060, sb, 0);
 	assert_non_null(b);
 	assert_ptr_not_equal(a, b);
-	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	uint16_t pa = pub[0];
 	/* the provider relays A's offer to B */
-	dialog_sdp(b, SIDE_REMOTE, mk("203.0.113.1", pa), 0, 1, PROXY, pub, 0);
+	dialog_sdp(b, SIDE_REMOTE, mk("203.0.113.1", pa), 0, 1, A4(PROXY), pub, 0);
 	stub_reset();
-	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.20", 8000), 1, 1, PHONE + 10, pub, 0);
+	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.20", 8000), 1, 1, A4(PHONE + 10), pub, 0);
 	uint16_t pb = pub[0];
 	assert_int_not_equal(pa, pb);
 	snprintf(want, sizeof(want), "dnat+ 192.168.1.10:%u 192.168.1.20:8000\n", pb);
@@ -323,7 +325,7 @@ static void hairpin(int policy_any)
 	assert_null(strstr(stub_log, "dnat+ 0.0.0.0"));
 	/* B's answer reaches A: A's pinhole moves from the provider to B */
 	stub_reset();
-	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", pb), 1, 1, PROXY, pub, 0);
+	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", pb), 1, 1, A4(PROXY), pub, 0);
 	snprintf(want, sizeof(want), "dnat+ 192.168.1.20:%u 192.168.1.10:8000\n", pa);
 	assert_non_null(strstr(stub_log, want));
 	assert_int_equal(stats[ST_pinholes_hairpin], 2);
@@ -337,9 +339,9 @@ static void hairpin(int policy_any)
 	dialog_close(a, 0);
 	/* our address with a port no media binding owns: no LAN key */
 	a = call();
-	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8200), 0, 1, PHONE, pub, 0);
+	dialog_sdp(a, SIDE_PHONE, mk("192.168.1.10", 8200), 0, 1, A4(PHONE), pub, 0);
 	stub_reset();
-	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", 30000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", 30000), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 203.0.113.1:"));
 	assert_null(strstr(stub_log, "dnat+ 192.168.1."));
 	dialog_close(a, 0);
@@ -357,11 +359,11 @@ static void test_fair_share_when_scarce(void **st)
 	int opened = 0, created = 0;
 	for (int i = 0; i < 100; i++) {
 		snprintf(cid, sizeof(cid), "a%d", i);
-		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY,
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), A4(PHONE), 5060, A4(PROXY),
 						 5060, sa, 0);
 		assert_non_null(d);
 		stub_reset();
-		dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 10000 + 2 * i), 0, 1, PHONE, pub, 0);
+		dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 10000 + 2 * i), 0, 1, A4(PHONE), pub, 0);
 		opened += pub[0] != 0;
 	}
 	/* 3/4 of 100 pinholes, all to the one active phone */
@@ -369,22 +371,22 @@ static void test_fair_share_when_scarce(void **st)
 	assert_int_equal(stats[ST_refused_pinholes_share], 25);
 	assert_int_equal(stats[ST_refused_pinholes_full], 0);
 
-	struct dialog *b = dialog_create((const uint8_t *)"b0", 2, PHONE + 1, 5060, PROXY, 5060, sbb, 0);
+	struct dialog *b = dialog_create((const uint8_t *)"b0", 2, A4(PHONE + 1), 5060, A4(PROXY), 5060, sbb, 0);
 	assert_non_null(b);
-	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.11", 10000), 0, 1, PHONE + 1, pub, 0);
+	dialog_sdp(b, SIDE_PHONE, mk("192.168.1.11", 10000), 0, 1, A4(PHONE + 1), pub, 0);
 	assert_int_not_equal(pub[0], 0);
 
 	/* dialogs: phone A stops when the table is 3/4 full (150 of 200) */
 	for (int i = 100; i < 300; i++) {
 		snprintf(cid, sizeof(cid), "a%d", i);
-		if (!dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), PHONE, 5060, PROXY, 5060, sa, 0))
+		if (!dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), A4(PHONE), 5060, A4(PROXY), 5060, sa, 0))
 			break;
 		created++;
 	}
 	assert_int_equal(stats[ST_dialogs], 150);
 	assert_int_equal(stats[ST_refused_dialogs_share], 1);
 	/* ... and phone B's next call still works */
-	assert_non_null(dialog_create((const uint8_t *)"b1", 2, PHONE + 1, 5060, PROXY, 5060, sbb, 0));
+	assert_non_null(dialog_create((const uint8_t *)"b1", 2, A4(PHONE + 1), 5060, A4(PROXY), 5060, sbb, 0));
 	assert_int_equal(stats[ST_refused_dialogs_full], 0);
 	(void)created;
 }
@@ -399,7 +401,7 @@ static void test_sdp_rtcp_attributes(void **st)
 	assert_int_equal(sd.m[0].rtcp_mux, 0);
 	mka("192.168.1.10", 8000, "a=rtcp:53020 IN IP4 192.168.1.12\r\na=rtcp-mux\r\n");
 	assert_int_equal(sd.m[0].rtcp_num, 53020);
-	assert_int_equal(sd.m[0].rtcp_ip, 0xc0a8010c);
+	assert_memory_equal(&sd.m[0].rtcp_ip, A4(0xc0a8010c), 16);
 	assert_memory_equal(sdpbuf + sd.m[0].rtcp_addr.off, "192.168.1.12", 12);
 	assert_int_equal(sd.m[0].rtcp_mux, 1);
 	/* not rtcp-mux: another attribute that begins with its name */
@@ -415,7 +417,7 @@ static void test_rtcp_other_port(void **st)
 	(void)st;
 	struct dialog *d = call();
 	stub_reset();
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 8000);
 	assert_int_equal(dialog_rtcp_public(d, 0), 53020);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8000 192.168.1.10:8000\n"));
@@ -425,7 +427,7 @@ static void test_rtcp_other_port(void **st)
 	assert_int_equal(stats[ST_rtcp_ports], 1);
 	stub_reset();
 	/* the remote's answer names its own RTCP port: the key moves, both ports */
-	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp:7100\r\n"), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp:7100\r\n"), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:53020 192.168.1.10:53020\n"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:53020"));
 	stub_reset();
@@ -443,12 +445,12 @@ static void test_rtcp_address_and_refusal(void **st)
 	(void)st;
 	struct dialog *d = call();
 	stub_reset();
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:9100 IN IP4 192.168.1.12\r\n"), 0, 1, PHONE,
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:9100 IN IP4 192.168.1.12\r\n"), 0, 1, A4(PHONE),
 		   pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:9100 192.168.1.12:9100\n"));
 	assert_int_equal(dialog_rtcp_public(d, 0), 9100);
 	stub_reset();
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:999\r\n"), 0, 2, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:999\r\n"), 0, 2, A4(PHONE), pub, 0);
 	assert_int_equal(pub[0], 8000);
 	assert_int_equal(dialog_rtcp_public(d, 0), 0);
 	assert_int_equal(stats[ST_pinholes_refused], 1);
@@ -463,10 +465,10 @@ static void test_rtcp_mux(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, A4(PHONE), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.1:8001 192.168.1.10:8001\n"));
 	stub_reset();
-	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp-mux\r\n"), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mka("198.51.100.9", 7000, "a=rtcp-mux\r\n"), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
 	assert_null(strstr(stub_log, "dnat+ 198.51.100.9:8001"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.1:8001"));
@@ -476,11 +478,11 @@ static void test_rtcp_mux(void **st)
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8001"));
 
-	d = dialog_create((const uint8_t *)"cid2", 4, PHONE, 5060, PROXY, 5060,
+	d = dialog_create((const uint8_t *)"cid2", 4, A4(PHONE), 5060, A4(PROXY), 5060,
 			  binding_get(PHONE, 5060, BIND_SIG, 0, 0), 0);
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, A4(PHONE), pub, 0);
 	stub_reset();
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
 	assert_int_equal(stats[ST_rtcp_mux], 1);
 }
@@ -495,12 +497,12 @@ static void test_forked_invite(void **st)
 	struct dialog *d = call();
 	dialog_set_caller(d, SIDE_PHONE);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"", 0), 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	stub_reset();
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8000 192.168.1.10:8000\n"));
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8000 192.168.1.10:8000\n"));
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.30:8001 192.168.1.10:8001\n"));
@@ -509,13 +511,13 @@ static void test_forked_invite(void **st)
 	/* A sends again (183 retransmitted): still both */
 	stub_reset();
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	assert_null(strstr(stub_log, "dnat-"));
 	/* B answers with 200 */
 	stub_reset();
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 0);
 	dialog_confirmed(d, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.30", 7200), 1, 1, A4(PROXY), pub, 0);
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8000"));
 	assert_non_null(strstr(stub_log, "dnat- 198.51.100.9:8001"));
 	assert_non_null(strstr(stub_log, "ct- 192.168.1.10:8000 198.51.100.9:7000\n"));
@@ -541,12 +543,12 @@ static void test_forks_bounded_and_closed(void **st)
 	char tag[8], ip[20];
 	struct dialog *d = call();
 	dialog_set_caller(d, SIDE_PHONE);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	for (int i = 0; i < 6; i++) {
 		snprintf(tag, sizeof(tag), "t%d", i);
 		snprintf(ip, sizeof(ip), "198.51.100.%d", 40 + i);
 		dialog_fork(d, (const uint8_t *)tag, (uint32_t)strlen(tag));
-		dialog_sdp(d, SIDE_REMOTE, mk(ip, 7000), 1, 1, PROXY, pub, 0);
+		dialog_sdp(d, SIDE_REMOTE, mk(ip, 7000), 1, 1, A4(PROXY), pub, 0);
 	}
 	assert_int_equal(stats[ST_forks], 3);
 	assert_int_equal(stats[ST_forks_refused], 2);
@@ -565,9 +567,9 @@ static void test_inbound_call_no_forks(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 0, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 0, 1, A4(PROXY), pub, 0);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"x", 1), 0);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 1, 1, A4(PHONE), pub, 0);
 	dialog_confirmed(d, 0);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"y", 1), 0);
 	assert_int_equal(stats[ST_forks], 0);
@@ -580,8 +582,8 @@ static void test_state_keeps_rtcp_layout(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, PHONE, pub, 0);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -613,9 +615,9 @@ static void test_state_keeps_fork_winner(void **st)
 	(void)st;
 	struct dialog *d = call();
 	dialog_set_caller(d, SIDE_PHONE);
-	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, PHONE, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk("192.168.1.10", 8000), 0, 1, A4(PHONE), pub, 0);
 	dialog_fork(d, (const uint8_t *)"forkA", 5);
-	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, PROXY, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	dialog_confirmed(d, 0);
 	char *text = NULL;
 	size_t len = 0;
@@ -631,13 +633,60 @@ static void test_state_keeps_fork_winner(void **st)
 	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
 		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
 	free(text);
-	d = dialog_find((const uint8_t *)"cid", 3, PHONE);
+	d = dialog_find((const uint8_t *)"cid", 3, A4(PHONE));
 	assert_non_null(d);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 1);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 1);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkA", 5), 0);
 	siphash_table_key = was;
+}
+
+/* A routed IPv6 call survives a restart: the state file carries the
+ * dialog's IPv6 key and its conntrack pinholes, which the BYE then deletes
+ * (a forgotten entry would stay open while media flows). */
+static void test_state_keeps_routed_v6(void **st)
+{
+	(void)st;
+	struct addr ph, px;
+	static char b6[512];
+	assert_true(addr_parse_str("2001:db8:77::10", &ph));
+	assert_true(addr_parse_str("2001:db8:113::10", &px));
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	struct dialog *d = dialog_create((const uint8_t *)"v6cid", 5, &ph, 5060, &px, 5060, NULL, 0);
+	assert_non_null(d);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:77::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	dialog_sdp(d, SIDE_PHONE, &sd, 0, 1, &ph, pub, 0);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	dialog_sdp(d, SIDE_REMOTE, &sd, 1, 1, &px, pub, 0);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n"));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dialog_save(f, 0);
+	fclose(f);
+	assert_non_null(strstr(text, " 2001:db8:77::10 5060 2001:db8:113::10 5060 "));
+	teardown(NULL);
+	setup(NULL);
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	stub_reset();
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(dialog_restore_line(ln, 0), 0);
+	free(text);
+	assert_string_equal(stub_log, ""); /* restored, not created again */
+	d = dialog_find((const uint8_t *)"v6cid", 5, &ph);
+	assert_non_null(d);
+	assert_int_equal(stats[ST_pinholes], 1);
+	dialog_close(d, 0);
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7000 [2001:db8:77::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ct- [2001:db8:113::20]:7001 [2001:db8:77::10]:16801\n"));
+	assert_int_equal(stats[ST_pinholes], 0);
 }
 
 int main(void)
@@ -655,6 +704,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trunk_beyond_per_phone_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
 		cmocka_unit_test_setup_teardown(test_sdp_rtcp_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_keeps_routed_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_other_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_address_and_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_mux, setup, teardown),

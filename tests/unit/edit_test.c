@@ -26,13 +26,31 @@ static void test_fmt_ipv4(void **st)
 {
 	const uint32_t v[] = { 0, 0xffffffffu, 0xcb007101u, 0xc0a84d0au, 0x0a000001u, 0x01020304u };
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		char want[16], got[16];
+		char want[16], got[ADDR_STRLEN];
 		memset(got, 'x', sizeof(got));
 		int n = snprintf(want, sizeof(want), "%u.%u.%u.%u", v[i] >> 24, (v[i] >> 16) & 255,
 				 (v[i] >> 8) & 255, v[i] & 255);
-		assert_int_equal(edit_fmt_ipv4(got, v[i]), n);
+		struct addr a = addr_v4(v[i]);
+		/* IPv4 has no brackets, in a URI or not */
+		assert_int_equal(edit_fmt_addr(got, &a, 1), n);
+		assert_string_equal(got, want);
+		assert_int_equal(edit_fmt_addr(got, &a, 0), n);
 		assert_string_equal(got, want);
 	}
+}
+
+/* IPv6: bracketed in URIs and Via (RFC 5118), bare in SDP c=/o= (RFC 4566) */
+static void test_fmt_ipv6(void **st)
+{
+	char got[ADDR_STRLEN];
+	struct addr a;
+
+	(void)st;
+	assert_true(addr_parse_str("2001:DB8:77:0:0:0:0:10", &a));
+	assert_int_equal(edit_fmt_addr(got, &a, 1), 17);
+	assert_string_equal(got, "[2001:db8:77::10]");
+	assert_int_equal(edit_fmt_addr(got, &a, 0), 15);
+	assert_string_equal(got, "2001:db8:77::10");
 }
 
 static void test_hostport_and_num(void **st)
@@ -61,6 +79,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt_u32),
 		cmocka_unit_test(test_fmt_ipv4),
+		cmocka_unit_test(test_fmt_ipv6),
 		cmocka_unit_test(test_hostport_and_num),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,15 +165,24 @@ static void test_other_writers(void **st)
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
 
-	json_ip(m, 0xc0a8010a, 1);
+	json_ip4(m, 0xc0a8010a, 1);
 	fputc(' ', m);
-	json_ip(m, 0, 1);
+	json_ip4(m, 0, 1);
 	fputc(' ', m);
-	json_ipport(m, 0xcb007101, 5060);
+	json_ipport4(m, 0xcb007101, 5060);
+	fputc(' ', m);
+	struct addr a6, none = { { 0 } };
+	assert_true(addr_parse_str("2001:db8:77::10", &a6));
+	json_ip(m, &a6, 1);
+	fputc(' ', m);
+	json_ip(m, &none, 1);
+	fputc(' ', m);
+	json_ipport(m, &a6, 16800);
 	fputc(' ', m);
 	json_cstr(m, "a\"b\\c\n");
 	fclose(m);
-	assert_string_equal(buf, "\"192.168.1.10\" null \"203.0.113.1:5060\" \"a\\\"b\\\\c\\u000a\"");
+	assert_string_equal(buf, "\"192.168.1.10\" null \"203.0.113.1:5060\" \"2001:db8:77::10\" null "
+				 "\"[2001:db8:77::10]:16800\" \"a\\\"b\\\\c\\u000a\"");
 	free(buf);
 }
 

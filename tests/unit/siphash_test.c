@@ -17,6 +17,10 @@
 #include "stats.h"
 #include "stubs.h"
 
+/* A host-order IPv4 address as the struct addr the dialog table takes. */
+#define A4(ip) (&(const struct addr){ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, (uint8_t)((ip) >> 24), \
+					(uint8_t)((ip) >> 16), (uint8_t)((ip) >> 8), (uint8_t)(ip) } })
+
 #define PUB 0xcb007101
 #define PHONE 0xc0a8010a
 #define PROXY 0xc6336401
@@ -56,8 +60,7 @@ static void test_colliding_callids_spread(void **st)
 	(void)st;
 	struct conf cf;
 	conf_defaults(&cf);
-	cf.lan[0].addr = 0xc0a80100;
-	cf.lan[0].mask = 0xffffff00;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
 	cf.n_lan = 1;
 	cf.max_dialogs = 1024; /* 400 dialogs stay under 3/4: no fair share in the way */
 	memset(stats, 0, sizeof(stats));
@@ -81,8 +84,8 @@ static void test_colliding_callids_spread(void **st)
 	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
 	assert_non_null(sb);
 	for (int i = 0; i < NCOLL; i++)
-		assert_non_null(dialog_create((const uint8_t *)cids[i], (uint32_t)strlen(cids[i]), PHONE, 5060,
-					      PROXY, 5060, sb, 0));
+		assert_non_null(dialog_create((const uint8_t *)cids[i], (uint32_t)strlen(cids[i]), A4(PHONE), 5060,
+					      A4(PROXY), 5060, sb, 0));
 	/* Old hash: one chain of NCOLL. Keyed: NCOLL over nb >= 2048 buckets; a
 	 * uniform hash's longest chain is about 4 here, 12 is far out. */
 	uint32_t longest = dialog_hash_longest_chain(NULL);
@@ -95,7 +98,7 @@ static void test_colliding_callids_spread(void **st)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int r = 0; r < 100; r++)
 		for (int i = 0; i < NCOLL; i++)
-			assert_non_null(dialog_find((const uint8_t *)cids[i], (uint32_t)strlen(cids[i]), PHONE));
+			assert_non_null(dialog_find((const uint8_t *)cids[i], (uint32_t)strlen(cids[i]), A4(PHONE)));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("# lookup of a colliding Call-ID: %.0f ns\n",
 	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / (100.0 * NCOLL));

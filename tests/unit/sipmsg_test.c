@@ -12,6 +12,13 @@
 #include "sdp.h"
 #include "sipmsg.h"
 
+/* The IPv4 address of an SDP field (it must be one). */
+static uint32_t V4(struct addr a)
+{
+	assert_true(addr_is_v4(&a));
+	return addr_get_v4(&a);
+}
+
 static struct sip_msg m;
 
 static int parse(const char *s) { return sip_parse(&m, (const uint8_t *)s, (uint32_t)strlen(s)); }
@@ -167,8 +174,68 @@ static void test_sdp_c_beyond_max_media(void **st)
 	assert_int_equal(s.nmedia, SDP_MAX_MEDIA);
 	assert_int_equal(s.nmedia_total, SDP_MAX_MEDIA + 2);
 	assert_true(span_is(b, s.c_addr, "10.0.0.1"));
-	assert_int_equal(s.c_ip, 0x0a000001);
-	assert_int_equal(s.m[SDP_MAX_MEDIA - 1].ip, 0x0a00010f);
+	assert_int_equal(V4(s.c_ip), 0x0a000001);
+	assert_int_equal(V4(s.m[SDP_MAX_MEDIA - 1].ip), 0x0a00010f);
+}
+
+/* IN IP6 (issue 13): parsed into struct addr, per line, so a mixed SDP
+ * has an IPv4 and an IPv6 stream; what is not an IP literal of the type the
+ * line names is reported (non_ip) and has no address. */
+static void test_sdp_ipv6(void **st)
+{
+	(void)st;
+	struct sdp s;
+	struct addr a;
+	const char *v6 = "v=0\r\no=- 1 1 IN IP6 2001:db8:77::10\r\ns=-\r\nc=IN IP6 2001:DB8:77::10\r\nt=0 0\r\n"
+		"m=audio 16800 RTP/AVP 0\r\na=rtcp:16901 IN IP6 2001:db8:77::11\r\n"
+		"m=video 4000 RTP/AVP 31\r\nc=IN IP4 192.168.1.10\r\n";
+	assert_int_equal(sdp_parse(&s, (const uint8_t *)v6, (struct span){ 0, (uint32_t)strlen(v6) }), SDP_OK);
+	assert_true(addr_parse_str("2001:db8:77::10", &a));
+	assert_true(span_is(v6, s.c_addr, "2001:DB8:77::10"));
+	assert_true(addr_eq(&s.c_ip, &a));
+	assert_true(addr_eq(&s.o_ip, &a));
+	assert_true(addr_eq(&s.m[0].ip, &a));
+	assert_true(addr_parse_str("2001:db8:77::11", &a));
+	assert_true(addr_eq(&s.m[0].rtcp_ip, &a));
+	assert_int_equal(s.m[0].rtcp_num, 16901);
+	assert_int_equal(V4(s.m[1].ip), 0xc0a8010a);
+	assert_int_equal(s.non_ip, 0);
+	/* the type must match the literal; no brackets in SDP (RFC 4566 9) */
+	const char *bad[] = {
+		"v=0\r\nc=IN IP4 2001:db8::1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+		"v=0\r\nc=IN IP6 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+		"v=0\r\nc=IN IP6 [2001:db8::1]\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+		"v=0\r\nc=IN IP6 ::ffff:10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+		"v=0\r\nc=IN IP6 host.example\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		assert_int_equal(sdp_parse(&s, (const uint8_t *)bad[k], (struct span){ 0, (uint32_t)strlen(bad[k]) }),
+				 SDP_OK);
+		assert_int_equal(s.non_ip, 1);
+		assert_int_equal(s.c_addr.len, 0);
+		assert_true(addr_is_any(&s.m[0].ip));
+	}
+}
+
+/* RFC 5118: addresses in Via, URIs and received= as the scanner reads them */
+static void test_addr_parse_rfc5118(void **st)
+{
+	(void)st;
+	struct addr a, b;
+	const char *t = "[2001:db8::9:1]2001:db8::9:1[2001:db8::9:1]:5060::ffff:192.0.2.1[2001:db8:::1]";
+	assert_true(sip_addr_parse((const uint8_t *)t, (struct span){ 0, 15 }, &a));
+	assert_true(sip_addr_parse((const uint8_t *)t, (struct span){ 15, 13 }, &b));
+	assert_true(addr_eq(&a, &b));
+	assert_false(addr_is_v4(&a));
+	/* a host:port is not an address ("[2001:db8::9:1:5060]" would be one:
+	 * RFC 5118 4.9, the reason for brackets) */
+	assert_false(sip_addr_parse((const uint8_t *)t, (struct span){ 28, 20 }, &a));
+	/* RFC 5118 4.1: the v4-mapped form is the IPv4 address it maps */
+	assert_true(sip_addr_parse((const uint8_t *)t, (struct span){ 48, 16 }, &a));
+	assert_true(addr_is_v4(&a));
+	assert_int_equal(addr_get_v4(&a), 0xc0000201);
+	/* RFC 5118 4.10: three colons */
+	assert_false(sip_addr_parse((const uint8_t *)t, (struct span){ 64, 14 }, &a));
 }
 
 /* Found by the libosip2 differential fuzz target: a bare CR ends an SDP
@@ -189,7 +256,7 @@ static void test_sdp_bare_cr_two_c(void **st)
 	const char *ok = "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.2\r\n"
 		"m=video 4002 RTP/AVP 31\r\nc=IN IP4 10.0.0.3\r\n";
 	assert_int_equal(sdp_parse(&s, (const uint8_t *)ok, (struct span){ 0, (uint32_t)strlen(ok) }), SDP_OK);
-	assert_int_equal(s.m[1].ip, 0x0a000003);
+	assert_int_equal(V4(s.m[1].ip), 0x0a000003);
 }
 
 /* Found by the libosip2 differential fuzz target: a parameter name must be
@@ -265,8 +332,8 @@ static void test_sdp(void **st)
 	assert_true(span_is(b, s.m[0].rtcp_addr, "10.0.0.9"));
 	assert_int_equal(s.m[1].port_num, 0);
 	assert_true(span_is(b, s.m[2].port, "5004"));
-	assert_int_equal(s.m[2].ip, 0x0a000002);
-	assert_int_equal(s.m[0].ip, 0x0a000001);
+	assert_int_equal(V4(s.m[2].ip), 0x0a000002);
+	assert_int_equal(V4(s.m[0].ip), 0x0a000001);
 
 	const char *bad = "v=0\r\nc=IN IP4\r\n";
 	assert_int_equal(sdp_parse(&s, (const uint8_t *)bad, (struct span){ 0, (uint32_t)strlen(bad) }), SDP_E_CONN);
@@ -310,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_uri_user_semicolon_question),
 		cmocka_unit_test(test_sdp_c_beyond_max_media),
 		cmocka_unit_test(test_sdp_bare_cr_two_c),
+		cmocka_unit_test(test_sdp_ipv6),
+		cmocka_unit_test(test_addr_parse_rfc5118),
 		cmocka_unit_test(test_param_name_then_junk),
 		cmocka_unit_test(test_host_charset),
 		cmocka_unit_test(test_refusals),

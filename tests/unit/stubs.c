@@ -18,6 +18,23 @@ static void ip(char *s, uint32_t a)
 	sprintf(s, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 
+static void rec_s(const char *fmt, const char *sa, uint16_t ap, const char *sb, uint16_t bp)
+{
+	int n = snprintf(stub_log + stub_len, sizeof(stub_log) - stub_len, fmt, sa, ap, sb, bp);
+	if (n > 0 && stub_len + (size_t)n < sizeof(stub_log))
+		stub_len += (size_t)n;
+}
+
+/* struct addr: IPv4 dotted as before, IPv6 in brackets */
+static void rec_a(const char *fmt, struct addr a, uint16_t ap, struct addr b, uint16_t bp)
+{
+	char sa[ADDR_STRLEN], sb[ADDR_STRLEN];
+
+	addr_fmt(sa, &a, 1);
+	addr_fmt(sb, &b, 1);
+	rec_s(fmt, sa, ap, sb, bp);
+}
+
 static void rec(const char *fmt, uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
 {
 	char sa[16], sb[16];
@@ -47,19 +64,27 @@ void nftmap_dump(FILE *f) { (void)f; }
 
 int ct_open(void) { return 0; }
 void ct_close(void) {}
-int ct_lookup_snat(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
-		   uint32_t *pub_ip, uint16_t *pub_port)
+int ct_lookup_snat(struct addr src, uint16_t sport, struct addr dst, uint16_t dport,
+		   struct addr *pub_ip, uint16_t *pub_port)
 {
 	(void)src; (void)sport; (void)dst; (void)dport;
 	if (!stub_ct_snat_found)
 		return 0;
-	*pub_ip = stub_ct_pub_ip;
+	*pub_ip = addr_v4(stub_ct_pub_ip);
 	*pub_port = stub_ct_pub_port;
 	return 1;
 }
-void ct_del_udp(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("ct- %s:%u %s:%u\n", a, ap, b, bp); }
-void ct_del_port(uint32_t a, uint16_t ap, int to_dst) { rec(to_dst ? "ctscan-dst %s:%u%.0s%.0u\n" : "ctscan-src %s:%u%.0s%.0u\n", a, ap, 0, 0); }
-void ct_del_addr(uint32_t a) { rec("ctaddr %s:%u%.0s%.0u\n", a, 0, 0, 0); }
+void ct_del_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp) { rec_a("ct- %s:%u %s:%u\n", a, ap, b, bp); }
+void ct_del_port(struct addr a, uint16_t ap, int to_dst) { rec_a(to_dst ? "ctscan-dst %s:%u%.0s%.0u\n" : "ctscan-src %s:%u%.0s%.0u\n", a, ap, a, 0); }
+void ct_del_addr(struct addr a) { rec_a("ctaddr %s:%u%.0s%.0u\n", a, 0, a, 0); }
+void ct_create_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp, uint32_t timeout_s)
+{
+	char t[24];
+
+	rec_a("ct+ %s:%u %s:%u", a, ap, b, bp);
+	snprintf(t, sizeof(t), " %us\n", timeout_s);
+	rec_s("%s%.0u%.0s%.0u", t, 0, "", 0);
+}
 int ct_commit(void) { return 0; }
 void ct_mark_urgent(void) {}
 int ct_urgent(void) { return 0; }

@@ -48,6 +48,37 @@ static inline uint32_t tp_udp4(uint8_t *pkt, uint32_t src, uint16_t sp, uint32_t
 	return tot;
 }
 
+/* pkt = IPv6 (no extension headers) + UDP (checksum filled in: it is
+ * mandatory over IPv6, RFC 8200 8.1) + m[0..n). Returns the length. */
+static inline uint32_t tp_udp6(uint8_t *pkt, const uint8_t src[16], uint16_t sp, const uint8_t dst[16],
+			       uint16_t dp, const void *m, uint32_t n)
+{
+	uint32_t ulen = 8 + n, s = 0;
+
+	memset(pkt, 0, 48);
+	pkt[0] = 0x60;
+	pkt[4] = (uint8_t)(ulen >> 8);
+	pkt[5] = (uint8_t)ulen;
+	pkt[6] = 17;
+	pkt[7] = 64;
+	memcpy(pkt + 8, src, 16);
+	memcpy(pkt + 24, dst, 16);
+	pkt[40] = (uint8_t)(sp >> 8);
+	pkt[41] = (uint8_t)sp;
+	pkt[42] = (uint8_t)(dp >> 8);
+	pkt[43] = (uint8_t)dp;
+	pkt[44] = (uint8_t)(ulen >> 8);
+	pkt[45] = (uint8_t)ulen;
+	memcpy(pkt + 48, m, n);
+	for (int i = 0; i < 32; i += 2)
+		s += (uint32_t)(pkt[8 + i] << 8 | pkt[9 + i]);
+	uint16_t c = tp_csum(pkt + 40, ulen, s + ulen + 17);
+	c = c ? c : 0xffff;
+	pkt[46] = (uint8_t)(c >> 8);
+	pkt[47] = (uint8_t)c;
+	return 40 + ulen;
+}
+
 /* Offset of the first dotted quad at or after `from` inside net/mask, or -1. */
 static inline int64_t tp_find_lan(const uint8_t *b, uint32_t n, uint32_t from, uint32_t net, uint32_t mask)
 {
