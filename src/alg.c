@@ -139,7 +139,7 @@ static struct sdp sdpv;
  * to, and whether it came from outside lan.networks. Set by the policy,
  * read by alg_packet() after it. */
 static struct dialog *cur_dlg;
-static int cur_not_lan, cur_parse_ok;
+static int cur_not_lan, cur_parse_ok, cur_outbound;
 
 /* The IPv4 NAT below holds addresses as host-order uint32_t (binding,
  * nftmap, the bpf fast path are v4-only: docs/ipv6.md); this is where the
@@ -926,7 +926,7 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 /* ---- the one entry point ------------------------------------------- */
 
 static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
-				   uint32_t *out_len, uint64_t now)
+				   uint32_t *out_len, uint64_t now, enum alg_dir dir)
 {
 	struct pkt_udp u;
 	int outbound;
@@ -938,20 +938,27 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	}
 	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
 		return ALG_ACCEPT;
-	if (conf_is_lan(cf, &u.saddr) && !conf_is_lan(cf, &u.daddr))
+	int lan_s = conf_is_lan(cf, &u.saddr), lan_d = conf_is_lan(cf, &u.daddr);
+	if (!addr_is_v4(&u.saddr) && !conf_has_lan_v6(cf) && dir != ALG_DIR_UNKNOWN) {
+		/* routed IPv6, no prefix configured: the side away from the WAN */
+		lan_s = dir == ALG_DIR_OUT;
+		lan_d = dir == ALG_DIR_IN;
+	}
+	if (lan_s && !lan_d)
 		outbound = 1;
-	else if (conf_is_lan(cf, &u.daddr) && !conf_is_lan(cf, &u.saddr))
+	else if (lan_d && !lan_s)
 		outbound = 0;
 	else {
 		/* not between the LAN and the WAN: not ours. Neither end on the
 		 * LAN: most likely a phone outside lan.networks (the diversion
 		 * queues all SIP through the WAN interface). */
-		if (!conf_is_lan(cf, &u.saddr) && !conf_is_lan(cf, &u.daddr)) {
+		if (!lan_s && !lan_d) {
 			STAT_INC(not_lan);
 			cur_not_lan = 1;
 		}
 		return ALG_ACCEPT;
 	}
+	cur_outbound = outbound;
 	if (outbound)
 		STAT_INC(pkts_out_lan);
 	else
@@ -1090,6 +1097,12 @@ static const struct { enum stat_id id; const char *why; } reasons[] = {
 enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 			    uint32_t *out_len, uint64_t now)
 {
+	return alg_packet_dir(ip, len, out, cap, out_len, now, ALG_DIR_UNKNOWN);
+}
+
+enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				uint32_t *out_len, uint64_t now, enum alg_dir dir)
+{
 	uint64_t before[N_REASONS];
 	const char *why = NULL;
 	struct pkt_udp u;
@@ -1099,7 +1112,8 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	cur_dlg = NULL;
 	cur_not_lan = 0;
 	cur_parse_ok = 0;
-	enum alg_verdict v = alg_policy(ip, len, out, cap, out_len, now);
+	cur_outbound = 0;
+	enum alg_verdict v = alg_policy(ip, len, out, cap, out_len, now, dir);
 	for (size_t i = 0; i < N_REASONS && !why; i++)
 		if (stats[reasons[i].id] != before[i])
 			why = reasons[i].why;
@@ -1134,7 +1148,7 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 	struct calllog_msg cm = {
 		.payload = u.payload, .len = u.plen, .line_len = 0,
 		.ed = cur_dlg && would_rewrite ? &ed : NULL,
-		.outbound = (uint8_t)conf_is_lan(cf, &u.saddr), .dropped = would == ALG_DROP,
+		.outbound = (uint8_t)cur_outbound, .dropped = would == ALG_DROP,
 		.observe = (uint8_t)cf->observe, .reason = why,
 		.src = u.saddr, .dst = u.daddr, .sport = u.sport, .dport = u.dport,
 	};

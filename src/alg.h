@@ -35,10 +35,19 @@ void alg_fini(void);
 void alg_set_public(uint32_t public_ip, uint64_t now_ms);
 uint32_t alg_public(void);
 
-/* Handle one IPv4 datagram. When it is rewritten, the new datagram is in
- * out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */
+/* Handle one datagram (IPv4 or IPv6). When it is rewritten, the new
+ * datagram is in out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */
 enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 			    uint32_t *out_len, uint64_t now_ms);
+
+/* Which way the datagram crosses the WAN interface, from the queue's
+ * in/out interfaces. IPv4 and IPv6 with an IPv6 prefix in lan.networks
+ * ignore it: their LAN side is lan.networks. Routed IPv6 with no IPv6
+ * prefix configured takes the LAN side from it: a delegated prefix is the
+ * provider's to change, so the shipped config cannot name it. */
+enum alg_dir { ALG_DIR_UNKNOWN = 0, ALG_DIR_OUT, ALG_DIR_IN };
+enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				uint32_t *out_len, uint64_t now_ms, enum alg_dir dir);
 
 /* After each read from the queue: `n` messages of at most `max`. Tells
  * the policy whether the daemon is falling behind (every read full for

@@ -1242,6 +1242,14 @@ int conf_is_lan(const struct conf *c, const struct addr *a)
 	return 0;
 }
 
+int conf_has_lan_v6(const struct conf *c)
+{
+	for (int i = 0; i < c->n_lan && i < CONF_MAX_LAN; i++)
+		if (!addr_is_v4(&c->lan[i].net))
+			return 1;
+	return 0;
+}
+
 int conf_is_sip_port(const struct conf *c, uint16_t port)
 {
 	for (int i = 0; i < c->n_sip_ports && i < CONF_MAX_PORTS; i++)

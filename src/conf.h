@@ -108,6 +108,9 @@ int conf_parse_buffer(const char *name, const char *buf, size_t len,
 
 /* Is `a` inside one of the LAN networks (of its family)? */
 int conf_is_lan(const struct conf *c, const struct addr *a);
+/* Does lan.networks name an IPv6 prefix? Without one, routed IPv6 takes
+ * its LAN side from the interface the datagram crosses (alg_packet_dir). */
+int conf_has_lan_v6(const struct conf *c);
 /* The same for the v4-only NAT modules (binding, nftmap, fast path, TCP
  * relay), which still hold IPv4 as a host-order uint32_t (docs/ipv6.md). */
 static inline int conf_is_lan_v4(const struct conf *c, uint32_t ip)

@@ -983,11 +983,20 @@ static void routed_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s
 			if (d->rs[k].used && d->rs[k].mindex == i)
 				r = &d->rs[k];
 		int ok = m->port_num && !addr_is_v4(&m->ip) && !addr_is_any(&m->ip);
+		/* With no IPv6 prefix in lan.networks the LAN side is known only
+		 * as the dialog's phone (alg_packet_dir): its own address, then,
+		 * whatever media.allow_other_lan_hosts says. A dual-stack phone
+		 * signalling over IPv4 offers an IPv6 address that cannot be
+		 * compared with its sender: inside the configured prefix is all
+		 * that can be asked of it. */
+		int by_prefix = conf_has_lan_v6(cf);
+		int on_lan = by_prefix ? conf_is_lan(cf, &m->ip) : addr_eq(&m->ip, &d->phone_ip);
+		int other_family = addr_is_v4(&d->phone_ip);
 		if (ok && side == SIDE_PHONE)
-			ok = m->port_num >= 1024 && m->port_num < 65535 && conf_is_lan(cf, &m->ip) &&
-			     (addr_eq(&m->ip, &d->phone_ip) || cf->media_other_hosts);
+			ok = m->port_num >= 1024 && m->port_num < 65535 && on_lan &&
+			     (addr_eq(&m->ip, &d->phone_ip) || (by_prefix && (other_family || cf->media_other_hosts)));
 		else if (ok)
-			ok = !conf_is_lan(cf, &m->ip);
+			ok = !on_lan;
 		if (!ok) {
 			if (r && m->port_num && side == SIDE_PHONE)
 				STAT_INC(pinholes_refused);

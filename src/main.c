@@ -366,7 +366,12 @@ static void handle_burst(void)
 		for (int i = 0; i < n; i++) {
 			uint32_t olen = 0;
 			uint8_t *out = outbuf + off;
-			enum alg_verdict v = alg_packet(pkts[i].data, pkts[i].len, out, OUT_CAP, &olen, now);
+			/* the diversion queues only what crosses the WAN interface */
+			int wi = wan_ifindex();
+			enum alg_dir dir = !wi ? ALG_DIR_UNKNOWN
+					   : pkts[i].outdev == (uint32_t)wi ? ALG_DIR_OUT
+					   : pkts[i].indev == (uint32_t)wi ? ALG_DIR_IN : ALG_DIR_UNKNOWN;
+			enum alg_verdict v = alg_packet_dir(pkts[i].data, pkts[i].len, out, OUT_CAP, &olen, now, dir);
 			if (v == ALG_DROP)
 				STAT_INC(pkts_dropped);
 			else if (!olen)

@@ -38,6 +38,7 @@ static char wan_if[IFNAMSIZ];
 static uint32_t explicit_ip;   /* wan.public_address, 0 = follow the interface */
 static uint32_t cur_ip;        /* the public address now */
 static int started;
+static int cur_ifindex; /* of wan_if at the last scan, 0 if absent */
 static uint64_t last_scan;
 static char rx[32 * 1024] __attribute__((aligned(8)));
 
@@ -193,6 +194,7 @@ static void wan_sync(uint64_t now)
 	last_scan = now;
 	if (wan_scan(&sc) < 0)
 		return;
+	cur_ifindex = sc.ifindex;
 	dialog_set_local(sc.local, sc.nlocal);
 	if (explicit_ip)
 		wan_apply(explicit_ip, now);
@@ -312,6 +314,11 @@ int wan_reconfigure(const struct conf *c, uint64_t now)
 uint32_t wan_public(void)
 {
 	return cur_ip;
+}
+
+int wan_ifindex(void)
+{
+	return cur_ifindex;
 }
 
 void wan_close(void)

@@ -30,6 +30,9 @@ void wan_event(uint64_t now);
 int wan_reconfigure(const struct conf *c, uint64_t now);
 /* The public address now, 0 while there is none. */
 uint32_t wan_public(void);
+/* wan.interface's ifindex at the last scan (events and the slow re-check
+ * rescan, so a re-created pppoe-wan is found), 0 while it does not exist. */
+int wan_ifindex(void);
 void wan_close(void);
 
 #endif

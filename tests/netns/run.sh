@@ -11,6 +11,8 @@
 #                                           # whose ip6 policy is its own business)
 #   LAB_V6_HAND_PINHOLE=1 ...               # the v6 flows create the media conntrack entry by hand
 #                                           # (what a correct ALG does): checks the flows themselves
+#   LAB_V6_PREFIX=0 FLOWS="v6_call ..." ... # lan.networks without the IPv6 prefix, as shipped:
+#                                           # routed IPv6 takes its LAN side from the WAN interface
 #
 # Builds three namespaces salg-{lan,rtr,wan}-ID (see lib.sh), starts the router mode,
 # runs flows.py, and deletes everything on exit (also on failure and ^C).
@@ -34,6 +36,11 @@ if [ -n "${LAB_ROUTER_RULESET:-}" ]; then V6=${V6:-0}; else V6=${V6:-1}; fi
 [ "$V6" = 1 ] && export LAB_V6=1
 lab_init
 trap lab_cleanup EXIT
+if [ "${LAB_V6_PREFIX:-1}" = 0 ]; then
+	sed 's|, 2001:db8:77::/64\]|]|' "${LAB_CONF_TEMPLATE:-$HERE/lab.yaml}" >"$LAB_TMP/lab-noprefix.yaml"
+	grep -q "^lan:.*2001:db8" "$LAB_TMP/lab-noprefix.yaml" && { echo "lab.yaml changed: cannot drop its IPv6 prefix" >&2; exit 1; }
+	export LAB_CONF_TEMPLATE=$LAB_TMP/lab-noprefix.yaml
+fi
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
 
 echo "# sipalgd netns lab: ALG=$ALG id=$LAB_ID tmp=$LAB_TMP"
