@@ -94,7 +94,11 @@
 	X(fastpath_pass_unsure, C, "fast path: the program could not be sure of the result") \
 	X(fastpath_pass_no_binding, C, "fast path: no binding for the address it would map") \
 	X(fastpath_errors, C, "fast path: a kernel helper failed after the packet was changed, dropped") \
-	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)")
+	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)") \
+	X(guard_attached, G, "1 while the WAN egress guard is attached (queue.guard)") \
+	X(guard_dropped, C, "forwarded SIP datagrams without the diversion's mark dropped at the WAN egress (a firewall reload's leak stopped)") \
+	X(guard_passed, C, "forwarded SIP datagrams with the diversion's or the fast path's mark let out by the guard") \
+	X(guard_local, C, "SIP datagrams the router itself sent, never dropped by the guard")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,
