@@ -122,6 +122,28 @@ PYEOF
 	else
 		nok "guard: router's own SIP: $got of 3 arrived, guard_local ${c0:-?} -> ${c1:-?}"
 	fi
+	# The WAN re-created (pppoe-wan after a reconnect): the guard follows it within ticks.
+	ip -n "$NS_RTR" link del wan
+	ip -n "$NS_RTR" link add wan type veth peer name eth0 netns "$NS_WAN"
+	ip -n "$NS_RTR" addr add 203.0.113.1/24 dev wan
+	ip -n "$NS_RTR" link set wan up
+	for a in 10 20 30; do ip -n "$NS_WAN" addr add 203.0.113.$a/24 dev eth0; done
+	ip -n "$NS_WAN" link set eth0 up
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.conf.wan.rp_filter=0
+	lab_nsx "$NS_WAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+	i=0 link2=""
+	while [ $i -lt 20 ]; do   # bounded: 2 s
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		link2=$(printf '%s\n' "$st" | sed -n 's/^guard: wan egress (tcx link \([0-9]*\)).*/\1/p')
+		[ -n "$link2" ] && [ "$link2" != "$link" ] && break
+		sleep 0.1; i=$((i + 1))
+	done
+	if [ -n "$link2" ] && [ "$link2" != "$link" ] && bpftool link show id "$link2" >/dev/null 2>&1; then
+		ok "guard: the WAN re-created, attached again (tcx link $link -> $link2) within $((i * 100 + 100)) ms"
+		link=$link2
+	else
+		nok "guard: not attached again after the WAN was re-created: $(printf '%s' "$st" | grep guard)"
+	fi
 	kill -KILL "$LAB_DAEMON_PID"
 	wait "$LAB_DAEMON_PID" 2>/dev/null
 	left=""
