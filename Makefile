@@ -79,8 +79,18 @@ $(B)/sipfast.skel.h: $(B)/sipfast.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)$(BPFTOOL) gen skeleton $< name sipfast > $@.tmp && mv $@.tmp $@
 
+# The WAN egress guard (src/guard.c): built and skipped with the fast path.
+$(B)/sipguard.bpf.o: bpf/sipguard.bpf.c bpf/sipguard.h | $(B)
+	@echo "  BPF     $@"
+	$(Q)$(BPF_CLANG) -O2 -g -target bpf -I/usr/include/$(shell gcc -dumpmachine) -c -o $@ $<
+
+$(B)/sipguard.skel.h: $(B)/sipguard.bpf.o
+	@echo "  SKEL    $@"
+	$(Q)$(BPFTOOL) gen skeleton $< name sipguard > $@.tmp && mv $@.tmp $@
+
 ifeq ($(FASTPATH),1)
 $(B)/fastpath.o: $(B)/sipfast.skel.h
+$(B)/guard.o: $(B)/sipguard.skel.h
 endif
 
 # -V prints the version: rebuild what shows it when VERSION changes.

@@ -9,6 +9,10 @@
 #   FASTPATH_MARK (default 0x10000000, queue.fastpath_mark_bit 28): packets
 #   the fast path rewrote carry it and skip the queue; FASTPATH_MARK= (empty)
 #   when sipalgd runs with queue.fastpath: off (docs/fastpath.md).
+#   GUARD_MARK (default 0x20000000, queue.guard_mark_bit 29): set on every
+#   packet sent to the queue (a MARK rule before each NFQUEUE rule); the
+#   WAN egress guard drops forwarded SIP without it. GUARD_MARK= (empty)
+#   when sipalgd runs with queue.guard: off or is built with FASTPATH=0.
 # add is idempotent (removes a stale copy first); del removes only our jump
 # and our chain. No queue bypass option on purpose: with no sipalgd on the queue,
 # SIP is dropped instead of leaving the router unrewritten (fail closed).
@@ -17,6 +21,7 @@ set -u
 CHAIN=${CHAIN:-SIPALGD}
 QUEUE_NUM=${QUEUE_NUM:-0}
 FASTPATH_MARK=${FASTPATH_MARK-0x10000000}
+GUARD_MARK=${GUARD_MARK-0x20000000}
 SIP_PORTS=$(echo "${SIP_PORTS:-5060}" | tr ',' ' ')
 IPTABLES=${IPTABLES:-iptables}
 case "$IPTABLES" in iptables|ip6tables) ;; *) echo "divert-iptables.sh: IPTABLES must be iptables or ip6tables" >&2; exit 2;; esac
@@ -30,6 +35,8 @@ check() {
 	case "$QUEUE_NUM" in *[!0-9]*|"") die "bad QUEUE_NUM '$QUEUE_NUM'";; esac
 	case "$FASTPATH_MARK" in "") ;; 0x*[!0-9a-fA-F]*|0x) die "bad FASTPATH_MARK '$FASTPATH_MARK'";; 0x*) ;;
 		*) die "FASTPATH_MARK '$FASTPATH_MARK': write it as 0x...";; esac
+	case "$GUARD_MARK" in "") ;; 0x*[!0-9a-fA-F]*|0x) die "bad GUARD_MARK '$GUARD_MARK'";; 0x*) ;;
+		*) die "GUARD_MARK '$GUARD_MARK': write it as 0x...";; esac
 	for p in $SIP_PORTS; do
 		case "$p" in *[!0-9]*|"") die "bad port '$p' in SIP_PORTS";; esac
 	done
@@ -57,6 +64,12 @@ add() {
 	for p in $SIP_PORTS; do
 		for dir in -i -o; do
 			for port in --dport --sport; do
+				# what goes to the queue carries the guard's mark
+				if [ -n "$GUARD_MARK" ]; then
+					$IPT -A "$CHAIN" $dir "$WAN_IF" -p udp $port "$p" \
+						-j MARK --set-xmark "$GUARD_MARK/$GUARD_MARK" ||
+						{ del; die "cannot add the guard's mark rule for port $p"; }
+				fi
 				$IPT -A "$CHAIN" $dir "$WAN_IF" -p udp $port "$p" \
 					-j NFQUEUE --queue-num "$QUEUE_NUM" ||
 					{ del; die "cannot add rule for port $p"; }
@@ -70,5 +83,5 @@ add() {
 case "${1:-}" in
 add) check; add ;;
 del) check; del ;;
-*) echo "usage: WAN_IF=... [SIP_PORTS=5060] [QUEUE_NUM=0] [FASTPATH_MARK=0x10000000] $0 add|del" >&2; exit 2 ;;
+*) echo "usage: WAN_IF=... [SIP_PORTS=5060] [QUEUE_NUM=0] [FASTPATH_MARK=0x10000000] [GUARD_MARK=0x20000000] $0 add|del" >&2; exit 2 ;;
 esac

@@ -53,7 +53,7 @@ enum key {
 	WAN_IF, WAN_PUBLIC,
 	LAN_NETS,
 	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT, SIP_IPV6,
-	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK,
+	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK, Q_GUARD, Q_GDMARK,
 	M_PMIN, M_PMAX, M_PINSRC, M_OTHER,
 	T_DIALOG, T_EARLY, T_BIND, T_REG,
 	L_BIND, L_DLG, L_PIN, L_PINPP, L_STREAMS, L_RATE, L_TCP, L_TCPPP,
@@ -66,6 +66,7 @@ enum key {
 static const char *const ch_inbound[] = { "registrar", "any", NULL };
 static const char *const ch_divert[] = { "iptables", "nft", NULL };
 static const char *const ch_fastpath[] = { "auto", "on", "off", NULL };
+static const char *const ch_guard[] = { "auto", "on", "off", NULL };
 static const char *const ch_pinsrc[] = { "peer", "any", NULL };
 static const char *const ch_level[] = { "error", "warning", "info", "debug", NULL };
 static const char *const ch_mode[] = { "enforce", "observe", NULL };
@@ -130,6 +131,10 @@ static const struct keydef {
 			  "the tc eBPF fast path: auto, on or off; loaded and attached at start" },
 	[Q_FPMARK]    = { "queue.fastpath_mark_bit", K_UINT, FIELD(fastpath_mark_bit), 0, 28, NULL, 0, 31, NULL, RESTART,
 			  "the packet mark bit of fast-path messages; in the diversion made at start" },
+	[Q_GUARD]     = { "queue.guard", K_ENUM, FIELD(guard), 0, CONF_GUARD_AUTO, NULL, 0, 0, ch_guard, RESTART,
+			  "the WAN egress guard (tc eBPF): auto, on or off; loaded and attached at start" },
+	[Q_GDMARK]    = { "queue.guard_mark_bit", K_UINT, FIELD(guard_mark_bit), 0, 29, NULL, 0, 31, NULL, RESTART,
+			  "the packet mark bit the diversion sets on what it queues; in the diversion made at start" },
 	[M_PMIN]      = { "media.port_min", K_UINT, FIELD(media_port_min), 0, 20000, NULL, 1024, 65535, NULL, RESTART,
 			  "first public media port; the port allocator is built at start" },
 	[M_PMAX]      = { "media.port_max", K_UINT, FIELD(media_port_max), 0, 39999, NULL, 1, 65535, NULL, RESTART,
@@ -1104,6 +1109,12 @@ static int check(struct parser *p)
 		return fail(p, line_of(p, SIP_PMAX, SIP_PMIN),
 			    "sip.port_max %u must be greater than sip.port_min %u",
 			    c->sig_port_max, c->sig_port_min);
+	/* One bit cannot say both "rewritten by the fast path, skip the
+	 * queue" and "went through the queue". */
+	if (c->guard_mark_bit == c->fastpath_mark_bit)
+		return fail(p, line_of(p, Q_GDMARK, Q_FPMARK),
+			    "queue.guard_mark_bit %u must differ from queue.fastpath_mark_bit %u",
+			    c->guard_mark_bit, c->fastpath_mark_bit);
 	if (c->media_port_min % 2)
 		return fail(p, line_of(p, M_PMIN, M_PMAX),
 			    "media.port_min %u must be even (RTP takes the even port, RTCP the next)",

@@ -32,6 +32,12 @@ enum conf_fastpath {
 	CONF_FASTPATH_OFF,  /* nothing attached: every SIP message through the queue */
 };
 
+enum conf_guard {
+	CONF_GUARD_AUTO, /* attach where BPF works, else a warning and the status line */
+	CONF_GUARD_ON,   /* attach or refuse to start */
+	CONF_GUARD_OFF,  /* no guard: a firewall reload leaks until repaired */
+};
+
 /* A LAN network, IPv4 or IPv6 (lan.networks). plen counts bits of the
  * family's own address (0-32 for IPv4, 0-128 for IPv6); host bits are
  * already masked off. */
@@ -61,6 +67,8 @@ struct conf {
 	uint32_t realtime_priority; /* queue.realtime_priority, default 1: SCHED_FIFO priority, 0 = ordinary scheduling */
 	enum conf_fastpath fastpath; /* queue.fastpath: auto (default) | on | off (docs/fastpath.md) */
 	uint32_t fastpath_mark_bit; /* queue.fastpath_mark_bit, default 28: skb->mark bit of handled packets */
+	enum conf_guard guard;      /* queue.guard: auto (default) | on | off (src/guard.h) */
+	uint32_t guard_mark_bit;    /* queue.guard_mark_bit, default 29: skb->mark bit of queued packets */
 	uint16_t media_port_min;    /* media.port_min, default 20000 (>= 1024, even) */
 	uint16_t media_port_max;    /* media.port_max, default 39999 (> min) */
 	uint16_t sig_port_min;      /* sip.port_min, default 40000: public SIP ports when the private one is taken */

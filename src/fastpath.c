@@ -52,15 +52,12 @@ void fastpath_status(FILE *out) { fprintf(out, "fast path: off (not in this buil
 
 #include "../bpf/sipfast.h"
 #include "sipfast.skel.h"
+#include "tcbpf.h"
 
-/* enum bpf_attach_type's BPF_TCX_INGRESS (Linux 6.6): Debian 12's headers
- * (6.1) and libbpf 1.1 do not know it, the kernel does. */
-#define FP_TCX_INGRESS 46
 /* The classic tc filter (kernels without TCX): ours by handle and
  * priority, so that a start replaces a copy a crash left and exit removes
  * exactly it. */
 #define FP_TC_HANDLE 0x5a1f
-#define FP_TC_PRIO   0x5a1f
 #define FP_MAX_IF (1 + SIPFAST_MAX_LAN)
 /* Interfaces come and go (a WAN re-created by PPP, a bridge added): the
  * attachment is re-checked this often besides reloads and address changes. */
@@ -89,75 +86,14 @@ static char why_off[160] = "queue.fastpath: off";
  * that bpftool can find exactly ours (tests, an operator debugging). */
 static uint32_t id_prog, id_cfg, id_priv, id_pub, id_stats;
 
-static uint32_t map_id(int fd)
-{
-	struct bpf_map_info mi;
-	uint32_t n = sizeof(mi);
-
-	memset(&mi, 0, sizeof(mi));
-	return bpf_obj_get_info_by_fd(fd, &mi, &n) == 0 ? mi.id : 0;
-}
-
-static uint32_t link_id(int fd)
-{
-	struct bpf_link_info li;
-	uint32_t n = sizeof(li);
-
-	memset(&li, 0, sizeof(li));
-	return bpf_obj_get_info_by_fd(fd, &li, &n) == 0 ? li.id : 0;
-}
-
-static uint32_t prog_id(int fd)
-{
-	struct bpf_prog_info pi;
-	uint32_t n = sizeof(pi);
-
-	memset(&pi, 0, sizeof(pi));
-	return bpf_obj_get_info_by_fd(fd, &pi, &n) == 0 ? pi.id : 0;
-}
-
 static void fp_ip(char *s, size_t n, uint32_t a)
 {
 	snprintf(s, n, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 
-/* libbpf's own messages: only at debug level; the reason a load failed is
- * logged once by us, with its errno. */
-static int fp_libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
-{
-	char buf[512];
-	size_t n;
-
-	if (lvl == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = 0;
-	log_debug("libbpf: %s", buf);
-	return 0;
-}
-
 /* ---- the configuration map --------------------------------------------- */
 
 static void map_failed(const char *what, int err);
-
-/* ARPHRD_ETHER (1) by sysfs: read only when the configuration is pushed. */
-static int if_is_ether(const char *ifname)
-{
-	char path[96];
-	int type = 1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/class/net/%s/type", ifname);
-	f = fopen(path, "re");
-	if (f) {
-		if (fscanf(f, "%d", &type) != 1)
-			type = 1;
-		fclose(f);
-	}
-	return type == 1;
-}
 
 static void cfg_push(void)
 {
@@ -180,7 +116,7 @@ static void cfg_push(void)
 		cfg.pub_old[i] = htonl(fp_old[i]);
 	cfg.wan_ifindex = if_nametoindex(fcf->wan_if);
 	/* ppp, tun, wireguard: frames at tc ingress start at the IP header */
-	if (cfg.wan_ifindex && !if_is_ether(fcf->wan_if))
+	if (cfg.wan_ifindex && !tcbpf_if_is_ether(fcf->wan_if))
 		cfg.flags |= SIPFAST_F_WAN_NOETH;
 	cfg.mark = 1u << (fcf->fastpath_mark_bit & 31);
 	/* The program sees IPv4 only (IPv6 takes the queue): IPv6 nets are
@@ -305,47 +241,32 @@ void fastpath_binding_del(const struct binding *b)
 
 static void tc_detach(int ifindex)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
+	struct tcbpf_at at = { .ifindex = ifindex, .egress = 0, .handle = FP_TC_HANDLE };
 
-	bpf_tc_detach(&hook, &o); /* ENOENT: there was none */
+	tcbpf_detach(&at, -1);
 }
 
 static int if_attach(int ifindex, struct fp_if *a)
 {
-	int fd, r;
+	struct tcbpf_at at = { .ifindex = ifindex, .egress = 0, .handle = FP_TC_HANDLE };
+	int r;
 
 	memset(a, 0, sizeof(*a));
 	a->ifindex = ifindex;
 	a->link_fd = -1;
 	if (!if_indextoname((unsigned)ifindex, a->name))
 		snprintf(a->name, sizeof(a->name), "#%d", ifindex);
-	/* A classic filter of ours left by a run that was killed would keep
-	 * rewriting from maps nobody updates: gone before anything else. */
-	tc_detach(ifindex);
-	fd = bpf_link_create(prog_fd, ifindex, FP_TCX_INGRESS, NULL);
-	if (fd >= 0) {
-		a->link_fd = fd;
-		a->link_id = link_id(fd);
-		return 0;
-	}
-	log_debug("fast path: TCX attach to %s: %s; trying a tc filter", a->name, strerror(errno));
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, o, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
-		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
-	r = bpf_tc_hook_create(&hook);
-	if (r < 0 && r != -EEXIST)
-		return r;
-	r = bpf_tc_attach(&hook, &o);
-	return r < 0 ? r : 0;
+	r = tcbpf_attach(prog_fd, &at, &a->link_fd);
+	if (r == 0 && a->link_fd >= 0)
+		a->link_id = tcbpf_link_id(a->link_fd);
+	return r;
 }
 
 static void if_detach(struct fp_if *a)
 {
-	if (a->link_fd >= 0)
-		close(a->link_fd);
-	else
-		tc_detach(a->ifindex);
+	struct tcbpf_at at = { .ifindex = a->ifindex, .egress = 0, .handle = FP_TC_HANDLE };
+
+	tcbpf_detach(&at, a->link_fd);
 	a->link_fd = -1;
 }
 
@@ -427,7 +348,7 @@ static int fp_load(const struct conf *c)
 {
 	int r;
 
-	libbpf_set_print(fp_libbpf_print);
+	tcbpf_libbpf_quiet();
 	skel = sipfast__open();
 	if (!skel) {
 		r = errno ? -errno : -EINVAL;
@@ -455,11 +376,11 @@ static int fp_load(const struct conf *c)
 	fd_pub = bpf_map__fd(skel->maps.sipfast_pub);
 	fd_stats = bpf_map__fd(skel->maps.sipfast_stats);
 	prog_fd = bpf_program__fd(skel->progs.sipfast_ingress);
-	id_prog = prog_id(prog_fd);
-	id_cfg = map_id(fd_cfg);
-	id_priv = map_id(fd_priv);
-	id_pub = map_id(fd_pub);
-	id_stats = map_id(fd_stats);
+	id_prog = tcbpf_prog_id(prog_fd);
+	id_cfg = tcbpf_map_id(fd_cfg);
+	id_priv = tcbpf_map_id(fd_priv);
+	id_pub = tcbpf_map_id(fd_pub);
+	id_stats = tcbpf_map_id(fd_stats);
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0 || !(percpu = calloc((size_t)ncpu, sizeof(*percpu)))) {
 		snprintf(why_off, sizeof(why_off), "cannot count the CPUs");

@@ -30,6 +30,7 @@
 #include "ctl.h"
 #include "dialog.h"
 #include "fastpath.h"
+#include "guard.h"
 #include "fwwatch.h"
 #include "log.h"
 #include "nfq.h"
@@ -127,12 +128,14 @@ static void set_scheduling(void)
 static int ctl_answer(const char *cmd, FILE *out)
 {
 	fastpath_stats_read(); /* the kernel's counters as of now */
+	guard_stats_read();
 	int rc = view_answer(cmd, out, &conf, now_ms(), start_ms);
 
 	/* the relay's own line, only when sip.tcp is on (text status only) */
 	if (rc == 0 && strcmp(cmd, "status") == 0) {
 		tcprelay_status(out);
 		fastpath_status(out);
+		guard_status(out);
 	}
 	return rc;
 }
@@ -289,6 +292,7 @@ static void reload(void)
 	int was_observing = conf.observe;
 	conf = next;
 	fastpath_reconfigure(&conf); /* mode, sip.ports, the LAN's interfaces */
+	guard_reconfigure(&conf);    /* sip.ports */
 	nftmap_set_passive(conf.observe);
 	ct_set_passive(conf.observe);
 	if (was_observing && !conf.observe) {
@@ -474,8 +478,12 @@ int main(int argc, char **argv)
 	 * on the fast path being there (auto turns it off when it is not). */
 	if (fastpath_open(&conf) < 0)
 		goto out;
+	/* Likewise: the diversion marks what it queues only for a guard. */
+	if (guard_open(&conf) < 0)
+		goto out;
 	if (manage_rules && rules_install(&conf) < 0)
 		goto out;
+	guard_reconfigure(&conf); /* whether IPv6 is diverted, known now */
 	if (fwwatch_open(&conf, manage_rules) < 0)
 		goto out_rules;
 	/* Without the relay (a kernel without TPROXY), SIP/TCP leaves as it
@@ -560,6 +568,7 @@ int main(int argc, char **argv)
 			alg_tick(now);
 			tcprelay_tick(now);
 			fastpath_tick(now);
+			guard_tick(now);
 			if (stats[ST_dialogs] + stats[ST_bindings] + stats[ST_registrations] != before)
 				state_touch();
 			state_save(conf.state_file, now, 0);
@@ -590,8 +599,11 @@ out_rules:
 	fastpath_close();
 	if (manage_rules)
 		rules_remove(&conf);
+	/* after the rules: until they are gone, unmarked SIP is still a leak */
+	guard_close();
 out:
 	fastpath_close();
+	guard_close();
 	nfq_sock_close();
 	wan_close();
 	alg_fini();

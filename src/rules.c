@@ -55,10 +55,10 @@ static const char rules_nft_fmt[] =
 	"\tchain divert {\n"
 	"\t\ttype filter hook forward priority mangle; policy accept;\n"
 	"%s"
-	"\t\tiifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
-	"\t\tiifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
-	"\t\toifname $WAN_IF udp dport $SIP_PORTS queue num $QUEUE_NUM\n"
-	"\t\toifname $WAN_IF udp sport $SIP_PORTS queue num $QUEUE_NUM\n"
+	"\t\tiifname $WAN_IF udp dport $SIP_PORTS %squeue num $QUEUE_NUM\n"
+	"\t\tiifname $WAN_IF udp sport $SIP_PORTS %squeue num $QUEUE_NUM\n"
+	"\t\toifname $WAN_IF udp dport $SIP_PORTS %squeue num $QUEUE_NUM\n"
+	"\t\toifname $WAN_IF udp sport $SIP_PORTS %squeue num $QUEUE_NUM\n"
 	"\t}\n"
 	"}\n";
 
@@ -74,6 +74,21 @@ static int rules_fastpath(const struct conf *c)
 static uint32_t rules_fastpath_mark(const struct conf *c)
 {
 	return 1u << (c->fastpath_mark_bit & 31);
+}
+
+/* The guard (guard.h) drops forwarded SIP at the WAN egress unless it
+ * carries this mark: set on everything we queue, in the rule that queues
+ * it (nft) or in the rule just before (iptables: a MARK rule with the same
+ * match; the skb mark survives the queue and the forwarding). Only while
+ * the guard is in use: otherwise it would only change marks for nothing. */
+static int rules_guard(const struct conf *c)
+{
+	return c->guard != CONF_GUARD_OFF;
+}
+
+static uint32_t rules_guard_mark(const struct conf *c)
+{
+	return 1u << (c->guard_mark_bit & 31);
 }
 
 /* Per family: the iptables binary and its restore tool, the nft family. */
@@ -226,11 +241,12 @@ static int rules_iptables_install(const struct conf *c, enum rules_family f)
 {
 	static const char *const dir_if[2] = { "-i", "-o" };
 	static const char *const dir_port[2] = { "--dport", "--sport" };
-	char chain[RULES_CHAIN_MAX], port[8], qnum[8];
+	char chain[RULES_CHAIN_MAX], port[8], qnum[8], gmark[24];
 	int p, d, k;
 
 	rules_chain_name(c, chain);
 	snprintf(qnum, sizeof(qnum), "%u", c->queue_num);
+	snprintf(gmark, sizeof(gmark), "0x%x/0x%x", rules_guard_mark(c), rules_guard_mark(c));
 	rules_iptables_remove(c, f);
 	if (rules_run_logged(IPT(f, "-N", chain)) != 0)
 		goto fail;
@@ -247,6 +263,11 @@ static int rules_iptables_install(const struct conf *c, enum rules_family f)
 			for (k = 0; k < 2; k++) {
 				/* Plain --dport/--sport rather than multiport:
 				 * xt_multiport is an extra package on OpenWrt. */
+				if (rules_guard(c) &&
+				    rules_run_logged(IPT(f, "-A", chain, (char *)dir_if[d], (char *)c->wan_if,
+							 "-p", "udp", (char *)dir_port[k], port,
+							 "-j", "MARK", "--set-xmark", gmark)) != 0)
+					goto fail;
 				if (rules_run_logged(IPT(f, "-A", chain, (char *)dir_if[d], (char *)c->wan_if,
 							 "-p", "udp", (char *)dir_port[k], port,
 							 "-j", "NFQUEUE", "--queue-num", qnum)) != 0)
@@ -274,7 +295,7 @@ static int rules_iptables_repair(const struct conf *c, enum rules_family f, int 
 	static const char *const dir_if[2] = { "-i", "-o" };
 	static const char *const dir_port[2] = { "--dport", "--sport" };
 	const char *tool = rules_ipt_restore[f];
-	char chain[RULES_CHAIN_MAX], text[4096];
+	char chain[RULES_CHAIN_MAX], text[8192];
 	size_t off = 0;
 	int p, d, k, fds[2], st;
 	pid_t pid;
@@ -286,10 +307,16 @@ static int rules_iptables_repair(const struct conf *c, enum rules_family f, int 
 					chain, rules_fastpath_mark(c), rules_fastpath_mark(c));
 	for (p = 0; p < c->n_sip_ports; p++)
 		for (d = 0; d < 2; d++)
-			for (k = 0; k < 2; k++)
+			for (k = 0; k < 2; k++) {
+				if (rules_guard(c))
+					off += (size_t)snprintf(text + off, sizeof(text) - off,
+						"-A %s %s %s -p udp %s %u -j MARK --set-xmark 0x%x/0x%x\n",
+						chain, dir_if[d], c->wan_if, dir_port[k], c->sip_ports[p],
+						rules_guard_mark(c), rules_guard_mark(c));
 				off += (size_t)snprintf(text + off, sizeof(text) - off,
 					"-A %s %s %s -p udp %s %u -j NFQUEUE --queue-num %u\n",
 					chain, dir_if[d], c->wan_if, dir_port[k], c->sip_ports[p], c->queue_num);
+			}
 	if (need_jump)
 		off += (size_t)snprintf(text + off, sizeof(text) - off, "-I FORWARD 1 -p udp -j %s\n", chain);
 	off += (size_t)snprintf(text + off, sizeof(text) - off, "COMMIT\n");
@@ -351,7 +378,8 @@ static void rules_nft_remove(const struct conf *c, enum rules_family f)
 /* `why`: where to say why an IPv6 table was refused (NULL: log it). */
 static int rules_nft_install(const struct conf *c, enum rules_family f, char *why, size_t whylen)
 {
-	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 320], mark[64] = "";
+	char ports[CONF_MAX_PORTS * 7 + 1], table[48], text[sizeof(rules_nft_fmt) + 512], mark[64] = "";
+	char gmark[48] = "";
 	char err[1024];
 	size_t off = 0;
 	int i;
@@ -363,8 +391,10 @@ static int rules_nft_install(const struct conf *c, enum rules_family f, char *wh
 	if (rules_fastpath(c))
 		snprintf(mark, sizeof(mark), "\t\tmeta mark & 0x%08x == 0x%08x return\n",
 			 rules_fastpath_mark(c), rules_fastpath_mark(c));
+	if (rules_guard(c))
+		snprintf(gmark, sizeof(gmark), "meta mark set meta mark | 0x%08x ", rules_guard_mark(c));
 	snprintf(text, sizeof(text), rules_nft_fmt, c->wan_if, ports, c->queue_num,
-		 rules_nft_family[f], table, mark);
+		 rules_nft_family[f], table, mark, gmark, gmark, gmark, gmark);
 	/* Stale copy first, separately: if creating fails below, no old
 	 * table is left queueing to a queue nobody reads. */
 	rules_nft_remove(c, f);
@@ -506,9 +536,11 @@ int rules_where(const struct conf *c, enum rules_family f, struct rules_where *w
 		return -1;
 	w->nfproto = f == RULES_IP6 ? 10 /* NFPROTO_IPV6 */ : 2 /* NFPROTO_IPV4 */;
 	/* Per direction (in/out the WAN) and port side (dport/sport): one rule
-	 * per SIP port with iptables, one rule naming the port set with nft;
-	 * and the fast path's mark test first when it is in use. */
-	w->nrules = (c->divert == CONF_DIVERT_NFT ? 4 : 4 * c->n_sip_ports) + rules_fastpath(c);
+	 * per SIP port with iptables (two with the guard: MARK, then NFQUEUE),
+	 * one rule naming the port set with nft (which marks and queues in
+	 * one); and the fast path's mark test first when it is in use. */
+	w->nrules = (c->divert == CONF_DIVERT_NFT ? 4 : 4 * c->n_sip_ports * (1 + rules_guard(c))) +
+		    rules_fastpath(c);
 	if (c->divert == CONF_DIVERT_NFT) {
 		snprintf(w->table, sizeof(w->table), "%s_divert", c->nft_table);
 		snprintf(w->chain, sizeof(w->chain), "divert");

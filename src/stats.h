@@ -97,7 +97,11 @@
 	X(fastpath_map_errors, C, "binding or configuration updates the fast path maps refused (the program then passes to the queue)") \
 	X(sip_ipv6_rx, C, "SIP datagrams over IPv6 between the LAN and the WAN (routed: passed unchanged)") \
 	X(pinholes_ct_created, C, "IPv6 media pinholes created in advance as conntrack entries (routed IPv6, docs/ipv6.md)") \
-	X(pinholes_ct_failed, C, "IPv6 media pinhole creations the kernel refused (the remote gets in only after the phone sends)")
+	X(pinholes_ct_failed, C, "IPv6 media pinhole creations the kernel refused (the remote gets in only after the phone sends)") \
+	X(guard_attached, G, "1 while the WAN egress guard is attached (queue.guard)") \
+	X(guard_dropped, C, "forwarded SIP datagrams without the diversion's mark dropped at the WAN egress (a firewall reload's leak stopped)") \
+	X(guard_passed, C, "forwarded SIP datagrams with the diversion's or the fast path's mark let out by the guard") \
+	X(guard_local, C, "SIP datagrams the router itself sent, never dropped by the guard")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -247,7 +247,7 @@ grep -q "fastpath: off" "$LAB_TMP/lab-off.yaml" || { bad "lab.yaml changed: cann
 LAB_CONF_TEMPLATE=$LAB_TMP/lab-off.yaml lab_sipalgd_start || { echo "sipalgd did not start with fastpath off"; exit 1; }
 line=$(fpline)
 echo "# $line"
-marks=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | grep -c mark)
+marks=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | grep -c -- "-m mark")
 tcleft=$(lab_nsx "$NS_RTR" bpftool -j net show | "$PY" -c 'import json,sys; print(sum(len(d.get("tc", [])) for d in json.load(sys.stdin)))')
 if [ "$line" = "fast path: off (queue.fastpath: off)" ] && [ "$(counter fastpath_attached)" = 0 ] &&
    [ "$marks" = 0 ] && [ "$tcleft" = 0 ]; then
@@ -269,7 +269,7 @@ LAB_SIPALGD_WRAP=$nobpf lab_sipalgd_start || { echo "sipalgd did not start witho
 line=$(fpline)
 echo "# $line"
 nlog=$(grep -c 'fast path' "$LAB_DAEMON_LOG")
-marks=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | grep -c mark)
+marks=$(lab_nsx "$NS_RTR" iptables -w -t mangle -S SIPALGD_LAB | grep -c -- "-m mark")
 if printf '%s\n' "$line" | grep -q '^fast path: off (the kernel refused the program' && [ "$nlog" = 1 ] &&
    [ "$marks" = 0 ] && [ "$(counter fastpath_attached)" = 0 ]; then
 	ok "auto without CAP_BPF: one log line, off, no mark rule"

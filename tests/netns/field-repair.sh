@@ -4,6 +4,7 @@
 #
 #   tests/netns/field-repair.sh                 # every event, then the helper detection
 #   EVENTS="flush swap" tests/netns/field-repair.sh
+#   GUARD=off tests/netns/field-repair.sh       # queue.guard: off: the leak is back (bounded)
 #
 # Events (field_repair.py does the calls, the load and the checks):
 #   flush     `nft flush ruleset`, then the router's own rules (the lab's salgfw) again
@@ -14,6 +15,10 @@
 # at start, name what to switch off, and show kernel_helper 1 in status and counters.
 # ipv6: the ip6tables copy of the diversion put back after a flush and a deleted jump;
 # with disable_ipv6=1 the daemon starts, warns once, and status says why it is off.
+# With the WAN egress guard (queue.guard: auto, on in the lab) no datagram with a LAN
+# address leaves during a reload, and every request the guard dropped gets through on a
+# retransmission. guard: its status line and program; SIP the router sends itself passes
+# it; kill -9 leaves no guard program behind.
 # Prints `N passed, N failed`; exit 1 on any failure. Bounded: about a minute.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +29,8 @@ PY=/usr/bin/python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 1000 + $$ % 4000 ))}
 EVENTS=${EVENTS:-flush mangle deltable swap}
-GUARD=${GUARD:-}
+GUARD=${GUARD:-on}
+command -v bpftool >/dev/null || PATH=$PATH:/usr/sbin
 
 lab_init
 trap lab_cleanup EXIT
@@ -41,10 +47,14 @@ nok() { echo "not ok - $*"; fail=$((fail + 1)); }
 # The router's own rules, as its nftables.conf would load them again.
 lab_nsx "$NS_RTR" nft list table inet salgfw >"$LAB_TMP/fw.nft"
 
+if [ "$GUARD" = off ]; then
+	sed 's/^queue: { /queue: { guard: off, /' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-noguard.yaml"
+	export LAB_CONF_TEMPLATE="$LAB_TMP/lab-noguard.yaml"
+fi
 if lab_sipalgd_start; then
 	table=$(sed -n 's/.*nft_table: \([A-Za-z0-9_]*\).*/\1/p' "$LAB_CONF")
 	guard=""
-	[ -n "$GUARD" ] && guard=--guard
+	[ "$GUARD" = off ] || guard=--guard
 	"$PY" -u "$HERE/field_repair.py" --id "$LAB_ID" --pid "$LAB_DAEMON_PID" --ctl "$LAB_CTL" \
 		--sock "$LAB_SOCK" --table "$table" --fw "$LAB_TMP/fw.nft" --log "$LAB_DAEMON_LOG" \
 		$guard $EVENTS 2>&1 | tee "$LAB_TMP/py.out" | grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
@@ -58,6 +68,95 @@ if lab_sipalgd_start; then
 	if lab_sipalgd_stop; then ok "clean stop after the repairs (nothing of ours left)"; else nok "clean stop"; fi
 else
 	nok "daemon start"
+fi
+unset LAB_CONF_TEMPLATE
+
+# ---- the guard itself: attached at the WAN's egress, the router's own SIP passes, and a
+# daemon killed with -9 takes it along (the queue rules it leaves drop SIP anyway) ----
+if [ "$GUARD" != off ] && lab_sipalgd_start; then
+	st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+	link=$(printf '%s\n' "$st" | sed -n 's/^guard: wan egress (tcx link \([0-9]*\)).*prog \([0-9]*\)$/\1/p')
+	prog=$(printf '%s\n' "$st" | sed -n 's/^guard: wan egress (tcx link [0-9]*).*prog \([0-9]*\)$/\1/p')
+	if [ -n "$link" ] && [ -n "$prog" ] && bpftool link show id "$link" >/dev/null 2>&1 &&
+		bpftool prog show id "$prog" 2>/dev/null | grep -q sipguard_egress; then
+		ok "guard: status names its tcx link $link at wan egress and prog $prog"
+	else
+		nok "guard: not attached: $(printf '%s' "$st" | grep guard)"
+	fi
+	c0=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | sed -n 's/^guard_local //p')
+	# The router's own SIP (a SIP server or the TCP relay on it) to the provider's 5060.
+	got=$("$PY" - "$LAB_ID" <<'PYEOF'
+import socket, subprocess, sys
+lid = sys.argv[1]
+rx = subprocess.Popen(["ip", "netns", "exec", "salg-wan-%s" % lid, "python3", "-c", """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("203.0.113.30", 5060))
+s.settimeout(3)
+print("ready", flush=True)
+n = 0
+try:
+    while n < 3:
+        d, a = s.recvfrom(4096)
+        if b"router-own" in d:
+            n += 1
+except socket.timeout:
+    pass
+print(n, flush=True)
+"""], stdout=subprocess.PIPE, text=True)
+rx.stdout.readline()
+subprocess.run(["ip", "netns", "exec", "salg-rtr-%s" % lid, "python3", "-c", """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3):
+    s.sendto(b"OPTIONS sip:p@203.0.113.30 SIP/2.0\\r\\nCall-ID: router-own%d\\r\\n\\r\\n" % i, ("203.0.113.30", 5060))
+"""], check=True)
+print(rx.stdout.readline().strip())
+rx.wait(5)
+PYEOF
+)
+	c1=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | sed -n 's/^guard_local //p')
+	if [ "$got" = 3 ] && [ "${c1:-0}" -ge $(( ${c0:-0} + 3 )) ]; then
+		ok "guard: 3 of 3 datagrams the router sent to 203.0.113.30:5060 arrived (guard_local ${c0:-?} -> $c1)"
+	else
+		nok "guard: router's own SIP: $got of 3 arrived, guard_local ${c0:-?} -> ${c1:-?}"
+	fi
+	# The WAN re-created (pppoe-wan after a reconnect): the guard follows it within ticks.
+	ip -n "$NS_RTR" link del wan
+	ip -n "$NS_RTR" link add wan type veth peer name eth0 netns "$NS_WAN"
+	ip -n "$NS_RTR" addr add 203.0.113.1/24 dev wan
+	ip -n "$NS_RTR" link set wan up
+	for a in 10 20 30; do ip -n "$NS_WAN" addr add 203.0.113.$a/24 dev eth0; done
+	ip -n "$NS_WAN" link set eth0 up
+	lab_nsx "$NS_RTR" sysctl -qw net.ipv4.conf.wan.rp_filter=0
+	lab_nsx "$NS_WAN" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+	i=0 link2=""
+	while [ $i -lt 20 ]; do   # bounded: 2 s
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		link2=$(printf '%s\n' "$st" | sed -n 's/^guard: wan egress (tcx link \([0-9]*\)).*/\1/p')
+		[ -n "$link2" ] && [ "$link2" != "$link" ] && break
+		sleep 0.1; i=$((i + 1))
+	done
+	if [ -n "$link2" ] && [ "$link2" != "$link" ] && bpftool link show id "$link2" >/dev/null 2>&1; then
+		ok "guard: the WAN re-created, attached again (tcx link $link -> $link2) within $((i * 100 + 100)) ms"
+		link=$link2
+	else
+		nok "guard: not attached again after the WAN was re-created: $(printf '%s' "$st" | grep guard)"
+	fi
+	kill -KILL "$LAB_DAEMON_PID"
+	wait "$LAB_DAEMON_PID" 2>/dev/null
+	left=""
+	[ -n "$link" ] && bpftool link show id "$link" >/dev/null 2>&1 && left="$left link $link"
+	[ -n "$prog" ] && bpftool prog show id "$prog" >/dev/null 2>&1 && left="$left prog $prog"
+	bpftool prog show 2>/dev/null | grep -q sipguard_egress && left="$left a sipguard_egress program"
+	if [ -z "$left" ] && [ -n "$prog" ]; then ok "guard: kill -9 leaves no guard (link $link, prog $prog gone)"
+	else nok "guard: kill -9 left:$left"; fi
+	# what the killed daemon left in the firewall goes with a clean start and stop
+	if lab_sipalgd_start; then lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop after kill -9"
+	else nok "daemon start after kill -9"; fi
+elif [ "$GUARD" != off ]; then
+	nok "daemon start (guard part)"
 fi
 
 # ---- point 6: the kernel's SIP helper on the same traffic ----

@@ -115,8 +115,13 @@ STALE = [""]
 
 
 class Load:
-    """~rate OPTIONS/s from a LAN phone to a WAN host; the WAN side counts what arrives
-    and how much of it carries a LAN address."""
+    """~rate datagrams/s from a LAN phone to a WAN host: new OPTIONS at a third of the
+    rate, each retransmitted 0.5 s and 1.5 s later (RFC 3261 timer E: T1, then 2*T1).
+    The WAN side counts what arrives, how much of it carries a LAN address, and which
+    requests arrived at least once (nothing may be lost for good: a request the guard
+    dropped during the reload must get through on a retransmission)."""
+
+    RETX = (0.5, 1.5)
 
     def __init__(self, rate=300):
         self.tx = flows.udp_socket("lan", flows.PHONE2, 5062)
@@ -124,25 +129,43 @@ class Load:
         self.rx.settimeout(0.1)
         self.rate, self.sent, self.got, self.leaked = rate, 0, 0, 0
         self.leak_times = []
+        self.new = 0                # requests sent (ids 1..new)
+        self.arrived = set()        # ids that reached the WAN side
         self.stop = threading.Event()
 
+    @staticmethod
+    def _msg(i):
+        return ("OPTIONS sip:load@203.0.113.30 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 192.168.77.11:5062;branch=z9hG4bKload%d\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:load@192.168.77.11>;tag=l%d\r\n"
+                "To: <sip:load@203.0.113.30>\r\nCall-ID: load%d@192.168.77.11\r\n"
+                "CSeq: 1 OPTIONS\r\nContact: <sip:load@192.168.77.11:5062>\r\n"
+                "Content-Length: 0\r\n\r\n" % (i, i, i)).encode()
+
     def _send(self):
-        i = 0
-        gap = 1.0 / self.rate
-        t_next = time.monotonic()
-        while not self.stop.is_set() and i < 20 * self.rate:   # at most ~20 s
-            i += 1
-            msg = ("OPTIONS sip:load@203.0.113.30 SIP/2.0\r\n"
-                   "Via: SIP/2.0/UDP 192.168.77.11:5062;branch=z9hG4bKload%d\r\n"
-                   "Max-Forwards: 70\r\nFrom: <sip:load@192.168.77.11>;tag=l%d\r\n"
-                   "To: <sip:load@203.0.113.30>\r\nCall-ID: load%d@192.168.77.11\r\n"
-                   "CSeq: 1 OPTIONS\r\nContact: <sip:load@192.168.77.11:5062>\r\n"
-                   "Content-Length: 0\r\n\r\n" % (i, i, i)).encode()
-            try:
-                self.tx.sendto(msg, (flows.OTHER, 5060))
-                self.sent += 1
-            except OSError:
-                pass
+        gap = 3.0 / self.rate
+        due = []                    # (time, id) of retransmissions, in time order
+        t0 = t_next = time.monotonic()
+        # bounded: ~20 s of new requests, then the last retransmissions
+        while (not self.stop.is_set() and self.new < 20 * self.rate // 3) or due:
+            now = time.monotonic()
+            if now > t0 + 30:
+                break
+            if not self.stop.is_set() and self.new < 20 * self.rate // 3:
+                self.new += 1
+                batch = [self.new]
+                due.extend((now + d, self.new) for d in self.RETX)
+                due.sort()
+            else:
+                batch = []
+            while due and due[0][0] <= now:
+                batch.append(due.pop(0)[1])
+            for i in batch:
+                try:
+                    self.tx.sendto(self._msg(i), (flows.OTHER, 5060))
+                    self.sent += 1
+                except OSError:
+                    pass
             t_next += gap
             d = t_next - time.monotonic()
             if d > 0:
@@ -153,22 +176,30 @@ class Load:
             try:
                 data, _ = self.rx.recvfrom(65535)
             except socket.timeout:
-                if self.stop.is_set():
+                if self.stop.is_set() and not self.sender.is_alive():
                     return
                 continue
             except OSError:
                 return
             self.got += 1
+            m = re.search(rb"Call-ID: load(\d+)@", data)
+            if m:
+                self.arrived.add(int(m.group(1)))
             if flows.LAN_PREFIX in data:
                 self.leaked += 1
                 self.leak_times.append(time.monotonic())
 
+    def lost(self):
+        return sorted(set(range(1, self.new + 1)) - self.arrived)
+
     def start(self):
-        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
+        self.sender = threading.Thread(target=self._send)
+        self.threads = [self.sender, threading.Thread(target=self._recv)]
         for t in self.threads:
             t.start()
 
     def finish(self):
+        """Stop new requests; the pending retransmissions go out (1.5 s at most)."""
         self.stop.set()
         for t in self.threads:
             t.join(5)
@@ -253,14 +284,22 @@ def run_event(event):
         finally:
             load.finish()             # also when the repair never came: bounded
         state["c1"] = c
+        c2 = counters()
         win = [t - t0 for t in load.leak_times]
-        print("# figure %s: %d OPTIONS sent at %d/s, %d arrived, %d leaked with a LAN address "
-              "(%s), repair %d ms (daemon: first event -> rules back), restored seen after %.0f ms"
-              % (event, load.sent, A.rate, load.got, load.leaked,
+        lost = load.lost()
+        print("# figure %s: %d OPTIONS datagrams sent at %d/s (%d requests, each retransmitted "
+              "twice), %d arrived, %d leaked with a LAN address (%s), guard_dropped +%d, "
+              "%d requests lost for good, repair %d ms (daemon: first event -> rules back), "
+              "restored seen after %.0f ms"
+              % (event, load.sent, A.rate, load.new, load.got, load.leaked,
                  "within %.0f..%.0f ms of the event" % (min(win) * 1000, max(win) * 1000) if win else "none",
+                 c2.get("guard_dropped", 0) - state["c0"].get("guard_dropped", 0), len(lost),
                  c["rules_repair_ms"], (t1 - t0) * 1000))
         check(load.got > 0.8 * load.sent - 2 * A.rate * 2.0,
               "only %d of %d OPTIONS arrived" % (load.got, load.sent))
+        # a retransmission gets through once the diversion is back: nothing lost for good
+        check(not lost, "%d of %d requests never arrived (not even retransmitted): %s"
+              % (len(lost), load.new, lost[:8]))
         if A.guard:
             check(load.leaked == 0, "%d datagrams left with a LAN address" % load.leaked)
         else:
