@@ -241,7 +241,7 @@ fastpath-lab: all
 
 FUZZ_SECONDS ?= 60
 fuzz-short: all
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+	@FUZZ_SEED=1 FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh

@@ -3,8 +3,8 @@
  * fields (osipdiff_view.h) and the views are compared, with two
  * normalisations that are representation, not reading: an IPv6
  * reference's brackets (libosip2 keeps the address without them), and an
- * SDP address is compared only as an IN IP4 literal (sdp.h: our scanner
- * reports nothing else). */
+ * SDP address is compared only as an IN IP4 or IN IP6 literal (sdp.h: our
+ * scanner reports nothing else). */
 #include "osipdiff.h"
 #include "osipdiff_view.h"
 
@@ -289,6 +289,17 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 	if (r->ndiff > nv && memchr(buf + vv.off, '\t', vv.len))
 		for (int i = nv; i < r->ndiff; i++)
 			r->d[i].kind = "via-tab";
+	/* An odd number of '"' in the top Via: a quoted string that never
+	 * ends. libosip2 stops reading the parameters at it; we do not give
+	 * a quote in a Via parameter any meaning and read on at the next ';' */
+	if (r->ndiff > nv) {
+		int q = 0;
+		for (uint32_t k = 0; k < vv.len; k++)
+			q += buf[vv.off + k] == '"' && (k == 0 || buf[vv.off + k - 1] != '\\');
+		if (q & 1)
+			for (int i = nv; i < r->ndiff; i++)
+				r->d[i].kind = "via-quote";
+	}
 	/* libosip2 read junk into the sent-by host (a TAB after the transport,
 	 * which is LWS to RFC 3261): its port and branch follow from that */
 	for (int i = nv; i < r->ndiff; i++)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 
 #include <osipparser2/osip_parser.h>
 #include <osipparser2/sdp_message.h>
@@ -32,12 +33,28 @@ static const char *keep(struct osipdiff_view *v, const char *s)
 	return s ? ov_keep(v, s, strlen(s)) : NULL;
 }
 
-/* An SDP address as our scanner reports one: "IN IP4 <dotted quad>", else
- * absent (sdp.h: only IN IP4 addresses are understood). */
-static const char *ip4_only(struct osipdiff_view *v, const char *net, const char *type,
-			    const char *addr)
+/* An SDP address as our scanner reports one: "IN IP4 <dotted quad>" or
+ * "IN IP6 <IPv6 address>" (sdp.h), else absent. */
+static const char *ip_only(struct osipdiff_view *v, const char *net, const char *type,
+			   const char *addr)
 {
-	if (!net || !type || !addr || strcasecmp(net, "IN") != 0 || strcasecmp(type, "IP4") != 0)
+	if (!net || !type || !addr || strcasecmp(net, "IN") != 0)
+		return NULL;
+	if (strcasecmp(type, "IP6") == 0) {
+		/* the same test as for IPv4 below: an address alone, or one
+		 * followed by what libosip2 keeps after it */
+		struct in6_addr a6;
+		char t[INET6_ADDRSTRLEN];
+		size_t n = strcspn(addr, " \t/");
+		if (n >= sizeof(t))
+			return NULL;
+		memcpy(t, addr, n);
+		t[n] = 0;
+		/* a v4-mapped IP6 address is none for us (sdp.c: it would be
+		 * IPv4 written as IP6, which we could not write back) */
+		return inet_pton(AF_INET6, t, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6) ? keep(v, addr) : NULL;
+	}
+	if (strcasecmp(type, "IP4") != 0)
 		return NULL;
 	if (osipdiff_is_ip4(addr))
 		return keep(v, addr);
@@ -65,13 +82,13 @@ static void sdp_view(struct osipdiff_view *v, const char *body)
 		return;
 	v->sdp_rc = sdp_message_parse(x, body);
 	if (v->sdp_rc == 0) {
-		v->sdp_o = ip4_only(v, x->o_nettype, x->o_addrtype, x->o_addr);
-		v->sdp_c = ip4_only(v, sdp_message_c_nettype_get(x, -1, 0),
+		v->sdp_o = ip_only(v, x->o_nettype, x->o_addrtype, x->o_addr);
+		v->sdp_c = ip_only(v, sdp_message_c_nettype_get(x, -1, 0),
 				    sdp_message_c_addrtype_get(x, -1, 0), sdp_message_c_addr_get(x, -1, 0));
 		v->nmedia = osip_list_size(&x->m_medias);
 		for (int i = 0; i < v->nmedia && i < OV_MEDIA; i++) {
 			v->m_port[i] = keep(v, sdp_message_m_port_get(x, i));
-			v->m_c[i] = ip4_only(v, sdp_message_c_nettype_get(x, i, 0),
+			v->m_c[i] = ip_only(v, sdp_message_c_nettype_get(x, i, 0),
 					     sdp_message_c_addrtype_get(x, i, 0),
 					     sdp_message_c_addr_get(x, i, 0));
 		}
