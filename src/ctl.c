@@ -36,10 +36,26 @@ static long now_ms(void)
 /* Remove a socket left by a daemon that died, but refuse to steal one that
  * a live daemon still answers on, and never delete something that is not a
  * socket (a typo in paths.control_socket must not remove a file). */
-static int remove_stale(const struct sockaddr_un *sa)
+/* 1 if a daemon answers on the socket at sa (connect succeeds or its
+ * backlog is full), 0 otherwise. */
+static int answering(const struct sockaddr_un *sa)
 {
 	struct stat st;
 	int fd, rc;
+
+	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return 0;
+	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	return rc == 0 || errno == EAGAIN;
+}
+
+static int remove_stale(const struct sockaddr_un *sa)
+{
+	struct stat st;
 
 	if (lstat(sa->sun_path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
@@ -47,16 +63,23 @@ static int remove_stale(const struct sockaddr_un *sa)
 		errno = EEXIST;
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (rc == 0 || errno == EAGAIN) {
+	if (answering(sa)) {
 		errno = EADDRINUSE;
 		return -1;
 	}
 	return unlink(sa->sun_path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int ctl_in_use(const char *path)
+{
+	struct sockaddr_un sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	return answering(&sa);
 }
 
 int ctl_open(const char *path, ctl_handler h)

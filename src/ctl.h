@@ -11,6 +11,10 @@
 typedef int (*ctl_handler)(const char *cmd, FILE *out);
 
 int ctl_open(const char *path, ctl_handler h);
+/* Does a live daemon answer on `path`? Asked before the kernel is touched:
+ * a second sipalgd started by mistake must not replace the first one's
+ * table and rules on its way to failing. */
+int ctl_in_use(const char *path);
 int ctl_fd(void);
 /* Accept and serve one pending connection (never blocks for long: the
  * client gets 1 s to send its command). */

@@ -448,6 +448,11 @@ int main(int argc, char **argv)
 	conf_file = conf;
 	log_init(conf.log_syslog, (enum log_level)conf.log_level);
 	notify_init();
+	if (ctl_in_use(conf.ctl_socket)) {
+		log_err("another sipalgd answers on %s (sipalgctl status): not starting; starting "
+			"would replace its table and rules", conf.ctl_socket);
+		return 1;
+	}
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

@@ -286,7 +286,8 @@ int nfq_sock_open(uint16_t num, uint32_t maxlen)
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
 	if (nfq_cfg_send(nlh) < 0) {
 		log_err("nfq: bind queue %u: %s%s", num, strerror(errno),
-			errno == EBUSY ? " (another process holds this queue)" : "");
+			/* the kernel says EPERM when another socket owns the queue */
+			errno == EBUSY || errno == EPERM ? " (another process holds this queue: a second sipalgd?)" : "");
 		goto fail;
 	}
 

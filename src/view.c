@@ -19,6 +19,7 @@
 #include "rules.h"
 #include "stats.h"
 #include "trace.h"
+#include "wan.h"
 
 #define VIEW_ARGS 4
 
@@ -40,11 +41,20 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
-	char miss[256], helper[256];
+	char miss[256] = "", helper[256];
 	/* Checked now, not from memory: a firewall reload not yet repaired
 	 * makes the answer "missing ..." (and sipalgctl exit 1). */
 	int missing = fwwatch_missing(miss, sizeof(miss));
 	int kh = fwwatch_helper(helper, sizeof(helper));
+	/* The diversion names wan.interface: with no such interface nothing
+	 * is diverted, and SIP leaving by the router's real WAN goes out as
+	 * the phone wrote it. Not healthy, whatever else is in place. */
+	if (vc && !wan_ifindex()) {
+		size_t n = strlen(miss);
+		snprintf(miss + n, sizeof(miss) - n, "%sWAN interface %s (no such interface now: "
+			 "SIP is diverted only where it crosses it)", missing ? ", " : "", vc->wan_if);
+		missing = 1;
+	}
 
 	/* Answered from the packet loop itself: an answer means the loop runs. */
 	if (!json) {

@@ -245,6 +245,11 @@ int wan_open(const struct conf *c, uint64_t now)
 		log_info("WAN %s: public address %s (wan.public_address)", wan_if, a);
 	else if (cur_ip)
 		log_info("WAN %s: public address %s, followed over rtnetlink", wan_if, a);
+	else if (!cur_ifindex)
+		/* A typo here diverts nothing: SIP leaving by the real WAN goes
+		 * out unrewritten. A pppoe-wan not up yet is the other reason. */
+		log_err("WAN %s: no such interface (yet): SIP is diverted only where it crosses %s; "
+			"if the WAN is another interface (ip link), fix wan.interface", wan_if, wan_if);
 	else
 		log_warn("WAN %s has no IPv4 address yet: SIP from the LAN is dropped until it has one",
 			 wan_if);

@@ -36,7 +36,10 @@ lab_init
 trap lab_cleanup EXIT
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
 # Never longer than 4 minutes, whatever hangs.
-( sleep 240; echo "# field-repair.sh: 240 s budget exceeded" >&2; kill -TERM $$ ) &
+# The sleep dies with its timer (killed by the cleanup): an orphaned sleep
+# would hold this script's stdout, and a pipe reading it, open for 4 minutes.
+( sleep 240 >/dev/null 2>&1 & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s
+  echo "# field-repair.sh: 240 s budget exceeded" >&2; kill -TERM $$ ) &
 LAB_PIDS="$LAB_PIDS $!"
 echo "# sipalgd field-repair lab: id=$LAB_ID tmp=$LAB_TMP events=$EVENTS"
 lab_topology
@@ -157,6 +160,42 @@ PYEOF
 	else nok "daemon start after kill -9"; fi
 elif [ "$GUARD" != off ]; then
 	nok "daemon start (guard part)"
+fi
+
+# ---- operator mistakes: a second daemon started by hand, a wan.interface that does not exist ----
+if lab_sipalgd_start; then
+	tab=$(sed -n 's/.*nft_table: \([A-Za-z0-9_]*\).*/\1/p' "$LAB_CONF")
+	h1=$(lab_nsx "$NS_RTR" nft -a list table ip "$tab" 2>/dev/null | sed -n 's/.*# handle \([0-9]*\)$/\1/p' | head -1)
+	r1=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | awk '$1 == "rules_restored" {print $2}')
+	out=$(ip netns exec "$NS_RTR" timeout 10 "$LAB_REPO/sipalgd" -c "$LAB_CONF" 2>&1); rc=$?
+	h2=$(lab_nsx "$NS_RTR" nft -a list table ip "$tab" 2>/dev/null | sed -n 's/.*# handle \([0-9]*\)$/\1/p' | head -1)
+	sleep 1.2 # a repair, had there been a reason for one, shows within a tick
+	r2=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | awk '$1 == "rules_restored" {print $2}')
+	if [ $rc = 1 ] && printf '%s' "$out" | grep -q 'another sipalgd answers on' && [ -n "$h1" ] &&
+		[ "$h1" = "$h2" ] && [ "$r1" = "$r2" ] &&
+		lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status >/dev/null 2>&1; then
+		ok "second daemon: refused before touching the kernel (exit 1, the first's table and rules untouched)"
+	else
+		nok "second daemon: rc $rc, table handle $h1 -> $h2, rules_restored $r1 -> $r2: $out"
+	fi
+	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (second daemon part)"
+else
+	nok "daemon start (second daemon part)"
+fi
+sed 's/^wan: { interface: wan }$/wan: { interface: wan9 }/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-wan9.yaml"
+if ! grep -q 'interface: wan9' "$LAB_TMP/lab-wan9.yaml"; then
+	nok "lab.yaml changed: cannot make the wrong-WAN variant"
+elif LAB_START_UNHEALTHY=1 LAB_CONF_TEMPLATE=$LAB_TMP/lab-wan9.yaml lab_sipalgd_start; then
+	st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1); rc=$?
+	if [ $rc = 1 ] && printf '%s' "$st" | grep -q '^missing .*WAN interface wan9 (no such interface' &&
+		grep -q 'WAN wan9: no such interface' "$LAB_DAEMON_LOG"; then
+		ok "wrong wan.interface: logged as an error, status says missing and exits 1"
+	else
+		nok "wrong wan.interface: status rc $rc: $st"
+	fi
+	lab_sipalgd_stop >/dev/null 2>&1 || nok "clean stop (wrong WAN part)"
+else
+	nok "daemon start (wrong WAN part)"
 fi
 
 # ---- point 6: the kernel's SIP helper on the same traffic ----
