@@ -890,6 +890,20 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
  * tuples, and what else reached or left the phone's ports (the remote
  * sending from another port once the phone had sent first, the phone's
  * flows to anyone). Queued; the caller's commit sends them. */
+/* The entries for the stream's addresses and ports are in the kernel: the
+ * ones routed_kill() will delete, whatever a later SDP changes. */
+static void routed_set_live(struct rstream *r, int mux)
+{
+	r->live = 1;
+	r->live_mux = (uint8_t)mux;
+	r->lphone = r->phone;
+	r->lremote = r->remote;
+	r->lpport = r->pport;
+	r->lrport = r->rport;
+	r->lprtcp = r->prtcp;
+	r->lrrtcp = r->rrtcp;
+}
+
 static void routed_kill(struct rstream *r)
 {
 	if (!r->live)
@@ -935,14 +949,7 @@ static void routed_sync(struct dialog *d, struct rstream *r)
 	if (!mux)
 		ct_create_udp(r->remote, r->rrtcp, r->phone, r->prtcp, cf->early_timeout_s);
 	ct_mark_urgent();
-	r->live = 1;
-	r->live_mux = (uint8_t)mux;
-	r->lphone = r->phone;
-	r->lremote = r->remote;
-	r->lpport = r->pport;
-	r->lrport = r->rport;
-	r->lprtcp = r->prtcp;
-	r->lrrtcp = r->rrtcp;
+	routed_set_live(r, mux);
 	STAT_INC(pinholes);
 	STAT_INC(pinholes_opened);
 	if (mux)
@@ -1418,14 +1425,7 @@ int dialog_restore_line(const char *line, uint64_t now)
 		r->rmux = rmx != 0;
 		if (live) {
 			/* the entries are the kernel's still: ours to delete */
-			r->live = 1;
-			r->live_mux = lmux != 0;
-			r->lphone = r->phone;
-			r->lremote = r->remote;
-			r->lpport = r->pport;
-			r->lrport = r->rport;
-			r->lprtcp = r->prtcp;
-			r->lrrtcp = r->rrtcp;
+			routed_set_live(r, lmux != 0);
 			STAT_INC(pinholes);
 		}
 		return 0;
