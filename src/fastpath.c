@@ -485,13 +485,7 @@ void fastpath_stats_read(void)
 
 	if (!skel)
 		return;
-	for (uint32_t k = 0; k < SIPFAST_STAT_MAX; k++) {
-		sum[k] = 0;
-		if (bpf_map_lookup_elem(fd_stats, &k, percpu) < 0)
-			continue;
-		for (int i = 0; i < ncpu; i++)
-			sum[k] += percpu[i];
-	}
+	tcbpf_percpu_sum(fd_stats, SIPFAST_STAT_MAX, sum, percpu, ncpu);
 	stats[ST_fastpath_handled_out] = sum[SIPFAST_HANDLED_OUT];
 	stats[ST_fastpath_handled_in] = sum[SIPFAST_HANDLED_IN];
 	stats[ST_fastpath_pass_not_sip] = sum[SIPFAST_PASS_NOT_SIP];

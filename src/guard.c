@@ -223,13 +223,7 @@ void guard_stats_read(void)
 
 	if (!skel)
 		return;
-	for (uint32_t k = 0; k < SIPGUARD_STAT_MAX; k++) {
-		sum[k] = 0;
-		if (bpf_map_lookup_elem(fd_stats, &k, percpu) < 0)
-			continue;
-		for (int i = 0; i < ncpu; i++)
-			sum[k] += percpu[i];
-	}
+	tcbpf_percpu_sum(fd_stats, SIPGUARD_STAT_MAX, sum, percpu, ncpu);
 	stats[ST_guard_dropped] = sum[SIPGUARD_DROPPED];
 	stats[ST_guard_passed] = sum[SIPGUARD_PASSED];
 	stats[ST_guard_local] = sum[SIPGUARD_LOCAL];

@@ -127,3 +127,14 @@ void tcbpf_libbpf_quiet(void)
 }
 
 #endif
+
+void tcbpf_percpu_sum(int map_fd, uint32_t n, uint64_t *sum, uint64_t *scratch, int ncpu)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		sum[k] = 0;
+		if (bpf_map_lookup_elem(map_fd, &k, scratch) < 0)
+			continue;
+		for (int i = 0; i < ncpu; i++)
+			sum[k] += scratch[i];
+	}
+}

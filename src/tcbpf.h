@@ -27,6 +27,11 @@ uint32_t tcbpf_link_id(int fd);
 uint32_t tcbpf_prog_id(int fd);
 uint32_t tcbpf_map_id(int fd);
 
+/* Sum over the CPUs of keys 0..n-1 of a per-CPU array of u64 counters
+ * into sum[0..n); scratch holds ncpu values (one lookup). A key the
+ * kernel does not give sums to 0. */
+void tcbpf_percpu_sum(int map_fd, uint32_t n, uint64_t *sum, uint64_t *scratch, int ncpu);
+
 /* ARPHRD_ETHER by sysfs (1 when unknown): frames of other devices (ppp,
  * tun, wireguard) start at the IP header. */
 int tcbpf_if_is_ether(const char *ifname);
