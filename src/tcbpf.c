@@ -126,8 +126,6 @@ void tcbpf_libbpf_quiet(void)
 	libbpf_set_print(tcbpf_print);
 }
 
-#endif
-
 void tcbpf_percpu_sum(int map_fd, uint32_t n, uint64_t *sum, uint64_t *scratch, int ncpu)
 {
 	for (uint32_t k = 0; k < n; k++) {
@@ -138,3 +136,5 @@ void tcbpf_percpu_sum(int map_fd, uint32_t n, uint64_t *sum, uint64_t *scratch, 
 			sum[k] += scratch[i];
 	}
 }
+
+#endif
