@@ -19,12 +19,37 @@
 #define TCBPF_TCX_INGRESS 46
 #define TCBPF_TCX_EGRESS  47
 
+/* libbpf's own messages: only at debug level; the reason a load failed is
+ * logged once by the caller, with its errno. */
+static int tcbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	if (lvl == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+void tcbpf_libbpf_quiet(void)
+{
+	libbpf_set_print(tcbpf_print);
+}
+
 static void tc_filter_del(const struct tcbpf_at *at)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = at->ifindex,
 		    .attach_point = at->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = at->handle, .priority = at->handle);
 
+	/* Also with the fast path off, before any loader quieted libbpf: an
+	 * interface without a clsact qdisc (the usual case) is no error. */
+	tcbpf_libbpf_quiet();
 	bpf_tc_detach(&hook, &o); /* ENOENT: there was none */
 }
 
@@ -102,28 +127,6 @@ int tcbpf_if_is_ether(const char *ifname)
 		fclose(f);
 	}
 	return type == 1;
-}
-
-/* libbpf's own messages: only at debug level; the reason a load failed is
- * logged once by the caller, with its errno. */
-static int tcbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
-{
-	char buf[512];
-	size_t n;
-
-	if (lvl == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = 0;
-	log_debug("libbpf: %s", buf);
-	return 0;
-}
-
-void tcbpf_libbpf_quiet(void)
-{
-	libbpf_set_print(tcbpf_print);
 }
 
 void tcbpf_percpu_sum(int map_fd, uint32_t n, uint64_t *sum, uint64_t *scratch, int ncpu)
