@@ -7,6 +7,10 @@
 # is never written). Exit status 1 on any crash, leak, timeout or invariant
 # violation, with the path of the reproducer.
 #   FUZZ_SECONDS   seconds per target (make fuzz-short: 60, make fuzz: 1800)
+#   FUZZ_SEED      a fixed search (make fuzz-short: 1): each target then runs
+#                  a fixed number of inputs (its line in runs_of below) from
+#                  a corpus listed in a fixed order, FUZZ_SECONDS only as a cap
+#                  (a slower machine runs a prefix of the same search)
 #   FUZZ_KEEP=1    keep the scratch directory (new corpus, crash files)
 #   CC             clang with libFuzzer (default clang)
 set -u
@@ -24,8 +28,27 @@ TARGETS=${*:-"sipmsg sdp conf alg sipframe osipdiff"}
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+# Inputs per target for the fixed search: about a minute each on the
+# 2-core machine of the CI (measured with FUZZ_SEED=1, docs in README).
+runs_of() {
+	case $1 in
+	sipmsg) echo 2500000 ;; sdp) echo 2500000 ;; conf) echo 300000 ;;
+	alg) echo 200000 ;; sipframe) echo 1200000 ;; osipdiff) echo 300000 ;;
+	*) echo 100000 ;;
+	esac
+}
+
 mkdir -p "$OUT" || exit 1
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/sipalgd-fuzz.XXXXXX") || exit 1
+# libFuzzer runs its seeds in the order the directory lists them (sorted
+# by size only, ties as listed): on ext4 that order is a hash with a
+# per-filesystem key, so the same seed searched differently on another
+# machine (a CI run found what no run here had reached). tmpfs lists in
+# creation order, and the seeds are copied in sorted order below.
+tmpbase=${TMPDIR:-/tmp}
+if [ -n "${FUZZ_SEED:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	tmpbase=/dev/shm
+fi
+scratch=$(mktemp -d "$tmpbase/sipalgd-fuzz.XXXXXX") || exit 1
 if [ "${FUZZ_KEEP:-0}" = 1 ]; then
 	echo "fuzz: scratch directory kept: $scratch"
 else
@@ -77,24 +100,39 @@ for t in $TARGETS; do
 	# 2. fuzz on a scratch copy of the seeds
 	work=$scratch/$t
 	mkdir -p "$work/corpus" "$work/artifacts"
-	cp tests/fuzz/corpus/"$t"/* "$work/corpus/" 2>/dev/null
-	extra=""
+	seeds="tests/fuzz/corpus/$t"
 	if [ "$t" = sipmsg ]; then
-		extra="tests/data/torture/rfc4475 tests/data/torture/rfc5118"
+		seeds="$seeds tests/data/torture/rfc4475 tests/data/torture/rfc5118"
 	fi
 	if [ "$t" = osipdiff ]; then
 		# The differential test's corpora are its seeds.
-		cp tests/fuzz/corpus/sipmsg/* "$work/corpus/"
-		extra="tests/data/torture/rfc4475 tests/data/torture/rfc5118 tests/data/rewrite tests/data/malformed"
+		seeds="tests/fuzz/corpus/sipmsg tests/data/torture/rfc4475 tests/data/torture/rfc5118 tests/data/rewrite tests/data/malformed"
 	fi
-	echo "== fuzz: $t: ${FUZZ_SECONDS}s"
-	# shellcheck disable=SC2086
+	# One scratch corpus, filled in a sorted order (names prefixed with
+	# their directory: two corpora may share a file name).
+	n=0
+	for d in $seeds; do
+		[ -d "$d" ] || continue
+		for f in $(cd "$d" && LC_ALL=C ls); do
+			[ -f "$d/$f" ] || continue
+			cp "$d/$f" "$work/corpus/$(echo "$d" | tr / _)_$f" && n=$((n + 1))
+		done
+	done
 	# FUZZ_SEED (make fuzz-short: 1): the same search every run, so that
 	# make check does not pass or fail on what a random seed happens to
-	# reach; make fuzz leaves it unset and explores.
+	# reach; make fuzz leaves it unset and explores for FUZZ_SECONDS.
+	limit=""
+	if [ -n "${FUZZ_SEED:-}" ]; then
+		runs=${FUZZ_RUNS:-$(runs_of "$t")}
+		limit="-runs=$runs -reload=0"
+		echo "== fuzz: $t: $n seeds, $runs inputs from seed $FUZZ_SEED (at most ${FUZZ_SECONDS}s)"
+	else
+		echo "== fuzz: $t: $n seeds, ${FUZZ_SECONDS}s"
+	fi
+	# shellcheck disable=SC2086
 	"$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
-		${FUZZ_SEED:+-seed="$FUZZ_SEED"} -print_final_stats=1 \
-		-artifact_prefix="$work/artifacts/" "$work/corpus" $extra \
+		${FUZZ_SEED:+-seed="$FUZZ_SEED"} $limit -print_final_stats=1 \
+		-artifact_prefix="$work/artifacts/" "$work/corpus" \
 		>"$work/fuzz.log" 2>&1
 	rc=$?
 	grep -aE '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' "$work/fuzz.log" | sed "s/^/   $t: /"

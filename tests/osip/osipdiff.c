@@ -125,6 +125,41 @@ static int addrspec_delim(const uint8_t *b, struct span el)
 	return 0;
 }
 
+/* A Contact value that is not a list of "[name] <URI>" or "URI" elements
+ * as RFC 3261 §20.10 writes them: a '<' or '>' without its pair (where one
+ * reader splits at a ',' the other keeps inside the brackets), or an
+ * element whose URI does not start at its beginning (or right after its
+ * '<'): we take the first sip:/sips: anywhere ("sipa:sip:o" is host o to
+ * us), libosip2 reads its own scheme from the first ':'. */
+static int contact_odd(const uint8_t *b, struct span v)
+{
+	int open = 0;
+
+	for (uint32_t k = 0; k < v.len; k++) {
+		if (b[v.off + k] == '<' && open++)
+			return 1;
+		if (b[v.off + k] == '>' && !open--)
+			return 1;
+	}
+	return open != 0;
+}
+
+static int contact_uri_inside(const uint8_t *b, struct span el)
+{
+	const uint8_t *p = b + el.off, *e = p + el.len;
+	const uint8_t *lt = memchr(p, '<', el.len);
+
+	if (lt)
+		p = lt + 1;
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	if (e - p >= 4 && strncasecmp((const char *)p, "sip:", 4) == 0)
+		return 0;
+	if (e - p >= 5 && strncasecmp((const char *)p, "sips:", 5) == 0)
+		return 0;
+	return 1;
+}
+
 /* Our reading into the view; returns whether the body is SDP. */
 static int our_view(struct osipdiff_view *v)
 {
@@ -149,12 +184,16 @@ static int our_view(struct osipdiff_view *v)
 		if (msg.hdr[i].id != H_CONTACT)
 			continue;
 		pos = 0;
+		if (contact_odd(b, msg.hdr[i].value))
+			v->contact_odd = 1;
 		while (sip_list_next(b, msg.hdr[i].value, &pos, &el)) {
 			struct sip_uri u;
 			int k = v->ncontact++;
 			if (k < OV_CONTACTS)
 				v->contact_addrspec_delim[k] = addrspec_delim(b, el);
 			if (k < OV_CONTACTS && sip_uri_find(b, el, &u) == 0) {
+				if (contact_uri_inside(b, el))
+					v->contact_odd = 1;
 				v->contact_host[k] = sp(v, unbracket(u.host));
 				v->contact_port[k] = u.port.len ? sp(v, u.port) : NULL;
 			}
@@ -296,7 +335,12 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 		int q = 0;
 		for (uint32_t k = 0; k < vv.len; k++)
 			q += buf[vv.off + k] == '"' && (k == 0 || buf[vv.off + k - 1] != '\\');
-		if (q & 1)
+		/* or a quote before the first ';': the sent-protocol and
+		 * sent-by have no quoted form, libosip2 then reads no
+		 * parameter at all, we still read the ones after the ';' */
+		const uint8_t *semi = memchr(buf + vv.off, ';', vv.len);
+		const uint8_t *quote = memchr(buf + vv.off, '"', vv.len);
+		if ((q & 1) || (quote && (!semi || quote < semi)))
 			for (int i = nv; i < r->ndiff; i++)
 				r->d[i].kind = "via-quote";
 	}
@@ -306,6 +350,7 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 		if (strcmp(r->d[i].field, "via.host") == 0 && strcmp(r->d[i].kind, "osip-junk") == 0)
 			for (int k = nv; k < r->ndiff; k++)
 				r->d[k].kind = "osip-junk";
+	int nc0 = r->ndiff;
 	cmp_int(r, "contact.count", ov.ncontact, xv.ncontact);
 	for (int i = 0; i < ov.ncontact && i < xv.ncontact && i < OV_CONTACTS; i++) {
 		int nc = r->ndiff;
@@ -321,6 +366,9 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 			for (int k = nc; k < r->ndiff; k++)
 				r->d[k].kind = "addrspec-delim";
 	}
+	if (ov.contact_odd)
+		for (int k = nc0; k < r->ndiff; k++)
+			r->d[k].kind = "contact-odd";
 	cmp(r, "clen", ov.clen, xv.clen);
 	/* Without Content-Length the datagram ends the body (RFC 3261 §18.3);
 	 * libosip2 has its own idea (the clen=ours-absent entry of the list),

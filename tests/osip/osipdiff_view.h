@@ -18,6 +18,7 @@ struct osipdiff_view {
 	int ncontact;                /* Contact elements (all headers, in order) */
 	const char *contact_host[OV_CONTACTS], *contact_port[OV_CONTACTS];
 	uint8_t contact_addrspec_delim[OV_CONTACTS];  /* ours: "sip:a;b@h" without <> */
+	int contact_odd;             /* ours: a Contact value no URI reading can agree on */
 	const char *clen;            /* Content-Length as written */
 	long body_len;               /* -1: not comparable (several MIME parts) */
 	int sdp_rc;                  /* 0 = the body was accepted as SDP */
