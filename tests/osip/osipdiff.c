@@ -130,7 +130,8 @@ static int addrspec_delim(const uint8_t *b, struct span el)
  * reader splits at a ',' the other keeps inside the brackets), or an
  * element whose URI does not start at its beginning (or right after its
  * '<'): we take the first sip:/sips: anywhere ("sipa:sip:o" is host o to
- * us), libosip2 reads its own scheme from the first ':'. */
+ * us), libosip2 reads its own scheme from the first ':'; or LWS inside a
+ * URI, where we end it and libosip2 reads on. */
 static int contact_odd(const uint8_t *b, struct span v)
 {
 	int open = 0;
@@ -151,13 +152,34 @@ static int contact_uri_inside(const uint8_t *b, struct span el)
 
 	if (lt)
 		p = lt + 1;
+	/* before a '<' only a display-name: a quoted string, or tokens
+	 * (RFC 3261 §25.1); "si:b<..." is no name-addr to either reader */
+	const uint8_t *q = b + el.off;
+	while (lt && q < lt && (*q == ' ' || *q == '\t'))
+		q++;
+	if (lt && q < lt && *q != '"')
+		for (; q < lt; q++)
+			if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+			      (*q >= '0' && *q <= '9') || strchr(" \t-.!%*_+`'~", *q)))
+				return 1;
 	while (p < e && (*p == ' ' || *p == '\t'))
 		p++;
-	if (e - p >= 4 && strncasecmp((const char *)p, "sip:", 4) == 0)
-		return 0;
-	if (e - p >= 5 && strncasecmp((const char *)p, "sips:", 5) == 0)
-		return 0;
-	return 1;
+	if (!(e - p >= 4 && strncasecmp((const char *)p, "sip:", 4) == 0) &&
+	    !(e - p >= 5 && strncasecmp((const char *)p, "sips:", 5) == 0))
+		return 1;
+	/* LWS inside the URI ("sip:m<TAB>@h"): a URI has none; we end it
+	 * at the LWS (host m), libosip2 reads on to the '@' */
+	const uint8_t *end = lt ? memchr(p, '>', (size_t)(e - p)) : NULL;
+	if (!end)
+		end = e;
+	int lws = 0;
+	for (; p < end && (lt || *p != ';'); p++) {
+		if (*p == ' ' || *p == '\t')
+			lws = 1;
+		else if (lws)
+			return 1;
+	}
+	return 0;
 }
 
 /* Our reading into the view; returns whether the body is SDP. */
@@ -191,9 +213,9 @@ static int our_view(struct osipdiff_view *v)
 			int k = v->ncontact++;
 			if (k < OV_CONTACTS)
 				v->contact_addrspec_delim[k] = addrspec_delim(b, el);
+			if (contact_uri_inside(b, el))
+				v->contact_odd = 1;
 			if (k < OV_CONTACTS && sip_uri_find(b, el, &u) == 0) {
-				if (contact_uri_inside(b, el))
-					v->contact_odd = 1;
 				v->contact_host[k] = sp(v, unbracket(u.host));
 				v->contact_port[k] = u.port.len ? sp(v, u.port) : NULL;
 			}
