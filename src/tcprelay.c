@@ -845,7 +845,7 @@ void tcprelay_close(void)
 
 int tcprelay_rules_expected(void)
 {
-	return rules_ours;
+	return rules_ours + (rules_ours && rules6_ours);
 }
 
 int tcprelay_rules_repair(void)

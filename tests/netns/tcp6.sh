@@ -11,6 +11,7 @@
 # zone gives each its own entry, and none of their packets may be invalid.
 #  1. flows.py v6_tcp_call passes; counters: tcp_ipv6, pinholes_ct_created,
 #     nothing rewritten, no invalid packet dropped; status says the relay is on.
+#     Its table deleted (a firewall reload) is put back.
 #  2. a clean stop leaves no ip6 table, rule or route.
 #  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
 #  4. sip.tcp: false: IPv6 SIP/TCP is left alone (it reaches the provider
@@ -65,6 +66,16 @@ echo "$st" | grep -q '^tcp relay ipv6: on' || { echo "FAIL status does not say '
 inv=$(lab_nsx "$NS_RTR" nft list table inet salgstrict | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
 echo "# conntrack-invalid packets dropped on the router's input/output: $inv"
 [ "$inv" = 0 ] || { echo "FAIL $inv packets were conntrack-invalid (the zone keeps the relay's two connections apart)" >&2; fail=1; }
+
+# 1b. a firewall reload that removes the IPv6 relay table: put back (fwwatch)
+lab_nsx "$NS_RTR" nft delete table ip6 sipalgd_lab_tcp6
+back=0
+for _ in $(seq 1 50); do
+	lab_nsx "$NS_RTR" nft list table ip6 sipalgd_lab_tcp6 >/dev/null 2>&1 && { back=1; break; }
+	sleep 0.1
+done
+if [ $back = 1 ]; then echo "# firewall reload: table ip6 sipalgd_lab_tcp6 put back"
+else echo "FAIL table ip6 sipalgd_lab_tcp6 not put back within 5 s of its deletion" >&2; fail=1; fi
 
 # 2. a clean stop removes the IPv6 copy too
 lab_sipalgd_stop || fail=1
