@@ -14,6 +14,7 @@
 #include "log.h"
 #include "nftcmd.h"
 #include "nftmap.h"
+#include "rules.h"
 #include "sipframe.h"
 #include "stats.h"
 #include "tproxy.h"
@@ -705,6 +706,12 @@ static void open6(const struct conf *c, int rules)
 
 	if (!c->sip_ipv6) {
 		v6_off = "sip.ipv6: false";
+		return;
+	}
+	if (rules && rules_ipv6_off()) {
+		/* no IPv6 on this router (rules.c found out and warned) */
+		v6_off = rules_ipv6_off();
+		log_info("tcprelay: SIP/TCP over IPv6 not relayed: %s", v6_off);
 		return;
 	}
 	lfd6 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
