@@ -12,7 +12,8 @@
 #  1. flows.py v6_tcp_call passes; counters: tcp_ipv6, pinholes_ct_created,
 #     nothing rewritten, no invalid packet dropped; status says the relay is on.
 #     Its table deleted (a firewall reload) is put back.
-#  2. a clean stop leaves no ip6 table, rule or route.
+#  2. a clean stop leaves no ip6 table, rule or route; kernel-rules/tproxy.sh
+#     installs the same IPv6 copy and removes it.
 #  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
 #  4. sip.tcp: false: IPv6 SIP/TCP is left alone (it reaches the provider
 #     directly, no relay table).  5. sip.ipv6: false: the relay says IPv6 is off.
@@ -67,6 +68,15 @@ inv=$(lab_nsx "$NS_RTR" nft list table inet salgstrict | grep -o 'packets [0-9]*
 echo "# conntrack-invalid packets dropped on the router's input/output: $inv"
 [ "$inv" = 0 ] || { echo "FAIL $inv packets were conntrack-invalid (the zone keeps the relay's two connections apart)" >&2; fail=1; }
 
+rules6_of() {
+	lab_nsx "$NS_RTR" nft list table ip6 sipalgd_lab_tcp6 2>/dev/null | sed -E 's/packets [0-9]+ bytes [0-9]+/COUNTER/'
+	lab_nsx "$NS_RTR" ip -6 rule | grep 0x5f10
+	lab_nsx "$NS_RTR" ip -6 route show table 5061 2>/dev/null
+}
+rules6_of >"$LAB_TMP/rules6-daemon.txt"
+grep -q 'tproxy to :' "$LAB_TMP/rules6-daemon.txt" || { echo "FAIL no IPv6 TPROXY rule while the daemon runs" >&2; fail=1; }
+relay_port=$(sed -n 's/.*relay listening on port \([0-9]*\).*/\1/p' "$LAB_DAEMON_LOG")
+
 # 1b. a firewall reload that removes the IPv6 relay table: put back (fwwatch)
 lab_nsx "$NS_RTR" nft delete table ip6 sipalgd_lab_tcp6
 back=0
@@ -82,6 +92,17 @@ lab_sipalgd_stop || fail=1
 left=$( { lab_nsx "$NS_RTR" nft list tables; lab_nsx "$NS_RTR" ip -6 rule; } 2>&1 | grep -E 'sipalgd|0x5f10'
 	lab_nsx "$NS_RTR" ip -6 route show table 5061 2>/dev/null)
 [ -z "$left" ] || { echo "FAIL left after a clean stop: $left" >&2; fail=1; }
+# kernel-rules/tproxy.sh installs the same IPv6 copy, and removes it all
+lab_nsx "$NS_RTR" env WAN_IF=wan SIP_PORTS=5060 RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp \
+	sh "$LAB_REPO/kernel-rules/tproxy.sh" add || fail=1
+rules6_of >"$LAB_TMP/rules6-script.txt"
+if diff -u "$LAB_TMP/rules6-daemon.txt" "$LAB_TMP/rules6-script.txt" >"$LAB_TMP/rules6.diff"; then
+	echo "# kernel-rules/tproxy.sh: the same ip6 table, rule and route as the daemon's"
+else
+	echo "FAIL kernel-rules/tproxy.sh differs from the daemon's IPv6 rules:" >&2; cat "$LAB_TMP/rules6.diff" >&2; fail=1
+fi
+lab_nsx "$NS_RTR" env WAN_IF=wan RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp sh "$LAB_REPO/kernel-rules/tproxy.sh" del
+[ -z "$(rules6_of)" ] || { echo "FAIL tproxy.sh del left: $(rules6_of)" >&2; fail=1; }
 
 # A phone's connection to [proxy]:5060 and what reaches the provider, for 3 and 4.
 attempt() {   # attempt FILE: the provider's view in FILE (json), the phone's in stdout
