@@ -449,6 +449,7 @@ static void do_accept(int l, uint64_t now)
 	for (int k = 0; k < 64; k++) {
 		struct sockaddr_storage pa, la;
 		socklen_t pl = sizeof(pa), ll = sizeof(la);
+		char text[ADDR_STRLEN];
 		int fd = accept4(l, (struct sockaddr *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
 			close(spare_fd);
@@ -471,8 +472,17 @@ static void do_accept(int l, uint64_t now)
 		struct addr phone = sa_addr(&pa, &pport), local = sa_addr(&la, &lport), peer = phone;
 		uint32_t per = 0;
 		int v6 = !addr_is_v4(&phone);
+		if (lport == listen_port) {
+			/* Straight to our listener, not diverted: TPROXY keeps the
+			 * original destination, a SIP port. Relaying it would connect
+			 * us to ourselves (from a WAN host's address, over IPv6 with
+			 * no prefix in lan.networks). */
+			STAT_INC(tcp_refused_limit);
+			addr_fmt(text, &phone, 0);
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s to the relay's own port refused: not diverted", text);
+			goto refuse;
+		}
 		struct binding *in_b = NULL;
-		char text[ADDR_STRLEN];
 		/* Routed IPv6 comes only from the LAN side (the TPROXY rule's
 		 * interface test); with an IPv6 prefix in lan.networks it must
 		 * be in it, as IPv4 must (the ALG would not see it otherwise). */

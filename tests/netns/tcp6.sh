@@ -30,6 +30,12 @@ lab_init
 trap lab_cleanup EXIT
 trap 'echo "# interrupted" >&2; exit 130' INT TERM
 echo "# sipalgd SIP/TCP over IPv6 lab: id=$LAB_ID tmp=$LAB_TMP"
+# As shipped: no IPv6 prefix in lan.networks (a delegated prefix is the
+# provider's to change), so the LAN side is the side away from wan.interface
+# (run.sh runs v6_tcp_call with the prefix named).
+sed 's|, 2001:db8:77::/64\]|]|' "$HERE/lab.yaml" >"$LAB_TMP/lab-noprefix.yaml"
+grep -q "^lan:.*2001:db8" "$LAB_TMP/lab-noprefix.yaml" && { echo "lab.yaml changed: cannot drop its IPv6 prefix" >&2; exit 1; }
+LAB_CONF_TEMPLATE=$LAB_TMP/lab-noprefix.yaml
 lab_topology
 lab_nsx "$NS_RTR" nft -f - <<'EOF'
 table inet salgstrict {
@@ -76,6 +82,23 @@ rules6_of() {
 rules6_of >"$LAB_TMP/rules6-daemon.txt"
 grep -q 'tproxy to :' "$LAB_TMP/rules6-daemon.txt" || { echo "FAIL no IPv6 TPROXY rule while the daemon runs" >&2; fail=1; }
 relay_port=$(sed -n 's/.*relay listening on port \([0-9]*\).*/\1/p' "$LAB_DAEMON_LOG")
+
+# 1a. straight to the relay's listener (not diverted, from the WAN to the
+# router's own address): refused, never relayed to itself
+timeout 10 ip netns exec "$NS_WAN" "$PY" - "$relay_port" <<'EOF' | sed 's/^/# direct to the listener: /'
+import socket, sys, time
+s = socket.socket(socket.AF_INET6); s.settimeout(3)
+try:
+    s.connect(("2001:db8:113::1", int(sys.argv[1])))
+    s.sendall(b"\r\n\r\n"); time.sleep(0.3)
+    print("connected, read %r" % s.recv(100))
+except OSError as e:
+    print("refused (%s)" % type(e).__name__)
+EOF
+sleep 0.3
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
+[ "$(ctr tcp_conns)" = 0 ] && [ "$(ctr tcp_accepted)" = 2 ] ||
+	{ echo "FAIL a connection straight to the listener: tcp_conns $(ctr tcp_conns) (want 0), tcp_accepted $(ctr tcp_accepted) (want 2)" >&2; fail=1; }
 
 # 1b. a firewall reload that removes the IPv6 relay table: put back (fwwatch)
 lab_nsx "$NS_RTR" nft delete table ip6 sipalgd_lab_tcp6
@@ -152,7 +175,7 @@ case "$ph" in "refused (ConnectionRefusedError)"|"refused (ConnectionResetError)
 lab_sipalgd_start && lab_sipalgd_stop || fail=1   # the stale rest (diversion, routes) removed
 
 # 4. sip.tcp: false: left alone, like IPv4 TCP
-sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], tcp: false }|' "$HERE/lab.yaml" >"$LAB_TMP/notcp.yaml"
+sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], tcp: false }|' "$LAB_TMP/lab-noprefix.yaml" >"$LAB_TMP/notcp.yaml"
 grep -q 'tcp: false' "$LAB_TMP/notcp.yaml" || { echo "lab.yaml: cannot turn sip.tcp off" >&2; exit 1; }
 LAB_CONF_TEMPLATE="$LAB_TMP/notcp.yaml" lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
 ph=$(attempt "$LAB_TMP/notcp.json")
@@ -163,7 +186,7 @@ lab_nsx "$NS_RTR" nft list table ip6 sipalgd_lab_tcp6 >/dev/null 2>&1 && { echo 
 lab_sipalgd_stop || fail=1
 
 # 5. sip.ipv6: false: the IPv4 relay only, and status says so
-sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], ipv6: false }|' "$HERE/lab.yaml" >"$LAB_TMP/nov6.yaml"
+sed 's|^sip: { ports: \[5060\] }|sip: { ports: [5060], ipv6: false }|' "$LAB_TMP/lab-noprefix.yaml" >"$LAB_TMP/nov6.yaml"
 LAB_CONF_TEMPLATE="$LAB_TMP/nov6.yaml" lab_sipalgd_start || { LAB_KEEP_TMP=1; exit 1; }
 st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
 echo "$st" | grep '^tcp relay ipv6' | sed 's/^/# sip.ipv6 false: /'
