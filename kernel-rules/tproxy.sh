@@ -20,7 +20,8 @@
 # registrar opening a new connection to a phone); the relay connects to the
 # phone from the caller's address, and the phone's answers to such a
 # connection are marked (socket transparent) so they reach the relay.
-# IPv6 (routed, no NAT66): the same diversion from the LAN side; the relay
+# IPv6 (routed, no NAT66): the same diversion from the LAN side, of what
+# routes out the WAN (fib daddr oifname); the relay
 # connects from the phone's own address and port, so the phone's side is
 # tracked in conntrack zone 5061 (same addresses and ports as the relay's
 # connection), and the far end's answers are marked by socket transparent.
@@ -66,7 +67,7 @@ add6() {
 table ip6 ${TABLE}6 {
 	chain zone_in {
 		type filter hook prerouting priority raw; policy accept;
-		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr type != local ct zone set $ZONE
+		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr oifname "$WAN_IF" ct zone set $ZONE
 	}
 
 	chain zone_out {
@@ -76,7 +77,7 @@ table ip6 ${TABLE}6 {
 
 	chain divert {
 		type filter hook prerouting priority mangle; policy accept;
-		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr type != local tproxy to :$RELAY_PORT meta mark set $MARK accept
+		iifname != "$WAN_IF" tcp dport { $SIP_PORTS } fib daddr oifname "$WAN_IF" tproxy to :$RELAY_PORT meta mark set $MARK accept
 		iifname "$WAN_IF" ct direction reply meta l4proto tcp socket transparent 1 meta mark set $MARK accept
 	}
 

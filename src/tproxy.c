@@ -70,12 +70,14 @@ static const char tproxy_nft_fmt[] =
  * phone's SIP/TCP is reset rather than passed by the ALG unseen (no media
  * pinholes would open for it). No set in_tcp: a new connection from the
  * WAN to a phone is the operator's ip6 forward policy's to allow, and
- * passes the relay by (docs/limits.md). */
+ * passes the relay by (docs/limits.md). Only what routes out the WAN is
+ * taken (`fib daddr oifname`): SIP/TCP between two LAN segments is no
+ * ALG's business, and its far end is not across the stateful policy. */
 static const char tproxy6_nft_fmt[] =
 	"table ip6 %s_tcp6 {\n"
 	"\tchain zone_in {\n"
 	"\t\ttype filter hook prerouting priority raw; policy accept;\n"
-	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr type != local ct zone set %u\n"
+	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr oifname \"%s\" ct zone set %u\n"
 	"\t}\n"
 	"\n"
 	"\tchain zone_out {\n"
@@ -85,7 +87,7 @@ static const char tproxy6_nft_fmt[] =
 	"\n"
 	"\tchain divert {\n"
 	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
-	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr type != local"
+	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr oifname \"%s\""
 	" tproxy to :%u meta mark set 0x%x accept\n"
 	"\t\tiifname \"%s\" ct direction reply meta l4proto tcp socket transparent 1"
 	" meta mark set 0x%x accept\n"
@@ -221,9 +223,9 @@ int tproxy_install6(const struct conf *c, uint16_t port)
 		routing_remove(AF_INET6);
 		return -1;
 	}
-	snprintf(text, sizeof(text), tproxy6_nft_fmt, c->nft_table, c->wan_if, ports, TPROXY_ZONE,
-		 c->wan_if, ports, TPROXY_ZONE, c->wan_if, ports, port, TPROXY_MARK, c->wan_if, TPROXY_MARK,
-		 c->wan_if, c->wan_if, ports);
+	snprintf(text, sizeof(text), tproxy6_nft_fmt, c->nft_table, c->wan_if, ports, c->wan_if, TPROXY_ZONE,
+		 c->wan_if, ports, TPROXY_ZONE, c->wan_if, ports, c->wan_if, port, TPROXY_MARK, c->wan_if,
+		 TPROXY_MARK, c->wan_if, c->wan_if, ports);
 	if (nftcmd_run(text, err, sizeof(err)) < 0) {
 		log_err("tproxy: nft refused the IPv6 TPROXY table: %s", err);
 		routing_remove(AF_INET6);
