@@ -11,7 +11,9 @@
 # zone gives each its own entry, and none of their packets may be invalid.
 #  1. flows.py v6_tcp_call passes; counters: tcp_ipv6, pinholes_ct_created,
 #     nothing rewritten, no invalid packet dropped; status says the relay is on.
-#     Its table deleted (a firewall reload) is put back.
+#     A connection straight to the listener is refused; an unframeable
+#     message is reset, nothing of it forwarded. Its table deleted (a
+#     firewall reload) is put back.
 #  2. a clean stop leaves no ip6 table, rule or route; kernel-rules/tproxy.sh
 #     installs the same IPv6 copy and removes it.
 #  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
@@ -100,7 +102,43 @@ lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>
 [ "$(ctr tcp_conns)" = 0 ] && [ "$(ctr tcp_accepted)" = 2 ] ||
 	{ echo "FAIL a connection straight to the listener: tcp_conns $(ctr tcp_conns) (want 0), tcp_accepted $(ctr tcp_accepted) (want 2)" >&2; fail=1; }
 
-# 1b. a firewall reload that removes the IPv6 relay table: put back (fwwatch)
+# 1b. unframeable over IPv6 (no Content-Length): reset, nothing of it forwarded
+timeout 10 ip netns exec "$NS_WAN" "$PY" - "$LAB_TMP/unframed.txt" <<'EOF' &
+import socket, sys
+ls = socket.socket(socket.AF_INET6); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("2001:db8:113::10", 5060)); ls.listen(1); ls.settimeout(5)
+got = b""
+try:
+    c, a = ls.accept(); c.settimeout(3)
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+open(sys.argv[1], "w").write("%d" % len(got))
+EOF
+wpid=$!
+sleep 0.3
+timeout 10 ip netns exec "$NS_LAN" "$PY" - <<'EOF' | sed 's/^/# unframeable: /'
+import socket
+s = socket.socket(socket.AF_INET6); s.settimeout(3); s.bind(("2001:db8:77::10", 0))
+s.connect(("2001:db8:113::10", 5060))
+s.sendall(b"OPTIONS sip:x@[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8:77::10]:5060\r\n"
+          b"Call-ID: nolen@x\r\nCSeq: 1 OPTIONS\r\n\r\n")
+try:
+    print("phone read %r" % s.recv(100))
+except OSError as e:
+    print("phone: %s" % type(e).__name__)
+EOF
+wait "$wpid"
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
+echo "# unframeable: the provider got $(cat "$LAB_TMP/unframed.txt" 2>/dev/null) bytes; tcp_frame_errors $(ctr tcp_frame_errors)"
+[ "$(cat "$LAB_TMP/unframed.txt" 2>/dev/null)" = 0 ] && [ "$(ctr tcp_frame_errors)" = 1 ] ||
+	{ echo "FAIL an unframeable message over IPv6: want 0 bytes forwarded and tcp_frame_errors 1" >&2; fail=1; }
+
+# 1c. a firewall reload that removes the IPv6 relay table: put back (fwwatch)
 lab_nsx "$NS_RTR" nft delete table ip6 sipalgd_lab_tcp6
 back=0
 for _ in $(seq 1 50); do
