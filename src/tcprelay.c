@@ -472,11 +472,13 @@ static void do_accept(int l, uint64_t now)
 		struct addr phone = sa_addr(&pa, &pport), local = sa_addr(&la, &lport), peer = phone;
 		uint32_t per = 0;
 		int v6 = !addr_is_v4(&phone);
-		if (lport == listen_port) {
+		if (v6 && lport == listen_port && !conf_is_sip_port(cf, lport)) {
 			/* Straight to our listener, not diverted: TPROXY keeps the
 			 * original destination, a SIP port. Relaying it would connect
-			 * us to ourselves (from a WAN host's address, over IPv6 with
-			 * no prefix in lan.networks). */
+			 * us to ourselves, from a WAN host's address when lan.networks
+			 * names no IPv6 prefix. (IPv4 refuses it as a WAN connection
+			 * to a port no binding has.) A relay port that is also a SIP
+			 * port cannot tell; the default (0: any free one) never is. */
 			STAT_INC(tcp_refused_limit);
 			addr_fmt(text, &phone, 0);
 			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s to the relay's own port refused: not diverted", text);
