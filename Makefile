@@ -226,6 +226,7 @@ field-trunk: all
 # closed (about 15 s).
 tcp-lab: all
 	@tests/netns/tcp.sh
+	@tests/netns/tcp6.sh
 
 # A firewall reload repairs itself (nft flush ruleset, iptables -t mangle -F,
 # a deleted or swapped table) with calls up and SIP flowing; the kernel SIP

@@ -117,7 +117,7 @@ static int fw_table_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* The handle of table ip `name`, 0 when there is none. */
-static uint64_t fw_table_handle(const char *name)
+static uint64_t fw_table_handle_fam(uint16_t family, const char *name)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	char req[512] __attribute__((aligned(8)));
@@ -127,12 +127,17 @@ static uint64_t fw_table_handle(const char *name)
 	if (!t)
 		return 0;
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_ACK, ++fw_seq);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETTABLE, family, NLM_F_ACK, ++fw_seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
 	if (fw_query(nlh, fw_table_cb, &h) < 0)
 		return 0;
 	return h;
+}
+
+static uint64_t fw_table_handle(const char *name)
+{
+	return fw_table_handle_fam(NFPROTO_IPV4, name);
 }
 
 struct fw_rules {
@@ -246,6 +251,12 @@ static unsigned fw_check(char *buf, size_t len)
 		if (!fw_table_handle(tcp)) {
 			miss |= MISS_TCP;
 			FW_SAY("table ip %s", tcp);
+		}
+		/* its IPv6 copy: without it IPv6 SIP/TCP passes unseen */
+		snprintf(tcp, sizeof(tcp), "%s_tcp6", fw_conf->nft_table);
+		if (tcprelay_rules_expected() > 1 && !fw_table_handle_fam(NFPROTO_IPV6, tcp)) {
+			miss |= MISS_TCP;
+			FW_SAY("table ip6 %s", tcp);
 		}
 	}
 	for (int v6 = 0; v6 < 2; v6++) {

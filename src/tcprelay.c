@@ -6,6 +6,7 @@
  * each unit is rewritten into the other side's send buffer. */
 #include "tcprelay.h"
 
+#include "addr.h"
 #include "alg.h"
 #include "binding.h"
 #include "conf.h"
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "nftcmd.h"
 #include "nftmap.h"
+#include "rules.h"
 #include "sipframe.h"
 #include "stats.h"
 #include "tproxy.h"
@@ -34,6 +36,7 @@
 #define OUT_CAP   (2 * TCPRELAY_MSG_MAX + 8192)
 #define OUT_ROOM  (TCPRELAY_MSG_MAX + 8192)
 #define LISTENER  0xffffffffu
+#define LISTENER6 0xfffffffeu
 /* Kernel buffers of every relayed socket, fixed: with autotuning a side
  * that stops reading lets the other fill up to tcp_rmem's maximum (32 MiB
  * on many systems) per connection before backpressure reaches the sender.
@@ -57,7 +60,8 @@ struct side {
 struct conn {
 	uint8_t used, connected, raw;
 	uint8_t ph;                     /* the phone's side: 0 (it connected), 1 (we connect to it) */
-	uint32_t phone_ip, far_ip;      /* host order */
+	uint8_t v6;                     /* routed IPv6: relayed from the phone's own address */
+	struct addr phone_ip, far_ip;
 	uint16_t phone_port, far_port;
 	struct binding *b;              /* the phone's signalling binding, referenced */
 	uint64_t last;
@@ -66,7 +70,9 @@ struct conn {
 
 static const struct conf *cf;
 static uint32_t pub_ip;
-static int ep = -1, lfd = -1, rules_ours;
+static int ep = -1, lfd = -1, lfd6 = -1, rules_ours, rules6_ours;
+/* Why SIP/TCP over IPv6 is not relayed (NULL: it is), for status. */
+static const char *v6_off;
 static uint16_t listen_port; /* host order, for tproxy_install on repair */
 /* A descriptor held in reserve: with none left, accept() fails and the
  * listener stays readable; giving this one up lets us accept and reset. */
@@ -81,14 +87,49 @@ static uint8_t in_tcp_have[65536 / 8];
 static uint64_t in_tcp_retry_at, in_tcp_last;
 static int in_tcp_dirty = 1;
 
-/* alg_packet takes an IPv4/UDP datagram: a message is framed into one here
+/* alg_packet takes an IP/UDP datagram: a message is framed into one here
  * (the same header for every message of a direction; length and addresses
- * filled in), so TCP goes through exactly the UDP policy. */
-static uint8_t dgram[28 + TCPRELAY_MSG_MAX];
-static uint8_t rewritten[28 + TCPRELAY_MSG_MAX + 8192];
+ * filled in), so TCP goes through exactly the UDP policy. IPv6 has a
+ * 40-byte header. */
+static uint8_t dgram[48 + TCPRELAY_MSG_MAX];
+static uint8_t rewritten[48 + TCPRELAY_MSG_MAX + 8192];
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+
+/* The datagram header for n bytes of message from src to dst; its length. */
+static uint32_t dgram_header(const struct addr *src, const struct addr *dst, uint16_t sport, uint16_t dport,
+			     uint32_t n)
+{
+	uint32_t h;
+
+	if (addr_is_v4(src)) {
+		h = 20;
+		memset(dgram, 0, 28);
+		dgram[0] = 0x45;
+		put16(dgram + 2, (uint16_t)(28 + n));
+		dgram[8] = 64;
+		dgram[9] = 17;
+		put32(dgram + 12, addr_get_v4(src));
+		put32(dgram + 16, addr_get_v4(dst));
+	} else {
+		h = 40;
+		memset(dgram, 0, 48);
+		dgram[0] = 0x60;
+		put16(dgram + 4, (uint16_t)(8 + n));
+		dgram[6] = 17;
+		dgram[7] = 64;
+		memcpy(dgram + 8, src->b, 16);
+		memcpy(dgram + 24, dst->b, 16);
+		/* never on the wire: pkt_parse_udp refuses a zero UDP
+		 * checksum over IPv6 (RFC 8200 8.1), and verifies none */
+		put16(dgram + h + 6, 0xffff);
+	}
+	put16(dgram + h, sport);
+	put16(dgram + h + 2, dport);
+	put16(dgram + h + 4, (uint16_t)(8 + n));
+	return h + 8;
+}
 
 static void ev_set(struct conn *c, int i)
 {
@@ -145,30 +186,24 @@ static void relay_unit(struct conn *c, int i, const uint8_t *p, uint32_t n, uint
 {
 	struct side *o = &c->s[!i];
 	int far = i != c->ph;
-	uint32_t src = far ? c->far_ip : c->phone_ip, dst = far ? c->phone_ip : c->far_ip;
+	const struct addr *src = far ? &c->far_ip : &c->phone_ip, *dst = far ? &c->phone_ip : &c->far_ip;
 	uint16_t sport = far ? c->far_port : c->phone_port, dport = far ? c->phone_port : c->far_port;
 	uint32_t out_len = 0;
+	uint32_t h = dgram_header(src, dst, sport, dport, n);
 
-	memset(dgram, 0, 28);
-	dgram[0] = 0x45;
-	put16(dgram + 2, (uint16_t)(28 + n));
-	dgram[8] = 64;
-	dgram[9] = 17;
-	put32(dgram + 12, src);
-	put32(dgram + 16, dst);
-	put16(dgram + 20, sport);
-	put16(dgram + 22, dport);
-	put16(dgram + 24, (uint16_t)(8 + n));
-	memcpy(dgram + 28, p, n);
-	if (alg_packet(dgram, 28 + n, rewritten, sizeof(rewritten), &out_len, now) == ALG_DROP) {
+	memcpy(dgram + h, p, n);
+	/* The direction matters to routed IPv6 when lan.networks names no
+	 * IPv6 prefix: the phone's side is the LAN side (alg.h). */
+	if (alg_packet_dir(dgram, h + n, rewritten, sizeof(rewritten), &out_len, now,
+			   far ? ALG_DIR_IN : ALG_DIR_OUT) == ALG_DROP) {
 		STAT_INC(tcp_msgs_dropped);
 		return;
 	}
 	const uint8_t *q = p;
 	uint32_t qn = n;
-	if (out_len > 28) {
-		q = rewritten + 28;
-		qn = out_len - 28;
+	if (out_len > h) {
+		q = rewritten + h;
+		qn = out_len - h;
 	}
 	if (qn > OUT_CAP - o->out_len) {
 		/* cannot happen while ev_set keeps OUT_ROOM free; never
@@ -262,11 +297,11 @@ static int side_frame(struct conn *c, int i, uint64_t now)
 		if (rc == SIPFRAME_MORE)
 			break;
 		if (rc < 0) {
-			uint32_t a = i != c->ph ? c->far_ip : c->phone_ip;
+			char a[ADDR_STRLEN];
+			addr_fmt(a, i != c->ph ? &c->far_ip : &c->phone_ip, 0);
 			STAT_INC(tcp_frame_errors);
-			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s %u.%u.%u.%u: %s: connection reset",
-			       i != c->ph ? "WAN" : "LAN", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
-			       sipframe_strerror(rc));
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s %s: %s: connection reset",
+			       i != c->ph ? "WAN" : "LAN", a, sipframe_strerror(rc));
 			return -1;
 		}
 		if (rc == SIPFRAME_KEEPALIVE) {
@@ -306,11 +341,50 @@ static int sock_nb(int fd)
 	return 0;
 }
 
+/* Routed IPv6: connect from the phone's own address and port, since
+ * nothing is translated (a provider that checks where a registration came
+ * from, or answers to the connection's port, sees the phone); from another
+ * port of that address when that one is busy here (the phone's connection
+ * to us holds it only on the other side; another of ours may). */
+static int far_open6(struct conn *c)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sock_bufs(fd);
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(c->phone_port) };
+	memcpy(&a.sin6_addr, c->phone_ip.b, 16);
+	if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		STAT_INC(tcp_port_fallback);
+		a.sin6_port = 0;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	sock_nb(fd);
+	struct sockaddr_in6 d = { .sin6_family = AF_INET6, .sin6_port = htons(c->far_port) };
+	memcpy(&d.sin6_addr, c->far_ip.b, 16);
+	if (connect(fd, (struct sockaddr *)&d, sizeof(d)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Connect side 1 from the public address and the phone's binding port
  * (as NAT would), else from the public address and any port, else from
  * wherever routing says (masquerade then gives the public address). */
 static int far_open(struct conn *c, uint64_t now)
 {
+	if (c->v6)
+		return far_open6(c);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -321,9 +395,9 @@ static int far_open(struct conn *c, uint64_t now)
 		/* To the phone, from the caller's own address and port, as
 		 * DNAT would show it (a phone may take calls only from its
 		 * registrar); `socket transparent` brings its answers here. */
-		struct sockaddr_in f = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->far_ip),
+		struct sockaddr_in f = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(addr_get_v4(&c->far_ip)),
 					 .sin_port = htons(c->far_port) };
-		struct sockaddr_in p = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->phone_ip),
+		struct sockaddr_in p = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(addr_get_v4(&c->phone_ip)),
 					 .sin_port = htons(c->phone_port) };
 		if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
 		    bind(fd, (struct sockaddr *)&f, sizeof(f)) < 0 ||
@@ -334,7 +408,7 @@ static int far_open(struct conn *c, uint64_t now)
 		sock_nb(fd);
 		return fd;
 	}
-	c->b = binding_get(c->phone_ip, c->phone_port, BIND_SIG, 0, now);
+	c->b = binding_get(addr_get_v4(&c->phone_ip), c->phone_port, BIND_SIG, 0, now);
 	if (c->b)
 		binding_ref(c->b);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(pub_ip) };
@@ -348,7 +422,7 @@ static int far_open(struct conn *c, uint64_t now)
 		}
 	}
 	sock_nb(fd);
-	struct sockaddr_in d = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(c->far_ip),
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(addr_get_v4(&c->far_ip)),
 				 .sin_port = htons(c->far_port) };
 	if (connect(fd, (struct sockaddr *)&d, sizeof(d)) < 0 && errno != EINPROGRESS) {
 		close(fd);
@@ -357,18 +431,32 @@ static int far_open(struct conn *c, uint64_t now)
 	return fd;
 }
 
-static void do_accept(uint64_t now)
+/* The address and port of a socket address of either family. */
+static struct addr sa_addr(const struct sockaddr_storage *ss, uint16_t *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+		*port = ntohs(a6->sin6_port);
+		return addr_v6(&a6->sin6_addr);
+	}
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+	*port = ntohs(a4->sin_port);
+	return addr_v4(ntohl(a4->sin_addr.s_addr));
+}
+
+static void do_accept(int l, uint64_t now)
 {
 	for (int k = 0; k < 64; k++) {
-		struct sockaddr_in pa, la;
+		struct sockaddr_storage pa, la;
 		socklen_t pl = sizeof(pa), ll = sizeof(la);
-		int fd = accept4(lfd, (struct sockaddr *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		char text[ADDR_STRLEN];
+		int fd = accept4(l, (struct sockaddr *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
 			close(spare_fd);
-			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
-				struct linger l = { 1, 0 };
-				setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+				struct linger lg = { 1, 0 };
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 				close(fd);
 			}
 			STAT_INC(tcp_refused_limit);
@@ -380,57 +468,80 @@ static void do_accept(uint64_t now)
 		STAT_INC(tcp_accepted);
 		if (getsockname(fd, (struct sockaddr *)&la, &ll) < 0)
 			goto refuse;
-		uint32_t phone = ntohl(pa.sin_addr.s_addr), per = 0;
+		uint16_t pport, lport;
+		struct addr phone = sa_addr(&pa, &pport), local = sa_addr(&la, &lport), peer = phone;
+		uint32_t per = 0;
+		int v6 = !addr_is_v4(&phone);
+		if (v6 && lport == listen_port && !conf_is_sip_port(cf, lport)) {
+			/* Straight to our listener, not diverted: TPROXY keeps the
+			 * original destination, a SIP port. Relaying it would connect
+			 * us to ourselves, from a WAN host's address when lan.networks
+			 * names no IPv6 prefix. (IPv4 refuses it as a WAN connection
+			 * to a port no binding has.) A relay port that is also a SIP
+			 * port cannot tell; the default (0: any free one) never is. */
+			STAT_INC(tcp_refused_limit);
+			addr_fmt(text, &phone, 0);
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s to the relay's own port refused: not diverted", text);
+			goto refuse;
+		}
 		struct binding *in_b = NULL;
-		if (!conf_is_lan_v4(cf, phone)) {
+		/* Routed IPv6 comes only from the LAN side (the TPROXY rule's
+		 * interface test); with an IPv6 prefix in lan.networks it must
+		 * be in it, as IPv4 must (the ALG would not see it otherwise). */
+		int lan = v6 ? !conf_has_lan_v6(cf) || conf_is_lan(cf, &phone) : conf_is_lan(cf, &phone);
+		if (!lan && !v6) {
 			/* From the WAN (the set in_tcp let it in): to a Contact
 			 * that is registered, or in a call, now; from its registrar
 			 * when the registration is tied to one (sip.inbound_from). */
-			uint32_t far = phone;
-			in_b = binding_find_public(ntohs(la.sin_port));
-			if (!in_b || in_b->kind != BIND_SIG || ntohl(la.sin_addr.s_addr) != pub_ip ||
+			uint32_t far = addr_get_v4(&phone);
+			in_b = binding_find_public(lport);
+			if (!in_b || in_b->kind != BIND_SIG || addr_get_v4(&local) != pub_ip ||
 			    !((in_b->reg_peer && (!in_b->reg_key || in_b->reg_key == far)) || in_b->dialogs)) {
 				STAT_INC(tcp_inbound_refused);
 				LOG_RL(LOG_LVL_WARN, "SIP/TCP from WAN %u.%u.%u.%u to port %u refused: "
 				       "no registered or in-dialog Contact there for it", far >> 24, (far >> 16) & 255,
-				       (far >> 8) & 255, far & 255, ntohs(la.sin_port));
+				       (far >> 8) & 255, far & 255, lport);
 				goto refuse;
 			}
-			phone = in_b->priv_ip;
+			phone = addr_v4(in_b->priv_ip);
+			lan = 1;
 		}
 		struct conn *c = NULL;
 		for (uint32_t j = 0; j < npool; j++) {
-			if (pool[j].used && pool[j].phone_ip == phone)
+			if (pool[j].used && addr_eq(&pool[j].phone_ip, &phone))
 				per++;
 			else if (!pool[j].used && !c)
 				c = &pool[j];
 		}
-		if (!c || per >= cf->max_tcp_per_phone || !conf_is_lan_v4(cf, phone)) {
+		if (!c || per >= cf->max_tcp_per_phone || !lan) {
 			STAT_INC(tcp_refused_limit);
-			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %u.%u.%u.%u refused: %s", phone >> 24, (phone >> 16) & 255,
-			       (phone >> 8) & 255, phone & 255,
+			addr_fmt(text, &phone, 0);
+			LOG_RL(LOG_LVL_WARN, "SIP/TCP from %s refused: %s", text,
 			       !c ? "limits.tcp_connections reached" : per >= cf->max_tcp_per_phone ?
 			       "limits.tcp_connections_per_phone reached" : "not from lan.networks");
 			goto refuse;
 		}
 		memset(c, 0, sizeof(*c));
 		c->used = 1;
+		c->v6 = (uint8_t)v6;
 		c->s[0].fd = fd;
 		c->s[1].fd = -1;
 		c->phone_ip = phone;
 		if (in_b) {
 			c->ph = 1;
 			c->phone_port = in_b->priv_port;
-			c->far_ip = ntohl(pa.sin_addr.s_addr);
-			c->far_port = ntohs(pa.sin_port);
+			c->far_ip = peer;
+			c->far_port = pport;
 			c->b = in_b;
 			binding_ref(in_b);
 			STAT_INC(tcp_inbound);
 		} else {
-			c->phone_port = ntohs(pa.sin_port);
-			c->far_ip = ntohl(la.sin_addr.s_addr);
-			c->far_port = ntohs(la.sin_port);
+			c->phone_port = pport;
+			c->far_ip = local;
+			c->far_port = lport;
 		}
+		if (v6)
+			STAT_INC(tcp_ipv6);
 		c->last = now;
 		nconn++;
 		stats[ST_tcp_conns] = nconn;
@@ -454,8 +565,8 @@ static void do_accept(uint64_t now)
 		continue;
 refuse:
 		{
-			struct linger l = { 1, 0 };
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			struct linger lg = { 1, 0 };
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			close(fd);
 		}
 	}
@@ -599,6 +710,64 @@ static void in_tcp_sync(uint64_t now)
 	memcpy(in_tcp_have, want, sizeof(want));
 }
 
+/* The IPv6 listener on the same port, and its rules. Optional: a router
+ * without IPv6, or sip.ipv6: false, relays IPv4 only; v6_off says why. */
+static void open6(const struct conf *c, int rules)
+{
+	int one = 1, e = 0;
+
+	if (!c->sip_ipv6) {
+		v6_off = "sip.ipv6: false";
+		return;
+	}
+	if (rules && rules_ipv6_off()) {
+		/* no IPv6 on this router (rules.c found out and warned) */
+		v6_off = rules_ipv6_off();
+		log_info("tcprelay: SIP/TCP over IPv6 not relayed: %s", v6_off);
+		return;
+	}
+	lfd6 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd6 < 0) {
+		v6_off = "no IPv6 sockets";
+		e = errno;
+		goto fail;
+	}
+	if (setsockopt(lfd6, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+	    setsockopt(lfd6, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) {
+		v6_off = "IPV6_TRANSPARENT refused";
+		e = errno;
+		goto fail;
+	}
+	setsockopt(lfd6, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sock_bufs(lfd6);
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
+				  .sin6_port = htons(listen_port) };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTENER6 };
+	if (bind(lfd6, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd6, 256) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, lfd6, &ev) < 0) {
+		v6_off = "no IPv6 listener on the relay's port";
+		e = errno;
+		goto fail;
+	}
+	if (rules) {
+		if (tproxy_install6(c, listen_port) < 0) {
+			v6_off = "nft or policy routing refused the IPv6 rules";
+			goto fail;
+		}
+		rules6_ours = 1;
+	}
+	v6_off = NULL;
+	log_info("tcprelay: SIP/TCP over IPv6 relayed too (routed: from the phone's own address, "
+		 "bytes unchanged)");
+	return;
+fail:
+	log_warn("tcprelay: SIP/TCP over IPv6 not relayed (%s%s%s): it crosses the router unseen, "
+		 "without media pinholes", v6_off, e ? ": " : "", e ? strerror(e) : "");
+	if (lfd6 >= 0)
+		close(lfd6);
+	lfd6 = -1;
+}
+
 int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 {
 	cf = c;
@@ -655,6 +824,7 @@ int tcprelay_open(const struct conf *c, uint32_t public_ip, int rules)
 	}
 	log_info("tcprelay: SIP/TCP relay listening on port %u (max %u connections, %u per phone)",
 		 ntohs(a.sin_port), npool, cf->max_tcp_per_phone);
+	open6(c, rules);
 	open_failed = 0;
 	return 0;
 fail:
@@ -676,11 +846,14 @@ void tcprelay_close(void)
 		free(pool);
 		pool = NULL;
 	}
-	if (rules_ours)
+	if (rules_ours || rules6_ours)
 		tproxy_remove(cf);
-	rules_ours = 0;
+	rules_ours = rules6_ours = 0;
 	if (lfd >= 0)
 		close(lfd);
+	if (lfd6 >= 0)
+		close(lfd6);
+	lfd6 = -1;
 	if (spare_fd >= 0)
 		close(spare_fd);
 	spare_fd = -1;
@@ -691,7 +864,7 @@ void tcprelay_close(void)
 
 int tcprelay_rules_expected(void)
 {
-	return rules_ours;
+	return rules_ours + (rules_ours && rules6_ours);
 }
 
 int tcprelay_rules_repair(void)
@@ -702,6 +875,8 @@ int tcprelay_rules_repair(void)
 	 * configuration (the SIP ports after a reload); the set comes back
 	 * empty and is filled again at once. */
 	int rc = tproxy_install(cf, listen_port);
+	if (rc == 0 && rules6_ours && tproxy_install6(cf, listen_port) < 0)
+		rc = -1;
 	memset(in_tcp_have, 0, sizeof(in_tcp_have));
 	in_tcp_retry_at = 0;
 	in_tcp_sync(0);
@@ -725,8 +900,8 @@ void tcprelay_serve(uint64_t now)
 
 	for (int k = 0; k < n; k++) {
 		uint32_t id = evs[k].data.u32;
-		if (id == LISTENER) {
-			do_accept(now);
+		if (id == LISTENER || id == LISTENER6) {
+			do_accept(id == LISTENER ? lfd : lfd6, now);
 			continue;
 		}
 		struct conn *c = &pool[id / 2];
@@ -758,6 +933,11 @@ void tcprelay_status(FILE *out)
 		(unsigned long long)stats[ST_tcp_refused_limit], reach, (unsigned long long)stats[ST_tcp_inbound],
 		(unsigned long long)stats[ST_tcp_tls_passed],
 		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
+	if (v6_off)
+		fprintf(out, "tcp relay ipv6: off (%s): SIP/TCP over IPv6 crosses the router unseen\n", v6_off);
+	else
+		fprintf(out, "tcp relay ipv6: on (routed, from the phone's own address), %llu connections taken\n",
+			(unsigned long long)stats[ST_tcp_ipv6]);
 }
 
 void tcprelay_tick(uint64_t now)

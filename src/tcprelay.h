@@ -28,6 +28,13 @@
  * TCPRELAY_IDLE_S. A TLS handshake (first byte 0x16) is relayed byte for
  * byte, untouched and counted: an ALG cannot read TLS.
  *
+ * IPv6 (sip.ipv6) is routed, not translated: a phone's connection over IPv6
+ * is taken the same way (its own listener and table, tproxy.h) and relayed
+ * from the phone's own address and port (IPV6_TRANSPARENT), each message
+ * through the policy for its dialog and media pinholes and left byte for
+ * byte (tcp_ipv6). No new connection from the WAN is taken over IPv6: the
+ * operator's ip6 forward policy decides those, and they pass the relay by.
+ *
  * One epoll descriptor is the whole interface to the main loop. */
 #ifndef SIPALGD_TCPRELAY_H
 #define SIPALGD_TCPRELAY_H
@@ -49,8 +56,9 @@ int tcprelay_fd(void);
  * relayed ones keep theirs until they end (as NAT would). */
 void tcprelay_set_public(uint32_t public_ip);
 /* The relay's kernel rules (table ip <paths.nft_table>_tcp): 1 when we
- * installed them and they should be there; put them back (after a firewall
- * reload, or for new sip.ports). 0 or -1. */
+ * installed them and they should be there, 2 when the IPv6 copy (table ip6
+ * <paths.nft_table>_tcp6) should be there too; put them back (after a
+ * firewall reload, or for new sip.ports). 0 or -1. */
 int tcprelay_rules_expected(void);
 int tcprelay_rules_repair(void);
 /* Serve whatever is ready, without blocking. */

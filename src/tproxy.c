@@ -58,6 +58,47 @@ static const char tproxy_nft_fmt[] =
 	"\t}\n"
 	"}\n";
 
+/* IPv6, routed (no NAT66): the relay connects to the far end from the
+ * phone's own address and port, so nothing the provider sees changes. Our
+ * connection then has exactly the addresses and ports of the phone's
+ * connection to us, and one conntrack entry would hold both: the phone's
+ * side (to us, and our answers to it: the packets that go out on the LAN)
+ * is tracked in a zone of its own before conntrack sees it (priority raw).
+ * The far end's answers to our connection, addressed to the phone, are
+ * marked by `socket transparent` so they come to our socket, not to the
+ * LAN. The failclosed chain is the IPv4 one: with no relay socket, the
+ * phone's SIP/TCP is reset rather than passed by the ALG unseen (no media
+ * pinholes would open for it). No set in_tcp: a new connection from the
+ * WAN to a phone is the operator's ip6 forward policy's to allow, and
+ * passes the relay by (docs/limits.md). Only what routes out the WAN is
+ * taken (`fib daddr oifname`): SIP/TCP between two LAN segments is no
+ * ALG's business, and its far end is not across the stateful policy. */
+static const char tproxy6_nft_fmt[] =
+	"table ip6 %s_tcp6 {\n"
+	"\tchain zone_in {\n"
+	"\t\ttype filter hook prerouting priority raw; policy accept;\n"
+	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr oifname \"%s\" ct zone set %u\n"
+	"\t}\n"
+	"\n"
+	"\tchain zone_out {\n"
+	"\t\ttype filter hook output priority raw; policy accept;\n"
+	"\t\toifname != \"%s\" tcp sport { %s } fib saddr type != local ct zone set %u\n"
+	"\t}\n"
+	"\n"
+	"\tchain divert {\n"
+	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
+	"\t\tiifname != \"%s\" tcp dport { %s } fib daddr oifname \"%s\""
+	" tproxy to :%u meta mark set 0x%x accept\n"
+	"\t\tiifname \"%s\" ct direction reply meta l4proto tcp socket transparent 1"
+	" meta mark set 0x%x accept\n"
+	"\t}\n"
+	"\n"
+	"\tchain failclosed {\n"
+	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"\t\tiifname != \"%s\" oifname \"%s\" tcp dport { %s } counter reject with tcp reset\n"
+	"\t}\n"
+	"}\n";
+
 static int ports_text(const struct conf *c, char *s, size_t n)
 {
 	size_t o = 0;
@@ -71,7 +112,7 @@ static int ports_text(const struct conf *c, char *s, size_t n)
 }
 
 /* One rtnetlink request (rule or route, add or delete), acknowledged. */
-static int rt_request(uint16_t type, uint16_t flags, int is_rule)
+static int rt_request(uint16_t type, uint16_t flags, int is_rule, uint8_t family)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
@@ -87,7 +128,7 @@ static int rt_request(uint16_t type, uint16_t flags, int is_rule)
 	nlh->nlmsg_seq = (uint32_t)time(NULL);
 	if (is_rule) {
 		struct fib_rule_hdr *fr = mnl_nlmsg_put_extra_header(nlh, sizeof(*fr));
-		fr->family = AF_INET;
+		fr->family = family;
 		fr->action = FR_ACT_TO_TBL;
 		fr->table = RT_TABLE_UNSPEC;
 		mnl_attr_put_u32(nlh, FRA_FWMARK, TPROXY_MARK);
@@ -95,10 +136,10 @@ static int rt_request(uint16_t type, uint16_t flags, int is_rule)
 		mnl_attr_put_u32(nlh, FRA_TABLE, TPROXY_TABLE);
 		mnl_attr_put_u32(nlh, FRA_PRIORITY, TPROXY_RULE_PRIO);
 	} else {
-		/* local 0.0.0.0/0 dev lo table TPROXY_TABLE: a marked packet
-		 * is delivered here, whatever its destination */
+		/* local 0.0.0.0/0 (::/0) dev lo table TPROXY_TABLE: a marked
+		 * packet is delivered here, whatever its destination */
 		struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
-		rt->rtm_family = AF_INET;
+		rt->rtm_family = family;
 		rt->rtm_dst_len = 0;
 		rt->rtm_table = RT_TABLE_UNSPEC;
 		rt->rtm_protocol = RTPROT_STATIC;
@@ -122,12 +163,12 @@ out:
 	return rc;
 }
 
-static void routing_remove(void)
+static void routing_remove(uint8_t family)
 {
 	/* Delete until the kernel has none left (a stale duplicate too). */
-	for (int i = 0; i < 4 && rt_request(RTM_DELRULE, 0, 1) == 0; i++)
+	for (int i = 0; i < 4 && rt_request(RTM_DELRULE, 0, 1, family) == 0; i++)
 		;
-	rt_request(RTM_DELROUTE, 0, 0);
+	rt_request(RTM_DELROUTE, 0, 0, family);
 }
 
 int tproxy_install(const struct conf *c, uint16_t port)
@@ -137,23 +178,60 @@ int tproxy_install(const struct conf *c, uint16_t port)
 	tproxy_remove(c);
 	if (ports_text(c, ports, sizeof(ports)) < 0)
 		return -1;
-	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0) < 0) {
+	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0, AF_INET) < 0) {
 		log_err("tproxy: local route in table %u: %s", TPROXY_TABLE, strerror(errno));
 		return -1;
 	}
-	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1) < 0) {
+	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1, AF_INET) < 0) {
 		log_err("tproxy: rule fwmark 0x%x lookup %u: %s", TPROXY_MARK, TPROXY_TABLE, strerror(errno));
-		routing_remove();
+		routing_remove(AF_INET);
 		return -1;
 	}
 	snprintf(text, sizeof(text), tproxy_nft_fmt, c->nft_table, c->wan_if, ports, port, TPROXY_MARK,
 		 c->wan_if, port, TPROXY_MARK, c->wan_if, TPROXY_MARK, c->wan_if, c->wan_if, ports);
 	if (nftcmd_run(text, err, sizeof(err)) < 0) {
 		log_err("tproxy: nft refused the TPROXY table: %s", err);
-		routing_remove();
+		routing_remove(AF_INET);
 		return -1;
 	}
 	log_info("tproxy: SIP/TCP to ports %s diverted to the relay on port %u", ports, port);
+	return 0;
+}
+
+static void remove6(const struct conf *c)
+{
+	char text[64], err[64];
+
+	snprintf(text, sizeof(text), "delete table ip6 %s_tcp6\n", c->nft_table);
+	nftcmd_run(text, err, sizeof(err));   /* absent is fine */
+	routing_remove(AF_INET6);
+}
+
+int tproxy_install6(const struct conf *c, uint16_t port)
+{
+	char ports[CONF_MAX_PORTS * 8], text[2048], err[256];
+
+	remove6(c);
+	if (ports_text(c, ports, sizeof(ports)) < 0)
+		return -1;
+	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0, AF_INET6) < 0) {
+		log_err("tproxy: IPv6 local route in table %u: %s", TPROXY_TABLE, strerror(errno));
+		return -1;
+	}
+	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1, AF_INET6) < 0) {
+		log_err("tproxy: IPv6 rule fwmark 0x%x lookup %u: %s", TPROXY_MARK, TPROXY_TABLE, strerror(errno));
+		routing_remove(AF_INET6);
+		return -1;
+	}
+	snprintf(text, sizeof(text), tproxy6_nft_fmt, c->nft_table, c->wan_if, ports, c->wan_if, TPROXY_ZONE,
+		 c->wan_if, ports, TPROXY_ZONE, c->wan_if, ports, c->wan_if, port, TPROXY_MARK, c->wan_if,
+		 TPROXY_MARK, c->wan_if, c->wan_if, ports);
+	if (nftcmd_run(text, err, sizeof(err)) < 0) {
+		log_err("tproxy: nft refused the IPv6 TPROXY table: %s", err);
+		routing_remove(AF_INET6);
+		return -1;
+	}
+	log_info("tproxy: SIP/TCP over IPv6 to ports %s diverted to the relay on port %u", ports, port);
 	return 0;
 }
 
@@ -163,5 +241,6 @@ void tproxy_remove(const struct conf *c)
 
 	snprintf(text, sizeof(text), "delete table ip %s_tcp\n", c->nft_table);
 	nftcmd_run(text, err, sizeof(err));   /* absent is fine */
-	routing_remove();
+	routing_remove(AF_INET);
+	remove6(c);
 }

@@ -2243,6 +2243,138 @@ def v6_reinvite():
     c.closed()
 
 
+class TcpEnd:
+    """One end of a SIP/TCP connection: messages framed by Content-Length (RFC 3261 18.3),
+    our own framing, independent of src/sipframe.c. Every wait is bounded."""
+
+    def __init__(self, sock, name):
+        self.sock, self.name, self.buf = sock, name, b""
+        OPEN_SOCKETS.append(sock)
+
+    def send(self, data, split=False):
+        """split: in uneven segments (2, 5, 17, 53, ... bytes), so no message is one read."""
+        if not split:
+            self.sock.sendall(data)
+            return
+        i, k = 0, 1
+        while i < len(data):
+            self.sock.sendall(data[i:i + k])
+            i, k = i + k, k * 3 % 97 + 2
+            time.sleep(0.002)
+
+    def recv(self, what, timeout=T_SIG):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.buf = self.buf.lstrip(b"\r\n")
+            h = self.buf.find(b"\r\n\r\n")
+            if h >= 0:
+                m = re.search(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", self.buf[:h + 2], re.I)
+                check(m is not None, "%s: a message without Content-Length over TCP" % self.name)
+                n = h + 4 + int(m.group(1))
+                if len(self.buf) >= n:
+                    raw, self.buf = self.buf[:n], self.buf[n:]
+                    return SipMsg(raw)
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.sock], [], [], max(0, left))
+            if not r:
+                raise Fail("%s: no %s within %.1fs over TCP" % (self.name, what, timeout))
+            d = self.sock.recv(65536)
+            if not d:
+                raise Fail("%s: the connection closed before %s" % (self.name, what))
+            self.buf += d
+
+
+def tcp_arrived_as_sent(sent, got, what):
+    if got.raw != sent:
+        a, b = sent.split(b"\r\n"), got.raw.split(b"\r\n")
+        diff = next(("%r -> %r" % (x, y) for x, y in zip(a, b) if x != y),
+                    "lengths %d -> %d" % (len(sent), len(got.raw)))
+        raise Fail("%s changed on the way over TCP (no NAT66: must arrive as sent): %s" % (what, diff))
+
+
+@flow6
+def v6_tcp_call():
+    """IPv6 over TCP: INVITE (in uneven segments) and 200 with c=IN IP6, 180, ACK, BYE over one
+    connection, all unchanged, from the phone's own address and port; RTP remote first, the
+    phone's back, stranger 0, closed after BYE (the TCP relay, routed)."""
+    port, rport = 16880, 36880
+    ph_rtp = udp_socket("lan", PHONE1_6, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    setns(NS["wan"])
+    try:
+        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        OPEN_SOCKETS.append(ls)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((PROXY_6, 5060))
+        ls.listen(4)
+    finally:
+        setns(None)
+    setns(NS["lan"])
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.bind((PHONE1_6, 0))
+        s.settimeout(T_SIG)
+        try:
+            s.connect((PROXY_6, 5060))
+        except OSError as e:
+            s.close()
+            raise Fail("phone [%s] -> [%s]:5060 over TCP: %s" % (PHONE1_6, PROXY_6, e))
+    finally:
+        setns(None)
+    phone = TcpEnd(s, "phone1(v6, TCP)")
+    lport = s.getsockname()[1]
+    r, _, _ = select.select([ls], [], [], T_SIG)
+    check(bool(r), "the provider got no TCP connection from the phone within %.1fs" % T_SIG)
+    c, src = ls.accept()
+    bob = TcpEnd(c, "bob(v6, TCP)")
+    check(src[:2] == (PHONE1_6, lport), "the provider's connection comes from [%s]:%d, the phone's "
+          "is [%s]:%d (no NAT66: its own address and port)" % (src[0], src[1], PHONE1_6, lport))
+    d = Dialog("[%s]" % PHONE1_6, phone_port=lport, peer="[%s]" % PROXY_6)
+    d.contact += ";transport=tcp"
+    tcp = lambda raw: raw.replace(b"SIP/2.0/UDP ", b"SIP/2.0/TCP ")
+    inv = tcp(d.invite(sdp_body6(PHONE1_6, port, "alice", "2890844526")))
+    phone.send(inv, split=True)
+    show("INVITE (IPv6, TCP, sent in uneven segments)", inv)
+    m = bob.recv("INVITE")
+    tcp_arrived_as_sent(inv, m, "INVITE")
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
+    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ring)
+    bob.send(ok)
+    tcp_arrived_as_sent(ring, phone.recv("180"), "180 Ringing")
+    got = phone.recv("200 to INVITE")
+    tcp_arrived_as_sent(ok, got, "200 OK")
+    hand_pinhole(True, PROXY_6, rport, PHONE1_6, port)
+    d.learn(got)
+    ack = tcp(d.ack())
+    phone.send(ack)
+    tcp_arrived_as_sent(ack, bob.recv("ACK"), "ACK")
+    media_remote_first(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_tcp_call RTP (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PHONE1_6, port), "v6_tcp_call RTP (phone)")
+    stranger_gets_nothing(ph_rtp, (PHONE1_6, port), "v6_tcp_call")
+    bye = tcp(d.bye())
+    phone.send(bye)
+    m = bob.recv("BYE")
+    tcp_arrived_as_sent(bye, m, "BYE")
+    r200 = response(m, 200, "OK")
+    bob.send(r200)
+    tcp_arrived_as_sent(r200, phone.recv("200 to BYE"), "200 OK to BYE")
+    hand_pinhole(False, PROXY_6, rport, PHONE1_6, port)
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_tcp_call")
+    s.shutdown(socket.SHUT_WR)
+    c.settimeout(T_SIG)
+    try:
+        eof = c.recv(1) == b""
+    except OSError:
+        eof = False
+    check(eof, "the phone's FIN did not reach the provider")
+
+
 # ---------------------------------------------------------------- self-test of the checks
 
 def selftest():
