@@ -399,6 +399,21 @@ void ct_del_addr(struct addr ip)
 #define CT_FILTER_F_PORT_SRC   (1u << 4)
 #define CT_FILTER_F_PORT_DST   (1u << 5)
 
+/* A flow this round creates anew (its old copy's exact delete is queued
+ * before the create): the scans run first at commit and still see the
+ * old copy, and their delete, sent after the create, would take the new
+ * one (a forked call's winner keeping the phone's port, a re-INVITE
+ * back to an earlier remote). */
+static int ct_create_queued(struct addr a, uint16_t ap, struct addr b, uint16_t bp)
+{
+	for (int i = 0; i < ct_ndel; i++) {
+		const struct ct_del *d = &ct_dels[i];
+		if (d->create && d->ap == ap && d->bp == bp && addr_eq(&d->a, &a) && addr_eq(&d->b, &b))
+			return 1;
+	}
+	return 0;
+}
+
 static int ct_scan_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct ct_scan *sc = data;
@@ -425,7 +440,7 @@ static int ct_scan_cb(const struct nlmsghdr *nlh, void *data)
 		case SCAN_ORIG_DST: hit = addr_eq(&b, &sc->ip); break;
 		default:            hit = addr_eq(&rb, &sc->ip); break;
 		}
-		if (hit)
+		if (hit && !ct_create_queued(a, ap, b, bp))
 			ct_del_udp(a, ap, b, bp);
 	}
 	nfct_destroy(ct);

@@ -59,6 +59,16 @@ struct stream {
  * datagram is then ESTABLISHED for the operator's stateful forward policy.
  * One per m= line (the first DLG_ROUTED lines of a call). */
 #define DLG_ROUTED 4
+/* The routed stream of an extra early dialog (fork f at index f - 1 of
+ * rstream.fk): its remote, and whether its pinhole is in the kernel (to
+ * the stream's phone address, on the ports it had then). */
+struct rfork {
+	struct addr remote;
+	uint16_t rport, rrtcp;
+	uint16_t lpport, lprtcp;
+	uint8_t rmux, live, live_mux;
+};
+
 struct rstream {
 	struct addr phone, remote; /* from the phone's / the remote's SDP (:: unknown) */
 	uint16_t pport, rport;     /* RTP ports, 0 unknown */
@@ -69,6 +79,7 @@ struct rstream {
 	uint8_t live, live_mux;
 	struct addr lphone, lremote;
 	uint16_t lpport, lrport, lprtcp, lrrtcp;
+	struct rfork fk[DLG_FORKS - 1];
 };
 
 struct dialog {
@@ -717,9 +728,12 @@ static uint16_t remote_rtcp(const struct sdp_media *m)
  * inbound elements of its own next to the first early dialog's, so early
  * media from every fork reaches the phone. Offer/answer state is the
  * first early dialog's: this changes nothing else. */
+static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd);
+
 static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 {
 	d->fork_answered |= (uint8_t)(1u << f);
+	routed_fork_sdp(d, f, sd);
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
 		uint32_t mip = v4(&m->ip);
@@ -843,8 +857,11 @@ int dialog_fork(struct dialog *d, const uint8_t *tag, uint32_t len)
  * its SDP follows as the answer): its peer becomes the streams' key, the
  * other early dialogs' elements and flows go (RFC 3261 13.2.2.4: the UAC
  * keeps one, BYEs the others). */
+static void routed_fork_win(struct dialog *d, int w);
+
 static void fork_win(struct dialog *d, int w, uint64_t now)
 {
+	routed_fork_win(d, w);
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 		struct stream *s = &d->st[k];
 		if (s->state == ST_FREE)
@@ -954,6 +971,103 @@ static void routed_sync(struct dialog *d, struct rstream *r)
 	STAT_INC(pinholes_opened);
 	if (mux)
 		STAT_INC(rtcp_mux);
+}
+
+/* ---- routed IPv6 media of a forked INVITE's extra early dialogs ------ */
+
+static void rfork_kill(const struct rstream *r, struct rfork *k)
+{
+	if (!k->live)
+		return;
+	ct_del_udp(k->remote, k->rport, r->phone, k->lpport);
+	if (!k->live_mux)
+		ct_del_udp(k->remote, k->rrtcp, r->phone, k->lprtcp);
+	k->live = 0;
+	STAT_DEC(pinholes);
+	STAT_INC(pinholes_closed);
+}
+
+/* Early media from every fork reaches the phone (as fork_sdp does for
+ * IPv4): fork f's IN IP6 lines get pinholes of their own to the phone's
+ * port of the same m= line; one naming the first early dialog's remote
+ * needs none (that pinhole is there). The phone's side is the stream's:
+ * an extra early dialog answers the phone's offer. */
+static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd)
+{
+	char pa[ADDR_STRLEN];
+
+	for (int i = 0; i < sd->nmedia; i++) {
+		const struct sdp_media *m = &sd->m[i];
+		if (addr_is_v4(&m->ip) || addr_is_any(&m->ip))
+			continue;
+		struct rstream *r = NULL;
+		for (int k = 0; k < DLG_ROUTED && !r; k++)
+			if (d->rs[k].used && d->rs[k].mindex == i)
+				r = &d->rs[k];
+		if (!r || !r->pport || addr_is_any(&r->phone))
+			continue; /* no phone side: the phone offered no IPv6 stream here */
+		struct rfork *k = &r->fk[f - 1];
+		uint16_t rtcp = m->rtcp_port.len && m->rtcp_num ? m->rtcp_num : (uint16_t)(m->port_num + 1);
+		int mux = r->pmux && m->rtcp_mux;
+		int on_lan = conf_has_lan_v6(cf) ? conf_is_lan(cf, &m->ip) : addr_eq(&m->ip, &d->phone_ip);
+		if (!m->port_num || on_lan) {
+			rfork_kill(r, k);
+			continue;
+		}
+		if (k->live && addr_eq(&k->remote, &m->ip) && k->rport == m->port_num && k->rrtcp == rtcp &&
+		    k->live_mux == mux && k->lpport == r->pport && k->lprtcp == r->prtcp)
+			continue; /* a repeated 183 */
+		rfork_kill(r, k);
+		k->remote = m->ip;
+		k->rport = m->port_num;
+		k->rrtcp = rtcp;
+		k->rmux = m->rtcp_mux;
+		if (r->live && addr_eq(&r->lremote, &m->ip) && r->lrport == m->port_num)
+			continue; /* the first early dialog's pinhole lets it in */
+		if (stats[ST_pinholes] >= cf->max_pinholes) {
+			STAT_INC(drop_limit);
+			STAT_INC(refused_pinholes_full);
+			LOG_RL(LOG_LVL_WARN, "IPv6 stream of phone %s:%u refused: pinhole table full (limits.pinholes=%u)",
+			       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
+			continue;
+		}
+		ct_create_udp(m->ip, m->port_num, r->phone, r->pport, cf->early_timeout_s);
+		if (!mux)
+			ct_create_udp(m->ip, rtcp, r->phone, r->prtcp, cf->early_timeout_s);
+		ct_mark_urgent();
+		k->live = 1;
+		k->live_mux = (uint8_t)mux;
+		k->lpport = r->pport;
+		k->lprtcp = r->prtcp;
+		STAT_INC(pinholes);
+		STAT_INC(pinholes_opened);
+	}
+}
+
+/* The 2xx of early dialog w answered (fork_win): w > 0 becomes the
+ * stream's remote (its 2xx may carry no SDP: the answer was its 183's),
+ * every other extra early dialog's pinhole goes. */
+static void routed_fork_win(struct dialog *d, int w)
+{
+	for (int j = 0; j < DLG_ROUTED; j++) {
+		struct rstream *r = &d->rs[j];
+		if (!r->used)
+			continue;
+		for (int f = 1; f < DLG_FORKS; f++) {
+			struct rfork *k = &r->fk[f - 1];
+			if (f == w && !addr_is_any(&k->remote) && k->rport) {
+				r->remote = k->remote;
+				r->rport = k->rport;
+				r->rrtcp = k->rrtcp;
+				r->rmux = k->rmux;
+				rfork_kill(r, k);
+				routed_sync(d, r); /* the first early dialog's goes, the winner's is made anew */
+			} else {
+				rfork_kill(r, k);
+			}
+			memset(k, 0, sizeof(*k));
+		}
+	}
 }
 
 static struct rstream *routed_slot(struct dialog *d, int mindex)
@@ -1169,8 +1283,11 @@ void dialog_close(struct dialog *d, uint64_t now)
 
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
 		stream_close(d, &d->st[k], now);
-	for (int k = 0; k < DLG_ROUTED; k++)
+	for (int k = 0; k < DLG_ROUTED; k++) {
+		for (int f = 1; f < DLG_FORKS; f++)
+			rfork_kill(&d->rs[k], &d->rs[k].fk[f - 1]);
 		routed_kill(&d->rs[k]);
+	}
 	if (d->sigb) {
 		if (d->fp_held)
 			binding_fastpath_hold(d->sigb, 0);
@@ -1273,6 +1390,18 @@ void dialog_dump_pinholes(FILE *f)
 			fprintf(f, "conntrack %s:%u -> %s:%u%s routed call %.*s\n", ra, r->lrport, pa, r->lpport,
 				r->live_mux ? " (rtcp-mux)" : " (+RTCP)", d->callid_len, d->callid);
 		}
+		for (int k = 0; k < DLG_ROUTED; k++)
+			for (int j = 0; j < DLG_FORKS - 1; j++) {
+				const struct rfork *x = &d->rs[k].fk[j];
+				char ra[ADDR_STRLEN], pa[ADDR_STRLEN];
+				if (!x->live)
+					continue;
+				addr_fmt(ra, &x->remote, 1);
+				addr_fmt(pa, &d->rs[k].phone, 1);
+				fprintf(f, "conntrack %s:%u -> %s:%u%s routed early dialog %d call %.*s\n", ra, x->rport,
+					pa, x->lpport, x->live_mux ? " (rtcp-mux)" : " (+RTCP)", j + 1, d->callid_len,
+					d->callid);
+			}
 	}
 }
 

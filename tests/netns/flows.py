@@ -2243,6 +2243,55 @@ def v6_reinvite():
     c.closed()
 
 
+MEDIA_6 = "2001:db8:113::20"
+
+
+@flow6
+def v6_fork():
+    """IPv6 forked INVITE (RFC 3261 13.2.2.4): two early dialogs (183 + SDP, To tags A and B,
+    media from [proxy]:36880 and [media]:36890) both send early media remote first and reach
+    the phone; B answers (its 200 without SDP: the answer was its 183's): A's media gets 0
+    from then on, B's media both ways; BYE closes B's. Nothing rewritten."""
+    c = Call6(16880, 36880, "v6_fork")
+    b_rtp = udp_socket("wan", MEDIA_6, 36890)
+    c.invite()
+    tag_a, tag_b = uniq("fa"), uniq("fb")
+
+    def resp(code, reason, tag, ip, port, sdp=True):
+        body = sdp_body6(ip, port, "bob", "2890844527") if sdp else b""
+        r = response(c.m, code, reason, body, to_tag=tag, contact=c.bcontact)
+        c.bob.send(r, c.src, "%d (IPv6, fork %s)" % (code, tag))
+        got, gsrc = c.p1.recv_resp(code, c.d.callid, "INVITE")
+        arrived_as_sent(r, got, gsrc, PROXY_6, "%d %s of fork %s" % (code, reason, tag))
+        return got
+
+    resp(183, "Session Progress", tag_a, PROXY_6, 36880)
+    hand_pinhole(True, PROXY_6, 36880, PHONE1_6, c.port)
+    resp(183, "Session Progress", tag_b, MEDIA_6, 36890)
+    hand_pinhole(True, MEDIA_6, 36890, PHONE1_6, c.port)
+    media_remote_first(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork early media of fork A")
+    media_remote_first(b_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork early media of fork B")
+    stranger_gets_nothing(c.ph_rtp, (PHONE1_6, c.port), "v6_fork (two early dialogs)")
+    ok = resp(200, "OK", tag_b, MEDIA_6, 36890, sdp=False)
+    hand_pinhole(False, PROXY_6, 36880, PHONE1_6, c.port)
+    c.ack(ok)
+    time.sleep(CLOSE_WAIT)
+    media_closed(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork A after B answered")
+    media_remote_first(b_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork B after its 200 (remote first)")
+    media_phone_symmetric(c.ph_rtp, (MEDIA_6, 36890), b_rtp, (PHONE1_6, c.port), "v6_fork fork B (phone)")
+    c.rem_rtp = b_rtp
+    bye = c.d.bye()
+    c.p1.send(bye, (PROXY_6, 5060))
+    m, src = c.bob.recv_req("BYE", c.d.callid)
+    arrived_as_sent(bye, m, src, PHONE1_6, "BYE")
+    r = response(m, 200, "OK")
+    c.bob.send(r, src)
+    got, gsrc = c.p1.recv_resp(200, c.d.callid, "BYE")
+    arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
+    hand_pinhole(False, MEDIA_6, 36890, PHONE1_6, c.port)
+    c.closed()
+
+
 class TcpEnd:
     """One end of a SIP/TCP connection: messages framed by Content-Length (RFC 3261 18.3),
     our own framing, independent of src/sipframe.c. Every wait is bounded."""
