@@ -9,6 +9,7 @@
 #include "ct.h"
 #include "log.h"
 #include "mem.h"
+#include "nat66.h"
 #include "nftmap.h"
 #include "siphash.h"
 #include "stats.h"
@@ -904,16 +905,38 @@ static void routed_set_live(struct rstream *r, int mux)
 	r->lrrtcp = r->rrtcp;
 }
 
+/* The phone's address as the WAN sees it: its NAT66 image (wan.nat66_*),
+ * or its own when IPv6 is routed. 1 when translated. */
+static int routed_public(const struct addr *phone, struct addr *pub)
+{
+	if (conf_has_nat66(cf) &&
+	    nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, phone, pub))
+		return 1;
+	*pub = *phone;
+	return 0;
+}
+
 static void routed_kill(struct rstream *r)
 {
+	struct addr pub;
+
 	if (!r->live)
 		return;
+	/* Behind NAT66 the entry's original tuple is remote -> public and its
+	 * reply phone -> remote: the reply tuple finds it (a tuple lookup
+	 * matches either direction), and the scans look for the public
+	 * address as the destination of flows in. */
+	int nat = routed_public(&r->lphone, &pub);
 	ct_del_udp(r->lremote, r->lrport, r->lphone, r->lpport);
-	ct_del_port(r->lphone, r->lpport, 1);
+	if (nat)
+		ct_del_udp(r->lphone, r->lpport, r->lremote, r->lrport);
+	ct_del_port(pub, r->lpport, 1);
 	ct_del_port(r->lphone, r->lpport, 0);
 	if (!r->live_mux) {
 		ct_del_udp(r->lremote, r->lrrtcp, r->lphone, r->lprtcp);
-		ct_del_port(r->lphone, r->lprtcp, 1);
+		if (nat)
+			ct_del_udp(r->lphone, r->lprtcp, r->lremote, r->lrrtcp);
+		ct_del_port(pub, r->lprtcp, 1);
 		ct_del_port(r->lphone, r->lprtcp, 0);
 	}
 	r->live = 0;
@@ -945,9 +968,13 @@ static void routed_sync(struct dialog *d, struct rstream *r)
 		       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
 		return;
 	}
-	ct_create_udp(r->remote, r->rport, r->phone, r->pport, cf->early_timeout_s);
+	/* Behind NAT66 the remote sends to the phone's public image, and the
+	 * entry carries the destination NAT to the phone (ct_create_udp_nat). */
+	struct addr pub, none = { { 0 } };
+	int nat = routed_public(&r->phone, &pub);
+	ct_create_udp_nat(r->remote, r->rport, pub, r->pport, nat ? r->phone : none, cf->early_timeout_s);
 	if (!mux)
-		ct_create_udp(r->remote, r->rrtcp, r->phone, r->prtcp, cf->early_timeout_s);
+		ct_create_udp_nat(r->remote, r->rrtcp, pub, r->prtcp, nat ? r->phone : none, cf->early_timeout_s);
 	ct_mark_urgent();
 	routed_set_live(r, mux);
 	STAT_INC(pinholes);
