@@ -2303,9 +2303,12 @@ def v6_nat66_call():
                "To: Bob <sip:bob@biloxi.example.com>", "Call-ID: " + cid, "CSeq: 1 REGISTER",
                "Contact: " + contact, "Expires: 3600"])
     p1.send(raw, (PROXY_6, 5060), "REGISTER (NAT66)")
-    m, src = reg.recv_req("REGISTER", cid.replace(PHONE1_66, PUB_66))
+    # by method: a Call-ID left private must fail as a leak, not as a timeout
+    m, src = reg.recv_req("REGISTER")
     show("REGISTER (NAT66) as it arrived at the registrar", m.raw)
     no_private66(m, src, "REGISTER")
+    check(m.callid == cid.replace(PHONE1_66, PUB_66), "REGISTER: Call-ID %r at the registrar, sent %r"
+          % (m.callid, cid))
     check(src[1] == 5060, "REGISTER left from port %d, sent from 5060 (NAT66 keeps ports)" % src[1])
     pub_contact = "<sip:bob@[%s]:5060>" % PUB_66
     check(m.get("contact", "").startswith(pub_contact), "REGISTER: Contact %r at the registrar, want %s"
@@ -2324,9 +2327,10 @@ def v6_nat66_call():
     inv = d.invite(sdp_body6(PHONE1_66, port, "alice", "2890844526"))
     p1.send(inv, (PROXY_6, 5060), "INVITE (NAT66) as phone1 sent it")
     pub_cid = d.callid.replace(PHONE1_66, PUB_66)
-    m, src = bob.recv_req("INVITE", pub_cid)
+    m, src = bob.recv_req("INVITE")
     show("INVITE (NAT66) as it arrived at the WAN side", m.raw)
     no_private66(m, src, "INVITE")
+    check(m.callid == pub_cid, "INVITE: Call-ID %r at the provider, want %r" % (m.callid, pub_cid))
     body = Sdp(m.body)
     check(body.addr(0) == (PUB_66, port), "INVITE (NAT66): the SDP offers %r, want [%s]:%d"
           % (body.addr(0), PUB_66, port))
