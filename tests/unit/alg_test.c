@@ -941,6 +941,33 @@ static void test_nat66_only_the_prefix(void **st)
 	assert_int_equal(stats[ST_drop_malformed_out], 1);
 }
 
+/* Dual stack behind NAT66: IPv4 signalling whose SDP offers a stream at
+ * the phone's ULA; that line leaves with the public image, and the
+ * answer's pinhole is the NAT66 one. */
+static void test_nat66_mixed_sdp(void **st)
+{
+	(void)st;
+	cf.media_other_hosts = 1;
+	const char *inv = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKm\r\n"
+			  "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>\r\nCall-ID: mixed66\r\n"
+			  "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 108\r\n\r\n"
+			  "v=0\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n"
+			  "m=video 16900 RTP/AVP 31\r\nc=IN IP6 fd00:77::10\r\n";
+	const char *o = run(LAN1, 5060, REM, 5060, inv, NULL);
+	assert_non_null(strstr(o, "c=IN IP4 203.0.113.1\r\n"));
+	assert_non_null(strstr(o, "m=video 16900 RTP/AVP 31\r\nc=IN IP6 2001:db8:78::10\r\n"));
+	assert_null(strstr(o, "fd00"));
+	assert_int_equal(stats[ST_nat66_out], 1);
+	stub_reset();
+	const char *ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKm\r\n"
+			 "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>;tag=r9\r\nCall-ID: mixed66\r\n"
+			 "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 111\r\n\r\n"
+			 "v=0\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+			 "m=video 7200 RTP/AVP 31\r\nc=IN IP6 2001:db8:113::20\r\n";
+	run(REM, 5060, LAN1, 5060, ok, NULL);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7200 [2001:db8:78::10]:16900 dnat [fd00:77::10] 180s\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -962,6 +989,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v6_mixed_sdp, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_nat66_call, setup66, teardown),
 		cmocka_unit_test_setup_teardown(test_nat66_only_the_prefix, setup66, teardown),
+		cmocka_unit_test_setup_teardown(test_nat66_mixed_sdp, setup66, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }
