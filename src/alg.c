@@ -903,8 +903,9 @@ static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now
  * is the remote's. The mapping is 1:1 and stateless (nat66.h): no binding,
  * and the same text comes back whichever message carries it. Edits that
  * would overlap one made already (an IPv4 span of a mixed message) are
- * skipped. Returns how many literals were rewritten. */
-static uint32_t nat66_edits(const uint8_t *b, struct span s, int outbound)
+ * skipped inbound; outbound such a literal cannot be translated whole and
+ * the message is dropped (-1). Returns how many literals were rewritten. */
+static int nat66_edits(const uint8_t *b, struct span s, int outbound)
 {
 	const struct conf_net *from = outbound ? &cf->nat66_lan : &cf->nat66_pub;
 	const struct conf_net *to = outbound ? &cf->nat66_pub : &cf->nat66_lan;
@@ -914,13 +915,20 @@ static uint32_t nat66_edits(const uint8_t *b, struct span s, int outbound)
 	char t[ADDR_STRLEN];
 
 	while (nat66_next(b, s, &pos, &h, &a)) {
-		if (!nat66_map(&from->net, &to->net, from->plen, &a, &m) || edited(h.off, h.len))
+		if (!nat66_map(&from->net, &to->net, from->plen, &a, &m))
 			continue;
+		if (edited(h.off, h.len)) {
+			/* "fd00:77::192.168.1.10": its IPv4 tail was translated
+			 * already; what is left of the prefix would leak */
+			if (outbound)
+				return -1;
+			continue;
+		}
 		uint32_t tl = addr_fmt(t, &m, 0);
 		if (edit_add(&ed, h.off, h.len, t, tl) == 0)
 			n++;
 	}
-	return n;
+	return (int)n;
 }
 
 /* Does s name an address of the NAT66 LAN prefix (it would leak)? */
@@ -1102,11 +1110,17 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	if (rc >= 0 && conf_has_nat66(cf)) {
 		/* Both families: an IPv4 message's SDP may offer an IPv6 stream
 		 * of the LAN prefix (dual stack), and its pinhole is NATed too. */
-		uint32_t n = nat66_edits(msg.buf, (struct span){ 0, outbound ? msg.len : msg.body_off }, outbound);
+		int n = nat66_edits(msg.buf, (struct span){ 0, outbound ? msg.len : msg.body_off }, outbound);
+		if (n < 0) {
+			LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: a NAT66 address overlaps an IPv4 one",
+			       FMT_SA, u.sport);
+			STAT_INC(drop_malformed_out);
+			return ALG_DROP;
+		}
 		if (outbound)
-			STAT_ADD(nat66_out, n);
+			STAT_ADD(nat66_out, (uint64_t)n);
 		else
-			STAT_ADD(nat66_in, n);
+			STAT_ADD(nat66_in, (uint64_t)n);
 	}
 	if (rc < 0) {
 		if (outbound) {

@@ -966,6 +966,13 @@ static void test_nat66_mixed_sdp(void **st)
 			 "m=video 7200 RTP/AVP 31\r\nc=IN IP6 2001:db8:113::20\r\n";
 	run(REM, 5060, LAN1, 5060, ok, NULL);
 	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7200 [2001:db8:78::10]:16900 dnat [fd00:77::10] 180s\n"));
+	/* a NAT66 literal whose IPv4 tail the NAT scrub took: it cannot be
+	 * translated whole, so the message does not leave */
+	int v = ALG_ACCEPT;
+	run(LAN1, 5060, REM, 5060, "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10;branch=z9hG4bKq\r\n"
+	    "From: <sip:a@example.com>;tag=q\r\nTo: <sip:b@example.com>\r\nCall-ID: q66\r\nCSeq: 1 OPTIONS\r\n"
+	    "X-Addr: fd00:77::192.168.1.10\r\nContent-Length: 0\r\n\r\n", &v);
+	assert_int_equal(v, ALG_DROP);
 }
 
 int main(void)
