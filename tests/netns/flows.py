@@ -2317,6 +2317,17 @@ def v6_nat66_call():
     reg.send(r, src)
     got, _ = p1.recv_resp(200, cid, "REGISTER")
     own_view66(raw, got, "200 OK to REGISTER")
+    # a request to the registered (public) Contact reaches the phone with its own address
+    ocid = uniq("opt66") + "@biloxi.example.com"
+    opt = sip(["OPTIONS sip:bob@[%s]:5060 SIP/2.0" % PUB_66,
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (PROXY_6, uniq()),
+               "Max-Forwards: 70", "From: <sip:registrar@biloxi.example.com>;tag=" + uniq("of"),
+               "To: " + pub_contact, "Call-ID: " + ocid, "CSeq: 1 OPTIONS"])
+    reg.send(opt, (PUB_66, 5060))
+    m, _ = p1.recv_req("OPTIONS", ocid)
+    check(m.ruri == "sip:bob@[%s]:5060" % PHONE1_66 and m.get("to") == contact,
+          "OPTIONS to the public Contact reached the phone as %r, To %r (want its own address)"
+          % (m.ruri, m.get("to")))
     # the call: the phone offers its ULA, the provider must see the public address
     bob = reg
     port, rport = 16880, 36880
