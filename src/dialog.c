@@ -1551,6 +1551,7 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			o->mindex = r->mindex;
 			o->state = r->live ? ST_ACTIVE : ST_NEW;
 			o->priv_ip = r->phone;
+			routed_public(&r->phone, &o->routed_pub);
 			o->priv_port = r->pport;
 			o->allowed_src = r->remote; /* exactly the remote's address and port */
 			o->remote_ip = r->remote;

@@ -2363,6 +2363,13 @@ def v6_nat66_call():
     media_remote_first(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_call RTP (remote first)")
     media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PUB_66, port), "v6_nat66_call RTP (phone)")
     stranger_gets_nothing(ph_rtp, (PUB_66, port), "v6_nat66_call")
+    sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
+    if sock and ctl:   # sipalgd: the operator's view names the public address and the DNAT
+        r = subprocess.run(["ip", "netns", "exec", NS["rtr"], ctl, "-s", sock, "call", d.callid],
+                           capture_output=True, text=True, timeout=5)
+        vprint(r.stdout)
+        want = "conntrack [%s]:%d -> [%s]:%d DNAT [%s]:%d" % (PROXY_6, rport, PUB_66, port, PHONE1_66, port)
+        check(want in r.stdout, "sipalgctl call does not show the NAT66 pinhole %r: %s" % (want, r.stdout))
     bye = d.bye()
     p1.send(bye, (PROXY_6, 5060))
     m, src = bob.recv_req("BYE", pub_cid)
