@@ -12,6 +12,7 @@
 #include "edit.h"
 #include "fastpath.h"
 #include "log.h"
+#include "nat66.h"
 #include "pkt.h"
 #include "sdp.h"
 #include "siphash.h"
@@ -890,6 +891,61 @@ static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now
 	return 0;
 }
 
+/* ---- NAT66: the router's prefix translation written into the message -- */
+
+/* The router's NAT66 (wan.nat66_*) translates the datagram's address; the
+ * message must say the same. Outbound: every IPv6 literal of the LAN
+ * prefix, anywhere in the message (Request-URI, Via sent-by and
+ * received=, Contact, Call-ID, From, To, SDP o=, c=, a=rtcp...), becomes
+ * its public image; the ports stay (the NAT keeps them). Inbound: the
+ * public prefix maps back in the headers only, as the IPv4 path gives the
+ * phone back its Request-URI, Via, Call-ID, From and To; the remote's SDP
+ * is the remote's. The mapping is 1:1 and stateless (nat66.h): no binding,
+ * and the same text comes back whichever message carries it. Edits that
+ * would overlap one made already (an IPv4 span of a mixed message) are
+ * skipped inbound; outbound such a literal cannot be translated whole and
+ * the message is dropped (-1). Returns how many literals were rewritten. */
+static int nat66_edits(const uint8_t *b, struct span s, int outbound)
+{
+	const struct conf_net *from = outbound ? &cf->nat66_lan : &cf->nat66_pub;
+	const struct conf_net *to = outbound ? &cf->nat66_pub : &cf->nat66_lan;
+	uint32_t pos = 0, n = 0;
+	struct span h;
+	struct addr a, m;
+	char t[ADDR_STRLEN];
+
+	while (nat66_next(b, s, &pos, &h, &a)) {
+		if (!nat66_map(&from->net, &to->net, from->plen, &a, &m))
+			continue;
+		if (edited(h.off, h.len)) {
+			/* "fd00:77::192.168.1.10": its IPv4 tail was translated
+			 * already; what is left of the prefix would leak */
+			if (outbound)
+				return -1;
+			continue;
+		}
+		uint32_t tl = addr_fmt(t, &m, 0);
+		if (edit_add(&ed, h.off, h.len, t, tl) == 0)
+			n++;
+	}
+	return (int)n;
+}
+
+/* Does s name an address of the NAT66 LAN prefix (it would leak)? */
+static int has_nat66_lan(const uint8_t *b, struct span s)
+{
+	uint32_t pos = 0;
+	struct span h;
+	struct addr a, m;
+
+	if (!conf_has_nat66(cf))
+		return 0;
+	while (nat66_next(b, s, &pos, &h, &a))
+		if (nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, &a, &m))
+			return 1;
+	return 0;
+}
+
 /* ---- routed IPv6: nothing rewritten, the call's pinholes tracked ------ */
 
 /* Without NAT66 every byte leaves as it came (docs/ipv6.md); what the
@@ -903,8 +959,20 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 	const struct addr *peer = outbound ? &u->daddr : &u->saddr;
 	uint16_t pport = outbound ? u->sport : u->dport, peer_port = outbound ? u->dport : u->sport;
 	struct span cid = m->hdr[m->callid_idx].value;
-	struct dialog *d = dialog_find(b + cid.off, cid.len, phone);
-	struct dlg_new nw = { b + cid.off, cid.len, phone, peer, pport, peer_port, NULL, 0, 0, now };
+	const uint8_t *key = b + cid.off;
+	uint32_t klen = cid.len;
+	if (conf_has_nat66(cf)) {
+		/* The Call-ID as the phone wrote it, whichever way the message
+		 * goes: inbound it carries the public image of the phone's
+		 * address (nat66_edits), canonical text both ways. static: a
+		 * Call-ID may be as long as the datagram. */
+		static uint8_t kbuf[66000];
+		klen = nat66_map_text(b, cid, outbound ? &cf->nat66_lan.net : &cf->nat66_pub.net,
+				      &cf->nat66_lan.net, cf->nat66_lan.plen, kbuf, sizeof(kbuf));
+		key = kbuf;
+	}
+	struct dialog *d = dialog_find(key, klen, phone);
+	struct dlg_new nw = { key, klen, phone, peer, pport, peer_port, NULL, 0, 0, now };
 	struct dlg_step st;
 	dialog_step(m, outbound, d, dlg_new, &nw, now, &st);
 	d = st.d;
@@ -1008,7 +1076,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		head[hl] = 0;
 		LOG_RL(LOG_LVL_WARN, "%s datagram %s:%u -> %s:%u: %s (\"%s\")",
 		       outbound ? "LAN" : "WAN", FMT_SA, u.sport, FMT_DA, u.dport, sip_strerror(rc), head);
-		if (outbound && has_lan_literal(u.payload, all)) {
+		if (outbound && (has_lan_literal(u.payload, all) || has_nat66_lan(u.payload, all))) {
 			STAT_INC(drop_malformed_out);
 			return ALG_DROP;
 		}
@@ -1031,14 +1099,28 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 
 	edit_init(&ed);
 	if (u.family == 6) {
-		/* Routed IPv6 (wan.ipv6: routed, the only mode so far; NAT66
-		 * and NPTv6 are not done): no edit, only the dialog and its
-		 * conntrack pinholes. Octets after Content-Length are still cut
-		 * below, as for IPv4. */
+		/* IPv6: the dialog and its conntrack pinholes; without NAT66 no
+		 * edit, with it (wan.nat66_*) the prefix edits below. Octets after
+		 * Content-Length are still cut below, as for IPv4. */
 		rc = handle_routed(&msg, &u, outbound, now);
 	} else {
 		struct udp4 u4 = { addr_get_v4(&u.saddr), addr_get_v4(&u.daddr), u.sport, u.dport, u.saddr, u.daddr };
 		rc = outbound ? handle_out(&msg, &u4, now) : handle_in(&msg, &u4, now);
+	}
+	if (rc >= 0 && conf_has_nat66(cf)) {
+		/* Both families: an IPv4 message's SDP may offer an IPv6 stream
+		 * of the LAN prefix (dual stack), and its pinhole is NATed too. */
+		int n = nat66_edits(msg.buf, (struct span){ 0, outbound ? msg.len : msg.body_off }, outbound);
+		if (n < 0) {
+			LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: a NAT66 address overlaps an IPv4 one",
+			       FMT_SA, u.sport);
+			STAT_INC(drop_malformed_out);
+			return ALG_DROP;
+		}
+		if (outbound)
+			STAT_ADD(nat66_out, (uint64_t)n);
+		else
+			STAT_ADD(nat66_in, (uint64_t)n);
 	}
 	if (rc < 0) {
 		if (outbound) {

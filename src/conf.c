@@ -46,11 +46,12 @@ enum kind {
 	K_ENUM,    /* one of `choices` (an enum field: value = index) */
 	K_TABLE,   /* nft table name */
 	K_PATH,    /* absolute path shorter than the field */
+	K_PREFIX6, /* one IPv6 CIDR (a struct conf_net), empty = none */
 };
 
 /* Row indices, for the few places that name one key (the cross-key checks). */
 enum key {
-	WAN_IF, WAN_PUBLIC,
+	WAN_IF, WAN_PUBLIC, WAN_N66_LAN, WAN_N66_PUB,
 	LAN_NETS,
 	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT, SIP_IPV6,
 	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK, Q_GUARD, Q_GDMARK,
@@ -99,6 +100,10 @@ static const struct keydef {
 			  "the interface facing the provider (required); the NAT table and the diversion are built on it at start" },
 	[WAN_PUBLIC]  = { "wan.public_address", K_ADDR, FIELD(public_ip), 0, 0, NULL, 0, 0, NULL, REBUILD(WAN),
 			  "the address the provider sees; empty = the WAN interface's" },
+	[WAN_N66_LAN] = { "wan.nat66_lan_prefix", K_PREFIX6, FIELD(nat66_lan), 0, 0, NULL, 0, 0, NULL, RESTART,
+			  "IPv6 prefix the router's NAT66 translates (with wan.nat66_public_prefix); calls in progress were translated under it" },
+	[WAN_N66_PUB] = { "wan.nat66_public_prefix", K_PREFIX6, FIELD(nat66_pub), 0, 0, NULL, 0, 0, NULL, RESTART,
+			  "the public IPv6 prefix wan.nat66_lan_prefix is mapped to, host bits kept; calls in progress were translated under it" },
 	[LAN_NETS]    = { "lan.networks", K_CIDRS, FIELD(lan), offsetof(struct conf, n_lan), 0, NULL, 0, 0, NULL, RESTART,
 			  "the phones' networks (required); calls and bindings in progress were admitted under them" },
 	[SIP_PORTS]   = { "sip.ports", K_PORTS, FIELD(sip_ports), offsetof(struct conf, n_sip_ports), 5060, NULL, 1, 65535, NULL, REBUILD(RULES),
@@ -291,7 +296,8 @@ void conf_defaults(struct conf *c)
 			break;
 		case K_ADDR:
 		case K_CIDRS:
-			break; /* zero: automatic / required */
+		case K_PREFIX6:
+			break; /* zero: automatic / required / none */
 		}
 	}
 	state_from_socket(c);
@@ -760,6 +766,26 @@ bad_prefix:
 		    addr_is_v4(&net->net) ? 32u : 128u);
 }
 
+/* wan.nat66_*: one IPv6 prefix, or empty (no NAT66: IPv6 is routed). A
+ * /0 would translate every address, the WAN's too: refused. */
+static int parse_prefix6(struct parser *p, const char *key, struct conf_net *net)
+{
+	char q[128];
+
+	if (p->ev.type == YAML_SCALAR_EVENT && (ev_is_null(p) || ev_slen(p) == 0)) {
+		memset(net, 0, sizeof(*net));
+		return 0;
+	}
+	if (parse_cidr(p, key, net) < 0)
+		return -1;
+	quote(q, sizeof(q), ev_sval(p), ev_slen(p));
+	if (addr_is_v4(&net->net))
+		return fail(p, ev_line(p), "%s: %s is not an IPv6 prefix", key, q);
+	if (net->plen == 0)
+		return fail(p, ev_line(p), "%s: %s would translate every address (prefix length 1..128)", key, q);
+	return 0;
+}
+
 static int parse_table(struct parser *p, const char *key, char out[32])
 {
 	const char *v = ev_sval(p);
@@ -889,6 +915,8 @@ static int parse_value(struct parser *p, enum key k, int line)
 		return parse_addr(p, key, field(c, k));
 	case K_CIDRS:
 		return parse_cidrs(p, k, key, line);
+	case K_PREFIX6:
+		return parse_prefix6(p, key, field(c, k));
 	case K_PORTS:
 		return parse_ports(p, k, key, line);
 	case K_UINT:
@@ -1092,6 +1120,55 @@ static int net_str(char *buf, size_t len, const struct conf_net *n)
 	return snprintf(buf, len, "%s/%u", a, n->plen);
 }
 
+/* NAT66 (wan.nat66_lan_prefix -> wan.nat66_public_prefix): both or
+ * neither, one length (the mapping keeps the host bits, RFC 6296 2.1),
+ * apart from each other; the public prefix is outside lan.networks (its
+ * addresses are the WAN peers' view of the phones) and, when lan.networks
+ * names IPv6 prefixes, the LAN prefix is inside one (else its phones are
+ * not seen as LAN and nothing of theirs is translated). */
+static int check_nat66(struct parser *p)
+{
+	const struct conf *c = p->c;
+	const struct conf_net *l = &c->nat66_lan, *u = &c->nat66_pub;
+	char a[ADDR_STRLEN + 4], b[ADDR_STRLEN + 4];
+
+	if (!l->plen && !u->plen)
+		return 0;
+	if (!l->plen || !u->plen)
+		return fail(p, line_of(p, l->plen ? WAN_N66_LAN : WAN_N66_PUB, WAN_N66_LAN),
+			    "%s is set but %s is not (NAT66 needs both)",
+			    l->plen ? "wan.nat66_lan_prefix" : "wan.nat66_public_prefix",
+			    l->plen ? "wan.nat66_public_prefix" : "wan.nat66_lan_prefix");
+	net_str(a, sizeof(a), l);
+	net_str(b, sizeof(b), u);
+	if (l->plen != u->plen)
+		return fail(p, line_of(p, WAN_N66_PUB, WAN_N66_LAN),
+			    "wan.nat66_public_prefix %s and wan.nat66_lan_prefix %s differ in length "
+			    "(the translation keeps the host bits)", b, a);
+	if (addr_in_prefix(&u->net, &l->net, l->plen))
+		return fail(p, line_of(p, WAN_N66_PUB, WAN_N66_LAN),
+			    "wan.nat66_public_prefix %s is the same as wan.nat66_lan_prefix %s", b, a);
+	for (int i = 0; i < c->n_lan; i++)
+		if (addr_in_prefix(&u->net, &c->lan[i].net, c->lan[i].plen) ||
+		    addr_in_prefix(&c->lan[i].net, &u->net, u->plen)) {
+			net_str(a, sizeof(a), &c->lan[i]);
+			return fail(p, line_of(p, WAN_N66_PUB, WAN_N66_PUB),
+				    "wan.nat66_public_prefix %s overlaps lan.networks %s", b, a);
+		}
+	if (conf_has_lan_v6(c)) {
+		int in = 0;
+		for (int i = 0; i < c->n_lan; i++)
+			if (!addr_is_v4(&c->lan[i].net) && c->lan[i].plen <= l->plen &&
+			    addr_in_prefix(&l->net, &c->lan[i].net, c->lan[i].plen))
+				in = 1;
+		if (!in)
+			return fail(p, line_of(p, WAN_N66_LAN, LAN_NETS),
+				    "wan.nat66_lan_prefix %s is not inside lan.networks (its phones would not be "
+				    "seen as LAN)", a);
+	}
+	return 0;
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static int check(struct parser *p)
 {
@@ -1136,6 +1213,8 @@ static int check(struct parser *p)
 			return fail(p, line_of(p, SIP_PORTS, M_PMIN),
 				    "sip.ports: %u is inside the media port range %u-%u",
 				    c->sip_ports[i], c->media_port_min, c->media_port_max);
+	if (check_nat66(p) < 0)
+		return -1;
 	/* A public address inside the LAN would make every WAN peer look like
 	 * a phone to conf_is_lan(). */
 	if (c->public_ip)
@@ -1373,6 +1452,17 @@ int conf_key_format(const struct conf *c, int k, char *buf, size_t len)
 		else
 			o = addf(buf, len, o, "\"\"");
 		break;
+	case K_PREFIX6: {
+		const struct conf_net *n = cfield(c, k);
+		char net[ADDR_STRLEN + 4];
+		if (n->plen) {
+			net_str(net, sizeof(net), n);
+			o = addf(buf, len, o, "%s", net);
+		} else {
+			o = addf(buf, len, o, "\"\"");
+		}
+		break;
+	}
 	case K_CIDRS:
 		o = addf(buf, len, o, "[");
 		for (int i = 0; i < ccount_of(c, k); i++) {

@@ -55,6 +55,8 @@ int conf_net_get_v4(const struct conf_net *n, uint32_t *addr, uint32_t *mask);
 struct conf {
 	char wan_if[16];            /* wan.interface (required) */
 	uint32_t public_ip;         /* wan.public_address; 0 = the WAN interface's IPv4 address */
+	struct conf_net nat66_lan;  /* wan.nat66_lan_prefix: translated by the router's NAT66; plen 0 = none */
+	struct conf_net nat66_pub;  /* wan.nat66_public_prefix: what nat66_lan becomes, host bits kept */
 	struct conf_net lan[CONF_MAX_LAN]; /* lan.networks (required, 1..16 CIDRs) */
 	int n_lan;
 	uint16_t sip_ports[CONF_MAX_PORTS]; /* sip.ports, default [5060] */
@@ -119,6 +121,9 @@ int conf_is_lan(const struct conf *c, const struct addr *a);
 /* Does lan.networks name an IPv6 prefix? Without one, routed IPv6 takes
  * its LAN side from the interface the datagram crosses (alg_packet_dir). */
 int conf_has_lan_v6(const struct conf *c);
+/* Is NAT66 configured (wan.nat66_lan_prefix and wan.nat66_public_prefix)?
+ * Without it IPv6 is routed: nothing of it is translated. */
+static inline int conf_has_nat66(const struct conf *c) { return c->nat66_lan.plen != 0; }
 /* The same for the v4-only NAT modules (binding, nftmap, fast path, TCP
  * relay), which still hold IPv4 as a host-order uint32_t (docs/ipv6.md). */
 static inline int conf_is_lan_v4(const struct conf *c, uint32_t ip)

@@ -42,6 +42,8 @@ struct ct_del {
 	struct addr a, b;
 	uint16_t ap, bp;
 	uint8_t create;    /* ct_create_udp: (a:ap -> b:bp) is the new original tuple */
+	uint8_t dnat;      /* ct_create_udp_nat: destination NAT to nat:bp */
+	struct addr nat;
 	uint32_t timeout;  /* of a create, seconds */
 	uint32_t seq;  /* of its message, 0 if none was sent */
 	int err;       /* kernel answer; ETIMEDOUT until one comes */
@@ -353,17 +355,27 @@ void ct_del_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp)
 
 void ct_create_udp(struct addr src, uint16_t sport, struct addr dst, uint16_t dport, uint32_t timeout_s)
 {
+	struct addr none = { { 0 } };
+
+	ct_create_udp_nat(src, sport, dst, dport, none, timeout_s);
+}
+
+void ct_create_udp_nat(struct addr src, uint16_t sport, struct addr dst, uint16_t dport, struct addr to,
+		       uint32_t timeout_s)
+{
 	struct ct_del *d;
+	int dnat = !addr_is_any(&to);
 
 	/* mode: observe changes no kernel state, creates included */
-	if (!ct_nl || ct_passive || addr_is_v4(&src) != addr_is_v4(&dst))
+	if (!ct_nl || ct_passive || addr_is_v4(&src) != addr_is_v4(&dst) ||
+	    (dnat && addr_is_v4(&to) != addr_is_v4(&dst)))
 		return;
 	/* During a scan the queue may be in use by the dump's callback:
 	 * a create then waits for the next commit like a delete would. */
 	if (!(d = ct_queue()))
 		return;
 	*d = (struct ct_del){ .a = src, .b = dst, .ap = sport, .bp = dport, .create = 1,
-			      .timeout = timeout_s, .err = ETIMEDOUT };
+			      .dnat = (uint8_t)dnat, .nat = to, .timeout = timeout_s, .err = ETIMEDOUT };
 }
 
 void ct_del_port(struct addr ip, uint16_t port, int to_dst)
@@ -652,6 +664,25 @@ static struct nlmsghdr *ct_put_create(char *buf, uint32_t seq, const struct ct_d
 	 * 6.18; conntrack -I sends the same 0x0a). */
 	mnl_attr_put_u32(nlh, CTA_STATUS, htonl(IPS_SEEN_REPLY | IPS_CONFIRMED));
 	mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(d->timeout));
+	if (d->dnat) {
+		/* CTA_NAT_DST: one address and one port, the phone's. The kernel
+		 * (nf_nat_setup_info via ctnetlink) rewrites the reply tuple
+		 * given above into the phone's and sets DST_NAT; the source
+		 * side gets the null binding. */
+		struct nlattr *nat = mnl_attr_nest_start(nlh, CTA_NAT_DST), *pr;
+		if (addr_is_v4(&d->nat)) {
+			mnl_attr_put_u32(nlh, CTA_NAT_V4_MINIP, htonl(addr_get_v4(&d->nat)));
+			mnl_attr_put_u32(nlh, CTA_NAT_V4_MAXIP, htonl(addr_get_v4(&d->nat)));
+		} else {
+			mnl_attr_put(nlh, CTA_NAT_V6_MINIP, 16, d->nat.b);
+			mnl_attr_put(nlh, CTA_NAT_V6_MAXIP, 16, d->nat.b);
+		}
+		pr = mnl_attr_nest_start(nlh, CTA_NAT_PROTO);
+		mnl_attr_put_u16(nlh, CTA_PROTONAT_PORT_MIN, htons(d->bp));
+		mnl_attr_put_u16(nlh, CTA_PROTONAT_PORT_MAX, htons(d->bp));
+		mnl_attr_nest_end(nlh, pr);
+		mnl_attr_nest_end(nlh, nat);
+	}
 	return nlh;
 }
 
@@ -787,6 +818,8 @@ static int ct_flush_dels(void)
 			 * first, or a retransmitted SDP): the remote gets in. */
 			if (d->err == 0 || d->err == EEXIST) {
 				STAT_INC(pinholes_ct_created);
+				if (d->dnat)
+					STAT_INC(pinholes_ct_nat);
 				continue;
 			}
 			STAT_INC(pinholes_ct_failed);

@@ -32,6 +32,16 @@ void ct_del_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp);
  * Both addresses must be of one family. */
 void ct_create_udp(struct addr src, uint16_t sport, struct addr dst, uint16_t dport, uint32_t timeout_s);
 
+/* The same for a phone behind the router's NAT66 (wan.nat66_*): the
+ * original tuple is (src:sport -> dst:dport), dst being the phone's public
+ * address, and the entry carries its destination NAT to `to`:dport
+ * (CTA_NAT_DST: the kernel writes the reply tuple to:dport -> src:sport and
+ * marks it DST_NAT, as if the NAT66 rule had mapped it). The remote's first
+ * datagram is ESTABLISHED and reaches the phone; the phone's own datagrams
+ * on that flow leave from dst:dport, the NAT's mapping. */
+void ct_create_udp_nat(struct addr src, uint16_t sport, struct addr dst, uint16_t dport, struct addr to,
+		       uint32_t timeout_s);
+
 /* Queue deletion of every UDP conntrack whose ORIGINAL tuple has ip:port as
  * its destination (to_dst) or its source: all flows into a pinhole whatever
  * port the remote sends from, or all flows a phone's media port started.

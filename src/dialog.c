@@ -9,6 +9,7 @@
 #include "ct.h"
 #include "log.h"
 #include "mem.h"
+#include "nat66.h"
 #include "nftmap.h"
 #include "siphash.h"
 #include "stats.h"
@@ -921,16 +922,38 @@ static void routed_set_live(struct rstream *r, int mux)
 	r->lrrtcp = r->rrtcp;
 }
 
+/* The phone's address as the WAN sees it: its NAT66 image (wan.nat66_*),
+ * or its own when IPv6 is routed. 1 when translated. */
+static int routed_public(const struct addr *phone, struct addr *pub)
+{
+	if (conf_has_nat66(cf) &&
+	    nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, phone, pub))
+		return 1;
+	*pub = *phone;
+	return 0;
+}
+
 static void routed_kill(struct rstream *r)
 {
+	struct addr pub;
+
 	if (!r->live)
 		return;
+	/* Behind NAT66 the entry's original tuple is remote -> public and its
+	 * reply phone -> remote: the reply tuple finds it (a tuple lookup
+	 * matches either direction), and the scans look for the public
+	 * address as the destination of flows in. */
+	int nat = routed_public(&r->lphone, &pub);
 	ct_del_udp(r->lremote, r->lrport, r->lphone, r->lpport);
-	ct_del_port(r->lphone, r->lpport, 1);
+	if (nat)
+		ct_del_udp(r->lphone, r->lpport, r->lremote, r->lrport);
+	ct_del_port(pub, r->lpport, 1);
 	ct_del_port(r->lphone, r->lpport, 0);
 	if (!r->live_mux) {
 		ct_del_udp(r->lremote, r->lrrtcp, r->lphone, r->lprtcp);
-		ct_del_port(r->lphone, r->lprtcp, 1);
+		if (nat)
+			ct_del_udp(r->lphone, r->lprtcp, r->lremote, r->lrrtcp);
+		ct_del_port(pub, r->lprtcp, 1);
 		ct_del_port(r->lphone, r->lprtcp, 0);
 	}
 	r->live = 0;
@@ -962,9 +985,13 @@ static void routed_sync(struct dialog *d, struct rstream *r)
 		       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
 		return;
 	}
-	ct_create_udp(r->remote, r->rport, r->phone, r->pport, cf->early_timeout_s);
+	/* Behind NAT66 the remote sends to the phone's public image, and the
+	 * entry carries the destination NAT to the phone (ct_create_udp_nat). */
+	struct addr pub, none = { { 0 } };
+	int nat = routed_public(&r->phone, &pub);
+	ct_create_udp_nat(r->remote, r->rport, pub, r->pport, nat ? r->phone : none, cf->early_timeout_s);
 	if (!mux)
-		ct_create_udp(r->remote, r->rrtcp, r->phone, r->prtcp, cf->early_timeout_s);
+		ct_create_udp_nat(r->remote, r->rrtcp, pub, r->prtcp, nat ? r->phone : none, cf->early_timeout_s);
 	ct_mark_urgent();
 	routed_set_live(r, mux);
 	STAT_INC(pinholes);
@@ -977,11 +1004,20 @@ static void routed_sync(struct dialog *d, struct rstream *r)
 
 static void rfork_kill(const struct rstream *r, struct rfork *k)
 {
+	struct addr pub;
+
 	if (!k->live)
 		return;
+	/* as routed_kill: behind NAT66 the reply tuple finds the entry */
+	int nat = routed_public(&r->phone, &pub);
 	ct_del_udp(k->remote, k->rport, r->phone, k->lpport);
-	if (!k->live_mux)
+	if (nat)
+		ct_del_udp(r->phone, k->lpport, k->remote, k->rport);
+	if (!k->live_mux) {
 		ct_del_udp(k->remote, k->rrtcp, r->phone, k->lprtcp);
+		if (nat)
+			ct_del_udp(r->phone, k->lprtcp, k->remote, k->rrtcp);
+	}
 	k->live = 0;
 	STAT_DEC(pinholes);
 	STAT_INC(pinholes_closed);
@@ -1031,9 +1067,11 @@ static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 			       astr(pa, &d->phone_ip), d->phone_port, cf->max_pinholes);
 			continue;
 		}
-		ct_create_udp(m->ip, m->port_num, r->phone, r->pport, cf->early_timeout_s);
+		struct addr pub, none = { { 0 } };
+		int nat = routed_public(&r->phone, &pub);
+		ct_create_udp_nat(m->ip, m->port_num, pub, r->pport, nat ? r->phone : none, cf->early_timeout_s);
 		if (!mux)
-			ct_create_udp(m->ip, rtcp, r->phone, r->prtcp, cf->early_timeout_s);
+			ct_create_udp_nat(m->ip, rtcp, pub, r->prtcp, nat ? r->phone : none, cf->early_timeout_s);
 		ct_mark_urgent();
 		k->live = 1;
 		k->live_mux = (uint8_t)mux;
@@ -1653,6 +1691,7 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			o->mindex = r->mindex;
 			o->state = r->live ? ST_ACTIVE : ST_NEW;
 			o->priv_ip = r->phone;
+			routed_public(&r->phone, &o->routed_pub);
 			o->priv_port = r->pport;
 			o->allowed_src = r->remote; /* exactly the remote's address and port */
 			o->remote_ip = r->remote;

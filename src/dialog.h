@@ -110,6 +110,8 @@ struct dialog_stream_view {
 	                           priv (no public port, pub_port 0), `state` ACTIVE once created */
 	uint8_t state;          /* enum dlg_stream_state */
 	struct addr priv_ip;    /* the phone's media address */
+	struct addr routed_pub; /* routed: the phone's address as the WAN sees it, its NAT66
+	                           image (wan.nat66_*) or priv_ip itself */
 	uint16_t priv_port;     /* RTP; RTCP is +1 unless a=rtcp named another port or rtcp-mux was agreed (sipalgctl pinholes) */
 	uint16_t pub_port;      /* on the router's public address; RTCP +1 */
 	struct addr allowed_src; /* inbound elements accept this source (any address: any) */

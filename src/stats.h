@@ -99,6 +99,9 @@
 	X(sip_ipv6_rx, C, "SIP datagrams over IPv6 between the LAN and the WAN (routed: passed unchanged)") \
 	X(pinholes_ct_created, C, "IPv6 media pinholes created in advance as conntrack entries (routed IPv6, docs/ipv6.md)") \
 	X(pinholes_ct_failed, C, "IPv6 media pinhole creations the kernel refused (the remote gets in only after the phone sends)") \
+	X(nat66_out, C, "IPv6 addresses of wan.nat66_lan_prefix rewritten to the public prefix in SIP/SDP leaving the LAN (NAT66)") \
+	X(nat66_in, C, "IPv6 addresses of wan.nat66_public_prefix mapped back to the LAN prefix in SIP headers to a phone (NAT66)") \
+	X(pinholes_ct_nat, C, "NAT66 media pinhole creations sent: conntrack entries to the public address, destination-NATed to the phone") \
 	X(guard_attached, G, "1 while the WAN egress guard is attached (queue.guard)") \
 	X(guard_dropped, C, "forwarded SIP datagrams without the diversion's mark dropped at the WAN egress (a firewall reload's leak stopped)") \
 	X(guard_passed, C, "forwarded SIP datagrams with the diversion's or the fast path's mark let out by the guard") \

@@ -219,10 +219,10 @@ static void port_count(struct port_count *pc, const struct addr *pub, uint16_t p
 	memset(pc, 0, sizeof(*pc));
 	pc->priv_ip = *priv_ip;
 	pc->priv_port = priv_port;
-	/* routed IPv6 (pub_port 0): flows into the phone's own port */
+	/* routed IPv6 (pub_port 0): flows into the phone's own port, at the
+	 * address the caller gives (the phone's, or its NAT66 image) */
 	if (!pub_port) {
 		pc->routed = 1;
-		pub = priv_ip;
 		pub_port = priv_port;
 	}
 	if (ct_flows(*pub, pub_port, 1, count_to_pub, pc) < 0 ||
@@ -280,8 +280,10 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 		stream_states[s->state & 3]);
 	json_ipport(out, &s->priv_ip, s->priv_port);
 	fputs(",\"public\":", out);
-	if (s->routed)
+	if (s->routed && addr_eq(&s->routed_pub, &s->priv_ip))
 		fputs("null", out); /* routed IPv6: no translation */
+	else if (s->routed)
+		json_ipport(out, &s->routed_pub, s->priv_port); /* NAT66: the prefix, the same port */
 	else
 		json_ipport(out, pub, s->pub_port);
 	fprintf(out, ",\"routed\":%s", s->routed ? "true" : "false");
@@ -301,11 +303,12 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 	json_ip(out, &s->allowed_src, 1);
 	if (counters) {
 		struct port_count pc;
-		port_count(&pc, pub, s->pub_port, &s->priv_ip, s->priv_port);
+		port_count(&pc, s->routed ? &s->routed_pub : pub, s->pub_port, &s->priv_ip, s->priv_port);
 		fputs(",\"rtp\":", out);
 		port_count_json(out, &pc);
 		if (!s->rtcp_mux) { /* muxed RTCP is counted with RTP */
-			port_count(&pc, pub, s->rtcp_pub_port, &s->rtcp_priv_ip, s->rtcp_priv_port);
+			port_count(&pc, s->routed ? &s->routed_pub : pub, s->rtcp_pub_port, &s->rtcp_priv_ip,
+				   s->rtcp_priv_port);
 			fputs(",\"rtcp\":", out);
 			port_count_json(out, &pc);
 		}
@@ -429,7 +432,10 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 		const struct dialog_stream_view *s = &v->st[k];
 		fprintf(out, "  stream m=%u %s  phone ", s->mindex, stream_states[s->state & 3]);
 		ipport(out, &s->priv_ip, s->priv_port);
-		if (s->routed) {
+		if (s->routed && !addr_eq(&s->routed_pub, &s->priv_ip)) {
+			fputs("  NAT66 public ", out);
+			ipport(out, &s->routed_pub, s->priv_port);
+		} else if (s->routed) {
 			fputs("  routed (IPv6, not translated)", out);
 		} else {
 			fputs("  public ", out);
@@ -446,7 +452,11 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 			fputs(s->state == DST_ACTIVE ? "conntrack " : "(not created yet) ", out);
 			ipport(out, &s->remote_ip, s->remote_port);
 			fputs(" -> ", out);
-			ipport(out, &s->priv_ip, s->priv_port);
+			ipport(out, &s->routed_pub, s->priv_port);
+			if (!addr_eq(&s->routed_pub, &s->priv_ip)) {
+				fputs(" DNAT ", out);
+				ipport(out, &s->priv_ip, s->priv_port);
+			}
 			fputs(s->rtcp_mux ? " (RTCP mux)\n" : " and RTCP\n", out);
 		} else {
 			ipport(out, pub, s->pub_port);
@@ -466,10 +476,11 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 			fputc('\n', out);
 		}
 		struct port_count pc;
-		port_count(&pc, pub, s->pub_port, &s->priv_ip, s->priv_port);
+		port_count(&pc, s->routed ? &s->routed_pub : pub, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
 		if (!s->rtcp_mux) {
-			port_count(&pc, pub, s->rtcp_pub_port, &s->rtcp_priv_ip, s->rtcp_priv_port);
+			port_count(&pc, s->routed ? &s->routed_pub : pub, s->rtcp_pub_port, &s->rtcp_priv_ip,
+				   s->rtcp_priv_port);
 			port_count_text(out, "rtcp", &pc);
 		}
 	}

@@ -18,7 +18,9 @@
  *   - a rewritten datagram is valid IPv4/UDP: header copied, lengths right,
  *     IP and UDP checksums verify; the verdict is accept;
  *   - LAN->WAN: no LAN address literal (192.168.1.x as a dotted-quad token)
- *     is left in a payload that leaves (rewritten, or accepted unchanged);
+ *     is left in a payload that leaves (rewritten, or accepted unchanged),
+ *     nor an IPv6 literal of the NAT66 LAN prefix (fd00:77::/64; NAT66 is
+ *     configured, so an IPv6 stream in an IPv4 message is translated);
  *   - a payload that leaves and parses as SIP has Content-Length == body;
  *     a rewrite of a clean message is still a clean message;
  *   - the live bindings/dialogs/pinholes (stats gauges) stay within the
@@ -35,6 +37,7 @@
 #include "alg.h"
 #include "conf.h"
 #include "log.h"
+#include "nat66.h"
 #include "sipmsg.h"
 #include "stats.h"
 #include "../unit/stubs.h"
@@ -163,6 +166,12 @@ static void check_payload(const uint8_t *pl, uint32_t n, int outbound, int in_cl
 			 (long long)at, rewritten ? "rewritten" : "unchanged");
 		fail(what, pl, n);
 	}
+	struct span all = { 0, n }, h;
+	struct addr a;
+	uint32_t pos = 0;
+	while (outbound && nat66_next(pl, all, &pos, &h, &a))
+		if (addr_in_prefix(&a, &cf.nat66_lan.net, cf.nat66_lan.plen))
+			fail("NAT66 LAN-prefix literal leaves the router", pl, n);
 	if (rc == SIP_OK && m.clen_idx >= 0 && m.trailing != 0 && (rewritten || in_clean))
 		fail("Content-Length does not match the body", pl, n);
 	if (rewritten && in_clean && (rc != SIP_OK || m.trailing))
@@ -280,6 +289,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strcpy(cf.wan_if, "wan");
 	cf.lan[0] = conf_net_v4(LANNET, 24);
 	cf.n_lan = 1;
+	/* NAT66 on: the IPv4 path translates the IPv6 literals of the prefix too */
+	addr_parse_str("fd00:77::", &cf.nat66_lan.net);
+	cf.nat66_lan.plen = 64;
+	addr_parse_str("2001:db8:78::", &cf.nat66_pub.net);
+	cf.nat66_pub.plen = 64;
 	if (cv & CV_TWO_SIP_PORTS) {
 		cf.sip_ports[1] = 5080;
 		cf.n_sip_ports = 2;

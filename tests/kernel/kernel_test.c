@@ -733,6 +733,31 @@ static void test_ct(void)
 		/* mixed families: refused before the kernel */
 		ct_create_udp(addr_v4(A_IP), 1, ph, 2, 90);
 		check(ct_commit() == 0 && stats[ST_pinholes_ct_created] == c0 + 3, "mixed-family create not sent");
+		/* ct_create_udp_nat (NAT66): remote -> the phone's public image,
+		 * CTA_NAT_DST to the phone: the kernel writes the reply tuple as
+		 * the phone's and marks the entry DST_NAT; the reply tuple finds
+		 * it for the delete. */
+		struct addr pub66, lanp;
+		addr_parse_str("2001:db8:78::10", &pub66);
+		addr_parse_str("fd00:77::10", &lanp);
+		uint64_t n0 = stats[ST_pinholes_ct_nat];
+		ct_create_udp_nat(rem, 7100, pub66, 16900, lanp, 90);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp --orig-src 2001:db8:113::20 -o extended 2>/dev/null");
+		check(r == 0 && stats[ST_pinholes_ct_nat] == n0 + 1 &&
+		      strstr(out, "src=2001:db8:113::20 dst=2001:db8:78::10 sport=7100 dport=16900 "
+				  "src=fd00:77::10 dst=2001:db8:113::20 sport=16900 dport=7100") &&
+		      !strstr(out, "UNREPLIED"),
+		      "ct_create_udp_nat: remote -> public, reply from the phone (DNAT): %d errors, conntrack says: %s",
+		      r, out);
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp --orig-src 2001:db8:113::20 --dst-nat 2>/dev/null");
+		check(strstr(out, "dport=16900") != NULL, "ct_create_udp_nat: the entry is DST_NAT (conntrack --dst-nat lists it): %s", out);
+		d0 = stats[ST_ct_deletes];
+		ct_del_udp(lanp, 16900, rem, 7100);
+		r = ct_commit();
+		sh(out, sizeof(out), "conntrack -L -f ipv6 -p udp 2>/dev/null");
+		check(r == 0 && stats[ST_ct_deletes] == d0 + 1 && !strstr(out, "2001:db8:78::10"),
+		      "NAT66 pinhole deleted by its reply tuple (%d errors): %s", r, out);
 	}
 	ct_close();
 }

@@ -2249,11 +2249,11 @@ MEDIA_6 = "2001:db8:113::20"
 @flow6
 def v6_fork():
     """IPv6 forked INVITE (RFC 3261 13.2.2.4): two early dialogs (183 + SDP, To tags A and B,
-    media from [proxy]:36880 and [media]:36890) both send early media remote first and reach
+    media from [proxy]:36940 and [media]:36950) both send early media remote first and reach
     the phone; B answers (its 200 without SDP: the answer was its 183's): A's media gets 0
     from then on, B's media both ways; BYE closes B's. Nothing rewritten."""
-    c = Call6(16880, 36880, "v6_fork")
-    b_rtp = udp_socket("wan", MEDIA_6, 36890)
+    c = Call6(16940, 36940, "v6_fork")
+    b_rtp = udp_socket("wan", MEDIA_6, 36950)
     c.invite()
     tag_a, tag_b = uniq("fa"), uniq("fb")
 
@@ -2265,20 +2265,20 @@ def v6_fork():
         arrived_as_sent(r, got, gsrc, PROXY_6, "%d %s of fork %s" % (code, reason, tag))
         return got
 
-    resp(183, "Session Progress", tag_a, PROXY_6, 36880)
-    hand_pinhole(True, PROXY_6, 36880, PHONE1_6, c.port)
-    resp(183, "Session Progress", tag_b, MEDIA_6, 36890)
-    hand_pinhole(True, MEDIA_6, 36890, PHONE1_6, c.port)
+    resp(183, "Session Progress", tag_a, PROXY_6, 36940)
+    hand_pinhole(True, PROXY_6, 36940, PHONE1_6, c.port)
+    resp(183, "Session Progress", tag_b, MEDIA_6, 36950)
+    hand_pinhole(True, MEDIA_6, 36950, PHONE1_6, c.port)
     media_remote_first(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork early media of fork A")
     media_remote_first(b_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork early media of fork B")
     stranger_gets_nothing(c.ph_rtp, (PHONE1_6, c.port), "v6_fork (two early dialogs)")
-    ok = resp(200, "OK", tag_b, MEDIA_6, 36890, sdp=False)
-    hand_pinhole(False, PROXY_6, 36880, PHONE1_6, c.port)
+    ok = resp(200, "OK", tag_b, MEDIA_6, 36950, sdp=False)
+    hand_pinhole(False, PROXY_6, 36940, PHONE1_6, c.port)
     c.ack(ok)
     time.sleep(CLOSE_WAIT)
     media_closed(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork A after B answered")
     media_remote_first(b_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork B after its 200 (remote first)")
-    media_phone_symmetric(c.ph_rtp, (MEDIA_6, 36890), b_rtp, (PHONE1_6, c.port), "v6_fork fork B (phone)")
+    media_phone_symmetric(c.ph_rtp, (MEDIA_6, 36950), b_rtp, (PHONE1_6, c.port), "v6_fork fork B (phone)")
     c.rem_rtp = b_rtp
     bye = c.d.bye()
     c.p1.send(bye, (PROXY_6, 5060))
@@ -2288,7 +2288,7 @@ def v6_fork():
     c.bob.send(r, src)
     got, gsrc = c.p1.recv_resp(200, c.d.callid, "BYE")
     arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
-    hand_pinhole(False, MEDIA_6, 36890, PHONE1_6, c.port)
+    hand_pinhole(False, MEDIA_6, 36950, PHONE1_6, c.port)
     c.closed()
 
 
@@ -2346,7 +2346,7 @@ def v6_tcp_call():
     """IPv6 over TCP: INVITE (in uneven segments) and 200 with c=IN IP6, 180, ACK, BYE over one
     connection, all unchanged, from the phone's own address and port; RTP remote first, the
     phone's back, stranger 0, closed after BYE (the TCP relay, routed)."""
-    port, rport = 16880, 36880
+    port, rport = 16880, 36940
     ph_rtp = udp_socket("lan", PHONE1_6, port)
     rem_rtp = udp_socket("wan", PROXY_6, rport)
     setns(NS["wan"])
@@ -2422,6 +2422,145 @@ def v6_tcp_call():
     except OSError:
         eof = False
     check(eof, "the phone's FIN did not reach the provider")
+
+
+# NAT66 (wan.nat66_*): phone1's ULA fd00:77::10 leaves as 2001:db8:78::10 (lib.sh: nft
+# `snat ip6 prefix to`, host bits and ports kept). The provider must see only the public
+# prefix, the phone its own addresses back, and the remote's first RTP to the public
+# address must reach the phone through the daemon's pinhole (a conntrack entry carrying
+# its destination NAT) from the SDP peer only.
+
+PHONE1_66 = "fd00:77::10"
+PUB_66 = "2001:db8:78::10"
+
+
+def hand_pinhole66(add, peer, pport, port):
+    """LAB_V6_HAND_PINHOLE=1 only: the NAT66 pinhole by hand: original peer:pport ->
+    public:port, destination-NATed to the phone's port (conntrack -I --dst-nat)."""
+    if os.environ.get("LAB_V6_HAND_PINHOLE") != "1":
+        return
+    cmd = ["ip", "netns", "exec", NS["rtr"], "conntrack", "-I" if add else "-D",
+           "-p", "udp", "-s", peer, "-d", PUB_66, "--sport", str(pport), "--dport", str(port)]
+    if add:
+        cmd += ["-r", PUB_66, "-q", peer, "--reply-port-src", str(port), "--reply-port-dst", str(pport),
+                "-t", "60", "-u", "SEEN_REPLY", "--dst-nat", PHONE1_66]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+    vprint("    hand pinhole66 %s: %s" % ("add" if add else "del", (r.stderr or r.stdout).strip()))
+
+
+def no_private66(got, src, what):
+    """At the provider: no byte of the LAN prefix, and from the public address, same port."""
+    low = got.raw.lower()
+    i = low.find(b"fd00:77")
+    check(i < 0, "%s reached the provider with the private prefix: %r" % (what, got.raw[max(0, i - 30):i + 30]))
+    check(src[0] == PUB_66, "%s arrived from %s, the NAT66 public address is %s" % (what, src[0], PUB_66))
+
+
+def own_view66(sent, got, what):
+    """At the phone: its own top Via and Call-ID back, nothing of the public prefix in the
+    headers (the provider's view mapped back)."""
+    via_sent = next(ln for ln in sent.split(b"\r\n") if ln.lower().startswith(b"via:"))
+    via_got = next((ln for ln in got.raw.split(b"\r\n") if ln.lower().startswith(b"via:")), b"")
+    check(via_got.startswith(via_sent), "%s: the phone's Via came back as %r, it sent %r" % (what, via_got, via_sent))
+    head = got.raw.split(b"\r\n\r\n", 1)[0]
+    check(PUB_66.encode() not in head, "%s: the public address %s reached the phone in the headers"
+          % (what, PUB_66))
+
+
+@flow6
+def v6_nat66_call():
+    """NAT66: REGISTER and a call from phone1's ULA through the router's prefix NAT: the
+    provider sees only the public prefix (Via, Contact, Call-ID, o=, c=), ports unchanged,
+    the phone its own addresses back; remote-first RTP to the public address reaches the
+    phone, the phone's RTP leaves from it, stranger 0, closed after BYE."""
+    p1 = UA("lan", PHONE1_66, 5060, "phone1(nat66)")
+    reg = UA("wan", PROXY_6, 5060, "registrar(v6)")
+    # REGISTER: the Contact the registrar stores is the public one, same port
+    cid = uniq("reg66") + "@" + PHONE1_66
+    contact = "<sip:bob@[%s]:5060>" % PHONE1_66
+    raw = sip(["REGISTER sip:biloxi.example.com SIP/2.0",
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (PHONE1_66, uniq()),
+               "Max-Forwards: 70", "From: Bob <sip:bob@biloxi.example.com>;tag=" + uniq("rf"),
+               "To: Bob <sip:bob@biloxi.example.com>", "Call-ID: " + cid, "CSeq: 1 REGISTER",
+               "Contact: " + contact, "Expires: 3600"])
+    p1.send(raw, (PROXY_6, 5060), "REGISTER (NAT66)")
+    # by method: a Call-ID left private must fail as a leak, not as a timeout
+    m, src = reg.recv_req("REGISTER")
+    show("REGISTER (NAT66) as it arrived at the registrar", m.raw)
+    no_private66(m, src, "REGISTER")
+    check(m.callid == cid.replace(PHONE1_66, PUB_66), "REGISTER: Call-ID %r at the registrar, sent %r"
+          % (m.callid, cid))
+    check(src[1] == 5060, "REGISTER left from port %d, sent from 5060 (NAT66 keeps ports)" % src[1])
+    pub_contact = "<sip:bob@[%s]:5060>" % PUB_66
+    check(m.get("contact", "").startswith(pub_contact), "REGISTER: Contact %r at the registrar, want %s"
+          % (m.get("contact"), pub_contact))
+    r = response(m, 200, "OK", to_tag=uniq("rt"), contact=pub_contact + ";expires=3600")
+    reg.send(r, src)
+    got, _ = p1.recv_resp(200, cid, "REGISTER")
+    own_view66(raw, got, "200 OK to REGISTER")
+    # a request to the registered (public) Contact reaches the phone with its own address
+    ocid = uniq("opt66") + "@biloxi.example.com"
+    opt = sip(["OPTIONS sip:bob@[%s]:5060 SIP/2.0" % PUB_66,
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (PROXY_6, uniq()),
+               "Max-Forwards: 70", "From: <sip:registrar@biloxi.example.com>;tag=" + uniq("of"),
+               "To: " + pub_contact, "Call-ID: " + ocid, "CSeq: 1 OPTIONS"])
+    reg.send(opt, (PUB_66, 5060))
+    m, _ = p1.recv_req("OPTIONS", ocid)
+    check(m.ruri == "sip:bob@[%s]:5060" % PHONE1_66 and m.get("to") == contact,
+          "OPTIONS to the public Contact reached the phone as %r, To %r (want its own address)"
+          % (m.ruri, m.get("to")))
+    # the call: the phone offers its ULA, the provider must see the public address
+    bob = reg
+    port, rport = 16880, 36880
+    ph_rtp = udp_socket("lan", PHONE1_66, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    d = Dialog("[%s]" % PHONE1_66, peer="[%s]" % PROXY_6)
+    d.callid = uniq("cid66") + "@" + PHONE1_66
+    inv = d.invite(sdp_body6(PHONE1_66, port, "alice", "2890844526"))
+    p1.send(inv, (PROXY_6, 5060), "INVITE (NAT66) as phone1 sent it")
+    pub_cid = d.callid.replace(PHONE1_66, PUB_66)
+    m, src = bob.recv_req("INVITE")
+    show("INVITE (NAT66) as it arrived at the WAN side", m.raw)
+    no_private66(m, src, "INVITE")
+    check(m.callid == pub_cid, "INVITE: Call-ID %r at the provider, want %r" % (m.callid, pub_cid))
+    body = Sdp(m.body)
+    check(body.addr(0) == (PUB_66, port), "INVITE (NAT66): the SDP offers %r, want [%s]:%d"
+          % (body.addr(0), PUB_66, port))
+    check(b"o=alice 2890844526 1 IN IP6 " + PUB_66.encode() in m.body, "INVITE (NAT66): o= not the public address")
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060>" % PROXY_6
+    bob.send(response(m, 180, "Ringing", to_tag=rtag, contact=bcontact), src)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ok, src, "200 OK (NAT66)")
+    got, _ = p1.recv_resp(200, d.callid, "INVITE")
+    own_view66(inv, got, "200 OK to INVITE")
+    hand_pinhole66(True, PROXY_6, rport, port)
+    d.learn(got)
+    ack = d.ack()
+    p1.send(ack, (PROXY_6, 5060))
+    m, src = bob.recv_req("ACK", pub_cid)
+    no_private66(m, src, "ACK")
+    media_remote_first(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_call RTP (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PUB_66, port), "v6_nat66_call RTP (phone)")
+    stranger_gets_nothing(ph_rtp, (PUB_66, port), "v6_nat66_call")
+    sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
+    if sock and ctl:   # sipalgd: the operator's view names the public address and the DNAT
+        r = subprocess.run(["ip", "netns", "exec", NS["rtr"], ctl, "-s", sock, "call", d.callid],
+                           capture_output=True, text=True, timeout=5)
+        vprint(r.stdout)
+        want = "conntrack [%s]:%d -> [%s]:%d DNAT [%s]:%d" % (PROXY_6, rport, PUB_66, port, PHONE1_66, port)
+        check(want in r.stdout, "sipalgctl call does not show the NAT66 pinhole %r: %s" % (want, r.stdout))
+    bye = d.bye()
+    p1.send(bye, (PROXY_6, 5060))
+    m, src = bob.recv_req("BYE", pub_cid)
+    no_private66(m, src, "BYE")
+    bob.send(response(m, 200, "OK"), src)
+    got, _ = p1.recv_resp(200, d.callid, "BYE")
+    own_view66(bye, got, "200 OK to BYE")
+    hand_pinhole66(False, PROXY_6, rport, port)
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_call")
 
 
 # ---------------------------------------------------------------- self-test of the checks

@@ -143,7 +143,8 @@ EOF
 # LAB_V6=1: the IPv6 side of lan, rtr and wan (lan2 stays IPv4 only). Off by default,
 # so the IPv4 flows run in a lab without IPv6 exactly as before.
 #   lan  eth0 2001:db8:77::10 (phone1) ::11 (phone2)    default via 2001:db8:77::1
-#   rtr  lan 2001:db8:77::1/64  wan 2001:db8:113::1/64  forwarding on, no NAT66
+#   rtr  lan 2001:db8:77::1/64  wan 2001:db8:113::1/64  forwarding on, no NAT66 for it
+#   lan  eth0 fd00:77::10 (phone1's ULA), rtr lan fd00:77::1/64: NAT66 to 2001:db8:78::/64
 #   wan  eth0 2001:db8:113::10 (proxy) ::20 (media) ::30 (other); the LAN /64 routed via
 #        the router, as a provider routes a delegated prefix.
 # The ip6 forward policy is the inet salgfw table above (inet covers both families): drop
@@ -181,9 +182,27 @@ lab_topology_v6() {
 	ip -n "$NS_WAN" addr add 2001:db8:113::20/64 dev eth0 nodad
 	ip -n "$NS_WAN" addr add 2001:db8:113::30/64 dev eth0 nodad
 	ip -n "$NS_WAN" -6 route add 2001:db8:77::/64 via 2001:db8:113::1
+	# NAT66 (flows.py v6_nat66_call): a second LAN prefix, the ULA fd00:77::/64 (phone1
+	# ::10), that the router translates to 2001:db8:78::/64 with nft's stateful prefix
+	# NAT, host bits and ports kept (lab.yaml wan.nat66_*). Only snat: the WAN reaches a
+	# phone at its public address through conntrack (replies, the daemon's pinholes),
+	# never through a blanket dnat (the forward policy's `ct status dnat accept` would
+	# then let every stranger in). The WAN routes the public /64 via the router.
+	ip -n "$NS_LAN" addr add fd00:77::10/64 dev eth0 nodad
+	ip -n "$NS_RTR" addr add fd00:77::1/64 dev lan nodad
+	ip -n "$NS_WAN" -6 route add 2001:db8:78::/64 via 2001:db8:113::1
+	lab_nsx "$NS_RTR" nft -f - <<'EOF6'
+table ip6 salgnat66 {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan" ip6 saddr fd00:77::/64 snat ip6 prefix to 2001:db8:78::/64
+	}
+}
+EOF6
 	# That the policy is stateful (new WAN -> LAN dropped, LAN -> WAN and its replies
 	# passing) is the first IPv6 flow's job (flows.py v6_policy): no ping here.
-	lab_log "IPv6 side up: 2001:db8:77::/64 (LAN) / 2001:db8:113::/64 (WAN), ip6 forward drop + stateful"
+	lab_log "IPv6 side up: 2001:db8:77::/64 and fd00:77::/64 (NAT66 to 2001:db8:78::/64) (LAN) /" \
+		"2001:db8:113::/64 (WAN), ip6 forward drop + stateful"
 }
 
 lab_kernel_helper() {

@@ -825,6 +825,156 @@ static void test_v6_mixed_sdp(void **st)
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:"));
 }
 
+/* ---- NAT66 (wan.nat66_*): the prefix written as the router's NAT does -- */
+
+static const uint8_t PL6[16] = { 0xfd, 0x00, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+
+static int setup66(void **st)
+{
+	setup(st);
+	alg_fini();
+	assert_true(addr_parse_str("fd00:77::", &cf.lan[1].net));
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.media_other_hosts = 0;
+	cf.nat66_lan = cf.lan[1];
+	assert_true(addr_parse_str("2001:db8:78::", &cf.nat66_pub.net));
+	cf.nat66_pub.plen = 64;
+	return alg_init(&cf, PUB);
+}
+
+/* The message of sip6() with the phone at `ph`. */
+static const char *sip66(const char *ph, const char *start, const char *tt, const char *cseq, const char *sdp_c,
+			 int port)
+{
+	static char m[2048];
+	char body[512] = "";
+	if (sdp_c)
+		snprintf(body, sizeof(body), "v=0\r\no=- 1 1 IN IP6 %s\r\ns=-\r\nc=IN IP6 %s\r\nt=0 0\r\n"
+			 "m=audio %d RTP/AVP 0\r\na=rtcp:%d IN IP6 %s\r\n", sdp_c, sdp_c, port, port + 1, sdp_c);
+	snprintf(m, sizeof(m),
+		 "%s\r\nVia: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK6;received=%s\r\n"
+		 "From: <sip:a@[%s]>;tag=f1\r\nTo: <sip:b@[2001:db8:113::10]>%s%s\r\n"
+		 "Call-ID: v6call@[%s]\r\nCSeq: %s\r\nContact: <sip:a@[%s]:5062>\r\n"
+		 "%sContent-Length: %zu\r\n\r\n%s",
+		 start, ph, ph, ph, tt ? ";tag=" : "", tt ? tt : "", ph, cseq, ph,
+		 sdp_c ? "Content-Type: application/sdp\r\n" : "", strlen(body), body);
+	return m;
+}
+
+/* One IPv6 datagram between the phone (fd00:77::10) and the proxy;
+ * returns the payload that leaves. */
+static const char *run66(int outbound, const char *msg)
+{
+	uint32_t len = outbound ? tp_udp6(pkt, PL6, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
+				: tp_udp6(pkt, PX6, 5060, PL6, 5060, msg, (uint32_t)strlen(msg));
+	uint32_t olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	if (!olen) {
+		snprintf(got, sizeof(got), "%s", msg);
+		return got;
+	}
+	/* IPv6 payload length and the UDP length follow the edits */
+	assert_int_equal((out[4] << 8 | out[5]), olen - 40);
+	assert_int_equal((out[44] << 8 | out[45]), olen - 40);
+	memcpy(got, out + 48, olen - 48);
+	got[olen - 48] = 0;
+	return got;
+}
+
+static void test_nat66_call(void **st)
+{
+	(void)st;
+	char want[2048];
+	/* out: every LAN-prefix literal (Via, received=, From, Call-ID,
+	 * Contact, o=, c=, a=rtcp) becomes the public image, ports kept,
+	 * Content-Length recounted; the proxy's address is not touched */
+	snprintf(want, sizeof(want), "%s",
+		 sip66("2001:db8:78::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE", "2001:db8:78::10", 16800));
+	const char *o = run66(1, sip66("fd00:77::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE",
+				      "fd00:77::10", 16800));
+	assert_string_equal(o, want);
+	assert_int_equal(stats[ST_nat66_out], 8);
+	assert_null(strstr(stub_log, "ct+"));
+	/* in: the headers map back, the remote's SDP stays; the answer opens
+	 * RTP and RTCP to the public address, DNATed to the phone */
+	snprintf(want, sizeof(want), "%s",
+		 sip66("fd00:77::10", "SIP/2.0 200 OK", "t1", "1 INVITE", "2001:db8:113::20", 7000));
+	o = run66(0, sip66("2001:db8:78::10", "SIP/2.0 200 OK", "t1", "1 INVITE", "2001:db8:113::20", 7000));
+	assert_string_equal(o, want);
+	assert_int_equal(stats[ST_nat66_in], 5);
+	assert_string_equal(stub_log,
+			    "ct+ [2001:db8:113::20]:7000 [2001:db8:78::10]:16800 dnat [fd00:77::10] 180s\n"
+			    "ct+ [2001:db8:113::20]:7001 [2001:db8:78::10]:16801 dnat [fd00:77::10] 180s\n");
+	assert_int_equal(stats[ST_dialogs], 1);
+	stub_reset();
+	/* BYE out, 200 in: both tuples of each entry, and the public ports */
+	run66(1, sip66("fd00:77::10", "BYE sip:b@[2001:db8:113::10] SIP/2.0", "t1", "2 BYE", NULL, 0));
+	assert_string_equal(stub_log, "");
+	run66(0, sip66("2001:db8:78::10", "SIP/2.0 200 OK", "t1", "2 BYE", NULL, 0));
+	assert_non_null(strstr(stub_log, "ct- [fd00:77::10]:16800 [2001:db8:113::20]:7000\n"));
+	assert_non_null(strstr(stub_log, "ct- [fd00:77::10]:16801 [2001:db8:113::20]:7001\n"));
+	assert_non_null(strstr(stub_log, "ctscan-dst [2001:db8:78::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "ctscan-src [fd00:77::10]:16800\n"));
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_int_equal(stats[ST_dialogs], 0);
+}
+
+/* An address outside the NAT66 prefix (a routed global one of the same
+ * LAN, the proxy's) is left alone; a malformed LAN message naming the
+ * prefix is dropped, as an IPv4 one naming a LAN address is. */
+static void test_nat66_only_the_prefix(void **st)
+{
+	(void)st;
+	const char *msg = "OPTIONS sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:77::10];branch=z9hG4bKo\r\n"
+			  "From: <sip:a@[fd00:99::10]>;tag=o\r\nTo: <sip:[fd00:77::10]>\r\nCall-ID: o@fd00:77::a:b\r\n"
+			  "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	const char *o = run66(1, msg);
+	assert_non_null(strstr(o, "Via: SIP/2.0/UDP [2001:db8:78::10];branch"));
+	assert_non_null(strstr(o, "From: <sip:a@[fd00:99::10]>"));
+	assert_non_null(strstr(o, "To: <sip:[2001:db8:78::10]>"));
+	assert_non_null(strstr(o, "Call-ID: o@2001:db8:78::a:b\r\n"));
+	assert_non_null(strstr(o, "OPTIONS sip:[2001:db8:113::10] SIP/2.0"));
+	const char *bad = "OPTIONS sip:x SIP/2.0\r\nVia: [fd00:77::10]\r\n\r\n";
+	uint32_t len = tp_udp6(pkt, PL6, 5060, PX6, 5060, bad, (uint32_t)strlen(bad)), olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_DROP);
+	assert_int_equal(stats[ST_drop_malformed_out], 1);
+}
+
+/* Dual stack behind NAT66: IPv4 signalling whose SDP offers a stream at
+ * the phone's ULA; that line leaves with the public image, and the
+ * answer's pinhole is the NAT66 one. */
+static void test_nat66_mixed_sdp(void **st)
+{
+	(void)st;
+	cf.media_other_hosts = 1;
+	const char *inv = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKm\r\n"
+			  "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>\r\nCall-ID: mixed66\r\n"
+			  "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 108\r\n\r\n"
+			  "v=0\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n"
+			  "m=video 16900 RTP/AVP 31\r\nc=IN IP6 fd00:77::10\r\n";
+	const char *o = run(LAN1, 5060, REM, 5060, inv, NULL);
+	assert_non_null(strstr(o, "c=IN IP4 203.0.113.1\r\n"));
+	assert_non_null(strstr(o, "m=video 16900 RTP/AVP 31\r\nc=IN IP6 2001:db8:78::10\r\n"));
+	assert_null(strstr(o, "fd00"));
+	assert_int_equal(stats[ST_nat66_out], 1);
+	stub_reset();
+	const char *ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKm\r\n"
+			 "From: <sip:a@example.com>;tag=m1\r\nTo: <sip:b@example.com>;tag=r9\r\nCall-ID: mixed66\r\n"
+			 "CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 111\r\n\r\n"
+			 "v=0\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+			 "m=video 7200 RTP/AVP 31\r\nc=IN IP6 2001:db8:113::20\r\n";
+	run(REM, 5060, LAN1, 5060, ok, NULL);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7200 [2001:db8:78::10]:16900 dnat [fd00:77::10] 180s\n"));
+	/* a NAT66 literal whose IPv4 tail the NAT scrub took: it cannot be
+	 * translated whole, so the message does not leave */
+	int v = ALG_ACCEPT;
+	run(LAN1, 5060, REM, 5060, "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10;branch=z9hG4bKq\r\n"
+	    "From: <sip:a@example.com>;tag=q\r\nTo: <sip:b@example.com>\r\nCall-ID: q66\r\nCSeq: 1 OPTIONS\r\n"
+	    "X-Addr: fd00:77::192.168.1.10\r\nContent-Length: 0\r\n\r\n", &v);
+	assert_int_equal(v, ALG_DROP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -844,6 +994,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v6_routed_call, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_v6_routed_inbound, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_v6_mixed_sdp, setup6, teardown),
+		cmocka_unit_test_setup_teardown(test_nat66_call, setup66, teardown),
+		cmocka_unit_test_setup_teardown(test_nat66_only_the_prefix, setup66, teardown),
+		cmocka_unit_test_setup_teardown(test_nat66_mixed_sdp, setup66, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

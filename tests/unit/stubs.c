@@ -85,6 +85,19 @@ void ct_create_udp(struct addr a, uint16_t ap, struct addr b, uint16_t bp, uint3
 	snprintf(t, sizeof(t), " %us\n", timeout_s);
 	rec_s("%s%.0u%.0s%.0u", t, 0, "", 0);
 }
+/* Routed (to = ::) records as ct_create_udp; NAT66 adds " dnat ADDR". */
+void ct_create_udp_nat(struct addr a, uint16_t ap, struct addr b, uint16_t bp, struct addr to, uint32_t timeout_s)
+{
+	if (addr_is_any(&to)) {
+		ct_create_udp(a, ap, b, bp, timeout_s);
+		return;
+	}
+	rec_a("ct+ %s:%u %s:%u", a, ap, b, bp);
+	rec_a(" dnat %s%.0u%.0s%.0u", to, 0, to, 0);
+	char t[24];
+	snprintf(t, sizeof(t), " %us\n", timeout_s);
+	rec_s("%s%.0u%.0s%.0u", t, 0, "", 0);
+}
 int ct_commit(void) { return 0; }
 void ct_mark_urgent(void) {}
 int ct_urgent(void) { return 0; }
