@@ -32,8 +32,8 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # 2-core machine of the CI (measured with FUZZ_SEED=1, docs in README).
 runs_of() {
 	case $1 in
-	sipmsg) echo 2500000 ;; sdp) echo 2500000 ;; conf) echo 300000 ;;
-	alg) echo 200000 ;; sipframe) echo 1200000 ;; osipdiff) echo 300000 ;;
+	sipmsg) echo 600000 ;; sdp) echo 2500000 ;; conf) echo 2000000 ;;
+	alg) echo 250000 ;; sipframe) echo 1500000 ;; osipdiff) echo 400000 ;;
 	*) echo 100000 ;;
 	esac
 }
