@@ -21,7 +21,7 @@ CC_FUZZ=${CC_FUZZ:-clang}
 OUT=build/fuzz
 # The core list is the Makefile's (src/core.mk): one list for both builds.
 CORE="$(make -s --no-print-directory print-core-src) tests/unit/stubs.c" || exit 1
-CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Isrc"
+CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -DSIPALGD_FUZZ_CLOCK -Wall -Wextra -Isrc"
 TARGETS=${*:-"sipmsg sdp conf alg sipframe osipdiff"}
 
 # ASan: leaks fail the run; UBSan: a report is fatal (-fno-sanitize-recover).
