@@ -78,6 +78,10 @@ table inet fw4 {
 	chain input_wan {
 		meta nfproto ipv4 udp dport 68 counter accept comment "!fw4: Allow-DHCP-Renew"
 		icmp type echo-request counter accept comment "!fw4: Allow-Ping"
+		ip6 saddr fc00::/6 ip6 daddr fc00::/6 udp dport 546 counter accept comment "!fw4: Allow-DHCPv6"
+		ip6 saddr fe80::/10 icmpv6 type . icmpv6 code { 130 . 0, 131 . 0, 132 . 0, 143 . 0 } counter accept comment "!fw4: Allow-MLD"
+		meta nfproto ipv6 icmpv6 type { 128, 129, 1, 3, 133, 134 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Input"
+		meta nfproto ipv6 icmpv6 type . icmpv6 code { 2 . 0, 4 . 0, 4 . 1, 135 . 0, 136 . 0 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Input"
 		jump drop_from_wan
 	}
 	chain forward_lan {
@@ -85,6 +89,10 @@ table inet fw4 {
 		jump accept_to_lan
 	}
 	chain forward_wan {
+		meta nfproto ipv6 icmpv6 type { 128, 129, 1, 3 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Forward"
+		meta nfproto ipv6 icmpv6 type . icmpv6 code { 2 . 0, 4 . 0, 4 . 1 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Forward"
+		meta l4proto esp counter jump accept_to_lan comment "!fw4: Allow-IPSec-ESP"
+		udp dport 500 counter jump accept_to_lan comment "!fw4: Allow-ISAKMP"
 		jump drop_to_wan
 	}
 	chain accept_from_lan { iifname { "lan", "lan2" } counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
@@ -159,6 +167,30 @@ fi
 sed "s/^queue: { number: 7, /queue: { number: 7, divert: $divert, /" "$HERE/lab.yaml" >"$tmp/lab.yaml"
 grep -q "divert: $divert" "$tmp/lab.yaml" || { echo "lab.yaml: queue line not found" >&2; exit 1; }
 
+# The IPv6 run's configuration is the package's: /etc/config/sipalgd as
+# shipped, through the init script's UCI -> YAML step (the stand-ins of
+# tests/package/fake-openwrt for /lib/functions.sh; `wan` is the device wan).
+# Only the lab's LAN networks replace the shipped 192.168.1.0/24: no IPv6
+# prefix, as shipped, so the IPv6 LAN side is the side away from wan. The lab
+# adds its control socket and pid file, its diversion if the kernel has no
+# nft queue, and stderr for the log (syslog in the shipped YAML).
+mkdir -p "$tmp/uci"
+sed "s|^\(\tlist lan_network \)'192.168.1.0/24'|\1'192.168.77.0/24'\n\1'192.168.79.0/24'|" \
+	"$REPO/packaging/openwrt/sipalgd/files/sipalgd.config" >"$tmp/uci/sipalgd"
+UCI_CONFIG_DIR=$tmp/uci FAKE_NET_DEVICES="wan=wan lan=lan" dash -c '
+	. "$1/functions.sh"; . "$2/sipalgd-uci2yaml.sh"
+	config_load sipalgd && sipalgd_uci2yaml main' sh \
+	"$REPO/tests/package/fake-openwrt" "$REPO/packaging/openwrt/sipalgd/files" >"$tmp/uci.yaml" ||
+	{ echo "# fw4-lab: FAIL: the shipped UCI config does not convert" >&2; exit 1; }
+grep -q '^  networks: \[192.168.77.0/24, 192.168.79.0/24\]$' "$tmp/uci.yaml" &&
+	grep -q '^  divert: nft$' "$tmp/uci.yaml" && grep -q '^  syslog: true$' "$tmp/uci.yaml" ||
+	{ cat "$tmp/uci.yaml" >&2; echo "# fw4-lab: FAIL: the UCI step's YAML changed shape" >&2; exit 1; }
+{
+	sed -e "s/^  divert: nft$/  divert: $divert/" -e 's/^  syslog: true$/  syslog: false/' "$tmp/uci.yaml"
+	printf 'paths:\n  control_socket: @SOCK@\n  pid_file: @PID@\n'
+} >"$tmp/openwrt.yaml"
+FLOWS6_SEL=${FW4_FLOWS6:-v6_register v6_call v6_early v6_reinvite v6_fork v6_dual v6_tcp_call}
+
 rc=0
 fw4_ruleset "$tmp/fw4.nft" 1
 echo "# fw4-lab 1/2: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
@@ -168,6 +200,16 @@ if LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=$FLOWS_
 else
 	cat "$tmp/with.out"
 	echo "# fw4-lab: FAIL with the fragment"
+	rc=1
+fi
+
+echo "# fw4-lab 2/4: IPv6 (routed, no NAT66), the package's UCI config: $FLOWS6_SEL must pass"
+if V6=1 LAB_NAT66=0 LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/openwrt.yaml FLOWS="$FLOWS6_SEL" \
+	"$HERE/run.sh" >"$tmp/with6.out" 2>&1; then
+	grep '^ok\|^# lab\|^# IPv6' "$tmp/with6.out"
+else
+	cat "$tmp/with6.out"
+	echo "# fw4-lab: FAIL: IPv6 with the fragment"
 	rc=1
 fi
 
