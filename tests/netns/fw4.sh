@@ -169,22 +169,27 @@ grep -q "divert: $divert" "$tmp/lab.yaml" || { echo "lab.yaml: queue line not fo
 
 # The IPv6 run's configuration is the package's: /etc/config/sipalgd as
 # shipped, through the init script's UCI -> YAML step (the stand-ins of
-# tests/package/fake-openwrt for /lib/functions.sh; `wan` is the device wan).
-# Only the lab's LAN networks replace the shipped 192.168.1.0/24: no IPv6
-# prefix, as shipped, so the IPv6 LAN side is the side away from wan. The lab
+# tests/package/fake-openwrt for /lib/functions.sh and network.sh: `wan` is
+# the device wan, netifd's IPv6 subnet of `lan` is the router's address in
+# the delegated prefix, which lan_interface 'lan' adds to lan.networks). Only
+# the lab's IPv4 LAN networks replace the shipped 192.168.1.0/24. The lab
 # adds its control socket and pid file, its diversion if the kernel has no
 # nft queue, and stderr for the log (syslog in the shipped YAML).
 mkdir -p "$tmp/uci"
 sed "s|^\(\tlist lan_network \)'192.168.1.0/24'|\1'192.168.77.0/24'\n\1'192.168.79.0/24'|" \
 	"$REPO/packaging/openwrt/sipalgd/files/sipalgd.config" >"$tmp/uci/sipalgd"
-UCI_CONFIG_DIR=$tmp/uci FAKE_NET_DEVICES="wan=wan lan=lan" dash -c '
+# shellcheck disable=SC2016  # expanded by dash
+UCI_CONFIG_DIR=$tmp/uci FAKE_NET_DEVICES="wan=wan lan=lan" FAKE_NET_SUBNETS6="lan=2001:db8:77::1/64" dash -c '
 	. "$1/functions.sh"; . "$2/sipalgd-uci2yaml.sh"
 	config_load sipalgd && sipalgd_uci2yaml main' sh \
 	"$REPO/tests/package/fake-openwrt" "$REPO/packaging/openwrt/sipalgd/files" >"$tmp/uci.yaml" ||
 	{ echo "# fw4-lab: FAIL: the shipped UCI config does not convert" >&2; exit 1; }
-grep -q '^  networks: \[192.168.77.0/24, 192.168.79.0/24\]$' "$tmp/uci.yaml" &&
-	grep -q '^  divert: nft$' "$tmp/uci.yaml" && grep -q '^  syslog: true$' "$tmp/uci.yaml" ||
-	{ cat "$tmp/uci.yaml" >&2; echo "# fw4-lab: FAIL: the UCI step's YAML changed shape" >&2; exit 1; }
+if ! { grep -q '^  networks: \[192.168.77.0/24, 192.168.79.0/24, 2001:db8:77::1/64\]$' "$tmp/uci.yaml" &&
+	grep -q '^  divert: nft$' "$tmp/uci.yaml" && grep -q '^  syslog: true$' "$tmp/uci.yaml"; }; then
+	cat "$tmp/uci.yaml" >&2
+	echo "# fw4-lab: FAIL: the UCI step's YAML changed shape" >&2
+	exit 1
+fi
 {
 	sed -e "s/^  divert: nft$/  divert: $divert/" -e 's/^  syslog: true$/  syslog: false/' "$tmp/uci.yaml"
 	printf 'paths:\n  control_socket: @SOCK@\n  pid_file: @PID@\n'
@@ -193,7 +198,7 @@ FLOWS6_SEL=${FW4_FLOWS6:-v6_register v6_call v6_early v6_reinvite v6_fork v6_dua
 
 rc=0
 fw4_ruleset "$tmp/fw4.nft" 1
-echo "# fw4-lab 1/2: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
+echo "# fw4-lab 1/4: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
 if LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=$FLOWS_SEL \
 	"$HERE/run.sh" >"$tmp/with.out" 2>&1; then
 	grep '^ok\|^# lab' "$tmp/with.out"
@@ -214,7 +219,7 @@ else
 fi
 
 fw4_ruleset "$tmp/fw4-nofrag.nft" 0
-echo "# fw4-lab 2/2: the same without the fragment: call_3_1 must fail (media dropped)"
+echo "# fw4-lab 3/4: the same without the fragment: call_3_1 must fail (media dropped)"
 LAB_ROUTER_RULESET=$tmp/fw4-nofrag.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=call_3_1 \
 	"$HERE/run.sh" >"$tmp/without.out" 2>&1
 # Only the media may fail: the call itself ran to the end (flows.py's summary).
@@ -228,6 +233,23 @@ elif grep -q '^1 passed, 0 failed$' "$tmp/without.out"; then
 else
 	cat "$tmp/without.out"
 	echo "# fw4-lab: FAIL: the run without the fragment did not fail the way expected"
+	rc=1
+fi
+echo "# fw4-lab 4/4: IPv6 with the fragments but no ALG (ALG=none): v6_call must fail (media dropped)"
+V6=1 LAB_NAT66=0 ALG=none LAB_ROUTER_RULESET=$tmp/fw4.nft FLOWS=v6_call \
+	"$HERE/run.sh" >"$tmp/none6.out" 2>&1
+# fw4's `ct state established` accept lets the remote's first RTP in only
+# through the daemon's conntrack entry: the fragments do nothing for it.
+if grep -q '^not ok [0-9]* - v6_call: .*remote first.*received 0' "$tmp/none6.out" &&
+	grep -q '^0 passed, 1 failed$' "$tmp/none6.out"; then
+	grep '^not ok' "$tmp/none6.out" | head -3
+	echo "# fw4-lab: without the daemon's pinhole the IPv6 call fails, as it must"
+elif grep -q '^1 passed, 0 failed$' "$tmp/none6.out"; then
+	echo "# fw4-lab: FAIL: v6_call passed with no ALG: the lab cannot tell"
+	rc=1
+else
+	cat "$tmp/none6.out"
+	echo "# fw4-lab: FAIL: the IPv6 run without an ALG did not fail the way expected"
 	rc=1
 fi
 echo "# fw4-lab: $([ $rc = 0 ] && echo PASS || echo FAIL)"
