@@ -3,26 +3,40 @@
 # router whose ruleset has OpenWrt fw4's shape, plus the package's fragment.
 #
 # The router's ruleset is `table inet fw4` as firewall4's
-# templates/ruleset.uc generates it for the stock lan/wan zones: default
-# forward policy drop, zone chains (forward_lan -> accept_to_wan,
-# forward_wan -> drop_to_wan), masquerade in srcnat_wan, and flow offloading
-# on (`flowtable ft` over lan and wan, `flow offload @ft` first in the forward
-# chain; software offload works over veths; left out, and said so, on a
-# kernel without CONFIG_NF_FLOW_TABLE; the lan zone has both LAN ports of
-# the lab, lan and lan2, the second not offloaded). There are no port forwards, so
-# fw4 emits no `ct status dnat accept`: the pinholes live or die by the
-# package's fragment (packaging/openwrt/sipalgd/files/sipalgd.nft), included
-# where fw4 includes /usr/share/nftables.d/chain-pre/forward/*.nft.
+# templates/ruleset.uc generates it for the stock lan/wan zones (its
+# tests/01_configuration/01_ruleset, root/etc/config/firewall): one forward
+# chain for both families, policy drop and `jump handle_reject` at the end
+# (`option forward REJECT`), `ct state vmap { established : accept, related :
+# accept }` first, zone chains (forward_lan -> accept_to_wan, forward_wan ->
+# drop_to_wan), the stock rules' IPv6 part (Allow-DHCPv6, Allow-MLD,
+# Allow-ICMPv6-Input on input_wan, Allow-ICMPv6-Forward on forward_wan),
+# masquerade in srcnat_wan for IPv4 only (`masq6` off: IPv6 is routed; the
+# WAN routes the LAN's /64 to the router, as a delegated prefix), and flow
+# offloading on (`flowtable ft` over lan and wan, `flow offload @ft` first in
+# the forward chain; software offload works over veths; left out, and said
+# so, on a kernel without CONFIG_NF_FLOW_TABLE; the lan zone has both LAN
+# ports of the lab, lan and lan2, the second not offloaded). There are no
+# port forwards, so fw4 emits no `ct status dnat accept`: the IPv4 pinholes
+# live or die by the package's fragment
+# (packaging/openwrt/sipalgd/files/sipalgd.nft), included where fw4 includes
+# /usr/share/nftables.d/chain-pre/forward/*.nft. The IPv6 pinholes are
+# conntrack entries, `established` from the first packet: fw4's own vmap
+# lets them in.
 #
-# Two runs (tests/netns/run.sh with lib.sh's LAB_ROUTER_RULESET and
+# Four runs (tests/netns/run.sh with lib.sh's LAB_ROUTER_RULESET and
 # LAB_CONF_TEMPLATE):
-#   1. with the fragment: every selected flow must pass;
-#   2. without it: call_3_1 must fail (the remote's RTP is dropped), which
-#      proves the fragment is what lets the media in.
+#   1. IPv4, with the fragments, lab.yaml: every selected flow must pass;
+#   2. IPv6 (LAB_NAT66=0: routed only), with the fragments, the daemon's
+#      config made from the package's /etc/config/sipalgd by its UCI step:
+#      every selected v6 flow must pass;
+#   3. IPv4 without the fragments: call_3_1 must fail (the remote's RTP is
+#      dropped), which proves the fragment is what lets the media in;
+#   4. IPv6 with the fragments but no ALG: v6_call must fail the same way,
+#      which proves the daemon's conntrack entry is what lets it in.
 # Diversion: the nft `queue` statement where this kernel takes it
 # (queue.divert: nft, as on OpenWrt), otherwise iptables' NFQUEUE.
 #
-#   FW4_FLOWS="call_3_1 remote_media_server" tests/netns/fw4.sh
+#   FW4_FLOWS="call_3_1 remote_media_server" FW4_FLOWS6="v6_call" tests/netns/fw4.sh
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -60,6 +74,7 @@ table inet fw4 {
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle inbound flows"
 		iifname { "lan", "lan2" } jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
 		iifname "wan" jump input_wan comment "!fw4: Handle wan IPv4/IPv6 input traffic"
+		jump handle_reject
 	}
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -68,11 +83,16 @@ table inet fw4 {
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle forwarded flows"
 		iifname { "lan", "lan2" } jump forward_lan comment "!fw4: Handle lan IPv4/IPv6 forward traffic"
 		iifname "wan" jump forward_wan comment "!fw4: Handle wan IPv4/IPv6 forward traffic"
+		jump handle_reject
 	}
 	chain output {
 		type filter hook output priority filter; policy accept;
 		oif "lo" accept comment "!fw4: Accept traffic towards loopback"
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle outbound flows"
+	}
+	chain handle_reject {
+		meta l4proto tcp reject with tcp reset comment "!fw4: Reject TCP traffic"
+		reject with icmpx type port-unreachable comment "!fw4: Reject any other traffic"
 	}
 	chain input_lan { jump accept_from_lan; }
 	chain input_wan {
