@@ -30,7 +30,7 @@
 #      config made from the package's /etc/config/sipalgd by its UCI step:
 #      every selected v6 flow must pass;
 #   3. IPv4 without the fragments: call_3_1 must fail (the remote's RTP is
-#      dropped), which proves the fragment is what lets the media in;
+#      refused), which proves the fragment is what lets the media in;
 #   4. IPv6 with the fragments but no ALG: v6_call must fail the same way,
 #      which proves the daemon's conntrack entry is what lets it in.
 # Diversion: the nft `queue` statement where this kernel takes it
@@ -239,7 +239,7 @@ else
 fi
 
 fw4_ruleset "$tmp/fw4-nofrag.nft" 0
-echo "# fw4-lab 3/4: the same without the fragment: call_3_1 must fail (media dropped)"
+echo "# fw4-lab 3/4: the same without the fragment: call_3_1 must fail (the remote's RTP refused)"
 LAB_ROUTER_RULESET=$tmp/fw4-nofrag.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=call_3_1 \
 	"$HERE/run.sh" >"$tmp/without.out" 2>&1
 # Only the media may fail: the call itself ran to the end (flows.py's summary).
@@ -255,7 +255,7 @@ else
 	echo "# fw4-lab: FAIL: the run without the fragment did not fail the way expected"
 	rc=1
 fi
-echo "# fw4-lab 4/4: IPv6 with the fragments but no ALG (ALG=none): v6_call must fail (media dropped)"
+echo "# fw4-lab 4/4: IPv6 with the fragments but no ALG (ALG=none): v6_call must fail (the remote's RTP refused)"
 V6=1 LAB_NAT66=0 ALG=none LAB_ROUTER_RULESET=$tmp/fw4.nft FLOWS=v6_call \
 	"$HERE/run.sh" >"$tmp/none6.out" 2>&1
 # fw4's `ct state established` accept lets the remote's first RTP in only
