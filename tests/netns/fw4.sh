@@ -3,26 +3,40 @@
 # router whose ruleset has OpenWrt fw4's shape, plus the package's fragment.
 #
 # The router's ruleset is `table inet fw4` as firewall4's
-# templates/ruleset.uc generates it for the stock lan/wan zones: default
-# forward policy drop, zone chains (forward_lan -> accept_to_wan,
-# forward_wan -> drop_to_wan), masquerade in srcnat_wan, and flow offloading
-# on (`flowtable ft` over lan and wan, `flow offload @ft` first in the forward
-# chain; software offload works over veths; left out, and said so, on a
-# kernel without CONFIG_NF_FLOW_TABLE; the lan zone has both LAN ports of
-# the lab, lan and lan2, the second not offloaded). There are no port forwards, so
-# fw4 emits no `ct status dnat accept`: the pinholes live or die by the
-# package's fragment (packaging/openwrt/sipalgd/files/sipalgd.nft), included
-# where fw4 includes /usr/share/nftables.d/chain-pre/forward/*.nft.
+# templates/ruleset.uc generates it for the stock lan/wan zones (its
+# tests/01_configuration/01_ruleset, root/etc/config/firewall): one forward
+# chain for both families, policy drop and `jump handle_reject` at the end
+# (`option forward REJECT`), `ct state vmap { established : accept, related :
+# accept }` first, zone chains (forward_lan -> accept_to_wan, forward_wan ->
+# drop_to_wan), the stock rules' IPv6 part (Allow-DHCPv6, Allow-MLD,
+# Allow-ICMPv6-Input on input_wan, Allow-ICMPv6-Forward on forward_wan),
+# masquerade in srcnat_wan for IPv4 only (`masq6` off: IPv6 is routed; the
+# WAN routes the LAN's /64 to the router, as a delegated prefix), and flow
+# offloading on (`flowtable ft` over lan and wan, `flow offload @ft` first in
+# the forward chain; software offload works over veths; left out, and said
+# so, on a kernel without CONFIG_NF_FLOW_TABLE; the lan zone has both LAN
+# ports of the lab, lan and lan2, the second not offloaded). There are no
+# port forwards, so fw4 emits no `ct status dnat accept`: the IPv4 pinholes
+# live or die by the package's fragment
+# (packaging/openwrt/sipalgd/files/sipalgd.nft), included where fw4 includes
+# /usr/share/nftables.d/chain-pre/forward/*.nft. The IPv6 pinholes are
+# conntrack entries, `established` from the first packet: fw4's own vmap
+# lets them in.
 #
-# Two runs (tests/netns/run.sh with lib.sh's LAB_ROUTER_RULESET and
+# Four runs (tests/netns/run.sh with lib.sh's LAB_ROUTER_RULESET and
 # LAB_CONF_TEMPLATE):
-#   1. with the fragment: every selected flow must pass;
-#   2. without it: call_3_1 must fail (the remote's RTP is dropped), which
-#      proves the fragment is what lets the media in.
+#   1. IPv4, with the fragments, lab.yaml: every selected flow must pass;
+#   2. IPv6 (LAB_NAT66=0: routed only), with the fragments, the daemon's
+#      config made from the package's /etc/config/sipalgd by its UCI step:
+#      every selected v6 flow must pass;
+#   3. IPv4 without the fragments: call_3_1 must fail (the remote's RTP is
+#      refused), which proves the fragment is what lets the media in;
+#   4. IPv6 with the fragments but no ALG: v6_call must fail the same way,
+#      which proves the daemon's conntrack entry is what lets it in.
 # Diversion: the nft `queue` statement where this kernel takes it
 # (queue.divert: nft, as on OpenWrt), otherwise iptables' NFQUEUE.
 #
-#   FW4_FLOWS="call_3_1 remote_media_server" tests/netns/fw4.sh
+#   FW4_FLOWS="call_3_1 remote_media_server" FW4_FLOWS6="v6_call" tests/netns/fw4.sh
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -60,6 +74,7 @@ table inet fw4 {
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle inbound flows"
 		iifname { "lan", "lan2" } jump input_lan comment "!fw4: Handle lan IPv4/IPv6 input traffic"
 		iifname "wan" jump input_wan comment "!fw4: Handle wan IPv4/IPv6 input traffic"
+		jump handle_reject
 	}
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -68,16 +83,25 @@ table inet fw4 {
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle forwarded flows"
 		iifname { "lan", "lan2" } jump forward_lan comment "!fw4: Handle lan IPv4/IPv6 forward traffic"
 		iifname "wan" jump forward_wan comment "!fw4: Handle wan IPv4/IPv6 forward traffic"
+		jump handle_reject
 	}
 	chain output {
 		type filter hook output priority filter; policy accept;
 		oif "lo" accept comment "!fw4: Accept traffic towards loopback"
 		ct state vmap { established : accept, related : accept } comment "!fw4: Handle outbound flows"
 	}
+	chain handle_reject {
+		meta l4proto tcp reject with tcp reset comment "!fw4: Reject TCP traffic"
+		reject with icmpx type port-unreachable comment "!fw4: Reject any other traffic"
+	}
 	chain input_lan { jump accept_from_lan; }
 	chain input_wan {
 		meta nfproto ipv4 udp dport 68 counter accept comment "!fw4: Allow-DHCP-Renew"
 		icmp type echo-request counter accept comment "!fw4: Allow-Ping"
+		ip6 saddr fc00::/6 ip6 daddr fc00::/6 udp dport 546 counter accept comment "!fw4: Allow-DHCPv6"
+		ip6 saddr fe80::/10 icmpv6 type . icmpv6 code { 130 . 0, 131 . 0, 132 . 0, 143 . 0 } counter accept comment "!fw4: Allow-MLD"
+		meta nfproto ipv6 icmpv6 type { 128, 129, 1, 3, 133, 134 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Input"
+		meta nfproto ipv6 icmpv6 type . icmpv6 code { 2 . 0, 4 . 0, 4 . 1, 135 . 0, 136 . 0 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Input"
 		jump drop_from_wan
 	}
 	chain forward_lan {
@@ -85,6 +109,10 @@ table inet fw4 {
 		jump accept_to_lan
 	}
 	chain forward_wan {
+		meta nfproto ipv6 icmpv6 type { 128, 129, 1, 3 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Forward"
+		meta nfproto ipv6 icmpv6 type . icmpv6 code { 2 . 0, 4 . 0, 4 . 1 } limit rate 1000/second counter accept comment "!fw4: Allow-ICMPv6-Forward"
+		meta l4proto esp counter jump accept_to_lan comment "!fw4: Allow-IPSec-ESP"
+		udp dport 500 counter jump accept_to_lan comment "!fw4: Allow-ISAKMP"
 		jump drop_to_wan
 	}
 	chain accept_from_lan { iifname { "lan", "lan2" } counter accept comment "!fw4: accept lan IPv4/IPv6 traffic"; }
@@ -159,9 +187,38 @@ fi
 sed "s/^queue: { number: 7, /queue: { number: 7, divert: $divert, /" "$HERE/lab.yaml" >"$tmp/lab.yaml"
 grep -q "divert: $divert" "$tmp/lab.yaml" || { echo "lab.yaml: queue line not found" >&2; exit 1; }
 
+# The IPv6 run's configuration is the package's: /etc/config/sipalgd as
+# shipped, through the init script's UCI -> YAML step (the stand-ins of
+# tests/package/fake-openwrt for /lib/functions.sh and network.sh: `wan` is
+# the device wan, netifd's IPv6 subnet of `lan` is the router's address in
+# the delegated prefix, which lan_interface 'lan' adds to lan.networks). Only
+# the lab's IPv4 LAN networks replace the shipped 192.168.1.0/24. The lab
+# adds its control socket and pid file, its diversion if the kernel has no
+# nft queue, and stderr for the log (syslog in the shipped YAML).
+mkdir -p "$tmp/uci"
+sed "s|^\(\tlist lan_network \)'192.168.1.0/24'|\1'192.168.77.0/24'\n\1'192.168.79.0/24'|" \
+	"$REPO/packaging/openwrt/sipalgd/files/sipalgd.config" >"$tmp/uci/sipalgd"
+# shellcheck disable=SC2016  # expanded by dash
+UCI_CONFIG_DIR=$tmp/uci FAKE_NET_DEVICES="wan=wan lan=lan" FAKE_NET_SUBNETS6="lan=2001:db8:77::1/64" dash -c '
+	. "$1/functions.sh"; . "$2/sipalgd-uci2yaml.sh"
+	config_load sipalgd && sipalgd_uci2yaml main' sh \
+	"$REPO/tests/package/fake-openwrt" "$REPO/packaging/openwrt/sipalgd/files" >"$tmp/uci.yaml" ||
+	{ echo "# fw4-lab: FAIL: the shipped UCI config does not convert" >&2; exit 1; }
+if ! { grep -q '^  networks: \[192.168.77.0/24, 192.168.79.0/24, 2001:db8:77::1/64\]$' "$tmp/uci.yaml" &&
+	grep -q '^  divert: nft$' "$tmp/uci.yaml" && grep -q '^  syslog: true$' "$tmp/uci.yaml"; }; then
+	cat "$tmp/uci.yaml" >&2
+	echo "# fw4-lab: FAIL: the UCI step's YAML changed shape" >&2
+	exit 1
+fi
+{
+	sed -e "s/^  divert: nft$/  divert: $divert/" -e 's/^  syslog: true$/  syslog: false/' "$tmp/uci.yaml"
+	printf 'paths:\n  control_socket: @SOCK@\n  pid_file: @PID@\n'
+} >"$tmp/openwrt.yaml"
+FLOWS6_SEL=${FW4_FLOWS6:-v6_register v6_call v6_early v6_reinvite v6_fork v6_dual v6_tcp_call}
+
 rc=0
 fw4_ruleset "$tmp/fw4.nft" 1
-echo "# fw4-lab 1/2: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
+echo "# fw4-lab 1/4: fw4-shaped ruleset + sipalgd.nft fragment: $FLOWS_SEL must pass"
 if LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=$FLOWS_SEL \
 	"$HERE/run.sh" >"$tmp/with.out" 2>&1; then
 	grep '^ok\|^# lab' "$tmp/with.out"
@@ -171,8 +228,18 @@ else
 	rc=1
 fi
 
+echo "# fw4-lab 2/4: IPv6 (routed, no NAT66), the package's UCI config: $FLOWS6_SEL must pass"
+if V6=1 LAB_NAT66=0 LAB_ROUTER_RULESET=$tmp/fw4.nft LAB_CONF_TEMPLATE=$tmp/openwrt.yaml FLOWS="$FLOWS6_SEL" \
+	"$HERE/run.sh" >"$tmp/with6.out" 2>&1; then
+	grep '^ok\|^# lab\|^# IPv6' "$tmp/with6.out"
+else
+	cat "$tmp/with6.out"
+	echo "# fw4-lab: FAIL: IPv6 with the fragment"
+	rc=1
+fi
+
 fw4_ruleset "$tmp/fw4-nofrag.nft" 0
-echo "# fw4-lab 2/2: the same without the fragment: call_3_1 must fail (media dropped)"
+echo "# fw4-lab 3/4: the same without the fragment: call_3_1 must fail (the remote's RTP refused)"
 LAB_ROUTER_RULESET=$tmp/fw4-nofrag.nft LAB_CONF_TEMPLATE=$tmp/lab.yaml FLOWS=call_3_1 \
 	"$HERE/run.sh" >"$tmp/without.out" 2>&1
 # Only the media may fail: the call itself ran to the end (flows.py's summary).
@@ -186,6 +253,23 @@ elif grep -q '^1 passed, 0 failed$' "$tmp/without.out"; then
 else
 	cat "$tmp/without.out"
 	echo "# fw4-lab: FAIL: the run without the fragment did not fail the way expected"
+	rc=1
+fi
+echo "# fw4-lab 4/4: IPv6 with the fragments but no ALG (ALG=none): v6_call must fail (the remote's RTP refused)"
+V6=1 LAB_NAT66=0 ALG=none LAB_ROUTER_RULESET=$tmp/fw4.nft FLOWS=v6_call \
+	"$HERE/run.sh" >"$tmp/none6.out" 2>&1
+# fw4's `ct state established` accept lets the remote's first RTP in only
+# through the daemon's conntrack entry: the fragments do nothing for it.
+if grep -q '^not ok [0-9]* - v6_call: .*remote first.*received 0' "$tmp/none6.out" &&
+	grep -q '^0 passed, 1 failed$' "$tmp/none6.out"; then
+	grep '^not ok' "$tmp/none6.out" | head -3
+	echo "# fw4-lab: without the daemon's pinhole the IPv6 call fails, as it must"
+elif grep -q '^1 passed, 0 failed$' "$tmp/none6.out"; then
+	echo "# fw4-lab: FAIL: v6_call passed with no ALG: the lab cannot tell"
+	rc=1
+else
+	cat "$tmp/none6.out"
+	echo "# fw4-lab: FAIL: the IPv6 run without an ALG did not fail the way expected"
 	rc=1
 fi
 echo "# fw4-lab: $([ $rc = 0 ] && echo PASS || echo FAIL)"

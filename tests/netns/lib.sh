@@ -191,7 +191,8 @@ lab_topology_v6() {
 	ip -n "$NS_LAN" addr add fd00:77::10/64 dev eth0 nodad
 	ip -n "$NS_RTR" addr add fd00:77::1/64 dev lan nodad
 	ip -n "$NS_WAN" -6 route add 2001:db8:78::/64 via 2001:db8:113::1
-	lab_nsx "$NS_RTR" nft -f - <<'EOF6'
+	# LAB_NAT66=0: no NAT66 table (a firewall's shape with routed IPv6 only, fw4.sh).
+	[ "${LAB_NAT66:-1}" = 0 ] || lab_nsx "$NS_RTR" nft -f - <<'EOF6'
 table ip6 salgnat66 {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;

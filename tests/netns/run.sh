@@ -65,9 +65,12 @@ fi
 # must be in ip6tables (sip.ipv6 defaults to on) and `status` must not say it is off.
 v6_divert_rc=0
 if [ "$ALG" = sipalgd ] && [ "$V6" = 1 ] && [ -z "${LAB_SIPALGD_WRAP:-}" ]; then
-	if lab_nsx "$NS_RTR" ip6tables -w -t mangle -S FORWARD 2>/dev/null | grep -q -- '-p udp -j SIPALGD' &&
+	# (queue.divert: nft, as fw4.sh sets where the kernel has the queue statement: a table
+	# ip6 <nft_table>_divert instead)
+	if { lab_nsx "$NS_RTR" ip6tables -w -t mangle -S FORWARD 2>/dev/null | grep -q -- '-p udp -j SIPALGD' ||
+		lab_nsx "$NS_RTR" nft list tables ip6 2>/dev/null | grep -q '_divert$'; } &&
 		! lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1 | grep -q '^ipv6 diversion: off'; then
-		echo "# IPv6 SIP diverted: ip6tables mangle FORWARD -> SIPALGD_LAB"
+		echo "# IPv6 SIP diverted: ip6tables mangle FORWARD -> SIPALGD_LAB, or nft ip6 *_divert"
 	else
 		echo "# IPv6 SIP NOT diverted (ip6tables mangle FORWARD, sipalgctl status):"
 		lab_nsx "$NS_RTR" ip6tables -w -t mangle -S 2>&1 | sed 's/^/#   /'

@@ -5,7 +5,8 @@
 #  1. UCI -> YAML: each tests/package/uci/NAME.conf goes through
 #     files/sipalgd-uci2yaml.sh with stand-ins for /lib/functions.sh and
 #     network_get_device (fake-openwrt/functions.sh; the devices each network
-#     has are in the .conf's "# devices:" line). Then
+#     has are in the .conf's "# devices:" line, its IPv6 subnets in
+#     "# subnets6:"). Then
 #       NAME.yaml  the exact YAML expected, and `sipalgd -n -c` accepts it
 #                  (or, with NAME.nerr, refuses it with that message);
 #       NAME.err   the conversion fails with exactly that message.
@@ -28,8 +29,9 @@ for conf in "$D"/*.conf; do
 	mkdir -p "$tmp/$name"
 	cp "$conf" "$tmp/$name/sipalgd"
 	devs=$(sed -n 's/^# devices: *//p' "$conf")
+	subs6=$(sed -n 's/^# subnets6: *//p' "$conf")
 	# The same steps as start_service, in busybox-like sh (dash).
-	UCI_CONFIG_DIR=$tmp/$name FAKE_NET_DEVICES=$devs dash -c '
+	UCI_CONFIG_DIR=$tmp/$name FAKE_NET_DEVICES=$devs FAKE_NET_SUBNETS6=$subs6 dash -c '
 		. "$1/functions.sh"; . "$2/sipalgd-uci2yaml.sh"
 		config_load sipalgd && sipalgd_uci2yaml main' sh \
 		"$REPO/tests/package/fake-openwrt" "$F" >"$tmp/$name.yaml" 2>"$tmp/$name.err"

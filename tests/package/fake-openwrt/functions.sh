@@ -5,6 +5,7 @@
 #                          lines with '...' or "..." or bare values)
 #   config_get[_bool], config_list_foreach as OpenWrt's behave
 #   network_get_device VAR NET   from $FAKE_NET_DEVICES ("wan=pppoe-wan ...")
+#   network_get_subnets6 VAR NET from $FAKE_NET_SUBNETS6
 # Not a UCI parser: no escapes, no anonymous-section @type[n] lookups.
 
 _fake_unq() {
@@ -76,6 +77,20 @@ network_get_device() {
 	for _nd_p in ${FAKE_NET_DEVICES:-}; do
 		if [ "${_nd_p%%=*}" = "$2" ]; then
 			eval "$1=\${_nd_p#*=}"
+			return 0
+		fi
+	done
+	eval "$1="
+	return 1
+}
+
+# From $FAKE_NET_SUBNETS6 ("lan=2001:db8:1::1/64,fd00:1::1/64 ..."), as
+# OpenWrt's: space-separated, fails when the network has none.
+network_get_subnets6() {
+	local _ns_p
+	for _ns_p in ${FAKE_NET_SUBNETS6:-}; do
+		if [ "${_ns_p%%=*}" = "$2" ]; then
+			eval "$1=\$(echo \"\${_ns_p#*=}\" | tr , ' ')"
 			return 0
 		fi
 	done

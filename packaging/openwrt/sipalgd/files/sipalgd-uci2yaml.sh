@@ -25,6 +25,19 @@ sipalgd_list_add() {
 	_sipalgd_list="${_sipalgd_list:+$_sipalgd_list, }$v"
 }
 
+# config_list_foreach callback: appends the IPv6 subnets netifd has on the
+# logical network $1 (network_get_subnets6: the router's address on each,
+# host bits set, which lan.networks takes) to $_sipalgd_list.
+sipalgd_lan6_add() {
+	local subs sub v
+	network_get_subnets6 subs "$1" || return 0
+	for sub in $subs; do
+		case "$sub" in fe[89ab]?:*|FE[89AB]?:*) continue ;; esac   # link-local
+		v=$(sipalgd_yaml_word "IPv6 subnet of $1" "$sub") || { _sipalgd_bad=1; return 1; }
+		_sipalgd_list="${_sipalgd_list:+$_sipalgd_list, }$v"
+	done
+}
+
 sipalgd_uci2yaml() {
 	local s="$1" wan dev v nets ports
 	config_get wan "$s" wan wan
@@ -43,6 +56,18 @@ sipalgd_uci2yaml() {
 	nets=$_sipalgd_list
 	[ "$_sipalgd_bad" = 0 ] || return 1
 	[ -n "$nets" ] || { echo "sipalgd: no lan_network" >&2; return 1; }
+	# lan_interface: the LAN's IPv6 prefixes as netifd has them now (a
+	# delegated prefix is the provider's to change; the hotplug script
+	# reloads on the LAN's ifupdate). Named, they let the IPv6 stream of a
+	# dual-stack phone's IPv4 call in; none (no IPv6 on the LAN yet): the
+	# daemon takes the side away from the WAN as the IPv6 LAN side.
+	config_get_bool v "$s" ipv6 1
+	if [ "$v" = 1 ]; then
+		_sipalgd_list=$nets
+		config_list_foreach "$s" lan_interface sipalgd_lan6_add
+		nets=$_sipalgd_list
+		[ "$_sipalgd_bad" = 0 ] || return 1
+	fi
 	_sipalgd_list=
 	config_list_foreach "$s" sip_port sipalgd_list_add sip_port
 	ports=$_sipalgd_list
