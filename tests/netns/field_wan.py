@@ -270,8 +270,9 @@ def part_e():
     text = open(conf).read()
     p1, reg = phone(PHONE1), remote(PROXY, name="registrar")
     try:
-        open(conf, "w").write(text.replace("wan: { interface: wan }",
-                                           "wan: { interface: wan, public_address: %s }" % A3))
+        hup = text.replace("wan: { interface: wan", "wan: { interface: wan, public_address: %s" % A3, 1)
+        check(hup != text, "(e) lab.yaml changed: no 'wan: { interface: wan' line to add public_address to")
+        open(conf, "w").write(hup)
         before = counters()["wan_address_changes"]
         os.kill(int(os.environ["LAB_DAEMON_PID"]), 1)
         wait_changes(before, 1, "(e) SIGHUP public_address %s" % A3)
