@@ -171,6 +171,24 @@ static void routing_remove(uint8_t family)
 	rt_request(RTM_DELROUTE, 0, 0, family);
 }
 
+/* The local route and the fwmark rule that deliver TPROXY-marked packets
+ * to the listener, for one family; nothing left behind on failure. */
+static int routing_add(int family)
+{
+	const char *v = family == AF_INET6 ? "IPv6 " : "";
+
+	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0, family) < 0) {
+		log_err("tproxy: %slocal route in table %u: %s", v, TPROXY_TABLE, strerror(errno));
+		return -1;
+	}
+	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1, family) < 0) {
+		log_err("tproxy: %srule fwmark 0x%x lookup %u: %s", v, TPROXY_MARK, TPROXY_TABLE, strerror(errno));
+		routing_remove(family);
+		return -1;
+	}
+	return 0;
+}
+
 int tproxy_install(const struct conf *c, uint16_t port)
 {
 	char ports[CONF_MAX_PORTS * 8], text[2048], err[256];
@@ -178,15 +196,8 @@ int tproxy_install(const struct conf *c, uint16_t port)
 	tproxy_remove(c);
 	if (ports_text(c, ports, sizeof(ports)) < 0)
 		return -1;
-	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0, AF_INET) < 0) {
-		log_err("tproxy: local route in table %u: %s", TPROXY_TABLE, strerror(errno));
+	if (routing_add(AF_INET) < 0)
 		return -1;
-	}
-	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1, AF_INET) < 0) {
-		log_err("tproxy: rule fwmark 0x%x lookup %u: %s", TPROXY_MARK, TPROXY_TABLE, strerror(errno));
-		routing_remove(AF_INET);
-		return -1;
-	}
 	snprintf(text, sizeof(text), tproxy_nft_fmt, c->nft_table, c->wan_if, ports, port, TPROXY_MARK,
 		 c->wan_if, port, TPROXY_MARK, c->wan_if, TPROXY_MARK, c->wan_if, c->wan_if, ports);
 	if (nftcmd_run(text, err, sizeof(err)) < 0) {
@@ -214,15 +225,8 @@ int tproxy_install6(const struct conf *c, uint16_t port)
 	remove6(c);
 	if (ports_text(c, ports, sizeof(ports)) < 0)
 		return -1;
-	if (rt_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0, AF_INET6) < 0) {
-		log_err("tproxy: IPv6 local route in table %u: %s", TPROXY_TABLE, strerror(errno));
+	if (routing_add(AF_INET6) < 0)
 		return -1;
-	}
-	if (rt_request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, 1, AF_INET6) < 0) {
-		log_err("tproxy: IPv6 rule fwmark 0x%x lookup %u: %s", TPROXY_MARK, TPROXY_TABLE, strerror(errno));
-		routing_remove(AF_INET6);
-		return -1;
-	}
 	snprintf(text, sizeof(text), tproxy6_nft_fmt, c->nft_table, c->wan_if, ports, c->wan_if, TPROXY_ZONE,
 		 c->wan_if, ports, TPROXY_ZONE, c->wan_if, ports, c->wan_if, port, TPROXY_MARK, c->wan_if,
 		 TPROXY_MARK, c->wan_if, c->wan_if, ports);

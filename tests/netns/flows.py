@@ -2113,6 +2113,7 @@ class Call6:
         self.p1 = UA("lan", PHONE1_6, 5060, "phone1(v6)")
         self.bob = UA("wan", PROXY_6, 5060, "bob(v6)")
         self.port, self.rport, self.name = port, rport, name
+        self.rmedia = PROXY_6   # the remote's media address (v6_fork: the winner's)
         self.ph_rtp = udp_socket("lan", PHONE1_6, port)
         self.rem_rtp = udp_socket("wan", PROXY_6, rport)
         self.d = Dialog("[%s]" % PHONE1_6, peer="[%s]" % PROXY_6)
@@ -2144,7 +2145,7 @@ class Call6:
 
     def media(self, what):
         media_remote_first(self.rem_rtp, (PHONE1_6, self.port), self.ph_rtp, what + " (remote first)")
-        media_phone_symmetric(self.ph_rtp, (PROXY_6, self.rport), self.rem_rtp, (PHONE1_6, self.port),
+        media_phone_symmetric(self.ph_rtp, (self.rmedia, self.rport), self.rem_rtp, (PHONE1_6, self.port),
                               what + " (phone)")
 
     def bye(self):
@@ -2156,7 +2157,7 @@ class Call6:
         self.bob.send(r, src)
         got, gsrc = self.p1.recv_resp(200, self.d.callid, "BYE")
         arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
-        hand_pinhole(False, PROXY_6, self.rport, PHONE1_6, self.port)
+        hand_pinhole(False, self.rmedia, self.rport, PHONE1_6, self.port)
 
     def closed(self):
         time.sleep(CLOSE_WAIT)
@@ -2277,18 +2278,9 @@ def v6_fork():
     c.ack(ok)
     time.sleep(CLOSE_WAIT)
     media_closed(c.rem_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork A after B answered")
-    media_remote_first(b_rtp, (PHONE1_6, c.port), c.ph_rtp, "v6_fork fork B after its 200 (remote first)")
-    media_phone_symmetric(c.ph_rtp, (MEDIA_6, 36950), b_rtp, (PHONE1_6, c.port), "v6_fork fork B (phone)")
-    c.rem_rtp = b_rtp
-    bye = c.d.bye()
-    c.p1.send(bye, (PROXY_6, 5060))
-    m, src = c.bob.recv_req("BYE", c.d.callid)
-    arrived_as_sent(bye, m, src, PHONE1_6, "BYE")
-    r = response(m, 200, "OK")
-    c.bob.send(r, src)
-    got, gsrc = c.p1.recv_resp(200, c.d.callid, "BYE")
-    arrived_as_sent(r, got, gsrc, PROXY_6, "200 OK to BYE")
-    hand_pinhole(False, MEDIA_6, 36950, PHONE1_6, c.port)
+    c.rem_rtp, c.rmedia, c.rport = b_rtp, MEDIA_6, 36950
+    c.media("v6_fork fork B after its 200")
+    c.bye()
     c.closed()
 
 
