@@ -904,10 +904,6 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 
 /* ---- routed IPv6 media: conntrack pinholes ----------------------------- */
 
-/* Take the pinhole of a routed stream out of the kernel: the exact
- * tuples, and what else reached or left the phone's ports (the remote
- * sending from another port once the phone had sent first, the phone's
- * flows to anyone). Queued; the caller's commit sends them. */
 /* The entries for the stream's addresses and ports are in the kernel: the
  * ones routed_kill() will delete, whatever a later SDP changes. */
 static void routed_set_live(struct rstream *r, int mux)
@@ -933,6 +929,10 @@ static int routed_public(const struct addr *phone, struct addr *pub)
 	return 0;
 }
 
+/* Take the pinhole of a routed stream out of the kernel: the exact
+ * tuples, and what else reached or left the phone's ports (the remote
+ * sending from another port once the phone had sent first, the phone's
+ * flows to anyone). Queued; the caller's commit sends them. */
 static void routed_kill(struct rstream *r)
 {
 	struct addr pub;
