@@ -946,6 +946,23 @@ static int has_nat66_lan(const uint8_t *b, struct span s)
 	return 0;
 }
 
+/* A ULA source (fc00::/7, RFC 4193) to a global destination, leaving by
+ * the WAN: no provider routes a ULA back, so something NATs it after us
+ * (OpenWrt's masq6, ip6tables SNPT) and the message would carry the
+ * private address out. Only our own NAT66 (wan.nat66_*) rewrites it;
+ * anything else is dropped, fail closed, as IPv4 SIP is without a WAN
+ * address. dir unknown: the addresses decide alone. */
+static int ula_unnated(const struct pkt_udp *u, enum alg_dir dir)
+{
+	const uint8_t *s = u->saddr.b, *d = u->daddr.b;
+
+	if (u->family != 6 || dir == ALG_DIR_IN || (s[0] & 0xfe) != 0xfc)
+		return 0;
+	if ((d[0] & 0xfe) == 0xfc || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80))
+		return 0; /* ULA to ULA, or link-local: not to the Internet */
+	return !(conf_has_nat66(cf) && addr_in_prefix(&u->saddr, &cf->nat66_lan.net, cf->nat66_lan.plen));
+}
+
 /* ---- routed IPv6: nothing rewritten, the call's pinholes tracked ------ */
 
 /* Without NAT66 every byte leaves as it came (docs/ipv6.md); what the
@@ -1006,6 +1023,14 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	}
 	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
 		return ALG_ACCEPT;
+	if (ula_unnated(&u, dir)) {
+		char sa[ADDR_STRLEN];
+		STAT_INC(drop_ula_out);
+		LOG_RL(LOG_LVL_WARN, "SIP from %s:%u to the Internet dropped: a ULA leaves only through NAT66, and "
+		       "wan.nat66_lan_prefix does not cover it (the router's own masq6/NPT would leave the ULA in "
+		       "the message: docs/ipv6.md)", (addr_fmt(sa, &u.saddr, 1), sa), u.sport);
+		return ALG_DROP;
+	}
 	int lan_s = conf_is_lan(cf, &u.saddr), lan_d = conf_is_lan(cf, &u.daddr);
 	if (!addr_is_v4(&u.saddr) && !conf_has_lan_v6(cf) && dir != ALG_DIR_UNKNOWN) {
 		/* routed IPv6, no prefix configured: the side away from the WAN */

@@ -941,6 +941,46 @@ static void test_nat66_only_the_prefix(void **st)
 	assert_int_equal(stats[ST_drop_malformed_out], 1);
 }
 
+/* A ULA leaving for the Internet that no NAT66 of ours covers is dropped
+ * (the router's own masq6/NPT would carry it out in the message); ULA to
+ * ULA and what our NAT66 covers pass. */
+static void ula_case(void)
+{
+	static const uint8_t U1[16] = { 0xfd, 0x00, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+	static const uint8_t U2[16] = { 0xfd, 0x00, 0, 0x98, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
+	const char *m = "OPTIONS sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:99::10];branch=z9hG4bKu\r\n"
+			"From: <sip:a@[fd00:99::10]>;tag=u\r\nTo: <sip:b@x>\r\nCall-ID: u1\r\n"
+			"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	uint32_t len = tp_udp6(pkt, U1, 5060, PX6, 5060, m, (uint32_t)strlen(m)), olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_DROP);
+	assert_int_equal(stats[ST_drop_ula_out], 1);
+	len = tp_udp6(pkt, U1, 5060, U2, 5060, m, (uint32_t)strlen(m));
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_int_equal(stats[ST_drop_ula_out], 1);
+	/* from the WAN to a ULA: not leaving */
+	len = tp_udp6(pkt, PX6, 5060, U1, 5060, m, (uint32_t)strlen(m));
+	assert_int_equal(alg_packet_dir(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_IN), ALG_ACCEPT);
+	assert_int_equal(stats[ST_drop_ula_out], 1);
+}
+
+static void test_ula_dropped_without_nat66(void **st)
+{
+	(void)st;
+	ula_case();
+}
+
+static void test_ula_outside_nat66_dropped(void **st)
+{
+	(void)st;
+	ula_case();
+	/* the NAT66 prefix's own phone still leaves, rewritten */
+	const char *o = run66(1, "OPTIONS sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:77::10];branch=z9hG4bKv\r\n"
+				 "From: <sip:a@x>;tag=v\r\nTo: <sip:b@x>\r\nCall-ID: v1\r\nCSeq: 1 OPTIONS\r\n"
+				 "Content-Length: 0\r\n\r\n");
+	assert_non_null(strstr(o, "Via: SIP/2.0/UDP [2001:db8:78::10];branch"));
+	assert_int_equal(stats[ST_drop_ula_out], 1);
+}
+
 /* Dual stack behind NAT66: IPv4 signalling whose SDP offers a stream at
  * the phone's ULA; that line leaves with the public image, and the
  * answer's pinhole is the NAT66 one. */
@@ -997,6 +1037,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nat66_call, setup66, teardown),
 		cmocka_unit_test_setup_teardown(test_nat66_only_the_prefix, setup66, teardown),
 		cmocka_unit_test_setup_teardown(test_nat66_mixed_sdp, setup66, teardown),
+		cmocka_unit_test_setup_teardown(test_ula_dropped_without_nat66, setup6, teardown),
+		cmocka_unit_test_setup_teardown(test_ula_outside_nat66_dropped, setup66, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }
