@@ -11,6 +11,10 @@
 #   mangle    `iptables -t mangle -F`
 #   deltable  `nft delete table ip <our table>`
 #   swap      one `nft -f`: flush ruleset + the router's rules + a stale copy of our table
+#   requeue   the daemon holds an INVITE while the operator adds a forward chain at
+#             priority mangle (fw4's mangle_forward): the kernel runs the diversion again
+#             on our rewritten INVITE; it leaves once, sip_requeued +1, no dialog keyed by
+#             the public Call-ID. After all events: no dialog keyed by a public Call-ID.
 # helper: a `ct helper` sip object and rule in the router's ruleset; the daemon must warn
 # at start, name what to switch off, and show kernel_helper 1 in status and counters.
 # ipv6: the ip6tables copy of the diversion put back after a flush and a deleted jump;
@@ -28,7 +32,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 1000 + $$ % 4000 ))}
-EVENTS=${EVENTS:-flush mangle deltable swap}
+EVENTS=${EVENTS:-flush mangle deltable swap requeue}
 GUARD=${GUARD:-on}
 command -v bpftool >/dev/null || PATH=$PATH:/usr/sbin
 
@@ -182,7 +186,7 @@ if lab_sipalgd_start; then
 else
 	nok "daemon start (second daemon part)"
 fi
-sed 's/^wan: { interface: wan }$/wan: { interface: wan9 }/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-wan9.yaml"
+sed 's/^wan: { interface: wan\([,} ]\)/wan: { interface: wan9\1/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-wan9.yaml"
 if ! grep -q 'interface: wan9' "$LAB_TMP/lab-wan9.yaml"; then
 	nok "lab.yaml changed: cannot make the wrong-WAN variant"
 elif LAB_START_UNHEALTHY=1 LAB_CONF_TEMPLATE=$LAB_TMP/lab-wan9.yaml lab_sipalgd_start; then
