@@ -173,9 +173,12 @@ struct udp4 {
 	struct addr sa, da;    /* the same addresses for the family-neutral dialog table */
 };
 
+static void seen_reset(void);
+
 int alg_init(const struct conf *c, uint32_t public_ip)
 {
 	cf = c;
+	seen_reset();
 	memset(rl_tab, 0, sizeof(rl_tab));
 	memset(pub_old, 0, sizeof(pub_old));
 	sweep_ip = 0;
@@ -1202,6 +1205,12 @@ static const struct { enum stat_id id; const char *why; } reasons[] = {
 #define SEEN_MS 5000
 static struct { uint64_t h, until; } seen[SEEN_SLOTS];
 static uint64_t seen_any_until; /* no live slot after this: skip the hash */
+
+static void seen_reset(void)
+{
+	memset(seen, 0, sizeof(seen));
+	seen_any_until = 0;
+}
 
 static uint64_t seen_hash(const struct pkt_udp *u)
 {
