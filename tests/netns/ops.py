@@ -218,6 +218,31 @@ def stream_limit():
     check(any(r["before"] == PHONE1 for r in inv[-1]["rewrites"]), "no address rewrite shown")
 
 
+@case
+def rewrite_headers():
+    """`call` names where each rewrite was: the INVITE's Via, Contact, SDP o= and c=, and
+    the 200's Contact on the way back, in --json ("header") and in the text form."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16400)
+    c.setup()
+    v = call_view(c.dlg.callid)
+    inv = [x for x in v["messages"] if x["start_line"].startswith("INVITE ") and x["direction"] == "out"]
+    check(inv, "no outbound INVITE among the call's messages: %r" % v["messages"])
+    where = {}
+    for r in inv[-1]["rewrites"]:
+        check(isinstance(r.get("header"), str) and r["header"], "a rewrite without a header: %r" % r)
+        where.setdefault(r["header"], []).append(r["before"])
+    for h in ("Via", "Contact", "SDP o=", "SDP c="):
+        check(h in where and any(PHONE1 in b for b in where[h]),
+              "no %s rewrite of %s in the INVITE's %r" % (h, PHONE1, inv[-1]["rewrites"]))
+    check("header" not in where, "a rewrite named only 'header' in a plain INVITE: %r" % where)
+    _, txt = ctl("call", c.dlg.callid)
+    t = txt.decode(errors="replace")
+    check(("rewrote Via '%s" % PHONE1) in t and ("rewrote SDP c= '%s'" % PHONE1) in t,
+          "the text form does not name Via / SDP c=:\n%s" % t)
+    c.bye_from_phone()
+
+
 def set_mode(mode):
     """Rewrite the lab config with `mode: MODE`, SIGHUP the daemon, wait until it says so."""
     conf = os.environ["LAB_CONF"]
