@@ -153,10 +153,16 @@ PYEOF
 	fi
 	kill -KILL "$LAB_DAEMON_PID"
 	wait "$LAB_DAEMON_PID" 2>/dev/null
-	left=""
-	[ -n "$link" ] && bpftool link show id "$link" >/dev/null 2>&1 && left="$left link $link"
-	[ -n "$prog" ] && bpftool prog show id "$prog" >/dev/null 2>&1 && left="$left prog $prog"
-	bpftool prog show 2>/dev/null | grep -q sipguard_egress && left="$left a sipguard_egress program"
+	# By the ids this daemon attached: BPF programs are machine-wide, and another lab (or
+	# the CI in another clone) may run a guard of its own meanwhile. The kernel frees a
+	# killed process's link and program a moment later: up to 2 s.
+	for _ in $(seq 1 20); do
+		left=""
+		[ -n "$link" ] && bpftool link show id "$link" >/dev/null 2>&1 && left="$left link $link"
+		[ -n "$prog" ] && bpftool prog show id "$prog" >/dev/null 2>&1 && left="$left prog $prog"
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
 	if [ -z "$left" ] && [ -n "$prog" ]; then ok "guard: kill -9 leaves no guard (link $link, prog $prog gone)"
 	else nok "guard: kill -9 left:$left"; fi
 	# what the killed daemon left in the firewall goes with a clean start and stop
