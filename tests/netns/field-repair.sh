@@ -192,7 +192,7 @@ if lab_sipalgd_start; then
 else
 	nok "daemon start (second daemon part)"
 fi
-sed 's/^wan: { interface: wan\([,} ]\)/wan: { interface: wan9\1/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-wan9.yaml"
+sed 's/^wan: { interface: wan\([ ,}]\)/wan: { interface: wan9\1/' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-wan9.yaml"
 if ! grep -q 'interface: wan9' "$LAB_TMP/lab-wan9.yaml"; then
 	nok "lab.yaml changed: cannot make the wrong-WAN variant"
 elif LAB_START_UNHEALTHY=1 LAB_CONF_TEMPLATE=$LAB_TMP/lab-wan9.yaml lab_sipalgd_start; then
