@@ -15,6 +15,9 @@
 # default route in table 5061). With no relay socket (the daemon is dead),
 # tproxy does not match, the connection goes on to forward, and the
 # failclosed chain resets it: SIP/TCP never leaves with private addresses.
+# failclosed runs at priority mangle + 1, after the SIP diversion: a chain
+# added at the diversion's own priority would go before it and make the kernel
+# run the diversion twice on a datagram the daemon holds (src/tproxy.c).
 # From the WAN only the public ports in the set in_tcp are diverted: the
 # daemon fills it with the ports of registered or in-dialog Contacts (a
 # registrar opening a new connection to a phone); the relay connects to the
@@ -82,7 +85,7 @@ table ip6 ${TABLE}6 {
 	}
 
 	chain failclosed {
-		type filter hook forward priority mangle; policy accept;
+		type filter hook forward priority mangle + 1; policy accept;
 		iifname != "$WAN_IF" oifname "$WAN_IF" tcp dport { $SIP_PORTS } counter reject with tcp reset
 	}
 }
@@ -107,7 +110,7 @@ table ip $TABLE {
 	}
 
 	chain failclosed {
-		type filter hook forward priority mangle; policy accept;
+		type filter hook forward priority mangle + 1; policy accept;
 		iifname != "$WAN_IF" oifname "$WAN_IF" tcp dport { $SIP_PORTS } counter reject with tcp reset
 	}
 }

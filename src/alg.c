@@ -173,9 +173,12 @@ struct udp4 {
 	struct addr sa, da;    /* the same addresses for the family-neutral dialog table */
 };
 
+static void seen_reset(void);
+
 int alg_init(const struct conf *c, uint32_t public_ip)
 {
 	cf = c;
+	seen_reset();
 	memset(rl_tab, 0, sizeof(rl_tab));
 	memset(pub_old, 0, sizeof(pub_old));
 	sweep_ip = 0;
@@ -1201,6 +1204,81 @@ static const struct { enum stat_id id; const char *why; } reasons[] = {
 };
 #define N_REASONS (sizeof(reasons) / sizeof(reasons[0]))
 
+/* ---- our own rewrite, queued again ----------------------------------------
+ *
+ * The kernel resumes a packet we accepted at the hook entry after the one
+ * that queued it, counted by position in the hook list as it is *now*
+ * (nf_reinject: hook_index + 1). A base chain registered on the forward hook
+ * at the diversion's priority or before it (another table at priority
+ * mangle: fw4's mangle_forward, a reloaded ruleset) while the packet waits
+ * for our verdict shifts the list by one, and the diversion's rule runs
+ * again on the datagram we already rewrote. Our own TCP relay table keeps
+ * out of the way (priority mangle + 1, tproxy.c); the operator's reload
+ * cannot be kept out. A second pass sees our public address everywhere:
+ * a new dialog keyed by the public Call-ID, a refused pinhole.
+ *
+ * So the daemon remembers what it sent: a hash of each rewritten datagram's
+ * payload, addresses and ports, for a few seconds, in a direct-mapped table
+ * (fixed, nothing allocated; a slot overwritten only costs the old
+ * behaviour). A datagram that is byte for byte one we produced is accepted
+ * as it is and creates no state. That is not a bypass: the bytes are the
+ * ones we vetted (LAN -> WAN: already scrubbed; WAN -> LAN: bound for the
+ * LAN), so nothing private can leave through it, and no mark or rule is
+ * trusted for it. Only datagrams we changed are remembered, so a phone's
+ * retransmission (its own bytes) is never taken for ours. */
+#define SEEN_SLOTS 4096
+#define SEEN_MS 5000
+static struct { uint64_t h, until; } seen[SEEN_SLOTS];
+static uint64_t seen_any_until; /* no live slot after this: skip the hash */
+
+static void seen_reset(void)
+{
+	memset(seen, 0, sizeof(seen));
+	seen_any_until = 0;
+}
+
+static uint64_t seen_hash(const struct pkt_udp *u)
+{
+	struct { uint64_t ph; uint8_t s[16], d[16]; uint16_t sp, dp; uint32_t pad; } k;
+
+	memset(&k, 0, sizeof(k));
+	k.ph = siphash_table(u->payload, u->plen);
+	memcpy(k.s, u->saddr.b, 16);
+	memcpy(k.d, u->daddr.b, 16);
+	k.sp = u->sport;
+	k.dp = u->dport;
+	return siphash_table(&k, sizeof(k)) | 1; /* 0 marks an empty slot */
+}
+
+static int seen_lookup(const uint8_t *ip, uint32_t len, uint64_t now)
+{
+	struct pkt_udp u;
+
+	if (now >= seen_any_until || pkt_parse_udp(ip, len, &u) < 0 || u.plen == 0)
+		return 0;
+	uint64_t h = seen_hash(&u);
+	uint32_t i = (uint32_t)(h >> 32) & (SEEN_SLOTS - 1);
+	if (seen[i].h != h || now >= seen[i].until)
+		return 0;
+	seen[i].h = 0; /* once: a third pass is processed as any datagram */
+	return 1;
+}
+
+static void seen_note(const uint8_t *in, uint32_t in_len, const uint8_t *out, uint32_t out_len, uint64_t now)
+{
+	struct pkt_udp u, o;
+
+	if (pkt_parse_udp(out, out_len, &o) < 0 || o.plen == 0)
+		return;
+	if (pkt_parse_udp(in, in_len, &u) == 0 && u.plen == o.plen && !memcmp(u.payload, o.payload, o.plen))
+		return; /* unchanged: a retransmission would look the same */
+	uint64_t h = seen_hash(&o);
+	uint32_t i = (uint32_t)(h >> 32) & (SEEN_SLOTS - 1);
+	seen[i].h = h;
+	seen[i].until = now + SEEN_MS;
+	seen_any_until = seen[i].until;
+}
+
 enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 			    uint32_t *out_len, uint64_t now)
 {
@@ -1214,6 +1292,13 @@ enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, u
 	const char *why = NULL;
 	struct pkt_udp u;
 
+	if (seen_lookup(ip, len, now)) {
+		STAT_INC(sip_requeued);
+		LOG_RL(LOG_LVL_DEBUG, "alg: a datagram we rewrote came back through the queue "
+		       "(a base chain was added before the diversion while it waited): passed as it is");
+		*out_len = 0;
+		return ALG_ACCEPT;
+	}
 	for (size_t i = 0; i < N_REASONS; i++)
 		before[i] = stats[reasons[i].id];
 	cur_dlg = NULL;
@@ -1246,6 +1331,8 @@ enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, u
 		*out_len = 0;
 		v = ALG_ACCEPT;
 	}
+	if (v == ALG_ACCEPT && *out_len)
+		seen_note(ip, len, out, *out_len, now);
 	if (!cur_dlg && would != ALG_DROP && !cur_not_lan)
 		return v;
 	if (pkt_parse_udp(ip, len, &u) < 0)

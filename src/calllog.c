@@ -24,8 +24,102 @@
 
 struct cl_edit {
 	uint16_t olen, nlen;     /* whole lengths; the copies are cut at CL_SPAN */
+	uint8_t where;           /* W_*: the header or SDP line the span is in */
 	char old[CL_SPAN], rep[CL_SPAN];
 };
+
+/* Where a rewrite was: one byte per kept span, found from the span's offset
+ * when the message is noted (the line it starts in), so the edit list and
+ * the packet path stay as they are. The names are what `sipalgctl call`
+ * prints and its JSON's "header" holds (docs/man/sipalgctl.8). */
+enum {
+	W_HEADER, W_RURI, W_STATUS, W_VIA, W_CONTACT, W_CALLID, W_FROM, W_TO, W_ROUTE,
+	W_RROUTE, W_CLEN, W_PAI, W_PPI, W_RPID, W_REFER_TO, W_REFERRED_BY, W_REPLACES,
+	W_DIVERSION, W_HISTORY, W_PATH, W_REPLY_TO, W_WARNING, W_SDP_O, W_SDP_C, W_SDP_M,
+	W_SDP_RTCP, W_SDP_A, W_SDP, W_BODY, W_N
+};
+static const char *const where_name[W_N] = {
+	[W_HEADER] = "header", [W_RURI] = "Request-URI", [W_STATUS] = "status line",
+	[W_VIA] = "Via", [W_CONTACT] = "Contact", [W_CALLID] = "Call-ID", [W_FROM] = "From",
+	[W_TO] = "To", [W_ROUTE] = "Route", [W_RROUTE] = "Record-Route",
+	[W_CLEN] = "Content-Length", [W_PAI] = "P-Asserted-Identity",
+	[W_PPI] = "P-Preferred-Identity", [W_RPID] = "Remote-Party-ID", [W_REFER_TO] = "Refer-To",
+	[W_REFERRED_BY] = "Referred-By", [W_REPLACES] = "Replaces", [W_DIVERSION] = "Diversion",
+	[W_HISTORY] = "History-Info", [W_PATH] = "Path", [W_REPLY_TO] = "Reply-To",
+	[W_WARNING] = "Warning", [W_SDP_O] = "SDP o=", [W_SDP_C] = "SDP c=", [W_SDP_M] = "SDP m=",
+	[W_SDP_RTCP] = "SDP a=rtcp", [W_SDP_A] = "SDP a=", [W_SDP] = "SDP", [W_BODY] = "body",
+};
+/* Compact forms (RFC 3261 7.3.3, RFC 3515 for r and b). */
+static const struct { char c; uint8_t w; } where_compact[] = {
+	{ 'v', W_VIA }, { 'm', W_CONTACT }, { 'i', W_CALLID }, { 'f', W_FROM }, { 't', W_TO },
+	{ 'l', W_CLEN }, { 'r', W_REFER_TO }, { 'b', W_REFERRED_BY },
+};
+
+static int name_ieq(const uint8_t *a, uint32_t n, const char *b)
+{
+	uint32_t i;
+
+	for (i = 0; i < n && b[i]; i++)
+		if ((a[i] | 0x20) != (b[i] | 0x20))
+			return 0;
+	return i == n && !b[i];
+}
+
+/* The W_* of the line holding byte `off` of a message whose body starts at
+ * `body` (bounded by the message: walks back to the line's start). */
+static uint8_t where_of(const uint8_t *p, uint32_t len, uint32_t body, uint32_t off)
+{
+	uint32_t ls = off;
+
+	while (ls > 0 && p[ls - 1] != '\n')
+		ls--;
+	if (ls >= body) {
+		/* SDP: one letter, '=' (RFC 4566 5) */
+		if (ls + 1 >= len || p[ls] < 'a' || p[ls] > 'z' || p[ls + 1] != '=')
+			return W_BODY;
+		switch (p[ls]) {
+		case 'o': return W_SDP_O;
+		case 'c': return W_SDP_C;
+		case 'm': return W_SDP_M;
+		case 'a':
+			return ls + 7 <= len && !memcmp(p + ls, "a=rtcp", 6) && (p[ls + 6] == ':' || p[ls + 6] == ' ')
+				       ? W_SDP_RTCP : W_SDP_A;
+		default: return W_SDP;
+		}
+	}
+	/* a folded header line (RFC 3261 7.3.1): the header is the line above */
+	while (ls > 0 && (p[ls] == ' ' || p[ls] == '\t')) {
+		ls--;
+		while (ls > 0 && p[ls - 1] != '\n')
+			ls--;
+	}
+	if (ls == 0)
+		return len >= 4 && !memcmp(p, "SIP/", 4) ? W_STATUS : W_RURI;
+	uint32_t e = ls;
+	while (e < len && e < body && p[e] != ':' && p[e] != ' ' && p[e] != '\t' && p[e] != '\r')
+		e++;
+	uint32_t n = e - ls;
+	if (n == 1) {
+		for (size_t i = 0; i < sizeof(where_compact) / sizeof(where_compact[0]); i++)
+			if ((p[ls] | 0x20) == where_compact[i].c)
+				return where_compact[i].w;
+		return W_HEADER;
+	}
+	for (int w = W_VIA; w <= W_WARNING; w++)
+		if (name_ieq(p + ls, n, where_name[w]))
+			return (uint8_t)w;
+	return W_HEADER;
+}
+
+/* Where the body starts: after the first empty line (the whole message if
+ * there is none). */
+static uint32_t body_start(const uint8_t *p, uint32_t len)
+{
+	for (uint32_t i = 0; i + 1 < len; i++)
+		if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < len && p[i + 2] == '\n')))
+			return p[i + 1] == '\n' ? i + 2 : i + 3;
+	return len;
+}
 
 /* A message as the output code reads it (a record unpacked, or an untracked
  * message as kept). */
@@ -41,7 +135,9 @@ struct cl_entry {
 };
 
 /* A record in the byte ring: this header, the start line, then per kept
- * edit its two whole lengths (uint16 each) and the kept bytes of each side. */
+ * edit its two whole lengths (uint16 each), where it was (one byte) and the
+ * kept bytes of each side. */
+#define CL_EDIT_HDR 5
 struct __attribute__((packed)) cl_rec {
 	uint16_t len;            /* the whole record; first: eviction reads only it */
 	uint64_t t;
@@ -115,6 +211,7 @@ static void fill(struct cl_entry *e, uint64_t now, const struct calllog_msg *m)
 	e->edits_total = 0;
 	if (!m->ed)
 		return;
+	uint32_t body = body_start(m->payload, m->len);
 	for (int i = 0; i < m->ed->n; i++) {
 		const struct edit *x = &m->ed->e[i];
 		/* A span rewritten to the same bytes (a media port that stayed
@@ -129,6 +226,7 @@ static void fill(struct cl_entry *e, uint64_t now, const struct calllog_msg *m)
 		struct cl_edit *c = &e->ed[e->n_edits++];
 		c->olen = (uint16_t)(x->len > 65535 ? 65535 : x->len);
 		c->nlen = (uint16_t)(x->rep_len > 65535 ? 65535 : x->rep_len);
+		c->where = where_of(m->payload, m->len, body, x->off);
 		memcpy(c->old, m->payload + x->off, x->len < CL_SPAN ? x->len : CL_SPAN);
 		memcpy(c->rep, m->ed->arena + x->rep_off, x->rep_len < CL_SPAN ? x->rep_len : CL_SPAN);
 	}
@@ -156,7 +254,7 @@ static uint32_t rec_len(const struct cl_entry *e)
 {
 	uint32_t n = sizeof(struct cl_rec) + e->line_len;
 	for (int i = 0; i < e->n_edits; i++)
-		n += 4 + kept(e->ed[i].olen) + kept(e->ed[i].nlen);
+		n += CL_EDIT_HDR + kept(e->ed[i].olen) + kept(e->ed[i].nlen);
 	return n;
 }
 
@@ -195,9 +293,10 @@ void calllog_note(uint32_t slot, uint64_t now, const struct calllog_msg *m)
 		const struct cl_edit *c = &e.ed[i];
 		ring_put(r, p, &c->olen, 2);
 		ring_put(r, p + 2, &c->nlen, 2);
-		ring_put(r, p + 4, c->old, kept(c->olen));
-		ring_put(r, p + 4 + kept(c->olen), c->rep, kept(c->nlen));
-		p += 4 + kept(c->olen) + kept(c->nlen);
+		ring_put(r, p + 4, &c->where, 1);
+		ring_put(r, p + CL_EDIT_HDR, c->old, kept(c->olen));
+		ring_put(r, p + CL_EDIT_HDR + kept(c->olen), c->rep, kept(c->nlen));
+		p += CL_EDIT_HDR + kept(c->olen) + kept(c->nlen);
 	}
 	r->head = p;
 	/* Unwrapped positions: start over before they could wrap (4 GiB). */
@@ -235,9 +334,12 @@ static uint32_t rec_read(const struct cl_ring *r, uint32_t pos, struct cl_entry 
 		struct cl_edit *c = &e->ed[i];
 		ring_get(r, p, &c->olen, 2);
 		ring_get(r, p + 2, &c->nlen, 2);
-		ring_get(r, p + 4, c->old, kept(c->olen));
-		ring_get(r, p + 4 + kept(c->olen), c->rep, kept(c->nlen));
-		p += 4 + kept(c->olen) + kept(c->nlen);
+		ring_get(r, p + 4, &c->where, 1);
+		if (c->where >= W_N)
+			c->where = W_HEADER;
+		ring_get(r, p + CL_EDIT_HDR, c->old, kept(c->olen));
+		ring_get(r, p + CL_EDIT_HDR + kept(c->olen), c->rep, kept(c->nlen));
+		p += CL_EDIT_HDR + kept(c->olen) + kept(c->nlen);
 	}
 	return h.len >= sizeof(h) ? pos + h.len : r->head;
 }
@@ -282,7 +384,9 @@ static void entry_json(FILE *f, const struct cl_entry *e, uint64_t now)
 	fprintf(f, ",\"rewrites_total\":%u,\"rewrites\":[", e->edits_total);
 	for (int i = 0; i < e->n_edits; i++) {
 		const struct cl_edit *c = &e->ed[i];
-		fputs(i ? ",{\"before\":" : "{\"before\":", f);
+		fputs(i ? ",{\"header\":" : "{\"header\":", f);
+		json_cstr(f, where_name[c->where]);
+		fputs(",\"before\":", f);
 		json_str(f, c->old, c->olen < CL_SPAN ? c->olen : CL_SPAN);
 		fputs(",\"after\":", f);
 		json_str(f, c->rep, c->nlen < CL_SPAN ? c->nlen : CL_SPAN);
@@ -314,7 +418,7 @@ static void entry_text(FILE *f, const struct cl_entry *e, uint64_t now)
 		fprintf(f, "      why: %s\n", e->reason);
 	for (int i = 0; i < e->n_edits; i++) {
 		const struct cl_edit *c = &e->ed[i];
-		fputs(e->observe ? "      would rewrite '" : "      rewrote '", f);
+		fprintf(f, "      %s %s '", e->observe ? "would rewrite" : "rewrote", where_name[c->where]);
 		safe(f, c->old, c->olen < CL_SPAN ? c->olen : CL_SPAN);
 		fputs(c->olen > CL_SPAN ? "...' -> '" : "' -> '", f);
 		safe(f, c->rep, c->nlen < CL_SPAN ? c->nlen : CL_SPAN);
@@ -422,5 +526,5 @@ void calllog_untracked_text(FILE *f, const char *prefix, uint64_t now)
 /* 1 KiB per live call: the price of answering "what did the router do to
  * this call" without a capture. */
 _Static_assert(sizeof(struct cl_ring) == 1024, "calllog ring grew: check the memory per call");
-_Static_assert(sizeof(struct cl_rec) + CL_LINE + CL_EDITS * (4 + 2 * CL_SPAN) <= CL_RING_BYTES,
+_Static_assert(sizeof(struct cl_rec) + CL_LINE + CL_EDITS * (CL_EDIT_HDR + 2 * CL_SPAN) <= CL_RING_BYTES,
 	       "the largest record must fit the ring");

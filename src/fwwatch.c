@@ -47,8 +47,10 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/object.h>
@@ -144,6 +146,7 @@ struct fw_rules {
 	const char *jump;   /* count immediate jumps to this chain */
 	int n, jumps;
 	int ct_sip;         /* xt CT targets with helper "sip" */
+	int dnat_accept;    /* rules accepting `ct status dnat` (or xt conntrack) */
 };
 
 static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
@@ -158,12 +161,36 @@ static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	}
 	fr->n++;
+	int ct_status = 0, dnat_mask = 0, xt_ct = 0, accept = 0;
 	it = nftnl_expr_iter_create(r);
 	while (it && (e = nftnl_expr_iter_next(it))) {
 		const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 
 		if (!name)
 			continue;
+		/* `ct status dnat accept`: ct load of the status, a bitwise
+		 * whose mask has IPS_DST_NAT (host order), an accept verdict.
+		 * iptables' `-m conntrack ... -j ACCEPT` is taken as one too
+		 * (its info is not read: never a false alarm from it). */
+		if (!strcmp(name, "ct") && nftnl_expr_is_set(e, NFTNL_EXPR_CT_KEY) &&
+		    nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) == NFT_CT_STATUS)
+			ct_status = 1;
+		if (ct_status && !strcmp(name, "bitwise") && nftnl_expr_is_set(e, NFTNL_EXPR_BITWISE_MASK)) {
+			uint32_t ml = 0, m = 0;
+			const void *mask = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &ml);
+
+			if (mask && ml >= sizeof(m)) {
+				memcpy(&m, mask, sizeof(m));
+				if (m & IPS_DST_NAT)
+					dnat_mask = 1;
+			}
+		}
+		if (!strcmp(name, "match") && nftnl_expr_is_set(e, NFTNL_EXPR_MT_NAME) &&
+		    !strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_MT_NAME), "conntrack"))
+			xt_ct = 1;
+		if (!strcmp(name, "immediate") && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
+		    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NF_ACCEPT)
+			accept = 1;
 		if (fr->jump && !strcmp(name, "immediate") &&
 		    nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
 		    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NFT_JUMP &&
@@ -183,6 +210,8 @@ static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	nftnl_expr_iter_destroy(it);
 	nftnl_rule_free(r);
+	if (accept && ((ct_status && dnat_mask) || xt_ct))
+		fr->dnat_accept++;
 	return MNL_CB_OK;
 }
 
@@ -485,6 +514,113 @@ static void fw_helper_warn(int with_ct)
 		       "and net.netfilter.nf_conntrack_helper=0 on kernels that still have it", where);
 }
 
+/* ---- a forward policy that drops our DNAT'ed media --------------------------
+ *
+ * Pinholes are DNAT state (style note 6): an accept in our table does not
+ * beat a drop in the operator's, so remote-first media reaches the phone
+ * only if every forward base chain lets DNAT'ed flows through. A forward
+ * chain with policy drop (ip or inet) in a table where no rule accepts
+ * `ct status dnat` drops it, silently for the operator. Looked for at
+ * start and after each foreign ruleset change (a dump of the chains, then
+ * of the rules of the few tables concerned), said once per change. The
+ * rule may sit in a chain the base chain jumps to (fw4's zone chains, or
+ * its nftables.d fragment): any rule of the table counts. */
+
+#define FWD_MAX 4
+struct fw_fwd {
+	int n;
+	struct { uint16_t family; char table[64], chain[64]; } c[FWD_MAX];
+};
+
+static int fw_chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fw_fwd *f = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (c && nftnl_chain_nlmsg_parse(nlh, c) == 0 && f->n < FWD_MAX &&
+	    nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) && nftnl_chain_is_set(c, NFTNL_CHAIN_POLICY) &&
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) == NF_INET_FORWARD &&
+	    nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_DROP) {
+		uint32_t fam = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
+		const char *t = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), *n = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+
+		if ((fam == NFPROTO_IPV4 || fam == NFPROTO_INET) && t && n) {
+			f->c[f->n].family = (uint16_t)fam;
+			snprintf(f->c[f->n].table, sizeof(f->c[f->n].table), "%s", t);
+			snprintf(f->c[f->n].chain, sizeof(f->c[f->n].chain), "%s", n);
+			f->n++;
+		}
+	}
+	nftnl_chain_free(c);
+	return MNL_CB_OK;
+}
+
+static int fwd_found = -1;         /* -1: not looked yet */
+static char fwd_where[256];
+
+/* 1 (and the chains named in buf) when a forward policy drops DNAT'ed media. */
+static int fw_forward_find(char *buf, size_t len)
+{
+	char req[512] __attribute__((aligned(8)));
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	struct fw_fwd f;
+	size_t off = 0;
+	int found = 0;
+
+	if (len)
+		buf[0] = '\0';
+	if (!c || !fw_q) {
+		nftnl_chain_free(c);
+		return 0;
+	}
+	memset(&f, 0, sizeof(f));
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, ++fw_seq);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	if (fw_query(nlh, fw_chain_cb, &f) < 0)
+		return 0; /* no answer: no alarm */
+	for (int i = 0; i < f.n; i++) {
+		struct fw_rules fr;
+
+		memset(&fr, 0, sizeof(fr));
+		if (fw_rules_count(f.c[i].family, f.c[i].table, NULL, &fr) < 0 || fr.dnat_accept)
+			continue;
+		found++;
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s %s chain %s", off ? ", " : "",
+						f.c[i].family == NFPROTO_INET ? "inet" : "ip", f.c[i].table,
+						f.c[i].chain);
+	}
+	return found ? 1 : 0;
+}
+
+/* Look again; warn when what is found changed, and say when it is gone. */
+static void fw_forward_check(void)
+{
+	char where[256];
+	int found = fw_forward_find(where, sizeof(where));
+
+	if (found && (fwd_found != 1 || strcmp(where, fwd_where)))
+		log_warn("firewall: the forward policy of %s drops the media of our pinholes (DNAT "
+			 "flows) and no rule there accepts them: RTP sent first by the remote never "
+			 "reaches the phone. Add `ct status dnat accept` to that chain (iptables: "
+			 "-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT; README, \"On a router\"; "
+			 "on OpenWrt the package's nftables.d fragment does it)", where);
+	else if (!found && fwd_found == 1)
+		log_info("firewall: the forward policy accepts DNAT'ed media again");
+	fwd_found = found;
+	snprintf(fwd_where, sizeof(fwd_where), "%s", found ? where : "");
+	stats[ST_forward_drops_dnat] = (uint64_t)found;
+}
+
+int fwwatch_forward_drop(char *buf, size_t len)
+{
+	if (len)
+		snprintf(buf, len, "%s", fwd_found == 1 ? fwd_where : "");
+	return fwd_found == 1;
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 void fwwatch_event(uint64_t now)
@@ -541,8 +677,10 @@ void fwwatch_event(uint64_t now)
 	}
 	/* A transaction whose NEWGEN we have not seen yet is checked when it
 	 * comes; a lost one by the tick. */
-	if (checks)
+	if (checks) {
 		fw_next_check = now + 1000;
+		fw_forward_check();
+	}
 	if (helper)
 		fw_helper_warn(0);
 }
@@ -590,6 +728,7 @@ int fwwatch_open(const struct conf *c, int divert)
 	if (fwwatch_missing(what, sizeof(what)))
 		log_warn("fwwatch: at start, missing: %s", what);
 	fw_helper_warn(1);
+	fw_forward_check();
 	fw_next_check = fw_now() + 1000;
 	log_info("fwwatch: watching table ip %s%s%s%s", c->nft_table,
 		 fw_divert ? " and the diversion in ip " : "", fw_divert ? fw_where.table : "",

@@ -43,4 +43,10 @@ int fwwatch_missing(char *buf, size_t len);
  * otherwise where it was seen, in buf. */
 int fwwatch_helper(char *buf, size_t len);
 
+/* 1 when a forward base chain with policy drop (ip or inet) sits in a table
+ * with no rule accepting `ct status dnat`: the media of our DNAT pinholes is
+ * dropped there. buf names the chains. As found at start and after the last
+ * foreign ruleset change (also counted: forward_drops_dnat). */
+int fwwatch_forward_drop(char *buf, size_t len);
+
 #endif

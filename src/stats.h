@@ -79,9 +79,11 @@
 	X(tcp_inbound_refused, C, "TCP connections from the WAN refused: the Contact is not registered or in a call for that peer") \
 	X(tcp_ipv6, C, "TCP connections over IPv6 taken by the relay (routed: relayed from the phone's own address, bytes unchanged)") \
 	X(rules_restored, C, "times our table or diversion was put back after a firewall reload") \
+	X(sip_requeued, C, "datagrams we had rewritten that came back through the queue (a base chain added before the diversion during a reload): passed as they were, no state made") \
 	X(rules_repair_failed, C, "repairs that failed (retried every second)") \
 	X(rules_missing, G, "1 while something the daemon needs is missing from the kernel") \
 	X(rules_repair_ms, G, "the last repair: first event to rules back, in milliseconds") \
+	X(forward_drops_dnat, G, "1 while a forward chain with policy drop has no ct status dnat accept: remote-first media through our pinholes is dropped") \
 	X(kernel_helper, G, "1 when the kernel SIP helper was seen on our traffic") \
 	X(rtcp_ports, C, "RTCP pinholes opened on a port an a=rtcp line named (not RTP+1)") \
 	X(rtcp_mux, C, "streams whose RTCP was multiplexed on the RTP port (rtcp-mux offered and answered): no RTCP pinhole") \

@@ -35,7 +35,13 @@
  * our own connections are not transparent: tproxy does not match them.
  * The relay opens its connection to the phone from the caller's address
  * (IP_TRANSPARENT, as DNAT would show it); the phone's answers are marked
- * by `socket transparent` so they come to that socket, not to the WAN. */
+ * by `socket transparent` so they come to that socket, not to the WAN.
+ * failclosed sits at mangle + 1, just after the SIP diversion (iptables
+ * mangle FORWARD, or the nft divert table at mangle): a base chain added at
+ * the same priority goes before the ones already there, and a datagram the
+ * daemon holds while this table is (re)installed would then run the
+ * diversion a second time on its way back (nf_reinject resumes by position;
+ * see alg.c, "our own rewrite, queued again"). */
 static const char tproxy_nft_fmt[] =
 	"table ip %s_tcp {\n"
 	"\tset in_tcp {\n"
@@ -53,7 +59,7 @@ static const char tproxy_nft_fmt[] =
 	"\t}\n"
 	"\n"
 	"\tchain failclosed {\n"
-	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"\t\ttype filter hook forward priority mangle + 1; policy accept;\n"
 	"\t\tiifname != \"%s\" oifname \"%s\" tcp dport { %s } counter reject with tcp reset\n"
 	"\t}\n"
 	"}\n";
@@ -94,7 +100,7 @@ static const char tproxy6_nft_fmt[] =
 	"\t}\n"
 	"\n"
 	"\tchain failclosed {\n"
-	"\t\ttype filter hook forward priority mangle; policy accept;\n"
+	"\t\ttype filter hook forward priority mangle + 1; policy accept;\n"
 	"\t\tiifname != \"%s\" oifname \"%s\" tcp dport { %s } counter reject with tcp reset\n"
 	"\t}\n"
 	"}\n";

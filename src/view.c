@@ -41,11 +41,12 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
-	char miss[256] = "", helper[256];
+	char miss[256] = "", helper[256], fwd[256];
 	/* Checked now, not from memory: a firewall reload not yet repaired
 	 * makes the answer "missing ..." (and sipalgctl exit 1). */
 	int missing = fwwatch_missing(miss, sizeof(miss));
 	int kh = fwwatch_helper(helper, sizeof(helper));
+	int fd = fwwatch_forward_drop(fwd, sizeof(fwd));
 	/* The diversion names wan.interface: with no such interface nothing
 	 * is diverted, and SIP leaving by the router's real WAN goes out as
 	 * the phone wrote it. Not healthy, whatever else is in place. */
@@ -70,6 +71,9 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 			(unsigned long long)stats[ST_rules_restored], kh ? 1 : 0);
 		if (kh)
 			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
+		if (fd)
+			fprintf(out, "warning: forward policy drops DNAT'ed media: %s: add `ct status dnat "
+				     "accept` there\n", fwd);
 		if (rules_ipv6_off())
 			fprintf(out, "ipv6 diversion: off (%s)\n", rules_ipv6_off());
 		return;
@@ -88,6 +92,11 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	fputs(",\"kernel_helper\":", out);
 	if (kh)
 		json_cstr(out, helper);
+	else
+		fputs("null", out);
+	fputs(",\"forward_drops_dnat\":", out);
+	if (fd)
+		json_cstr(out, fwd);
 	else
 		fputs("null", out);
 	fputs(",\"ipv6_diversion_off\":", out);

@@ -198,6 +198,10 @@ fi
 
 # 6. stop: exit 0, no rules (real or scratch) left
 hx_ctl counters >"$LAB_TMP/counters-final.txt" 2>&1
+# no datagram came back through the queue as a new message: no dialog keyed by our public
+# address in its Call-ID (the lab's phones write their LAN address there)
+ghost=$(hx_ctl --json dialogs 2>&1 | grep -oE '"call_id":"[^"]*203\.0\.113\.1([^0-9"][^"]*)?"' | head -n 3)
+[ -z "$ghost" ]; check no_dialog_keyed_by_public_callid $? "$ghost"
 # the firewall watch checks what each reload installed: it never "repairs" a reload
 r=$(awk '$1 == "rules_restored" || $1 == "rules_repair_failed" { s += $2 } END { print s + 0 }' \
 	"$LAB_TMP/counters-final.txt")

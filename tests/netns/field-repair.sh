@@ -11,6 +11,10 @@
 #   mangle    `iptables -t mangle -F`
 #   deltable  `nft delete table ip <our table>`
 #   swap      one `nft -f`: flush ruleset + the router's rules + a stale copy of our table
+#   requeue   the daemon holds an INVITE while the operator adds a forward chain at
+#             priority mangle (fw4's mangle_forward): the kernel runs the diversion again
+#             on our rewritten INVITE; it leaves once, sip_requeued +1, no dialog keyed by
+#             the public Call-ID. After all events: no dialog keyed by a public Call-ID.
 # helper: a `ct helper` sip object and rule in the router's ruleset; the daemon must warn
 # at start, name what to switch off, and show kernel_helper 1 in status and counters.
 # ipv6: the ip6tables copy of the diversion put back after a flush and a deleted jump;
@@ -28,7 +32,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 ALG=sipalgd
 LAB_ID=${LAB_ID:-$(( 1000 + $$ % 4000 ))}
-EVENTS=${EVENTS:-flush mangle deltable swap}
+EVENTS=${EVENTS:-flush mangle deltable swap requeue}
 GUARD=${GUARD:-on}
 command -v bpftool >/dev/null || PATH=$PATH:/usr/sbin
 
@@ -149,10 +153,16 @@ PYEOF
 	fi
 	kill -KILL "$LAB_DAEMON_PID"
 	wait "$LAB_DAEMON_PID" 2>/dev/null
-	left=""
-	[ -n "$link" ] && bpftool link show id "$link" >/dev/null 2>&1 && left="$left link $link"
-	[ -n "$prog" ] && bpftool prog show id "$prog" >/dev/null 2>&1 && left="$left prog $prog"
-	bpftool prog show 2>/dev/null | grep -q sipguard_egress && left="$left a sipguard_egress program"
+	# By the ids this daemon attached: BPF programs are machine-wide, and another lab (or
+	# the CI in another clone) may run a guard of its own meanwhile. The kernel frees a
+	# killed process's link and program a moment later: up to 2 s.
+	for _ in $(seq 1 20); do
+		left=""
+		[ -n "$link" ] && bpftool link show id "$link" >/dev/null 2>&1 && left="$left link $link"
+		[ -n "$prog" ] && bpftool prog show id "$prog" >/dev/null 2>&1 && left="$left prog $prog"
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
 	if [ -z "$left" ] && [ -n "$prog" ]; then ok "guard: kill -9 leaves no guard (link $link, prog $prog gone)"
 	else nok "guard: kill -9 left:$left"; fi
 	# what the killed daemon left in the firewall goes with a clean start and stop

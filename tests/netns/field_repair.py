@@ -6,7 +6,8 @@ Driven by field-repair.sh, which built the lab and started the daemon:
   field_repair.py --id ID --pid DAEMON_PID --ctl SIPALGCTL --sock SOCK --table T
                   --fw FILE [--guard] EVENT...
 
-EVENT is one of flush, mangle, deltable, swap. For each:
+EVENT is one of flush, mangle, deltable, swap, requeue (run_requeue: an INVITE held in the
+queue while the operator adds a forward chain at priority mangle). For the others:
   1. a call is set up and held, with RTP both ways; its map elements are listed;
   2. under a continuous OPTIONS stream from the LAN (~300/s), the event is applied
      while the daemon runs; we wait (bounded) for rules_restored to grow, then count the
@@ -135,6 +136,18 @@ class Load:
 
     @staticmethod
     def _msg(i):
+        if i % 10 == 0:
+            # every tenth request an INVITE with SDP: new dialogs under way during the
+            # reload (one queued twice would leave a dialog keyed by our public Call-ID)
+            sdp = ("v=0\r\no=- %d 1 IN IP4 192.168.77.11\r\ns=-\r\nc=IN IP4 192.168.77.11\r\n"
+                   "t=0 0\r\nm=audio %d RTP/AVP 0\r\n" % (i, 30000 + 2 * (i % 500)))
+            return ("INVITE sip:load@203.0.113.30 SIP/2.0\r\n"
+                    "Via: SIP/2.0/UDP 192.168.77.11:5062;branch=z9hG4bKload%d\r\n"
+                    "Max-Forwards: 70\r\nFrom: <sip:load@192.168.77.11>;tag=l%d\r\n"
+                    "To: <sip:load@203.0.113.30>\r\nCall-ID: load%d@192.168.77.11\r\n"
+                    "CSeq: 1 INVITE\r\nContact: <sip:load@192.168.77.11:5062>\r\n"
+                    "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+                    % (i, i, i, len(sdp), sdp)).encode()
         return ("OPTIONS sip:load@203.0.113.30 SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP 192.168.77.11:5062;branch=z9hG4bKload%d\r\n"
                 "Max-Forwards: 70\r\nFrom: <sip:load@192.168.77.11>;tag=l%d\r\n"
@@ -338,6 +351,82 @@ def run_event(event):
     flows.close_all_sockets()
 
 
+def queued_total(qnum):
+    """Packets waiting in queue qnum of the router's namespace (nfnetlink_queue's table)."""
+    p = rtr("cat", "/proc/net/netfilter/nfnetlink_queue", ok=False)
+    for ln in p.stdout.splitlines():
+        f = ln.split()
+        if len(f) > 2 and f[0] == str(qnum):
+            return int(f[2])
+    return 0
+
+
+def run_requeue():
+    """The operator reloads a ruleset with a forward chain at priority mangle (fw4's
+    mangle_forward) while the daemon holds an INVITE. The kernel resumes the accepted INVITE
+    by position in the forward hook's list, which the new chain shifted: the diversion runs
+    again on the datagram we rewrote. The daemon must know its own bytes: the INVITE leaves
+    once, rewritten, sip_requeued +1, and no dialog is keyed by our public Call-ID.
+    Deterministic: the daemon is stopped while the INVITE waits in the queue."""
+    def fn():
+        c0 = counters()
+        tx = flows.udp_socket("lan", flows.PHONE2, 5066)
+        rx = flows.udp_socket("wan", flows.OTHER, 5060)
+        rx.settimeout(0.2)
+        cid = "requeue%d@%s" % (os.getpid(), flows.PHONE2)
+        sdp = ("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+               "m=audio 31000 RTP/AVP 0\r\n" % (flows.PHONE2, flows.PHONE2))
+        inv = ("INVITE sip:rq@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:5066;branch=z9hG4bKrq1\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:rq@%s>;tag=rq1\r\nTo: <sip:rq@%s>\r\n"
+               "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:rq@%s:5066>\r\n"
+               "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+               % (flows.OTHER, flows.PHONE2, flows.PHONE2, flows.OTHER, cid, flows.PHONE2,
+                  len(sdp), sdp)).encode()
+        qnum = A.queue
+        os.kill(A.pid, signal.SIGSTOP)
+        try:
+            q0 = queued_total(qnum)
+            tx.sendto(inv, (flows.OTHER, 5060))
+            deadline = time.monotonic() + 3.0
+            while queued_total(qnum) <= q0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            check(queued_total(qnum) > q0, "the INVITE never waited in queue %d" % qnum)
+            rtr("nft", "-f", "-", inp="table ip salg_op_reload {\n chain mangle_forward {\n"
+                "  type filter hook forward priority mangle; policy accept;\n }\n}\n")
+        finally:
+            os.kill(A.pid, signal.SIGCONT)
+        got = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not got:
+            try:
+                got.append(rx.recvfrom(65535)[0])
+            except socket.timeout:
+                pass
+        time.sleep(0.3)             # a second copy, if one were sent, would be here by now
+        try:
+            while True:
+                got.append(rx.recvfrom(65535)[0])
+        except socket.timeout:
+            pass
+        rtr("nft", "delete", "table", "ip", "salg_op_reload", ok=False)
+        check(len(got) == 1, "the INVITE arrived %d times at the WAN side" % len(got))
+        check(flows.LAN_PREFIX not in got[0], "the INVITE left with a LAN address")
+        c1 = counters()
+        rq = c1.get("sip_requeued", 0) - c0.get("sip_requeued", 0)
+        print("# figure requeue: sip_requeued +%d, pinholes_refused +%d" %
+              (rq, c1["pinholes_refused"] - c0["pinholes_refused"]))
+        check(rq == 1, "sip_requeued +%d, want +1 (the INVITE came back once)" % rq)
+        d = rtr(A.ctl, "-s", A.sock, "--json", "dialogs").stdout
+        ids = re.findall(r'"call_id":"([^"]*)"', d)
+        check(cid in ids, "no dialog for %s: %s" % (cid, ids[:6]))
+        ghost = [i for i in ids if i.startswith("requeue") and re.search(re.escape(flows.PUB) + r"(?!\d)", i)]
+        check(not ghost, "a ghost dialog keyed by the public Call-ID: %s" % ghost)
+        check(c1["pinholes_refused"] == c0["pinholes_refused"], "pinholes_refused grew")
+    result("requeue: an INVITE held while the operator adds a forward chain at priority "
+           "mangle leaves once, no ghost dialog, sip_requeued +1", fn)
+    flows.close_all_sockets()
+
+
 def main():
     global A
     ap = argparse.ArgumentParser()
@@ -349,6 +438,7 @@ def main():
     ap.add_argument("--fw", required=True, help="the router's own ruleset file")
     ap.add_argument("--log", default="")
     ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--queue", type=int, default=7, help="the daemon's queue.number")
     ap.add_argument("--guard", action="store_true", help="assert that nothing leaks")
     ap.add_argument("events", nargs="+")
     A = ap.parse_args()
@@ -356,7 +446,23 @@ def main():
         flows.NS[side] = "salg-%s-%s" % (side, A.id)
     STALE[0] = rtr("nft", "list", "table", "ip", A.table).stdout
     for ev in A.events:
-        run_event(ev)
+        if ev == "requeue":
+            run_requeue()
+        else:
+            run_event(ev)
+
+    def no_ghost():
+        # A message queued twice during a repair (its second pass sees our own rewrite)
+        # must not leave a dialog keyed by the public Call-ID: every Call-ID the lab's
+        # phones write names their LAN address, never the router's public one.
+        d = rtr(A.ctl, "-s", A.sock, "--json", "dialogs").stdout
+        ids = re.findall(r'"call_id":"([^"]*)"', d)
+        ghost = [i for i in ids if re.search(re.escape(flows.PUB) + r"(?!\d)", i)]
+        c = counters()
+        print("# dialogs after the events: %d, keyed by the public address: %d, "
+              "sip_requeued %d" % (len(ids), len(ghost), c.get("sip_requeued", -1)))
+        check(not ghost, "dialogs keyed by a public Call-ID: %s" % ghost[:4])
+    result("no dialog keyed by a public Call-ID after the reloads", no_ghost)
     print("%d passed, %d failed" % tuple(RESULTS))
     return 1 if RESULTS[1] else 0
 

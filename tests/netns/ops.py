@@ -10,6 +10,7 @@ router namespace. Output: `ok N - case` / `not ok N - case: reason`.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -218,6 +219,96 @@ def stream_limit():
     check(any(r["before"] == PHONE1 for r in inv[-1]["rewrites"]), "no address rewrite shown")
 
 
+@case
+def rewrite_headers():
+    """`call` names where each rewrite was: the INVITE's Via, Contact, SDP o= and c=, and
+    the 200's Contact on the way back, in --json ("header") and in the text form."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    c = Call(p1, bob, 16400)
+    c.setup()
+    v = call_view(c.dlg.callid)
+    inv = [x for x in v["messages"] if x["start_line"].startswith("INVITE ") and x["direction"] == "out"]
+    check(inv, "no outbound INVITE among the call's messages: %r" % v["messages"])
+    where = {}
+    for r in inv[-1]["rewrites"]:
+        check(isinstance(r.get("header"), str) and r["header"], "a rewrite without a header: %r" % r)
+        where.setdefault(r["header"], []).append(r["before"])
+    for h in ("Via", "Contact", "SDP o=", "SDP c="):
+        check(h in where and any(PHONE1 in b for b in where[h]),
+              "no %s rewrite of %s in the INVITE's %r" % (h, PHONE1, inv[-1]["rewrites"]))
+    check("header" not in where, "a rewrite named only 'header' in a plain INVITE: %r" % where)
+    _, txt = ctl("call", c.dlg.callid)
+    t = txt.decode(errors="replace")
+    check(("rewrote Via '%s" % PHONE1) in t and ("rewrote SDP c= '%s'" % PHONE1) in t,
+          "the text form does not name Via / SDP c=:\n%s" % t)
+    c.bye_from_phone()
+
+
+def rtr_nft(script):
+    r = subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "-f", "-"], input=script.encode(),
+                       capture_output=True, timeout=10)
+    check(r.returncode == 0, "nft -f: %s" % r.stderr.decode(errors="replace"))
+
+
+def wait_gauge(name, want, limit=3.0):
+    """Poll (bounded) until the gauge reads want; returns what it read last."""
+    deadline = time.monotonic() + limit
+    while True:
+        v = ctl_json("counters")["counters"][name]
+        if v == want or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
+@case
+def forward_drop_hint():
+    """The operator's own forward chain with policy drop and no `ct status dnat accept`
+    drops the media of our DNAT pinholes: the daemon says so (log warning, status line,
+    forward_drops_dnat 1), and not for the lab's ruleset nor for fw4's shape with the
+    package's fragment (the accept in the base chain, or in a zone chain it jumps to)."""
+    log = os.environ["LAB_DAEMON_LOG"]
+    check(wait_gauge("forward_drops_dnat", 0) == 0, "a hint for the lab's own ruleset (it has the accept)")
+    check("drops the media of our pinholes" not in open(log, errors="replace").read(),
+          "warned about the lab's own ruleset")
+    st = ctl_json("status")["status"]
+    check(st.get("forward_drops_dnat", "absent") is None, "status --json: %r" % st)
+    try:
+        rtr_nft("table inet salg_opfw {\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  ct state established,related accept\n"
+                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+        _, txt = ctl("status")
+        check(b"warning: forward policy drops DNAT'ed media: inet salg_opfw chain forward" in txt,
+              "status does not say it: %r" % txt)
+        check(ctl_json("status")["status"]["forward_drops_dnat"] == "inet salg_opfw chain forward",
+              "status --json: %r" % ctl_json("status"))
+        text = open(log, errors="replace").read()
+        check("firewall: the forward policy of inet salg_opfw chain forward drops the media of our pinholes" in text
+              and "ct status dnat accept" in text, "no warning in the daemon's log")
+        # fw4's shape: the base chain jumps to a zone chain; the package's fragment is
+        # included at the top of the base chain (packaging/openwrt: 30-sipalgd.nft)
+        rtr_nft("delete table inet salg_opfw\ntable inet salg_opfw {\n chain forward_wan {\n"
+                "  ct state established,related accept\n }\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  meta l4proto udp ct status dnat accept comment \"sipalgd: media pinholes\"\n"
+                "  iifname \"wan\" jump forward_wan\n  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        check(wait_gauge("forward_drops_dnat", 0) == 0, "still a hint with the fragment's accept in the base chain")
+        _, txt = ctl("status")
+        check(b"forward policy drops" not in txt, "status still warns: %r" % txt)
+        # the accept in the zone chain the base chain jumps to
+        rtr_nft("delete table inet salg_opfw\ntable inet salg_opfw {\n chain forward_wan {\n"
+                "  ct status dnat accept\n }\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  ct state established,related accept\n"
+                "  iifname \"wan\" jump forward_wan\n  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        check(wait_gauge("forward_drops_dnat", 0) == 0, "a hint though a zone chain accepts ct status dnat")
+    finally:
+        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet", "salg_opfw"],
+                       capture_output=True, timeout=10)
+    check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
+
+
 def set_mode(mode):
     """Rewrite the lab config with `mode: MODE`, SIGHUP the daemon, wait until it says so."""
     conf = os.environ["LAB_CONF"]
@@ -273,7 +364,8 @@ def observe():
         oc = ctl_json("counters")["counters"]
         check(oc["observed_changes"] >= 1, "observed_changes %d (pkts_rewritten %d)" % (oc["observed_changes"], oc["pkts_rewritten"]))
         _, txt = ctl("call", c.dlg.callid)
-        check(b"would rewrite '" + PHONE1.encode() in txt, "text view lacks 'would rewrite'")
+        check(re.search(rb"would rewrite (Via|Contact|Request-URI|SDP [a-z=]+) '" + re.escape(PHONE1.encode()), txt),
+              "text view lacks 'would rewrite WHERE '%s'" % PHONE1)
     finally:
         set_mode("enforce")
     p1, bob = phone(PHONE1, 5062), remote(PROXY, name="bob")

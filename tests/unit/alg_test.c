@@ -136,6 +136,39 @@ static void test_invite_rewritten_byte_for_byte(void **st)
 	assert_int_equal(stats[ST_pinholes], 1);
 }
 
+/* Our own rewrite queued again (a base chain added before the diversion
+ * while the INVITE waited: src/alg.c): passed as it is, no second dialog,
+ * no pinhole refused, counted. The phone's retransmission (its own bytes)
+ * is still a retransmission; a third pass is an ordinary datagram. */
+static void test_own_rewrite_requeued(void **st)
+{
+	(void)st;
+	int v;
+	uint32_t len, olen = 0;
+	static uint8_t again[70000];
+
+	run(LAN1, 5060, REM, 5060, invite1, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_int_equal(stats[ST_dialogs], 1);
+	len = (uint32_t)((out[2] << 8) | out[3]);
+	memcpy(again, out, len);
+	uint64_t refused = stats[ST_pinholes_refused];
+	v = alg_packet(again, len, out, sizeof(out), &olen, now + 3);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+	assert_int_equal(stats[ST_sip_requeued], 1);
+	assert_int_equal(stats[ST_dialogs], 1);
+	assert_int_equal(stats[ST_pinholes_refused], refused);
+	/* the phone's retransmission is no copy of ours */
+	assert_string_equal(run(LAN1, 5060, REM, 5060, invite1, &v), invite1_out);
+	assert_int_equal(stats[ST_sip_requeued], 1);
+	assert_int_equal(stats[ST_dialogs], 1);
+	/* long after: not taken for ours */
+	now += 10000;
+	v = alg_packet(again, len, out, sizeof(out), &olen, now);
+	assert_int_equal(stats[ST_sip_requeued], 1);
+}
+
 static const char *ok200 =
 	"SIP/2.0 200 OK\r\n"
 	"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK776asdhds;rport=5060;received=203.0.113.1\r\n"
@@ -1019,6 +1052,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_invite_rewritten_byte_for_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_rewrite_requeued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_response_restores_via_and_moves_pinhole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_phones_same_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_headers_and_growth, setup_long_public, teardown),

@@ -70,7 +70,7 @@ static void test_ring(void **st)
 	char *j = json_of(1, 2000);
 	assert_int_equal(py_check(j, "len(v['messages'])==8 and v['messages'][0]['start_line']=='INVITE sip:3@x SIP/2.0'"
 				     " and v['messages'][-1]['start_line']=='INVITE sip:10@x SIP/2.0'"
-				     " and v['messages'][0]['rewrites']==[{'before':'192.168.1.10','after':'203.0.113.1\\x01\"\\\\','cut':False}]"
+				     " and v['messages'][0]['rewrites']==[{'header':'Via','before':'192.168.1.10','after':'203.0.113.1\\x01\"\\\\','cut':False}]"
 				     " and v['messages'][0]['rewrites_total']==1 and v['messages'][0]['ago_ms']==997"), 0);
 	free(j);
 	/* a new dialog in the slot: nothing of the old one */
@@ -150,12 +150,82 @@ static void test_bytes_wrap(void **st)
 	calllog_fini();
 }
 
+/* Each rewrite names where it was: the header (long or compact form, a
+ * folded line's header), the start line, or the SDP line. */
+static void test_where(void **st)
+{
+	static const char msg[] =
+		"INVITE sip:bob@192.168.1.10 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bK1\r\n"
+		"m: <sip:a@192.168.1.10:5060>\r\n"
+		"Call-ID: x@192.168.1.10\r\n"
+		"P-Asserted-Identity: <sip:a@192.168.1.10>,\r\n"
+		"  <sip:b@192.168.1.10>\r\n"
+		"X-Odd: 192.168.1.10\r\n"
+		"Content-Length: 99\r\n"
+		"\r\n"
+		"v=0\r\no=- 1 1 IN IP4 192.168.1.10\r\nc=IN IP4 192.168.1.10\r\n"
+		"m=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 192.168.1.10\r\n";
+	/* the n-th "192.168.1.10" in msg, and where it is */
+	static const char *const want[] = { "Request-URI", "Via", "Contact", "Call-ID", "P-Asserted-Identity",
+					    "P-Asserted-Identity", "header", "SDP o=", "SDP c=", "SDP a=rtcp" };
+	char expr[1024];
+	int off = 0;
+
+	assert_int_equal(calllog_init(1), 0);
+	edit_init(&ed);
+	for (const char *a = msg; (a = strstr(a, "192.168.1.10")) != NULL; a += 12)
+		edit_add(&ed, (uint32_t)(a - msg), 12, "203.0.113.1", 11);
+	const char *port = strstr(msg, "4000");
+	edit_add(&ed, (uint32_t)(port - msg), 4, "5000", 4);
+	const char *cl = strstr(msg, "99");
+	edit_add(&ed, (uint32_t)(cl - msg), 2, "98", 2);
+	note(0, 1, msg);
+	char *j = json_of(0, 1);
+	off += snprintf(expr, sizeof(expr), "[r['header'] for r in v['messages'][0]['rewrites']]==[");
+	/* CL_EDITS (8) kept, in the order added */
+	for (int i = 0; i < 8; i++)
+		off += snprintf(expr + off, sizeof(expr) - (size_t)off, "%s'%s'", i ? "," : "", want[i]);
+	snprintf(expr + off, sizeof(expr) - (size_t)off, "] and v['messages'][0]['rewrites_total']==12");
+	assert_int_equal(py_check(j, expr), 0);
+	free(j);
+	/* the rest, and the text form */
+	edit_init(&ed);
+	edit_add(&ed, (uint32_t)(strstr(msg, "IN IP4 192.168.1.10\r\nm=") - msg) + 7, 12, "203.0.113.1", 11);
+	edit_add(&ed, (uint32_t)(port - msg), 4, "5000", 4);
+	edit_add(&ed, (uint32_t)(cl - msg), 2, "98", 2);
+	edit_add(&ed, (uint32_t)(strstr(msg, "a=rtcp:") - msg) + 7, 4, "5001", 4);
+	note(0, 2, msg);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	calllog_text(f, 0, 2);
+	fclose(f);
+	assert_non_null(strstr(buf, "rewrote SDP c= '192.168.1.10' -> '203.0.113.1'"));
+	assert_non_null(strstr(buf, "rewrote SDP m= '4000' -> '5000'"));
+	assert_non_null(strstr(buf, "rewrote Content-Length '99' -> '98'"));
+	assert_non_null(strstr(buf, "rewrote SDP a=rtcp '4001' -> '5001'"));
+	assert_non_null(strstr(buf, "rewrote Request-URI '192.168.1.10' -> '203.0.113.1'"));
+	free(buf);
+	/* a response's start line */
+	static const char resp[] = "SIP/2.0 200 OK 192.168.1.10\r\nl: 0\r\n\r\n";
+	edit_init(&ed);
+	edit_add(&ed, 15, 12, "203.0.113.1", 11);
+	edit_add(&ed, (uint32_t)(strstr(resp, "l: 0") - resp) + 3, 1, "1", 1);
+	note(0, 3, resp);
+	j = json_of(0, 3);
+	assert_int_equal(py_check(j, "[r['header'] for r in v['messages'][-1]['rewrites']]==['status line','Content-Length']"), 0);
+	free(j);
+	calllog_fini();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_cut_and_untracked),
 		cmocka_unit_test(test_bytes_wrap),
+		cmocka_unit_test(test_where),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
