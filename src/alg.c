@@ -1228,8 +1228,10 @@ static const struct { enum stat_id id; const char *why; } reasons[] = {
  * retransmission (its own bytes) is never taken for ours. */
 #define SEEN_SLOTS 4096
 #define SEEN_MS 5000
-static struct { uint64_t h, until; } seen[SEEN_SLOTS];
-static uint64_t seen_any_until; /* no live slot after this: skip the hash */
+/* slot by addresses, ports and length (cheap: every queued datagram is
+ * looked up); the payload's hash only where those match */
+static struct { uint64_t key, body, until; } seen[SEEN_SLOTS];
+static uint64_t seen_any_until; /* no live slot after this: skip the lookup */
 
 static void seen_reset(void)
 {
@@ -1237,16 +1239,15 @@ static void seen_reset(void)
 	seen_any_until = 0;
 }
 
-static uint64_t seen_hash(const struct pkt_udp *u)
+static uint64_t seen_key(const struct pkt_udp *u)
 {
-	struct { uint64_t ph; uint8_t s[16], d[16]; uint16_t sp, dp; uint32_t pad; } k;
+	struct { uint8_t s[16], d[16]; uint16_t sp, dp; uint32_t plen; } k;
 
-	memset(&k, 0, sizeof(k));
-	k.ph = siphash_table(u->payload, u->plen);
 	memcpy(k.s, u->saddr.b, 16);
 	memcpy(k.d, u->daddr.b, 16);
 	k.sp = u->sport;
 	k.dp = u->dport;
+	k.plen = u->plen;
 	return siphash_table(&k, sizeof(k)) | 1; /* 0 marks an empty slot */
 }
 
@@ -1256,11 +1257,11 @@ static int seen_lookup(const uint8_t *ip, uint32_t len, uint64_t now)
 
 	if (now >= seen_any_until || pkt_parse_udp(ip, len, &u) < 0 || u.plen == 0)
 		return 0;
-	uint64_t h = seen_hash(&u);
-	uint32_t i = (uint32_t)(h >> 32) & (SEEN_SLOTS - 1);
-	if (seen[i].h != h || now >= seen[i].until)
+	uint64_t k = seen_key(&u);
+	uint32_t i = (uint32_t)(k >> 32) & (SEEN_SLOTS - 1);
+	if (seen[i].key != k || now >= seen[i].until || seen[i].body != siphash_table(u.payload, u.plen))
 		return 0;
-	seen[i].h = 0; /* once: a third pass is processed as any datagram */
+	seen[i].key = 0; /* once: a third pass is processed as any datagram */
 	return 1;
 }
 
@@ -1272,9 +1273,10 @@ static void seen_note(const uint8_t *in, uint32_t in_len, const uint8_t *out, ui
 		return;
 	if (pkt_parse_udp(in, in_len, &u) == 0 && u.plen == o.plen && !memcmp(u.payload, o.payload, o.plen))
 		return; /* unchanged: a retransmission would look the same */
-	uint64_t h = seen_hash(&o);
-	uint32_t i = (uint32_t)(h >> 32) & (SEEN_SLOTS - 1);
-	seen[i].h = h;
+	uint64_t k = seen_key(&o);
+	uint32_t i = (uint32_t)(k >> 32) & (SEEN_SLOTS - 1);
+	seen[i].key = k;
+	seen[i].body = siphash_table(o.payload, o.plen);
 	seen[i].until = now + SEEN_MS;
 	seen_any_until = seen[i].until;
 }
