@@ -14,6 +14,8 @@
 #     A connection straight to the listener is refused; an unframeable
 #     message is reset, nothing of it forwarded. Its table deleted (a
 #     firewall reload) is put back.
+#     With NAT66 (1d): v6_nat66_tcp_call under a router NAT66 rule for forwarded
+#     traffic only; counters tcp_nat66, nat66_out, pinholes_ct_nat.
 #  2. a clean stop leaves no ip6 table, rule or route; kernel-rules/tproxy.sh
 #     installs the same IPv6 copy and removes it.
 #  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
@@ -147,6 +149,27 @@ for _ in $(seq 1 50); do
 done
 if [ $back = 1 ]; then echo "# firewall reload: table ip6 sipalgd_lab_tcp6 put back"
 else echo "FAIL table ip6 sipalgd_lab_tcp6 not put back within 5 s of its deletion" >&2; fail=1; fi
+
+# 1d. NAT66 over TCP (wan.nat66_*): v6_nat66_tcp_call from the ULA fd00:77::10. The
+# router's NAT66 rule here covers forwarded traffic only (iifname "lan", as a rule written
+# for the LAN's hosts would), not the router's own connections: the relay must not depend
+# on it (it connects from the phone's public image itself, nothing of its connection NATed).
+lab_nsx "$NS_RTR" nft flush chain ip6 salgnat66 postrouting
+lab_nsx "$NS_RTR" nft add rule ip6 salgnat66 postrouting iifname lan oifname wan ip6 saddr fd00:77::/64 \
+	snat ip6 prefix to 2001:db8:78::/64
+if timeout 60 "$PY" "$HERE/flows.py" --id "$LAB_ID" --v6 v6_nat66_tcp_call >"$LAB_TMP/flow66.out" 2>&1; then
+	sed 's/^/# /' "$LAB_TMP/flow66.out" | grep -E '^# (ok|not ok)'
+else
+	sed 's/^/# /' "$LAB_TMP/flow66.out"; fail=1
+fi
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
+grep -E '^(tcp_ipv6|tcp_nat66|nat66_out|nat66_in|pinholes_ct_nat|pkts_rewritten) ' \
+	"$LAB_TMP/counters.txt" | tr '\n' ' ' | sed 's/^/# NAT66 counters: /'; echo
+[ "$(ctr tcp_nat66)" = 1 ] || { echo "FAIL tcp_nat66 $(ctr tcp_nat66), want 1" >&2; fail=1; }
+[ "$(ctr nat66_out)" -ge 9 ] || { echo "FAIL nat66_out $(ctr nat66_out) < 9 (INVITE: Via, Call-ID, Contact, o=, c=; ACK, BYE: Via, Call-ID)" >&2; fail=1; }
+[ "$(ctr pinholes_ct_nat)" -ge 1 ] || { echo "FAIL pinholes_ct_nat $(ctr pinholes_ct_nat): no NAT66 media pinhole" >&2; fail=1; }
+inv=$(lab_nsx "$NS_RTR" nft list table inet salgstrict | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
+[ "$inv" = 0 ] || { echo "FAIL NAT66: $inv packets were conntrack-invalid" >&2; fail=1; }
 
 # 2. a clean stop removes the IPv6 copy too
 lab_sipalgd_stop || fail=1
