@@ -18,7 +18,8 @@
 #     traffic only; counters tcp_nat66, nat66_out, pinholes_ct_nat.
 #  2. a clean stop leaves no ip6 table, rule or route; kernel-rules/tproxy.sh
 #     installs the same IPv6 copy and removes it.
-#  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
+#  3. kill -9: IPv6 SIP/TCP from the LAN (and from the NAT66 ULA) is reset, nothing
+#     reaches the WAN.
 #  4. sip.tcp: false: IPv6 SIP/TCP is left alone (it reaches the provider
 #     directly, no relay table).  5. sip.ipv6: false: the relay says IPv6 is off.
 # shellcheck disable=SC2034  # lib.sh reads LAB_KEEP_TMP
@@ -189,7 +190,7 @@ lab_nsx "$NS_RTR" env WAN_IF=wan RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp 
 [ -z "$(rules6_of)" ] || { echo "FAIL tproxy.sh del left: $(rules6_of)" >&2; fail=1; }
 
 # A phone's connection to [proxy]:5060 and what reaches the provider, for 3 and 4.
-attempt() {   # attempt FILE: the provider's view in FILE (json), the phone's in stdout
+attempt() {   # attempt FILE [SRC]: the provider's view in FILE (json), the phone's (from SRC) in stdout
 	timeout 20 ip netns exec "$NS_WAN" "$PY" - "$1" <<'EOF' &
 import json, socket, sys, time
 ls = socket.socket(socket.AF_INET6); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -210,9 +211,9 @@ json.dump(got, open(sys.argv[1], "w"))
 EOF
 	local lst=$!
 	sleep 0.3
-	timeout 10 ip netns exec "$NS_LAN" "$PY" - <<'EOF'
-import socket
-s = socket.socket(socket.AF_INET6); s.settimeout(3); s.bind(("2001:db8:77::10", 0))
+	timeout 10 ip netns exec "$NS_LAN" "$PY" - "${2:-2001:db8:77::10}" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.settimeout(3); s.bind((sys.argv[1], 0))
 try:
     s.connect(("2001:db8:113::10", 5060))
     s.sendall(b"OPTIONS sip:x@[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8:77::10]:5060\r\n"
@@ -233,6 +234,12 @@ echo "# dead daemon: phone: $ph; provider got: $(cat "$LAB_TMP/dead.json")"
 case "$ph" in "refused (ConnectionRefusedError)"|"refused (ConnectionResetError)") ;;
 *) echo "FAIL with the daemon dead, IPv6 SIP/TCP was not reset: $ph" >&2; fail=1 ;; esac
 [ "$(cat "$LAB_TMP/dead.json")" = "[]" ] || { echo "FAIL with the daemon dead, IPv6 SIP/TCP reached the WAN" >&2; fail=1; }
+# the same from the NAT66 ULA: reset, never out (its router NAT66 rule would carry it)
+ph=$(attempt "$LAB_TMP/dead66.json" fd00:77::10)
+echo "# dead daemon, NAT66 ULA: phone: $ph; provider got: $(cat "$LAB_TMP/dead66.json")"
+case "$ph" in "refused (ConnectionRefusedError)"|"refused (ConnectionResetError)") ;;
+*) echo "FAIL with the daemon dead, SIP/TCP from the NAT66 ULA was not reset: $ph" >&2; fail=1 ;; esac
+[ "$(cat "$LAB_TMP/dead66.json")" = "[]" ] || { echo "FAIL with the daemon dead, SIP/TCP from the NAT66 ULA reached the WAN" >&2; fail=1; }
 lab_sipalgd_start && lab_sipalgd_stop || fail=1   # the stale rest (diversion, routes) removed
 
 # 4. sip.tcp: false: left alone, like IPv4 TCP
