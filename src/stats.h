@@ -78,6 +78,7 @@
 	X(tcp_inbound, C, "TCP connections from the WAN to a registered or in-dialog Contact, relayed to the phone") \
 	X(tcp_inbound_refused, C, "TCP connections from the WAN refused: the Contact is not registered or in a call for that peer") \
 	X(tcp_ipv6, C, "TCP connections over IPv6 taken by the relay (routed: relayed from the phone's own address, bytes unchanged)") \
+	X(tcp_nat66, C, "of those, from a phone of wan.nat66_lan_prefix: relayed from its public image, messages NAT66-rewritten") \
 	X(rules_restored, C, "times our table or diversion was put back after a firewall reload") \
 	X(sip_requeued, C, "datagrams we had rewritten that came back through the queue (a base chain added before the diversion during a reload): passed as they were, no state made") \
 	X(rules_repair_failed, C, "repairs that failed (retried every second)") \

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "ct.h"
 #include "log.h"
+#include "nat66.h"
 #include "nftcmd.h"
 #include "nftmap.h"
 #include "rules.h"
@@ -345,7 +346,18 @@ static int sock_nb(int fd)
  * nothing is translated (a provider that checks where a registration came
  * from, or answers to the connection's port, sees the phone); from another
  * port of that address when that one is busy here (the phone's connection
- * to us holds it only on the other side; another of ours may). */
+ * to us holds it only on the other side; another of ours may).
+ * A phone of the NAT66 LAN prefix (wan.nat66_*): from its public image
+ * (nat66.h, port kept), the address the messages name after alg's NAT66
+ * edits, rather than from the ULA left to the router's `snat ip6 prefix`.
+ * Then nothing of this connection is NATed: the far end's answers carry
+ * our socket's own address, which `socket transparent` finds on any
+ * kernel (its IPv6 lookup follows a SNATed reply back to the original
+ * address only since 2025's "netfilter: socket: Lookup orig tuple for
+ * IPv6 SNAT"; before that the SYN-ACK, NATed back to the ULA, would be
+ * forwarded to the phone), and a missing or different NAT66 rule on the
+ * router cannot put the ULA on the wire under a message that names the
+ * public address. */
 static int far_open6(struct conn *c)
 {
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -354,8 +366,12 @@ static int far_open6(struct conn *c)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sock_bufs(fd);
+	struct addr src = c->phone_ip;
+	if (conf_has_nat66(cf) &&
+	    nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, &c->phone_ip, &src))
+		STAT_INC(tcp_nat66);
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(c->phone_port) };
-	memcpy(&a.sin6_addr, c->phone_ip.b, 16);
+	memcpy(&a.sin6_addr, src.b, 16);
 	if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) {
 		close(fd);
 		return -1;
@@ -936,8 +952,9 @@ void tcprelay_status(FILE *out)
 	if (v6_off)
 		fprintf(out, "tcp relay ipv6: off (%s): SIP/TCP over IPv6 crosses the router unseen\n", v6_off);
 	else
-		fprintf(out, "tcp relay ipv6: on (routed, from the phone's own address), %llu connections taken\n",
-			(unsigned long long)stats[ST_tcp_ipv6]);
+		fprintf(out, "tcp relay ipv6: on (routed, from the phone's own address; NAT66: from its public "
+			"image), %llu connections taken, %llu of them NAT66\n",
+			(unsigned long long)stats[ST_tcp_ipv6], (unsigned long long)stats[ST_tcp_nat66]);
 }
 
 void tcprelay_tick(uint64_t now)

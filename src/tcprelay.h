@@ -32,7 +32,10 @@
  * is taken the same way (its own listener and table, tproxy.h) and relayed
  * from the phone's own address and port (IPV6_TRANSPARENT), each message
  * through the policy for its dialog and media pinholes and left byte for
- * byte (tcp_ipv6). No new connection from the WAN is taken over IPv6: the
+ * byte (tcp_ipv6). A phone of the NAT66 LAN prefix (wan.nat66_*) is
+ * relayed from its public image instead (nat66.h, port kept: nothing of
+ * that connection is NATed), its messages with the NAT66 edits as over UDP
+ * (tcp_nat66). No new connection from the WAN is taken over IPv6: the
  * operator's ip6 forward policy decides those, and they pass the relay by.
  *
  * One epoll descriptor is the whole interface to the main loop. */

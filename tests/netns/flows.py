@@ -2555,6 +2555,117 @@ def v6_nat66_call():
     media_closed(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_call")
 
 
+def nat66_image(raw, old=PHONE1_66, new=PUB_66, body_too=True):
+    """raw with every literal of old replaced by new (headers, and the body when body_too),
+    Content-Length following the body: what the router's NAT66 must make of a message."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    head = head.replace(old.encode(), new.encode())
+    if body_too:
+        body = body.replace(old.encode(), new.encode())
+    head = re.sub(rb"(?mi)^(Content-Length|l)[ \t]*:[ \t]*\d+", lambda x: x.group(1) + b": %d" % len(body), head)
+    return head + b"\r\n\r\n" + body
+
+
+def tcp_arrived_as(want, got, what):
+    if got.raw != want:
+        a, b = want.split(b"\r\n"), got.raw.split(b"\r\n")
+        diff = next(("want %r, got %r" % (x, y) for x, y in zip(a, b) if x != y),
+                    "lengths %d -> %d" % (len(want), len(got.raw)))
+        raise Fail("%s over TCP through NAT66: %s" % (what, diff))
+
+
+@flow6
+def v6_nat66_tcp_call():
+    """NAT66 over TCP: the phone's connection from its ULA reaches the provider from the public
+    image, same port; INVITE (in uneven segments), ACK, BYE arrive with every LAN-prefix literal
+    made public and Content-Length right; 180, 200 come back with the phone's own addresses;
+    remote-first RTP to the public address, stranger 0, closed after BYE (the TCP relay)."""
+    port, rport = 16890, 36960
+    ph_rtp = udp_socket("lan", PHONE1_66, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    setns(NS["wan"])
+    try:
+        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        OPEN_SOCKETS.append(ls)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((PROXY_6, 5060))
+        ls.listen(4)
+    finally:
+        setns(None)
+    setns(NS["lan"])
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.bind((PHONE1_66, 0))
+        s.settimeout(T_SIG)
+        try:
+            s.connect((PROXY_6, 5060))
+        except OSError as e:
+            s.close()
+            raise Fail("phone [%s] -> [%s]:5060 over TCP: %s" % (PHONE1_66, PROXY_6, e))
+    finally:
+        setns(None)
+    phone = TcpEnd(s, "phone1(nat66, TCP)")
+    lport = s.getsockname()[1]
+    r, _, _ = select.select([ls], [], [], T_SIG)
+    check(bool(r), "the provider got no TCP connection from the phone within %.1fs" % T_SIG)
+    c, src = ls.accept()
+    bob = TcpEnd(c, "bob(nat66, TCP)")
+    check(src[:2] == (PUB_66, lport), "the provider's connection comes from [%s]:%d, want the phone's "
+          "public image [%s]:%d (NAT66 keeps ports)" % (src[0], src[1], PUB_66, lport))
+    d = Dialog("[%s]" % PHONE1_66, phone_port=lport, peer="[%s]" % PROXY_6, peer_port=5060)
+    d.callid = uniq("cid66t") + "@" + PHONE1_66
+    d.contact += ";transport=tcp"
+    tcp = lambda raw: raw.replace(b"SIP/2.0/UDP ", b"SIP/2.0/TCP ")
+    inv = tcp(d.invite(sdp_body6(PHONE1_66, port, "alice", "2890844526")))
+    phone.send(inv, split=True)
+    show("INVITE (NAT66, TCP, sent in uneven segments)", inv)
+    m = bob.recv("INVITE")
+    show("INVITE (NAT66, TCP) as it arrived at the provider", m.raw)
+    no_private66(m, src, "INVITE over TCP")
+    tcp_arrived_as(nat66_image(inv), m, "INVITE")
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
+    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ring)
+    bob.send(ok)
+    # back to the phone: the public prefix maps back in the headers; the remote's SDP is its own
+    tcp_arrived_as(nat66_image(ring, PUB_66, PHONE1_66, False), phone.recv("180"), "180 Ringing")
+    got = phone.recv("200 to INVITE")
+    tcp_arrived_as(nat66_image(ok, PUB_66, PHONE1_66, False), got, "200 OK")
+    own_view66(inv, got, "200 OK to INVITE (TCP)")
+    hand_pinhole66(True, PROXY_6, rport, port)
+    d.learn(got)
+    ack = tcp(d.ack())
+    phone.send(ack)
+    m = bob.recv("ACK")
+    no_private66(m, src, "ACK over TCP")
+    tcp_arrived_as(nat66_image(ack), m, "ACK")
+    media_remote_first(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_tcp_call RTP (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, (PUB_66, port), "v6_nat66_tcp_call RTP (phone)")
+    stranger_gets_nothing(ph_rtp, (PUB_66, port), "v6_nat66_tcp_call")
+    bye = tcp(d.bye())
+    phone.send(bye)
+    m = bob.recv("BYE")
+    no_private66(m, src, "BYE over TCP")
+    tcp_arrived_as(nat66_image(bye), m, "BYE")
+    r200 = response(m, 200, "OK")
+    bob.send(r200)
+    tcp_arrived_as(nat66_image(r200, PUB_66, PHONE1_66, False), phone.recv("200 to BYE"), "200 OK to BYE")
+    hand_pinhole66(False, PROXY_6, rport, port)
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_tcp_call")
+    s.shutdown(socket.SHUT_WR)
+    c.settimeout(T_SIG)
+    try:
+        eof = c.recv(1) == b""
+    except OSError:
+        eof = False
+    check(eof, "the phone's FIN did not reach the provider")
+
+
 # ---------------------------------------------------------------- self-test of the checks
 
 def selftest():

@@ -14,9 +14,12 @@
 #     A connection straight to the listener is refused; an unframeable
 #     message is reset, nothing of it forwarded. Its table deleted (a
 #     firewall reload) is put back.
+#     With NAT66 (1d): v6_nat66_tcp_call under a router NAT66 rule for forwarded
+#     traffic only; counters tcp_nat66, nat66_out, pinholes_ct_nat.
 #  2. a clean stop leaves no ip6 table, rule or route; kernel-rules/tproxy.sh
 #     installs the same IPv6 copy and removes it.
-#  3. kill -9: IPv6 SIP/TCP from the LAN is reset, nothing reaches the WAN.
+#  3. kill -9: IPv6 SIP/TCP from the LAN (and from the NAT66 ULA) is reset, nothing
+#     reaches the WAN.
 #  4. sip.tcp: false: IPv6 SIP/TCP is left alone (it reaches the provider
 #     directly, no relay table).  5. sip.ipv6: false: the relay says IPv6 is off.
 # shellcheck disable=SC2034  # lib.sh reads LAB_KEEP_TMP
@@ -148,6 +151,27 @@ done
 if [ $back = 1 ]; then echo "# firewall reload: table ip6 sipalgd_lab_tcp6 put back"
 else echo "FAIL table ip6 sipalgd_lab_tcp6 not put back within 5 s of its deletion" >&2; fail=1; fi
 
+# 1d. NAT66 over TCP (wan.nat66_*): v6_nat66_tcp_call from the ULA fd00:77::10. The
+# router's NAT66 rule here covers forwarded traffic only (iifname "lan", as a rule written
+# for the LAN's hosts would), not the router's own connections: the relay must not depend
+# on it (it connects from the phone's public image itself, nothing of its connection NATed).
+lab_nsx "$NS_RTR" nft flush chain ip6 salgnat66 postrouting
+lab_nsx "$NS_RTR" nft add rule ip6 salgnat66 postrouting iifname lan oifname wan ip6 saddr fd00:77::/64 \
+	snat ip6 prefix to 2001:db8:78::/64
+if timeout 60 "$PY" "$HERE/flows.py" --id "$LAB_ID" --v6 v6_nat66_tcp_call >"$LAB_TMP/flow66.out" 2>&1; then
+	sed 's/^/# /' "$LAB_TMP/flow66.out" | grep -E '^# (ok|not ok)'
+else
+	sed 's/^/# /' "$LAB_TMP/flow66.out"; fail=1
+fi
+lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters >"$LAB_TMP/counters.txt" 2>&1
+grep -E '^(tcp_ipv6|tcp_nat66|nat66_out|nat66_in|pinholes_ct_nat|pkts_rewritten) ' \
+	"$LAB_TMP/counters.txt" | tr '\n' ' ' | sed 's/^/# NAT66 counters: /'; echo
+[ "$(ctr tcp_nat66)" = 1 ] || { echo "FAIL tcp_nat66 $(ctr tcp_nat66), want 1" >&2; fail=1; }
+[ "$(ctr nat66_out)" -ge 9 ] || { echo "FAIL nat66_out $(ctr nat66_out) < 9 (INVITE: Via, Call-ID, Contact, o=, c=; ACK, BYE: Via, Call-ID)" >&2; fail=1; }
+[ "$(ctr pinholes_ct_nat)" -ge 1 ] || { echo "FAIL pinholes_ct_nat $(ctr pinholes_ct_nat): no NAT66 media pinhole" >&2; fail=1; }
+inv=$(lab_nsx "$NS_RTR" nft list table inet salgstrict | grep -o 'packets [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
+[ "$inv" = 0 ] || { echo "FAIL NAT66: $inv packets were conntrack-invalid" >&2; fail=1; }
+
 # 2. a clean stop removes the IPv6 copy too
 lab_sipalgd_stop || fail=1
 left=$( { lab_nsx "$NS_RTR" nft list tables; lab_nsx "$NS_RTR" ip -6 rule; } 2>&1 | grep -E 'sipalgd|0x5f10'
@@ -166,7 +190,7 @@ lab_nsx "$NS_RTR" env WAN_IF=wan RELAY_PORT="$relay_port" TABLE=sipalgd_lab_tcp 
 [ -z "$(rules6_of)" ] || { echo "FAIL tproxy.sh del left: $(rules6_of)" >&2; fail=1; }
 
 # A phone's connection to [proxy]:5060 and what reaches the provider, for 3 and 4.
-attempt() {   # attempt FILE: the provider's view in FILE (json), the phone's in stdout
+attempt() {   # attempt FILE [SRC]: the provider's view in FILE (json), the phone's (from SRC) in stdout
 	timeout 20 ip netns exec "$NS_WAN" "$PY" - "$1" <<'EOF' &
 import json, socket, sys, time
 ls = socket.socket(socket.AF_INET6); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -187,9 +211,9 @@ json.dump(got, open(sys.argv[1], "w"))
 EOF
 	local lst=$!
 	sleep 0.3
-	timeout 10 ip netns exec "$NS_LAN" "$PY" - <<'EOF'
-import socket
-s = socket.socket(socket.AF_INET6); s.settimeout(3); s.bind(("2001:db8:77::10", 0))
+	timeout 10 ip netns exec "$NS_LAN" "$PY" - "${2:-2001:db8:77::10}" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.settimeout(3); s.bind((sys.argv[1], 0))
 try:
     s.connect(("2001:db8:113::10", 5060))
     s.sendall(b"OPTIONS sip:x@[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8:77::10]:5060\r\n"
@@ -210,6 +234,12 @@ echo "# dead daemon: phone: $ph; provider got: $(cat "$LAB_TMP/dead.json")"
 case "$ph" in "refused (ConnectionRefusedError)"|"refused (ConnectionResetError)") ;;
 *) echo "FAIL with the daemon dead, IPv6 SIP/TCP was not reset: $ph" >&2; fail=1 ;; esac
 [ "$(cat "$LAB_TMP/dead.json")" = "[]" ] || { echo "FAIL with the daemon dead, IPv6 SIP/TCP reached the WAN" >&2; fail=1; }
+# the same from the NAT66 ULA: reset, never out (its router NAT66 rule would carry it)
+ph=$(attempt "$LAB_TMP/dead66.json" fd00:77::10)
+echo "# dead daemon, NAT66 ULA: phone: $ph; provider got: $(cat "$LAB_TMP/dead66.json")"
+case "$ph" in "refused (ConnectionRefusedError)"|"refused (ConnectionResetError)") ;;
+*) echo "FAIL with the daemon dead, SIP/TCP from the NAT66 ULA was not reset: $ph" >&2; fail=1 ;; esac
+[ "$(cat "$LAB_TMP/dead66.json")" = "[]" ] || { echo "FAIL with the daemon dead, SIP/TCP from the NAT66 ULA reached the WAN" >&2; fail=1; }
 lab_sipalgd_start && lab_sipalgd_stop || fail=1   # the stale rest (diversion, routes) removed
 
 # 4. sip.tcp: false: left alone, like IPv4 TCP
