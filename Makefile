@@ -190,7 +190,7 @@ kernel: all
 # where exactly the helper's known failures must show (the lab can fail).
 lab: all
 	@tests/netns/run.sh
-	@LAB_V6_PREFIX=0 FLOWS="v6_register v6_call v6_early v6_reinvite v6_fork v6_nat66_call" tests/netns/run.sh
+	@LAB_V6_PREFIX=0 FLOWS="v6_register v6_call v6_early v6_reinvite v6_fork v6_nat66_call v6_ula_unnated" tests/netns/run.sh
 	@ALG=kernel tests/netns/run.sh
 
 # Hostile input (malformed corpus, torture messages, NAT Slipstreaming

@@ -2668,6 +2668,44 @@ def v6_nat66_tcp_call():
 
 # ---------------------------------------------------------------- self-test of the checks
 
+ULA_99 = "fd00:99::10"
+
+
+@flow6
+def v6_ula_unnated():
+    """A phone on a ULA that no NAT66 of the daemon covers (fd00:99::/64; the router
+    forwards it to the WAN as it is, as OpenWrt's masq6 or an SNPT after the ALG would
+    leave the ULA in the message): its REGISTER must not reach the provider at all."""
+    p1 = UA("lan", ULA_99, 5060, "phone1(ULA, no NAT66)")
+    reg = UA("wan", PROXY_6, 5060, "registrar(v6)")
+    cid = uniq("ula") + "@" + ULA_99
+    raw = sip(["REGISTER sip:biloxi.example.com SIP/2.0",
+               "Via: SIP/2.0/UDP [%s]:5060;branch=z9hG4bK%s" % (ULA_99, uniq()),
+               "Max-Forwards: 70", "From: Bob <sip:bob@biloxi.example.com>;tag=" + uniq("uf"),
+               "To: Bob <sip:bob@biloxi.example.com>", "Call-ID: " + cid, "CSeq: 1 REGISTER",
+               "Contact: <sip:bob@[%s]:5060>" % ULA_99, "Expires: 3600"])
+    before = ctl_counter("drop_ula_out")
+    p1.send(raw, (PROXY_6, 5060), "REGISTER from a ULA with no NAT66")
+    m = reg.expect_nothing(cid, timeout=1.0)
+    check(m is None, "REGISTER from %s reached the provider with the ULA in it: %r"
+          % (ULA_99, m.raw[:160] if m else None))
+    after = ctl_counter("drop_ula_out")
+    if before is not None:
+        check(after == before + 1, "drop_ula_out %s -> %s, want +1" % (before, after))
+
+
+def ctl_counter(name):
+    """One counter of `sipalgctl counters`, or None without sipalgd."""
+    sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
+    if not sock or not ctl:
+        return None
+    r = subprocess.run(["ip", "netns", "exec", NS["rtr"], ctl, "-s", sock, "counters"],
+                       capture_output=True, text=True, timeout=5)
+    mm = re.search(r"(?m)^%s\s+(\d+)" % re.escape(name), r.stdout)
+    check(mm is not None, "sipalgctl counters has no %s: %s" % (name, r.stdout[:200]))
+    return int(mm.group(1))
+
+
 def selftest():
     """Offline: each check must accept a correct rewrite and reject each kind of damage.
     Proves the assertions can fail without needing an ALG that gets them wrong."""

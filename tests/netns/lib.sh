@@ -191,6 +191,10 @@ lab_topology_v6() {
 	ip -n "$NS_LAN" addr add fd00:77::10/64 dev eth0 nodad
 	ip -n "$NS_RTR" addr add fd00:77::1/64 dev lan nodad
 	ip -n "$NS_WAN" -6 route add 2001:db8:78::/64 via 2001:db8:113::1
+	# A ULA that no NAT66 covers (flows.py v6_ula_unnated): the router
+	# forwards it to the WAN as it is, as a NAT after the ALG would leave it.
+	ip -n "$NS_LAN" addr add fd00:99::10/64 dev eth0 nodad
+	ip -n "$NS_RTR" addr add fd00:99::1/64 dev lan nodad
 	# LAB_NAT66=0: no NAT66 table (a firewall's shape with routed IPv6 only, fw4.sh).
 	[ "${LAB_NAT66:-1}" = 0 ] || lab_nsx "$NS_RTR" nft -f - <<'EOF6'
 table ip6 salgnat66 {
