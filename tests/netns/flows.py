@@ -2333,14 +2333,9 @@ def tcp_arrived_as_sent(sent, got, what):
         raise Fail("%s changed on the way over TCP (no NAT66: must arrive as sent): %s" % (what, diff))
 
 
-@flow6
-def v6_tcp_call():
-    """IPv6 over TCP: INVITE (in uneven segments) and 200 with c=IN IP6, 180, ACK, BYE over one
-    connection, all unchanged, from the phone's own address and port; RTP remote first, the
-    phone's back, stranger 0, closed after BYE (the TCP relay, routed)."""
-    port, rport = 16880, 36940
-    ph_rtp = udp_socket("lan", PHONE1_6, port)
-    rem_rtp = udp_socket("wan", PROXY_6, rport)
+def tcp6_connect(addr, tag):
+    """The provider listens on [PROXY_6]:5060, the phone connects from `addr`: returns the
+    phone's and the provider's TcpEnd, the phone's port and where the connection came from."""
     setns(NS["wan"])
     try:
         ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -2354,21 +2349,32 @@ def v6_tcp_call():
     try:
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.bind((PHONE1_6, 0))
+        s.bind((addr, 0))
         s.settimeout(T_SIG)
         try:
             s.connect((PROXY_6, 5060))
         except OSError as e:
             s.close()
-            raise Fail("phone [%s] -> [%s]:5060 over TCP: %s" % (PHONE1_6, PROXY_6, e))
+            raise Fail("phone [%s] -> [%s]:5060 over TCP: %s" % (addr, PROXY_6, e))
     finally:
         setns(None)
-    phone = TcpEnd(s, "phone1(v6, TCP)")
+    phone = TcpEnd(s, "phone1(%s, TCP)" % tag)
     lport = s.getsockname()[1]
     r, _, _ = select.select([ls], [], [], T_SIG)
     check(bool(r), "the provider got no TCP connection from the phone within %.1fs" % T_SIG)
     c, src = ls.accept()
-    bob = TcpEnd(c, "bob(v6, TCP)")
+    return phone, TcpEnd(c, "bob(%s, TCP)" % tag), lport, src
+
+
+@flow6
+def v6_tcp_call():
+    """IPv6 over TCP: INVITE (in uneven segments) and 200 with c=IN IP6, 180, ACK, BYE over one
+    connection, all unchanged, from the phone's own address and port; RTP remote first, the
+    phone's back, stranger 0, closed after BYE (the TCP relay, routed)."""
+    port, rport = 16880, 36940
+    ph_rtp = udp_socket("lan", PHONE1_6, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    phone, bob, lport, src = tcp6_connect(PHONE1_6, "v6")
     check(src[:2] == (PHONE1_6, lport), "the provider's connection comes from [%s]:%d, the phone's "
           "is [%s]:%d (no NAT66: its own address and port)" % (src[0], src[1], PHONE1_6, lport))
     d = Dialog("[%s]" % PHONE1_6, phone_port=lport, peer="[%s]" % PROXY_6)
@@ -2407,10 +2413,10 @@ def v6_tcp_call():
     hand_pinhole(False, PROXY_6, rport, PHONE1_6, port)
     time.sleep(CLOSE_WAIT)
     media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_tcp_call")
-    s.shutdown(socket.SHUT_WR)
-    c.settimeout(T_SIG)
+    phone.sock.shutdown(socket.SHUT_WR)
+    bob.sock.settimeout(T_SIG)
     try:
-        eof = c.recv(1) == b""
+        eof = bob.sock.recv(1) == b""
     except OSError:
         eof = False
     check(eof, "the phone's FIN did not reach the provider")
@@ -2583,34 +2589,7 @@ def v6_nat66_tcp_call():
     port, rport = 16890, 36960
     ph_rtp = udp_socket("lan", PHONE1_66, port)
     rem_rtp = udp_socket("wan", PROXY_6, rport)
-    setns(NS["wan"])
-    try:
-        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        OPEN_SOCKETS.append(ls)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((PROXY_6, 5060))
-        ls.listen(4)
-    finally:
-        setns(None)
-    setns(NS["lan"])
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.bind((PHONE1_66, 0))
-        s.settimeout(T_SIG)
-        try:
-            s.connect((PROXY_6, 5060))
-        except OSError as e:
-            s.close()
-            raise Fail("phone [%s] -> [%s]:5060 over TCP: %s" % (PHONE1_66, PROXY_6, e))
-    finally:
-        setns(None)
-    phone = TcpEnd(s, "phone1(nat66, TCP)")
-    lport = s.getsockname()[1]
-    r, _, _ = select.select([ls], [], [], T_SIG)
-    check(bool(r), "the provider got no TCP connection from the phone within %.1fs" % T_SIG)
-    c, src = ls.accept()
-    bob = TcpEnd(c, "bob(nat66, TCP)")
+    phone, bob, lport, src = tcp6_connect(PHONE1_66, "nat66")
     check(src[:2] == (PUB_66, lport), "the provider's connection comes from [%s]:%d, want the phone's "
           "public image [%s]:%d (NAT66 keeps ports)" % (src[0], src[1], PUB_66, lport))
     d = Dialog("[%s]" % PHONE1_66, phone_port=lport, peer="[%s]" % PROXY_6, peer_port=5060)
@@ -2657,10 +2636,10 @@ def v6_nat66_tcp_call():
     hand_pinhole66(False, PROXY_6, rport, port)
     time.sleep(CLOSE_WAIT)
     media_closed(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_tcp_call")
-    s.shutdown(socket.SHUT_WR)
-    c.settimeout(T_SIG)
+    phone.sock.shutdown(socket.SHUT_WR)
+    bob.sock.settimeout(T_SIG)
     try:
-        eof = c.recv(1) == b""
+        eof = bob.sock.recv(1) == b""
     except OSError:
         eof = False
     check(eof, "the phone's FIN did not reach the provider")
