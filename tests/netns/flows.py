@@ -2333,6 +2333,17 @@ def tcp_arrived_as_sent(sent, got, what):
         raise Fail("%s changed on the way over TCP (no NAT66: must arrive as sent): %s" % (what, diff))
 
 
+def fin_reaches(phone, bob):
+    """The phone closes its side: the provider must read the end of the stream."""
+    phone.sock.shutdown(socket.SHUT_WR)
+    bob.sock.settimeout(T_SIG)
+    try:
+        eof = bob.sock.recv(1) == b""
+    except OSError:
+        eof = False
+    check(eof, "the phone's FIN did not reach the provider")
+
+
 def tcp6_connect(addr, tag):
     """The provider listens on [PROXY_6]:5060, the phone connects from `addr`: returns the
     phone's and the provider's TcpEnd, the phone's port and where the connection came from."""
@@ -2413,13 +2424,7 @@ def v6_tcp_call():
     hand_pinhole(False, PROXY_6, rport, PHONE1_6, port)
     time.sleep(CLOSE_WAIT)
     media_closed(rem_rtp, (PHONE1_6, port), ph_rtp, "v6_tcp_call")
-    phone.sock.shutdown(socket.SHUT_WR)
-    bob.sock.settimeout(T_SIG)
-    try:
-        eof = bob.sock.recv(1) == b""
-    except OSError:
-        eof = False
-    check(eof, "the phone's FIN did not reach the provider")
+    fin_reaches(phone, bob)
 
 
 # NAT66 (wan.nat66_*): phone1's ULA fd00:77::10 leaves as 2001:db8:78::10 (lib.sh: nft
@@ -2636,13 +2641,7 @@ def v6_nat66_tcp_call():
     hand_pinhole66(False, PROXY_6, rport, port)
     time.sleep(CLOSE_WAIT)
     media_closed(rem_rtp, (PUB_66, port), ph_rtp, "v6_nat66_tcp_call")
-    phone.sock.shutdown(socket.SHUT_WR)
-    bob.sock.settimeout(T_SIG)
-    try:
-        eof = bob.sock.recv(1) == b""
-    except OSError:
-        eof = False
-    check(eof, "the phone's FIN did not reach the provider")
+    fin_reaches(phone, bob)
 
 
 # ---------------------------------------------------------------- self-test of the checks
