@@ -51,7 +51,7 @@ enum kind {
 
 /* Row indices, for the few places that name one key (the cross-key checks). */
 enum key {
-	WAN_IF, WAN_PUBLIC, WAN_N66_LAN, WAN_N66_PUB,
+	WAN_IF, WAN_PUBLIC, WAN_N66_LAN, WAN_N66_PUB, WAN_MASQ6,
 	LAN_NETS,
 	SIP_PORTS, SIP_PMIN, SIP_PMAX, SIP_INBOUND, SIP_TCP, SIP_TCP_PORT, SIP_IPV6,
 	Q_NUM, Q_MAXLEN, Q_HOLDOFF, Q_BATCH, Q_DIVERT, Q_RTPRIO, Q_FASTPATH, Q_FPMARK, Q_GUARD, Q_GDMARK,
@@ -104,6 +104,8 @@ static const struct keydef {
 			  "IPv6 prefix the router's NAT66 translates (with wan.nat66_public_prefix); calls in progress were translated under it" },
 	[WAN_N66_PUB] = { "wan.nat66_public_prefix", K_PREFIX6, FIELD(nat66_pub), 0, 0, NULL, 0, 0, NULL, RESTART,
 			  "the public IPv6 prefix wan.nat66_lan_prefix is mapped to, host bits kept; calls in progress were translated under it" },
+	[WAN_MASQ6]   = { "wan.masquerade6", K_CIDRS, FIELD(masq6), offsetof(struct conf, n_masq6), 0, NULL, 0, 0, NULL, RESTART,
+			  "IPv6 prefixes of lan.networks the router masquerades behind its WAN IPv6 address (masq6); the NAT maps are built at start" },
 	[LAN_NETS]    = { "lan.networks", K_CIDRS, FIELD(lan), offsetof(struct conf, n_lan), 0, NULL, 0, 0, NULL, RESTART,
 			  "the phones' networks (required); calls and bindings in progress were admitted under them" },
 	[SIP_PORTS]   = { "sip.ports", K_PORTS, FIELD(sip_ports), offsetof(struct conf, n_sip_ports), 5060, NULL, 1, 65535, NULL, REBUILD(RULES),
@@ -863,7 +865,7 @@ static int parse_cidrs(struct parser *p, enum key k, const char *key, int line)
 			return fail(p, ev_line(p), "%s: more than %d networks", key, max);
 		lan[(*n_lan)++] = net;
 	}
-	if (*n_lan == 0)
+	if (*n_lan == 0 && k == LAN_NETS)
 		return fail(p, line, "%s is empty (at least one LAN network is required)", key);
 	return 0;
 }
@@ -1169,6 +1171,41 @@ static int check_nat66(struct parser *p)
 	return 0;
 }
 
+/* wan.masquerade6: IPv6 prefixes, each inside an IPv6 prefix of
+ * lan.networks (else its phones are not seen as LAN and nothing of theirs
+ * is translated) and apart from wan.nat66_lan_prefix (one address cannot
+ * be both prefix-translated and masqueraded). */
+static int check_masq6(struct parser *p)
+{
+	const struct conf *c = p->c;
+	char a[ADDR_STRLEN + 4], b[ADDR_STRLEN + 4];
+
+	for (int m = 0; m < c->n_masq6; m++) {
+		const struct conf_net *n = &c->masq6[m];
+		int in = 0;
+		net_str(a, sizeof(a), n);
+		if (addr_is_v4(&n->net))
+			return fail(p, line_of(p, WAN_MASQ6, WAN_MASQ6),
+				    "wan.masquerade6: %s is not an IPv6 prefix (IPv4 is always translated)", a);
+		for (int i = 0; i < c->n_lan; i++)
+			if (!addr_is_v4(&c->lan[i].net) && c->lan[i].plen <= n->plen &&
+			    addr_in_prefix(&n->net, &c->lan[i].net, c->lan[i].plen))
+				in = 1;
+		if (!in)
+			return fail(p, line_of(p, WAN_MASQ6, LAN_NETS),
+				    "wan.masquerade6: %s is not inside an IPv6 prefix of lan.networks (its "
+				    "phones would not be seen as LAN)", a);
+		if (c->nat66_lan.plen && (addr_in_prefix(&n->net, &c->nat66_lan.net, c->nat66_lan.plen) ||
+					  addr_in_prefix(&c->nat66_lan.net, &n->net, n->plen))) {
+			net_str(b, sizeof(b), &c->nat66_lan);
+			return fail(p, line_of(p, WAN_MASQ6, WAN_N66_LAN),
+				    "wan.masquerade6: %s overlaps wan.nat66_lan_prefix %s (an address is either "
+				    "prefix-translated or masqueraded)", a, b);
+		}
+	}
+	return 0;
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static int check(struct parser *p)
 {
@@ -1213,7 +1250,7 @@ static int check(struct parser *p)
 			return fail(p, line_of(p, SIP_PORTS, M_PMIN),
 				    "sip.ports: %u is inside the media port range %u-%u",
 				    c->sip_ports[i], c->media_port_min, c->media_port_max);
-	if (check_nat66(p) < 0)
+	if (check_nat66(p) < 0 || check_masq6(p) < 0)
 		return -1;
 	/* A public address inside the LAN would make every WAN peer look like
 	 * a phone to conf_is_lan(). */
@@ -1328,6 +1365,14 @@ int conf_is_lan(const struct conf *c, const struct addr *a)
 {
 	for (int i = 0; i < c->n_lan && i < CONF_MAX_LAN; i++)
 		if (addr_in_prefix(a, &c->lan[i].net, c->lan[i].plen))
+			return 1;
+	return 0;
+}
+
+int conf_is_masq6(const struct conf *c, const struct addr *a)
+{
+	for (int i = 0; i < c->n_masq6 && i < CONF_MAX_LAN; i++)
+		if (addr_in_prefix(a, &c->masq6[i].net, c->masq6[i].plen))
 			return 1;
 	return 0;
 }

@@ -57,6 +57,8 @@ struct conf {
 	uint32_t public_ip;         /* wan.public_address; 0 = the WAN interface's IPv4 address */
 	struct conf_net nat66_lan;  /* wan.nat66_lan_prefix: translated by the router's NAT66; plen 0 = none */
 	struct conf_net nat66_pub;  /* wan.nat66_public_prefix: what nat66_lan becomes, host bits kept */
+	struct conf_net masq6[CONF_MAX_LAN]; /* wan.masquerade6: IPv6 LAN prefixes masqueraded behind the WAN's IPv6 address */
+	int n_masq6;
 	struct conf_net lan[CONF_MAX_LAN]; /* lan.networks (required, 1..16 CIDRs) */
 	int n_lan;
 	uint16_t sip_ports[CONF_MAX_PORTS]; /* sip.ports, default [5060] */
@@ -124,6 +126,9 @@ int conf_has_lan_v6(const struct conf *c);
 /* Is NAT66 configured (wan.nat66_lan_prefix and wan.nat66_public_prefix)?
  * Without it IPv6 is routed: nothing of it is translated. */
 static inline int conf_has_nat66(const struct conf *c) { return c->nat66_lan.plen != 0; }
+/* Is `a` an IPv6 address the router masquerades (wan.masquerade6)? Such a
+ * phone is translated like an IPv4 one: bindings, public ports, NAT maps. */
+int conf_is_masq6(const struct conf *c, const struct addr *a);
 /* The same for the v4-only NAT modules (binding, nftmap, fast path, TCP
  * relay), which still hold IPv4 as a host-order uint32_t (docs/ipv6.md). */
 static inline int conf_is_lan_v4(const struct conf *c, uint32_t ip)
