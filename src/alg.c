@@ -21,6 +21,9 @@
 
 static const struct conf *cf;
 static uint32_t pub_ip;
+/* wan.masquerade6: the WAN's IPv6 address (alg_set_public6) */
+static struct addr pub6;
+static int has_pub6;
 static char pub_str[16];
 static uint32_t pub_len;
 /* Earlier public addresses: an inbound message of a dialog that began
@@ -224,6 +227,16 @@ void alg_set_public(uint32_t ip, uint64_t now)
 }
 
 uint32_t alg_public(void) { return pub_ip; }
+
+void alg_set_public6(const struct addr *a, uint64_t now)
+{
+	(void)now;
+	has_pub6 = a != NULL;
+	if (a)
+		pub6 = *a;
+}
+
+const struct addr *alg_public6(void) { return has_pub6 ? &pub6 : NULL; }
 
 void alg_fini(void)
 {

@@ -18,6 +18,8 @@
 #define SIPALGD_ALG_H
 #include <stdint.h>
 
+#include "addr.h"
+
 struct conf;
 
 enum alg_verdict { ALG_ACCEPT = 0, ALG_DROP = 1 };
@@ -34,6 +36,12 @@ void alg_fini(void);
  * progress gets media on the new address with its next offer/answer. */
 void alg_set_public(uint32_t public_ip, uint64_t now_ms);
 uint32_t alg_public(void);
+/* The same for IPv6 (wan.c follows the WAN interface's global IPv6
+ * address): the address the router masquerades wan.masquerade6 phones
+ * behind. NULL: there is none, and SIP from those phones is dropped
+ * (drop_no_wan_address). */
+void alg_set_public6(const struct addr *a, uint64_t now_ms);
+const struct addr *alg_public6(void);
 
 /* Handle one datagram (IPv4 or IPv6). When it is rewritten, the new
  * datagram is in out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */
