@@ -2,6 +2,8 @@
  * address" would rewrite bytes that were never an address. */
 #include "addr.h"
 
+#include <stdio.h>
+
 #include "siphash.h"
 
 uint64_t addr_hash(const struct addr *a)
@@ -234,4 +236,16 @@ uint32_t addr_fmt(char *s, const struct addr *a, int brackets)
 		s[n++] = ']';
 	s[n] = 0;
 	return n;
+}
+
+int addr_parse_state(const char *s, struct addr *a)
+{
+	unsigned v;
+	char end;
+
+	if (strlen(s) == 8 && sscanf(s, "%8x%c", &v, &end) == 1) {
+		*a = addr_v4(v);
+		return 0;
+	}
+	return addr_parse_str(s, a) ? 0 : -1;
 }

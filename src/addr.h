@@ -72,6 +72,11 @@ int addr_in_prefix(const struct addr *a, const struct addr *net, unsigned plen);
 int addr_parse(const uint8_t *s, uint32_t n, struct addr *out);
 int addr_parse_str(const char *s, struct addr *out);
 
+/* An address of the state file: text (either family), or the 8 hex
+ * digits of a host-order IPv4 address that files before IPv6 held.
+ * 0, or -1 (nothing written). */
+int addr_parse_state(const char *s, struct addr *a);
+
 /* Address to text, NUL-terminated, returns its length. IPv4 dotted; IPv6
  * in RFC 5952 form (lowercase, longest zero run as ::), in brackets when
  * `brackets` (a URI host or Via sent-by) and bare otherwise (SDP c=/o=).

@@ -21,9 +21,15 @@
 
 static const struct conf *cf;
 static uint32_t pub_ip;
-/* wan.masquerade6: the WAN's IPv6 address (alg_set_public6) */
+/* wan.masquerade6: the WAN's IPv6 address (alg_set_public6), as text
+ * bare (SDP, received=) and bracketed (URI hosts, Via sent-by). */
 static struct addr pub6;
 static int has_pub6;
+static char pub6_str[ADDR_STRLEN], pub6_br[ADDR_STRLEN];
+static uint32_t pub6_len, pub6_brlen;
+/* An outbound message named an address of a family the WAN has no public
+ * address for: nothing true can be written, it is dropped. */
+static int no_pub_fam;
 static char pub_str[16];
 static uint32_t pub_len;
 /* Earlier public addresses: an inbound message of a dialog that began
@@ -36,8 +42,11 @@ static uint32_t pub_old[PUB_OLD_MAX];
 static uint32_t sweep_ip;
 static uint64_t sweep_at;
 
-static int is_pub(uint32_t ip)
+static int is_pub(const struct addr *a)
 {
+	if (!addr_is_v4(a))
+		return has_pub6 && addr_eq(a, &pub6);
+	uint32_t ip = addr_get_v4(a);
 	if (ip == 0)
 		return 0;
 	if (ip == pub_ip)
@@ -46,6 +55,14 @@ static int is_pub(uint32_t ip)
 		if (pub_old[i] == ip)
 			return 1;
 	return 0;
+}
+
+/* Our public address now (not an earlier one), of a's family. */
+static int is_cur_pub(const struct addr *a)
+{
+	if (!addr_is_v4(a))
+		return has_pub6 && addr_eq(a, &pub6);
+	return pub_ip && addr_get_v4(a) == pub_ip;
 }
 
 /* Per-source budget for requests that create state (new calls,
@@ -155,26 +172,56 @@ static int ipfmt(char *s, size_t n, uint32_t ip)
 	return (int)edit_fmt_addr(s, &a, 0);
 }
 
-/* An IPv4 literal (dotted, or its v4-mapped IPv6 form) in span s. */
-static int parse_ip4(const uint8_t *b, struct span s, uint32_t *ip)
-{
-	struct addr a;
+/* A datagram's 5-tuple on the NAT path: IPv4, or IPv6 of a
+ * wan.masquerade6 phone (the same code, the family from the address). */
+struct udpn {
+	struct addr sa, da;
+	uint16_t sport, dport;
+};
 
-	if (!sip_addr_parse(b, s, &a) || !addr_is_v4(&a))
-		return 0;
-	*ip = addr_get_v4(&a);
-	return 1;
+/* An address the router's NAT translates: an IPv4 LAN host, or an IPv6
+ * host of a masqueraded prefix. */
+static int nat_lan(const struct addr *a)
+{
+	return addr_is_v4(a) ? conf_is_lan(cf, a) : conf_is_masq6(cf, a);
 }
 
-/* A LAN address the IPv4 NAT translates (an IPv6 one is routed as is). */
-static int lan4(const struct addr *a) { return addr_is_v4(a) && conf_is_lan(cf, a); }
+/* Our public address for a's family as text: bare (SDP, received=) or
+ * bracketed (URI host, Via sent-by). NULL when the WAN has none of that
+ * family; the message is then dropped (no_pub_fam). */
+static const char *pub_text(const struct addr *a, int brackets, uint32_t *n)
+{
+	if (addr_is_v4(a)) {
+		if (!pub_ip) {
+			no_pub_fam = 1;
+			return NULL;
+		}
+		*n = pub_len;
+		return pub_str;
+	}
+	if (!has_pub6) {
+		no_pub_fam = 1;
+		return NULL;
+	}
+	*n = brackets ? pub6_brlen : pub6_len;
+	return brackets ? pub6_br : pub6_str;
+}
 
-/* A datagram's 5-tuple on the IPv4 NAT path. */
-struct udp4 {
-	uint32_t saddr, daddr;
-	uint16_t sport, dport;
-	struct addr sa, da;    /* the same addresses for the family-neutral dialog table */
-};
+/* Replace span [off, len) by the public address of a's family. */
+static void put_pub_addr(uint32_t off, uint32_t len, const struct addr *a, int brackets)
+{
+	uint32_t n;
+	const char *t = pub_text(a, brackets, &n);
+
+	if (t)
+		edit_add(&ed, off, len, t, n);
+}
+
+/* A host (Via sent-by, URI host) the NAT translates: 1 and *a. */
+static int parse_host(const uint8_t *b, struct span s, struct addr *a)
+{
+	return sip_addr_parse(b, s, a) && !addr_is_any(a);
+}
 
 static void seen_reset(void);
 
@@ -191,7 +238,9 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 	last_enobufs = stats[ST_queue_enobufs];
 	pub_ip = public_ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
-	if (binding_init(c, public_ip) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
+	has_pub6 = 0;
+	struct addr p4 = addr_v4(public_ip);
+	if (binding_init(c, public_ip ? &p4 : NULL) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
 		return -1;
 	return 0;
 }
@@ -214,7 +263,8 @@ void alg_set_public(uint32_t ip, uint64_t now)
 	pub_ip = ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), ip);
 	fastpath_set_old_public(pub_old, PUB_OLD_MAX);
-	binding_set_public(ip);
+	struct addr a = addr_v4(ip);
+	binding_set_public(0, ip ? &a : NULL);
 	/* Flows NATed to the old address would keep it (NAT is decided only
 	 * for a new conntrack): phones' signalling and media would go on
 	 * leaving from an address the router no longer has. */
@@ -230,10 +280,26 @@ uint32_t alg_public(void) { return pub_ip; }
 
 void alg_set_public6(const struct addr *a, uint64_t now)
 {
-	(void)now;
+	struct addr old = pub6;
+	int had = has_pub6;
+
+	if (a && (addr_is_any(a) || addr_is_v4(a)))
+		a = NULL;
+	if ((a != NULL) == had && (!a || addr_eq(a, &old)))
+		return;
 	has_pub6 = a != NULL;
-	if (a)
+	if (a) {
 		pub6 = *a;
+		pub6_len = addr_fmt(pub6_str, a, 0);
+		pub6_brlen = addr_fmt(pub6_br, a, 1);
+	}
+	binding_set_public(1, a);
+	/* as for IPv4: flows masqueraded to the old address would keep it */
+	if (had) {
+		ct_del_addr(old);
+		ct_mark_urgent();
+	}
+	(void)now;
 }
 
 const struct addr *alg_public6(void) { return has_pub6 ? &pub6 : NULL; }
@@ -298,10 +364,33 @@ static int next_ipv4(const uint8_t *b, struct span s, uint32_t *pos, struct span
 	return 0;
 }
 
+/* The next address literal of one family in s: IPv4 dotted quads, or
+ * IPv6 (nat66.h's finder: brackets not part of the hit). */
+static int next_lit(int v6, const uint8_t *b, struct span s, uint32_t *pos, struct span *h, struct addr *a)
+{
+	uint32_t ip;
+
+	if (v6)
+		return nat66_next(b, s, pos, h, a);
+	if (!next_ipv4(b, s, pos, h, &ip))
+		return 0;
+	*a = addr_v4(ip);
+	return 1;
+}
+
 static int edited(uint32_t off, uint32_t len)
 {
 	for (int k = 0; k < ed.n; k++)
 		if (off < ed.e[k].off + ed.e[k].len && ed.e[k].off < off + len)
+			return 1;
+	return 0;
+}
+
+/* Is [off, off+len) inside one edit (a Via or Contact host rewritten whole)? */
+static int covered(uint32_t off, uint32_t len)
+{
+	for (int k = 0; k < ed.n; k++)
+		if (ed.e[k].off <= off && off + len <= ed.e[k].off + ed.e[k].len)
 			return 1;
 	return 0;
 }
@@ -311,18 +400,25 @@ static int edited(uint32_t off, uint32_t len)
  * Returns 1 if there was at least one. */
 static int lan_literals(const uint8_t *b, struct span s, int scrub)
 {
-	uint32_t pos = 0, ip;
 	struct span h;
+	struct addr a;
 	int found = 0;
 
-	while (next_ipv4(b, s, &pos, &h, &ip)) {
-		if (!conf_is_lan_v4(cf, ip))
-			continue;
-		if (!scrub)
-			return 1;
-		found = 1;
-		if (!edited(h.off, h.len))
-			edit_add(&ed, h.off, h.len, pub_str, pub_len);
+	/* IPv4 LAN literals, then (wan.masquerade6) IPv6 ones of a
+	 * masqueraded prefix, whatever the message's own family */
+	for (int v6 = 0; v6 <= (cf->n_masq6 ? 1 : 0); v6++) {
+		uint32_t pos = 0;
+		while (next_lit(v6, b, s, &pos, &h, &a)) {
+			if (!nat_lan(&a))
+				continue;
+			if (!scrub)
+				return 1;
+			found = 1;
+			if (!edited(h.off, h.len))
+				put_pub_addr(h.off, h.len, &a, 0);
+			else if (v6 && !covered(h.off, h.len))
+				no_pub_fam = 1; /* "fd00:78::192.168.1.10": its prefix would leak */
+		}
 	}
 	return found;
 }
@@ -348,6 +444,8 @@ static void scrub_dialog_ids(const struct sip_msg *m, const struct dialog *d)
 		while (next_ipv4(m->buf, s, &pos, &h, &ip))
 			if (conf_is_lan_v4(cf, ip) && !edited(h.off, h.len))
 				edit_add(&ed, h.off, h.len, a, (uint32_t)n);
+		/* (an IPv6 dialog keeps no earlier address: the IPv6 public
+		 * address changing under a call is not followed here) */
 	}
 }
 
@@ -358,33 +456,39 @@ static int has_lan_literal(const uint8_t *b, struct span s) { return lan_literal
 static void scrub_lan(const uint8_t *b, struct span s) { lan_literals(b, s, 1); }
 
 /* Replace literals of the public address by the phone's (inbound). */
-static void unscrub_pub(const uint8_t *b, struct span s, uint32_t phone_ip)
+static void unscrub_pub(const uint8_t *b, struct span s, const struct addr *phone)
 {
-	char tmp[16];
-	int n = ipfmt(tmp, sizeof(tmp), phone_ip);
-	uint32_t pos = 0, ip;
+	char tmp[ADDR_STRLEN];
+	uint32_t n = addr_fmt(tmp, phone, 0), pos = 0;
+	int v6 = !addr_is_v4(phone);
 	struct span h;
+	struct addr a;
 
-	while (next_ipv4(b, s, &pos, &h, &ip))
-		if (is_pub(ip))
-			edit_add(&ed, h.off, h.len, tmp, (uint32_t)n);
+	while (next_lit(v6, b, s, &pos, &h, &a))
+		if (is_pub(&a) && !edited(h.off, h.len))
+			edit_add(&ed, h.off, h.len, tmp, n);
 }
 
 /* host[:port] text for a public binding; the port is written when the phone
  * wrote one or when the default (5060) would be wrong. */
-static void put_public(struct span hostport, int had_port, uint16_t pub_port)
+static void put_public(struct span hostport, const struct addr *priv, int had_port, uint16_t pub_port)
 {
+	uint32_t n;
+	const char *t = pub_text(priv, 1, &n);
+
+	if (!t)
+		return;
 	if (had_port || pub_port != 5060)
-		edit_add_hostport(&ed, hostport.off, hostport.len, pub_str, pub_len, pub_port);
+		edit_add_hostport(&ed, hostport.off, hostport.len, t, n, pub_port);
 	else
-		edit_add(&ed, hostport.off, hostport.len, pub_str, pub_len);
+		edit_add(&ed, hostport.off, hostport.len, t, n);
 }
 
-static void put_private(struct span hostport, uint32_t ip, int had_port, uint16_t port)
+static void put_private(struct span hostport, const struct addr *ip, int had_port, uint16_t port)
 {
-	char a[16];
+	char a[ADDR_STRLEN];
 
-	uint32_t n = (uint32_t)ipfmt(a, sizeof(a), ip);
+	uint32_t n = addr_fmt(a, ip, 1);
 	edit_add_hostport(&ed, hostport.off, hostport.len, a, n, had_port || port != 5060 ? port : -1);
 }
 
@@ -419,17 +523,19 @@ static uint64_t parse_num(const uint8_t *b, struct span s, uint64_t dflt)
 
 /* The Call-ID as the phone knows it: inbound messages carry our public
  * address where the phone wrote its own. */
-static uint32_t callid_key(const struct sip_msg *m, int inbound, uint32_t phone_ip, uint8_t *buf, uint32_t cap)
+static uint32_t callid_key(const struct sip_msg *m, int inbound, const struct addr *phone, uint8_t *buf,
+			   uint32_t cap)
 {
 	struct span c = m->hdr[m->callid_idx].value;
 	const uint8_t *b = m->buf;
-	uint32_t n = 0, p = c.off, pos = 0, ip;
+	uint32_t n = 0, p = c.off, pos = 0;
 	struct span h;
-	char tmp[16];
-	int tl = ipfmt(tmp, sizeof(tmp), phone_ip);
+	struct addr ip;
+	char tmp[ADDR_STRLEN];
+	int tl = (int)addr_fmt(tmp, phone, 0);
 
-	while (inbound && next_ipv4(b, c, &pos, &h, &ip)) {
-		if (!is_pub(ip))
+	while (inbound && next_lit(!addr_is_v4(phone), b, c, &pos, &h, &ip)) {
+		if (!is_pub(&ip))
 			continue;
 		uint32_t k = h.off - p;
 		if (n + k + (uint32_t)tl > cap)
@@ -507,7 +613,7 @@ struct dlg_new {
 	uint16_t pport, peer_port;
 	struct binding *sigb;     /* the phone's signalling binding (IPv4 NAT), or NULL */
 	uint16_t sig_port;        /* inbound: get one for the phone's port first */
-	uint32_t sig_ip;
+	struct addr sig_ip;
 	uint64_t now;
 };
 
@@ -516,43 +622,44 @@ static struct dialog *dlg_new(void *arg)
 	struct dlg_new *n = arg;
 
 	if (n->sig_port) {
-		n->sigb = binding_find(n->sig_ip, n->sig_port);
+		n->sigb = binding_find(&n->sig_ip, n->sig_port);
 		if (!n->sigb)
-			n->sigb = binding_get(n->sig_ip, n->sig_port, BIND_SIG, 0, n->now);
+			n->sigb = binding_get(&n->sig_ip, n->sig_port, BIND_SIG, 0, n->now);
 	}
 	return dialog_create(n->key, n->klen, n->phone, n->pport, n->peer, n->peer_port, n->sigb, n->now);
 }
 
 /* ---- outbound: LAN -> WAN ------------------------------------------- */
 
-static struct binding *sig_binding(uint32_t ip, uint16_t port, const struct udp4 *u,
+static struct binding *sig_binding(const struct addr *ip, uint16_t port, const struct udpn *u,
 				   struct binding *sigb, uint64_t now)
 {
-	if (ip == u->saddr && port == u->sport)
+	if (port == u->sport && addr_eq(ip, &u->sa))
 		return sigb;
 	return binding_get(ip, port, BIND_SIG, 0, now);
 }
 
-static int out_via(const struct sip_msg *m, const struct udp4 *u, struct binding *sigb, uint64_t now)
+static int out_via(const struct sip_msg *m, const struct udpn *u, struct binding *sigb, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 	struct span el;
-	uint32_t pos = 0, ip;
+	uint32_t pos = 0;
+	struct addr ip;
 	struct sip_via v;
 
 	if (!sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) || sip_via_parse(b, el, &v) < 0)
 		return -1;
-	if (!parse_ip4(b, v.host, &ip) || !conf_is_lan_v4(cf, ip))
+	if (!parse_host(b, v.host, &ip) || !nat_lan(&ip))
 		return 0;
-	struct binding *x = sig_binding(ip, v.port_num ? v.port_num : 5060, u, sigb, now);
+	struct binding *x = sig_binding(&ip, v.port_num ? v.port_num : 5060, u, sigb, now);
 	if (!x)
 		return -1;
 	binding_set_flag(x, BF_VIA_PORT, v.port.len != 0);
-	put_public(v.hostport, v.port.len != 0, x->pub_port);
+	put_public(v.hostport, &ip, v.port.len != 0, x->pub_port);
 	return 0;
 }
 
-static int out_contacts(const struct sip_msg *m, const struct udp4 *u, struct binding *sigb, uint64_t now)
+static int out_contacts(const struct sip_msg *m, const struct udpn *u, struct binding *sigb, uint64_t now)
 {
 	const uint8_t *b = m->buf;
 
@@ -560,7 +667,8 @@ static int out_contacts(const struct sip_msg *m, const struct udp4 *u, struct bi
 		if (m->hdr[i].id != H_CONTACT)
 			continue;
 		struct span el;
-		uint32_t pos = 0, ip;
+		uint32_t pos = 0;
+		struct addr ip;
 		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
 			struct sip_uri uri;
 			if (el.len == 1 && b[el.off] == '*')
@@ -570,15 +678,15 @@ static int out_contacts(const struct sip_msg *m, const struct udp4 *u, struct bi
 				scrub_lan(b, el);
 				continue;
 			}
-			if (!parse_ip4(b, uri.host, &ip) || !conf_is_lan_v4(cf, ip)) {
+			if (!parse_host(b, uri.host, &ip) || !nat_lan(&ip)) {
 				scrub_lan(b, el);
 				continue;
 			}
-			struct binding *x = sig_binding(ip, uri.port_num ? uri.port_num : 5060, u, sigb, now);
+			struct binding *x = sig_binding(&ip, uri.port_num ? uri.port_num : 5060, u, sigb, now);
 			if (!x)
 				return -1;
 			binding_set_flag(x, BF_CONTACT_PORT, uri.port.len != 0);
-			put_public(uri.hostport, uri.port.len != 0, x->pub_port);
+			put_public(uri.hostport, &ip, uri.port.len != 0, x->pub_port);
 			/* the rest of the element (params, display name) */
 			struct span before = { el.off, uri.hostport.off - el.off };
 			struct span after = { uri.hostport.off + uri.hostport.len,
@@ -605,17 +713,18 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr 
 	}
 	if (d)
 		dialog_sdp(d, SIDE_PHONE, &sdpv, !m->is_request, m->cseq, sender, pub, now);
-	/* Only IPv4 LAN addresses are translated: an IN IP6 line of a mixed
-	 * SDP names a routed address and leaves as it came. */
-	if (sdpv.o_addr.len && lan4(&sdpv.o_ip))
-		edit_add(&ed, sdpv.o_addr.off, sdpv.o_addr.len, pub_str, pub_len);
-	if (sdpv.c_addr.len && lan4(&sdpv.c_ip))
-		edit_add(&ed, sdpv.c_addr.off, sdpv.c_addr.len, pub_str, pub_len);
+	/* IPv4 LAN addresses and IPv6 ones of a masqueraded prefix are
+	 * translated: any other IN IP6 line of a mixed SDP names a routed
+	 * address and leaves as it came (or NAT66's prefix edits take it). */
+	if (sdpv.o_addr.len && nat_lan(&sdpv.o_ip))
+		put_pub_addr(sdpv.o_addr.off, sdpv.o_addr.len, &sdpv.o_ip, 0);
+	if (sdpv.c_addr.len && nat_lan(&sdpv.c_ip))
+		put_pub_addr(sdpv.c_addr.off, sdpv.c_addr.len, &sdpv.c_ip, 0);
 	for (int i = 0; i < sdpv.nmedia; i++) {
 		struct sdp_media *md = &sdpv.m[i];
-		int lan = lan4(&md->ip);
-		if (md->c_addr.len && lan4(&md->c_ip))
-			edit_add(&ed, md->c_addr.off, md->c_addr.len, pub_str, pub_len);
+		int lan = nat_lan(&md->ip);
+		if (md->c_addr.len && nat_lan(&md->c_ip))
+			put_pub_addr(md->c_addr.off, md->c_addr.len, &md->c_ip, 0);
 		if (!md->port_num || !lan)
 			continue;
 		if (d && pub[i]) {
@@ -637,8 +746,8 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr 
 			 * advertise a port nothing will reach */
 			edit_add(&ed, md->port.off, md->port.len, "0", 1);
 		}
-		if (md->rtcp_addr.len && lan4(&md->rtcp_ip))
-			edit_add(&ed, md->rtcp_addr.off, md->rtcp_addr.len, pub_str, pub_len);
+		if (md->rtcp_addr.len && nat_lan(&md->rtcp_ip))
+			put_pub_addr(md->rtcp_addr.off, md->rtcp_addr.len, &md->rtcp_ip, 0);
 	}
 	/* Any other LAN literal (a=candidate, m= lines past SDP_MAX_MEDIA...):
 	 * nothing private leaves, even where we open no pinhole. */
@@ -650,34 +759,32 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr 
  * changed while no daemon ran (or before a binding existed). Its conntrack
  * would keep the old source on every later datagram: delete it, so the
  * next one takes the map's new mapping. */
-static void stale_nat(const struct udp4 *u, uint32_t nat_ip)
+static void stale_nat(const struct udpn *u, const struct addr *nat)
 {
-	LOG_RL(LOG_LVL_INFO, "flow %u.%u.%u.%u:%u NATed to the old address %u.%u.%u.%u: conntrack deleted",
-	       u->saddr >> 24, (u->saddr >> 16) & 255, (u->saddr >> 8) & 255, u->saddr & 255, u->sport,
-	       nat_ip >> 24, (nat_ip >> 16) & 255, (nat_ip >> 8) & 255, nat_ip & 255);
-	ct_del_udp(addr_v4(u->saddr), u->sport, addr_v4(u->daddr), u->dport);
+	char a[ADDR_STRLEN], o[ADDR_STRLEN];
+
+	LOG_RL(LOG_LVL_INFO, "flow %s:%u NATed to the old address %s: conntrack deleted",
+	       (addr_fmt(a, &u->sa, 1), a), u->sport, (addr_fmt(o, nat, 0), o));
+	ct_del_udp(u->sa, u->sport, u->da, u->dport);
 	ct_mark_urgent();
 }
 
-static int handle_out(const struct sip_msg *m, const struct udp4 *u, uint64_t now)
+static int handle_out(const struct sip_msg *m, const struct udpn *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
-	struct binding *sigb = binding_find(u->saddr, u->sport);
+	struct binding *sigb = binding_find(&u->sa, u->sport);
 
 	if (!sigb) {
 		struct addr nat_a;
-		uint32_t nat_ip = 0;
 		uint16_t nat_port = 0, want = 0;
 		/* A flow older than the daemon keeps the NAT the kernel gave it. */
-		if (ct_lookup_snat(addr_v4(u->saddr), u->sport, addr_v4(u->daddr), u->dport, &nat_a,
-				   &nat_port) == 1) {
-			nat_ip = addr_is_v4(&nat_a) ? addr_get_v4(&nat_a) : 0;
-			if (nat_ip == pub_ip)
+		if (ct_lookup_snat(u->sa, u->sport, u->da, u->dport, &nat_a, &nat_port) == 1) {
+			if (is_cur_pub(&nat_a))
 				want = nat_port;
 			else
-				stale_nat(u, nat_ip);
+				stale_nat(u, &nat_a);
 		}
-		sigb = binding_get(u->saddr, u->sport, BIND_SIG, want, now);
+		sigb = binding_get(&u->sa, u->sport, BIND_SIG, want, now);
 		if (!sigb)
 			return -1;
 		if (sigb->flags & BF_ADOPTED)
@@ -706,7 +813,7 @@ static int handle_out(const struct sip_msg *m, const struct udp4 *u, uint64_t no
 
 	/* dialog state */
 	int sdp = is_sdp_body(m);
-	struct dlg_new nw = { b + cid.off, klen, &u->sa, &u->da, u->sport, u->dport, sigb, 0, 0, now };
+	struct dlg_new nw = { b + cid.off, klen, &u->sa, &u->da, u->sport, u->dport, sigb, 0, { { 0 } }, now };
 	struct dlg_step st;
 	dialog_step(m, 1, d, dlg_new, &nw, now, &st);
 	d = st.d;
@@ -740,8 +847,8 @@ static int handle_out(const struct sip_msg *m, const struct udp4 *u, uint64_t no
 /* Walk the Contact URIs of m that name our public address on a signalling
  * binding of `phone_ip`: each call gives the next one (NULL at the end).
  * Start with *hi = 0, *pos = 0. */
-static struct binding *next_own_contact(const struct sip_msg *m, uint32_t phone_ip, int *hi, uint32_t *pos,
-					struct sip_uri *uri)
+static struct binding *next_own_contact(const struct sip_msg *m, const struct addr *phone_ip, int *hi,
+					uint32_t *pos, struct sip_uri *uri)
 {
 	const uint8_t *b = m->buf;
 
@@ -749,19 +856,19 @@ static struct binding *next_own_contact(const struct sip_msg *m, uint32_t phone_
 		if (m->hdr[*hi].id != H_CONTACT)
 			continue;
 		struct span el;
-		uint32_t ip;
+		struct addr ip;
 		while (sip_list_next(b, m->hdr[*hi].value, pos, &el)) {
-			if (sip_uri_find(b, el, uri) < 0 || !parse_ip4(b, uri->host, &ip) || ip != pub_ip)
+			if (sip_uri_find(b, el, uri) < 0 || !parse_host(b, uri->host, &ip) || !is_cur_pub(&ip))
 				continue;
 			struct binding *x = binding_find_public(uri->port_num ? uri->port_num : 5060);
-			if (x && x->kind == BIND_SIG && x->priv_ip == phone_ip)
+			if (x && x->kind == BIND_SIG && addr_eq(&x->priv_ip, phone_ip))
 				return x;
 		}
 	}
 	return NULL;
 }
 
-static void in_contacts(const struct sip_msg *m, uint32_t phone_ip)
+static void in_contacts(const struct sip_msg *m, const struct addr *phone_ip)
 {
 	struct sip_uri uri;
 	struct binding *x;
@@ -769,7 +876,7 @@ static void in_contacts(const struct sip_msg *m, uint32_t phone_ip)
 	uint32_t pos = 0;
 
 	while ((x = next_own_contact(m, phone_ip, &hi, &pos, &uri)))
-		put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
+		put_private(uri.hostport, &x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
 }
 
 /* The expiry the registrar granted to our public Contact (RFC 3261 §10.3):
@@ -784,12 +891,14 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
 		if (m->hdr[i].id != H_CONTACT)
 			continue;
 		struct span el, v;
-		uint32_t pos = 0, ip;
+		uint32_t pos = 0;
+		struct addr ip;
 		while (sip_list_next(b, m->hdr[i].value, &pos, &el)) {
 			struct sip_uri uri;
-			if (sip_uri_find(b, el, &uri) < 0 || !parse_ip4(b, uri.host, &ip))
+			if (sip_uri_find(b, el, &uri) < 0 || !parse_host(b, uri.host, &ip))
 				continue;
-			if (ip != pub_ip || (uri.port_num ? uri.port_num : 5060) != x->pub_port)
+			if (!is_cur_pub(&ip) || addr_is_v4(&ip) != addr_is_v4(&x->priv_ip) ||
+			    (uri.port_num ? uri.port_num : 5060) != x->pub_port)
 				continue;
 			listed = 1;
 			struct span rest = { uri.hostport.off, el.off + el.len - uri.hostport.off };
@@ -812,7 +921,7 @@ static uint32_t granted_expiry(const struct sip_msg *m, const struct binding *x)
  * it is the one the registrar calls back (a new connection, tcprelay.h).
  * Register every signalling binding of this phone the 200 lists, besides
  * the flow's own (`x`, done by the caller). */
-static void register_contacts(const struct sip_msg *m, const struct udp4 *u, const struct binding *x,
+static void register_contacts(const struct sip_msg *m, const struct udpn *u, const struct binding *x,
 			      uint64_t now)
 {
 	struct sip_uri uri;
@@ -820,78 +929,89 @@ static void register_contacts(const struct sip_msg *m, const struct udp4 *u, con
 	int hi = 0;
 	uint32_t pos = 0;
 
-	while ((y = next_own_contact(m, u->daddr, &hi, &pos, &uri))) {
+	while ((y = next_own_contact(m, &u->da, &hi, &pos, &uri))) {
 		if (y == x)
 			continue;
 		uint32_t exp = granted_expiry(m, y);
 		if (exp > cf->register_max_s)
 			exp = cf->register_max_s;
-		binding_register(y, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
+		binding_register(y, &u->sa, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
 	}
 }
 
-static int handle_in(const struct sip_msg *m, const struct udp4 *u, uint64_t now)
+/* A binding of ours that a public host:port of this message names: the
+ * address must be our current public one and of the binding's family. */
+static struct binding *own_public(const struct addr *ip, uint16_t port)
+{
+	if (!is_cur_pub(ip))
+		return NULL;
+	struct binding *x = binding_find_public(port);
+	if (!x || x->kind != BIND_SIG || addr_is_v4(&x->priv_ip) != addr_is_v4(ip))
+		return NULL;
+	return x;
+}
+
+static int handle_in(const struct sip_msg *m, const struct udpn *u, uint64_t now)
 {
 	const uint8_t *b = m->buf;
-	uint32_t ip;
+	struct addr ip;
 
 	if (m->is_request) {
 		struct sip_uri uri;
-		if (sip_uri_find(b, m->ruri, &uri) == 0 && parse_ip4(b, uri.host, &ip) && ip == pub_ip) {
-			struct binding *x = binding_find_public(uri.port_num ? uri.port_num : 5060);
-			if (x && x->kind == BIND_SIG)
-				put_private(uri.hostport, x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0,
-					    x->priv_port);
-		}
+		struct binding *x;
+		if (sip_uri_find(b, m->ruri, &uri) == 0 && parse_host(b, uri.host, &ip) &&
+		    (x = own_public(&ip, uri.port_num ? uri.port_num : 5060)))
+			put_private(uri.hostport, &x->priv_ip, (x->flags & BF_CONTACT_PORT) != 0, x->priv_port);
 	} else {
 		struct span el, pv;
 		uint32_t pos = 0;
 		struct sip_via v;
+		struct binding *x;
 		if (sip_list_next(b, m->hdr[m->via_idx].value, &pos, &el) && sip_via_parse(b, el, &v) == 0 &&
-		    parse_ip4(b, v.host, &ip) && ip == pub_ip) {
-			struct binding *x = binding_find_public(v.port_num ? v.port_num : 5060);
-			if (x && x->kind == BIND_SIG) {
-				char a[16];
-				int al = ipfmt(a, sizeof(a), x->priv_ip);
-				put_private(v.hostport, x->priv_ip, (x->flags & BF_VIA_PORT) != 0, x->priv_port);
+		    parse_host(b, v.host, &ip) && (x = own_public(&ip, v.port_num ? v.port_num : 5060))) {
+			{
+				char a[ADDR_STRLEN];
+				uint32_t al = addr_fmt(a, &x->priv_ip, 0);
+				put_private(v.hostport, &x->priv_ip, (x->flags & BF_VIA_PORT) != 0, x->priv_port);
 				/* RFC 3581: received/rport name what the phone would see
-				 * without the ALG; give it back its own view. */
-				if (sip_param_find(b, v.params, "received", &pv) && parse_ip4(b, pv, &ip) &&
-				    ip == pub_ip)
-					edit_add(&ed, pv.off, pv.len, a, (uint32_t)al);
+				 * without the ALG; give it back its own view (RFC 5118
+				 * 4.5: an IPv6 received= is bare). */
+				if (sip_param_find(b, v.params, "received", &pv) && parse_host(b, pv, &ip) &&
+				    is_cur_pub(&ip))
+					edit_add(&ed, pv.off, pv.len, a, al);
 				if (sip_param_find(b, v.params, "rport", &pv) && pv.len &&
 				    parse_num(b, pv, 0) == x->pub_port)
 					edit_add_num(&ed, pv.off, pv.len, x->priv_port);
 			}
 		}
 	}
-	in_contacts(m, u->daddr);
-	unscrub_pub(b, m->hdr[m->callid_idx].value, u->daddr);
-	unscrub_pub(b, m->hdr[m->from_idx].value, u->daddr);
-	unscrub_pub(b, m->hdr[m->to_idx].value, u->daddr);
+	in_contacts(m, &u->da);
+	unscrub_pub(b, m->hdr[m->callid_idx].value, &u->da);
+	unscrub_pub(b, m->hdr[m->from_idx].value, &u->da);
+	unscrub_pub(b, m->hdr[m->to_idx].value, &u->da);
 
 	/* static: a Call-ID may be as long as the datagram */
 	static uint8_t key[66000];
-	uint32_t klen = callid_key(m, 1, u->daddr, key, sizeof(key));
+	uint32_t klen = callid_key(m, 1, &u->da, key, sizeof(key));
 	struct dialog *d = dialog_find(key, klen, &u->da);
 	int sdp = is_sdp_body(m) && m->body_len;
 	uint16_t pub[SDP_MAX_MEDIA];
 	/* An early dialog that lost a forked INVITE (its late 2xx is ACKed and
 	 * BYEd by the phone, RFC 3261 13.2.2.4) changes nothing. The phone's
 	 * signalling binding is taken only when an INVITE creates a dialog. */
-	struct dlg_new nw = { key, klen, &u->da, &u->sa, u->dport, u->sport, NULL, u->dport, u->daddr, now };
+	struct dlg_new nw = { key, klen, &u->da, &u->sa, u->dport, u->sport, NULL, u->dport, u->da, now };
 	struct dlg_step st;
 	dialog_step(m, 0, d, dlg_new, &nw, now, &st);
 	d = st.d;
 	int lost = st.lost, close_after = st.close_after;
 
 	if (!m->is_request && !(d && lost) && m->method == M_REGISTER && m->status >= 200 && m->status < 300) {
-		struct binding *x = binding_find(u->daddr, u->dport);
+		struct binding *x = binding_find(&u->da, u->dport);
 		if (x) {
 			uint32_t exp = granted_expiry(m, x);
 			if (exp > cf->register_max_s)
 				exp = cf->register_max_s;
-			binding_register(x, u->saddr, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
+			binding_register(x, &u->sa, cf->inbound_src == CONF_INBOUND_ANY, exp, now);
 		}
 		register_contacts(m, u, x, now);
 	}
@@ -976,6 +1096,8 @@ static int ula_unnated(const struct pkt_udp *u, enum alg_dir dir)
 		return 0;
 	if ((d[0] & 0xfe) == 0xfc || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80))
 		return 0; /* ULA to ULA, or link-local: not to the Internet */
+	if (conf_is_masq6(cf, &u->saddr))
+		return 0; /* masqueraded: translated as IPv4 is (wan.masquerade6) */
 	return !(conf_has_nat66(cf) && addr_in_prefix(&u->saddr, &cf->nat66_lan.net, cf->nat66_lan.plen));
 }
 
@@ -1005,7 +1127,7 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 		key = kbuf;
 	}
 	struct dialog *d = dialog_find(key, klen, phone);
-	struct dlg_new nw = { key, klen, phone, peer, pport, peer_port, NULL, 0, 0, now };
+	struct dlg_new nw = { key, klen, phone, peer, pport, peer_port, NULL, 0, { { 0 } }, now };
 	struct dlg_step st;
 	dialog_step(m, outbound, d, dlg_new, &nw, now, &st);
 	d = st.d;
@@ -1033,6 +1155,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	int outbound;
 
 	*out_len = 0;
+	no_pub_fam = 0;
 	if (pkt_parse_udp(ip, len, &u) < 0) {
 		STAT_INC(not_sip);
 		return ALG_ACCEPT;
@@ -1076,8 +1199,18 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 	char sa[ADDR_STRLEN], da[ADDR_STRLEN];
 #define FMT_SA (addr_fmt(sa, &u.saddr, 1), sa)
 #define FMT_DA (addr_fmt(da, &u.daddr, 1), da)
-	if (u.family == 6) {
+	/* IPv6 of a masqueraded prefix takes the NAT path with IPv4 */
+	int nat6 = u.family == 6 && conf_is_masq6(cf, outbound ? &u.saddr : &u.daddr);
+	if (u.family == 6)
 		STAT_INC(sip_ipv6_rx);
+	if (nat6 && outbound && !has_pub6) {
+		STAT_INC(drop_no_wan_address);
+		LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: the WAN interface has no global IPv6 address "
+		       "to masquerade it behind (wan.masquerade6)", FMT_SA, u.sport);
+		return ALG_DROP;
+	}
+	if (u.family == 6) {
+		/* routed, NAT66 or masquerade6: below */
 	} else if (outbound && !pub_ip) {
 		/* No WAN address (PPPoE down, DHCP lost): nothing true can be
 		 * written into the message, and forwarding it would leak the
@@ -1139,14 +1272,23 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(registers);
 
 	edit_init(&ed);
-	if (u.family == 6) {
+	if (u.family == 6 && !nat6) {
 		/* IPv6: the dialog and its conntrack pinholes; without NAT66 no
 		 * edit, with it (wan.nat66_*) the prefix edits below. Octets after
 		 * Content-Length are still cut below, as for IPv4. */
 		rc = handle_routed(&msg, &u, outbound, now);
 	} else {
-		struct udp4 u4 = { addr_get_v4(&u.saddr), addr_get_v4(&u.daddr), u.sport, u.dport, u.saddr, u.daddr };
-		rc = outbound ? handle_out(&msg, &u4, now) : handle_in(&msg, &u4, now);
+		struct udpn un = { u.saddr, u.daddr, u.sport, u.dport };
+		rc = outbound ? handle_out(&msg, &un, now) : handle_in(&msg, &un, now);
+	}
+	if (rc >= 0 && outbound && no_pub_fam) {
+		/* an address of a family the WAN has no public address for
+		 * (an IPv6 masquerade line with no global IPv6 on the WAN):
+		 * nothing true can be written in its place */
+		STAT_INC(drop_no_wan_address);
+		LOG_RL(LOG_LVL_WARN, "LAN SIP from %s:%u dropped: it names a private address of a family the "
+		       "WAN interface has no public address for", FMT_SA, u.sport);
+		return ALG_DROP;
 	}
 	if (rc >= 0 && conf_has_nat66(cf)) {
 		/* Both families: an IPv4 message's SDP may offer an IPv6 stream

@@ -15,7 +15,9 @@ static struct binding *pool;
 static uint32_t pool_size, pool_used, free_head; /* free list through next_priv */
 static uint32_t *h_priv, *h_pub, hmask;
 static uint8_t port_used[65536 / 8];
-static uint32_t pub_ip;
+/* The public address per family: [0] IPv4, [1] IPv6 (wan.masquerade6). */
+static struct addr pubaddr[2];
+static uint8_t has_pub[2];
 static uint16_t sig_min, sig_max, med_min, med_max, sig_cursor, med_cursor;
 /* timers.binding_idle is read at each use, so SIGHUP changes it. */
 static const struct conf *bcf;
@@ -28,7 +30,32 @@ static const struct conf *bcf;
 #define HOST_SLOTS 4096
 static uint32_t host_n[HOST_SLOTS], hosts_active, share_floor;
 
-static uint32_t host_slot(uint32_t ip) { return (uint32_t)siphash_table(&ip, sizeof(ip)) & (HOST_SLOTS - 1); }
+static uint32_t host_slot(const struct addr *ip) { return (uint32_t)addr_hash(ip) & (HOST_SLOTS - 1); }
+
+static int fam(const struct addr *a) { return addr_is_v4(a) ? 0 : 1; }
+
+/* A binding's address in log lines. */
+static const char *bstr(char buf[ADDR_STRLEN], const struct addr *a)
+{
+	addr_fmt(buf, a, 0);
+	return buf;
+}
+
+/* The kernel side: nftmap's SNAT elements of one binding (both halves of
+ * a media pair), to the family's public address, none while it has none. */
+static void snat_put(const struct binding *b, int add)
+{
+	uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
+	int f = fam(&b->priv_ip);
+
+	for (uint32_t k = 0; k < n; k++) {
+		if (!add)
+			nftmap_snat_del(&b->priv_ip, (uint16_t)(b->priv_port + k));
+		else if (has_pub[f])
+			nftmap_snat_add(&b->priv_ip, (uint16_t)(b->priv_port + k), &pubaddr[f],
+					(uint16_t)(b->pub_port + k));
+	}
+}
 
 static int used(uint32_t p) { return p < 65536 && (port_used[p >> 3] >> (p & 7)) & 1; }
 static void set_used(uint32_t p, int v)
@@ -42,18 +69,18 @@ static void set_used(uint32_t p, int v)
 /* Private (ip, port) is chosen by a LAN host, the public port may follow a
  * conntrack entry: both keyed with SipHash (per-start key), so no host can
  * line its flows up in one chain. */
-static uint32_t hash_priv(uint32_t ip, uint16_t port)
+static uint32_t hash_priv(const struct addr *ip, uint16_t port)
 {
-	uint8_t k[6];
+	uint8_t k[18];
 
-	memcpy(k, &ip, 4);
-	memcpy(k + 4, &port, 2);
+	memcpy(k, ip->b, 16);
+	memcpy(k + 16, &port, 2);
 	return (uint32_t)siphash_table(k, sizeof(k)) & hmask;
 }
 
 static uint32_t hash_pub(uint16_t port) { return (uint32_t)siphash_table(&port, sizeof(port)) & hmask; }
 
-int binding_init(const struct conf *c, uint32_t public_ip)
+int binding_init(const struct conf *c, const struct addr *pub4)
 {
 	uint32_t hs = 1;
 
@@ -76,7 +103,11 @@ int binding_init(const struct conf *c, uint32_t public_ip)
 	memset(port_used, 0, sizeof(port_used));
 	for (uint32_t p = 0; p < 1024; p++)
 		set_used(p, 1); /* never hand out privileged ports */
-	pub_ip = public_ip;
+	memset(has_pub, 0, sizeof(has_pub));
+	if (pub4 && !addr_is_any(pub4)) {
+		pubaddr[0] = *pub4;
+		has_pub[0] = 1;
+	}
 	sig_min = c->sig_port_min;
 	sig_max = c->sig_port_max;
 	med_min = c->media_port_min & ~1u;
@@ -97,38 +128,46 @@ void binding_fini(void)
 	pool_size = 0;
 }
 
-uint32_t binding_public_ip(void) { return pub_ip; }
+const struct addr *binding_public(const struct addr *priv)
+{
+	int f = fam(priv);
+	return has_pub[f] ? &pubaddr[f] : NULL;
+}
+
+uint32_t binding_public_ip(void) { return has_pub[0] ? addr_get_v4(&pubaddr[0]) : 0; }
 
 /* ---- WAN address change ---------------------------------------------- */
 
-void binding_set_public(uint32_t public_ip)
+void binding_set_public(int v6, const struct addr *a)
 {
-	pub_ip = public_ip;
-	fastpath_set_public(public_ip);
+	int f = v6 ? 1 : 0;
+
+	if (a && addr_is_any(a))
+		a = NULL;
+	has_pub[f] = a != NULL;
+	if (a)
+		pubaddr[f] = *a;
+	if (!f)
+		fastpath_set_public(binding_public_ip());
 	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
-		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
 
-		if (!b->in_use)
+		if (!b->in_use || fam(&b->priv_ip) != f)
 			continue;
 		/* delete then add: the kernel refuses an add that would change
 		 * an existing element's mapping (nftmap keeps both, in order) */
-		for (uint32_t k = 0; k < n; k++) {
-			nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + k));
-			if (public_ip)
-				nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), public_ip,
-						(uint16_t)(b->pub_port + k));
-		}
+		snat_put(b, 0);
+		snat_put(b, 1);
 	}
 }
 
-struct binding *binding_find(uint32_t ip, uint16_t port)
+struct binding *binding_find(const struct addr *ip, uint16_t port)
 {
 	if (!pool)
 		return NULL;
 	for (uint32_t i = h_priv[hash_priv(ip, port)]; i; i = pool[i - 1].next_priv) {
 		struct binding *b = &pool[i - 1];
-		if (b->priv_ip == ip && b->priv_port == port)
+		if (b->priv_port == port && addr_eq(&b->priv_ip, ip))
 			return b;
 	}
 	return NULL;
@@ -185,20 +224,21 @@ static uint16_t alloc_range(uint16_t lo, uint16_t hi, uint16_t *cursor, uint32_t
 	return 0;
 }
 
-struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
+struct binding *binding_get(const struct addr *ip, uint16_t port, enum binding_kind kind,
 			    uint16_t want_pub, uint64_t now)
 {
 	struct binding *b = binding_find(ip, port);
 	uint32_t n = kind == BIND_MEDIA ? 2 : 1;
 	uint16_t pub = 0;
+	char as[ADDR_STRLEN];
 
 	if (b)
 		return b;
 	if (!free_head && pool_used == pool_size) {
 		STAT_INC(drop_limit);
 		STAT_INC(refused_bindings_full);
-		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u refused: binding table full (limits.bindings=%u)",
-		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port, pool_size);
+		LOG_RL(LOG_LVL_WARN, "%s:%u refused: binding table full (limits.bindings=%u)",
+		       bstr(as, ip), port, pool_size);
 		return NULL;
 	}
 	/* The fair share (as for dialogs and pinholes, dialog.c): only once
@@ -213,9 +253,9 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		if (host_n[hs] >= share) {
 			STAT_INC(drop_limit);
 			STAT_INC(refused_bindings_share);
-			LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u refused: binding table over 3/4 full (%llu of "
+			LOG_RL(LOG_LVL_WARN, "%s:%u refused: binding table over 3/4 full (%llu of "
 			       "limits.bindings=%u) and the host holds its share (%u bindings)",
-			       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port,
+			       bstr(as, ip), port,
 			       (unsigned long long)stats[ST_bindings], pool_size, host_n[hs]);
 			return NULL;
 		}
@@ -228,8 +268,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	struct binding *lo = port > 0 ? binding_find(ip, (uint16_t)(port - 1)) : NULL;
 	if ((lo && lo->kind == BIND_MEDIA) ||
 	    (kind == BIND_MEDIA && binding_find(ip, (uint16_t)(port + 1)))) {
-		LOG_RL(LOG_LVL_WARN, "%u.%u.%u.%u:%u overlaps a media pair already bound",
-		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+		LOG_RL(LOG_LVL_WARN, "%s:%u overlaps a media pair already bound", bstr(as, ip), port);
 		return NULL;
 	}
 	if (want_pub && span_free(want_pub, n))
@@ -242,8 +281,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		pub = alloc_range(sig_min, sig_max, &sig_cursor, 1);
 	if (!pub) {
 		STAT_INC(drop_no_binding);
-		LOG_RL(LOG_LVL_WARN, "no free public port for %u.%u.%u.%u:%u",
-		       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port);
+		LOG_RL(LOG_LVL_WARN, "no free public port for %s:%u", bstr(as, ip), port);
 		return NULL;
 	}
 	uint32_t idx = free_head ? free_head : ++pool_used;
@@ -251,7 +289,7 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	if (free_head)
 		free_head = b->next_priv;
 	memset(b, 0, sizeof(*b));
-	b->priv_ip = ip;
+	b->priv_ip = *ip;
 	b->priv_port = port;
 	b->pub_port = pub;
 	b->kind = (uint8_t)kind;
@@ -259,11 +297,9 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 	b->idle_until = now + (uint64_t)bcf->binding_idle_s * 1000u;
 	if (want_pub && pub == want_pub)
 		b->flags |= BF_ADOPTED;
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n; i++)
 		set_used(pub + i, 1);
-		if (pub_ip) /* none while the WAN has no address: binding_set_public adds it */
-			nftmap_snat_add(ip, (uint16_t)(port + i), pub_ip, (uint16_t)(pub + i));
-	}
+	snat_put(b, 1); /* none while the WAN has no address: binding_set_public adds it */
 	uint32_t hp = hash_priv(ip, port), hq = hash_pub(pub);
 	b->next_priv = h_priv[hp];
 	h_priv[hp] = idx;
@@ -296,13 +332,12 @@ static void binding_free(struct binding *b)
 	uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
 
 	fastpath_binding_del(b);
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n; i++)
 		set_used(b->pub_port + i, 0);
-		nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + i));
-	}
-	unlink_chain(&h_priv[hash_priv(b->priv_ip, b->priv_port)], idx, 0);
+	snat_put(b, 0);
+	unlink_chain(&h_priv[hash_priv(&b->priv_ip, b->priv_port)], idx, 0);
 	unlink_chain(&h_pub[hash_pub(b->pub_port)], idx, 1);
-	uint32_t hs = host_slot(b->priv_ip);
+	uint32_t hs = host_slot(&b->priv_ip);
 	if (host_n[hs] && --host_n[hs] == 0)
 		hosts_active--;
 	b->in_use = 0;
@@ -348,24 +383,28 @@ void binding_unref(struct binding *b, uint64_t now)
 		b->idle_until = now + (uint64_t)bcf->binding_idle_s * 1000u;
 }
 
-void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expires_s, uint64_t now)
+void binding_register(struct binding *b, const struct addr *peer, int any, uint32_t expires_s, uint64_t now)
 {
-	uint32_t key = any ? 0 : peer;
+	/* "any" is the family's unspecified address (nftmap.h) */
+	struct addr key = addr_is_v4(&b->priv_ip) ? addr_v4(0) : (struct addr){ { 0 } };
 
-	if (b->reg_peer && (expires_s == 0 || key != b->reg_key)) {
-		nftmap_dnat_unref(b->reg_key, b->pub_port);
-		b->reg_peer = 0;
+	if (!any && peer)
+		key = *peer;
+	if (b->registered && (expires_s == 0 || !addr_eq(&key, &b->reg_key))) {
+		nftmap_dnat_unref(&b->reg_key, b->pub_port);
+		b->registered = 0;
 		STAT_DEC(registrations);
 		binding_unref(b, now);
 	}
 	if (expires_s == 0)
 		return;
-	if (!b->reg_peer) {
+	if (!b->registered) {
 		binding_ref(b);
-		nftmap_dnat_ref(key, b->pub_port, b->priv_ip, b->priv_port);
+		nftmap_dnat_ref(&key, b->pub_port, &b->priv_ip, b->priv_port);
 		STAT_INC(registrations);
 	}
-	b->reg_peer = peer;
+	b->registered = 1;
+	b->reg_peer = peer ? *peer : key;
 	b->reg_key = key;
 	b->reg_until = now + (uint64_t)expires_s * 1000u;
 }
@@ -376,8 +415,8 @@ void binding_expire(uint64_t now)
 		struct binding *b = &pool[i];
 		if (!b->in_use)
 			continue;
-		if (b->reg_peer && b->reg_until <= now)
-			binding_register(b, 0, 0, 0, now);
+		if (b->registered && b->reg_until <= now)
+			binding_register(b, NULL, 0, 0, now);
 		if (b->in_use && b->refs == 0 && b->idle_until <= now)
 			binding_free(b);
 	}
@@ -385,18 +424,10 @@ void binding_expire(uint64_t now)
 
 void binding_repush(void)
 {
-	if (!pub_ip) /* no WAN address: nothing to NAT to (binding_get agrees) */
-		return;
-	for (uint32_t i = 0; i < pool_used; i++) {
-		const struct binding *b = &pool[i];
-		uint32_t n = b->kind == BIND_MEDIA ? 2 : 1;
-
-		if (!b->in_use)
-			continue;
-		for (uint32_t k = 0; k < n; k++)
-			nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), pub_ip,
-					(uint16_t)(b->pub_port + k));
-	}
+	/* a family with no WAN address has nothing to NAT to (snat_put agrees) */
+	for (uint32_t i = 0; i < pool_used; i++)
+		if (pool[i].in_use)
+			snat_put(&pool[i], 1);
 }
 
 void binding_dump(FILE *f, uint64_t now)
@@ -405,13 +436,19 @@ void binding_dump(FILE *f, uint64_t now)
 		struct binding *b = &pool[i];
 		if (!b->in_use)
 			continue;
-		fprintf(f, "%s %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u refs %u%s",
+		const struct addr *pa = binding_public(&b->priv_ip);
+		char ps[ADDR_STRLEN], qs[ADDR_STRLEN];
+
+		addr_fmt(ps, &b->priv_ip, 1);
+		if (pa)
+			addr_fmt(qs, pa, 1);
+		else
+			addr_fmt(qs, addr_is_v4(&b->priv_ip) ? &(struct addr){ { [10] = 0xff, [11] = 0xff } }
+							     : &(struct addr){ { 0 } }, 1);
+		fprintf(f, "%s %s:%u -> %s:%u refs %u%s",
 			b->kind == BIND_MEDIA ? "media" : b->kind == BIND_RTCP ? "rtcp" : "sip",
-			b->priv_ip >> 24, (b->priv_ip >> 16) & 255, (b->priv_ip >> 8) & 255, b->priv_ip & 255,
-			b->priv_port,
-			pub_ip >> 24, (pub_ip >> 16) & 255, (pub_ip >> 8) & 255, pub_ip & 255,
-			b->pub_port, b->refs, b->flags & BF_ADOPTED ? " adopted" : "");
-		if (b->reg_peer)
+			ps, b->priv_port, qs, b->pub_port, b->refs, b->flags & BF_ADOPTED ? " adopted" : "");
+		if (b->registered)
 			fprintf(f, " registered %llus",
 				(unsigned long long)((b->reg_until - now) / 1000));
 		fputc('\n', f);
@@ -430,33 +467,46 @@ const struct binding *binding_next(uint32_t *cursor)
 
 void binding_save(FILE *f, uint64_t now)
 {
+	char a[ADDR_STRLEN], p[ADDR_STRLEN], k[ADDR_STRLEN];
+
 	for (uint32_t i = 0; i < pool_used; i++) {
 		struct binding *b = &pool[i];
 		if (!b->in_use || b->kind != BIND_SIG)
 			continue;
-		fprintf(f, "B %08x %u %u %u %08x %08x %llu\n", b->priv_ip, b->priv_port, b->pub_port,
-			b->flags, b->reg_peer, b->reg_key,
-			(unsigned long long)(b->reg_peer && b->reg_until > now ? (b->reg_until - now) / 1000 : 0));
+		int reg = b->registered && b->reg_until > now;
+		addr_fmt(a, &b->priv_ip, 0);
+		addr_fmt(p, &b->reg_peer, 0);
+		addr_fmt(k, &b->reg_key, 0);
+		fprintf(f, "B %s %u %u %u %s %s %llu\n", a, b->priv_port, b->pub_port, b->flags,
+			reg ? p : "0", reg ? k : "0",
+			(unsigned long long)(reg ? (b->reg_until - now) / 1000 : 0));
 	}
 }
 
 int binding_restore_line(const char *line, uint64_t now)
 {
-	unsigned ip, port, pub, flags, peer, key;
+	char as[ADDR_STRLEN], ps[ADDR_STRLEN], ks[ADDR_STRLEN], q[ADDR_STRLEN];
+	unsigned port, pub, flags;
 	unsigned long long left;
+	struct addr ip, peer, key;
 
-	if (sscanf(line, "B %x %u %u %u %x %x %llu", &ip, &port, &pub, &flags, &peer, &key, &left) != 7 ||
-	    port == 0 || port > 65535 || pub > 65535)
+	/* Addresses as text; files before IPv6 masquerade held 8 hex digits
+	 * (addr_parse_state reads both), "0" for no registration. */
+	if (sscanf(line, "B %47s %u %u %u %47s %47s %llu", as, &port, &pub, &flags, ps, ks, &left) != 7 ||
+	    port == 0 || port > 65535 || pub > 65535 || addr_parse_state(as, &ip) < 0)
 		return -1;
-	struct binding *b = binding_get(ip, (uint16_t)port, BIND_SIG, (uint16_t)pub, now);
+	int reg = strcmp(ps, "0") && strcmp(ps, "00000000") && left;
+	if (reg && (addr_parse_state(ps, &peer) < 0 || addr_parse_state(ks, &key) < 0 ||
+		    addr_is_v4(&peer) != addr_is_v4(&ip)))
+		return -1;
+	struct binding *b = binding_get(&ip, (uint16_t)port, BIND_SIG, (uint16_t)pub, now);
 	if (!b)
 		return -1;
 	if (b->pub_port != pub)
-		log_warn("state: %u.%u.%u.%u:%u comes back on public port %u, not %u",
-			 ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, port, b->pub_port, pub);
+		log_warn("state: %s:%u comes back on public port %u, not %u", bstr(q, &ip), port, b->pub_port, pub);
 	b->flags = (uint8_t)(flags & (BF_VIA_PORT | BF_CONTACT_PORT | BF_ADOPTED));
 	fastpath_binding_set(b);
-	if (peer && left)
-		binding_register(b, peer, key == 0, left > 0xffffffffu ? 0xffffffffu : (uint32_t)left, now);
+	if (reg)
+		binding_register(b, &peer, addr_is_any(&key), left > 0xffffffffu ? 0xffffffffu : (uint32_t)left, now);
 	return 0;
 }

@@ -24,14 +24,17 @@
 
 enum st_state { ST_FREE = 0, ST_NEW, ST_ACTIVE, ST_RETIRING };
 
+/* A NAT stream's addresses are of one family: IPv4, or IPv6 of a
+ * wan.masquerade6 phone. "Any" (key) and "unknown" (rip) are that
+ * family's unspecified address (addr_is_any). */
 struct stream {
 	struct binding *b;     /* media pair binding */
-	uint32_t priv_ip;
+	struct addr priv_ip;
 	uint16_t priv_port;
 	uint8_t state;
 	uint8_t mindex;
-	uint32_t key;          /* peer of the inbound elements we hold (0 = any) */
-	uint32_t old_key;      /* previous peer, released when the new offer completes */
+	struct addr key;       /* peer of the inbound elements we hold (any = any) */
+	struct addr old_key;   /* previous peer, released when the new offer completes */
 	uint8_t has_old_key;
 	/* RTCP (RFC 3605, RFC 5761): by default the pair's second port, RTP+1.
 	 * `rb` is the phone's own RTCP port when its a=rtcp names another;
@@ -39,16 +42,16 @@ struct stream {
 	 * answered): then no RTCP element at all. */
 	uint8_t mux;
 	uint8_t pmux, rmux;    /* the phone's / the remote's last SDP offered rtcp-mux */
-	uint32_t rip;          /* remote media address from its SDP, 0 unknown */
+	struct addr rip;       /* remote media address from its SDP, any = unknown */
 	uint16_t rport;
 	uint16_t rrtcp;        /* the remote's RTCP port (a=rtcp, else rport+1) */
-	uint32_t old_rip;
+	struct addr old_rip;
 	uint16_t old_rport;
 	uint8_t fheld;         /* bit f: fork f (1..DLG_FORKS-1) holds fkey[f - 1] */
 	/* Extra early dialogs of a forked INVITE: the peer each one named
 	 * (fork f at index f - 1; fork 0's is key/rip/rport). */
-	uint32_t fkey[DLG_FORKS - 1];
-	uint32_t frip[DLG_FORKS - 1];
+	struct addr fkey[DLG_FORKS - 1];
+	struct addr frip[DLG_FORKS - 1];
 	uint16_t frport[DLG_FORKS - 1];
 	struct binding *rb;
 };
@@ -95,7 +98,7 @@ struct dialog {
 	uint16_t phone_port;
 	uint16_t peer_port;
 	struct addr peer_ip;
-	uint32_t sig_key;
+	struct addr sig_key;
 	uint32_t invite_cseq;
 	uint32_t offer_cseq;   /* transaction whose request carried the outstanding offer */
 	uint32_t answered_cseq;/* transaction whose answer completed the last exchange */
@@ -115,7 +118,7 @@ struct dialog {
 	uint32_t pub_ip;       /* public address when it began (dialog_public) */
 	uint64_t expires;
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
-	uint32_t rip[SDP_MAX_MEDIA];
+	struct addr rip[SDP_MAX_MEDIA];
 	uint16_t rport[SDP_MAX_MEDIA];
 	struct stream st[DLG_MAX_STREAMS];
 	struct rstream rs[DLG_ROUTED];
@@ -163,10 +166,22 @@ static uint32_t hash(const uint8_t *s, uint32_t n, const struct addr *ip)
 	return (uint32_t)siphash_table(k, 16 + n) & hmask;
 }
 
-/* The IPv4 NAT below (bindings, nft elements, the pinhole rules) holds
- * host-order uint32_t: an IPv6 address is 0 there, "none", which is what
- * the NAT path did with a non-IP4 SDP line before (docs/ipv6.md). */
-static uint32_t v4(const struct addr *a) { return addr_is_v4(a) ? addr_get_v4(a) : 0; }
+/* The unspecified address of a's family: "any" for an inbound element's
+ * peer, "unknown" for a remote address (nftmap.h). */
+static struct addr any_of(const struct addr *a)
+{
+	return addr_is_v4(a) ? addr_v4(0) : (struct addr){ { 0 } };
+}
+
+static int same_family(const struct addr *a, const struct addr *b) { return addr_is_v4(a) == addr_is_v4(b); }
+
+/* An SDP address the NAT streams take: IPv4, or IPv6 of a masqueraded
+ * prefix (or, the remote's side, any address of the stream's family).
+ * Other IN IP6 lines are routed (routed_sdp). */
+static int nat_media(const struct addr *a)
+{
+	return !addr_is_any(a) && (addr_is_v4(a) || conf_is_masq6(cf, a));
+}
 
 static const char *astr(char buf[ADDR_STRLEN], const struct addr *a)
 {
@@ -242,12 +257,18 @@ struct dialog *dialog_find(const uint8_t *callid, uint32_t full, const struct ad
 	return NULL;
 }
 
-static int is_local(uint32_t ip)
+static int is_local(const struct addr *a)
 {
-	if (ip && ip == binding_public_ip())
+	const struct addr *p = binding_public(a);
+
+	if (addr_is_any(a))
+		return 0;
+	if (p && addr_eq(p, a))
 		return 1;
+	if (!addr_is_v4(a))
+		return 0;
 	for (int i = 0; i < n_local; i++)
-		if (local_ips[i] == ip)
+		if (local_ips[i] == addr_get_v4(a))
 			return 1;
 	return 0;
 }
@@ -263,17 +284,20 @@ static int is_local(uint32_t ip)
  * policy: `any` means any host on the internet, not any host on the LAN.
  * A public port of ours that no media binding owns leaves the key on our
  * own address, which no packet from the WAN carries. */
-static uint32_t peer_key(uint32_t ip, uint16_t port)
+static struct addr peer_key(const struct addr *ip, uint16_t port)
 {
 	if (is_local(ip)) {
 		const struct binding *b = binding_find_public(port);
 
-		if (b && b->kind == BIND_MEDIA)
+		if (b && b->kind == BIND_MEDIA && same_family(&b->priv_ip, ip))
 			return b->priv_ip;
-		return ip;
+		return *ip;
 	}
-	return cf->pinhole_src == CONF_PINHOLE_ANY ? 0 : ip;
+	return cf->pinhole_src == CONF_PINHOLE_ANY ? any_of(ip) : *ip;
 }
+
+/* A LAN peer key (hairpin): counted. */
+static int hairpin_key(const struct addr *k) { return !addr_is_any(k) && conf_is_lan(cf, k); }
 
 struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct addr *phone_ip,
 			     uint16_t phone_port, const struct addr *peer_ip, uint16_t peer_port,
@@ -316,14 +340,16 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct 
 	d->pub_ip = binding_public_ip();
 	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
 	d->created = now;
-	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? 0 : v4(peer_ip);
+	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? any_of(peer_ip) : *peer_ip;
 	if (sigb) {
 		binding_ref(sigb);
 		if (sigb->dialogs++ == 0)
 			phones_dlg++;
 		/* In-dialog requests from the peer must reach the phone after the
 		 * signalling conntrack has timed out (long calls). */
-		nftmap_dnat_ref(d->sig_key, sigb->pub_port, sigb->priv_ip, sigb->priv_port);
+		if (!same_family(&d->sig_key, &sigb->priv_ip))
+			d->sig_key = any_of(&sigb->priv_ip); /* as the IPv4-only table had it: 0 */
+		nftmap_dnat_ref(&d->sig_key, sigb->pub_port, &sigb->priv_ip, sigb->priv_port);
 	}
 	uint32_t h = hash(callid, len, phone_ip);
 	d->next = htab[h];
@@ -337,14 +363,21 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct 
  * LAN host (the sender unless media.allow_other_lan_hosts), never to the
  * router itself, broadcast, multicast, loopback or unspecified addresses,
  * never to a port below 1024. */
-static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
+static int lan_target_ok(const struct addr *a, uint16_t port, const struct addr *sender)
 {
-	if (port < 1024 || port == 65535)
+	if (port < 1024 || port == 65535 || addr_is_any(a))
 		return 0;
-	if (ip == 0 || ip == 0xffffffffu || (ip >> 24) == 127 || (ip >> 28) == 0xe || (ip >> 28) == 0xf)
+	if (!addr_is_v4(a)) {
+		/* a masqueraded IPv6 host: never multicast (ff00::/8); the prefix
+		 * check keeps loopback and link-local out */
+		if (a->b[0] == 0xff || !conf_is_masq6(cf, a))
+			return 0;
+		return addr_eq(a, sender) || cf->media_other_hosts;
+	}
+	uint32_t ip = addr_get_v4(a);
+	if (ip == 0xffffffffu || (ip >> 24) == 127 || (ip >> 28) == 0xe || (ip >> 28) == 0xf)
 		return 0;
-	struct addr a = addr_v4(ip);
-	if (!conf_is_lan(cf, &a))
+	if (!conf_is_lan(cf, a))
 		return 0;
 	for (int i = 0; i < n_local; i++)
 		if (local_ips[i] == ip)
@@ -356,7 +389,7 @@ static int lan_target_ok(uint32_t ip, uint16_t port, uint32_t sender)
 		    (ip == na || ip == (na | ~nm)))
 			return 0;
 	}
-	if (ip != sender && !cf->media_other_hosts)
+	if (!addr_eq(a, sender) && !cf->media_other_hosts)
 		return 0;
 	return 1;
 }
@@ -367,18 +400,18 @@ static uint16_t rtcp_pub(const struct stream *s)
 	return s->rb ? s->rb->pub_port : (uint16_t)(s->b->pub_port + 1);
 }
 
-static void stream_ref_key(struct stream *s, uint32_t key)
+static void stream_ref_key(struct stream *s, const struct addr *key)
 {
-	nftmap_dnat_ref(key, s->b->pub_port, s->priv_ip, s->priv_port);
+	nftmap_dnat_ref(key, s->b->pub_port, &s->priv_ip, s->priv_port);
 	if (s->mux)
 		return;
 	if (s->rb)
-		nftmap_dnat_ref(key, s->rb->pub_port, s->rb->priv_ip, s->rb->priv_port);
+		nftmap_dnat_ref(key, s->rb->pub_port, &s->rb->priv_ip, s->rb->priv_port);
 	else
-		nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+		nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), &s->priv_ip, (uint16_t)(s->priv_port + 1));
 }
 
-static void stream_unref_key(struct stream *s, uint32_t key)
+static void stream_unref_key(struct stream *s, const struct addr *key)
 {
 	nftmap_dnat_unref(key, s->b->pub_port);
 	if (!s->mux)
@@ -387,14 +420,14 @@ static void stream_unref_key(struct stream *s, uint32_t key)
 
 /* Every peer key the stream holds elements for: the current one, the one
  * an offer in progress is leaving, and those of extra early dialogs. */
-static void stream_keys(struct stream *s, void (*fn)(struct stream *, uint32_t))
+static void stream_keys(struct stream *s, void (*fn)(struct stream *, const struct addr *))
 {
-	fn(s, s->key);
+	fn(s, &s->key);
 	if (s->has_old_key)
-		fn(s, s->old_key);
+		fn(s, &s->old_key);
 	for (int f = 1; f < DLG_FORKS; f++)
 		if (s->fheld & (1u << f))
-			fn(s, s->fkey[f - 1]);
+			fn(s, &s->fkey[f - 1]);
 }
 
 /* The RTCP port changed (a=rtcp named another, or rtcp-mux was agreed or
@@ -422,17 +455,17 @@ static void stream_layout(struct stream *s, struct binding *rb, uint8_t mux, uin
 /* Media flows between the phone's port and a remote address: the kernel
  * finds a conntrack by either direction, so one tuple covers phone-first
  * (SNAT) and remote-first (DNAT) flows alike. */
-static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
+static void stream_kill_flows(struct stream *s, const struct addr *rip, uint16_t rport)
 {
-	uint32_t cip = s->rb ? s->rb->priv_ip : s->priv_ip;
+	struct addr cip = s->rb ? s->rb->priv_ip : s->priv_ip;
 	uint16_t cport = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
 
-	if (!rip || !rport)
+	if (addr_is_any(rip) || !rport)
 		return;
-	ct_del_udp(addr_v4(s->priv_ip), s->priv_port, addr_v4(rip), rport);
-	ct_del_udp(addr_v4(cip), cport, addr_v4(rip), (uint16_t)(rport + 1));
-	if (rip == s->rip && s->rrtcp && s->rrtcp != (uint16_t)(rport + 1))
-		ct_del_udp(addr_v4(cip), cport, addr_v4(rip), s->rrtcp);
+	ct_del_udp(s->priv_ip, s->priv_port, *rip, rport);
+	ct_del_udp(cip, cport, *rip, (uint16_t)(rport + 1));
+	if (addr_eq(rip, &s->rip) && s->rrtcp && s->rrtcp != (uint16_t)(rport + 1))
+		ct_del_udp(cip, cport, *rip, s->rrtcp);
 }
 
 /* A flow from the remote's media address to the pinhole's public port that
@@ -440,46 +473,46 @@ static void stream_kill_flows(struct stream *s, uint32_t rip, uint16_t rport)
  * earlier call on this port ended, and the router took the packets for
  * itself) would keep the new pinhole from ever applying: NAT is decided
  * only for a new conntrack. */
-static void stream_clear_stale(struct stream *s, uint32_t rip, uint16_t rport)
+static void stream_clear_stale(struct stream *s, const struct addr *rip, uint16_t rport)
 {
-	uint32_t pub = binding_public_ip();
+	const struct addr *pub = binding_public(&s->priv_ip);
 
-	if (!rip || !rport)
+	if (addr_is_any(rip) || !rport || !pub)
 		return;
-	ct_del_udp(addr_v4(rip), rport, addr_v4(pub), s->b->pub_port);
-	ct_del_udp(addr_v4(rip), (uint16_t)(rport + 1), addr_v4(pub), rtcp_pub(s));
+	ct_del_udp(*rip, rport, *pub, s->b->pub_port);
+	ct_del_udp(*rip, (uint16_t)(rport + 1), *pub, rtcp_pub(s));
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
 static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 {
-	uint32_t pub = binding_public_ip();
-
 	if (s->state == ST_FREE)
 		return;
-	stream_unref_key(s, s->key);
+	const struct addr *pubp = binding_public(&s->priv_ip);
+	struct addr pub = pubp ? *pubp : any_of(&s->priv_ip);
+	stream_unref_key(s, &s->key);
 	if (s->has_old_key) {
-		stream_unref_key(s, s->old_key);
-		stream_kill_flows(s, s->old_rip, s->old_rport);
+		stream_unref_key(s, &s->old_key);
+		stream_kill_flows(s, &s->old_rip, s->old_rport);
 	}
 	for (int f = 1; f < DLG_FORKS; f++)
 		if (s->fheld & (1u << f)) {
-			stream_unref_key(s, s->fkey[f - 1]);
-			stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
+			stream_unref_key(s, &s->fkey[f - 1]);
+			stream_kill_flows(s, &s->frip[f - 1], s->frport[f - 1]);
 		}
-	stream_kill_flows(s, s->rip, s->rport);
-	if (!s->rip) {
+	stream_kill_flows(s, &s->rip, s->rport);
+	if (addr_is_any(&s->rip) && pubp) {
 		/* The remote never named its media address (a call that failed
 		 * before any answer, media sent to the offer's pinhole): find its
 		 * flows by the pinhole's port and by the phone's. A dump walks the
 		 * whole conntrack table, so only here, not for every call. */
-		ct_del_port(addr_v4(pub), s->b->pub_port, 1);
-		ct_del_port(addr_v4(pub), rtcp_pub(s), 1);
-		ct_del_port(addr_v4(s->priv_ip), s->priv_port, 0);
+		ct_del_port(pub, s->b->pub_port, 1);
+		ct_del_port(pub, rtcp_pub(s), 1);
+		ct_del_port(s->priv_ip, s->priv_port, 0);
 		if (s->rb)
-			ct_del_port(addr_v4(s->rb->priv_ip), s->rb->priv_port, 0);
+			ct_del_port(s->rb->priv_ip, s->rb->priv_port, 0);
 		else
-			ct_del_port(addr_v4(s->priv_ip), (uint16_t)(s->priv_port + 1), 0);
+			ct_del_port(s->priv_ip, (uint16_t)(s->priv_port + 1), 0);
 	}
 	if (s->rb)
 		binding_unref(s->rb, now);
@@ -493,46 +526,49 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 
 /* The remote's new address for a stream: hold both until the offer/answer
  * completes, so media from either reaches the phone meanwhile. */
-static void stream_set_remote(struct stream *s, uint32_t rip, uint16_t rport, int final)
+static void stream_set_remote(struct stream *s, const struct addr *rip, uint16_t rport, int final)
 {
-	uint32_t key = rip ? peer_key(rip, rport) : s->key;
+	if (rip && addr_is_any(rip))
+		rip = NULL;
+	struct addr key = rip ? peer_key(rip, rport) : s->key;
+	int moved = rip && (!addr_eq(rip, &s->rip) || rport != s->rport);
 
-	if (key != s->key) {
-		if (key && conf_is_lan_v4(cf, key))
+	if (!addr_eq(&key, &s->key)) {
+		if (hairpin_key(&key))
 			STAT_INC(pinholes_hairpin);
 		if (s->has_old_key) {
-			stream_unref_key(s, s->old_key);
-			stream_kill_flows(s, s->old_rip, s->old_rport);
+			stream_unref_key(s, &s->old_key);
+			stream_kill_flows(s, &s->old_rip, s->old_rport);
 		}
-		stream_ref_key(s, key);
+		stream_ref_key(s, &key);
 		s->old_key = s->key;
 		s->old_rip = s->rip;
 		s->old_rport = s->rport;
 		s->has_old_key = 1;
 		s->key = key;
-	} else if (rip && (rip != s->rip || rport != s->rport) && s->rip) {
+	} else if (moved && !addr_is_any(&s->rip)) {
 		/* Same peer key (policy any, or same host) but a new port: the
 		 * old flow still has to go when this completes. */
 		if (s->has_old_key) {
-			stream_unref_key(s, s->old_key);
-			stream_kill_flows(s, s->old_rip, s->old_rport);
+			stream_unref_key(s, &s->old_key);
+			stream_kill_flows(s, &s->old_rip, s->old_rport);
 		}
-		stream_ref_key(s, key);
+		stream_ref_key(s, &key);
 		s->old_key = key;
 		s->old_rip = s->rip;
 		s->old_rport = s->rport;
 		s->has_old_key = 1;
 	}
 	if (rip) {
-		if (rip != s->rip || rport != s->rport)
+		if (moved)
 			stream_clear_stale(s, rip, rport);
-		s->rip = rip;
+		s->rip = *rip;
 		s->rport = rport;
 	}
 	if (final && s->has_old_key) {
-		stream_unref_key(s, s->old_key);
-		if (s->old_rip != s->rip || s->old_rport != s->rport)
-			stream_kill_flows(s, s->old_rip, s->old_rport);
+		stream_unref_key(s, &s->old_key);
+		if (!addr_eq(&s->old_rip, &s->rip) || s->old_rport != s->rport)
+			stream_kill_flows(s, &s->old_rip, s->old_rport);
 		s->has_old_key = 0;
 	}
 }
@@ -548,7 +584,7 @@ static void complete(struct dialog *d, uint64_t now)
 		else if (s->state == ST_NEW)
 			s->state = ST_ACTIVE;
 		if (s->state != ST_FREE && s->has_old_key)
-			stream_set_remote(s, 0, 0, 1);
+			stream_set_remote(s, NULL, 0, 1);
 		/* RFC 5761 5.1.1: the answer decides; until then the offerer
 		 * takes RTCP where it would without rtcp-mux. */
 		if (s->state != ST_FREE)
@@ -557,16 +593,16 @@ static void complete(struct dialog *d, uint64_t now)
 	d->offer_from = SIDE_NONE;
 }
 
-static struct stream *stream_find(struct dialog *d, uint32_t ip, uint16_t port)
+static struct stream *stream_find(struct dialog *d, const struct addr *ip, uint16_t port)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		if (d->st[k].state != ST_FREE && d->st[k].priv_ip == ip && d->st[k].priv_port == port)
+		if (d->st[k].state != ST_FREE && d->st[k].priv_port == port && addr_eq(&d->st[k].priv_ip, ip))
 			return &d->st[k];
 	return NULL;
 }
 
-static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, int mi, struct binding *rb,
-				  uint64_t now)
+static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint16_t port, int mi,
+				  struct binding *rb, uint64_t now)
 {
 	struct stream *s = NULL;
 	char pa[ADDR_STRLEN];
@@ -603,20 +639,29 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
 	if (rb)
 		binding_ref(rb);
 	s->rb = rb;
-	s->priv_ip = ip;
+	s->priv_ip = *ip;
 	s->priv_port = port;
 	s->state = ST_NEW;
 	s->mindex = (uint8_t)mi;
-	s->rip = d->rip[mi];
-	s->rport = d->rport[mi];
+	/* the remote's address of this line, if its SDP came first and named
+	 * one of the stream's family */
+	s->rip = same_family(&d->rip[mi], ip) ? d->rip[mi] : any_of(ip);
+	s->rport = addr_is_any(&s->rip) ? 0 : d->rport[mi];
 	s->rmux = (uint8_t)(d->rmux >> mi & 1);
 	/* Until the remote's SDP names its media address, only the signalling
-	 * peer may send (policy peer); the answer then moves the key. */
-	s->key = s->rip ? peer_key(s->rip, s->rport) : peer_key(v4(&d->peer_ip), 0);
-	if (s->key && conf_is_lan_v4(cf, s->key))
+	 * peer may send (policy peer); the answer then moves the key. A peer
+	 * of the other family (a dual-stack SDP) says nothing about this
+	 * stream's: any, as the IPv4-only table had it. */
+	if (!addr_is_any(&s->rip))
+		s->key = peer_key(&s->rip, s->rport);
+	else if (same_family(&d->peer_ip, ip))
+		s->key = peer_key(&d->peer_ip, 0);
+	else
+		s->key = any_of(ip);
+	if (hairpin_key(&s->key))
 		STAT_INC(pinholes_hairpin);
-	stream_ref_key(s, s->key);
-	stream_clear_stale(s, s->rip, s->rport);
+	stream_ref_key(s, &s->key);
+	stream_clear_stale(s, &s->rip, s->rport);
 	if (d->sigb && d->sigb->pinholes++ == 0)
 		phones_pin++;
 	STAT_INC(pinholes);
@@ -629,23 +674,24 @@ static struct stream *stream_open(struct dialog *d, uint32_t ip, uint16_t port, 
  * elements, under the same rules as the RTP port. Refused, RTCP has no
  * pinhole (counted); the call's RTP is unaffected. The phone takes RTCP
  * there as soon as its SDP leaves, offer or answer. */
-static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media *m, uint32_t sender,
+static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media *m, const struct addr *sender,
 				  uint64_t now)
 {
 	struct binding *rb = NULL;
 
 	if (m->rtcp_port.len && m->rtcp_num != m->port_num && m->rtcp_num != (uint32_t)m->port_num + 1) {
-		uint32_t ip = v4(m->rtcp_addr.len ? &m->rtcp_ip : &m->ip);
-		if (s && s->rb && s->rb->priv_ip == ip && s->rb->priv_port == m->rtcp_num)
+		const struct addr *ip = m->rtcp_addr.len ? &m->rtcp_ip : &m->ip;
+		char ra[ADDR_STRLEN];
+		if (s && s->rb && s->rb->priv_port == m->rtcp_num && addr_eq(&s->rb->priv_ip, ip))
 			return s->rb;
-		if (lan_target_ok(ip, m->rtcp_num, sender))
+		if (same_family(ip, &m->ip) && lan_target_ok(ip, m->rtcp_num, sender))
 			rb = binding_get(ip, m->rtcp_num, BIND_RTCP, 0, now);
 		if (rb && rb->kind != BIND_RTCP)
 			rb = NULL; /* the port is another flow's (signalling, a pair) */
 		if (!rb) {
 			STAT_INC(pinholes_refused);
-			LOG_RL(LOG_LVL_WARN, "a=rtcp port %u.%u.%u.%u:%u refused: RTCP gets no pinhole",
-			       ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, m->rtcp_num);
+			LOG_RL(LOG_LVL_WARN, "a=rtcp port %s:%u refused: RTCP gets no pinhole", astr(ra, ip),
+			       m->rtcp_num);
 		} else {
 			STAT_INC(rtcp_ports);
 		}
@@ -663,7 +709,7 @@ uint16_t dialog_rtcp_public(const struct dialog *d, int mindex)
 	return 0;
 }
 
-static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
+static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *sender,
 		     uint16_t pub[SDP_MAX_MEDIA], int is_answer, uint64_t now)
 {
 	uint8_t keep[DLG_MAX_STREAMS] = { 0 };
@@ -671,11 +717,11 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, uint32_t sender,
 
 	for (int i = 0; i < sd->nmedia; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		uint32_t mip = v4(&m->ip);
+		const struct addr *mip = &m->ip;
 		char ma[ADDR_STRLEN];
 		pub[i] = 0;
-		if (!m->port_num || (!addr_is_v4(&m->ip) && !addr_is_any(&m->ip)))
-			continue; /* port 0, or an IN IP6 line: routed (routed_sdp) */
+		if (!m->port_num || (!addr_is_v4(&m->ip) && !nat_media(&m->ip)))
+			continue; /* port 0, or an IN IP6 line not masqueraded: routed (routed_sdp) */
 		wanted++;
 		if ((uint32_t)i >= cf->max_streams_per_call ||
 		    !lan_target_ok(mip, m->port_num, sender)) {
@@ -737,24 +783,24 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 	routed_fork_sdp(d, f, sd);
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		uint32_t mip = v4(&m->ip);
-		if (!m->port_num || !mip)
+		const struct addr *mip = &m->ip;
+		if (!m->port_num || addr_is_any(mip))
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = &d->st[k];
-			uint32_t key = peer_key(mip, m->port_num);
-			if (s->state == ST_FREE || s->mindex != i)
+			if (s->state == ST_FREE || s->mindex != i || !same_family(mip, &s->priv_ip))
 				continue;
+			struct addr key = peer_key(mip, m->port_num);
 			if (s->fheld & (1u << f)) {
-				if (s->frip[f - 1] == mip && s->frport[f - 1] == m->port_num)
+				if (addr_eq(&s->frip[f - 1], mip) && s->frport[f - 1] == m->port_num)
 					continue;
-				stream_unref_key(s, s->fkey[f - 1]);
-				if (s->frip[f - 1] != s->rip || s->frport[f - 1] != s->rport)
-					stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
+				stream_unref_key(s, &s->fkey[f - 1]);
+				if (!addr_eq(&s->frip[f - 1], &s->rip) || s->frport[f - 1] != s->rport)
+					stream_kill_flows(s, &s->frip[f - 1], s->frport[f - 1]);
 			}
-			stream_ref_key(s, key);
+			stream_ref_key(s, &key);
 			s->fkey[f - 1] = key;
-			s->frip[f - 1] = mip;
+			s->frip[f - 1] = *mip;
 			s->frport[f - 1] = m->port_num;
 			s->fheld |= (uint8_t)(1u << f);
 			stream_clear_stale(s, mip, m->port_num);
@@ -766,8 +812,8 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 {
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		uint32_t mip = v4(&m->ip);
-		d->rip[i] = m->port_num ? mip : 0;
+		const struct addr *mip = &m->ip;
+		d->rip[i] = m->port_num ? *mip : addr_v4(0);
 		d->rport[i] = m->port_num;
 		d->rmux = (uint16_t)((d->rmux & ~(1u << i)) | (uint32_t)m->rtcp_mux << i);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
@@ -779,7 +825,7 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 			 * no RTP+1 element is added only to be deleted */
 			if (is_answer)
 				stream_layout(s, s->rb, s->pmux && s->rmux, now);
-			if (m->port_num && mip) {
+			if (m->port_num && !addr_is_any(mip) && same_family(mip, &s->priv_ip)) {
 				stream_set_remote(s, mip, m->port_num, 0);
 				s->rrtcp = remote_rtcp(m);
 			}
@@ -868,7 +914,7 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 		if (s->state == ST_FREE)
 			continue;
 		if (w > 0 && (s->fheld & (1u << w))) {
-			uint32_t key = s->key, rip = s->rip;
+			struct addr key = s->key, rip = s->rip;
 			uint16_t rport = s->rport;
 			s->key = s->fkey[w - 1];
 			s->rip = s->frip[w - 1];
@@ -877,22 +923,22 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 			s->fheld &= (uint8_t)~(1u << w);
 			d->rip[s->mindex] = s->rip;
 			d->rport[s->mindex] = s->rport;
-			stream_unref_key(s, key);
-			if (rip != s->rip || rport != s->rport)
-				stream_kill_flows(s, rip, rport);
+			stream_unref_key(s, &key);
+			if (!addr_eq(&rip, &s->rip) || rport != s->rport)
+				stream_kill_flows(s, &rip, rport);
 			if (s->has_old_key) {
-				stream_unref_key(s, s->old_key);
-				if (s->old_rip != s->rip || s->old_rport != s->rport)
-					stream_kill_flows(s, s->old_rip, s->old_rport);
+				stream_unref_key(s, &s->old_key);
+				if (!addr_eq(&s->old_rip, &s->rip) || s->old_rport != s->rport)
+					stream_kill_flows(s, &s->old_rip, s->old_rport);
 				s->has_old_key = 0;
 			}
 		}
 		for (int f = 1; f < DLG_FORKS; f++) {
 			if (!(s->fheld & (1u << f)))
 				continue;
-			stream_unref_key(s, s->fkey[f - 1]);
-			if (s->frip[f - 1] != s->rip || s->frport[f - 1] != s->rport)
-				stream_kill_flows(s, s->frip[f - 1], s->frport[f - 1]);
+			stream_unref_key(s, &s->fkey[f - 1]);
+			if (!addr_eq(&s->frip[f - 1], &s->rip) || s->frport[f - 1] != s->rport)
+				stream_kill_flows(s, &s->frip[f - 1], s->frport[f - 1]);
 			s->fheld &= (uint8_t)~(1u << f);
 		}
 	}
@@ -1219,7 +1265,7 @@ int dialog_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s, int in
 	/* IPv4 lines: the NAT streams; IN IP6 lines: routed pinholes. A
 	 * mixed SDP feeds both, each its own m= lines. */
 	if (side == SIDE_PHONE)
-		rc = phone_sdp(d, s, v4(sender_ip), pub, is_answer, now);
+		rc = phone_sdp(d, s, sender_ip, pub, is_answer, now);
 	else
 		remote_sdp(d, s, is_answer, now);
 	routed_sdp(d, side, s);
@@ -1237,11 +1283,11 @@ void dialog_offer_failed(struct dialog *d)
 			s->state = ST_ACTIVE;
 		if (s->state != ST_FREE && s->has_old_key) {
 			/* undo a remote move that was offered */
-			uint32_t nk = s->key;
+			struct addr nk = s->key;
 			s->key = s->old_key;
 			s->rip = s->old_rip;
 			s->rport = s->old_rport;
-			stream_unref_key(s, nk);
+			stream_unref_key(s, &nk);
 			s->has_old_key = 0;
 		}
 	}
@@ -1332,7 +1378,7 @@ void dialog_close(struct dialog *d, uint64_t now)
 		d->fp_held = 0;
 		if (d->sigb->dialogs && --d->sigb->dialogs == 0)
 			phones_dlg--;
-		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
+		nftmap_dnat_unref(&d->sig_key, d->sigb->pub_port);
 		binding_unref(d->sigb, now);
 	}
 	for (uint32_t *pp = &htab[hash((uint8_t *)d->callid, d->callid_len, &d->phone_ip)]; *pp;
@@ -1363,9 +1409,12 @@ void dialog_expire(uint64_t now)
 	}
 }
 
-static void ipstr(FILE *f, uint32_t ip)
+static void ipstr(FILE *f, const struct addr *a)
 {
-	fprintf(f, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	char t[ADDR_STRLEN];
+
+	addr_fmt(t, a, 1);
+	fputs(t, f);
 }
 
 void dialog_dump(FILE *f, uint64_t now)
@@ -1394,7 +1443,6 @@ void dialog_dump(FILE *f, uint64_t now)
 void dialog_dump_pinholes(FILE *f)
 {
 	static const char *const names[] = { "free", "new", "active", "retiring" };
-	uint32_t pub = binding_public_ip();
 
 	for (uint32_t i = 0; i < pool_used; i++) {
 		struct dialog *d = &pool[i];
@@ -1404,15 +1452,17 @@ void dialog_dump_pinholes(FILE *f)
 			struct stream *s = &d->st[k];
 			if (s->state == ST_FREE)
 				continue;
-			ipstr(f, pub);
+			const struct addr *pub = binding_public(&s->priv_ip);
+			struct addr none = any_of(&s->priv_ip);
+			ipstr(f, pub ? pub : &none);
 			if (s->mux)
 				fprintf(f, ":%u/mux -> ", s->b->pub_port);
 			else
 				fprintf(f, ":%u/%u -> ", s->b->pub_port, rtcp_pub(s));
-			ipstr(f, s->priv_ip);
+			ipstr(f, &s->priv_ip);
 			fprintf(f, ":%u from ", s->priv_port);
-			if (s->key)
-				ipstr(f, s->key);
+			if (!addr_is_any(&s->key))
+				ipstr(f, &s->key);
 			else
 				fputs("any", f);
 			fprintf(f, " %s call %.*s\n", names[s->state], d->callid_len, d->callid);
@@ -1472,17 +1522,21 @@ void dialog_save(FILE *f, uint64_t now)
 			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
 			d->callid_full, d->callid_hash, d->phone_uac, d->won_fixed);
 		for (int m = 0; m < SDP_MAX_MEDIA; m++)
-			if (d->rip[m])
-				fprintf(f, "R %d %08x %u\n", m, d->rip[m], d->rport[m]);
+			if (!addr_is_any(&d->rip[m]))
+				fprintf(f, "R %d %s %u\n", m, astr(ra, &d->rip[m]), d->rport[m]);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *st = &d->st[k];
+			char sa[ADDR_STRLEN], ka[ADDR_STRLEN], xa[ADDR_STRLEN], ca[ADDR_STRLEN];
 			if (st->state == ST_FREE)
 				continue;
-			/* then the RTCP layout (older files end before it) */
-			fprintf(f, "S %08x %u %u %u %u %08x %08x %u %08x %u %u %u %u %u %u\n", st->priv_ip,
-				st->priv_port, st->b->pub_port, st->state, st->mindex, st->key, st->rip, st->rport,
-				st->rb ? st->rb->priv_ip : 0, st->rb ? st->rb->priv_port : 0,
-				st->rb ? st->rb->pub_port : 0, st->mux, st->pmux, st->rmux, st->rrtcp);
+			/* addresses as text, as the D line's (the 8 hex digits of
+			 * older files are still read); then the RTCP layout (older
+			 * files end before it) */
+			fprintf(f, "S %s %u %u %u %u %s %s %u %s %u %u %u %u %u %u\n", astr(sa, &st->priv_ip),
+				st->priv_port, st->b->pub_port, st->state, st->mindex, astr(ka, &st->key),
+				astr(xa, &st->rip), st->rport, st->rb ? astr(ca, &st->rb->priv_ip) : "0",
+				st->rb ? st->rb->priv_port : 0, st->rb ? st->rb->pub_port : 0, st->mux, st->pmux,
+				st->rmux, st->rrtcp);
 		}
 		/* routed IPv6 streams: what the SDPs said, and whether the kernel
 		 * holds the pinhole (then it is deleted at the call's end) */
@@ -1503,20 +1557,6 @@ void dialog_save(FILE *f, uint64_t now)
 
 static struct dialog *restoring;
 
-/* An address of the state file: text (either family), or the 8 hex
- * digits of a host-order IPv4 address that files before IPv6 held. */
-static int state_addr(const char *s, struct addr *a)
-{
-	unsigned v;
-	char end;
-
-	if (strlen(s) == 8 && sscanf(s, "%8x%c", &v, &end) == 1) {
-		*a = addr_v4(v);
-		return 0;
-	}
-	return addr_parse_str(s, a) ? 0 : -1;
-}
-
 int dialog_restore_line(const char *line, uint64_t now)
 {
 	if (line[0] == 'D') {
@@ -1529,8 +1569,8 @@ int dialog_restore_line(const char *line, uint64_t now)
 		restoring = NULL;
 		int nf = sscanf(line, "D %128s %47s %u %47s %u %u %llu %u %u %u %u %u %u %x %u %x", hex, pips, &pport,
 				rips, &rport, &conf, &left, &of, &oc, &ac, &af, &ic, &full, &fh, &uac, &won);
-		if ((nf != 14 && nf != 16) || pport > 65535 || rport > 65535 || state_addr(pips, &pip) < 0 ||
-		    state_addr(rips, &rip) < 0)
+		if ((nf != 14 && nf != 16) || pport > 65535 || rport > 65535 || addr_parse_state(pips, &pip) < 0 ||
+		    addr_parse_state(rips, &rip) < 0)
 			return -1;
 		size_t n = strlen(hex) / 2;
 		if (n == 0 || n > DLG_CALLID_MAX)
@@ -1541,9 +1581,10 @@ int dialog_restore_line(const char *line, uint64_t now)
 				return -1;
 			cid[k] = (uint8_t)v;
 		}
-		/* a signalling binding is IPv4 NAT state: a routed IPv6 call has none */
-		struct binding *sb = addr_is_v4(&pip) ? binding_get(v4(&pip), (uint16_t)pport, BIND_SIG, 0, now)
-						      : NULL;
+		/* a signalling binding is NAT state (IPv4, masqueraded IPv6): a
+		 * routed IPv6 call has none */
+		struct binding *sb = addr_is_v4(&pip) || conf_is_masq6(cf, &pip)
+					     ? binding_get(&pip, (uint16_t)pport, BIND_SIG, 0, now) : NULL;
 		struct dialog *d = dialog_create(cid, (uint32_t)n, &pip, (uint16_t)pport, &rip, (uint16_t)rport, sb,
 						 now);
 		if (!d)
@@ -1568,8 +1609,11 @@ int dialog_restore_line(const char *line, uint64_t now)
 		return -1;
 	if (line[0] == 'R') {
 		int m;
-		unsigned ip, port;
-		if (sscanf(line, "R %d %x %u", &m, &ip, &port) != 3 || m < 0 || m >= SDP_MAX_MEDIA || port > 65535)
+		unsigned port;
+		char ips[ADDR_STRLEN];
+		struct addr ip;
+		if (sscanf(line, "R %d %47s %u", &m, ips, &port) != 3 || m < 0 || m >= SDP_MAX_MEDIA || port > 65535 ||
+		    addr_parse_state(ips, &ip) < 0)
 			return -1;
 		restoring->rip[m] = ip;
 		restoring->rport[m] = (uint16_t)port;
@@ -1581,8 +1625,8 @@ int dialog_restore_line(const char *line, uint64_t now)
 		struct rstream *r;
 		if (sscanf(line, "V %u %47s %u %u %u %47s %u %u %u %u %u", &mi, ph, &pp, &pr, &pm, rm, &rp, &rr, &rmx,
 			   &live, &lmux) != 11 || mi >= SDP_MAX_MEDIA || pp > 65535 || pr > 65535 || rp > 65535 ||
-		    rr > 65535 || !(r = routed_slot(restoring, (int)mi)) || state_addr(ph, &r->phone) < 0 ||
-		    state_addr(rm, &r->remote) < 0)
+		    rr > 65535 || !(r = routed_slot(restoring, (int)mi)) || addr_parse_state(ph, &r->phone) < 0 ||
+		    addr_parse_state(rm, &r->remote) < 0)
 			return -1;
 		r->pport = (uint16_t)pp;
 		r->prtcp = (uint16_t)pr;
@@ -1598,19 +1642,30 @@ int dialog_restore_line(const char *line, uint64_t now)
 		return 0;
 	}
 	if (line[0] == 'S') {
-		unsigned ip, port, pub, state, mi, key, rip, rport;
-		unsigned cip = 0, cport = 0, cpub = 0, mux = 0, pmux = 0, rmux = 0, rrtcp = 0;
-		int nf = sscanf(line, "S %x %u %u %u %u %x %x %u %x %u %u %u %u %u %u", &ip, &port, &pub, &state,
-				&mi, &key, &rip, &rport, &cip, &cport, &cpub, &mux, &pmux, &rmux, &rrtcp);
+		unsigned port, pub, state, mi, rport;
+		unsigned cport = 0, cpub = 0, mux = 0, pmux = 0, rmux = 0, rrtcp = 0;
+		char ips[ADDR_STRLEN], keys[ADDR_STRLEN], rips[ADDR_STRLEN], cips[ADDR_STRLEN] = "0";
+		struct addr ip, key, rip, cip = addr_v4(0);
+		int nf = sscanf(line, "S %47s %u %u %u %u %47s %47s %u %47s %u %u %u %u %u %u", ips, &port, &pub,
+				&state, &mi, keys, rips, &rport, cips, &cport, &cpub, &mux, &pmux, &rmux, &rrtcp);
 		if ((nf != 8 && nf != 15) || cport > 65535 || cpub > 65535 || rrtcp > 65535 ||
 		    port == 0 || port >= 65535 || pub > 65535 || rport > 65535 || mi >= SDP_MAX_MEDIA ||
-		    state < ST_NEW || state > ST_RETIRING)
+		    state < ST_NEW || state > ST_RETIRING || addr_parse_state(ips, &ip) < 0 ||
+		    addr_parse_state(keys, &key) < 0 || addr_parse_state(rips, &rip) < 0 ||
+		    (cport && addr_parse_state(cips, &cip) < 0))
+			return -1;
+		/* a key or remote of 0 (any, unknown) is the stream's family's */
+		if (addr_is_any(&key))
+			key = any_of(&ip);
+		if (addr_is_any(&rip))
+			rip = any_of(&ip);
+		if (!same_family(&key, &ip) || !same_family(&rip, &ip))
 			return -1;
 		struct stream *st = NULL;
 		for (int k = 0; k < DLG_MAX_STREAMS && !st; k++)
 			if (restoring->st[k].state == ST_FREE)
 				st = &restoring->st[k];
-		struct binding *b = st ? binding_get(ip, (uint16_t)port, BIND_MEDIA, (uint16_t)pub, now) : NULL;
+		struct binding *b = st ? binding_get(&ip, (uint16_t)port, BIND_MEDIA, (uint16_t)pub, now) : NULL;
 		if (!b)
 			return -1;
 		binding_ref(b);
@@ -1626,12 +1681,12 @@ int dialog_restore_line(const char *line, uint64_t now)
 		st->pmux = pmux != 0;
 		st->rmux = rmux != 0;
 		st->rrtcp = (uint16_t)rrtcp;
-		if (cport && (st->rb = binding_get(cip, (uint16_t)cport, BIND_RTCP, (uint16_t)cpub, now)) &&
+		if (cport && (st->rb = binding_get(&cip, (uint16_t)cport, BIND_RTCP, (uint16_t)cpub, now)) &&
 		    st->rb->kind != BIND_RTCP)
 			st->rb = NULL;
 		if (st->rb)
 			binding_ref(st->rb);
-		stream_ref_key(st, key);
+		stream_ref_key(st, &key);
 		if (restoring->sigb)
 			restoring->sigb->pinholes++;
 		STAT_INC(pinholes);
@@ -1671,15 +1726,17 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			struct dialog_stream_view *o = &v->st[v->n_streams++];
 			o->mindex = s->mindex;
 			o->state = s->state;
-			o->priv_ip = addr_v4(s->priv_ip);
+			o->priv_ip = s->priv_ip;
+			const struct addr *pub = binding_public(&s->priv_ip);
+			o->pub_ip = pub ? *pub : any_of(&s->priv_ip);
 			o->priv_port = s->priv_port;
 			o->pub_port = s->b ? s->b->pub_port : 0;
-			o->allowed_src = addr_v4(s->key);
-			o->remote_ip = addr_v4(s->rip);
+			o->allowed_src = s->key;
+			o->remote_ip = s->rip;
 			o->remote_port = s->rport;
 			o->rtcp_mux = s->mux;
 			o->rtcp_pub_port = s->b ? rtcp_pub(s) : 0;
-			o->rtcp_priv_ip = addr_v4(s->rb ? s->rb->priv_ip : s->priv_ip);
+			o->rtcp_priv_ip = s->rb ? s->rb->priv_ip : s->priv_ip;
 			o->rtcp_priv_port = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
 		}
 		for (int k = 0; k < DLG_ROUTED && v->n_streams < DIALOG_VIEW_STREAMS; k++) {

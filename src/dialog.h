@@ -114,6 +114,8 @@ struct dialog_stream_view {
 	                           image (wan.nat66_*) or priv_ip itself */
 	uint16_t priv_port;     /* RTP; RTCP is +1 unless a=rtcp named another port or rtcp-mux was agreed (sipalgctl pinholes) */
 	uint16_t pub_port;      /* on the router's public address; RTCP +1 */
+	struct addr pub_ip;     /* NAT stream: that public address (IPv4, or the WAN's IPv6 for
+	                           wan.masquerade6); its family's any while the WAN has none */
 	struct addr allowed_src; /* inbound elements accept this source (any address: any) */
 	struct addr remote_ip;  /* the remote's media address from its SDP (any address: unknown yet) */
 	uint16_t remote_port;

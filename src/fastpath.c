@@ -143,13 +143,17 @@ static int binding_put(const struct binding *b)
 	struct sipfast_pub_key qk;
 	struct sipfast_binding v;
 
+	/* the program is IPv4-only: a masqueraded IPv6 phone's messages take
+	 * the queue (one public port space: its port is in no IPv4 element) */
+	if (!addr_is_v4(&b->priv_ip))
+		return 0;
 	memset(&pk, 0, sizeof(pk));
 	memset(&qk, 0, sizeof(qk));
 	memset(&v, 0, sizeof(v));
-	pk.ip = htonl(b->priv_ip);
+	pk.ip = htonl(addr_get_v4(&b->priv_ip));
 	pk.port = b->priv_port;
 	qk.port = b->pub_port;
-	v.priv_ip = htonl(b->priv_ip);
+	v.priv_ip = htonl(addr_get_v4(&b->priv_ip));
 	v.priv_port = b->priv_port;
 	v.pub_port = b->pub_port;
 	v.flags = (uint8_t)(b->flags & (BF_VIA_PORT | BF_CONTACT_PORT));
@@ -166,9 +170,11 @@ static int binding_drop(const struct binding *b)
 	struct sipfast_priv_key pk;
 	struct sipfast_pub_key qk;
 
+	if (!addr_is_v4(&b->priv_ip))
+		return 0;
 	memset(&pk, 0, sizeof(pk));
 	memset(&qk, 0, sizeof(qk));
-	pk.ip = htonl(b->priv_ip);
+	pk.ip = htonl(addr_get_v4(&b->priv_ip));
 	pk.port = b->priv_port;
 	qk.port = b->pub_port;
 	/* public first: nothing from the WAN maps to a phone being forgotten */

@@ -593,12 +593,12 @@ int nftmap_commit(void)
 
 /* ---- public queue calls --------------------------------------------- */
 
-void nftmap_snat_add(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port)
+static void snat_add4(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port)
 {
 	pend_put(SET_OUT4, OP_ADD, priv_ip, priv_port, pub_ip, pub_port);
 }
 
-void nftmap_snat_del(uint32_t priv_ip, uint16_t priv_port)
+static void snat_del4(uint32_t priv_ip, uint16_t priv_port)
 {
 	pend_put(SET_OUT4, OP_DEL, priv_ip, priv_port, 0, 0);
 }
@@ -643,7 +643,7 @@ static void ref_remove(struct nftmap_ref *r)
 	nftmap_ref_n--;
 }
 
-void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port)
+static void dnat_ref4(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port)
 {
 	uint8_t set = nftmap_in_set(peer_ip);
 	struct nftmap_ref *r;
@@ -688,7 +688,7 @@ void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint
 	pend_put(set, OP_ADD, peer_ip, pub_port, priv_ip, priv_port);
 }
 
-void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port)
+static void dnat_unref4(uint32_t peer_ip, uint16_t pub_port)
 {
 	struct nftmap_ref *r;
 	uint32_t slot;
@@ -727,7 +727,7 @@ void nftmap_dump(FILE *f)
 	}
 }
 
-int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+static int inbound_next4(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
 			uint16_t *priv_port, uint32_t *refs)
 {
 	while (nftmap_refs && *cursor < nftmap_ref_used) {
@@ -1026,4 +1026,42 @@ void nftmap_close(int remove)
 	nftmap_ref_n = 0;
 	nftmap_nops = 0;
 	nftmap_carried_errors = 0;
+}
+
+/* Interim: the IPv4 elements only (an IPv6 masquerade element is ignored)
+ * until the ip6 maps land. */
+void nftmap_snat_add(const struct addr *priv, uint16_t priv_port, const struct addr *pub, uint16_t pub_port)
+{
+	if (addr_is_v4(priv))
+		snat_add4(addr_get_v4(priv), priv_port, addr_get_v4(pub), pub_port);
+}
+
+void nftmap_snat_del(const struct addr *priv, uint16_t priv_port)
+{
+	if (addr_is_v4(priv))
+		snat_del4(addr_get_v4(priv), priv_port);
+}
+
+void nftmap_dnat_ref(const struct addr *peer, uint16_t pub_port, const struct addr *priv, uint16_t priv_port)
+{
+	if (addr_is_v4(priv))
+		dnat_ref4(addr_get_v4(peer), pub_port, addr_get_v4(priv), priv_port);
+}
+
+void nftmap_dnat_unref(const struct addr *peer, uint16_t pub_port)
+{
+	if (addr_is_v4(peer))
+		dnat_unref4(addr_get_v4(peer), pub_port);
+}
+
+int nftmap_inbound_next(uint32_t *cursor, struct addr *peer, uint16_t *pub_port, struct addr *priv,
+			uint16_t *priv_port, uint32_t *refs)
+{
+	uint32_t p, q;
+
+	if (!inbound_next4(cursor, &p, pub_port, &q, priv_port, refs))
+		return 0;
+	*peer = addr_v4(p);
+	*priv = addr_v4(q);
+	return 1;
 }

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "addr.h"
+
 struct conf;
 
 /* Create (or take over: flush and re-create) our table and its chains and maps.
@@ -31,10 +33,14 @@ int nftmap_open(const struct conf *c);
 /* Remove our table from the kernel when `remove` is set, close the socket. */
 void nftmap_close(int remove);
 
-void nftmap_snat_add(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port);
-void nftmap_snat_del(uint32_t priv_ip, uint16_t priv_port);
-void nftmap_dnat_ref(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port);
-void nftmap_dnat_unref(uint32_t peer_ip, uint16_t pub_port);
+/* Addresses are struct addr (IPv4 as v4-mapped, addr_v4()); the family of
+ * an element is the family of `priv`. A peer that is the family's
+ * unspecified address (addr_v4(0) for IPv4, :: for IPv6) means "any"
+ * (in_any), as 0 did. */
+void nftmap_snat_add(const struct addr *priv, uint16_t priv_port, const struct addr *pub, uint16_t pub_port);
+void nftmap_snat_del(const struct addr *priv, uint16_t priv_port);
+void nftmap_dnat_ref(const struct addr *peer, uint16_t pub_port, const struct addr *priv, uint16_t priv_port);
+void nftmap_dnat_unref(const struct addr *peer, uint16_t pub_port);
 
 /* Send what was queued since the last commit. Returns the number of elements
  * the kernel refused (counted in nft_errors), 0 when all went in. */
@@ -64,7 +70,7 @@ void nftmap_requeue(void);
 void nftmap_dump(FILE *f);
 /* The same elements one by one (sipalgctl --json): from *cursor (start at
  * 0); 1 and the element's fields, or 0 at the end. */
-int nftmap_inbound_next(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+int nftmap_inbound_next(uint32_t *cursor, struct addr *peer, uint16_t *pub_port, struct addr *priv,
 			uint16_t *priv_port, uint32_t *refs);
 
 #endif

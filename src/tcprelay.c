@@ -424,7 +424,7 @@ static int far_open(struct conn *c, uint64_t now)
 		sock_nb(fd);
 		return fd;
 	}
-	c->b = binding_get(addr_get_v4(&c->phone_ip), c->phone_port, BIND_SIG, 0, now);
+	c->b = binding_get(&c->phone_ip, c->phone_port, BIND_SIG, 0, now);
 	if (c->b)
 		binding_ref(c->b);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(pub_ip) };
@@ -511,15 +511,17 @@ static void do_accept(int l, uint64_t now)
 			 * when the registration is tied to one (sip.inbound_from). */
 			uint32_t far = addr_get_v4(&phone);
 			in_b = binding_find_public(lport);
-			if (!in_b || in_b->kind != BIND_SIG || addr_get_v4(&local) != pub_ip ||
-			    !((in_b->reg_peer && (!in_b->reg_key || in_b->reg_key == far)) || in_b->dialogs)) {
+			if (!in_b || in_b->kind != BIND_SIG || !addr_is_v4(&in_b->priv_ip) ||
+			    addr_get_v4(&local) != pub_ip ||
+			    !((in_b->registered && (addr_is_any(&in_b->reg_key) || addr_eq(&in_b->reg_key, &phone))) ||
+			      in_b->dialogs)) {
 				STAT_INC(tcp_inbound_refused);
 				LOG_RL(LOG_LVL_WARN, "SIP/TCP from WAN %u.%u.%u.%u to port %u refused: "
 				       "no registered or in-dialog Contact there for it", far >> 24, (far >> 16) & 255,
 				       (far >> 8) & 255, far & 255, lport);
 				goto refuse;
 			}
-			phone = addr_v4(in_b->priv_ip);
+			phone = in_b->priv_ip;
 			lan = 1;
 		}
 		struct conn *c = NULL;
@@ -697,7 +699,7 @@ static void in_tcp_sync(uint64_t now)
 	in_tcp_last = now;
 	memset(want, 0, sizeof(want));
 	while ((b = binding_next(&cur)))
-		if (b->kind == BIND_SIG && (b->reg_peer || b->dialogs))
+		if (b->kind == BIND_SIG && addr_is_v4(&b->priv_ip) && (b->registered || b->dialogs))
 			want[b->pub_port >> 3] |= (uint8_t)(1u << (b->pub_port & 7));
 	for (size_t j = 0; j < sizeof(want); j++) {
 		add[j] = want[j] & (uint8_t)~in_tcp_have[j];

@@ -145,7 +145,6 @@ static void bindings(FILE *out, int json, uint64_t now)
 {
 	const struct binding *b;
 	uint32_t cur = 0;
-	struct addr pub = addr_v4(binding_public_ip());
 	int n = 0;
 
 	/* A header line even for an empty table: silence means trouble. */
@@ -158,17 +157,24 @@ static void bindings(FILE *out, int json, uint64_t now)
 	while ((b = binding_next(&cur))) {
 		fprintf(out, "%s{\"kind\":\"%s\",\"private\":", n++ ? "," : "",
 			b->kind == BIND_MEDIA ? "media" : b->kind == BIND_RTCP ? "rtcp" : "sip");
-		json_ipport4(out, b->priv_ip, b->priv_port);
+		json_ipport(out, &b->priv_ip, b->priv_port);
 		fputs(",\"public\":", out);
-		json_ipport(out, &pub, b->pub_port);
+		const struct addr *pub = binding_public(&b->priv_ip);
+		if (pub)
+			json_ipport(out, pub, b->pub_port);
+		else
+			fputs("null", out);
 		fprintf(out, ",\"refs\":%u,\"adopted\":%s,\"registered_s\":", b->refs,
 			b->flags & BF_ADOPTED ? "true" : "false");
-		if (b->reg_peer)
+		if (b->registered)
 			fprintf(out, "%llu", (unsigned long long)(b->reg_until > now ? (b->reg_until - now) / 1000 : 0));
 		else
 			fputs("null", out);
 		fputs(",\"registrar\":", out);
-		json_ip4(out, b->reg_peer, 1);
+		if (b->registered)
+			json_ip(out, &b->reg_peer, 1);
+		else
+			fputs("null", out);
 		fputc('}', out);
 	}
 	fputs("]}\n", out);
@@ -294,7 +300,7 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 	else if (s->routed)
 		json_ipport(out, &s->routed_pub, s->priv_port); /* NAT66: the prefix, the same port */
 	else
-		json_ipport(out, pub, s->pub_port);
+		json_ipport(out, &s->pub_ip, s->pub_port);
 	fprintf(out, ",\"routed\":%s", s->routed ? "true" : "false");
 	fputs(",\"remote\":", out);
 	if (!addr_is_any(&s->remote_ip))
@@ -307,16 +313,16 @@ static void stream_json(FILE *out, const struct dialog_stream_view *s, const str
 	else if (s->routed)
 		fputs("null", out);
 	else
-		json_ipport(out, pub, s->rtcp_pub_port);
+		json_ipport(out, &s->pub_ip, s->rtcp_pub_port);
 	fputs(",\"allowed_source\":", out);
 	json_ip(out, &s->allowed_src, 1);
 	if (counters) {
 		struct port_count pc;
-		port_count(&pc, s->routed ? &s->routed_pub : pub, s->pub_port, &s->priv_ip, s->priv_port);
+		port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->pub_port, &s->priv_ip, s->priv_port);
 		fputs(",\"rtp\":", out);
 		port_count_json(out, &pc);
 		if (!s->rtcp_mux) { /* muxed RTCP is counted with RTP */
-			port_count(&pc, s->routed ? &s->routed_pub : pub, s->rtcp_pub_port, &s->rtcp_priv_ip,
+			port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->rtcp_pub_port, &s->rtcp_priv_ip,
 				   s->rtcp_priv_port);
 			fputs(",\"rtcp\":", out);
 			port_count_json(out, &pc);
@@ -378,8 +384,8 @@ static void dialogs(FILE *out, int json, uint64_t now)
 static void pinholes(FILE *out, int json, uint64_t now)
 {
 	struct dialog_view v;
-	uint32_t cur = 0, pub4 = binding_public_ip(), peer, pip, refs;
-	struct addr pub = addr_v4(pub4);
+	uint32_t cur = 0, refs;
+	struct addr pub = addr_v4(binding_public_ip()), peer, pip;
 	uint16_t pport, ppub;
 	int n = 0;
 
@@ -407,11 +413,15 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	n = 0;
 	while (nftmap_inbound_next(&cur, &peer, &ppub, &pip, &pport, &refs)) {
 		fprintf(out, "%s{\"peer\":", n++ ? "," : "");
-		json_ip4(out, peer, 1);
+		json_ip(out, &peer, 1);
 		fputs(",\"public\":", out);
-		json_ipport4(out, pub4, ppub);
+		const struct addr *pa = binding_public(&pip);
+		if (pa)
+			json_ipport(out, pa, ppub);
+		else
+			fputs("null", out);
 		fputs(",\"private\":", out);
-		json_ipport4(out, pip, pport);
+		json_ipport(out, &pip, pport);
 		fprintf(out, ",\"refs\":%u}", refs);
 	}
 	fputs("]}}\n", out);
@@ -448,7 +458,7 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 			fputs("  routed (IPv6, not translated)", out);
 		} else {
 			fputs("  public ", out);
-			ipport(out, pub, s->pub_port);
+			ipport(out, &s->pub_ip, s->pub_port);
 		}
 		fputs("  remote ", out);
 		if (!addr_is_any(&s->remote_ip))
@@ -468,7 +478,7 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 			}
 			fputs(s->rtcp_mux ? " (RTCP mux)\n" : " and RTCP\n", out);
 		} else {
-			ipport(out, pub, s->pub_port);
+			ipport(out, &s->pub_ip, s->pub_port);
 			if (s->rtcp_mux)
 				fputs("/mux -> ", out);
 			else
@@ -485,10 +495,10 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 			fputc('\n', out);
 		}
 		struct port_count pc;
-		port_count(&pc, s->routed ? &s->routed_pub : pub, s->pub_port, &s->priv_ip, s->priv_port);
+		port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
 		if (!s->rtcp_mux) {
-			port_count(&pc, s->routed ? &s->routed_pub : pub, s->rtcp_pub_port, &s->rtcp_priv_ip,
+			port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->rtcp_pub_port, &s->rtcp_priv_ip,
 				   s->rtcp_priv_port);
 			port_count_text(out, "rtcp", &pc);
 		}

@@ -1048,6 +1048,130 @@ static void test_nat66_mixed_sdp(void **st)
 	assert_int_equal(v, ALG_DROP);
 }
 
+
+/* ---- IPv6 masquerade (wan.masquerade6): translated as IPv4 is ---------- */
+
+static const uint8_t PM6[16] = { 0xfd, 0x00, 0, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+
+static int setupm(void **st)
+{
+	struct addr w;
+
+	setup(st);
+	alg_fini();
+	assert_true(addr_parse_str("fd00:78::", &cf.lan[1].net));
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.media_other_hosts = 0;
+	cf.masq6[0] = cf.lan[1];
+	cf.n_masq6 = 1;
+	if (alg_init(&cf, PUB) < 0)
+		return -1;
+	assert_true(addr_parse_str("2001:db8:113::1", &w));
+	alg_set_public6(&w, now);
+	return 0;
+}
+
+/* One IPv6 datagram between the masqueraded phone and the proxy (inbound:
+ * addressed to the phone already, as conntrack's reverse NAT or our DNAT
+ * element leave it before the forward hook); the payload that leaves. */
+static const char *runm(int outbound, const char *msg, enum alg_verdict want)
+{
+	uint32_t len = outbound ? tp_udp6(pkt, PM6, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
+				: tp_udp6(pkt, PX6, 5060, PM6, 5060, msg, (uint32_t)strlen(msg));
+	uint32_t olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), want);
+	if (!olen) {
+		snprintf(got, sizeof(got), "%s", msg);
+		return got;
+	}
+	assert_int_equal((out[4] << 8 | out[5]), olen - 40);
+	memcpy(got, out + 48, olen - 48);
+	got[olen - 48] = 0;
+	return got;
+}
+
+static void test_masq6_call(void **st)
+{
+	(void)st;
+	char want[2048];
+	/* out: Via, received=, From, Call-ID, Contact, o=, c=, a=rtcp name the
+	 * WAN's IPv6 address; the ports are the bindings' (free here: kept) */
+	snprintf(want, sizeof(want), "%s",
+		 sip66("2001:db8:113::1", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE",
+		       "2001:db8:113::1", 16800));
+	const char *o = runm(1, sip66("fd00:78::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE",
+				     "fd00:78::10", 16800), ALG_ACCEPT);
+	assert_string_equal(o, want);
+	/* the bindings' SNAT elements and the inbound ones, IPv6 */
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:5060 [2001:db8:113::1]:5060\n"));
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:16800 [2001:db8:113::1]:16800\n"));
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:16801 [2001:db8:113::1]:16801\n"));
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::10]:5060 [fd00:78::10]:5060\n"));
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::10]:16800 [fd00:78::10]:16800\n"));
+	assert_null(strstr(stub_log, "ct+"));
+	assert_int_equal(stats[ST_pinholes], 1);
+	stub_reset();
+	/* in: the phone's own view back in the headers; the remote's SDP
+	 * stays and moves the media elements to its address */
+	snprintf(want, sizeof(want), "%s",
+		 sip66("fd00:78::10", "SIP/2.0 200 OK", "t1", "1 INVITE", "2001:db8:113::20", 7000));
+	o = runm(0, sip66("2001:db8:113::1", "SIP/2.0 200 OK", "t1", "1 INVITE", "2001:db8:113::20", 7000),
+		 ALG_ACCEPT);
+	assert_string_equal(o, want);
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "dnat- [2001:db8:113::10]:16800"));
+	stub_reset();
+	runm(1, sip66("fd00:78::10", "BYE sip:b@[2001:db8:113::10] SIP/2.0", "t1", "2 BYE", NULL, 0), ALG_ACCEPT);
+	runm(0, sip66("2001:db8:113::1", "SIP/2.0 200 OK", "t1", "2 BYE", NULL, 0), ALG_ACCEPT);
+	assert_non_null(strstr(stub_log, "dnat- [2001:db8:113::20]:16800"));
+	assert_non_null(strstr(stub_log, "snat- [fd00:78::10]:16800"));
+	assert_int_equal(stats[ST_pinholes], 0);
+	assert_int_equal(stats[ST_dialogs], 0);
+}
+
+/* Two masqueraded phones on the same port: the second gets another public
+ * port, written where the first's stays. */
+static void test_masq6_port_taken(void **st)
+{
+	(void)st;
+	static const uint8_t PM6B[16] = { 0xfd, 0x00, 0, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11 };
+	const char *m1 = "OPTIONS sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:78::10]:5060;branch=z9hG4bKa\r\n"
+			 "From: <sip:a@x>;tag=a\r\nTo: <sip:b@x>\r\nCall-ID: m1\r\nCSeq: 1 OPTIONS\r\n"
+			 "Content-Length: 0\r\n\r\n";
+	const char *m2 = "OPTIONS sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:78::11]:5060;branch=z9hG4bKb\r\n"
+			 "From: <sip:a@x>;tag=a\r\nTo: <sip:b@x>\r\nCall-ID: m2\r\nCSeq: 1 OPTIONS\r\n"
+			 "Content-Length: 0\r\n\r\n";
+	const char *o = runm(1, m1, ALG_ACCEPT);
+	assert_non_null(strstr(o, "Via: SIP/2.0/UDP [2001:db8:113::1]:5060;branch"));
+	uint32_t len = tp_udp6(pkt, PM6B, 5060, PX6, 5060, m2, (uint32_t)strlen(m2)), olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_true(olen > 48);
+	out[olen] = 0;
+	assert_non_null(strstr((const char *)out + 48, "Via: SIP/2.0/UDP [2001:db8:113::1]:40000;branch"));
+	/* an IPv4 phone on 5060 too: one public port space, another port */
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::11]:5060 [2001:db8:113::1]:40000\n"));
+}
+
+/* No global IPv6 address on the WAN: nothing true can be written, the
+ * message is dropped (as IPv4 SIP is without a WAN address). */
+static void test_masq6_no_address(void **st)
+{
+	(void)st;
+	alg_set_public6(NULL, now);
+	runm(1, sip66("fd00:78::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE", "fd00:78::10",
+		      16800), ALG_DROP);
+	assert_int_equal(stats[ST_drop_no_wan_address], 1);
+	assert_int_equal(stats[ST_drop_ula_out], 0);
+	/* an IPv4 message offering a masqueraded IPv6 stream: dropped too */
+	const char *m = "OPTIONS sip:bob@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKq\r\n"
+			"From: <sip:a@x>;tag=a\r\nTo: <sip:b@x>\r\nCall-ID: q1\r\nCSeq: 1 OPTIONS\r\n"
+			"X-Alt: [fd00:78::10]\r\nContent-Length: 0\r\n\r\n";
+	uint32_t len = tp_udp4(pkt, LAN1, 5060, REM, 5060, m, (uint32_t)strlen(m)), olen = 0;
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_DROP);
+	assert_int_equal(stats[ST_drop_no_wan_address], 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1073,6 +1197,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nat66_mixed_sdp, setup66, teardown),
 		cmocka_unit_test_setup_teardown(test_ula_dropped_without_nat66, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_ula_outside_nat66_dropped, setup66, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_call, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_port_taken, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_no_address, setupm, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }

@@ -56,7 +56,7 @@ static int setup(void **st)
 	cf.media_other_hosts = 1;
 	memset(stats, 0, sizeof(stats));
 	stub_reset();
-	assert_int_equal(binding_init(&cf, PUB), 0);
+	assert_int_equal(binding_init(&cf, a4(PUB)), 0);
 	return dialog_init(&cf);
 }
 
@@ -70,7 +70,7 @@ static int teardown(void **st)
 
 static struct dialog *call(void)
 {
-	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	struct binding *sb = binding_get(a4(PHONE), 5060, BIND_SIG, 0, 0);
 	struct dialog *d = dialog_create((const uint8_t *)"cid", 3, A4(PHONE), 5060, A4(PROXY), 5060, sb, 0);
 	assert_non_null(d);
 	assert_ptr_equal(dialog_find((const uint8_t *)"cid", 3, A4(PHONE)), d);
@@ -221,7 +221,7 @@ static void test_fastpath_hold(void **st)
 {
 	(void)st;
 	struct dialog *d = call();
-	struct binding *sb = binding_find(PHONE, 5060);
+	struct binding *sb = binding_find(a4(PHONE), 5060);
 	uint64_t early = (uint64_t)cf.early_timeout_s * 1000u, full = (uint64_t)cf.dialog_timeout_s * 1000u;
 
 	stub_fp_set = stub_fp_del = 0;
@@ -259,7 +259,7 @@ static void test_fastpath_hold(void **st)
 static void test_trunk_beyond_per_phone_share(void **st)
 {
 	(void)st;
-	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	struct binding *sb = binding_get(a4(PHONE), 5060, BIND_SIG, 0, 0);
 	char cid[32], ip[] = "192.168.1.10";
 	for (int i = 0; i < 300; i++) {
 		snprintf(cid, sizeof(cid), "trunk%d", i);
@@ -285,7 +285,7 @@ static int setup_scarce(void **st)
 	cf.n_lan = 1;
 	memset(stats, 0, sizeof(stats));
 	stub_reset();
-	assert_int_equal(binding_init(&cf, PUB), 0);
+	assert_int_equal(binding_init(&cf, a4(PUB)), 0);
 	(void)st;
 	return dialog_init(&cf);
 }
@@ -305,7 +305,7 @@ static void hairpin(int policy_any)
 	if (policy_any)
 		cf.pinhole_src = CONF_PINHOLE_ANY;
 	struct dialog *a = call();
-	struct binding *sb = binding_get(PHONE + 10, 5060, BIND_SIG, 0, 0);
+	struct binding *sb = binding_get(a4(PHONE + 10), 5060, BIND_SIG, 0, 0);
 	struct dialog *b = dialog_create((const uint8_t *)"cid", 3, A4(PHONE + 10), 5060, A4(PROXY), 5060, sb, 0);
 	assert_non_null(b);
 	assert_ptr_not_equal(a, b);
@@ -353,8 +353,8 @@ static void test_hairpin_policy_any(void **st) { (void)st; hairpin(1); }
 static void test_fair_share_when_scarce(void **st)
 {
 	(void)st;
-	struct binding *sa = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
-	struct binding *sbb = binding_get(PHONE + 1, 5060, BIND_SIG, 0, 0);
+	struct binding *sa = binding_get(a4(PHONE), 5060, BIND_SIG, 0, 0);
+	struct binding *sbb = binding_get(a4(PHONE + 1), 5060, BIND_SIG, 0, 0);
 	char cid[32];
 	int opened = 0, created = 0;
 	for (int i = 0; i < 100; i++) {
@@ -479,7 +479,7 @@ static void test_rtcp_mux(void **st)
 	assert_null(strstr(stub_log, "dnat- 198.51.100.9:8001"));
 
 	d = dialog_create((const uint8_t *)"cid2", 4, A4(PHONE), 5060, A4(PROXY), 5060,
-			  binding_get(PHONE, 5060, BIND_SIG, 0, 0), 0);
+			  binding_get(a4(PHONE), 5060, BIND_SIG, 0, 0), 0);
 	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp-mux\r\n"), 0, 1, A4(PHONE), pub, 0);
 	stub_reset();
 	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);

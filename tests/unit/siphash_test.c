@@ -66,7 +66,7 @@ static void test_colliding_callids_spread(void **st)
 	memset(stats, 0, sizeof(stats));
 	stub_reset();
 	siphash_table_key = (struct siphash_key){ 0x0123456789abcdefull, 0xfedcba9876543210ull };
-	assert_int_equal(binding_init(&cf, PUB), 0);
+	assert_int_equal(binding_init(&cf, a4(PUB)), 0);
 	assert_int_equal(dialog_init(&cf), 0);
 	uint32_t nb = 0;
 	dialog_hash_longest_chain(&nb);
@@ -81,7 +81,7 @@ static void test_colliding_callids_spread(void **st)
 	}
 	assert_int_equal(n, NCOLL);
 
-	struct binding *sb = binding_get(PHONE, 5060, BIND_SIG, 0, 0);
+	struct binding *sb = binding_get(a4(PHONE), 5060, BIND_SIG, 0, 0);
 	assert_non_null(sb);
 	for (int i = 0; i < NCOLL; i++)
 		assert_non_null(dialog_create((const uint8_t *)cids[i], (uint32_t)strlen(cids[i]), A4(PHONE), 5060,
