@@ -296,6 +296,15 @@ static struct addr peer_key(const struct addr *ip, uint16_t port)
 	return cf->pinhole_src == CONF_PINHOLE_ANY ? any_of(ip) : *ip;
 }
 
+/* Is m= line i a NAT stream's (its remote's lines are the stream's too)? */
+static int nat_stream_at(const struct dialog *d, int i)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		if (d->st[k].state != ST_FREE && d->st[k].mindex == i)
+			return 1;
+	return 0;
+}
+
 /* A LAN peer key (hairpin): counted. */
 static int hairpin_key(const struct addr *k) { return !addr_is_any(k) && conf_is_lan(cf, k); }
 
@@ -1080,7 +1089,7 @@ static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 
 	for (int i = 0; i < sd->nmedia; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		if (addr_is_v4(&m->ip) || addr_is_any(&m->ip))
+		if (addr_is_v4(&m->ip) || addr_is_any(&m->ip) || nat_stream_at(d, i))
 			continue;
 		struct rstream *r = NULL;
 		for (int k = 0; k < DLG_ROUTED && !r; k++)
@@ -1181,8 +1190,8 @@ static void routed_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s
 {
 	for (int i = 0; i < sd->nmedia; i++) {
 		const struct sdp_media *m = &sd->m[i];
-		if (addr_is_v4(&m->ip) && !addr_is_any(&m->ip))
-			continue; /* IPv4: the NAT streams' (mixed SDP) */
+		if ((addr_is_v4(&m->ip) && !addr_is_any(&m->ip)) || conf_is_masq6(cf, &m->ip) || nat_stream_at(d, i))
+			continue; /* IPv4, masqueraded IPv6: the NAT streams' (mixed SDP) */
 		struct rstream *r = NULL;
 		for (int k = 0; k < DLG_ROUTED && !r; k++)
 			if (d->rs[k].used && d->rs[k].mindex == i)

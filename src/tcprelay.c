@@ -357,8 +357,11 @@ static int sock_nb(int fd)
  * IPv6 SNAT"; before that the SYN-ACK, NATed back to the ULA, would be
  * forwarded to the phone), and a missing or different NAT66 rule on the
  * router cannot put the ULA on the wire under a message that names the
- * public address. */
-static int far_open6(struct conn *c)
+ * public address.
+ * A masqueraded phone (wan.masquerade6): as an IPv4 one, from the WAN's
+ * IPv6 address and the phone's binding port, the host:port alg writes
+ * into its Via and Contact. */
+static int far_open6(struct conn *c, uint64_t now)
 {
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -367,10 +370,22 @@ static int far_open6(struct conn *c)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sock_bufs(fd);
 	struct addr src = c->phone_ip;
+	uint16_t sport = c->phone_port;
 	if (conf_has_nat66(cf) &&
 	    nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, &c->phone_ip, &src))
 		STAT_INC(tcp_nat66);
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(c->phone_port) };
+	if (conf_is_masq6(cf, &c->phone_ip)) {
+		const struct addr *pub = alg_public6();
+		if (!pub) { /* nothing to masquerade behind: alg drops its messages too */
+			close(fd);
+			return -1;
+		}
+		src = *pub;
+		if (!c->b && (c->b = binding_get(&c->phone_ip, c->phone_port, BIND_SIG, 0, now)))
+			binding_ref(c->b);
+		sport = c->b ? c->b->pub_port : 0;
+	}
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(sport) };
 	memcpy(&a.sin6_addr, src.b, 16);
 	if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) {
 		close(fd);
@@ -400,7 +415,7 @@ static int far_open6(struct conn *c)
 static int far_open(struct conn *c, uint64_t now)
 {
 	if (c->v6)
-		return far_open6(c);
+		return far_open6(c, now);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
