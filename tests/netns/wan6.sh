@@ -10,7 +10,8 @@
 #   (d) only a deprecated (preferred_lft 0) and a lan.networks address left: none
 #   (e) a privacy (temporary) address, made by the kernel from an mngtmpaddr address with
 #       use_tempaddr=2 (`ip addr add ... temporary` is refused): the mngtmpaddr one is chosen,
-#       never the temporary one (lower by construction); skipped if the kernel made none
+#       never the temporary one (lower by construction; that check is skipped if the kernel
+#       made none), nor one whose duplicate address detection failed
 #   (f) every global address flushed: none, json null
 # Prints `N passed, N failed` last; exit 1 on any failure. Bounded: about 10 s.
 set -u
@@ -109,30 +110,48 @@ want_pub6 none "(d) only deprecated and LAN addresses left"
 want_changes 2 "(d)"
 
 # (e) use_tempaddr=2 and an mngtmpaddr address: the kernel adds a temporary address in its
-# /64 at once (addrconf manage_tempaddrs). Its random interface identifier has the u bit
-# cleared (RFC 4941), so it sorts below ...:ffff:ffff:ffff:fffe: allowed, it would be the pick.
+# /64 (addrconf manage_tempaddrs). Its random interface identifier has the u bit cleared
+# (RFC 4941), so it sorts below ...:ffff:ffff:ffff:fffe: allowed, it would be the pick.
+# Both must exist when the daemon chooses (else the mngtmpaddr one, seen first, would be
+# kept): 2001:db8:10f::1 holds the place meanwhile, and its deletion makes the choice.
+rtr ip addr add 2001:db8:10f::1/64 dev wan nodad
+want_pub6 2001:db8:10f::1 "(e) a place holder"
 rtr sysctl -qw net.ipv6.conf.wan.use_tempaddr=2
 rtr ip addr add 2001:db8:110::ffff:ffff:ffff:fffe/64 dev wan nodad mngtmpaddr
 tmp=""
 for i in $(seq 1 20); do
-	tmp=$(rtr ip -6 addr show dev wan temporary | sed -n 's/.*inet6 \([0-9a-f:]*\)\/64 .*/\1/p' | head -1)
+	# settled: out of duplicate address detection (accept_dad=0 makes that a moment)
+	tmp=$(rtr ip -6 addr show dev wan temporary | grep -v tentative |
+		sed -n 's/.*inet6 \([0-9a-f:]*\)\/64 .*/\1/p' | head -1)
 	[ -n "$tmp" ] && break
 	sleep 0.05
 done
-if [ -n "$tmp" ]; then
-	echo "# temporary address $tmp"
-	want_pub6 2001:db8:110:0:ffff:ffff:ffff:fffe "(e) the mngtmpaddr address, not the temporary $tmp"
-	want_changes 3 "(e)"
+[ -n "$tmp" ] && echo "# temporary address $tmp" ||
+	echo "# skip the temporary check: the kernel made no temporary address (use_tempaddr=2, mngtmpaddr)"
+# And an address whose duplicate address detection fails (the provider's side has it):
+# tentative, then dadfailed, never usable; lower than both.
+ip -n "$NS_WAN" addr add 2001:db8:10e::10/64 dev eth0 nodad
+rtr sysctl -qw net.ipv6.conf.wan.accept_dad=1
+rtr ip addr add 2001:db8:10e::10/64 dev wan
+for i in $(seq 1 60); do
+	rtr ip -6 addr show dev wan | grep -q "2001:db8:10e::10/64.*dadfailed" && break
+	sleep 0.05
+done
+if rtr ip -6 addr show dev wan | grep -q "2001:db8:10e::10/64.*dadfailed"; then
+	ok "(e) 2001:db8:10e::10 failed duplicate address detection"
 else
-	echo "# skip (e): the kernel made no temporary address (use_tempaddr=2, mngtmpaddr)"
-	want_pub6 2001:db8:110:0:ffff:ffff:ffff:fffe "(e) the mngtmpaddr address"
+	bad "(e) 2001:db8:10e::10 did not fail DAD within 3 s: $(rtr ip -6 addr show dev wan | tr '\n' ' ')"
 fi
+rtr ip addr del 2001:db8:10f::1/64 dev wan
+want_pub6 2001:db8:110:0:ffff:ffff:ffff:fffe \
+	"(e) the mngtmpaddr address, not the temporary ${tmp:-(none made)} nor the dadfailed one"
+want_changes 4 "(e)"
 
 # (f)
 rtr ip -6 addr flush dev wan scope global
 want_pub6 none "(f) every global address flushed"
 want_json None "(f)"
-[ -n "$tmp" ] && want_changes 4 "(f)"
+want_changes 5 "(f)"
 
 grep -E "IPv6 address|WAN wan" "$LAB_DAEMON_LOG" | sed 's/^/# log: /'
 rc=0
