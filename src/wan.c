@@ -137,7 +137,8 @@ static void addr_cb6(struct wan_scan *sc, const struct ifaddrmsg *ifa, const str
 	/* IFA_LOCAL only on a point-to-point link with a peer (IFA_ADDRESS
 	 * is the peer then), as for IPv4. */
 	const struct nlattr *at = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
-	/* ifa_flags is 8 bits; DADFAILED fits, newer flags are only in IFA_FLAGS */
+	/* IFA_FLAGS is the whole set; ifa_flags only its low 8 bits (the
+	 * four tested here fit, but an old kernel sends nothing else) */
 	uint32_t flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
 	struct addr a;
 
