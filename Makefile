@@ -213,8 +213,11 @@ ops-lab: all
 
 # The WAN address changes under running calls (issue 8): removed and
 # replaced, the interface re-created, no address, SIGHUP public_address.
+# wan6.sh: the WAN's IPv6 address for wan.masquerade6 followed (kept,
+# replaced, never temporary/deprecated/LAN, none) (about 5 s).
 field-wan: all
 	@tests/netns/field-wan.sh
+	@tests/netns/wan6.sh
 
 # A PBX trunk (one LAN address, ~1,000 calls up, 1,000 calls/s) with the
 # shipped limits: every INVITE rewritten, every stream a pinhole, 0 failed.

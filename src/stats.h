@@ -57,6 +57,7 @@
 	X(drop_no_wan_address, C, "LAN SIP dropped while the WAN interface has no IPv4 address") \
 	X(drop_ula_out, C, "IPv6 SIP from a ULA to the Internet dropped: no NAT66 of ours covers it") \
 	X(wan_address_changes, C, "public address changes (rtnetlink or reload)") \
+	X(wan6_address_changes, C, "public IPv6 address changes of the WAN interface (rtnetlink)") \
 	X(refused_pinholes_full, C, "streams refused: limits.pinholes reached") \
 	X(refused_pinholes_share, C, "streams refused: pinhole table over 3/4 full and the phone holds its share") \
 	X(refused_dialogs_full, C, "calls refused: limits.dialogs reached") \

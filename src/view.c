@@ -76,6 +76,14 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 				     "accept` there\n", fwd);
 		if (rules_ipv6_off())
 			fprintf(out, "ipv6 diversion: off (%s)\n", rules_ipv6_off());
+		/* Only where it is used: masquerade6 phones are translated to it. */
+		if (vc && vc->n_masq6) {
+			char a6[ADDR_STRLEN] = "none";
+
+			if (wan_public6())
+				addr_fmt(a6, wan_public6(), 0);
+			fprintf(out, "public IPv6: %s\n", a6);
+		}
 		return;
 	}
 	fprintf(out, "{\"status\":{\"ok\":%s,\"pid\":%d,\"mode\":\"%s\",\"uptime_s\":%llu,\"packets\":%llu,"
@@ -102,6 +110,13 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	fputs(",\"ipv6_diversion_off\":", out);
 	if (rules_ipv6_off())
 		json_cstr(out, rules_ipv6_off());
+	else
+		fputs("null", out);
+	/* Always present (fields are only added): the WAN's IPv6 address as
+	 * followed, null while it has none; used with wan.masquerade6. */
+	fputs(",\"public_ipv6\":", out);
+	if (wan_public6())
+		json_ip(out, wan_public6(), 1);
 	else
 		fputs("null", out);
 	fputs("}}\n", out);

@@ -1,10 +1,12 @@
 /* wan: see wan.h.
  *
- * Two rtnetlink sockets: one subscribed to link and IPv4 address events,
- * one for dumps. An event is only a hint: whatever it says, the addresses
- * are read again with one RTM_GETADDR dump, so a lost event (socket
- * overrun: ENOBUFS) or an odd order (DELLINK before DELADDR, an address
- * added before its link is up) cannot leave a stale view. */
+ * Two rtnetlink sockets: one subscribed to link and IPv4/IPv6 address
+ * events, one for dumps. An event is only a hint: whatever it says, the
+ * addresses of both families are read again with one RTM_GETADDR dump, so
+ * a lost event (socket overrun: ENOBUFS) or an odd order (DELLINK before
+ * DELADDR, an address added before its link is up) cannot leave a stale
+ * view. The IPv6 address is followed always (one dump serves both); it is
+ * used, and its changes logged at info, only with wan.masquerade6. */
 #include "wan.h"
 
 #include <errno.h>
@@ -21,6 +23,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "addr.h"
 #include "alg.h"
 #include "conf.h"
 #include "dialog.h"
@@ -40,6 +43,11 @@ static uint32_t cur_ip;        /* the public address now */
 static int started;
 static int cur_ifindex; /* of wan_if at the last scan, 0 if absent */
 static uint64_t last_scan;
+static struct addr cur6;       /* the public IPv6 address now, if have6 */
+static int have6;
+static int masq6_on;           /* wan.masquerade6 set: IPv6 changes matter to calls */
+static struct conf_net lan6[CONF_MAX_LAN]; /* lan.networks' IPv6 prefixes: never public */
+static int n_lan6;
 static char rx[32 * 1024] __attribute__((aligned(8)));
 
 /* What one dump found. */
@@ -49,6 +57,9 @@ struct wan_scan {
 	uint32_t primary, any;      /* first primary / first address on it */
 	uint32_t local[WAN_MAX_LOCAL];
 	int nlocal;
+	int keep6;                  /* cur6 is still on the interface and fit */
+	int have_low6;
+	struct addr low6;           /* the lowest fit IPv6 address on it */
 };
 
 static void ipstr(char *s, size_t n, uint32_t ip)
@@ -69,7 +80,12 @@ static int addr_attr_cb(const struct nlattr *a, void *data)
 	switch (type) {
 	case IFA_ADDRESS:
 	case IFA_LOCAL:
-		if (mnl_attr_validate2(a, MNL_TYPE_BINARY, 4) < 0)
+		/* 4 or 16 bytes; addr_cb checks it against the family */
+		if (mnl_attr_get_payload_len(a) != 4 && mnl_attr_get_payload_len(a) != 16)
+			return MNL_CB_OK;
+		break;
+	case IFA_FLAGS:
+		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
 			return MNL_CB_OK;
 		break;
 	case IFA_LABEL:
@@ -94,6 +110,56 @@ static int on_wan(const struct ifaddrmsg *ifa, const char *label, int ifindex)
 	return label && strncmp(label, wan_if, n) == 0 && (label[n] == 0 || label[n] == ':');
 }
 
+/* May this IPv6 address of the WAN interface be the public one? Only a
+ * global address the kernel will use as a source for a long time: not a
+ * privacy address (IFA_F_TEMPORARY: replaced every few hours, a call or a
+ * registration on it would break), not one being given up (DEPRECATED),
+ * not one still in or failed duplicate address detection, not link-local
+ * or a LAN address (a misconfiguration would make phones look remote). */
+static int fit6(const struct ifaddrmsg *ifa, uint32_t flags, const struct addr *a)
+{
+	if (ifa->ifa_scope != RT_SCOPE_UNIVERSE ||
+	    (flags & (IFA_F_TEMPORARY | IFA_F_DEPRECATED | IFA_F_TENTATIVE | IFA_F_DADFAILED)))
+		return 0;
+	/* fe80::/10 and multicast are never scope global, but say so here
+	 * too; a v4-mapped or the unspecified address is no IPv6 address. */
+	if ((a->b[0] == 0xfe && (a->b[1] & 0xc0) == 0x80) || a->b[0] == 0xff || addr_is_v4(a) ||
+	    addr_is_any(a))
+		return 0;
+	for (int i = 0; i < n_lan6; i++)
+		if (addr_in_prefix(a, &lan6[i].net, lan6[i].plen))
+			return 0;
+	return 1;
+}
+
+static void addr_cb6(struct wan_scan *sc, const struct ifaddrmsg *ifa, const struct nlattr **tb)
+{
+	/* IFA_LOCAL only on a point-to-point link with a peer (IFA_ADDRESS
+	 * is the peer then), as for IPv4. */
+	const struct nlattr *at = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	/* IFA_FLAGS is the whole set; ifa_flags only its low 8 bits (the
+	 * four tested here fit, but an old kernel sends nothing else) */
+	uint32_t flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
+	struct addr a;
+
+	if (!at || mnl_attr_get_payload_len(at) != 16)
+		return;
+	/* IPv6 addresses carry no label: the index is the only way to tell */
+	if (!sc->ifindex || (int)ifa->ifa_index != sc->ifindex)
+		return;
+	a = addr_v6(mnl_attr_get_payload(at));
+	if (!fit6(ifa, flags, &a))
+		return;
+	if (have6 && addr_eq(&a, &cur6))
+		sc->keep6 = 1;
+	/* Lowest first: the same choice on every scan whatever the kernel's
+	 * order, and a global unicast (2000::/3) before a ULA (fc00::/7). */
+	if (!sc->have_low6 || memcmp(a.b, sc->low6.b, 16) < 0) {
+		sc->low6 = a;
+		sc->have_low6 = 1;
+	}
+}
+
 static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct wan_scan *sc = data;
@@ -104,13 +170,17 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	if (nlh->nlmsg_type != RTM_NEWADDR || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*ifa)))
 		return MNL_CB_OK;
 	ifa = mnl_nlmsg_get_payload(nlh);
-	if (ifa->ifa_family != AF_INET)
+	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb);
+	if (ifa->ifa_family == AF_INET6) {
+		addr_cb6(sc, ifa, tb);
+		return MNL_CB_OK;
+	}
 	/* IFA_LOCAL is the router's own address; IFA_ADDRESS is the peer's on
 	 * a point-to-point link (PPPoE) and equals IFA_LOCAL elsewhere. */
 	const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
-	if (!a)
+	if (!a || mnl_attr_get_payload_len(a) != 4)
 		return MNL_CB_OK;
 	memcpy(&ip, mnl_attr_get_payload(a), 4);
 	ip = ntohl(ip);
@@ -142,7 +212,7 @@ static int wan_scan(struct wan_scan *sc)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
+	ifa->ifa_family = AF_UNSPEC; /* both families, one dump */
 	if (mnl_socket_sendto(q_nl, nlh, nlh->nlmsg_len) < 0) {
 		LOG_RL(LOG_LVL_WARN, "wan: address dump request: %s", strerror(errno));
 		return -1;
@@ -186,6 +256,32 @@ static void wan_apply(uint32_t ip, uint64_t now)
 	tcprelay_set_public(ip); /* new outbound TCP connections bind to it */
 }
 
+static void wan_apply6(const struct addr *a, uint64_t now)
+{
+	char o[ADDR_STRLEN] = "none", n[ADDR_STRLEN] = "none";
+
+	if (a ? have6 && addr_eq(a, &cur6) : !have6)
+		return;
+	if (have6)
+		addr_fmt(o, &cur6, 0);
+	if (a)
+		addr_fmt(n, a, 0);
+	if (started) {
+		STAT_INC(wan6_address_changes);
+		if (!masq6_on)
+			log_debug("WAN %s: public IPv6 address %s -> %s", wan_if, o, n);
+		else if (a)
+			log_info("WAN %s: public IPv6 address %s -> %s", wan_if, o, n);
+		else
+			log_warn("WAN %s: public IPv6 address %s -> none: SIP from wan.masquerade6 phones is "
+				 "dropped until it has one", wan_if, o);
+	}
+	have6 = a != NULL;
+	if (a)
+		cur6 = *a;
+	alg_set_public6(a, now);
+}
+
 /* Read the kernel's addresses and apply what changed. */
 static void wan_sync(uint64_t now)
 {
@@ -200,6 +296,21 @@ static void wan_sync(uint64_t now)
 		wan_apply(explicit_ip, now);
 	else
 		wan_apply(sc.keep ? sc.keep : sc.primary ? sc.primary : sc.any, now);
+	/* The current IPv6 address while it stays fit: a new one added
+	 * beside it (a renumbering announced ahead) does not move calls. */
+	if (!sc.keep6)
+		wan_apply6(sc.have_low6 ? &sc.low6 : NULL, now);
+}
+
+/* What wan.c needs of the configuration: lan.networks' IPv6 prefixes and
+ * whether wan.masquerade6 is set (both restart-only: read at open). */
+static void wan_conf6(const struct conf *c)
+{
+	n_lan6 = 0;
+	for (int i = 0; i < c->n_lan && i < CONF_MAX_LAN; i++)
+		if (!addr_is_v4(&c->lan[i].net))
+			lan6[n_lan6++] = c->lan[i];
+	masq6_on = c->n_masq6 > 0;
 }
 
 static struct mnl_socket *wan_sock(unsigned groups, int nonblock)
@@ -223,7 +334,8 @@ int wan_open(const struct conf *c, uint64_t now)
 		wan_close();
 	snprintf(wan_if, sizeof(wan_if), "%s", c->wan_if);
 	explicit_ip = c->public_ip;
-	ev_nl = wan_sock(RTMGRP_LINK | RTMGRP_IPV4_IFADDR, 1);
+	wan_conf6(c);
+	ev_nl = wan_sock(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR, 1);
 	q_nl = wan_sock(0, 0);
 	if (!ev_nl || !q_nl) {
 		log_err("wan: rtnetlink socket: %s", strerror(errno));
@@ -238,6 +350,8 @@ int wan_open(const struct conf *c, uint64_t now)
 	q_seq = (uint32_t)time(NULL);
 	started = 0;
 	cur_ip = 0;
+	have6 = 0;
+	alg_set_public6(NULL, now);
 	wan_sync(now);
 	started = 1;
 	ipstr(a, sizeof(a), cur_ip);
@@ -253,6 +367,15 @@ int wan_open(const struct conf *c, uint64_t now)
 	else
 		log_warn("WAN %s has no IPv4 address yet: SIP from the LAN is dropped until it has one",
 			 wan_if);
+	if (masq6_on && have6) {
+		char a6[ADDR_STRLEN];
+
+		addr_fmt(a6, &cur6, 0);
+		log_info("WAN %s: public IPv6 address %s (wan.masquerade6), followed over rtnetlink", wan_if, a6);
+	} else if (masq6_on && cur_ifindex) {
+		log_warn("WAN %s has no global IPv6 address yet: SIP from wan.masquerade6 phones is dropped "
+			 "until it has one", wan_if);
+	}
 	return 0;
 }
 
@@ -312,6 +435,7 @@ int wan_reconfigure(const struct conf *c, uint64_t now)
 			 c->public_ip ? "" : " (follow the interface)");
 		explicit_ip = c->public_ip;
 	}
+	wan_conf6(c);
 	wan_sync(now);
 	return rc;
 }
@@ -319,6 +443,11 @@ int wan_reconfigure(const struct conf *c, uint64_t now)
 uint32_t wan_public(void)
 {
 	return cur_ip;
+}
+
+const struct addr *wan_public6(void)
+{
+	return have6 ? &cur6 : NULL;
 }
 
 int wan_ifindex(void)

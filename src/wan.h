@@ -9,11 +9,17 @@
  * A change goes to the policy (alg_set_public, dialog_set_local), which
  * queues the kernel changes in nftmap/ct; the caller commits them.
  * While there is no address, SIP from the LAN is dropped (alg.h).
- * Addresses in HOST byte order. */
+ * IPv4 addresses in HOST byte order.
+ *
+ * The interface's IPv6 address is followed the same way, always (for
+ * wan.masquerade6; alg_set_public6): one global address that is not a
+ * privacy (temporary), deprecated, tentative or LAN address; the current
+ * one kept while it stays so, else the lowest. */
 #ifndef SIPALGD_WAN_H
 #define SIPALGD_WAN_H
 #include <stdint.h>
 
+struct addr;
 struct conf;
 
 /* Open the event socket and resolve the start address (there may be none
@@ -30,6 +36,8 @@ void wan_event(uint64_t now);
 int wan_reconfigure(const struct conf *c, uint64_t now);
 /* The public address now, 0 while there is none. */
 uint32_t wan_public(void);
+/* The public IPv6 address now, NULL while there is none. */
+const struct addr *wan_public6(void);
 /* wan.interface's ifindex at the last scan (events and the slow re-check
  * rescan, so a re-created pppoe-wan is found), 0 while it does not exist. */
 int wan_ifindex(void);
