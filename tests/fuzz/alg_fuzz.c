@@ -20,7 +20,9 @@
  *   - LAN->WAN: no LAN address literal (192.168.1.x as a dotted-quad token)
  *     is left in a payload that leaves (rewritten, or accepted unchanged),
  *     nor an IPv6 literal of the NAT66 LAN prefix (fd00:77::/64; NAT66 is
- *     configured, so an IPv6 stream in an IPv4 message is translated);
+ *     configured, so an IPv6 stream in an IPv4 message is translated), nor
+ *     one of the masqueraded prefix (fd00:78::/64, wan.masquerade6: its
+ *     streams are NAT streams with bindings, as IPv4 ones);
  *   - a payload that leaves and parses as SIP has Content-Length == body;
  *     a rewrite of a clean message is still a clean message;
  *   - the live bindings/dialogs/pinholes (stats gauges) stay within the
@@ -101,8 +103,8 @@ static void account_stub_log(void)
 	if (strlen(stub_log) > STUB_LOG_SIZE - 256)
 		fail("stub log overflow (too many kernel intents for one datagram)", NULL, 0);
 	for (char *l = strtok_r(stub_log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char op[8], a[40], k[48];
-		if (sscanf(l, "%7s %39s", op, a) != 2)
+		char op[8], a[64], k[72];
+		if (sscanf(l, "%7s %63s", op, a) != 2)
 			fail("unparsable stub log line", (const uint8_t *)l, (uint32_t)strlen(l));
 		if (strncmp(op, "ct", 2) == 0)
 			continue;
@@ -169,9 +171,12 @@ static void check_payload(const uint8_t *pl, uint32_t n, int outbound, int in_cl
 	struct span all = { 0, n }, h;
 	struct addr a;
 	uint32_t pos = 0;
-	while (outbound && nat66_next(pl, all, &pos, &h, &a))
+	while (outbound && nat66_next(pl, all, &pos, &h, &a)) {
 		if (addr_in_prefix(&a, &cf.nat66_lan.net, cf.nat66_lan.plen))
 			fail("NAT66 LAN-prefix literal leaves the router", pl, n);
+		if (conf_is_masq6(&cf, &a))
+			fail("masquerade6 literal leaves the router", pl, n);
+	}
 	if (rc == SIP_OK && m.clen_idx >= 0 && m.trailing != 0 && (rewritten || in_clean))
 		fail("Content-Length does not match the body", pl, n);
 	if (rewritten && in_clean && (rc != SIP_OK || m.trailing))
@@ -294,6 +299,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cf.nat66_lan.plen = 64;
 	addr_parse_str("2001:db8:78::", &cf.nat66_pub.net);
 	cf.nat66_pub.plen = 64;
+	/* and a masqueraded IPv6 prefix (its literals in IPv4 messages) */
+	addr_parse_str("fd00:78::", &cf.lan[1].net);
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.masq6[0] = cf.lan[1];
+	cf.n_masq6 = 1;
 	if (cv & CV_TWO_SIP_PORTS) {
 		cf.sip_ports[1] = 5080;
 		cf.n_sip_ports = 2;
@@ -322,6 +333,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nkeys = 0;
 	if (alg_init(&cf, cf.public_ip) < 0)
 		fail("alg_init failed", NULL, 0);
+	struct addr pub6;
+	addr_parse_str("2001:db8:113::1", &pub6);
+	alg_set_public6(&pub6, 1000000);
 
 	uint64_t now = 1000000;
 	const uint8_t *p = data + 1, *end = data + size;

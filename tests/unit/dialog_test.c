@@ -689,6 +689,63 @@ static void test_state_keeps_routed_v6(void **st)
 	assert_int_equal(stats[ST_pinholes], 0);
 }
 
+
+/* A masqueraded IPv6 call (wan.masquerade6) survives a restart: its
+ * bindings and streams come back from text addresses, with their IPv6
+ * SNAT and DNAT elements. */
+static void test_state_keeps_masq6(void **st)
+{
+	(void)st;
+	struct addr ph, px, pub6;
+	static char b6[256];
+	const struct sdp *sp;
+	assert_true(addr_parse_str("fd00:78::10", &ph));
+	assert_true(addr_parse_str("2001:db8:113::10", &px));
+	assert_true(addr_parse_str("2001:db8:113::1", &pub6));
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.masq6[0] = cf.lan[1];
+	cf.n_masq6 = 1;
+	binding_set_public(1, &pub6);
+	struct binding *sb = binding_get(&ph, 5060, BIND_SIG, 0, 0);
+	struct dialog *d = dialog_create((const uint8_t *)"m6cid", 5, &ph, 5060, &px, 5060, sb, 0);
+	assert_non_null(d);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 fd00:78::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	dialog_sdp(d, SIDE_PHONE, &sd, 0, 1, &ph, pub, 0);
+	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
+	sp = &sd;
+	dialog_sdp(d, SIDE_REMOTE, sp, 1, 1, &px, pub, 0);
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	binding_save(f, 0);
+	dialog_save(f, 0);
+	fclose(f);
+	assert_non_null(strstr(text, "B fd00:78::10 5060 5060 "));
+	teardown(NULL);
+	setup(NULL);
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.masq6[0] = cf.lan[1];
+	cf.n_masq6 = 1;
+	binding_set_public(1, &pub6);
+	stub_reset();
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
+	free(text);
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:5060 [2001:db8:113::1]:5060\n"));
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:16800 [2001:db8:113::1]:16800\n"));
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
+	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::10]:5060 [fd00:78::10]:5060\n"));
+	assert_non_null(dialog_find((const uint8_t *)"m6cid", 5, &ph));
+	cf.n_masq6 = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fair_share_when_scarce, setup_scarce, teardown),
 		cmocka_unit_test_setup_teardown(test_sdp_rtcp_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_routed_v6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_keeps_masq6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_other_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_address_and_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_mux, setup, teardown),
