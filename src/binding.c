@@ -114,9 +114,10 @@ void binding_set_public(uint32_t public_ip)
 		/* delete then add: the kernel refuses an add that would change
 		 * an existing element's mapping (nftmap keeps both, in order) */
 		for (uint32_t k = 0; k < n; k++) {
-			nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + k));
+			struct addr pa = addr_v4(b->priv_ip), pu = addr_v4(public_ip);
+			nftmap_snat_del(&pa, (uint16_t)(b->priv_port + k));
 			if (public_ip)
-				nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), public_ip,
+				nftmap_snat_add(&pa, (uint16_t)(b->priv_port + k), &pu,
 						(uint16_t)(b->pub_port + k));
 		}
 	}
@@ -261,8 +262,9 @@ struct binding *binding_get(uint32_t ip, uint16_t port, enum binding_kind kind,
 		b->flags |= BF_ADOPTED;
 	for (uint32_t i = 0; i < n; i++) {
 		set_used(pub + i, 1);
+		struct addr pa = addr_v4(ip), pu = addr_v4(pub_ip);
 		if (pub_ip) /* none while the WAN has no address: binding_set_public adds it */
-			nftmap_snat_add(ip, (uint16_t)(port + i), pub_ip, (uint16_t)(pub + i));
+			nftmap_snat_add(&pa, (uint16_t)(port + i), &pu, (uint16_t)(pub + i));
 	}
 	uint32_t hp = hash_priv(ip, port), hq = hash_pub(pub);
 	b->next_priv = h_priv[hp];
@@ -298,7 +300,8 @@ static void binding_free(struct binding *b)
 	fastpath_binding_del(b);
 	for (uint32_t i = 0; i < n; i++) {
 		set_used(b->pub_port + i, 0);
-		nftmap_snat_del(b->priv_ip, (uint16_t)(b->priv_port + i));
+		struct addr pa = addr_v4(b->priv_ip);
+		nftmap_snat_del(&pa, (uint16_t)(b->priv_port + i));
 	}
 	unlink_chain(&h_priv[hash_priv(b->priv_ip, b->priv_port)], idx, 0);
 	unlink_chain(&h_pub[hash_pub(b->pub_port)], idx, 1);
@@ -353,7 +356,8 @@ void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expire
 	uint32_t key = any ? 0 : peer;
 
 	if (b->reg_peer && (expires_s == 0 || key != b->reg_key)) {
-		nftmap_dnat_unref(b->reg_key, b->pub_port);
+		struct addr rk = addr_v4(b->reg_key);
+		nftmap_dnat_unref(&rk, b->pub_port);
 		b->reg_peer = 0;
 		STAT_DEC(registrations);
 		binding_unref(b, now);
@@ -362,7 +366,8 @@ void binding_register(struct binding *b, uint32_t peer, int any, uint32_t expire
 		return;
 	if (!b->reg_peer) {
 		binding_ref(b);
-		nftmap_dnat_ref(key, b->pub_port, b->priv_ip, b->priv_port);
+		struct addr k = addr_v4(key), pa = addr_v4(b->priv_ip);
+		nftmap_dnat_ref(&k, b->pub_port, &pa, b->priv_port);
 		STAT_INC(registrations);
 	}
 	b->reg_peer = peer;
@@ -393,8 +398,9 @@ void binding_repush(void)
 
 		if (!b->in_use)
 			continue;
+		struct addr pa = addr_v4(b->priv_ip), pu = addr_v4(pub_ip);
 		for (uint32_t k = 0; k < n; k++)
-			nftmap_snat_add(b->priv_ip, (uint16_t)(b->priv_port + k), pub_ip,
+			nftmap_snat_add(&pa, (uint16_t)(b->priv_port + k), &pu,
 					(uint16_t)(b->pub_port + k));
 	}
 }

@@ -323,7 +323,8 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct 
 			phones_dlg++;
 		/* In-dialog requests from the peer must reach the phone after the
 		 * signalling conntrack has timed out (long calls). */
-		nftmap_dnat_ref(d->sig_key, sigb->pub_port, sigb->priv_ip, sigb->priv_port);
+		struct addr k = addr_v4(d->sig_key), sp = addr_v4(sigb->priv_ip);
+		nftmap_dnat_ref(&k, sigb->pub_port, &sp, sigb->priv_port);
 	}
 	uint32_t h = hash(callid, len, phone_ip);
 	d->next = htab[h];
@@ -369,20 +370,24 @@ static uint16_t rtcp_pub(const struct stream *s)
 
 static void stream_ref_key(struct stream *s, uint32_t key)
 {
-	nftmap_dnat_ref(key, s->b->pub_port, s->priv_ip, s->priv_port);
+	struct addr k = addr_v4(key), pa = addr_v4(s->priv_ip);
+	nftmap_dnat_ref(&k, s->b->pub_port, &pa, s->priv_port);
 	if (s->mux)
 		return;
-	if (s->rb)
-		nftmap_dnat_ref(key, s->rb->pub_port, s->rb->priv_ip, s->rb->priv_port);
-	else
-		nftmap_dnat_ref(key, (uint16_t)(s->b->pub_port + 1), s->priv_ip, (uint16_t)(s->priv_port + 1));
+	if (s->rb) {
+		struct addr ra = addr_v4(s->rb->priv_ip);
+		nftmap_dnat_ref(&k, s->rb->pub_port, &ra, s->rb->priv_port);
+	} else {
+		nftmap_dnat_ref(&k, (uint16_t)(s->b->pub_port + 1), &pa, (uint16_t)(s->priv_port + 1));
+	}
 }
 
 static void stream_unref_key(struct stream *s, uint32_t key)
 {
-	nftmap_dnat_unref(key, s->b->pub_port);
+	struct addr k = addr_v4(key);
+	nftmap_dnat_unref(&k, s->b->pub_port);
 	if (!s->mux)
-		nftmap_dnat_unref(key, rtcp_pub(s));
+		nftmap_dnat_unref(&k, rtcp_pub(s));
 }
 
 /* Every peer key the stream holds elements for: the current one, the one
@@ -1332,7 +1337,8 @@ void dialog_close(struct dialog *d, uint64_t now)
 		d->fp_held = 0;
 		if (d->sigb->dialogs && --d->sigb->dialogs == 0)
 			phones_dlg--;
-		nftmap_dnat_unref(d->sig_key, d->sigb->pub_port);
+		struct addr k = addr_v4(d->sig_key);
+		nftmap_dnat_unref(&k, d->sigb->pub_port);
 		binding_unref(d->sigb, now);
 	}
 	for (uint32_t *pp = &htab[hash((uint8_t *)d->callid, d->callid_len, &d->phone_ip)]; *pp;

@@ -378,8 +378,8 @@ static void dialogs(FILE *out, int json, uint64_t now)
 static void pinholes(FILE *out, int json, uint64_t now)
 {
 	struct dialog_view v;
-	uint32_t cur = 0, pub4 = binding_public_ip(), peer, pip, refs;
-	struct addr pub = addr_v4(pub4);
+	uint32_t cur = 0, pub4 = binding_public_ip(), refs;
+	struct addr pub = addr_v4(pub4), peer, pip;
 	uint16_t pport, ppub;
 	int n = 0;
 
@@ -407,11 +407,11 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	n = 0;
 	while (nftmap_inbound_next(&cur, &peer, &ppub, &pip, &pport, &refs)) {
 		fprintf(out, "%s{\"peer\":", n++ ? "," : "");
-		json_ip4(out, peer, 1);
+		json_ip(out, &peer, 1);
 		fputs(",\"public\":", out);
-		json_ipport4(out, pub4, ppub);
+		json_ipport(out, &pub, ppub);
 		fputs(",\"private\":", out);
-		json_ipport4(out, pip, pport);
+		json_ipport(out, &pip, pport);
 		fprintf(out, ",\"refs\":%u}", refs);
 	}
 	fputs("]}}\n", out);

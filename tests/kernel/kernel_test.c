@@ -36,6 +36,9 @@ static const char *ns_a, *ns_b, *root;
 #define R_LAN  IP4(10, 0, 1, 1)
 #define R_WAN  IP4(192, 0, 2, 1)
 #define B_IP   IP4(192, 0, 2, 2)
+/* nftmap takes struct addr: an IPv4 host-order address, as a pointer. */
+#define A4(ip) (&(struct addr){ .b = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, \
+	(uint8_t)((ip) >> 24), (uint8_t)((ip) >> 16), (uint8_t)((ip) >> 8), (uint8_t)(ip) } })
 
 static void check(int ok, const char *fmt, ...)
 {
@@ -403,8 +406,8 @@ static void test_nftmap(const struct conf *c)
 	/* add, commit, visible; one batch for both */
 	b0 = stats[ST_nft_batches];
 	e0 = stats[ST_nft_elements];
-	nftmap_snat_add(A_IP, 4000, R_WAN, 40000);
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40001);
+	nftmap_snat_add(A4(A_IP), 4000, A4(R_WAN), 40000);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40001);
 	check(nftmap_commit() == 0, "commit two snat adds");
 	check(stats[ST_nft_batches] == b0 + 1 && stats[ST_nft_elements] == e0 + 2,
 	      "two elements in one batch (batches +%llu, elements +%llu)",
@@ -414,27 +417,27 @@ static void test_nftmap(const struct conf *c)
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40001),
 	      "both out4 elements visible in nft -j list map");
 
-	nftmap_snat_del(A_IP, 4000);
+	nftmap_snat_del(A4(A_IP), 4000);
 	check(nftmap_commit() == 0, "commit snat del");
 	check(!map_has_key("out4", "10.0.1.2", 4000) &&
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40001),
 	      "deleted element gone, the other stays");
 
-	nftmap_snat_add(IP4(10, 0, 1, 5), 5000, R_WAN, 45000);
-	nftmap_snat_del(IP4(10, 0, 1, 5), 5000);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 5)), 5000, A4(R_WAN), 45000);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 5)), 5000);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.5", 5000),
 	      "add then del in one commit: absent, no error");
 
-	nftmap_snat_del(IP4(10, 0, 1, 3), 4001);
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40009);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 3)), 4001);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40009);
 	check(nftmap_commit() == 0 && map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40009),
 	      "del then add in one commit replaces the mapping");
 
 	/* One bad element must not take the others down with it (the kernel
 	 * aborts the whole transaction; we must resend the good ones). */
 	err0 = stats[ST_nft_errors];
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40010); /* clash: EBUSY */
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40010); /* clash: EBUSY */
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40007);
 	n = nftmap_commit();
 	check(n == 1 && stats[ST_nft_errors] == err0 + 1,
 	      "a clashing add is one refusal (commit returned %d)", n);
@@ -442,28 +445,28 @@ static void test_nftmap(const struct conf *c)
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40009),
 	      "the good element of the failed batch went in; the old mapping kept");
 
-	nftmap_snat_del(IP4(10, 9, 9, 9), 9);
-	nftmap_snat_add(IP4(10, 0, 1, 8), 4008, R_WAN, 40008);
+	nftmap_snat_del(A4(IP4(10, 9, 9, 9)), 9);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 8)), 4008, A4(R_WAN), 40008);
 	check(nftmap_commit() == 0 && map_has_pair("out4", "10.0.1.8", 4008, "192.0.2.1", 40008),
 	      "deleting an absent element is not an error, and does not lose its batch");
-	nftmap_snat_del(IP4(10, 0, 1, 8), 4008);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 8)), 4008);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.8", 4008), "and out again");
 
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40007);
 	check(nftmap_commit() == 0, "adding the same mapping again is not an error");
 
-	nftmap_snat_del(IP4(10, 0, 1, 7), 4007);
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40008);
-	nftmap_snat_del(IP4(10, 0, 1, 7), 4007);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 7)), 4007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40008);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 7)), 4007);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.7", 4007),
 	      "del, add, del in one commit: absent");
 
 	/* refcounting, in_peer */
-	nftmap_dnat_ref(B_IP, 40100, A_IP, 6100);
-	nftmap_dnat_ref(B_IP, 40100, A_IP, 6100);
+	nftmap_dnat_ref(A4(B_IP), 40100, A4(A_IP), 6100);
+	nftmap_dnat_ref(A4(B_IP), 40100, A4(A_IP), 6100);
 	check(nftmap_commit() == 0 && map_has_pair("in_peer", "192.0.2.2", 40100, "10.0.1.2", 6100),
 	      "in_peer element after two refs");
-	nftmap_dnat_unref(B_IP, 40100);
+	nftmap_dnat_unref(A4(B_IP), 40100);
 	check(nftmap_commit() == 0 && map_has_pair("in_peer", "192.0.2.2", 40100, "10.0.1.2", 6100),
 	      "two refs, one unref: element stays");
 	dump = NULL;
@@ -473,16 +476,16 @@ static void test_nftmap(const struct conf *c)
 	check(dump && strstr(dump, "peer 192.0.2.2 pub 40100 -> 10.0.1.2:6100 refs 1\n"),
 	      "dump shows the in_peer element with refs 1: %s", dump ? dump : "(null)");
 	free(dump);
-	nftmap_dnat_unref(B_IP, 40100);
+	nftmap_dnat_unref(A4(B_IP), 40100);
 	check(nftmap_commit() == 0 && !map_has_key("in_peer", "192.0.2.2", 40100),
 	      "last unref deletes the element");
 
 	/* in_any, and a ref that moves the target */
-	nftmap_dnat_ref(0, 40000, A_IP, 6000);
-	nftmap_dnat_ref(0, 40200, A_IP, 6200);
+	nftmap_dnat_ref(A4(0), 40000, A4(A_IP), 6000);
+	nftmap_dnat_ref(A4(0), 40200, A4(A_IP), 6200);
 	check(nftmap_commit() == 0 && map_has_pair("in_any", NULL, 40000, "10.0.1.2", 6000) &&
 	      map_has_pair("in_any", NULL, 40200, "10.0.1.2", 6200), "in_any elements");
-	nftmap_dnat_ref(0, 40200, IP4(10, 0, 1, 3), 6201);
+	nftmap_dnat_ref(A4(0), 40200, A4(IP4(10, 0, 1, 3)), 6201);
 	check(nftmap_commit() == 0 && map_has_pair("in_any", NULL, 40200, "10.0.1.3", 6201),
 	      "a ref with another target replaces the element");
 	dump = NULL;
@@ -494,8 +497,8 @@ static void test_nftmap(const struct conf *c)
 	      !strstr(dump, "peer 192.0.2.2"),
 	      "dump of in_any elements:\n%s", dump ? dump : "(null)");
 	free(dump);
-	nftmap_dnat_unref(0, 40200);
-	nftmap_dnat_unref(0, 40200);
+	nftmap_dnat_unref(A4(0), 40200);
+	nftmap_dnat_unref(A4(0), 40200);
 	check(nftmap_commit() == 0 && !map_has_key("in_any", NULL, 40200), "in_any unref x2: gone");
 
 	/* Many elements: several transactions, and more than the pending list
@@ -503,7 +506,7 @@ static void test_nftmap(const struct conf *c)
 	base = map_count("out4");
 	b0 = stats[ST_nft_batches];
 	for (i = 0; i < 5000; i++)
-		nftmap_snat_add(IP4(10, 1, i / 250, i % 250 + 1), (uint16_t)(10000 + i), R_WAN,
+		nftmap_snat_add(A4(IP4(10, 1, i / 250, i % 250 + 1)), (uint16_t)(10000 + i), A4(R_WAN),
 				(uint16_t)(20000 + i));
 	n = nftmap_commit();
 	b0 = stats[ST_nft_batches] - b0;
@@ -511,7 +514,7 @@ static void test_nftmap(const struct conf *c)
 	      "5000 adds: %d errors, %d elements (expected %d), %llu batches", n,
 	      map_count("out4"), base + 5000, (unsigned long long)b0);
 	for (i = 0; i < 5000; i++)
-		nftmap_snat_del(IP4(10, 1, i / 250, i % 250 + 1), (uint16_t)(10000 + i));
+		nftmap_snat_del(A4(IP4(10, 1, i / 250, i % 250 + 1)), (uint16_t)(10000 + i));
 	n = nftmap_commit();
 	check(n == 0 && map_count("out4") == base, "5000 deletes: %d errors, %d left (expected %d)",
 	      n, map_count("out4"), base);
@@ -527,7 +530,7 @@ static void test_nftmap(const struct conf *c)
 		n = udp_recv(sa, line, sizeof(line), 2000, &from, &fport);
 		check(n > 0 && strcmp(line, "dnat-test") == 0 && from == B_IP && fport == 7000,
 		      "in_any: WAN -> 192.0.2.1:40000 arrives at 10.0.1.2:6000 from 192.0.2.2:7000");
-		nftmap_snat_add(A_IP, 6001, R_WAN, 41001);
+		nftmap_snat_add(A4(A_IP), 6001, A4(R_WAN), 41001);
 		check(nftmap_commit() == 0, "out4 for 10.0.1.2:6001");
 		udp_send(sa2, B_IP, 7001, "snat-test");
 		n = udp_recv(sb2, line, sizeof(line), 2000, &from, &fport);
@@ -1043,9 +1046,9 @@ int main(void)
 		small.max_bindings = 1;   /* room for 2 * (2 * 1 + 1) = 6 inbound elements */
 		check(nftmap_open(&small) == 0, "nftmap_open with a 6-element inbound table");
 		for (i = 0; i < 6; i++)
-			nftmap_dnat_ref(IP4(198, 51, 100, 1), (uint16_t)(30000 + i), IP4(10, 0, 1, 2), (uint16_t)(30000 + i));
+			nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), (uint16_t)(30000 + i), A4(IP4(10, 0, 1, 2)), (uint16_t)(30000 + i));
 		e0 = stats[ST_nft_errors];
-		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), 30010, A4(IP4(10, 0, 1, 2)), 30010);
 		i = nftmap_commit();
 		check(stats[ST_nft_errors] == e0 + 1 && i == 1,
 		      "the 7th inbound element is refused and counted (nft_errors +%llu, commit %d)",
@@ -1053,8 +1056,8 @@ int main(void)
 		check(sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30005'") == 0 &&
 		      sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") != 0,
 		      "the six already in stay, the refused one is not in the kernel");
-		nftmap_dnat_unref(IP4(198, 51, 100, 1), 30000);
-		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		nftmap_dnat_unref(A4(IP4(198, 51, 100, 1)), 30000);
+		nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), 30010, A4(IP4(10, 0, 1, 2)), 30010);
 		check(nftmap_commit() == 0 && sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") == 0,
 		      "after one goes, a new one fits");
 	}

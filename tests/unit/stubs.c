@@ -13,11 +13,6 @@ int stub_ct_snat_found;
 uint32_t stub_ct_pub_ip;
 uint16_t stub_ct_pub_port;
 
-static void ip(char *s, uint32_t a)
-{
-	sprintf(s, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-
 static void rec_s(const char *fmt, const char *sa, uint16_t ap, const char *sb, uint16_t bp)
 {
 	int n = snprintf(stub_log + stub_len, sizeof(stub_log) - stub_len, fmt, sa, ap, sb, bp);
@@ -35,17 +30,6 @@ static void rec_a(const char *fmt, struct addr a, uint16_t ap, struct addr b, ui
 	rec_s(fmt, sa, ap, sb, bp);
 }
 
-static void rec(const char *fmt, uint32_t a, uint16_t ap, uint32_t b, uint16_t bp)
-{
-	char sa[16], sb[16];
-
-	ip(sa, a);
-	ip(sb, b);
-	int n = snprintf(stub_log + stub_len, sizeof(stub_log) - stub_len, fmt, sa, ap, sb, bp);
-	if (n > 0 && stub_len + (size_t)n < sizeof(stub_log))
-		stub_len += (size_t)n;
-}
-
 void stub_reset(void)
 {
 	stub_len = 0;
@@ -54,10 +38,10 @@ void stub_reset(void)
 
 int nftmap_open(const struct conf *c) { (void)c; return 0; }
 void nftmap_close(int remove) { (void)remove; }
-void nftmap_snat_add(uint32_t a, uint16_t ap, uint32_t b, uint16_t bp) { rec("snat+ %s:%u %s:%u\n", a, ap, b, bp); }
-void nftmap_snat_del(uint32_t a, uint16_t ap) { rec("snat- %s:%u%.0s%.0u\n", a, ap, 0, 0); }
-void nftmap_dnat_ref(uint32_t peer, uint16_t pub, uint32_t b, uint16_t bp) { rec("dnat+ %s:%u %s:%u\n", peer, pub, b, bp); }
-void nftmap_dnat_unref(uint32_t peer, uint16_t pub) { rec("dnat- %s:%u%.0s%.0u\n", peer, pub, 0, 0); }
+void nftmap_snat_add(const struct addr *a, uint16_t ap, const struct addr *b, uint16_t bp) { rec_a("snat+ %s:%u %s:%u\n", *a, ap, *b, bp); }
+void nftmap_snat_del(const struct addr *a, uint16_t ap) { rec_a("snat- %s:%u%.0s%.0u\n", *a, ap, addr_v4(0), 0); }
+void nftmap_dnat_ref(const struct addr *peer, uint16_t pub, const struct addr *b, uint16_t bp) { rec_a("dnat+ %s:%u %s:%u\n", *peer, pub, *b, bp); }
+void nftmap_dnat_unref(const struct addr *peer, uint16_t pub) { rec_a("dnat- %s:%u%.0s%.0u\n", *peer, pub, addr_v4(0), 0); }
 int nftmap_commit(void) { return 0; }
 int nftmap_urgent(void) { return 0; }
 void nftmap_dump(FILE *f) { (void)f; }
