@@ -691,12 +691,12 @@ static int nftmap_v6_refused(const struct addr *a, uint16_t port, const char *wh
 void nftmap_snat_add(const struct addr *priv, uint16_t priv_port, const struct addr *pub, uint16_t pub_port)
 {
 	if (addr_is_v4(priv) != addr_is_v4(pub)) {
-		char a[ADDR_STRLEN], b[ADDR_STRLEN];
+		char a[64], b[64];
 
 		STAT_INC(nft_errors);
 		nftmap_carried_errors++;
-		LOG_RL(LOG_LVL_ERR, "nft: snat %s:%u -> %s:%u refused: the families differ",
-		       ip_str(priv, a), priv_port, ip_str(pub, b), pub_port);
+		LOG_RL(LOG_LVL_ERR, "nft: snat %s -> %s refused: the families differ",
+		       ipport_str(priv, priv_port, a, sizeof(a)), ipport_str(pub, pub_port, b, sizeof(b)));
 		return;
 	}
 	if (nftmap_v6_refused(priv, priv_port, "snat"))
@@ -768,15 +768,16 @@ void nftmap_dnat_ref(const struct addr *peer, uint16_t pub_port, const struct ad
 	if (!nftmap_refs)
 		return;
 	if (addr_is_v4(peer) != addr_is_v4(priv)) {
-		char a[ADDR_STRLEN], b[ADDR_STRLEN];
+		char a[ADDR_STRLEN], b[64];
 
 		/* Would put an element in the other family's map, or
 		 * (an IPv4 "any" for an IPv6 phone) leave one its unref
 		 * cannot find: refused, loudly. */
 		STAT_INC(nft_errors);
 		nftmap_carried_errors++;
-		LOG_RL(LOG_LVL_ERR, "nft: pinhole peer %s pub %u -> %s:%u refused: the families differ",
-		       peer_str(peer, a), pub_port, ip_str(priv, b), priv_port);
+		LOG_RL(LOG_LVL_ERR, "nft: pinhole peer %s%s pub %u -> %s refused: the families differ",
+		       peer_str(peer, a), addr_is_v4(peer) ? " (IPv4)" : " (IPv6)", pub_port,
+		       ipport_str(priv, priv_port, b, sizeof(b)));
 		return;
 	}
 	if (nftmap_v6_refused(priv, pub_port, "pinhole"))
