@@ -635,6 +635,16 @@ static void test_nftmap6(const struct conf *c)
 	      strstr(out, "oifname \"wan0\" snat ip6 to ip6 saddr . udp sport map @out6") &&
 	      !strstr(out, "in_lan"),
 	      "table ip6 sipalgd has out6, in_peer6, in_any6 and the rules:\n%s", out);
+	{
+		char out2[65536];
+
+		/* kernel-rules/sipalgd-nat6.nft must produce the same table. */
+		n = sh(out2, sizeof(out2),
+		       "sed -e 's/^define WAN_IF = .*/define WAN_IF = \"wan0\"/' "
+		       "%s/kernel-rules/sipalgd-nat6.nft | nft -f - && nft list table ip6 sipalgd", root);
+		check(n == 0 && strcmp(out, out2) == 0,
+		      "kernel-rules/sipalgd-nat6.nft gives the same table ip6 as nftmap_open");
+	}
 
 	/* both families in one commit, one transaction */
 	b0 = stats[ST_nft_batches];
@@ -735,16 +745,23 @@ static void test_nftmap6(const struct conf *c)
 		int sa = udp6_sock(ns_a, "2001:db8:1::2", 6000), sb = udp6_sock(ns_b, "2001:db8:2::2", 7000);
 		int sa2 = udp6_sock(ns_a, "2001:db8:1::2", 6001), sb2 = udp6_sock(ns_b, "2001:db8:2::2", 7001);
 
+		/* Neighbour discovery first (A<->R, B<->R: a datagram to the
+		 * router's discard port, which no element maps), so the checks
+		 * below wait for the NAT, not for a first NS/NA on a busy box. */
+		udp6_send(sa2, "2001:db8:1::1", 9, "nd");
+		udp6_send(sb, "2001:db8:2::1", 9, "nd");
 		nftmap_dnat_ref(&any6, 40000, &a6, 6000);
 		nftmap_snat_add(&a6, 6001, &w6, 41001);
 		check(nftmap_commit() == 0, "in_any6 40000 and out6 for [2001:db8:1::2]:6001");
 		udp6_send(sb, "2001:db8:2::1", 40000, "dnat6-test");
-		n = udp6_recv(sa, line, sizeof(line), 2000, from, &fport);
+		n = udp6_recv(sa, line, sizeof(line), 5000, from, &fport);
 		check(n > 0 && strcmp(line, "dnat6-test") == 0 && strcmp(from, "2001:db8:2::2") == 0 && fport == 7000,
 		      "in_any6: WAN -> [2001:db8:2::1]:40000 arrives at [2001:db8:1::2]:6000 from [%s]:%u",
 		      n > 0 ? from : "-", n > 0 ? fport : 0);
+		if (n <= 0) /* what the router saw, for whoever reads the failure */
+			system("conntrack -L -f ipv6 2>&1 | sed 's/^/# ct: /'; ip -6 neigh | sed 's/^/# neigh: /'");
 		udp6_send(sa2, "2001:db8:2::2", 7001, "snat6-test");
-		n = udp6_recv(sb2, line, sizeof(line), 2000, from, &fport);
+		n = udp6_recv(sb2, line, sizeof(line), 5000, from, &fport);
 		check(n > 0 && strcmp(line, "snat6-test") == 0 && strcmp(from, "2001:db8:2::1") == 0 && fport == 41001,
 		      "out6: LAN [2001:db8:1::2]:6001 leaves as [%s]:%u (want [2001:db8:2::1]:41001)",
 		      n > 0 ? from : "-", n > 0 ? fport : 0);
