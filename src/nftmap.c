@@ -116,7 +116,8 @@ static const char nftmap_rules_fmt[] =
 	"}\n";
 
 /* The IPv6 mirror (wan.masquerade6), appended to the text above so both
- * tables are made in one transaction. Our post chain runs before the
+ * tables are made in one transaction; kernel-rules/sipalgd-nat6.nft is the
+ * same text (tests/kernel checks it). Our post chain runs before the
  * operator's masquerade (srcnat): a flow our out6 maps keeps its mapped
  * port, everything else is masqueraded as before. No in_lan: see nftmap.h. */
 static const char nftmap_rules6_fmt[] =
@@ -1093,8 +1094,9 @@ int nftmap_open(const struct conf *c)
 	pend_reset();
 	nftmap_carried_errors = 0;
 	nftmap_probe_destroy();
-	log_info("nft: table ip %s%s ready (WAN %s, %u inbound entries, deletes by %s)",
-		 nftmap_table, nftmap_v6 ? " and table ip6 (wan.masquerade6)" : "", c->wan_if, need,
+	log_info("nft: table ip %s%s%s%s ready (WAN %s, %u inbound entries, deletes by %s)",
+		 nftmap_table, nftmap_v6 ? " and table ip6 " : "", nftmap_v6 ? nftmap_table : "",
+		 nftmap_v6 ? " (wan.masquerade6)" : "", c->wan_if, need,
 		 nftmap_del_type == NFT_MSG_DESTROYSETELEM ? "DESTROYSETELEM" : "DELSETELEM");
 	return 0;
 fail:
