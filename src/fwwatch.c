@@ -13,7 +13,9 @@
  * What "in place" means:
  *  - our table exists and is the one we made (its handle: a table swapped
  *    for a copy, e.g. `nft -f` of a saved ruleset, has a new handle and
- *    stale elements), with its 3 rules in `pre` and 2 in `post`;
+ *    stale elements), with its 3 rules in `pre` and 2 in `post`; with
+ *    wan.masquerade6, its table ip6 twin too (2 rules and 1), under the
+ *    same name: nftmap_restore() puts both back in one transaction;
  *  - the diversion: rules_where() names the chain and rule count, and the
  *    jump to it from FORWARD for iptables; for IPv4, and for IPv6 when
  *    rules.c installed that copy (ip6tables rules live in table ip6 mangle).
@@ -69,6 +71,7 @@ static struct rules_where fw_where, fw_where6;
 static struct mnl_socket *fw_ev, *fw_q;
 static uint32_t fw_qportid, fw_seq;
 static uint64_t fw_handle;        /* of the table we made; 0 = unknown */
+static uint64_t fw_handle6;       /* of its ip6 twin (wan.masquerade6); 0 = unknown */
 static int fw_dirty;              /* a foreign transaction is in progress */
 static uint64_t fw_dirty_since;   /* ms, first event of what is to check */
 static uint64_t fw_next_check;    /* ms, the safety net */
@@ -252,22 +255,33 @@ static unsigned fw_check(char *buf, size_t len)
 	"%s", off ? ", " : ""); if (off < len) off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); } while (0)
 	if (len)
 		buf[0] = '\0';
-	h = fw_table_handle(fw_conf->nft_table);
-	if (!h) {
-		miss |= MISS_TABLE;
-		FW_SAY("table ip %s", fw_conf->nft_table);
-	} else if (fw_handle && h != fw_handle) {
-		miss |= MISS_TABLE;
-		FW_SAY("table ip %s (replaced)", fw_conf->nft_table);
-	} else {
-		static const struct { const char *chain; int n; } want[] = { { "pre", 3 }, { "post", 2 } };
+	/* Our NAT table, and its ip6 twin when nftmap built one (masquerade6
+	 * needs a restart, so fw_conf says what nftmap_open saw). */
+	for (int v6 = 0; v6 <= (fw_conf->n_masq6 > 0); v6++) {
+		static const struct { const char *chain; int n, n6; } want[] = { { "pre", 3, 2 }, { "post", 2, 1 } };
+		uint16_t nfproto = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+		uint64_t known = v6 ? fw_handle6 : fw_handle;
+		const char *fam = v6 ? "ip6" : "ip";
 
+		h = fw_table_handle_fam(nfproto, fw_conf->nft_table);
+		if (!h) {
+			miss |= MISS_TABLE;
+			FW_SAY("table %s %s", fam, fw_conf->nft_table);
+			continue;
+		}
+		if (known && h != known) {
+			miss |= MISS_TABLE;
+			FW_SAY("table %s %s (replaced)", fam, fw_conf->nft_table);
+			continue;
+		}
 		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			int n = v6 ? want[i].n6 : want[i].n;
+
 			memset(&fr, 0, sizeof(fr));
-			if (fw_rules_count(NFPROTO_IPV4, fw_conf->nft_table, want[i].chain, &fr) == 0 && fr.n != want[i].n) {
+			if (fw_rules_count(nfproto, fw_conf->nft_table, want[i].chain, &fr) == 0 && fr.n != n) {
 				miss |= MISS_TABLE;
-				FW_SAY("chain ip %s %s (%d of %d rules)", fw_conf->nft_table,
-				       want[i].chain, fr.n, want[i].n);
+				FW_SAY("chain %s %s %s (%d of %d rules)", fam, fw_conf->nft_table,
+				       want[i].chain, fr.n, n);
 			}
 		}
 	}
@@ -344,8 +358,10 @@ static void fw_repair(unsigned miss, const char *what, uint64_t since)
 		if (nftmap_restore() < 0) {
 			ok = 0;
 		} else {
-			/* The table is ours again: its new handle is the one to keep. */
+			/* The tables are ours again: their new handles are the ones to keep. */
 			fw_handle = fw_table_handle(fw_conf->nft_table);
+			if (fw_conf->n_masq6 > 0)
+				fw_handle6 = fw_table_handle_fam(NFPROTO_IPV6, fw_conf->nft_table);
 			binding_repush();
 			nftmap_commit();
 		}
@@ -725,12 +741,13 @@ int fwwatch_open(const struct conf *c, int divert)
 	fw_qportid = mnl_socket_get_portid(fw_q);
 	fw_seq = (uint32_t)time(NULL);
 	fw_handle = fw_table_handle(c->nft_table);
+	fw_handle6 = c->n_masq6 > 0 ? fw_table_handle_fam(NFPROTO_IPV6, c->nft_table) : 0;
 	if (fwwatch_missing(what, sizeof(what)))
 		log_warn("fwwatch: at start, missing: %s", what);
 	fw_helper_warn(1);
 	fw_forward_check();
 	fw_next_check = fw_now() + 1000;
-	log_info("fwwatch: watching table ip %s%s%s%s", c->nft_table,
+	log_info("fwwatch: watching table ip %s%s%s%s%s", c->nft_table, c->n_masq6 > 0 ? " and its ip6 twin" : "",
 		 fw_divert ? " and the diversion in ip " : "", fw_divert ? fw_where.table : "",
 		 fw_divert6 ? " and ip6" : "");
 	return 0;

@@ -18,7 +18,21 @@
  * batch (bounded rounds).
  *
  * The queue calls (snat_add, dnat_ref, ...) only record a pending operation
- * in preallocated arrays; nothing on these paths allocates. */
+ * in preallocated arrays; nothing on these paths allocates.
+ *
+ * IPv6 (wan.masquerade6) gets a second table, `table ip6 <name>`, next to
+ * `table ip <name>`, rather than one `table inet` for both:
+ *  - the IPv4 table stays exactly what it was, byte for byte, with or
+ *    without IPv6: kernel-rules/sipalgd-nat.nft, the operators' scripts
+ *    that list `table ip sipalgd`, and a daemon upgraded under a running
+ *    config see no change; with masquerade6 empty nothing else exists;
+ *  - an ip6 table is the natural home of ipv6_addr maps and `snat to` /
+ *    `dnat to`, like fw4's own masq6 (in inet, every NAT statement has to
+ *    name its family and every rule needs a family match);
+ *  - both are created, and put back after a firewall reload, by one nft
+ *    text in one transaction, and element batches mix the two freely
+ *    (each message carries its own family): one commit is still one
+ *    transaction. Only the delete at exit is two messages, one per table. */
 #include "nftmap.h"
 #include "mem.h"
 #include "nftcmd.h"
@@ -101,39 +115,80 @@ static const char nftmap_rules_fmt[] =
 	"\t}\n"
 	"}\n";
 
-enum { SET_OUT4, SET_IN_PEER, SET_IN_ANY, SET_IN_LAN, SET_N };
-static const char *const nftmap_set_name[SET_N] = { "out4", "in_peer", "in_any", "in_lan" };
+/* The IPv6 mirror (wan.masquerade6), appended to the text above so both
+ * tables are made in one transaction; kernel-rules/sipalgd-nat6.nft is the
+ * same text (tests/kernel checks it). Our post chain runs before the
+ * operator's masquerade (srcnat): a flow our out6 maps keeps its mapped
+ * port, everything else is masqueraded as before. No in_lan: see nftmap.h. */
+static const char nftmap_rules6_fmt[] =
+	"\n"
+	"add table ip6 %s\n"
+	"delete table ip6 %s\n"
+	"\n"
+	"table ip6 %s {\n"
+	"\tmap out6 { type ipv6_addr . inet_service : ipv6_addr . inet_service; }\n"
+	"\tmap in_peer6 { type ipv6_addr . inet_service : ipv6_addr . inet_service; }\n"
+	"\tmap in_any6 { type inet_service : ipv6_addr . inet_service; }\n"
+	"\n"
+	"\tchain pre {\n"
+	"\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n"
+	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip6 to ip6 saddr . udp dport map @in_peer6\n"
+	"\t\tiifname $WAN_IF fib daddr type local meta l4proto udp dnat ip6 to udp dport map @in_any6\n"
+	"\t}\n"
+	"\n"
+	"\tchain post {\n"
+	"\t\ttype nat hook postrouting priority srcnat - 5; policy accept;\n"
+	"\t\toifname $WAN_IF meta l4proto udp snat ip6 to ip6 saddr . udp sport map @out6\n"
+	"\t}\n"
+	"}\n";
+
+/* The maps of both tables; from SET_OUT6 on, those of table ip6. */
+enum { SET_OUT4, SET_IN_PEER, SET_IN_ANY, SET_IN_LAN, SET_OUT6, SET_IN_PEER6, SET_IN_ANY6, SET_N };
+/* An element that goes to no map (an IPv6 LAN peer: no hairpin for IPv6). */
+#define SET_NONE 0xff
+static const char *const nftmap_set_name[SET_N] = {
+	"out4", "in_peer", "in_any", "in_lan", "out6", "in_peer6", "in_any6"
+};
+
+static int set_is_v6(uint8_t set)
+{
+	return set >= SET_OUT6;
+}
+
+/* Is the ip6 table built (wan.masquerade6 names a prefix)? Fixed at open. */
+static int nftmap_v6;
 
 /* lan.networks, copied at open (changing them needs a restart): a peer
  * inside them is a LAN host reaching a pinhole through the public address. */
 static struct conf_net nftmap_lan[CONF_MAX_LAN];
 static int nftmap_n_lan;
 
-static int nftmap_is_lan(uint32_t ip)
+static int nftmap_is_lan(const struct addr *a)
 {
-	struct addr a = addr_v4(ip);
-
 	for (int i = 0; i < nftmap_n_lan; i++)
-		if (addr_in_prefix(&a, &nftmap_lan[i].net, nftmap_lan[i].plen))
+		if (addr_in_prefix(a, &nftmap_lan[i].net, nftmap_lan[i].plen))
 			return 1;
 	return 0;
 }
 
-/* Which map an inbound element with this peer lives in. A LAN peer gets
- * in_lan, matched only on packets that do not come from the WAN: a LAN
- * host can reach the phone directly anyway, so this opens nothing new,
- * and a packet from the WAN forging a LAN source matches nothing. */
-static uint8_t nftmap_in_set(uint32_t peer)
+/* Which map an inbound element with this peer lives in. An IPv4 LAN peer
+ * gets in_lan, matched only on packets that do not come from the WAN: a
+ * LAN host can reach the phone directly anyway, so this opens nothing new,
+ * and a packet from the WAN forging a LAN source matches nothing. An IPv6
+ * LAN peer gets no map for the same reason and no hairpin (nftmap.h). */
+static uint8_t nftmap_in_set(const struct addr *peer)
 {
-	return !peer ? SET_IN_ANY : nftmap_is_lan(peer) ? SET_IN_LAN : SET_IN_PEER;
+	if (!addr_is_v4(peer))
+		return addr_is_any(peer) ? SET_IN_ANY6 : nftmap_is_lan(peer) ? SET_NONE : SET_IN_PEER6;
+	return addr_is_any(peer) ? SET_IN_ANY : nftmap_is_lan(peer) ? SET_IN_LAN : SET_IN_PEER;
 }
 
 enum { OP_NONE, OP_ADD, OP_DEL };
 
 /* One pending element change. */
 struct nftmap_op {
-	uint32_t kip;     /* key: ip (0 for in_any) */
-	uint32_t dip;     /* data: ip (OP_ADD only) */
+	struct addr kip;  /* key: ip (unused for in_any) */
+	struct addr dip;  /* data: ip (OP_ADD only) */
 	uint16_t kport;
 	uint16_t dport;
 	uint8_t set;
@@ -166,8 +221,8 @@ static int32_t nftmap_txn_idx[NFTMAP_BATCH_LIMIT / 64]; /* > what fits */
 /* In-daemon reference counts of the inbound elements. Open addressing,
  * linear probing, deletion by backward shift (no tombstones). */
 struct nftmap_ref {
-	uint32_t peer;     /* 0 = in_any */
-	uint32_t priv_ip;
+	struct addr peer;  /* the family's unspecified address = in_any */
+	struct addr priv_ip;
 	uint16_t pub_port;
 	uint16_t priv_port;
 	uint32_t refs;     /* 0 = free entry */
@@ -181,6 +236,7 @@ static struct nftmap_ref *nftmap_refs;
 static uint32_t *nftmap_buckets;
 static uint32_t nftmap_ref_mask, nftmap_ref_n, nftmap_ref_limit, nftmap_ref_seed;
 static uint32_t nftmap_ref_used, nftmap_ref_free;
+static uint32_t nftmap_ref_n6; /* of nftmap_ref_n, the IPv6 ones (dump) */
 
 static struct mnl_socket *nftmap_nl;
 static uint32_t nftmap_portid, nftmap_seq;
@@ -196,27 +252,37 @@ static struct nftnl_set_elem *nftmap_nelem[SET_N];
 
 /* ---- small helpers -------------------------------------------------- */
 
-static const char *ip_str(uint32_t ip, char *buf)
+/* An address as nft writes it in an element (bare, both families). */
+static const char *ip_str(const struct addr *a, char *buf)
 {
-	struct in_addr a = { htonl(ip) };
+	addr_fmt(buf, a, 0);
+	return buf;
+}
 
-	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+/* ip:port, [ip6]:port */
+static const char *ipport_str(const struct addr *a, uint16_t port, char *buf, size_t len)
+{
+	char t[ADDR_STRLEN];
+
+	addr_fmt(t, a, 1);
+	snprintf(buf, len, "%s:%u", t, port);
+	return buf;
 }
 
 static void nftmap_op_str(const struct nftmap_op *op, char *buf, size_t len)
 {
-	char k[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN];
+	char k[ADDR_STRLEN], d[ADDR_STRLEN];
 	const char *verb = op->kind == OP_ADD ? "add" : "delete";
 
-	if (op->set == SET_IN_ANY)
+	if (op->set == SET_IN_ANY || op->set == SET_IN_ANY6)
 		snprintf(buf, len, "%s %s %u", verb, nftmap_set_name[op->set], op->kport);
 	else
 		snprintf(buf, len, "%s %s %s . %u", verb, nftmap_set_name[op->set],
-			 ip_str(op->kip, k), op->kport);
+			 ip_str(&op->kip, k), op->kport);
 	if (op->kind == OP_ADD) {
 		size_t l = strlen(buf);
 
-		snprintf(buf + l, len - l, " : %s . %u", ip_str(op->dip, d), op->dport);
+		snprintf(buf + l, len - l, " : %s . %u", ip_str(&op->dip, d), op->dport);
 	}
 }
 
@@ -231,14 +297,22 @@ static uint32_t mix32(uint32_t h)
 	return h;
 }
 
-static uint32_t key_hash(uint32_t ip, uint16_t port, uint32_t salt)
+/* The 16 bytes as four words, folded: an IPv4 address (v4-mapped) varies
+ * only in the last word, which goes in last, so its hash is as good as the
+ * uint32_t one was. */
+static uint32_t key_hash(const struct addr *a, uint16_t port, uint32_t salt)
 {
-	return mix32(ip * 0x9e3779b1u ^ mix32(((uint32_t)port << 8) ^ salt));
+	uint32_t w[4], h = mix32(((uint32_t)port << 8) ^ salt);
+
+	memcpy(w, a->b, sizeof(w));
+	for (int i = 0; i < 4; i++)
+		h = mix32(h ^ w[i] * 0x9e3779b1u);
+	return h;
 }
 
 /* ---- pending list ---------------------------------------------------- */
 
-static int32_t *pend_slot(uint8_t set, uint32_t kip, uint16_t kport, int create)
+static int32_t *pend_slot(uint8_t set, const struct addr *kip, uint16_t kport, int create)
 {
 	uint32_t i = key_hash(kip, kport, set) & (NFTMAP_PEND_HASH - 1);
 	uint32_t n;
@@ -254,7 +328,7 @@ static int32_t *pend_slot(uint8_t set, uint32_t kip, uint16_t kport, int create)
 			return &nftmap_pend_h[i].idx;
 		}
 		op = &nftmap_ops[nftmap_pend_h[i].idx];
-		if (op->set == set && op->kip == kip && op->kport == kport)
+		if (op->set == set && op->kport == kport && addr_eq(&op->kip, kip))
 			return &nftmap_pend_h[i].idx;
 	}
 	return NULL; /* cannot happen: the table is twice the list */
@@ -279,14 +353,17 @@ static void pend_reset(void)
 /* mode: observe. See nftmap_set_passive(). */
 static int nftmap_passive;
 
-static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
-		     uint32_t dip, uint16_t dport)
+static void pend_put(uint8_t set, int kind, const struct addr *kip, uint16_t kport,
+		     const struct addr *dip, uint16_t dport)
 {
+	static const struct addr none;
 	struct nftmap_op *last, *op;
 	int32_t *slot;
 
-	if (!nftmap_nl || nftmap_passive)
+	if (!nftmap_nl || nftmap_passive || set == SET_NONE)
 		return;
+	if (!dip)
+		dip = &none;
 	if (nftmap_nops >= NFTMAP_PEND_MAX)
 		nftmap_carried_errors += nftmap_commit_all();
 	slot = pend_slot(set, kip, kport, 1);
@@ -294,7 +371,7 @@ static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
 	if (last && last->kind == kind && kind == OP_DEL)
 		return;
 	if (last && last->kind == OP_ADD && kind == OP_ADD) {
-		last->dip = dip;
+		last->dip = *dip;
 		last->dport = dport;
 		return;
 	}
@@ -310,9 +387,9 @@ static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
 	op = &nftmap_ops[nftmap_nops];
 	op->set = set;
 	op->kind = (uint8_t)kind;
-	op->kip = kip;
+	op->kip = *kip;
 	op->kport = kport;
-	op->dip = dip;
+	op->dip = *dip;
 	op->dport = dport;
 	op->done = 0;
 	op->err = 0;
@@ -324,17 +401,19 @@ static void pend_put(uint8_t set, int kind, uint32_t kip, uint16_t kport,
 
 /* ---- netlink transaction -------------------------------------------- */
 
-static void elem_set_pair(struct nftnl_set_elem *e, uint16_t attr, uint32_t ip, uint16_t port)
+static void elem_set_pair(struct nftnl_set_elem *e, uint16_t attr, const struct addr *ip,
+			  uint16_t port, int v6)
 {
-	/* A concatenation puts each field in its own 32-bit register:
-	 * ipv4_addr (4 bytes) . inet_service (2 bytes + 2 zero bytes). */
-	uint8_t v[8] = { 0 };
-	uint32_t ip_be = htonl(ip);
+	/* A concatenation puts each field in its own 32-bit registers:
+	 * ipv4_addr (4 bytes) or ipv6_addr (16 bytes), in network order as
+	 * struct addr holds them, then inet_service (2 bytes + 2 zero bytes). */
+	uint8_t v[20] = { 0 };
 	uint16_t port_be = htons(port);
+	size_t alen = v6 ? 16 : 4;
 
-	memcpy(v, &ip_be, 4);
-	memcpy(v + 4, &port_be, 2);
-	nftnl_set_elem_set(e, attr, v, sizeof(v));
+	memcpy(v, v6 ? ip->b : ip->b + 12, alen);
+	memcpy(v + alen, &port_be, 2);
+	nftnl_set_elem_set(e, attr, v, (uint32_t)alen + 4);
 }
 
 static struct nlmsghdr *nftmap_put_op(char *buf, const struct nftmap_op *op, uint32_t seq)
@@ -343,15 +422,17 @@ static struct nlmsghdr *nftmap_put_op(char *buf, const struct nftmap_op *op, uin
 	struct nlmsghdr *nlh;
 	uint16_t type;
 
-	if (op->set == SET_IN_ANY) {
+	int v6 = set_is_v6(op->set);
+
+	if (op->set == SET_IN_ANY || op->set == SET_IN_ANY6) {
 		uint16_t port_be = htons(op->kport);
 
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &port_be, sizeof(port_be));
 	} else {
-		elem_set_pair(e, NFTNL_SET_ELEM_KEY, op->kip, op->kport);
+		elem_set_pair(e, NFTNL_SET_ELEM_KEY, &op->kip, op->kport, v6);
 	}
 	if (op->kind == OP_ADD) {
-		elem_set_pair(e, NFTNL_SET_ELEM_DATA, op->dip, op->dport);
+		elem_set_pair(e, NFTNL_SET_ELEM_DATA, &op->dip, op->dport, v6);
 		type = NFT_MSG_NEWSETELEM;
 	} else {
 		nftnl_set_elem_unset(e, NFTNL_SET_ELEM_DATA);
@@ -359,8 +440,8 @@ static struct nlmsghdr *nftmap_put_op(char *buf, const struct nftmap_op *op, uin
 	}
 	/* No NLM_F_EXCL: adding the same mapping twice is a no-op; adding a
 	 * different mapping for a present key is refused (EEXIST; EBUSY on
-	 * older kernels). */
-	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4,
+	 * older kernels). The family picks the table: ip or ip6, same name. */
+	nlh = nftnl_nlmsg_build_hdr(buf, type, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4,
 				    op->kind == OP_ADD ? NLM_F_CREATE : 0, seq);
 	nftnl_set_elems_nlmsg_build_payload(nlh, nftmap_nset[op->set]);
 	return nlh;
@@ -593,24 +674,52 @@ int nftmap_commit(void)
 
 /* ---- public queue calls --------------------------------------------- */
 
-static void snat_add4(uint32_t priv_ip, uint16_t priv_port, uint32_t pub_ip, uint16_t pub_port)
+/* An IPv6 element with no ip6 table (wan.masquerade6 empty): refused, as
+ * the kernel would refuse it, so a policy that hands us one is seen. */
+static int nftmap_v6_refused(const struct addr *a, uint16_t port, const char *what)
 {
-	pend_put(SET_OUT4, OP_ADD, priv_ip, priv_port, pub_ip, pub_port);
+	char s[ADDR_STRLEN];
+
+	if (addr_is_v4(a) || nftmap_v6 || !nftmap_refs)
+		return 0;
+	STAT_INC(nft_errors);
+	nftmap_carried_errors++;
+	LOG_RL(LOG_LVL_ERR, "nft: %s for [%s]:%u refused: no ip6 table (wan.masquerade6 is empty)",
+	       what, ip_str(a, s), port);
+	return 1;
 }
 
-static void snat_del4(uint32_t priv_ip, uint16_t priv_port)
+void nftmap_snat_add(const struct addr *priv, uint16_t priv_port, const struct addr *pub, uint16_t pub_port)
 {
-	pend_put(SET_OUT4, OP_DEL, priv_ip, priv_port, 0, 0);
+	if (addr_is_v4(priv) != addr_is_v4(pub)) {
+		char a[64], b[64];
+
+		STAT_INC(nft_errors);
+		nftmap_carried_errors++;
+		LOG_RL(LOG_LVL_ERR, "nft: snat %s -> %s refused: the families differ",
+		       ipport_str(priv, priv_port, a, sizeof(a)), ipport_str(pub, pub_port, b, sizeof(b)));
+		return;
+	}
+	if (nftmap_v6_refused(priv, priv_port, "snat"))
+		return;
+	pend_put(addr_is_v4(priv) ? SET_OUT4 : SET_OUT6, OP_ADD, priv, priv_port, pub, pub_port);
 }
 
-static struct nftmap_ref *ref_find(uint32_t peer, uint16_t port, uint32_t *bucket)
+void nftmap_snat_del(const struct addr *priv, uint16_t priv_port)
+{
+	if (!addr_is_v4(priv) && !nftmap_v6)
+		return; /* its add was refused: nothing to delete */
+	pend_put(addr_is_v4(priv) ? SET_OUT4 : SET_OUT6, OP_DEL, priv, priv_port, NULL, 0);
+}
+
+static struct nftmap_ref *ref_find(const struct addr *peer, uint16_t port, uint32_t *bucket)
 {
 	uint32_t h = key_hash(peer, port, nftmap_ref_seed) & nftmap_ref_mask;
 
 	*bucket = h;
 	for (uint32_t i = nftmap_buckets[h]; i; i = nftmap_refs[i - 1].next) {
 		struct nftmap_ref *r = &nftmap_refs[i - 1];
-		if (r->peer == peer && r->pub_port == port)
+		if (r->pub_port == port && addr_eq(&r->peer, peer))
 			return r;
 	}
 	return NULL;
@@ -631,40 +740,63 @@ static struct nftmap_ref *ref_insert(uint32_t bucket)
 static void ref_remove(struct nftmap_ref *r)
 {
 	uint32_t idx = (uint32_t)(r - nftmap_refs) + 1;
-	uint32_t *pp = &nftmap_buckets[key_hash(r->peer, r->pub_port, nftmap_ref_seed) & nftmap_ref_mask];
+	uint32_t *pp = &nftmap_buckets[key_hash(&r->peer, r->pub_port, nftmap_ref_seed) & nftmap_ref_mask];
 
 	while (*pp && *pp != idx)
 		pp = &nftmap_refs[*pp - 1].next;
 	if (*pp)
 		*pp = r->next;
+	if (!addr_is_v4(&r->peer))
+		nftmap_ref_n6--;
 	r->refs = 0;
 	r->next = nftmap_ref_free;
 	nftmap_ref_free = idx;
 	nftmap_ref_n--;
 }
 
-static void dnat_ref4(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uint16_t priv_port)
+/* "*" for in_any, else the address (peer of a dump line or log). */
+static const char *peer_str(const struct addr *peer, char *buf)
 {
-	uint8_t set = nftmap_in_set(peer_ip);
+	return addr_is_any(peer) ? "*" : ip_str(peer, buf);
+}
+
+void nftmap_dnat_ref(const struct addr *peer, uint16_t pub_port, const struct addr *priv, uint16_t priv_port)
+{
+	uint8_t set = nftmap_in_set(peer);
 	struct nftmap_ref *r;
 	uint32_t slot = 0;
 
 	if (!nftmap_refs)
 		return;
-	r = ref_find(peer_ip, pub_port, &slot);
+	if (addr_is_v4(peer) != addr_is_v4(priv)) {
+		char a[ADDR_STRLEN], b[64];
+
+		/* Would put an element in the other family's map, or
+		 * (an IPv4 "any" for an IPv6 phone) leave one its unref
+		 * cannot find: refused, loudly. */
+		STAT_INC(nft_errors);
+		nftmap_carried_errors++;
+		LOG_RL(LOG_LVL_ERR, "nft: pinhole peer %s%s pub %u -> %s refused: the families differ",
+		       peer_str(peer, a), addr_is_v4(peer) ? " (IPv4)" : " (IPv6)", pub_port,
+		       ipport_str(priv, priv_port, b, sizeof(b)));
+		return;
+	}
+	if (nftmap_v6_refused(priv, pub_port, "pinhole"))
+		return;
+	r = ref_find(peer, pub_port, &slot);
 	if (r) {
-		if (r->priv_ip != priv_ip || r->priv_port != priv_port) {
-			char a[INET_ADDRSTRLEN], o[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN];
+		if (!addr_eq(&r->priv_ip, priv) || r->priv_port != priv_port) {
+			char a[ADDR_STRLEN], o[64], n[64];
 
 			/* The newest caller wins; earlier holders keep their
 			 * references, so the element lives until all let go. */
-			LOG_RL(LOG_LVL_WARN, "nft: %s %s pub %u moves from %s:%u to %s:%u (%u refs)",
-			       nftmap_set_name[set], peer_ip ? ip_str(peer_ip, a) : "*", pub_port,
-			       ip_str(r->priv_ip, o), r->priv_port, ip_str(priv_ip, n), priv_port,
-			       r->refs);
-			pend_put(set, OP_DEL, peer_ip, pub_port, 0, 0);
-			pend_put(set, OP_ADD, peer_ip, pub_port, priv_ip, priv_port);
-			r->priv_ip = priv_ip;
+			LOG_RL(LOG_LVL_WARN, "nft: %s %s pub %u moves from %s to %s (%u refs)",
+			       set == SET_NONE ? "lan6" : nftmap_set_name[set], peer_str(peer, a), pub_port,
+			       ipport_str(&r->priv_ip, r->priv_port, o, sizeof(o)),
+			       ipport_str(priv, priv_port, n, sizeof(n)), r->refs);
+			pend_put(set, OP_DEL, peer, pub_port, NULL, 0);
+			pend_put(set, OP_ADD, peer, pub_port, priv, priv_port);
+			r->priv_ip = *priv;
 			r->priv_port = priv_port;
 		}
 		if (r->refs < UINT32_MAX)
@@ -679,34 +811,38 @@ static void dnat_ref4(uint32_t peer_ip, uint16_t pub_port, uint32_t priv_ip, uin
 		return;
 	}
 	r = ref_insert(slot);
-	r->peer = peer_ip;
+	r->peer = *peer;
 	r->pub_port = pub_port;
-	r->priv_ip = priv_ip;
+	r->priv_ip = *priv;
 	r->priv_port = priv_port;
 	r->refs = 1;
 	nftmap_ref_n++;
-	pend_put(set, OP_ADD, peer_ip, pub_port, priv_ip, priv_port);
+	if (!addr_is_v4(peer))
+		nftmap_ref_n6++;
+	pend_put(set, OP_ADD, peer, pub_port, priv, priv_port);
 }
 
-static void dnat_unref4(uint32_t peer_ip, uint16_t pub_port)
+void nftmap_dnat_unref(const struct addr *peer, uint16_t pub_port)
 {
 	struct nftmap_ref *r;
 	uint32_t slot;
 
 	if (!nftmap_refs)
 		return;
-	r = ref_find(peer_ip, pub_port, &slot);
+	if (!addr_is_v4(peer) && !nftmap_v6)
+		return; /* its ref was refused: nothing to let go of */
+	r = ref_find(peer, pub_port, &slot);
 	if (!r) {
-		char a[INET_ADDRSTRLEN];
+		char a[ADDR_STRLEN];
 
 		LOG_RL(LOG_LVL_WARN, "nft: unref of unknown inbound element peer %s pub %u",
-		       peer_ip ? ip_str(peer_ip, a) : "*", pub_port);
+		       peer_str(peer, a), pub_port);
 		return;
 	}
 	if (--r->refs)
 		return;
 	ref_remove(r);
-	pend_put(nftmap_in_set(peer_ip), OP_DEL, peer_ip, pub_port, 0, 0);
+	pend_put(nftmap_in_set(peer), OP_DEL, peer, pub_port, NULL, 0);
 }
 
 void nftmap_dump(FILE *f)
@@ -717,17 +853,19 @@ void nftmap_dump(FILE *f)
 		return;
 	for (i = 0; i < nftmap_ref_used; i++) {
 		const struct nftmap_ref *r = &nftmap_refs[i];
-		char p[INET_ADDRSTRLEN], q[INET_ADDRSTRLEN];
+		char p[ADDR_STRLEN], q[64];
 
 		if (!r->refs)
 			continue;
-		fprintf(f, "peer %s pub %u -> %s:%u refs %u\n",
-			r->peer ? ip_str(r->peer, p) : "*", r->pub_port,
-			ip_str(r->priv_ip, q), r->priv_port, r->refs);
+		fprintf(f, "peer %s pub %u -> %s refs %u\n", peer_str(&r->peer, p), r->pub_port,
+			ipport_str(&r->priv_ip, r->priv_port, q, sizeof(q)), r->refs);
 	}
+	/* Only with the ip6 table: the IPv4-only dump reads as it always did. */
+	if (nftmap_v6)
+		fprintf(f, "# inbound ipv4 %u ipv6 %u\n", nftmap_ref_n - nftmap_ref_n6, nftmap_ref_n6);
 }
 
-static int inbound_next4(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, uint32_t *priv_ip,
+int nftmap_inbound_next(uint32_t *cursor, struct addr *peer, uint16_t *pub_port, struct addr *priv,
 			uint16_t *priv_port, uint32_t *refs)
 {
 	while (nftmap_refs && *cursor < nftmap_ref_used) {
@@ -736,7 +874,7 @@ static int inbound_next4(uint32_t *cursor, uint32_t *peer, uint16_t *pub_port, u
 			continue;
 		*peer = r->peer;
 		*pub_port = r->pub_port;
-		*priv_ip = r->priv_ip;
+		*priv = r->priv_ip;
 		*priv_port = r->priv_port;
 		*refs = r->refs;
 		return 1;
@@ -748,16 +886,20 @@ static int nftmap_run_text(const char *text, const char *what);
 
 void nftmap_set_passive(int on)
 {
-	char text[256];
+	char text[512];
 
 	if (on && !nftmap_passive && nftmap_nl) {
 		/* Entering observe mode: what is queued still goes (the kernel
 		 * agrees with the SDP that already left), then every element
 		 * goes: observe means nothing of ours is open. */
 		nftmap_commit();
-		snprintf(text, sizeof(text), "flush map ip %s out4\nflush map ip %s in_peer\n"
-			 "flush map ip %s in_any\nflush map ip %s in_lan\n",
-			 nftmap_table, nftmap_table, nftmap_table, nftmap_table);
+		int l = snprintf(text, sizeof(text), "flush map ip %s out4\nflush map ip %s in_peer\n"
+				 "flush map ip %s in_any\nflush map ip %s in_lan\n",
+				 nftmap_table, nftmap_table, nftmap_table, nftmap_table);
+		if (nftmap_v6)
+			snprintf(text + l, sizeof(text) - (size_t)l, "flush map ip6 %s out6\n"
+				 "flush map ip6 %s in_peer6\nflush map ip6 %s in_any6\n",
+				 nftmap_table, nftmap_table, nftmap_table);
 		nftmap_run_text(text, "emptying the maps for observe mode");
 	}
 	nftmap_passive = on;
@@ -849,24 +991,29 @@ static void nftmap_probe_destroy(void)
 	nftmap_del_type = NFT_MSG_DELSETELEM;
 }
 
-/* Our table from the text above, in one transaction that also removes
- * any copy already there. */
+/* Our tables from the texts above (the ip6 one only with masquerade6), in
+ * one transaction that also removes any copy already there: both are
+ * back, or neither. */
 static int nftmap_table_create(const char *what)
 {
 	char *text;
 	size_t len;
-	int ret;
+	int ret, l;
 
 	/* The rules name no address (fib daddr type local): a table put back
 	 * after a WAN address change is right as it is. */
-	len = sizeof(nftmap_rules_fmt) + 3 * sizeof(nftmap_table) + sizeof(nftmap_wan_if);
+	len = sizeof(nftmap_rules_fmt) + sizeof(nftmap_rules6_fmt) + 6 * sizeof(nftmap_table) +
+	      sizeof(nftmap_wan_if);
 	text = malloc(len);
 	if (!text) {
 		log_err("nft: out of memory");
 		return -1;
 	}
-	snprintf(text, len, nftmap_rules_fmt, nftmap_wan_if,
-		 nftmap_table, nftmap_table, nftmap_table);
+	l = snprintf(text, len, nftmap_rules_fmt, nftmap_wan_if,
+		     nftmap_table, nftmap_table, nftmap_table);
+	if (nftmap_v6 && l > 0 && (size_t)l < len)
+		snprintf(text + l, len - (size_t)l, nftmap_rules6_fmt,
+			 nftmap_table, nftmap_table, nftmap_table);
 	ret = nftmap_run_text(text, what);
 	free(text);
 	return ret;
@@ -876,7 +1023,7 @@ int nftmap_restore(void)
 {
 	if (!nftmap_nl || !nftmap_refs)
 		return -1;
-	if (nftmap_table_create("re-creating the NAT table") < 0)
+	if (nftmap_table_create(nftmap_v6 ? "re-creating the NAT tables" : "re-creating the NAT table") < 0)
 		return -1;
 	/* The table is new and empty: whatever was pending is either in the
 	 * state re-queued here (adds) or moot (deletes). */
@@ -892,8 +1039,8 @@ void nftmap_requeue(void)
 		const struct nftmap_ref *r = &nftmap_refs[i];
 
 		if (r->refs)
-			pend_put(nftmap_in_set(r->peer), OP_ADD, r->peer, r->pub_port,
-				 r->priv_ip, r->priv_port);
+			pend_put(nftmap_in_set(&r->peer), OP_ADD, &r->peer, r->pub_port,
+				 &r->priv_ip, r->priv_port);
 	}
 }
 
@@ -917,7 +1064,9 @@ int nftmap_open(const struct conf *c)
 	snprintf(nftmap_wan_if, sizeof(nftmap_wan_if), "%s", c->wan_if);
 	nftmap_n_lan = c->n_lan < CONF_MAX_LAN ? c->n_lan : CONF_MAX_LAN;
 	memcpy(nftmap_lan, c->lan, sizeof(nftmap_lan[0]) * (size_t)nftmap_n_lan);
-	if (nftmap_table_create("creating the NAT table") < 0)
+	/* wan.masquerade6 needs a restart (conf.c): fixed for this open. */
+	nftmap_v6 = c->n_masq6 > 0;
+	if (nftmap_table_create(nftmap_v6 ? "creating the NAT tables" : "creating the NAT table") < 0)
 		return -1;
 
 	/* Inbound refcount table: room for every pinhole (RTP + RTCP, old and
@@ -936,7 +1085,7 @@ int nftmap_open(const struct conf *c)
 	nftmap_ref_mask = want - 1;
 	nftmap_ref_limit = need;
 	nftmap_ref_used = nftmap_ref_free = 0;
-	nftmap_ref_n = 0;
+	nftmap_ref_n = nftmap_ref_n6 = 0;
 	if (getrandom(&nftmap_ref_seed, sizeof(nftmap_ref_seed), GRND_NONBLOCK) != sizeof(nftmap_ref_seed))
 		nftmap_ref_seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
 
@@ -945,27 +1094,34 @@ int nftmap_open(const struct conf *c)
 	pend_reset();
 	nftmap_carried_errors = 0;
 	nftmap_probe_destroy();
-	log_info("nft: table ip %s ready (WAN %s, %u inbound entries, deletes by %s)",
-		 nftmap_table, c->wan_if, need,
+	log_info("nft: table ip %s%s%s%s ready (WAN %s, %u inbound entries, deletes by %s)",
+		 nftmap_table, nftmap_v6 ? " and table ip6 " : "", nftmap_v6 ? nftmap_table : "",
+		 nftmap_v6 ? " (wan.masquerade6)" : "", c->wan_if, need,
 		 nftmap_del_type == NFT_MSG_DESTROYSETELEM ? "DESTROYSETELEM" : "DELSETELEM");
 	return 0;
 fail:
 	if (!nftmap_nl) {
 		/* No socket to delete it with: the text route, so no NAT
 		 * table of ours outlives a failed start. */
-		char del[96];
+		char del[192];
+		int l = snprintf(del, sizeof(del), "add table ip %s\ndelete table ip %s\n",
+				 nftmap_table, nftmap_table);
 
-		snprintf(del, sizeof(del), "add table ip %s\ndelete table ip %s\n",
-			 nftmap_table, nftmap_table);
+		if (nftmap_v6)
+			snprintf(del + l, sizeof(del) - (size_t)l, "add table ip6 %s\ndelete table ip6 %s\n",
+				 nftmap_table, nftmap_table);
 		nftmap_run_text(del, "removing the NAT table");
 	}
 	nftmap_close(1);
 	return -1;
 }
 
-/* Delete our table over the element socket: one message, acknowledged. */
-static void nftmap_table_delete(void)
+/* Delete our table of one family over the element socket: one message,
+ * acknowledged. One transaction per table: a table already gone (ENOENT)
+ * must not abort the delete of the other. */
+static void nftmap_table_delete(uint16_t family)
 {
+	const char *fam = family == NFPROTO_IPV6 ? "ip6" : "ip";
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nftmap_op *op = &nftmap_ops[NFTMAP_PEND_MAX];
 	int32_t idx = NFTMAP_PEND_MAX;
@@ -981,7 +1137,7 @@ static void nftmap_table_delete(void)
 	seq_begin = nftmap_seq;
 	nlh = nftnl_batch_begin(nftmap_batch, nftmap_seq++);
 	off += NLMSG_ALIGN(nlh->nlmsg_len);
-	nlh = nftnl_nlmsg_build_hdr(nftmap_batch + off, NFT_MSG_DELTABLE, NFPROTO_IPV4,
+	nlh = nftnl_nlmsg_build_hdr(nftmap_batch + off, NFT_MSG_DELTABLE, family,
 				    NLM_F_ACK, nftmap_seq++);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	off += NLMSG_ALIGN(nlh->nlmsg_len);
@@ -994,9 +1150,9 @@ static void nftmap_table_delete(void)
 	else
 		nftmap_drain(seq_begin, &idx, 1);
 	if (op->err && op->err != ENOENT)
-		log_err("nft: deleting table ip %s: %s", nftmap_table, strerror(op->err));
+		log_err("nft: deleting table %s %s: %s", fam, nftmap_table, strerror(op->err));
 	else
-		log_info("nft: table ip %s removed", nftmap_table);
+		log_info("nft: table %s %s removed", fam, nftmap_table);
 }
 
 void nftmap_close(int remove)
@@ -1006,7 +1162,9 @@ void nftmap_close(int remove)
 	if (nftmap_nl) {
 		if (remove) {
 			pend_reset();
-			nftmap_table_delete();
+			nftmap_table_delete(NFPROTO_IPV4);
+			if (nftmap_v6)
+				nftmap_table_delete(NFPROTO_IPV6);
 		} else if (nftmap_nops) {
 			nftmap_commit_all(); /* leave the kernel as the daemon saw it */
 		}
@@ -1023,45 +1181,7 @@ void nftmap_close(int remove)
 	mem_table_free(nftmap_buckets, nftmap_ref_mask + 1, sizeof(*nftmap_buckets));
 	nftmap_refs = NULL;
 	nftmap_buckets = NULL;
-	nftmap_ref_n = 0;
+	nftmap_ref_n = nftmap_ref_n6 = 0;
 	nftmap_nops = 0;
 	nftmap_carried_errors = 0;
-}
-
-/* Interim: the IPv4 elements only (an IPv6 masquerade element is ignored)
- * until the ip6 maps land. */
-void nftmap_snat_add(const struct addr *priv, uint16_t priv_port, const struct addr *pub, uint16_t pub_port)
-{
-	if (addr_is_v4(priv))
-		snat_add4(addr_get_v4(priv), priv_port, addr_get_v4(pub), pub_port);
-}
-
-void nftmap_snat_del(const struct addr *priv, uint16_t priv_port)
-{
-	if (addr_is_v4(priv))
-		snat_del4(addr_get_v4(priv), priv_port);
-}
-
-void nftmap_dnat_ref(const struct addr *peer, uint16_t pub_port, const struct addr *priv, uint16_t priv_port)
-{
-	if (addr_is_v4(priv))
-		dnat_ref4(addr_get_v4(peer), pub_port, addr_get_v4(priv), priv_port);
-}
-
-void nftmap_dnat_unref(const struct addr *peer, uint16_t pub_port)
-{
-	if (addr_is_v4(peer))
-		dnat_unref4(addr_get_v4(peer), pub_port);
-}
-
-int nftmap_inbound_next(uint32_t *cursor, struct addr *peer, uint16_t *pub_port, struct addr *priv,
-			uint16_t *priv_port, uint32_t *refs)
-{
-	uint32_t p, q;
-
-	if (!inbound_next4(cursor, &p, pub_port, &q, priv_port, refs))
-		return 0;
-	*peer = addr_v4(p);
-	*priv = addr_v4(q);
-	return 1;
 }

@@ -55,18 +55,18 @@ static void drain_events(void)
 static void nft_row(int k, int rounds, double *add_us, double *del_us)
 {
 	double ta = 0, td = 0;
+	struct addr peer = addr_v4(IP4(198, 51, 100, 7)), priv = addr_v4(IP4(10, 0, 1, 2));
 
 	for (int r = 0; r < rounds; r++) {
 		uint16_t base = (uint16_t)(20000 + (r % 1000) * 32);
 		double t0 = tnow();
 		for (int i = 0; i < k; i++)
-			nftmap_dnat_ref(IP4(198, 51, 100, 7), (uint16_t)(base + i), IP4(10, 0, 1, 2),
-					(uint16_t)(base + i));
+			nftmap_dnat_ref(&peer, (uint16_t)(base + i), &priv, (uint16_t)(base + i));
 		nftmap_commit();
 		drain_events();
 		double t1 = tnow();
 		for (int i = 0; i < k; i++)
-			nftmap_dnat_unref(IP4(198, 51, 100, 7), (uint16_t)(base + i));
+			nftmap_dnat_unref(&peer, (uint16_t)(base + i));
 		nftmap_commit();
 		drain_events();
 		double t2 = tnow();

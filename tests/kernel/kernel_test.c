@@ -36,6 +36,9 @@ static const char *ns_a, *ns_b, *root;
 #define R_LAN  IP4(10, 0, 1, 1)
 #define R_WAN  IP4(192, 0, 2, 1)
 #define B_IP   IP4(192, 0, 2, 2)
+/* nftmap takes struct addr: an IPv4 host-order address, as a pointer. */
+#define A4(ip) (&(struct addr){ .b = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, \
+	(uint8_t)((ip) >> 24), (uint8_t)((ip) >> 16), (uint8_t)((ip) >> 8), (uint8_t)(ip) } })
 
 static void check(int ok, const char *fmt, ...)
 {
@@ -89,7 +92,10 @@ static const char *map_json(const char *map)
 {
 	char *r, *w;
 
-	if (sh(mapbuf, sizeof(mapbuf), "nft -j list map ip sipalgd %s 2>&1", map) != 0)
+	/* out6, in_peer6, in_any6 live in table ip6 (wan.masquerade6) */
+	const char *fam = map[strlen(map) - 1] == '6' ? "ip6" : "ip";
+
+	if (sh(mapbuf, sizeof(mapbuf), "nft -j list map %s sipalgd %s 2>&1", fam, map) != 0)
 		return "";
 	for (r = w = mapbuf; *r; r++)
 		if (*r != ' ' && *r != '\n' && *r != '\t')
@@ -242,6 +248,25 @@ static int udp_recv(int s, char *buf, size_t len, int ms, uint32_t *from, uint16
 	return n;
 }
 
+/* The same for IPv6; the source address as text into from[INET6_ADDRSTRLEN]. */
+static int udp6_recv(int s, char *buf, size_t len, int ms, char *from, uint16_t *fport)
+{
+	struct pollfd pfd = { .fd = s, .events = POLLIN };
+	struct sockaddr_in6 sa;
+	socklen_t sl = sizeof(sa);
+	int n;
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return -1;
+	n = (int)recvfrom(s, buf, len - 1, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	inet_ntop(AF_INET6, &sa.sin6_addr, from, INET6_ADDRSTRLEN);
+	*fport = ntohs(sa.sin6_port);
+	return n;
+}
+
 static void drain(int s)
 {
 	char b[2048];
@@ -368,6 +393,10 @@ static void conf_fill(struct conf *c)
 
 /* ---- nftmap ------------------------------------------------------------ */
 
+/* `nft list table ip sipalgd` as nftmap_open made it without masquerade6:
+ * with it, the IPv4 table must read the same. */
+static char table_ip_plain[65536];
+
 static void test_nftmap(const struct conf *c)
 {
 	char out[65536], out2[65536], line[256];
@@ -392,6 +421,24 @@ static void test_nftmap(const struct conf *c)
 	      strstr(out, "snat ip to ip saddr . udp sport map @out4"),
 	      "table ip sipalgd has the maps and chains");
 	check(!map_has_key("out4", "10.9.9.9", 1), "stale element gone after take-over");
+	snprintf(table_ip_plain, sizeof(table_ip_plain), "%s", out);
+	/* The shipped config (no wan.masquerade6): no IPv6 table, and an
+	 * IPv6 element is refused where the policy can see it. */
+	check(sh(NULL, 0, "nft list table ip6 sipalgd >/dev/null 2>&1") != 0,
+	      "without wan.masquerade6: no table ip6 sipalgd");
+	{
+		struct addr p6, w6;
+
+		addr_parse_str("2001:db8:1::2", &p6);
+		addr_parse_str("2001:db8:2::1", &w6);
+		err0 = stats[ST_nft_errors];
+		nftmap_snat_add(&p6, 4000, &w6, 40000);
+		nftmap_snat_del(&p6, 4000);
+		n = nftmap_commit();
+		check(n == 1 && stats[ST_nft_errors] == err0 + 1 &&
+		      sh(NULL, 0, "nft list table ip6 sipalgd >/dev/null 2>&1") != 0,
+		      "without wan.masquerade6: an IPv6 snat is refused and counted (commit %d), no table made", n);
+	}
 
 	/* kernel-rules/sipalgd-nat.nft must produce the same table. */
 	n = sh(out2, sizeof(out2),
@@ -403,8 +450,8 @@ static void test_nftmap(const struct conf *c)
 	/* add, commit, visible; one batch for both */
 	b0 = stats[ST_nft_batches];
 	e0 = stats[ST_nft_elements];
-	nftmap_snat_add(A_IP, 4000, R_WAN, 40000);
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40001);
+	nftmap_snat_add(A4(A_IP), 4000, A4(R_WAN), 40000);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40001);
 	check(nftmap_commit() == 0, "commit two snat adds");
 	check(stats[ST_nft_batches] == b0 + 1 && stats[ST_nft_elements] == e0 + 2,
 	      "two elements in one batch (batches +%llu, elements +%llu)",
@@ -414,27 +461,27 @@ static void test_nftmap(const struct conf *c)
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40001),
 	      "both out4 elements visible in nft -j list map");
 
-	nftmap_snat_del(A_IP, 4000);
+	nftmap_snat_del(A4(A_IP), 4000);
 	check(nftmap_commit() == 0, "commit snat del");
 	check(!map_has_key("out4", "10.0.1.2", 4000) &&
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40001),
 	      "deleted element gone, the other stays");
 
-	nftmap_snat_add(IP4(10, 0, 1, 5), 5000, R_WAN, 45000);
-	nftmap_snat_del(IP4(10, 0, 1, 5), 5000);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 5)), 5000, A4(R_WAN), 45000);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 5)), 5000);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.5", 5000),
 	      "add then del in one commit: absent, no error");
 
-	nftmap_snat_del(IP4(10, 0, 1, 3), 4001);
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40009);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 3)), 4001);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40009);
 	check(nftmap_commit() == 0 && map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40009),
 	      "del then add in one commit replaces the mapping");
 
 	/* One bad element must not take the others down with it (the kernel
 	 * aborts the whole transaction; we must resend the good ones). */
 	err0 = stats[ST_nft_errors];
-	nftmap_snat_add(IP4(10, 0, 1, 3), 4001, R_WAN, 40010); /* clash: EBUSY */
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 3)), 4001, A4(R_WAN), 40010); /* clash: EBUSY */
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40007);
 	n = nftmap_commit();
 	check(n == 1 && stats[ST_nft_errors] == err0 + 1,
 	      "a clashing add is one refusal (commit returned %d)", n);
@@ -442,28 +489,28 @@ static void test_nftmap(const struct conf *c)
 	      map_has_pair("out4", "10.0.1.3", 4001, "192.0.2.1", 40009),
 	      "the good element of the failed batch went in; the old mapping kept");
 
-	nftmap_snat_del(IP4(10, 9, 9, 9), 9);
-	nftmap_snat_add(IP4(10, 0, 1, 8), 4008, R_WAN, 40008);
+	nftmap_snat_del(A4(IP4(10, 9, 9, 9)), 9);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 8)), 4008, A4(R_WAN), 40008);
 	check(nftmap_commit() == 0 && map_has_pair("out4", "10.0.1.8", 4008, "192.0.2.1", 40008),
 	      "deleting an absent element is not an error, and does not lose its batch");
-	nftmap_snat_del(IP4(10, 0, 1, 8), 4008);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 8)), 4008);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.8", 4008), "and out again");
 
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40007);
 	check(nftmap_commit() == 0, "adding the same mapping again is not an error");
 
-	nftmap_snat_del(IP4(10, 0, 1, 7), 4007);
-	nftmap_snat_add(IP4(10, 0, 1, 7), 4007, R_WAN, 40008);
-	nftmap_snat_del(IP4(10, 0, 1, 7), 4007);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 7)), 4007);
+	nftmap_snat_add(A4(IP4(10, 0, 1, 7)), 4007, A4(R_WAN), 40008);
+	nftmap_snat_del(A4(IP4(10, 0, 1, 7)), 4007);
 	check(nftmap_commit() == 0 && !map_has_key("out4", "10.0.1.7", 4007),
 	      "del, add, del in one commit: absent");
 
 	/* refcounting, in_peer */
-	nftmap_dnat_ref(B_IP, 40100, A_IP, 6100);
-	nftmap_dnat_ref(B_IP, 40100, A_IP, 6100);
+	nftmap_dnat_ref(A4(B_IP), 40100, A4(A_IP), 6100);
+	nftmap_dnat_ref(A4(B_IP), 40100, A4(A_IP), 6100);
 	check(nftmap_commit() == 0 && map_has_pair("in_peer", "192.0.2.2", 40100, "10.0.1.2", 6100),
 	      "in_peer element after two refs");
-	nftmap_dnat_unref(B_IP, 40100);
+	nftmap_dnat_unref(A4(B_IP), 40100);
 	check(nftmap_commit() == 0 && map_has_pair("in_peer", "192.0.2.2", 40100, "10.0.1.2", 6100),
 	      "two refs, one unref: element stays");
 	dump = NULL;
@@ -473,16 +520,16 @@ static void test_nftmap(const struct conf *c)
 	check(dump && strstr(dump, "peer 192.0.2.2 pub 40100 -> 10.0.1.2:6100 refs 1\n"),
 	      "dump shows the in_peer element with refs 1: %s", dump ? dump : "(null)");
 	free(dump);
-	nftmap_dnat_unref(B_IP, 40100);
+	nftmap_dnat_unref(A4(B_IP), 40100);
 	check(nftmap_commit() == 0 && !map_has_key("in_peer", "192.0.2.2", 40100),
 	      "last unref deletes the element");
 
 	/* in_any, and a ref that moves the target */
-	nftmap_dnat_ref(0, 40000, A_IP, 6000);
-	nftmap_dnat_ref(0, 40200, A_IP, 6200);
+	nftmap_dnat_ref(A4(0), 40000, A4(A_IP), 6000);
+	nftmap_dnat_ref(A4(0), 40200, A4(A_IP), 6200);
 	check(nftmap_commit() == 0 && map_has_pair("in_any", NULL, 40000, "10.0.1.2", 6000) &&
 	      map_has_pair("in_any", NULL, 40200, "10.0.1.2", 6200), "in_any elements");
-	nftmap_dnat_ref(0, 40200, IP4(10, 0, 1, 3), 6201);
+	nftmap_dnat_ref(A4(0), 40200, A4(IP4(10, 0, 1, 3)), 6201);
 	check(nftmap_commit() == 0 && map_has_pair("in_any", NULL, 40200, "10.0.1.3", 6201),
 	      "a ref with another target replaces the element");
 	dump = NULL;
@@ -494,8 +541,8 @@ static void test_nftmap(const struct conf *c)
 	      !strstr(dump, "peer 192.0.2.2"),
 	      "dump of in_any elements:\n%s", dump ? dump : "(null)");
 	free(dump);
-	nftmap_dnat_unref(0, 40200);
-	nftmap_dnat_unref(0, 40200);
+	nftmap_dnat_unref(A4(0), 40200);
+	nftmap_dnat_unref(A4(0), 40200);
 	check(nftmap_commit() == 0 && !map_has_key("in_any", NULL, 40200), "in_any unref x2: gone");
 
 	/* Many elements: several transactions, and more than the pending list
@@ -503,7 +550,7 @@ static void test_nftmap(const struct conf *c)
 	base = map_count("out4");
 	b0 = stats[ST_nft_batches];
 	for (i = 0; i < 5000; i++)
-		nftmap_snat_add(IP4(10, 1, i / 250, i % 250 + 1), (uint16_t)(10000 + i), R_WAN,
+		nftmap_snat_add(A4(IP4(10, 1, i / 250, i % 250 + 1)), (uint16_t)(10000 + i), A4(R_WAN),
 				(uint16_t)(20000 + i));
 	n = nftmap_commit();
 	b0 = stats[ST_nft_batches] - b0;
@@ -511,7 +558,7 @@ static void test_nftmap(const struct conf *c)
 	      "5000 adds: %d errors, %d elements (expected %d), %llu batches", n,
 	      map_count("out4"), base + 5000, (unsigned long long)b0);
 	for (i = 0; i < 5000; i++)
-		nftmap_snat_del(IP4(10, 1, i / 250, i % 250 + 1), (uint16_t)(10000 + i));
+		nftmap_snat_del(A4(IP4(10, 1, i / 250, i % 250 + 1)), (uint16_t)(10000 + i));
 	n = nftmap_commit();
 	check(n == 0 && map_count("out4") == base, "5000 deletes: %d errors, %d left (expected %d)",
 	      n, map_count("out4"), base);
@@ -527,7 +574,7 @@ static void test_nftmap(const struct conf *c)
 		n = udp_recv(sa, line, sizeof(line), 2000, &from, &fport);
 		check(n > 0 && strcmp(line, "dnat-test") == 0 && from == B_IP && fport == 7000,
 		      "in_any: WAN -> 192.0.2.1:40000 arrives at 10.0.1.2:6000 from 192.0.2.2:7000");
-		nftmap_snat_add(A_IP, 6001, R_WAN, 41001);
+		nftmap_snat_add(A4(A_IP), 6001, A4(R_WAN), 41001);
 		check(nftmap_commit() == 0, "out4 for 10.0.1.2:6001");
 		udp_send(sa2, B_IP, 7001, "snat-test");
 		n = udp_recv(sb2, line, sizeof(line), 2000, &from, &fport);
@@ -538,6 +585,227 @@ static void test_nftmap(const struct conf *c)
 		close(sa2);
 		close(sb2);
 	}
+}
+
+/* ---- nftmap, IPv6 (wan.masquerade6) ------------------------------------- */
+
+static struct addr A6(const char *s)
+{
+	struct addr a;
+
+	if (!addr_parse_str(s, &a)) {
+		fprintf(stderr, "bad address %s\n", s);
+		exit(2);
+	}
+	return a;
+}
+
+static char *dump_text(void)
+{
+	char *dump = NULL;
+	size_t dlen;
+	FILE *f = open_memstream(&dump, &dlen);
+
+	nftmap_dump(f);
+	fclose(f);
+	return dump;
+}
+
+/* A (2001:db8:1::2) is a masqueraded LAN host, R's WAN is 2001:db8:2::1, B
+ * (2001:db8:2::2) the far end: the lab's routed IPv6, NATed by our maps. */
+static void test_nftmap6(const struct conf *c)
+{
+	struct addr a6 = A6("2001:db8:1::2"), a6b = A6("2001:db8:1::3"), w6 = A6("2001:db8:2::1"),
+		    b6 = A6("2001:db8:2::2"), any6 = A6("::");
+	char out[65536], line[256], from[INET6_ADDRSTRLEN];
+	uint64_t b0, e0, err0;
+	uint16_t fport;
+	char *dump;
+	int n;
+
+	check(nftmap_open(c) == 0, "nftmap_open with wan.masquerade6");
+	check(sh(out, sizeof(out), "nft list table ip sipalgd") == 0 && strcmp(out, table_ip_plain) == 0,
+	      "with wan.masquerade6, table ip sipalgd reads exactly as without");
+	check(sh(out, sizeof(out), "nft list table ip6 sipalgd") == 0 &&
+	      strstr(out, "map out6") && strstr(out, "map in_peer6") && strstr(out, "map in_any6") &&
+	      strstr(out, "type ipv6_addr . inet_service : ipv6_addr . inet_service") &&
+	      strstr(out, "priority dstnat - 5") && strstr(out, "priority srcnat - 5") &&
+	      strstr(out, "iifname \"wan0\" fib daddr type local dnat ip6 to ip6 saddr . udp dport map @in_peer6") &&
+	      strstr(out, "iifname \"wan0\" fib daddr type local dnat ip6 to udp dport map @in_any6") &&
+	      strstr(out, "oifname \"wan0\" snat ip6 to ip6 saddr . udp sport map @out6") &&
+	      !strstr(out, "in_lan"),
+	      "table ip6 sipalgd has out6, in_peer6, in_any6 and the rules:\n%s", out);
+	{
+		char out2[65536];
+
+		/* kernel-rules/sipalgd-nat6.nft must produce the same table. */
+		n = sh(out2, sizeof(out2),
+		       "sed -e 's/^define WAN_IF = .*/define WAN_IF = \"wan0\"/' "
+		       "%s/kernel-rules/sipalgd-nat6.nft | nft -f - && nft list table ip6 sipalgd", root);
+		check(n == 0 && strcmp(out, out2) == 0,
+		      "kernel-rules/sipalgd-nat6.nft gives the same table ip6 as nftmap_open");
+	}
+
+	/* both families in one commit, one transaction */
+	b0 = stats[ST_nft_batches];
+	e0 = stats[ST_nft_elements];
+	nftmap_snat_add(&a6, 4000, &w6, 40000);
+	nftmap_snat_add(A4(A_IP), 4000, A4(R_WAN), 40000);
+	check(nftmap_commit() == 0 && stats[ST_nft_batches] == b0 + 1 && stats[ST_nft_elements] == e0 + 2,
+	      "an IPv6 and an IPv4 snat in one batch (batches +%llu, elements +%llu)",
+	      (unsigned long long)(stats[ST_nft_batches] - b0),
+	      (unsigned long long)(stats[ST_nft_elements] - e0));
+	check(map_has_pair("out6", "2001:db8:1::2", 4000, "2001:db8:2::1", 40000) &&
+	      map_has_pair("out4", "10.0.1.2", 4000, "192.0.2.1", 40000) && map_count("out6") == 1,
+	      "out6 and out4 each hold their element: %s", map_json("out6"));
+	nftmap_snat_del(&a6, 4000);
+	check(nftmap_commit() == 0 && !map_has_key("out6", "2001:db8:1::2", 4000) &&
+	      map_has_pair("out4", "10.0.1.2", 4000, "192.0.2.1", 40000),
+	      "snat del of the IPv6 element: gone from out6, out4 untouched");
+	nftmap_snat_del(A4(A_IP), 4000);
+	err0 = stats[ST_nft_errors];
+	nftmap_snat_add(&a6, 4001, &w6, 40001);
+	nftmap_snat_add(&a6, 4001, &w6, 40011); /* later wins within a commit */
+	check(nftmap_commit() == 0 && map_has_pair("out6", "2001:db8:1::2", 4001, "2001:db8:2::1", 40011),
+	      "two adds of one IPv6 key in one commit: the later mapping");
+	nftmap_snat_add(&a6, 4001, &w6, 40012); /* clash with the kernel's */
+	n = nftmap_commit();
+	check(n == 1 && stats[ST_nft_errors] == err0 + 1 &&
+	      map_has_pair("out6", "2001:db8:1::2", 4001, "2001:db8:2::1", 40011),
+	      "a clashing IPv6 add is one refusal (commit %d), the old mapping kept", n);
+	nftmap_snat_del(&a6, 4001);
+	check(nftmap_commit() == 0 && map_count("out6") == 0, "out6 empty again");
+
+	/* refcounting in in_peer6 */
+	nftmap_dnat_ref(&b6, 40100, &a6, 6100);
+	nftmap_dnat_ref(&b6, 40100, &a6, 6100);
+	check(nftmap_commit() == 0 && map_has_pair("in_peer6", "2001:db8:2::2", 40100, "2001:db8:1::2", 6100),
+	      "in_peer6 element after two refs");
+	nftmap_dnat_unref(&b6, 40100);
+	check(nftmap_commit() == 0 && map_has_pair("in_peer6", "2001:db8:2::2", 40100, "2001:db8:1::2", 6100),
+	      "two refs, one unref: the IPv6 element stays");
+	dump = dump_text();
+	check(dump && strstr(dump, "peer 2001:db8:2::2 pub 40100 -> [2001:db8:1::2]:6100 refs 1\n") &&
+	      strstr(dump, "# inbound ipv4 0 ipv6 1\n"),
+	      "dump shows the IPv6 element as [addr]:port and the family counts:\n%s", dump ? dump : "(null)");
+	free(dump);
+	{
+		uint32_t cur = 0, refs = 0;
+		struct addr peer, priv;
+		uint16_t pp = 0, prp = 0;
+
+		n = nftmap_inbound_next(&cur, &peer, &pp, &priv, &prp, &refs);
+		check(n == 1 && addr_eq(&peer, &b6) && pp == 40100 && addr_eq(&priv, &a6) && prp == 6100 &&
+		      refs == 1 && !nftmap_inbound_next(&cur, &peer, &pp, &priv, &prp, &refs),
+		      "inbound_next gives the IPv6 element");
+	}
+	nftmap_dnat_unref(&b6, 40100);
+	check(nftmap_commit() == 0 && !map_has_key("in_peer6", "2001:db8:2::2", 40100),
+	      "last unref deletes the IPv6 element");
+
+	/* "any" of each family: the same public port, two elements that
+	 * never mix (:: is not ::ffff:0.0.0.0) */
+	nftmap_dnat_ref(&any6, 40300, &a6, 6300);
+	nftmap_dnat_ref(A4(0), 40300, A4(A_IP), 6300);
+	check(nftmap_commit() == 0 && map_has_pair("in_any6", NULL, 40300, "2001:db8:1::2", 6300) &&
+	      map_has_pair("in_any", NULL, 40300, "10.0.1.2", 6300) && map_count("in_peer6") == 0,
+	      "in_any6 and in_any, same port: one element each");
+	nftmap_dnat_ref(&any6, 40300, &a6b, 6301);
+	check(nftmap_commit() == 0 && map_has_pair("in_any6", NULL, 40300, "2001:db8:1::3", 6301),
+	      "a ref with another IPv6 target replaces the element");
+	nftmap_dnat_unref(&any6, 40300);
+	check(nftmap_commit() == 0 && map_has_pair("in_any6", NULL, 40300, "2001:db8:1::3", 6301) &&
+	      map_has_pair("in_any", NULL, 40300, "10.0.1.2", 6300),
+	      "IPv6 any unref (2 refs): both stay");
+	nftmap_dnat_unref(&any6, 40300);
+	check(nftmap_commit() == 0 && !map_has_key("in_any6", NULL, 40300) &&
+	      map_has_pair("in_any", NULL, 40300, "10.0.1.2", 6300),
+	      "last IPv6 any unref: in_any6 element gone, the IPv4 one stays");
+	nftmap_dnat_unref(A4(0), 40300);
+	check(nftmap_commit() == 0 && !map_has_key("in_any", NULL, 40300), "and the IPv4 any unref");
+
+	/* no hairpin for IPv6: a LAN peer gets no element anywhere */
+	nftmap_dnat_ref(&a6b, 40400, &a6, 6400);
+	check(nftmap_commit() == 0 && map_count("in_peer6") == 0 && map_count("in_any6") == 0,
+	      "an IPv6 LAN peer: no kernel element");
+	nftmap_dnat_unref(&a6b, 40400);
+	check(nftmap_commit() == 0, "and its unref is quiet");
+
+	/* families mixed in one call: refused, counted, nothing sent */
+	err0 = stats[ST_nft_errors];
+	nftmap_dnat_ref(A4(0), 40500, &a6, 6500);
+	nftmap_snat_add(&a6, 6500, A4(R_WAN), 40500);
+	n = nftmap_commit();
+	check(n == 2 && stats[ST_nft_errors] == err0 + 2 && !map_has_key("in_any", NULL, 40500) && map_count("out6") == 0 && map_count("out4") == 0,
+	      "an IPv4 peer or public address for an IPv6 phone: refused (commit %d)", n);
+
+	/* The maps really steer IPv6: in_any6 40000 -> [2001:db8:1::2]:6000,
+	 * out6 [2001:db8:1::2]:6001 -> [2001:db8:2::1]:41001. */
+	{
+		int sa = udp6_sock(ns_a, "2001:db8:1::2", 6000), sb = udp6_sock(ns_b, "2001:db8:2::2", 7000);
+		int sa2 = udp6_sock(ns_a, "2001:db8:1::2", 6001), sb2 = udp6_sock(ns_b, "2001:db8:2::2", 7001);
+
+		/* Neighbour discovery first (A<->R, B<->R: a datagram to the
+		 * router's discard port, which no element maps), so the checks
+		 * below wait for the NAT, not for a first NS/NA on a busy box. */
+		udp6_send(sa2, "2001:db8:1::1", 9, "nd");
+		udp6_send(sb, "2001:db8:2::1", 9, "nd");
+		nftmap_dnat_ref(&any6, 40000, &a6, 6000);
+		nftmap_snat_add(&a6, 6001, &w6, 41001);
+		check(nftmap_commit() == 0, "in_any6 40000 and out6 for [2001:db8:1::2]:6001");
+		udp6_send(sb, "2001:db8:2::1", 40000, "dnat6-test");
+		n = udp6_recv(sa, line, sizeof(line), 5000, from, &fport);
+		check(n > 0 && strcmp(line, "dnat6-test") == 0 && strcmp(from, "2001:db8:2::2") == 0 && fport == 7000,
+		      "in_any6: WAN -> [2001:db8:2::1]:40000 arrives at [2001:db8:1::2]:6000 from [%s]:%u",
+		      n > 0 ? from : "-", n > 0 ? fport : 0);
+		if (n <= 0) /* what the router saw, for whoever reads the failure */
+			system("conntrack -L -f ipv6 2>&1 | sed 's/^/# ct: /'; ip -6 neigh | sed 's/^/# neigh: /'");
+		udp6_send(sa2, "2001:db8:2::2", 7001, "snat6-test");
+		n = udp6_recv(sb2, line, sizeof(line), 5000, from, &fport);
+		check(n > 0 && strcmp(line, "snat6-test") == 0 && strcmp(from, "2001:db8:2::1") == 0 && fport == 41001,
+		      "out6: LAN [2001:db8:1::2]:6001 leaves as [%s]:%u (want [2001:db8:2::1]:41001)",
+		      n > 0 ? from : "-", n > 0 ? fport : 0);
+		close(sa);
+		close(sb);
+		close(sa2);
+		close(sb2);
+		nftmap_snat_del(&a6, 6001);
+		nftmap_dnat_unref(&any6, 40000);
+		check(nftmap_commit() == 0, "and out again");
+	}
+
+	/* Firewall reload: each table deleted in turn, nftmap_restore() puts
+	 * back both with every inbound element of both families. */
+	nftmap_dnat_ref(&b6, 40600, &a6, 6600);
+	nftmap_dnat_ref(A4(B_IP), 40600, A4(A_IP), 6600);
+	check(nftmap_commit() == 0 && map_has_key("in_peer6", "2001:db8:2::2", 40600) &&
+	      map_has_key("in_peer", "192.0.2.2", 40600), "one inbound element per family");
+	for (int which = 0; which < 2; which++) {
+		const char *fam = which ? "ip" : "ip6";
+
+		sh(NULL, 0, "nft delete table %s sipalgd", fam);
+		check(sh(NULL, 0, "nft list table %s sipalgd >/dev/null 2>&1", fam) != 0,
+		      "table %s sipalgd deleted by someone else", fam);
+		check(nftmap_restore() == 0 && nftmap_commit() == 0, "nftmap_restore after table %s went", fam);
+		check(sh(out, sizeof(out), "nft list table ip6 sipalgd") == 0 && strstr(out, "snat ip6 to") &&
+		      sh(NULL, 0, "nft list table ip sipalgd >/dev/null 2>&1") == 0 &&
+		      map_has_pair("in_peer6", "2001:db8:2::2", 40600, "2001:db8:1::2", 6600) &&
+		      map_has_pair("in_peer", "192.0.2.2", 40600, "10.0.1.2", 6600),
+		      "after table %s went: both tables back with both elements", fam);
+	}
+
+	/* observe mode empties the IPv6 maps too; leaving it puts them back */
+	nftmap_set_passive(1);
+	check(map_count("in_peer6") == 0 && map_count("in_peer") == 0, "observe: in_peer6 and in_peer empty");
+	nftmap_set_passive(0);
+	nftmap_requeue();
+	check(nftmap_commit() == 0 && map_has_key("in_peer6", "2001:db8:2::2", 40600) &&
+	      map_has_key("in_peer", "192.0.2.2", 40600), "enforce again: both back");
+
+	nftmap_close(1);
+	check(sh(NULL, 0, "nft list table ip6 sipalgd >/dev/null 2>&1") != 0 &&
+	      sh(NULL, 0, "nft list table ip sipalgd >/dev/null 2>&1") != 0,
+	      "nftmap_close(1) deletes both tables");
 }
 
 /* ---- ct ------------------------------------------------------------------ */
@@ -1028,6 +1296,19 @@ int main(void)
 	printf("-- nftmap again, deletes by DELSETELEM\n");
 	test_nftmap(&c);
 	unsetenv("SIPALGD_NFT_FORCE_DELSETELEM");
+	/* wan.masquerade6 names the LAN's IPv6 prefix: the ip6 table too.
+	 * Before test_nfq, whose disable_ipv6 case takes R's IPv6 addresses. */
+	nftmap_close(1);
+	{
+		struct conf c6 = c;
+
+		c6.lan[c6.n_lan].net = A6("2001:db8:1::");
+		c6.lan[c6.n_lan++].plen = 64;
+		c6.masq6[0] = c6.lan[1];
+		c6.n_masq6 = 1;
+		printf("-- nftmap with wan.masquerade6 (table ip6)\n");
+		test_nftmap6(&c6);
+	}
 	test_ct();
 	test_nfq(&c);
 
@@ -1043,9 +1324,9 @@ int main(void)
 		small.max_bindings = 1;   /* room for 2 * (2 * 1 + 1) = 6 inbound elements */
 		check(nftmap_open(&small) == 0, "nftmap_open with a 6-element inbound table");
 		for (i = 0; i < 6; i++)
-			nftmap_dnat_ref(IP4(198, 51, 100, 1), (uint16_t)(30000 + i), IP4(10, 0, 1, 2), (uint16_t)(30000 + i));
+			nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), (uint16_t)(30000 + i), A4(IP4(10, 0, 1, 2)), (uint16_t)(30000 + i));
 		e0 = stats[ST_nft_errors];
-		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), 30010, A4(IP4(10, 0, 1, 2)), 30010);
 		i = nftmap_commit();
 		check(stats[ST_nft_errors] == e0 + 1 && i == 1,
 		      "the 7th inbound element is refused and counted (nft_errors +%llu, commit %d)",
@@ -1053,8 +1334,8 @@ int main(void)
 		check(sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30005'") == 0 &&
 		      sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") != 0,
 		      "the six already in stay, the refused one is not in the kernel");
-		nftmap_dnat_unref(IP4(198, 51, 100, 1), 30000);
-		nftmap_dnat_ref(IP4(198, 51, 100, 1), 30010, IP4(10, 0, 1, 2), 30010);
+		nftmap_dnat_unref(A4(IP4(198, 51, 100, 1)), 30000);
+		nftmap_dnat_ref(A4(IP4(198, 51, 100, 1)), 30010, A4(IP4(10, 0, 1, 2)), 30010);
 		check(nftmap_commit() == 0 && sh(NULL, 0, "nft list map ip sipalgd in_peer | grep -q '30010'") == 0,
 		      "after one goes, a new one fits");
 	}
