@@ -231,6 +231,18 @@ EOF6
 		"2001:db8:113::/64 (WAN), ip6 forward drop + stateful"
 }
 
+# lab_conf_no_v6_prefix IN OUT: IN with every IPv6 prefix taken out of lan.networks (as
+# shipped: the LAN side is then the side away from wan.interface; NAT66 then needs none
+# there, conf.c check_nat66), and wan.masquerade6 with them (its prefixes are inside
+# lan.networks: the v6_masq_* flows need them named). For run.sh LAB_V6_PREFIX=0 and tcp6.sh.
+lab_conf_no_v6_prefix() {
+	sed -e '/^lan:/s#, [0-9a-f]*:[0-9a-f:]*/[0-9]*##g' -e 's/, masquerade6: \[[^]]*\]//' "$1" >"$2"
+	if grep -Eq "^lan:.*(2001:db8|fd00)" "$2" || ! grep -q '^lan: { networks: \[' "$2"; then
+		echo "lab.yaml changed: cannot drop its IPv6 prefixes from lan.networks" >&2
+		return 1
+	fi
+}
+
 lab_kernel_helper() {
 	set -e
 	# Built into this kernel (CONFIG_NF_CONNTRACK_SIP=y); load the modules where they are modules.
