@@ -104,6 +104,11 @@ def family_of(ip):
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
+def host_of(ip):
+    """An address as the host part of a URI or Via: IPv6 in brackets (RFC 3261 25.1)."""
+    return "[%s]" % ip if ":" in ip else ip
+
+
 def udp_socket(side, ip, port=0, family=None):
     """A UDP socket bound in namespace `side` ('lan' or 'wan'); port 0 = ephemeral.
     family: socket.AF_INET / AF_INET6, by default the family of `ip`."""
@@ -233,10 +238,11 @@ def split_commas(value):
 
 def via_sentby(value):
     """('SIP/2.0/UDP', host, port or None, params-string) of one Via value."""
-    m = re.match(r"\s*(SIP\s*/\s*2\.0\s*/\s*\S+)\s+([^;:\s]+)(?::(\d+))?\s*(.*)$", value, re.S)
+    m = re.match(r"\s*(SIP\s*/\s*2\.0\s*/\s*\S+)\s+(\[[0-9A-Fa-f:.]+\]|[^;:\s]+)(?::(\d+))?\s*(.*)$",
+                 value, re.S)
     if not m:
         raise Fail("unparsable Via %r" % value)
-    return m.group(1), m.group(2), (int(m.group(3)) if m.group(3) else None), m.group(4)
+    return m.group(1), m.group(2).strip("[]"), (int(m.group(3)) if m.group(3) else None), m.group(4)
 
 
 def contact_uri(value):
@@ -248,10 +254,10 @@ def contact_uri(value):
 
 
 def uri_hostport(uri):
-    m = re.match(r"sips?:(?:[^@]*@)?([^;:>?]+)(?::(\d+))?", uri)
+    m = re.match(r"sips?:(?:[^@]*@)?(\[[0-9A-Fa-f:.]+\]|[^;:>?]+)(?::(\d+))?", uri)
     if not m:
         raise Fail("unparsable URI %r" % uri)
-    return m.group(1), (int(m.group(2)) if m.group(2) else 5060)
+    return m.group(1).strip("[]"), (int(m.group(2)) if m.group(2) else 5060)
 
 
 class Sdp:
@@ -302,13 +308,16 @@ def sip(lines, body=b"", cl_name="Content-Length"):
 
 
 def sdp_body(ip, ports, sess="2890844526", ver=1, user="alice", conn_lines=None, origin=None):
-    """A plain audio SDP; `ports` a list of RTP ports, one m= line each."""
-    lines = ["v=0", "o=%s %s %d IN IP4 %s" % (user, sess, ver, origin or ip), "s=-",
-             "c=IN IP4 %s" % ip, "t=0 0"]
+    """A plain audio SDP; `ports` a list of RTP ports, one m= line each. IN IP4 or IN IP6
+    after each address's family."""
+    fam = lambda a: "IP6" if ":" in a else "IP4"
+    o = origin or ip
+    lines = ["v=0", "o=%s %s %d IN %s %s" % (user, sess, ver, fam(o), o), "s=-",
+             "c=IN %s %s" % (fam(ip), ip), "t=0 0"]
     for i, p in enumerate(ports):
         lines.append("m=audio %d RTP/AVP 0 8 101" % p)
         if conn_lines and i < len(conn_lines) and conn_lines[i]:
-            lines.append("c=IN IP4 %s" % conn_lines[i])
+            lines.append("c=IN %s %s" % (fam(conn_lines[i]), conn_lines[i]))
         lines += ["a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
                   "a=rtpmap:101 telephone-event/8000", "a=sendrecv"]
     return ("\r\n".join(lines) + "\r\n").encode()
@@ -631,14 +640,23 @@ def header_lines(msg, skip):
     return [h.raw for h in msg.headers if h.name not in skip]
 
 
+def nat_of(nat):
+    """(public address, bytes of the private addresses that must not leave) of the NAT a
+    check expects: `nat` (MASQ6: the IPv6 masquerade), or by default the IPv4 NAT, read at
+    call time (field_wan.py moves PUB)."""
+    return nat or (PUB, LAN_PREFIX)
+
+
 def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-length"),
-                   sdp_rewritten=()):
+                   sdp_rewritten=(), nat=None):
     """An outbound (LAN->WAN) message as it arrived on the WAN side. Returns a dict with
-    the public Contact URI and the public media addresses. `sdp_rewritten`: prefixes of
-    further SDP lines the ALG may change (checked by the caller)."""
+    the public Contact URI, the top Via's sent-by (requests) and the public media addresses.
+    `sdp_rewritten`: prefixes of further SDP lines the ALG may change (checked by the caller).
+    `nat`: see nat_of."""
+    pub, private = nat_of(nat)
     sent = SipMsg(sent_raw)
-    check(LAN_PREFIX not in got.raw, "%s at the WAN side still contains %r: %s"
-          % (what, LAN_PREFIX.decode(), first_line_with(got.raw, LAN_PREFIX)))
+    check(private not in got.raw.lower(), "%s at the WAN side still contains %r: %s"
+          % (what, private.decode(), first_line_with(got.raw, private)))
     check(got.start == sent.start, "%s: start line changed %r -> %r" % (what, sent.start, got.start))
     # header order and names (compact forms kept as written)
     check([h.rawname for h in got.headers] == [h.rawname for h in sent.headers],
@@ -651,15 +669,16 @@ def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-le
     # any further Vias (in responses: the remote side's) byte for byte.
     sv, gv = sent.vias(), got.vias()
     check(len(sv) == len(gv), "%s: Via count %d -> %d" % (what, len(sv), len(gv)))
+    info = {"contacts": []}
     if sent.is_request:
-        _, host, _, params = via_sentby(gv[0])
+        _, host, vport, params = via_sentby(gv[0])
         _, _, _, sparams = via_sentby(sv[0])
-        check(host == PUB, "%s: top Via sent-by %r, want %s" % (what, gv[0], PUB))
+        check(host == pub, "%s: top Via sent-by %r, want %s" % (what, gv[0], pub))
+        info["via"] = (host, vport)
         check(params == sparams, "%s: top Via parameters changed %r -> %r" % (what, sparams, params))
         check(sv[1:] == gv[1:], "%s: lower Vias changed" % what)
     else:
         check(sv == gv, "%s: the remote side's Vias changed: %s" % (what, first_diff(sv, gv)))
-    info = {"contacts": []}
     for sh, gh in zip(sent.all("contact"), got.all("contact")):
         if sh.value.strip() == "*":
             check(gh.value.strip() == "*", "%s: Contact * became %r" % (what, gh.value))
@@ -668,7 +687,7 @@ def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-le
         for sc, gc in zip(split_commas(sh.value), split_commas(gh.value)):
             suri, guri = contact_uri(sc), contact_uri(gc)
             host, port = uri_hostport(guri)
-            check(host == PUB, "%s: Contact %r, want host %s" % (what, gc.strip(), PUB))
+            check(host == pub, "%s: Contact %r, want host %s" % (what, gc.strip(), pub))
             # user part and everything after the URI unchanged
             check(suri.split("@")[0] == guri.split("@")[0],
                   "%s: Contact user part changed %r -> %r" % (what, suri, guri))
@@ -682,17 +701,18 @@ def check_outbound(sent_raw, got, what, rewritten=("via", "contact", "content-le
           % (what, cl, len(got.body)))
     if sent.body:
         ss, gs = Sdp(sent.body), Sdp(got.body)
-        check(gs.origin == PUB, "%s: SDP o= address %r, want %s" % (what, gs.origin, PUB))
+        check(gs.origin == pub, "%s: SDP o= address %r, want %s" % (what, gs.origin, pub))
         check(len(ss.media) == len(gs.media), "%s: m= count %d -> %d"
               % (what, len(ss.media), len(gs.media)))
         for i, m in enumerate(gs.media):
-            if ":" in (ss.media[i]["conn"] or ""):
-                # an IPv6 stream in an IPv4 call (dual stack, no NAT66): left as the phone wrote it
+            if (":" in (ss.media[i]["conn"] or "")) != (":" in pub):
+                # a stream of the family the NAT does not cover (an IPv6 stream in an IPv4
+                # call: dual stack, no NAT66): left as the phone wrote it
                 check((m["conn"], m["port"]) == (ss.media[i]["conn"], ss.media[i]["port"]),
                       "%s: IPv6 stream m=#%d [%s]:%d became [%s]:%d (no NAT66: must stay)"
                       % (what, i, ss.media[i]["conn"], ss.media[i]["port"], m["conn"], m["port"]))
                 continue
-            check(m["conn"] == PUB, "%s: SDP c= for m=#%d is %r, want %s" % (what, i, m["conn"], PUB))
+            check(m["conn"] == pub, "%s: SDP c= for m=#%d is %r, want %s" % (what, i, m["conn"], pub))
             check(m["kind"] == ss.media[i]["kind"] and m["rest"] == ss.media[i]["rest"],
                   "%s: m= line changed beyond its port" % what)
         keep = lambda s: [ln for ln in s.lines if ln[:2] not in (b"o=", b"c=", b"m=") and
@@ -742,7 +762,7 @@ def check_inbound_request(wan_sent_raw, got, want_ruri, what):
 
 def first_line_with(raw, needle):
     for ln in raw.split(b"\r\n"):
-        if needle in ln:
+        if needle.lower() in ln.lower():
             return ln.decode("latin-1")
     return "?"
 
@@ -757,13 +777,15 @@ def first_diff(a, b):
 # ---------------------------------------------------------------- call building blocks
 
 class Call:
-    """One phone->WAN call with its media sockets, and what arrived where."""
+    """One phone->WAN call with its media sockets, and what arrived where. IPv4, or IPv6
+    through the masquerade (nat=MASQ6, see nat_of)."""
 
     def __init__(self, phone, remote, rtp_port, phone_ip=None, media_ip=None,
                  remote_media_ip=None, remote_rtp_port=None, conn_lines=None, sdp=None,
-                 route=None, rtcp=False):
+                 route=None, rtcp=False, nat=None):
         self.phone, self.remote = phone, remote
-        self.dlg = Dialog(phone.ip, phone.port)
+        self.nat = nat
+        self.dlg = Dialog(host_of(phone.ip), phone.port)
         self.media_ip = media_ip or phone.ip
         self.rtp_port = rtp_port
         self.phone_rtp = udp_socket("lan", self.media_ip, rtp_port)
@@ -789,8 +811,9 @@ class Call:
         self.inv_wan, self.inv_src = self.remote.recv_req("INVITE", self.dlg.callid)
         if title:
             show(title, self.inv_wan.raw)
-        info = check_outbound(self.inv_raw, self.inv_wan, what, sdp_rewritten=sdp_rewritten)
-        check(self.inv_src[0] == PUB, "%s arrived from %s, want %s" % (what, self.inv_src[0], PUB))
+        info = check_outbound(self.inv_raw, self.inv_wan, what, sdp_rewritten=sdp_rewritten, nat=self.nat)
+        pub = nat_of(self.nat)[0]
+        check(self.inv_src[0] == pub, "%s arrived from %s, want %s" % (what, self.inv_src[0], pub))
         self.pub_contact = info["contacts"][0]
         self.pub_media = info["media"][0]
         self.info = info
@@ -802,7 +825,7 @@ class Call:
         for p in provisional:
             self.remote.send(response(req, p, {100: "Trying", 180: "Ringing"}[p],
                                       to_tag=None if p == 100 else self.rtag,
-                                      contact=None if p == 100 else "<sip:bob@%s:5060>" % self.remote.ip,
+                                      contact=None if p == 100 else "<sip:bob@%s:5060>" % host_of(self.remote.ip),
                                       rr=None if p == 100 else rr), src)
         body = b""
         if sdp:
@@ -810,7 +833,7 @@ class Call:
                                           user="bob")
         self.answer_body = body
         self.ok_raw = response(req, code, reason, body, to_tag=self.rtag,
-                               contact="<sip:bob@%s:5060>" % self.remote.ip, rr=rr)
+                               contact="<sip:bob@%s:5060>" % host_of(self.remote.ip), rr=rr)
         self.remote.send(self.ok_raw, src, title)
 
     def phone_gets_final(self, code=200, what="200 OK", title=None):
@@ -827,7 +850,7 @@ class Call:
         raw = self.dlg.ack()
         self.phone.send(raw, (self.remote.ip, 5060))
         m, _ = self.remote.recv_req("ACK", self.dlg.callid)
-        check_outbound(raw, m, "ACK")
+        check_outbound(raw, m, "ACK", nat=self.nat)
 
     def setup(self, extra=(), rr=None):
         self.send_invite(extra)
@@ -846,7 +869,7 @@ class Call:
         raw = self.dlg.bye()
         self.phone.send(raw, (self.remote.ip, 5060))
         m, src = self.remote.recv_req("BYE", self.dlg.callid)
-        check_outbound(raw, m, "BYE")
+        check_outbound(raw, m, "BYE", nat=self.nat)
         r = response(m, 200, "OK")
         self.remote.send(r, src)
         got, _ = self.phone.recv_resp(200, self.dlg.callid, "BYE")
@@ -869,7 +892,7 @@ def remote(ip=PROXY, port=5060, name=None):
 
 def register_msg(ua, dlg_cid, ftag, cseq, branch, contact_line, expires=None, auth=False):
     lines = ["REGISTER sip:biloxi.example.com SIP/2.0",
-             "Via: SIP/2.0/UDP %s:%d;branch=%s" % (ua.ip, ua.port, branch),
+             "Via: SIP/2.0/UDP %s:%d;branch=%s" % (host_of(ua.ip), ua.port, branch),
              "Max-Forwards: 70",
              "From: Bob <sip:bob@biloxi.example.com>;tag=" + ftag,
              "To: Bob <sip:bob@biloxi.example.com>",
@@ -883,18 +906,19 @@ def register_msg(ua, dlg_cid, ftag, cseq, branch, contact_line, expires=None, au
     return sip(lines)
 
 
-def register(ua, reg, challenge=False, user="bob"):
+def register(ua, reg, challenge=False, user="bob", nat=None):
     """REGISTER ua's private contact (optionally through a 401 challenge); return the public
-    Contact URI the registrar saw, after checking both REGISTERs on the WAN side."""
+    Contact URI the registrar saw, after checking both REGISTERs on the WAN side (`nat`: see
+    nat_of), with the last REGISTER's top Via sent-by and source at the registrar."""
     cid = uniq("reg") + "@biloxi.example.com"
     ftag = uniq("rf")
-    contact = "Contact: <sip:%s@%s:%d>" % (user, ua.ip, ua.port)
+    contact = "Contact: <sip:%s@%s:%d>" % (user, host_of(ua.ip), ua.port)
     cseq = 1
     if challenge:
         raw = register_msg(ua, cid, ftag, cseq, "z9hG4bK" + uniq(), contact, 3600)
         ua.send(raw, (reg.ip, 5060))
         m, src = reg.recv_req("REGISTER", cid)
-        info = check_outbound(raw, m, "REGISTER F1")
+        info = check_outbound(raw, m, "REGISTER F1", nat=nat)
         r = response(m, 401, "Unauthorized", to_tag=uniq("rt"), extra=[
             'WWW-Authenticate: Digest realm="biloxi.example.com", qop="auth",'
             ' nonce="ea9c8e88df84f1cec4341ae6cbe5a359", opaque="", stale=FALSE, algorithm=MD5'])
@@ -905,32 +929,33 @@ def register(ua, reg, challenge=False, user="bob"):
     raw = register_msg(ua, cid, ftag, cseq, "z9hG4bK" + uniq(), contact, 3600, auth=challenge)
     ua.send(raw, (reg.ip, 5060))
     m, src = reg.recv_req("REGISTER", cid)
-    info = check_outbound(raw, m, "REGISTER")
+    info = check_outbound(raw, m, "REGISTER", nat=nat)
     pub = info["contacts"][0]
     r = response(m, 200, "OK", to_tag=uniq("rt"), contact="<%s>;expires=3600" % pub)
     reg.send(r, src)
     got, _ = ua.recv_resp(200, cid, "REGISTER")
     check_inbound_response(raw, r, got, "200 OK to REGISTER")
     return {"cid": cid, "ftag": ftag, "cseq": cseq, "pub": pub, "contact": contact,
-            "private": "sip:%s@%s:%d" % (user, ua.ip, ua.port), "src": src}
+            "private": "sip:%s@%s:%d" % (user, host_of(ua.ip), ua.port), "src": src,
+            "via": info["via"]}
 
 
-def inbound_invite(reg, pub_contact, callee, others=(), sdp=None, what="inbound INVITE"):
+def inbound_invite(reg, pub_contact, callee, others=(), sdp=None, what="inbound INVITE", nat=None):
     """The registrar sends an INVITE to a registered public Contact; it must reach `callee`
     (Request-URI mapped back to its private contact) and no one in `others`."""
     host, port = uri_hostport(pub_contact)
     cid = uniq("in") + "@biloxi.example.com"
     branch = "z9hG4bK" + uniq()
     lines = ["INVITE %s SIP/2.0" % pub_contact,
-             "Via: SIP/2.0/UDP %s:5060;branch=%s" % (reg.ip, branch),
+             "Via: SIP/2.0/UDP %s:%d;branch=%s" % (host_of(reg.ip), reg.port, branch),
              "Via: SIP/2.0/UDP ss3.chicago.example.com:5060;branch=z9hG4bK%s;received=198.51.100.33"
              % uniq(),
              "Max-Forwards: 69",
-             "Record-Route: <sip:%s;lr>" % reg.ip,
+             "Record-Route: <sip:%s;lr>" % host_of(reg.ip),
              "From: Carol <sip:carol@chicago.example.com>;tag=" + uniq("cf"),
              "To: Bob <sip:bob@biloxi.example.com>",
              "Call-ID: " + cid, "CSeq: 1 INVITE",
-             "Contact: <sip:carol@%s:5060>" % reg.ip]
+             "Contact: <sip:carol@%s:%d>" % (host_of(reg.ip), reg.port)]
     if sdp:
         lines.append("Content-Type: application/sdp")
     raw = sip(lines, sdp or b"")
@@ -944,9 +969,9 @@ def inbound_invite(reg, pub_contact, callee, others=(), sdp=None, what="inbound 
     r = response(got, 486, "Busy Here", to_tag=uniq("pt"))
     callee.ua.send(r, src)
     m, s2 = reg.recv_resp(486, cid, "INVITE")
-    check_outbound(r, m, "486 from the phone")
+    check_outbound(r, m, "486 from the phone", nat=nat)
     ack = sip(["ACK %s SIP/2.0" % pub_contact,
-               "Via: SIP/2.0/UDP %s:5060;branch=%s" % (reg.ip, branch),
+               "Via: SIP/2.0/UDP %s:%d;branch=%s" % (host_of(reg.ip), reg.port, branch),
                "Max-Forwards: 70", "From: " + got.get("from"), "To: " + m.get("to"),
                "Call-ID: " + cid, "CSeq: 1 ACK"])
     reg.send(ack, (host, port))
@@ -1279,6 +1304,25 @@ def noanswer_3_11():
     _failed_call(480, "Temporarily Unavailable", True, 16700)
 
 
+def media_not_crossed(c1, c2):
+    """Two calls up at once (Call): each remote's RTP, sent first to its call's public media
+    address, reaches that call's phone and not the other; then each phone's RTP reaches its
+    remote from the public address its SDP named."""
+    for c, other, name in ((c1, c2, "phone1"), (c2, c1, "phone2")):
+        tag = ("<%s>" % name).encode()
+        drain(c.phone_rtp)
+        drain(other.phone_rtp)
+        send_rtp(c.remote_rtp, c.pub_media, tag=tag)
+        n, _, t = count_rtp(c.phone_rtp, tag=tag)
+        n2, _, _ = count_rtp(other.phone_rtp, idle=0.2)
+        check(t >= RTP_MIN, "%s's media (remote first to %s:%d): %d/%d arrived"
+              % ((name,) + tuple(c.pub_media) + (t, RTP_N)))
+        check(n2 == 0, "%s's media also reached the other phone (%d)" % (name, n2))
+    for c in (c1, c2):
+        media_phone_symmetric(c.phone_rtp, (c.remote_media_ip, c.remote_rtp_port), c.remote_rtp,
+                              c.pub_media, "%s symmetric" % c.phone.name)
+
+
 @flow
 def two_phones_same_port():
     """phone1 and phone2, both from port 5060, both offering RTP port 30000 at the same time;
@@ -1298,19 +1342,7 @@ def two_phones_same_port():
             c.answer()
             c.phone_gets_final()
             c.ack()
-        for c, other, name in ((c1, c2, "phone1"), (c2, c1, "phone2")):
-            tag = ("<%s>" % name).encode()
-            drain(c.phone_rtp)
-            drain(other.phone_rtp)
-            send_rtp(c.remote_rtp, c.pub_media, tag=tag)
-            n, _, t = count_rtp(c.phone_rtp, tag=tag)
-            n2, _, _ = count_rtp(other.phone_rtp, idle=0.2)
-            check(t >= RTP_MIN, "%s's media (remote first to %s:%d): %d/%d arrived"
-                  % ((name,) + tuple(c.pub_media) + (t, RTP_N)))
-            check(n2 == 0, "%s's media also reached the other phone (%d)" % (name, n2))
-        for c in (c1, c2):
-            media_phone_symmetric(c.phone_rtp, (PROXY, c.remote_rtp_port), c.remote_rtp,
-                                  c.pub_media, "%s symmetric" % c.phone.name)
+        media_not_crossed(c1, c2)
         for c in (c1, c2):
             c.bye_from_phone()
     except Fail as e:
@@ -2672,6 +2704,98 @@ def v6_ula_unnated():
         check(after == before + 1, "drop_ula_out %s -> %s, want +1" % (before, after))
 
 
+# NAT66 masquerade (OpenWrt's masq6, lib.sh table ip6 salgmasq6, lab.yaml wan.masquerade6):
+# phones on fd00:78::/64 behind the router's one WAN address, ports translated where they
+# clash. What a correct ALG must do is what it does for IPv4 NAT (check_outbound with
+# nat=MASQ6): every private address rewritten to [PUB_M6]:a public port, the phone's own
+# view restored on the way back, media pinholes on the public ports. The WAN has no route to
+# fd00:78::/64: nothing reaches a phone but conntrack's reverse NAT or the daemon's DNAT.
+PUB_M6 = "2001:db8:113::1"
+MASQ6 = (PUB_M6, b"fd00:78:")
+PHONE1_M6 = "fd00:78::10"
+PHONE2_M6 = "fd00:78::11"
+
+
+def masq6_seen(r, what):
+    """A REGISTER through the masquerade as the registrar saw it (register()'s result): Via
+    sent-by, Contact and the datagram's source all [PUB_M6] and one port. Returns the port."""
+    host, port = uri_hostport(r["pub"])
+    check(r["via"] == (PUB_M6, port), "%s: Via sent-by [%s]:%s, Contact %s (want one public "
+          "address and port)" % (what, r["via"][0], r["via"][1], r["pub"]))
+    check(r["src"] == (PUB_M6, port), "%s: came from [%s]:%d, its Via and Contact name [%s]:%d"
+          % (what, r["src"][0], r["src"][1], PUB_M6, port))
+    return port
+
+
+def registrar_other_port():
+    """The registrar's host on another port than the one phones register with: a request from
+    it to a registered Contact is no reply of the REGISTER's conntrack entry, so only the ALG's
+    binding (its DNAT) takes it to the phone."""
+    return UA("wan", PROXY_6, 5070, "registrar(v6, port 5070)")
+
+
+@flow6
+def v6_masq_register():
+    """NAT66 masquerade: phone1 ([fd00:78::10]:5060) REGISTERs: at the registrar no byte of
+    fd00:78:, Via, Contact and source [2001:db8:113::1] and one port; the 200 comes back with
+    the phone's own Via; an INVITE to that Contact (from another registrar port) reaches it."""
+    p1 = UA("lan", PHONE1_M6, 5060, "phone1(masq6)")
+    reg = UA("wan", PROXY_6, 5060, "registrar(v6)")
+    r = register(p1, reg, nat=MASQ6)
+    masq6_seen(r, "REGISTER")
+    inbound_invite(registrar_other_port(), r["pub"], Reg(p1, r["private"]), nat=MASQ6,
+                   what="INVITE to the masqueraded Contact")
+
+
+@flow6
+def v6_masq_call():
+    """NAT66 masquerade: phone1 calls (c=/o= IN IP6 fd00:78::10): at the provider no byte of
+    fd00:78:, c= [2001:db8:113::1] and a public port; remote-first RTP there reaches the phone,
+    the phone's RTP arrives from that address and port, a stranger gets 0, closed after BYE."""
+    p1 = UA("lan", PHONE1_M6, 5060, "phone1(masq6)")
+    bob = UA("wan", PROXY_6, 5060, "bob(v6)")
+    c = Call(p1, bob, 16980, nat=MASQ6)
+    c.setup()
+    check(c.pub_media[0] == PUB_M6, "INVITE: media at %r, want [%s]" % (c.pub_media, PUB_M6))
+    c.media_both("v6_masq_call RTP")
+    stranger_gets_nothing(c.phone_rtp, c.pub_media, "v6_masq_call")
+    c.bye_from_phone()
+    c.closed("v6_masq_call after BYE")
+
+
+@flow6
+def v6_masq_two_phones():
+    """NAT66 masquerade, two phones with the same ports ([fd00:78::10]:5060 and ::11:5060,
+    RTP 4000 each): both REGISTER (two public ports, each inbound INVITE to its phone only),
+    both calls up at once (two public c=/m= pairs); each remote's RTP reaches its phone
+    20/20, 0 crossed."""
+    p1 = UA("lan", PHONE1_M6, 5060, "phone1(masq6)")
+    p2 = UA("lan", PHONE2_M6, 5060, "phone2(masq6)")
+    bob = UA("wan", PROXY_6, 5060, "registrar/bob(v6)")
+    r1, r2 = register(p1, bob, nat=MASQ6), register(p2, bob, nat=MASQ6)
+    port1, port2 = masq6_seen(r1, "phone1's REGISTER"), masq6_seen(r2, "phone2's REGISTER")
+    check(port1 != port2, "both phones registered as [%s]:%d" % (PUB_M6, port1))
+    a, b = Reg(p1, r1["private"]), Reg(p2, r2["private"])
+    other = registrar_other_port()
+    inbound_invite(other, r1["pub"], a, [b], what="INVITE to phone1's public Contact", nat=MASQ6)
+    inbound_invite(other, r2["pub"], b, [a], what="INVITE to phone2's public Contact", nat=MASQ6)
+    c1 = Call(p1, bob, 4000, remote_rtp_port=24000, nat=MASQ6)
+    c2 = Call(p2, bob, 4000, remote_rtp_port=24002, nat=MASQ6)
+    c1.send_invite()
+    c2.send_invite()
+    c1.wan_invite("phone1's INVITE")
+    c2.wan_invite("phone2's INVITE")
+    check(c1.pub_contact != c2.pub_contact, "both INVITEs name the Contact %s" % c1.pub_contact)
+    check(c1.pub_media != c2.pub_media, "both phones got the public media address [%s]:%d" % c1.pub_media)
+    for c in (c1, c2):
+        c.answer()
+        c.phone_gets_final()
+        c.ack()
+    media_not_crossed(c1, c2)
+    for c in (c1, c2):
+        c.bye_from_phone()
+
+
 def ctl_counter(name):
     """One counter of `sipalgctl counters`, or None without sipalgd."""
     sock, ctl = os.environ.get("LAB_SOCK"), os.environ.get("LAB_CTL")
@@ -2721,11 +2845,24 @@ def selftest():
         ("compact: v: expanded to Via:", rewrite(cinv).replace(b"\r\nv: ", b"\r\nVia: "), False),
         ("compact: l: expanded", rewrite(cinv).replace(b"\r\nl: ", b"\r\nContent-Length: "), False),
     ]
+    # the IPv6 masquerade (nat=MASQ6): [fd00:78::10]:5060 -> [PUB_M6]:40000, o=/c= too
+    minv = Dialog(host_of(PHONE1_M6)).invite(sdp_body(PHONE1_M6, [4000]))
+    mgood = fixcl(minv.replace(b"[fd00:78::10]:5060", b"[2001:db8:113::1]:40000").replace(
+        PHONE1_M6.encode(), PUB_M6.encode()))
+    out_cases += [(n, r, w, minv, MASQ6) for n, r, w in [
+        ("masq6: correct rewrite", mgood, True),
+        ("masq6: ULA left in c= (upper case)", mgood.replace(b"c=IN IP6 " + PUB_M6.encode(),
+                                                              b"c=IN IP6 FD00:78::10"), False),
+        ("masq6: Via sent-by left private", minv.replace(b"<sip:alice@[fd00:78::10]", b"<sip:alice@[2001:db8:113::1]")
+         .replace(b"IP6 fd00:78::10", b"IP6 2001:db8:113::1"), False),
+        ("masq6: IPv4 public address", mgood.replace(b"[2001:db8:113::1]", PUB.encode()), False),
+    ]]
     bad = 0
-    for name, raw, want in out_cases:
-        src = cinv if name.startswith("compact") else inv
+    for case in out_cases:
+        name, raw, want = case[:3]
+        src, nat = case[3:] or (cinv if name.startswith("compact") else inv, None)
         try:
-            check_outbound(src, SipMsg(raw), "selftest")
+            check_outbound(src, SipMsg(raw), "selftest", nat=nat)
             got = True
             why = ""
         except Fail as e:

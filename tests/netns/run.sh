@@ -37,9 +37,7 @@ if [ -n "${LAB_ROUTER_RULESET:-}" ]; then V6=${V6:-0}; else V6=${V6:-1}; fi
 lab_init
 trap lab_cleanup EXIT
 if [ "${LAB_V6_PREFIX:-1}" = 0 ]; then
-	# both IPv6 prefixes (NAT66 then needs none in lan.networks: conf.c check_nat66)
-	sed 's|, fd00:77::/64, 2001:db8:77::/64\]|]|' "${LAB_CONF_TEMPLATE:-$HERE/lab.yaml}" >"$LAB_TMP/lab-noprefix.yaml"
-	grep -Eq "^lan:.*(2001:db8|fd00)" "$LAB_TMP/lab-noprefix.yaml" && { echo "lab.yaml changed: cannot drop its IPv6 prefixes" >&2; exit 1; }
+	lab_conf_no_v6_prefix "${LAB_CONF_TEMPLATE:-$HERE/lab.yaml}" "$LAB_TMP/lab-noprefix.yaml" || exit 1
 	export LAB_CONF_TEMPLATE=$LAB_TMP/lab-noprefix.yaml
 fi
 trap 'echo "# interrupted" >&2; exit 130' INT TERM

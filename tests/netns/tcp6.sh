@@ -38,8 +38,7 @@ echo "# sipalgd SIP/TCP over IPv6 lab: id=$LAB_ID tmp=$LAB_TMP"
 # As shipped: no IPv6 prefix in lan.networks (a delegated prefix is the
 # provider's to change), so the LAN side is the side away from wan.interface
 # (run.sh runs v6_tcp_call with the prefix named).
-sed 's|, fd00:77::/64, 2001:db8:77::/64\]|]|' "$HERE/lab.yaml" >"$LAB_TMP/lab-noprefix.yaml"
-grep -Eq "^lan:.*(2001:db8|fd00)" "$LAB_TMP/lab-noprefix.yaml" && { echo "lab.yaml changed: cannot drop its IPv6 prefix" >&2; exit 1; }
+lab_conf_no_v6_prefix "$HERE/lab.yaml" "$LAB_TMP/lab-noprefix.yaml" || exit 1
 LAB_CONF_TEMPLATE=$LAB_TMP/lab-noprefix.yaml
 lab_topology
 lab_nsx "$NS_RTR" nft -f - <<'EOF'
