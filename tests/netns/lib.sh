@@ -277,14 +277,6 @@ lab_sipalgd_start() {
 	# LAB_CONF_TEMPLATE: another lab.yaml (same @SOCK@/@PID@ placeholders).
 	sed -e "s|@SOCK@|$LAB_SOCK|g" -e "s|@PID@|$LAB_PIDFILE|g" \
 		"${LAB_CONF_TEMPLATE:-$LAB_REPO/tests/netns/lab.yaml}" >"$LAB_CONF"
-	# Until the daemon knows wan.masquerade6 (NAT66 masquerade, issue 13), every lab would
-	# fail at start-up on lab.yaml's key: left out, loudly, only for that exact refusal;
-	# the v6_masq_* flows then fail (sipalgd-pending-v6.txt). Delete with that list's lines.
-	# shellcheck disable=SC2086 # the wrapper is a command and its arguments
-	if ip netns exec "$NS_RTR" $wrap "$bin" -n -c "$LAB_CONF" 2>&1 | grep -q 'unknown key "wan.masquerade6"'; then
-		sed -i 's/, masquerade6: \[[^]]*\]//' "$LAB_CONF"
-		lab_log "this sipalgd does not know wan.masquerade6: left out of its lab config (v6_masq_* fail)"
-	fi
 	# shellcheck disable=SC2086 # the wrapper is a command and its arguments
 	ip netns exec "$NS_RTR" $wrap "$bin" -c "$LAB_CONF" >"$LAB_DAEMON_LOG" 2>&1 </dev/null &
 	LAB_DAEMON_PID=$!
