@@ -1085,9 +1085,10 @@ static int has_nat66_lan(const uint8_t *b, struct span s)
 /* A ULA source (fc00::/7, RFC 4193) to a global destination, leaving by
  * the WAN: no provider routes a ULA back, so something NATs it after us
  * (OpenWrt's masq6, ip6tables SNPT) and the message would carry the
- * private address out. Only our own NAT66 (wan.nat66_*) rewrites it;
- * anything else is dropped, fail closed, as IPv4 SIP is without a WAN
- * address. dir unknown: the addresses decide alone. */
+ * private address out. Only what the daemon is told of rewrites it (the
+ * prefix NAT66 wan.nat66_*, the masquerade wan.masquerade6); anything
+ * else is dropped, fail closed, as IPv4 SIP is without a WAN address.
+ * dir unknown: the addresses decide alone. */
 static int ula_unnated(const struct pkt_udp *u, enum alg_dir dir)
 {
 	const uint8_t *s = u->saddr.b, *d = u->daddr.b;
@@ -1166,8 +1167,9 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		char sa[ADDR_STRLEN];
 		STAT_INC(drop_ula_out);
 		LOG_RL(LOG_LVL_WARN, "SIP from %s:%u to the Internet dropped: a ULA leaves only through NAT66, and "
-		       "wan.nat66_lan_prefix does not cover it (the router's own masq6/NPT would leave the ULA in "
-		       "the message: docs/ipv6.md)", (addr_fmt(sa, &u.saddr, 1), sa), u.sport);
+		       "neither wan.nat66_lan_prefix nor wan.masquerade6 covers it (a NAT the daemon does not "
+		       "know of would leave the ULA in the message: docs/ipv6.md)", (addr_fmt(sa, &u.saddr, 1), sa),
+		       u.sport);
 		return ALG_DROP;
 	}
 	int lan_s = conf_is_lan(cf, &u.saddr), lan_d = conf_is_lan(cf, &u.daddr);

@@ -1172,6 +1172,33 @@ static void test_masq6_no_address(void **st)
 	assert_int_equal(stats[ST_drop_no_wan_address], 2);
 }
 
+
+/* The WAN's IPv6 address changes: the masqueraded bindings keep their
+ * ports, their SNAT elements name the new address, the flows NATed to the
+ * old one are deleted, and new messages carry the new address. */
+static void test_masq6_address_change(void **st)
+{
+	(void)st;
+	struct addr w2;
+	const char *reg = "REGISTER sip:[2001:db8:113::10] SIP/2.0\r\nVia: SIP/2.0/UDP [fd00:78::10]:5060;branch=z9hG4bKr\r\n"
+			  "From: <sip:a@x>;tag=r\r\nTo: <sip:a@x>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\n"
+			  "Contact: <sip:a@[fd00:78::10]:5060>\r\nContent-Length: 0\r\n\r\n";
+	assert_non_null(strstr(runm(1, reg, ALG_ACCEPT), "Contact: <sip:a@[2001:db8:113::1]:5060>"));
+	stub_reset();
+	assert_true(addr_parse_str("2001:db8:113::2", &w2));
+	alg_set_public6(&w2, now);
+	assert_non_null(strstr(stub_log, "snat- [fd00:78::10]:5060"));
+	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:5060 [2001:db8:113::2]:5060\n"));
+	assert_non_null(strstr(stub_log, "ctaddr [2001:db8:113::1]"));
+	/* the same address again changes nothing */
+	stub_reset();
+	alg_set_public6(&w2, now);
+	assert_string_equal(stub_log, "");
+	assert_non_null(strstr(runm(1, reg, ALG_ACCEPT), "Contact: <sip:a@[2001:db8:113::2]:5060>"));
+	/* the IPv4 side is not touched */
+	assert_null(strstr(stub_log, "203.0.113"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1200,6 +1227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_masq6_call, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_port_taken, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_no_address, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_address_change, setupm, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }
