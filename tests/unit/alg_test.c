@@ -1199,6 +1199,18 @@ static void test_masq6_address_change(void **st)
 	assert_null(strstr(stub_log, "203.0.113"));
 }
 
+
+/* A malformed message from a masqueraded phone that names its address
+ * is dropped (it would leak), one that names none passes unchanged. */
+static void test_masq6_malformed(void **st)
+{
+	(void)st;
+	runm(1, "OPTIONS sip:x SIP/2.0\r\nVia: [fd00:78::10]\r\n\r\n", ALG_DROP);
+	assert_int_equal(stats[ST_drop_malformed_out], 1);
+	runm(1, "OPTIONS sip:x SIP/2.0\r\nVia: [2001:db8:113::50]\r\n\r\n", ALG_ACCEPT);
+	assert_int_equal(stats[ST_drop_malformed_out], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1228,6 +1240,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_masq6_port_taken, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_no_address, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_address_change, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_malformed, setupm, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
 }
