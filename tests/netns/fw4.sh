@@ -39,7 +39,7 @@
 #      config made by the UCI step from the shipped /etc/config/sipalgd and
 #      an /etc/config/firewall with that masq6 (the step writes
 #      wan.masquerade6 with netifd's ULA of `lan`, fd00:78::/64):
-#      v6_masq_register and v6_masq_call must pass;
+#      v6_masq_register, v6_masq_call and v6_masq_two_phones must pass;
 #   6. the same without the fragments: v6_masq_call must fail (the remote's
 #      RTP to the daemon's in_any6/in_peer6 DNAT element is refused by fw4's
 #      forward policy): the `ct status dnat` fragment is what lets masqueraded
@@ -283,7 +283,7 @@ fi
 	sed -e "s/^  divert: nft$/  divert: $divert/" -e 's/^  syslog: true$/  syslog: false/' "$tmp/uci6.yaml"
 	printf 'paths:\n  control_socket: @SOCK@\n  pid_file: @PID@\n'
 } >"$tmp/openwrt-masq6.yaml"
-FLOWS6M_SEL=${FW4_FLOWS6M:-v6_masq_register v6_masq_call}
+FLOWS6M_SEL=${FW4_FLOWS6M:-v6_masq_register v6_masq_call v6_masq_two_phones}
 FLOWS6_SEL=${FW4_FLOWS6:-v6_register v6_call v6_early v6_reinvite v6_fork v6_dual v6_tcp_call}
 
 # FW4_STAGES="2 5": only those runs (all six by default).
