@@ -6,7 +6,8 @@
 #     files/sipalgd-uci2yaml.sh with stand-ins for /lib/functions.sh and
 #     network_get_device (fake-openwrt/functions.sh; the devices each network
 #     has are in the .conf's "# devices:" line, its IPv6 subnets in
-#     "# subnets6:"). Then
+#     "# subnets6:"; /etc/config/firewall, if the case has one, in
+#     NAME.firewall). Then
 #       NAME.yaml  the exact YAML expected, and `sipalgd -n -c` accepts it
 #                  (or, with NAME.nerr, refuses it with that message);
 #       NAME.err   the conversion fails with exactly that message.
@@ -28,6 +29,8 @@ for conf in "$D"/*.conf; do
 	n=$((n + 1))
 	mkdir -p "$tmp/$name"
 	cp "$conf" "$tmp/$name/sipalgd"
+	# NAME.firewall: /etc/config/firewall for the run (fw4's masq6).
+	[ -f "$D/$name.firewall" ] && cp "$D/$name.firewall" "$tmp/$name/firewall"
 	devs=$(sed -n 's/^# devices: *//p' "$conf")
 	subs6=$(sed -n 's/^# subnets6: *//p' "$conf")
 	# The same steps as start_service, in busybox-like sh (dash).

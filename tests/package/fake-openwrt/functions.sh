@@ -3,7 +3,7 @@
 # enough for the package's scripts to run on a Debian host in tests:
 #   config_load NAME       reads $UCI_CONFIG_DIR/NAME (config/option/list
 #                          lines with '...' or "..." or bare values)
-#   config_get[_bool], config_list_foreach as OpenWrt's behave
+#   config_get[_bool], config_list_foreach, config_foreach as OpenWrt's behave
 #   network_get_device VAR NET   from $FAKE_NET_DEVICES ("wan=pppoe-wan ...")
 #   network_get_subnets6 VAR NET from $FAKE_NET_SUBNETS6
 # Not a UCI parser: no escapes, no anonymous-section @type[n] lookups.
@@ -21,11 +21,20 @@ config_load() {
 	local f="${UCI_CONFIG_DIR:?}/$1" kw a b sect="" n
 	[ -f "$f" ] || return 1
 	_fake_vars=""
+	# config_foreach sees the sections of this config only, as OpenWrt's
+	# (its config_load resets CONFIG_SECTIONS).
+	_fake_sections=""
 	while read -r kw a b; do
 		case "$kw" in
 		config)
 			sect=$(_fake_unq "$b")
-			[ -n "$sect" ] || sect=anon
+			# Anonymous sections (firewall zones) get names of their own,
+			# as uci's cfgXXXXXX.
+			if [ -z "$sect" ]; then
+				_fake_anon=$((${_fake_anon:-0} + 1))
+				sect=cfg$_fake_anon
+			fi
+			_fake_sections="${_fake_sections:-}${_fake_sections:+ }$sect"
 			eval "CONFIG_${sect}_TYPE=\$(_fake_unq \"\$a\")" ;;
 		option)
 			eval "CONFIG_${sect}_${a}=\$(_fake_unq \"\$b\")"
@@ -35,6 +44,9 @@ config_load() {
 			n=$((n + 1))
 			eval "CONFIG_${sect}_${a}_ITEM$n=\$(_fake_unq \"\$b\")"
 			eval "CONFIG_${sect}_${a}_LENGTH=$n"
+			# As OpenWrt's list(): config_get of a list gives its items
+			# separated by spaces.
+			eval "CONFIG_${sect}_${a}=\"\${CONFIG_${sect}_${a}:+\$CONFIG_${sect}_${a} }\$(_fake_unq \"\$b\")\""
 			_fake_vars="$_fake_vars CONFIG_${sect}_${a}_ITEM$n CONFIG_${sect}_${a}_LENGTH" ;;
 		esac
 	done < "$f"
@@ -69,6 +81,19 @@ config_list_foreach() {
 		eval "_cl_v=\$CONFIG_${_cl_s}_${_cl_o}_ITEM$_cl_i"
 		"$_cl_fn" "$_cl_v" "$@"
 		_cl_i=$((_cl_i + 1))
+	done
+}
+
+# config_foreach FUNCTION [TYPE] [ARGS...]: FUNCTION SECTION ARGS... for
+# each section (of TYPE) of the configs loaded, in file order.
+config_foreach() {
+	local _cf_fn=$1 _cf_type=${2:-} _cf_s _cf_t
+	shift
+	[ $# = 0 ] || shift
+	for _cf_s in ${_fake_sections:-}; do
+		eval "_cf_t=\$CONFIG_${_cf_s}_TYPE"
+		[ -z "$_cf_type" ] || [ "$_cf_t" = "$_cf_type" ] || continue
+		"$_cf_fn" "$_cf_s" "$@"
 	done
 }
 

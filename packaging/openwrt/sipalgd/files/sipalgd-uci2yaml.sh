@@ -38,8 +38,97 @@ sipalgd_lan6_add() {
 	done
 }
 
+# sipalgd_v6net PREFIX: PREFIX with its host bits cleared, all eight groups
+# written out (fd00:78::1/64 -> fd00:78:0:0:0:0:0:0/64), so that two ways
+# of writing one network compare equal (lan.networks refuses a network
+# listed twice). Anything that is not IPv6 comes back as it was.
+sipalgd_v6net() {
+	local a="${1%/*}" l="${1##*/}" head tail g n=0 i=0 z out="" bits
+	case "$1" in */*) ;; *) l=128 ;; esac
+	case "$a:$l" in *.*|*[!0-9A-Fa-f:]*|*:*:*:*:*:*:*:*:*:*:*) printf '%s' "$1"; return ;; esac
+	case "$a" in
+	*::*) head=${a%%::*} tail=${a#*::} ;;
+	*) head=$a tail= ;;
+	esac
+	for g in $(echo "$head $tail" | tr : ' '); do n=$((n + 1)); done
+	z=$((8 - n))
+	for g in $(echo "$head" | tr : ' ') $(while [ "$z" -gt 0 ]; do printf '0 '; z=$((z - 1)); done) \
+		$(echo "$tail" | tr : ' '); do
+		bits=$((l - i * 16))
+		if [ "$bits" -le 0 ]; then g=0
+		elif [ "$bits" -lt 16 ]; then g=$(( 0x$g & (0xffff << (16 - bits)) & 0xffff ))
+		else g=$((0x$g)); fi
+		out="$out${out:+:}$(printf '%x' "$g")"
+		i=$((i + 1))
+	done
+	printf '%s/%s' "$out" "$l"
+}
+
+# config_foreach callback on /etc/config/firewall's zones: a zone that
+# holds the network $2 (its `network` option or list) and masquerades
+# IPv6 (`masq6`, fw4 templates/zone-masq.uc: `meta nfproto ipv6
+# masquerade` in srcnat_<zone>) sets $_sipalgd_fw_masq6 to "lan" (every
+# LAN source is masqueraded) or, when the zone's `masq_src` has IPv6
+# entries (fw4 splits that one list by family and masquerades only those
+# sources), to "src" with the entries in $_sipalgd_fw_src. A negated
+# entry (`!prefix`) is "neg": masquerade6 cannot say "all but".
+sipalgd_fw_zone() {
+	local z="$1" v item
+	config_get_bool v "$z" enabled 1
+	[ "$v" = 1 ] || return 0
+	config_get_bool v "$z" masq6 0
+	[ "$v" = 1 ] || return 0
+	config_get v "$z" family any
+	case "$v" in ipv4|4) return 0 ;; esac
+	config_get v "$z" network
+	case " $v " in *" $2 "*) ;; *) return 0 ;; esac
+	config_get v "$z" masq_src
+	for item in $v; do
+		case "$item" in
+		!*:*) _sipalgd_fw_masq6=neg; return 0 ;;
+		*:*) _sipalgd_fw_src="$_sipalgd_fw_src $item" ;;
+		esac
+	done
+	[ "$_sipalgd_fw_masq6" = neg ] && return 0
+	if [ -n "$_sipalgd_fw_src" ]; then _sipalgd_fw_masq6=src; else _sipalgd_fw_masq6=lan; fi
+}
+
+# sipalgd_fw_masq6 WAN: whether fw4 masquerades IPv6 towards the network
+# WAN, from /etc/config/firewall (run it in a subshell: config_load
+# replaces the loaded config). Prints nothing (no masq6), "lan", or "src
+# PREFIX...", as sipalgd_fw_zone finds; 1 on a negated masq_src.
+sipalgd_fw_masq6() {
+	_sipalgd_fw_masq6=
+	_sipalgd_fw_src=
+	config_load firewall 2>/dev/null || return 0
+	config_foreach sipalgd_fw_zone zone "$1"
+	case "$_sipalgd_fw_masq6" in
+	neg)
+		echo "sipalgd: the firewall zone of '$1' has masq6 with a negated IPv6 masq_src: list the masqueraded LAN prefixes as masquerade6 in /etc/config/sipalgd" >&2
+		return 1 ;;
+	src) echo "src$_sipalgd_fw_src" ;;
+	lan) echo lan ;;
+	esac
+	return 0
+}
+
+# config_list_foreach callback, and called on each detected prefix: adds $1
+# to $_sipalgd_masq (wan.masquerade6) and, unless lan.networks ($_sipalgd_list)
+# has that network already, to lan.networks too (the daemon takes a
+# masqueraded prefix only inside lan.networks).
+sipalgd_masq6_add() {
+	local v n k had=0
+	v=$(sipalgd_yaml_word "$2" "$1") || { _sipalgd_bad=1; return 1; }
+	_sipalgd_masq="${_sipalgd_masq:+$_sipalgd_masq, }$v"
+	k=$(sipalgd_v6net "$v")
+	for n in $(echo "$_sipalgd_list" | tr -d ,); do
+		[ -n "$k" ] && [ "$(sipalgd_v6net "$n")" = "$k" ] && had=1
+	done
+	[ "$had" = 1 ] || _sipalgd_list="${_sipalgd_list:+$_sipalgd_list, }$v"
+}
+
 sipalgd_uci2yaml() {
-	local s="$1" wan dev v nets ports
+	local s="$1" wan dev v v6 nets ports lan6="" masq fw p
 	config_get wan "$s" wan wan
 	wan=$(sipalgd_yaml_word wan "$wan") || return 1
 	# The WAN is a logical network: its device changes with the protocol
@@ -61,13 +150,36 @@ sipalgd_uci2yaml() {
 	# reloads on the LAN's ifupdate). Named, they let the IPv6 stream of a
 	# dual-stack phone's IPv4 call in; none (no IPv6 on the LAN yet): the
 	# daemon takes the side away from the WAN as the IPv6 LAN side.
-	config_get_bool v "$s" ipv6 1
-	if [ "$v" = 1 ]; then
-		_sipalgd_list=$nets
+	config_get_bool v6 "$s" ipv6 1
+	if [ "$v6" = 1 ]; then
+		_sipalgd_list=
 		config_list_foreach "$s" lan_interface sipalgd_lan6_add
-		nets=$_sipalgd_list
+		lan6=$_sipalgd_list
+		nets="$nets${lan6:+, $lan6}"
 		[ "$_sipalgd_bad" = 0 ] || return 1
 	fi
+	# wan.masquerade6: the list in /etc/config/sipalgd if there is one;
+	# otherwise, with IPv6 on, what fw4 masquerades: with `masq6` on the
+	# WAN's zone and no IPv6 masq_src, every source leaving by the WAN, so
+	# the LAN prefixes lan_interface found (none yet: nothing written, and
+	# the daemon drops ULA SIP rather than leak it until the LAN's ifupdate
+	# reload brings them); with IPv6 masq_src entries, those.
+	_sipalgd_list=$nets
+	_sipalgd_masq=
+	config_list_foreach "$s" masquerade6 sipalgd_masq6_add masquerade6
+	[ "$_sipalgd_bad" = 0 ] || return 1
+	if [ -z "$_sipalgd_masq" ] && [ "$v6" = 1 ]; then
+		fw=$(sipalgd_fw_masq6 "$wan") || return 1
+		case "$fw" in
+		lan) _sipalgd_masq=$lan6 ;;
+		src\ *)
+			for p in ${fw#src }; do
+				sipalgd_masq6_add "$p" "masq_src of the firewall zone of $wan" || return 1
+			done ;;
+		esac
+	fi
+	nets=$_sipalgd_list
+	masq=$_sipalgd_masq
 	_sipalgd_list=
 	config_list_foreach "$s" sip_port sipalgd_list_add sip_port
 	ports=$_sipalgd_list
@@ -81,6 +193,7 @@ sipalgd_uci2yaml() {
 		v=$(sipalgd_yaml_word public_address "$v") || return 1
 		echo "  public_address: $v"
 	fi
+	[ -n "$masq" ] && echo "  masquerade6: [$masq]"
 	echo "lan:"
 	echo "  networks: [$nets]"
 	echo "sip:"
