@@ -1122,6 +1122,16 @@ static int net_str(char *buf, size_t len, const struct conf_net *n)
 	return snprintf(buf, len, "%s/%u", a, n->plen);
 }
 
+/* Is IPv6 prefix n inside one of lan.networks' IPv6 prefixes? */
+static int inside_lan_v6(const struct conf *c, const struct conf_net *n)
+{
+	for (int i = 0; i < c->n_lan; i++)
+		if (!addr_is_v4(&c->lan[i].net) && c->lan[i].plen <= n->plen &&
+		    addr_in_prefix(&n->net, &c->lan[i].net, c->lan[i].plen))
+			return 1;
+	return 0;
+}
+
 /* NAT66 (wan.nat66_lan_prefix -> wan.nat66_public_prefix): both or
  * neither, one length (the mapping keeps the host bits, RFC 6296 2.1),
  * apart from each other; the public prefix is outside lan.networks (its
@@ -1158,12 +1168,7 @@ static int check_nat66(struct parser *p)
 				    "wan.nat66_public_prefix %s overlaps lan.networks %s", b, a);
 		}
 	if (conf_has_lan_v6(c)) {
-		int in = 0;
-		for (int i = 0; i < c->n_lan; i++)
-			if (!addr_is_v4(&c->lan[i].net) && c->lan[i].plen <= l->plen &&
-			    addr_in_prefix(&l->net, &c->lan[i].net, c->lan[i].plen))
-				in = 1;
-		if (!in)
+		if (!inside_lan_v6(c, l))
 			return fail(p, line_of(p, WAN_N66_LAN, LAN_NETS),
 				    "wan.nat66_lan_prefix %s is not inside lan.networks (its phones would not be "
 				    "seen as LAN)", a);
@@ -1182,16 +1187,11 @@ static int check_masq6(struct parser *p)
 
 	for (int m = 0; m < c->n_masq6; m++) {
 		const struct conf_net *n = &c->masq6[m];
-		int in = 0;
 		net_str(a, sizeof(a), n);
 		if (addr_is_v4(&n->net))
 			return fail(p, line_of(p, WAN_MASQ6, WAN_MASQ6),
 				    "wan.masquerade6: %s is not an IPv6 prefix (IPv4 is always translated)", a);
-		for (int i = 0; i < c->n_lan; i++)
-			if (!addr_is_v4(&c->lan[i].net) && c->lan[i].plen <= n->plen &&
-			    addr_in_prefix(&n->net, &c->lan[i].net, c->lan[i].plen))
-				in = 1;
-		if (!in)
+		if (!inside_lan_v6(c, n))
 			return fail(p, line_of(p, WAN_MASQ6, LAN_NETS),
 				    "wan.masquerade6: %s is not inside an IPv6 prefix of lan.networks (its "
 				    "phones would not be seen as LAN)", a);

@@ -1323,6 +1323,18 @@ def media_not_crossed(c1, c2):
                               c.pub_media, "%s symmetric" % c.phone.name)
 
 
+def answer_cross_bye(c1, c2):
+    """Both calls (Call, INVITEs seen at the provider) answered and ACKed, their media
+    checked not to cross (media_not_crossed), then each phone hangs up."""
+    for c in (c1, c2):
+        c.answer()
+        c.phone_gets_final()
+        c.ack()
+    media_not_crossed(c1, c2)
+    for c in (c1, c2):
+        c.bye_from_phone()
+
+
 @flow
 def two_phones_same_port():
     """phone1 and phone2, both from port 5060, both offering RTP port 30000 at the same time;
@@ -1338,13 +1350,7 @@ def two_phones_same_port():
         c2.wan_invite("phone2's INVITE")
         check(c1.pub_media != c2.pub_media, "both phones got the same public media address %s:%d"
               % c1.pub_media)
-        for c in (c1, c2):
-            c.answer()
-            c.phone_gets_final()
-            c.ack()
-        media_not_crossed(c1, c2)
-        for c in (c1, c2):
-            c.bye_from_phone()
+        answer_cross_bye(c1, c2)
     except Fail as e:
         errors.append("same RTP port: %s" % e)
     try:
@@ -2787,13 +2793,7 @@ def v6_masq_two_phones():
     c2.wan_invite("phone2's INVITE")
     check(c1.pub_contact != c2.pub_contact, "both INVITEs name the Contact %s" % c1.pub_contact)
     check(c1.pub_media != c2.pub_media, "both phones got the public media address [%s]:%d" % c1.pub_media)
-    for c in (c1, c2):
-        c.answer()
-        c.phone_gets_final()
-        c.ack()
-    media_not_crossed(c1, c2)
-    for c in (c1, c2):
-        c.bye_from_phone()
+    answer_cross_bye(c1, c2)
 
 
 def ctl_counter(name):

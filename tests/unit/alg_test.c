@@ -895,14 +895,15 @@ static const char *sip66(const char *ph, const char *start, const char *tt, cons
 	return m;
 }
 
-/* One IPv6 datagram between the phone (fd00:77::10) and the proxy;
- * returns the payload that leaves. */
-static const char *run66(int outbound, const char *msg)
+/* One IPv6 datagram between a phone at `ph` and the proxy (inbound:
+ * addressed to the phone, as the kernel's NAT leaves it before the forward
+ * hook), with the verdict it must get; returns the payload that leaves. */
+static const char *run6p(const uint8_t ph[16], int outbound, const char *msg, enum alg_verdict want)
 {
-	uint32_t len = outbound ? tp_udp6(pkt, PL6, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
-				: tp_udp6(pkt, PX6, 5060, PL6, 5060, msg, (uint32_t)strlen(msg));
+	uint32_t len = outbound ? tp_udp6(pkt, ph, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
+				: tp_udp6(pkt, PX6, 5060, ph, 5060, msg, (uint32_t)strlen(msg));
 	uint32_t olen = 0;
-	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), ALG_ACCEPT);
+	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), want);
 	if (!olen) {
 		snprintf(got, sizeof(got), "%s", msg);
 		return got;
@@ -914,6 +915,9 @@ static const char *run66(int outbound, const char *msg)
 	got[olen - 48] = 0;
 	return got;
 }
+
+/* The NAT66 phone (fd00:77::10). */
+static const char *run66(int outbound, const char *msg) { return run6p(PL6, outbound, msg, ALG_ACCEPT); }
 
 static void test_nat66_call(void **st)
 {
@@ -1072,23 +1076,10 @@ static int setupm(void **st)
 	return 0;
 }
 
-/* One IPv6 datagram between the masqueraded phone and the proxy (inbound:
- * addressed to the phone already, as conntrack's reverse NAT or our DNAT
- * element leave it before the forward hook); the payload that leaves. */
+/* The masqueraded phone (fd00:78::10). */
 static const char *runm(int outbound, const char *msg, enum alg_verdict want)
 {
-	uint32_t len = outbound ? tp_udp6(pkt, PM6, 5060, PX6, 5060, msg, (uint32_t)strlen(msg))
-				: tp_udp6(pkt, PX6, 5060, PM6, 5060, msg, (uint32_t)strlen(msg));
-	uint32_t olen = 0;
-	assert_int_equal(alg_packet(pkt, len, out, sizeof(out), &olen, now), want);
-	if (!olen) {
-		snprintf(got, sizeof(got), "%s", msg);
-		return got;
-	}
-	assert_int_equal((out[4] << 8 | out[5]), olen - 40);
-	memcpy(got, out + 48, olen - 48);
-	got[olen - 48] = 0;
-	return got;
+	return run6p(PM6, outbound, msg, want);
 }
 
 static void test_masq6_call(void **st)

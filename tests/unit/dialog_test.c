@@ -39,6 +39,14 @@ static const struct sdp *mk(const char *ip, int port)
 }
 
 /* An SDP with attribute lines after the m= line (each ending in CRLF). */
+/* The same with an IPv6 connection address. */
+static const struct sdp *mk6(const char *ip, int port)
+{
+	snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP6 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\n", ip, port);
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf, (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+	return &sd;
+}
+
 static const struct sdp *mka(const char *ip, int port, const char *attrs)
 {
 	snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\n%s", ip, port,
@@ -649,7 +657,6 @@ static void test_state_keeps_routed_v6(void **st)
 {
 	(void)st;
 	struct addr ph, px;
-	static char b6[512];
 	assert_true(addr_parse_str("2001:db8:77::10", &ph));
 	assert_true(addr_parse_str("2001:db8:113::10", &px));
 	cf.lan[1].net = ph;
@@ -657,12 +664,8 @@ static void test_state_keeps_routed_v6(void **st)
 	cf.n_lan = 2;
 	struct dialog *d = dialog_create((const uint8_t *)"v6cid", 5, &ph, 5060, &px, 5060, NULL, 0);
 	assert_non_null(d);
-	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:77::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\n");
-	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
-	dialog_sdp(d, SIDE_PHONE, &sd, 0, 1, &ph, pub, 0);
-	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
-	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
-	dialog_sdp(d, SIDE_REMOTE, &sd, 1, 1, &px, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk6("2001:db8:77::10", 16800), 0, 1, &ph, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::20", 7000), 1, 1, &px, pub, 0);
 	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n"));
 	char *text = NULL;
 	size_t len = 0;
@@ -690,6 +693,17 @@ static void test_state_keeps_routed_v6(void **st)
 }
 
 
+/* wan.masquerade6: the /64 of `ph` masqueraded behind `pub6`. */
+static void masq6_conf(const struct addr *ph, const struct addr *pub6)
+{
+	cf.lan[1].net = *ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	cf.masq6[0] = cf.lan[1];
+	cf.n_masq6 = 1;
+	binding_set_public(1, pub6);
+}
+
 /* A masqueraded IPv6 call (wan.masquerade6) survives a restart: its
  * bindings and streams come back from text addresses, with their IPv6
  * SNAT and DNAT elements. */
@@ -697,27 +711,15 @@ static void test_state_keeps_masq6(void **st)
 {
 	(void)st;
 	struct addr ph, px, pub6;
-	static char b6[256];
-	const struct sdp *sp;
 	assert_true(addr_parse_str("fd00:78::10", &ph));
 	assert_true(addr_parse_str("2001:db8:113::10", &px));
 	assert_true(addr_parse_str("2001:db8:113::1", &pub6));
-	cf.lan[1].net = ph;
-	cf.lan[1].plen = 64;
-	cf.n_lan = 2;
-	cf.masq6[0] = cf.lan[1];
-	cf.n_masq6 = 1;
-	binding_set_public(1, &pub6);
+	masq6_conf(&ph, &pub6);
 	struct binding *sb = binding_get(&ph, 5060, BIND_SIG, 0, 0);
 	struct dialog *d = dialog_create((const uint8_t *)"m6cid", 5, &ph, 5060, &px, 5060, sb, 0);
 	assert_non_null(d);
-	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 fd00:78::10\r\nt=0 0\r\nm=audio 16800 RTP/AVP 0\r\n");
-	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
-	dialog_sdp(d, SIDE_PHONE, &sd, 0, 1, &ph, pub, 0);
-	snprintf(b6, sizeof(b6), "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
-	assert_int_equal(sdp_parse(&sd, (const uint8_t *)b6, (struct span){ 0, (uint32_t)strlen(b6) }), SDP_OK);
-	sp = &sd;
-	dialog_sdp(d, SIDE_REMOTE, sp, 1, 1, &px, pub, 0);
+	dialog_sdp(d, SIDE_PHONE, mk6("fd00:78::10", 16800), 0, 1, &ph, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::20", 7000), 1, 1, &px, pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
 	char *text = NULL;
 	size_t len = 0;
@@ -728,12 +730,7 @@ static void test_state_keeps_masq6(void **st)
 	assert_non_null(strstr(text, "B fd00:78::10 5060 5060 "));
 	teardown(NULL);
 	setup(NULL);
-	cf.lan[1].net = ph;
-	cf.lan[1].plen = 64;
-	cf.n_lan = 2;
-	cf.masq6[0] = cf.lan[1];
-	cf.n_masq6 = 1;
-	binding_set_public(1, &pub6);
+	masq6_conf(&ph, &pub6);
 	stub_reset();
 	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
 		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
