@@ -166,11 +166,12 @@ static void mirror(int inbound, uint32_t old_pub)
 	maps_clear(priv_fd, sizeof(struct sipfast_priv_key));
 	maps_clear(pub_fd, sizeof(struct sipfast_pub_key));
 	while ((b = binding_next(&cur))) {
-		if (b->kind != BIND_SIG)
+		if (b->kind != BIND_SIG || !addr_is_v4(&b->priv_ip))
 			continue;
-		struct sipfast_priv_key pk = { .ip = htonl(b->priv_ip), .port = b->priv_port };
+		uint32_t pip = addr_get_v4(&b->priv_ip);
+		struct sipfast_priv_key pk = { .ip = htonl(pip), .port = b->priv_port };
 		struct sipfast_pub_key uk = { .port = b->pub_port };
-		struct sipfast_binding v = { .priv_ip = htonl(b->priv_ip), .priv_port = b->priv_port,
+		struct sipfast_binding v = { .priv_ip = htonl(pip), .priv_port = b->priv_port,
 					     .pub_port = b->pub_port,
 					     .flags = b->flags & (SIPFAST_BF_VIA_PORT | SIPFAST_BF_CONTACT_PORT) };
 		bpf_map_update_elem(priv_fd, &pk, &v, BPF_ANY);
@@ -239,7 +240,8 @@ static void run_one(const char *name, const uint8_t *m, uint32_t n, uint32_t src
 	mirror(inbound, old_pub);
 	if (inbound) {
 		/* the tc view: before conntrack gives it back to the phone */
-		const struct binding *b = binding_find(dst, dp);
+		struct addr da = addr_v4(dst);
+		const struct binding *b = binding_find(&da, dp);
 		tdst = alg_public();
 		tdp = b ? b->pub_port : dp;
 	}
@@ -603,7 +605,8 @@ static void bench(const char *name, const char *text, int in, int handled)
 
 	setup_call();
 	mirror(in, 0);
-	const struct binding *b = binding_find(PHONE, 5060);
+	struct addr ph = addr_v4(PHONE);
+	const struct binding *b = binding_find(&ph, 5060);
 	memset(frame, 0, 14);
 	frame[12] = 0x08;
 	uint32_t tl = in ? build_ip(frame + 14, REMOTE, 5060, PUB, b ? b->pub_port : 5060, (const uint8_t *)text, n)
