@@ -21,7 +21,7 @@
 
 static const struct conf *cf;
 static uint32_t pub_ip;
-/* wan.masquerade6: the WAN's IPv6 address (alg_set_public6), as text
+/* wan.masquerade6: the WAN's IPv6 address (alg_set_public(6, ...)), as text
  * bare (SDP, received=) and bracketed (URI hosts, Via sent-by). */
 static struct addr pub6;
 static int has_pub6;
@@ -225,7 +225,10 @@ static int parse_host(const uint8_t *b, struct span s, struct addr *a)
 
 static void seen_reset(void);
 
-int alg_init(const struct conf *c, uint32_t public_ip)
+static void set_public4(uint32_t ip, uint64_t now);
+static void set_public6(const struct addr *a, uint64_t now);
+
+int alg_init(const struct conf *c, const struct addr *pub4)
 {
 	cf = c;
 	seen_reset();
@@ -236,18 +239,36 @@ int alg_init(const struct conf *c, uint32_t public_ip)
 	full_run = 0;
 	full_since = 0;
 	last_enobufs = stats[ST_queue_enobufs];
-	pub_ip = public_ip;
+	pub_ip = pub4 && addr_is_v4(pub4) ? addr_get_v4(pub4) : 0;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), pub_ip);
 	has_pub6 = 0;
-	struct addr p4 = addr_v4(public_ip);
-	if (binding_init(c, public_ip ? &p4 : NULL) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
+	struct addr p4 = addr_v4(pub_ip);
+	if (binding_init(c, pub_ip ? &p4 : NULL) < 0 || dialog_init(c) < 0 || calllog_init(c->max_dialogs) < 0)
 		return -1;
 	return 0;
 }
 
 /* ---- WAN address change (called by wan.c, no I/O here) -------------- */
 
-void alg_set_public(uint32_t ip, uint64_t now)
+void alg_set_public(int family, const struct addr *a, uint64_t now)
+{
+	if (family == 6)
+		set_public6(a, now);
+	else
+		set_public4(a && addr_is_v4(a) ? addr_get_v4(a) : 0, now);
+}
+
+const struct addr *alg_public(int family)
+{
+	static struct addr p4;
+
+	if (family == 6)
+		return has_pub6 ? &pub6 : NULL;
+	p4 = addr_v4(pub_ip);
+	return pub_ip ? &p4 : NULL;
+}
+
+static void set_public4(uint32_t ip, uint64_t now)
 {
 	uint32_t old = pub_ip;
 
@@ -276,9 +297,7 @@ void alg_set_public(uint32_t ip, uint64_t now)
 	}
 }
 
-uint32_t alg_public(void) { return pub_ip; }
-
-void alg_set_public6(const struct addr *a, uint64_t now)
+static void set_public6(const struct addr *a, uint64_t now)
 {
 	struct addr old = pub6;
 	int had = has_pub6;
@@ -301,8 +320,6 @@ void alg_set_public6(const struct addr *a, uint64_t now)
 	}
 	(void)now;
 }
-
-const struct addr *alg_public6(void) { return has_pub6 ? &pub6 : NULL; }
 
 void alg_fini(void)
 {

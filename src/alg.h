@@ -24,24 +24,23 @@ struct conf;
 
 enum alg_verdict { ALG_ACCEPT = 0, ALG_DROP = 1 };
 
-/* `public_ip` (host order) is the address the router's NAT uses on the WAN. */
-int alg_init(const struct conf *c, uint32_t public_ip);
+/* `pub4` is the IPv4 address the router's NAT uses on the WAN (NULL or
+ * 0.0.0.0: none yet); the IPv6 one comes with alg_set_public. */
+int alg_init(const struct conf *c, const struct addr *pub4);
 void alg_fini(void);
 
-/* The WAN address changed (wan.c): `public_ip` 0 means the WAN has none,
- * and SIP from the LAN is dropped (drop_no_wan_address) until one comes.
- * New messages carry the new address at once; bindings keep their ports
- * with their SNAT elements replaced; the conntrack flows of the old address
- * are queued for deletion (the caller commits nftmap and ct). A call in
- * progress gets media on the new address with its next offer/answer. */
-void alg_set_public(uint32_t public_ip, uint64_t now_ms);
-uint32_t alg_public(void);
-/* The same for IPv6 (wan.c follows the WAN interface's global IPv6
- * address): the address the router masquerades wan.masquerade6 phones
- * behind. NULL: there is none, and SIP from those phones is dropped
- * (drop_no_wan_address). */
-void alg_set_public6(const struct addr *a, uint64_t now_ms);
-const struct addr *alg_public6(void);
+/* The WAN address of one family (4 or 6) changed (wan.c); `a` NULL means
+ * the WAN has none of it. IPv4: the address the router's NAT uses; IPv6:
+ * the one it masquerades wan.masquerade6 phones behind. While there is
+ * none, SIP from the LAN phones of that family is dropped
+ * (drop_no_wan_address) until one comes. New messages carry the new
+ * address at once; bindings keep their ports with their SNAT elements
+ * replaced; the conntrack flows of the old address are queued for deletion
+ * (the caller commits nftmap and ct). A call in progress gets media on the
+ * new address with its next offer/answer. */
+void alg_set_public(int family, const struct addr *a, uint64_t now_ms);
+/* The public address of a family now, NULL while there is none. */
+const struct addr *alg_public(int family);
 
 /* Handle one datagram (IPv4 or IPv6). When it is rewritten, the new
  * datagram is in out[0..*out_len) and *out_len > 0; otherwise *out_len = 0. */

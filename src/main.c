@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 	/* One key per start for every table indexed by attacker-chosen bytes. */
 	if (siphash_key_init() < 0)
 		log_warn("getrandom: no randomness yet; table hash key taken from the clock");
-	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, 0) < 0 ||
+	if (ct_open() < 0 || nftmap_open(&conf) < 0 || alg_init(&conf, NULL) < 0 ||
 	    wan_open(&conf, now_ms()) < 0 ||
 	    nfq_sock_open(conf.queue_num, conf.queue_maxlen) < 0)
 		goto out;

@@ -375,7 +375,7 @@ static int far_open6(struct conn *c, uint64_t now)
 	    nat66_map(&cf->nat66_lan.net, &cf->nat66_pub.net, cf->nat66_lan.plen, &c->phone_ip, &src))
 		STAT_INC(tcp_nat66);
 	if (conf_is_masq6(cf, &c->phone_ip)) {
-		const struct addr *pub = alg_public6();
+		const struct addr *pub = alg_public(6);
 		if (!pub) { /* nothing to masquerade behind: alg drops its messages too */
 			close(fd);
 			return -1;

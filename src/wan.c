@@ -252,7 +252,8 @@ static void wan_apply(uint32_t ip, uint64_t now)
 				 wan_if, a);
 	}
 	cur_ip = ip;
-	alg_set_public(ip, now);
+	struct addr a4 = addr_v4(ip);
+	alg_set_public(4, ip ? &a4 : NULL, now);
 	tcprelay_set_public(ip); /* new outbound TCP connections bind to it */
 }
 
@@ -279,7 +280,7 @@ static void wan_apply6(const struct addr *a, uint64_t now)
 	have6 = a != NULL;
 	if (a)
 		cur6 = *a;
-	alg_set_public6(a, now);
+	alg_set_public(6, a, now);
 }
 
 /* Read the kernel's addresses and apply what changed. */
@@ -351,7 +352,7 @@ int wan_open(const struct conf *c, uint64_t now)
 	started = 0;
 	cur_ip = 0;
 	have6 = 0;
-	alg_set_public6(NULL, now);
+	alg_set_public(6, NULL, now);
 	wan_sync(now);
 	started = 1;
 	ipstr(a, sizeof(a), cur_ip);

@@ -12,7 +12,7 @@
  * IPv4 addresses in HOST byte order.
  *
  * The interface's IPv6 address is followed the same way, always (for
- * wan.masquerade6; alg_set_public6): one global address that is not a
+ * wan.masquerade6; alg_set_public(6, ...)): one global address that is not a
  * privacy (temporary), deprecated, tentative or LAN address; the current
  * one kept while it stays so, else the lowest. */
 #ifndef SIPALGD_WAN_H

@@ -38,6 +38,7 @@
 #include "stats.h"
 
 #define PUB 0xcb007101u     /* 203.0.113.1 */
+static const struct addr pub4 = { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 1 } }; /* PUB */
 #define LAN_NET 0xc0a80100u /* 192.168.1.0/24 */
 #define PHONE 0xc0a8010au   /* 192.168.1.10 */
 #define REMOTE 0xc6336401u  /* 198.51.100.1 */
@@ -179,9 +180,10 @@ static void mirror(int inbound, uint32_t old_pub)
 	}
 	struct sipfast_cfg c = { 0 };
 	c.flags = SIPFAST_F_ENABLED;
-	c.pub_ip = htonl(alg_public());
-	c.pub_len = (uint32_t)snprintf(c.pub_str, sizeof(c.pub_str), "%u.%u.%u.%u", alg_public() >> 24,
-				       (alg_public() >> 16) & 255, (alg_public() >> 8) & 255, alg_public() & 255);
+	uint32_t pub = addr_get_v4(alg_public(4));
+	c.pub_ip = htonl(pub);
+	c.pub_len = (uint32_t)snprintf(c.pub_str, sizeof(c.pub_str), "%u.%u.%u.%u", pub >> 24,
+				       (pub >> 16) & 255, (pub >> 8) & 255, pub & 255);
 	/* test_run gives the skb the loopback device: make it the WAN for an
 	 * inbound message, something else for an outbound one */
 	c.wan_ifindex = wan_idx ? wan_idx : inbound ? 1 : 0x7ffffff0;
@@ -242,7 +244,7 @@ static void run_one(const char *name, const uint8_t *m, uint32_t n, uint32_t src
 		/* the tc view: before conntrack gives it back to the phone */
 		struct addr da = addr_v4(dst);
 		const struct binding *b = binding_find(&da, dp);
-		tdst = alg_public();
+		tdst = addr_get_v4(alg_public(4));
 		tdp = b ? b->pub_port : dp;
 	}
 	memset(frame, 0, 14);
@@ -343,7 +345,7 @@ static void fresh(void)
 {
 	alg_fini();
 	memset(stats, 0, sizeof(stats));
-	if (alg_init(&cf, PUB) < 0) {
+	if (alg_init(&cf, &pub4) < 0) {
 		fprintf(stderr, "alg_init failed\n");
 		exit(1);
 	}
@@ -705,7 +707,7 @@ int main(int argc, char **argv)
 	cf.lan[0] = conf_net_v4(LAN_NET, 24);
 	cf.n_lan = 1;
 	cf.media_other_hosts = 1;
-	if (alg_init(&cf, PUB) < 0)
+	if (alg_init(&cf, &pub4) < 0)
 		return 1;
 
 	/* --cost: only the figures (make fastpath-cost) */

@@ -331,11 +331,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(stats, 0, sizeof(stats));
 	stub_reset();
 	nkeys = 0;
-	if (alg_init(&cf, cf.public_ip) < 0)
+	if (alg_init(&cf, a4(cf.public_ip)) < 0)
 		fail("alg_init failed", NULL, 0);
 	struct addr pub6;
 	addr_parse_str("2001:db8:113::1", &pub6);
-	alg_set_public6(&pub6, 1000000);
+	alg_set_public(6, &pub6, 1000000);
 
 	uint64_t now = 1000000;
 	const uint8_t *p = data + 1, *end = data + size;

@@ -58,7 +58,7 @@ static int setup(void **st)
 	stub_reset();
 	stub_ct_snat_found = 0;
 	memset(stats, 0, sizeof(stats));
-	return alg_init(&cf, PUB);
+	return alg_init(&cf, a4(PUB));
 }
 
 /* A public address longer than the private one: bodies grow. */
@@ -67,7 +67,7 @@ static int setup_long_public(void **st)
 	setup(st);
 	alg_fini();
 	cf.public_ip = 0xcb007164; /* 203.0.113.100 */
-	return alg_init(&cf, cf.public_ip);
+	return alg_init(&cf, a4(cf.public_ip));
 }
 
 static int teardown(void **st)
@@ -470,12 +470,12 @@ static void test_wan_address_change(void **st)
 
 	assert_string_equal(run(LAN1, 5060, REM, 5060, invite1, &v), invite1_out);
 	stub_reset();
-	alg_set_public(0xcb007102, now); /* 203.0.113.2 */
+	alg_set_public(4, a4(0xcb007102), now); /* 203.0.113.2 */
 	assert_non_null(strstr(stub_log, "snat- 192.168.1.10:5060"));
 	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:5060 203.0.113.2:5060"));
 	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:10000 203.0.113.2:10000"));
 	assert_non_null(strstr(stub_log, "ctaddr 203.0.113.1"));
-	assert_int_equal(alg_public(), 0xcb007102);
+	assert_int_equal(addr_get_v4(alg_public(4)), 0xcb007102);
 	/* a second sweep once what was in flight has passed */
 	stub_reset();
 	alg_tick(now + 500);
@@ -518,7 +518,7 @@ static void test_wan_address_change(void **st)
 	stub_ct_snat_found = 0;
 
 	/* no address: LAN SIP is dropped and counted, keep-alives too */
-	alg_set_public(0, now);
+	alg_set_public(4, NULL, now);
 	r = run(LAN2, 5060, REM, 5060, invite1, &v);
 	assert_int_equal(v, ALG_DROP);
 	run(LAN2, 5060, REM, 5060, "\r\n\r\n", &v);
@@ -724,7 +724,7 @@ static int setup6(void **st)
 	cf.lan[1].plen = 64;
 	cf.n_lan = 2;
 	cf.media_other_hosts = 0;
-	return alg_init(&cf, PUB);
+	return alg_init(&cf, a4(PUB));
 }
 
 /* One IPv6 datagram: it must leave exactly as it came. */
@@ -873,7 +873,7 @@ static int setup66(void **st)
 	cf.nat66_lan = cf.lan[1];
 	assert_true(addr_parse_str("2001:db8:78::", &cf.nat66_pub.net));
 	cf.nat66_pub.plen = 64;
-	return alg_init(&cf, PUB);
+	return alg_init(&cf, a4(PUB));
 }
 
 /* The message of sip6() with the phone at `ph`. */
@@ -1069,10 +1069,10 @@ static int setupm(void **st)
 	cf.media_other_hosts = 0;
 	cf.masq6[0] = cf.lan[1];
 	cf.n_masq6 = 1;
-	if (alg_init(&cf, PUB) < 0)
+	if (alg_init(&cf, a4(PUB)) < 0)
 		return -1;
 	assert_true(addr_parse_str("2001:db8:113::1", &w));
-	alg_set_public6(&w, now);
+	alg_set_public(6, &w, now);
 	return 0;
 }
 
@@ -1149,7 +1149,7 @@ static void test_masq6_port_taken(void **st)
 static void test_masq6_no_address(void **st)
 {
 	(void)st;
-	alg_set_public6(NULL, now);
+	alg_set_public(6, NULL, now);
 	runm(1, sip66("fd00:78::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE", "fd00:78::10",
 		      16800), ALG_DROP);
 	assert_int_equal(stats[ST_drop_no_wan_address], 1);
@@ -1177,13 +1177,13 @@ static void test_masq6_address_change(void **st)
 	assert_non_null(strstr(runm(1, reg, ALG_ACCEPT), "Contact: <sip:a@[2001:db8:113::1]:5060>"));
 	stub_reset();
 	assert_true(addr_parse_str("2001:db8:113::2", &w2));
-	alg_set_public6(&w2, now);
+	alg_set_public(6, &w2, now);
 	assert_non_null(strstr(stub_log, "snat- [fd00:78::10]:5060"));
 	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:5060 [2001:db8:113::2]:5060\n"));
 	assert_non_null(strstr(stub_log, "ctaddr [2001:db8:113::1]"));
 	/* the same address again changes nothing */
 	stub_reset();
-	alg_set_public6(&w2, now);
+	alg_set_public(6, &w2, now);
 	assert_string_equal(stub_log, "");
 	assert_non_null(strstr(runm(1, reg, ALG_ACCEPT), "Contact: <sip:a@[2001:db8:113::2]:5060>"));
 	/* the IPv4 side is not touched */

@@ -87,7 +87,7 @@ static void test_corpus(void **st)
 			if (cur[0])
 				alg_fini();
 			memset(stats, 0, sizeof(stats));
-			assert_int_equal(alg_init(&cf, cf.public_ip), 0);
+			assert_int_equal(alg_init(&cf, a4(cf.public_ip)), 0);
 			snprintf(cur, sizeof(cur), "%s", name);
 		}
 		run_step(name, step, src, dst);

@@ -98,7 +98,7 @@ static int setup(void **st)
 	stub_reset();
 	stub_ct_snat_found = 0;
 	memset(stats, 0, sizeof(stats));
-	return alg_init(&cf, PUB);
+	return alg_init(&cf, a4(PUB));
 }
 
 static int teardown(void **st)
