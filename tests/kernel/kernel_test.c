@@ -227,43 +227,50 @@ static int udp_send(int s, uint32_t ip, uint16_t port, const char *msg)
 	return (int)sendto(s, msg, strlen(msg), 0, (struct sockaddr *)&sa, sizeof(sa));
 }
 
-/* Receive one datagram within `ms`; returns its length or -1. */
-static int udp_recv(int s, char *buf, size_t len, int ms, uint32_t *from, uint16_t *fport)
+/* Receive one datagram within `ms` into buf (NUL-terminated); its length,
+ * or -1. *ss: where it came from, either family. */
+static int recv_any(int s, char *buf, size_t len, int ms, struct sockaddr_storage *ss)
 {
 	struct pollfd pfd = { .fd = s, .events = POLLIN };
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
+	socklen_t sl = sizeof(*ss);
 	int n;
 
 	if (poll(&pfd, 1, ms) <= 0)
 		return -1;
-	n = (int)recvfrom(s, buf, len - 1, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl);
+	n = (int)recvfrom(s, buf, len - 1, MSG_DONTWAIT, (struct sockaddr *)ss, &sl);
 	if (n < 0)
 		return -1;
 	buf[n] = '\0';
-	if (from)
-		*from = ntohl(sa.sin_addr.s_addr);
-	if (fport)
-		*fport = ntohs(sa.sin_port);
 	return n;
 }
 
-/* The same for IPv6; the source address as text into from[INET6_ADDRSTRLEN]. */
+/* IPv4: the source address (host order) and port. */
+static int udp_recv(int s, char *buf, size_t len, int ms, uint32_t *from, uint16_t *fport)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_in *sa = (const struct sockaddr_in *)&ss;
+	int n = recv_any(s, buf, len, ms, &ss);
+
+	if (n >= 0 && from)
+		*from = ntohl(sa->sin_addr.s_addr);
+	if (n >= 0 && fport)
+		*fport = ntohs(sa->sin_port);
+	return n;
+}
+
+/* IPv6: the source address as text into from[INET6_ADDRSTRLEN], and port. */
 static int udp6_recv(int s, char *buf, size_t len, int ms, char *from, uint16_t *fport)
 {
-	struct pollfd pfd = { .fd = s, .events = POLLIN };
-	struct sockaddr_in6 sa;
-	socklen_t sl = sizeof(sa);
-	int n;
+	struct sockaddr_storage ss;
+	const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)&ss;
+	int n = recv_any(s, buf, len, ms, &ss);
 
-	if (poll(&pfd, 1, ms) <= 0)
-		return -1;
-	n = (int)recvfrom(s, buf, len - 1, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	inet_ntop(AF_INET6, &sa.sin6_addr, from, INET6_ADDRSTRLEN);
-	*fport = ntohs(sa.sin6_port);
+	from[0] = '\0';
+	*fport = 0;
+	if (n >= 0) {
+		inet_ntop(AF_INET6, &sa->sin6_addr, from, INET6_ADDRSTRLEN);
+		*fport = ntohs(sa->sin6_port);
+	}
 	return n;
 }
 
@@ -989,7 +996,7 @@ static void test_ct(void)
 		r = ct_commit();
 		check(r == 0 && stats[ST_pinholes_ct_created] == c0 + 3 && stats[ST_pinholes_ct_failed] == f0,
 		      "ct_create_udp of an existing entry: EEXIST is success (%d errors)", r);
-		uint64_t d0 = stats[ST_ct_deletes];
+		d0 = stats[ST_ct_deletes];
 		ct_del_udp(rem, 7000, ph, 16800);
 		r = ct_commit();
 		check(r == 0 && stats[ST_ct_deletes] == d0 + 1, "IPv6 pinhole deleted by its tuple (%d errors)", r);
