@@ -2770,6 +2770,60 @@ def v6_masq_call():
 
 
 @flow6
+def v6_masq_tcp_call():
+    """IPv6 masquerade over TCP: the phone's connection from its ULA reaches the provider from
+    [PUB_M6] (the relay connects from the WAN's address and the phone's binding port); INVITE
+    (in uneven segments), ACK, BYE arrive rewritten as over UDP (no fd00:78: byte; Via,
+    Contact, o=, c= the public address); 180 and 200 give the phone its own Via back;
+    remote-first RTP to the public media port, the phone's from it, stranger 0, closed after
+    BYE."""
+    port, rport = 16990, 36970
+    ph_rtp = udp_socket("lan", PHONE1_M6, port)
+    rem_rtp = udp_socket("wan", PROXY_6, rport)
+    phone, bob, lport, src = tcp6_connect(PHONE1_M6, "masq6")
+    check(src[0] == PUB_M6, "the provider's connection comes from [%s]:%d, want [%s] (the masquerade)"
+          % (src[0], src[1], PUB_M6))
+    d = Dialog("[%s]" % PHONE1_M6, phone_port=lport, peer="[%s]" % PROXY_6, peer_port=5060)
+    d.contact += ";transport=tcp"
+    tcp = lambda raw: raw.replace(b"SIP/2.0/UDP ", b"SIP/2.0/TCP ")
+    inv = tcp(d.invite(sdp_body6(PHONE1_M6, port, "alice", "2890844526")))
+    phone.send(inv, split=True)
+    m = bob.recv("INVITE")
+    show("INVITE (masquerade, TCP) as it arrived at the provider", m.raw)
+    info = check_outbound(inv, m, "INVITE over TCP", nat=MASQ6)
+    pub_media = info["media"][0]
+    check(info["via"] == (PUB_M6, src[1]), "INVITE over TCP: Via sent-by [%s]:%s, the connection "
+          "comes from [%s]:%d" % (info["via"] + src[:2]))
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
+    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ring)
+    bob.send(ok)
+    check_inbound_response(inv, ring, phone.recv("180"), "180 Ringing (TCP)")
+    got = phone.recv("200 to INVITE")
+    check_inbound_response(inv, ok, got, "200 OK (TCP)")
+    d.learn(got)
+    ack = tcp(d.ack())
+    phone.send(ack)
+    check_outbound(ack, bob.recv("ACK"), "ACK over TCP", nat=MASQ6)
+    media_remote_first(rem_rtp, pub_media, ph_rtp, "v6_masq_tcp_call RTP (remote first)")
+    media_phone_symmetric(ph_rtp, (PROXY_6, rport), rem_rtp, pub_media, "v6_masq_tcp_call RTP (phone)")
+    stranger_gets_nothing(ph_rtp, pub_media, "v6_masq_tcp_call")
+    bye = tcp(d.bye())
+    phone.send(bye)
+    m = bob.recv("BYE")
+    check_outbound(bye, m, "BYE over TCP", nat=MASQ6)
+    r200 = response(m, 200, "OK")
+    bob.send(r200)
+    check_inbound_response(bye, r200, phone.recv("200 to BYE"), "200 OK to BYE (TCP)")
+    time.sleep(CLOSE_WAIT)
+    media_closed(rem_rtp, pub_media, ph_rtp, "v6_masq_tcp_call")
+    fin_reaches(phone, bob)
+
+
+@flow6
 def v6_masq_two_phones():
     """NAT66 masquerade, two phones with the same ports ([fd00:78::10]:5060 and ::11:5060,
     RTP 4000 each): both REGISTER (two public ports, each inbound INVITE to its phone only),
