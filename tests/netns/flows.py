@@ -2382,6 +2382,19 @@ def fin_reaches(phone, bob):
     check(eof, "the phone's FIN did not reach the provider")
 
 
+def tcp6_answer(bob, m, rport):
+    """The provider answers INVITE m over its TCP connection: 180, then 200 with its SDP
+    (c=IN IP6 PROXY_6, RTP port rport). Returns both as sent."""
+    rtag = uniq("rt")
+    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
+    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
+    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
+                  contact=bcontact)
+    bob.send(ring)
+    bob.send(ok)
+    return ring, ok
+
+
 def tcp6_connect(addr, tag):
     """The provider listens on [PROXY_6]:5060, the phone connects from `addr`: returns the
     phone's and the provider's TcpEnd, the phone's port and where the connection came from."""
@@ -2434,13 +2447,7 @@ def v6_tcp_call():
     show("INVITE (IPv6, TCP, sent in uneven segments)", inv)
     m = bob.recv("INVITE")
     tcp_arrived_as_sent(inv, m, "INVITE")
-    rtag = uniq("rt")
-    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
-    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
-    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
-                  contact=bcontact)
-    bob.send(ring)
-    bob.send(ok)
+    ring, ok = tcp6_answer(bob, m, rport)
     tcp_arrived_as_sent(ring, phone.recv("180"), "180 Ringing")
     got = phone.recv("200 to INVITE")
     tcp_arrived_as_sent(ok, got, "200 OK")
@@ -2646,13 +2653,7 @@ def v6_nat66_tcp_call():
     show("INVITE (NAT66, TCP) as it arrived at the provider", m.raw)
     no_private66(m, src, "INVITE over TCP")
     tcp_arrived_as(nat66_image(inv), m, "INVITE")
-    rtag = uniq("rt")
-    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
-    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
-    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
-                  contact=bcontact)
-    bob.send(ring)
-    bob.send(ok)
+    ring, ok = tcp6_answer(bob, m, rport)
     # back to the phone: the public prefix maps back in the headers; the remote's SDP is its own
     tcp_arrived_as(nat66_image(ring, PUB_66, PHONE1_66, False), phone.recv("180"), "180 Ringing")
     got = phone.recv("200 to INVITE")
@@ -2794,13 +2795,7 @@ def v6_masq_tcp_call():
     pub_media = info["media"][0]
     check(info["via"] == (PUB_M6, src[1]), "INVITE over TCP: Via sent-by [%s]:%s, the connection "
           "comes from [%s]:%d" % (info["via"] + src[:2]))
-    rtag = uniq("rt")
-    bcontact = "<sip:bob@[%s]:5060;transport=tcp>" % PROXY_6
-    ring = response(m, 180, "Ringing", to_tag=rtag, contact=bcontact)
-    ok = response(m, 200, "OK", sdp_body6(PROXY_6, rport, "bob", "2890844527"), to_tag=rtag,
-                  contact=bcontact)
-    bob.send(ring)
-    bob.send(ok)
+    ring, ok = tcp6_answer(bob, m, rport)
     check_inbound_response(inv, ring, phone.recv("180"), "180 Ringing (TCP)")
     got = phone.recv("200 to INVITE")
     check_inbound_response(inv, ok, got, "200 OK (TCP)")
