@@ -583,6 +583,29 @@ static void test_inbound_call_no_forks(void **st)
 	assert_int_equal(stats[ST_forks], 0);
 }
 
+/* The state file of the tables now (bindings, then dialogs), as the
+ * daemon writes it at a restart; freed by state_restore. */
+static char *state_text(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	binding_save(f, 0);
+	dialog_save(f, 0);
+	fclose(f);
+	return text;
+}
+
+/* Read it back line by line into fresh tables, every line accepted. */
+static void state_restore(char *text)
+{
+	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
+		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
+	free(text);
+}
+
 /* The state file keeps a stream's RTCP layout (its own port, rtcp-mux):
  * after a restart the same elements come back. Lines without it (older
  * files) still restore. */
@@ -592,18 +615,11 @@ static void test_state_keeps_rtcp_layout(void **st)
 	struct dialog *d = call();
 	dialog_sdp(d, SIDE_PHONE, mka("192.168.1.10", 8000, "a=rtcp:53020\r\n"), 0, 1, A4(PHONE), pub, 0);
 	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	binding_save(f, 0);
-	dialog_save(f, 0);
-	fclose(f);
+	char *text = state_text();
 	teardown(NULL);
 	setup(NULL);
 	stub_reset();
-	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
-		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
-	free(text);
+	state_restore(text);
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:53020 192.168.1.10:53020\n"));
 	assert_null(strstr(stub_log, "dnat+ 198.51.100.9:8001"));
 	assert_non_null(strstr(stub_log, "snat+ 192.168.1.10:53020 203.0.113.1:53020\n"));
@@ -627,20 +643,13 @@ static void test_state_keeps_fork_winner(void **st)
 	dialog_fork(d, (const uint8_t *)"forkA", 5);
 	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
 	dialog_confirmed(d, 0);
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	binding_save(f, 0);
-	dialog_save(f, 0);
-	fclose(f);
+	char *text = state_text();
 	teardown(NULL);
 	/* a restart draws a new table key: the winner must still be known */
 	struct siphash_key was = siphash_table_key;
 	siphash_table_key.k0 ^= 0x9e3779b97f4a7c15ULL;
 	setup(NULL);
-	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
-		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
-	free(text);
+	state_restore(text);
 	d = dialog_find((const uint8_t *)"cid", 3, A4(PHONE));
 	assert_non_null(d);
 	assert_int_equal(dialog_fork(d, (const uint8_t *)"forkB", 5), 1);
@@ -667,11 +676,7 @@ static void test_state_keeps_routed_v6(void **st)
 	dialog_sdp(d, SIDE_PHONE, mk6("2001:db8:77::10", 16800), 0, 1, &ph, pub, 0);
 	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::20", 7000), 1, 1, &px, pub, 0);
 	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::20]:7000 [2001:db8:77::10]:16800 180s\n"));
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	dialog_save(f, 0);
-	fclose(f);
+	char *text = state_text();
 	assert_non_null(strstr(text, " 2001:db8:77::10 5060 2001:db8:113::10 5060 "));
 	teardown(NULL);
 	setup(NULL);
@@ -679,9 +684,7 @@ static void test_state_keeps_routed_v6(void **st)
 	cf.lan[1].plen = 64;
 	cf.n_lan = 2;
 	stub_reset();
-	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
-		assert_int_equal(dialog_restore_line(ln, 0), 0);
-	free(text);
+	state_restore(text);
 	assert_string_equal(stub_log, ""); /* restored, not created again */
 	d = dialog_find((const uint8_t *)"v6cid", 5, &ph);
 	assert_non_null(d);
@@ -721,20 +724,13 @@ static void test_state_keeps_masq6(void **st)
 	dialog_sdp(d, SIDE_PHONE, mk6("fd00:78::10", 16800), 0, 1, &ph, pub, 0);
 	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::20", 7000), 1, 1, &px, pub, 0);
 	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	binding_save(f, 0);
-	dialog_save(f, 0);
-	fclose(f);
+	char *text = state_text();
 	assert_non_null(strstr(text, "B fd00:78::10 5060 5060 "));
 	teardown(NULL);
 	setup(NULL);
 	masq6_conf(&ph, &pub6);
 	stub_reset();
-	for (char *ln = strtok(text, "\n"); ln; ln = strtok(NULL, "\n"))
-		assert_int_equal(ln[0] == 'B' ? binding_restore_line(ln, 0) : dialog_restore_line(ln, 0), 0);
-	free(text);
+	state_restore(text);
 	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:5060 [2001:db8:113::1]:5060\n"));
 	assert_non_null(strstr(stub_log, "snat+ [fd00:78::10]:16800 [2001:db8:113::1]:16800\n"));
 	assert_non_null(strstr(stub_log, "dnat+ [2001:db8:113::20]:16800 [fd00:78::10]:16800\n"));
