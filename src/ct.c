@@ -686,6 +686,46 @@ static struct nlmsghdr *ct_put_create(char *buf, uint32_t seq, const struct ct_d
 	return nlh;
 }
 
+/* Answers to creates and deletes: with NETLINK_CAP_ACK an error or ACK is
+ * its header, the code and the echoed request header, so small slots do. */
+#define CT_ANS_SLOT 256
+static char ct_ans[CT_SEND_MAX][CT_ANS_SLOT] __attribute__((aligned(8)));
+static struct mmsghdr ct_ans_mm[CT_SEND_MAX];
+static struct iovec ct_ans_iov[CT_SEND_MAX];
+
+/* Take the answers queued now (up to a send's worth) in one recvmmsg();
+ * wait (bounded) when none is there yet. Returns the number of datagrams
+ * in ct_ans, or -1 (errno). */
+static int ct_recv_answers(int timeout_ms)
+{
+	int fd = mnl_socket_get_fd(ct_nl);
+
+	for (int tries = 0; tries < 8; tries++) {
+		for (int i = 0; i < CT_SEND_MAX; i++) {
+			ct_ans_iov[i].iov_base = ct_ans[i];
+			ct_ans_iov[i].iov_len = CT_ANS_SLOT;
+			memset(&ct_ans_mm[i].msg_hdr, 0, sizeof(ct_ans_mm[i].msg_hdr));
+			ct_ans_mm[i].msg_hdr.msg_iov = &ct_ans_iov[i];
+			ct_ans_mm[i].msg_hdr.msg_iovlen = 1;
+		}
+		int n = recvmmsg(fd, ct_ans_mm, CT_SEND_MAX, MSG_DONTWAIT, NULL);
+		if (n > 0)
+			return n;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, timeout_ms);
+		if (pr == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (pr < 0 && errno != EINTR)
+			return -1;
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
 /* Send creates and deletes [from, to) in one sendmsg and drain their ACKs. */
 static void ct_send_dels(int from, int to)
 {
@@ -725,31 +765,40 @@ static void ct_send_dels(int from, int to)
 				ct_dels[i].err = err;
 		return;
 	}
-	/* One ACK or error per message; the bound on rounds only guards
-	 * against a socket that keeps delivering something else. */
+	/* One ACK or error per message, all queued inside our sendmsg(): one
+	 * recvmmsg() takes a send's worth (a recv() each was 4-5 system calls
+	 * per call at the tick). The bound on rounds only guards against a
+	 * socket that keeps delivering something else. */
 	for (rounds = 0; seen < sent && rounds < 4 * CT_SEND_MAX; rounds++) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)ct_rx;
-		int len = ct_recv(1000);
+		int n = ct_recv_answers(1000);
 
-		if (len < 0)
+		if (n < 0)
 			break; /* the rest stay ETIMEDOUT */
-		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-			const struct nlmsgerr *e;
+		for (int m = 0; m < n; m++) {
+			const struct nlmsghdr *nlh = (const struct nlmsghdr *)ct_ans[m];
+			int len = (int)ct_ans_mm[m].msg_len;
 
-			if (nlh->nlmsg_type != NLMSG_ERROR ||
-			    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
-				continue;
-			e = mnl_nlmsg_get_payload(nlh);
-			for (i = from; i < to; i++) {
-				struct ct_del *d = &ct_dels[i];
+			/* (a slot holds a whole answer: see CT_ANS_SLOT) */
+			if (len > CT_ANS_SLOT)
+				len = CT_ANS_SLOT;
+			for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+				const struct nlmsgerr *e;
 
-				if (d->seq && d->seq == nlh->nlmsg_seq && d->err == ETIMEDOUT) {
-					d->err = -e->error;
-					seen++;
-					break;
+				if (nlh->nlmsg_type != NLMSG_ERROR ||
+				    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
+					continue;
+				e = mnl_nlmsg_get_payload(nlh);
+				for (i = from; i < to; i++) {
+					struct ct_del *d = &ct_dels[i];
+
+					if (d->seq && d->seq == nlh->nlmsg_seq && d->err == ETIMEDOUT) {
+						d->err = -e->error;
+						seen++;
+						break;
+					}
 				}
+				/* no match: a late answer to something older */
 			}
-			/* no match: a late answer to something older */
 		}
 	}
 }
