@@ -535,14 +535,18 @@ static void fw_helper_warn(int with_ct)
  * Pinholes are DNAT state (style note 6): an accept in our table does not
  * beat a drop in the operator's, so remote-first media reaches the phone
  * only if every forward base chain lets DNAT'ed flows through. A forward
- * chain with policy drop (ip or inet) in a table where no rule accepts
- * `ct status dnat` drops it, silently for the operator. Looked for at
+ * chain with policy drop (ip or inet; ip6 too with wan.masquerade6, whose
+ * media pinholes are DNAT elements of our ip6 table) in a table where no
+ * rule accepts `ct status dnat` drops it, silently for the operator.
+ * Without masquerade6 an ip6 chain is none of our business: IPv6 media
+ * pinholes are then conntrack entries, ESTABLISHED from their first
+ * packet, and no IPv6 flow is DNAT'ed by us. Looked for at
  * start and after each foreign ruleset change (a dump of the chains, then
  * of the rules of the few tables concerned), said once per change. The
  * rule may sit in a chain the base chain jumps to (fw4's zone chains, or
  * its nftables.d fragment): any rule of the table counts. */
 
-#define FWD_MAX 4
+#define FWD_MAX 8
 struct fw_fwd {
 	int n;
 	struct { uint16_t family; char table[64], chain[64]; } c[FWD_MAX];
@@ -560,7 +564,10 @@ static int fw_chain_cb(const struct nlmsghdr *nlh, void *data)
 		uint32_t fam = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
 		const char *t = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), *n = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
 
-		if ((fam == NFPROTO_IPV4 || fam == NFPROTO_INET) && t && n) {
+		int ours = fam == NFPROTO_IPV4 || fam == NFPROTO_INET ||
+			   (fam == NFPROTO_IPV6 && fw_conf && fw_conf->n_masq6 > 0);
+
+		if (ours && t && n) {
 			f->c[f->n].family = (uint16_t)fam;
 			snprintf(f->c[f->n].table, sizeof(f->c[f->n].table), "%s", t);
 			snprintf(f->c[f->n].chain, sizeof(f->c[f->n].chain), "%s", n);
@@ -605,7 +612,8 @@ static int fw_forward_find(char *buf, size_t len)
 		found++;
 		if (off < len)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s %s chain %s", off ? ", " : "",
-						f.c[i].family == NFPROTO_INET ? "inet" : "ip", f.c[i].table,
+						f.c[i].family == NFPROTO_INET ? "inet" :
+						f.c[i].family == NFPROTO_IPV6 ? "ip6" : "ip", f.c[i].table,
 						f.c[i].chain);
 	}
 	return found ? 1 : 0;

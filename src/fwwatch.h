@@ -43,7 +43,8 @@ int fwwatch_missing(char *buf, size_t len);
  * otherwise where it was seen, in buf. */
 int fwwatch_helper(char *buf, size_t len);
 
-/* 1 when a forward base chain with policy drop (ip or inet) sits in a table
+/* 1 when a forward base chain with policy drop (ip or inet; ip6 as well
+ * when wan.masquerade6 makes us DNAT IPv6 media) sits in a table
  * with no rule accepting `ct status dnat`: the media of our DNAT pinholes is
  * dropped there. buf names the chains. As found at start and after the last
  * foreign ruleset change (also counted: forward_drops_dnat). */

@@ -260,12 +260,23 @@ def wait_gauge(name, want, limit=3.0):
         time.sleep(0.05)
 
 
+def wait_fwd(ok, limit=3.0):
+    """Poll (bounded) status --json's forward_drops_dnat until ok(value); returns it."""
+    deadline = time.monotonic() + limit
+    while True:
+        v = ctl_json("status")["status"]["forward_drops_dnat"]
+        if ok(v) or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
 @case
 def forward_drop_hint():
     """The operator's own forward chain with policy drop and no `ct status dnat accept`
     drops the media of our DNAT pinholes: the daemon says so (log warning, status line,
     forward_drops_dnat 1), and not for the lab's ruleset nor for fw4's shape with the
-    package's fragment (the accept in the base chain, or in a zone chain it jumps to)."""
+    package's fragment (the accept in the base chain, or in a zone chain it jumps to).
+    An ip6 table's forward chain counts when the daemon has wan.masquerade6, only then."""
     log = os.environ["LAB_DAEMON_LOG"]
     check(wait_gauge("forward_drops_dnat", 0) == 0, "a hint for the lab's own ruleset (it has the accept)")
     check("drops the media of our pinholes" not in open(log, errors="replace").read(),
@@ -303,9 +314,35 @@ def forward_drop_hint():
                 "  ct state established,related accept\n"
                 "  iifname \"wan\" jump forward_wan\n  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
         check(wait_gauge("forward_drops_dnat", 0) == 0, "a hint though a zone chain accepts ct status dnat")
+        # An ip6 table counts only with wan.masquerade6 (lab.yaml has it; ops.sh runs this
+        # case again on a daemon without it): then the daemon DNATs the media of the
+        # masqueraded IPv6 phones (its ip6 table), and an ip6 forward policy drop with no
+        # `ct status dnat accept` drops it as an ip or inet one would. Without it no IPv6
+        # flow is DNAT'ed. Both tables in one batch: the status names the inet chain in
+        # either case, so the ip6 one was seen in the same look (no waiting on a 0).
+        masq6 = "masquerade6" in open(os.environ["LAB_CONF"]).read()
+        drop = ("table %s %s {\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  ct state established,related accept\n"
+                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        rtr_nft("delete table inet salg_opfw\n" + drop % ("inet", "salg_opfw") + drop % ("ip6", "salg_opfw6"))
+        want = {"inet salg_opfw chain forward"} | ({"ip6 salg_opfw6 chain forward"} if masq6 else set())
+        got = wait_fwd(lambda v: v is not None and set(v.split(", ")) == want)
+        check(got is not None and set(got.split(", ")) == want,
+              "with%s wan.masquerade6 status names %r, want %r" % ("" if masq6 else "out", got, sorted(want)))
+        # the inet chain accepts now: the ip6 one is left (with masquerade6), or nothing
+        rtr_nft("add rule inet salg_opfw forward ct status dnat accept\n")
+        want1 = "ip6 salg_opfw6 chain forward" if masq6 else None
+        got = wait_fwd(lambda v: v == want1)
+        check(got == want1, "status names %r with only the ip6 chain dropping, want %r" % (got, want1))
+        check(wait_gauge("forward_drops_dnat", 1 if masq6 else 0) == (1 if masq6 else 0),
+              "forward_drops_dnat with only the ip6 chain dropping (masquerade6: %s)" % masq6)
+        rtr_nft("add rule ip6 salg_opfw6 forward ct status dnat accept\n")
+        check(wait_gauge("forward_drops_dnat", 0) == 0, "still a hint with the accept in the ip6 chain")
     finally:
-        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet", "salg_opfw"],
-                       capture_output=True, timeout=10)
+        for fam, table in (("inet", "salg_opfw"), ("ip6", "salg_opfw6")):
+            subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", fam, table],
+                           capture_output=True, timeout=10)
     check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
 
 

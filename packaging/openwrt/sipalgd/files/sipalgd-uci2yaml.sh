@@ -64,24 +64,66 @@ sipalgd_v6net() {
 	printf '%s/%s' "$out" "$l"
 }
 
+# sipalgd_fw_holds ZONE WAN DEV: 0 when the firewall zone ZONE holds the
+# WAN, as fw4 resolves a zone (fw4.uc parse_zone): its `network` entries
+# name logical networks, each standing for its device (so `wan6`, which
+# shares wan's device, holds it too), and its `device` entries name devices
+# as they are. 2 when a wildcard entry (fw4's `pppoe+`, or nft's `pppoe*`)
+# may cover DEV and nothing else holds it: what fw4 makes of a wildcard
+# depends on where it lands (alone in its rule it is a prefix; in a set,
+# on the nft version), so we do not guess; the pattern is left in
+# $_sipalgd_fw_wild. 1 otherwise. A negated entry (`!eth0`) is an
+# exclusion: it never puts the WAN in the zone.
+sipalgd_fw_holds() {
+	local v item pre d wild=""
+	config_get v "$1" network
+	for item in $v; do
+		[ "$item" = "$2" ] && return 0
+		case "$item" in !*) continue ;; esac
+		network_get_device d "$item" && [ -n "$d" ] && [ "$d" = "$3" ] && return 0
+	done
+	config_get v "$1" device
+	for item in $v; do
+		case "$item" in
+		"$3") return 0 ;;
+		!*) ;;
+		*[*+?[]*)
+			# Cut at the first wildcard character: a prefix that covers
+			# DEV means the pattern may (an over-estimate, on purpose).
+			pre=${item%%[*+?[]*}
+			case "$3" in "$pre"*) wild=$item ;; esac ;;
+		esac
+	done
+	[ -n "$wild" ] || return 1
+	_sipalgd_fw_wild=$wild
+	return 2
+}
+
 # config_foreach callback on /etc/config/firewall's zones: a zone that
-# holds the network $2 (its `network` option or list) and masquerades
+# holds the WAN (network $2, device $3: sipalgd_fw_holds) and masquerades
 # IPv6 (`masq6`, fw4 templates/zone-masq.uc: `meta nfproto ipv6
 # masquerade` in srcnat_<zone>) sets $_sipalgd_fw_masq6 to "lan" (every
 # LAN source is masqueraded) or, when the zone's `masq_src` has IPv6
 # entries (fw4 splits that one list by family and masquerades only those
 # sources), to "src" with the entries in $_sipalgd_fw_src. A negated
-# entry (`!prefix`) is "neg": masquerade6 cannot say "all but".
+# entry (`!prefix`) is "neg": masquerade6 cannot say "all but". A zone
+# that may hold the WAN only by a wildcard device is "wild" (its name in
+# $_sipalgd_fw_zname). "neg" and "wild" stay: they refuse the conversion.
 sipalgd_fw_zone() {
-	local z="$1" v item
+	local z="$1" v item rc=0
+	case "$_sipalgd_fw_masq6" in neg|wild) return 0 ;; esac
 	config_get_bool v "$z" enabled 1
 	[ "$v" = 1 ] || return 0
 	config_get_bool v "$z" masq6 0
 	[ "$v" = 1 ] || return 0
 	config_get v "$z" family any
 	case "$v" in ipv4|4) return 0 ;; esac
-	config_get v "$z" network
-	case " $v " in *" $2 "*) ;; *) return 0 ;; esac
+	sipalgd_fw_holds "$z" "$2" "$3" || rc=$?
+	case "$rc" in
+	0) ;;
+	2) _sipalgd_fw_masq6=wild; config_get _sipalgd_fw_zname "$z" name "$z"; return 0 ;;
+	*) return 0 ;;
+	esac
 	config_get v "$z" masq_src
 	for item in $v; do
 		case "$item" in
@@ -89,22 +131,27 @@ sipalgd_fw_zone() {
 		*:*) _sipalgd_fw_src="$_sipalgd_fw_src $item" ;;
 		esac
 	done
-	[ "$_sipalgd_fw_masq6" = neg ] && return 0
 	if [ -n "$_sipalgd_fw_src" ]; then _sipalgd_fw_masq6=src; else _sipalgd_fw_masq6=lan; fi
 }
 
-# sipalgd_fw_masq6 WAN: whether fw4 masquerades IPv6 towards the network
-# WAN, from /etc/config/firewall (run it in a subshell: config_load
-# replaces the loaded config). Prints nothing (no masq6), "lan", or "src
-# PREFIX...", as sipalgd_fw_zone finds; 1 on a negated masq_src.
+# sipalgd_fw_masq6 WAN DEV: whether fw4 masquerades IPv6 towards the
+# network WAN (device DEV), from /etc/config/firewall (run it in a
+# subshell: config_load replaces the loaded config). Prints nothing (no
+# masq6), "lan", or "src PREFIX...", as sipalgd_fw_zone finds; 1 (and the
+# option to set, on stderr) on a negated masq_src or a wildcard device.
 sipalgd_fw_masq6() {
 	_sipalgd_fw_masq6=
 	_sipalgd_fw_src=
+	_sipalgd_fw_wild=
+	_sipalgd_fw_zname=
 	config_load firewall 2>/dev/null || return 0
-	config_foreach sipalgd_fw_zone zone "$1"
+	config_foreach sipalgd_fw_zone zone "$1" "$2"
 	case "$_sipalgd_fw_masq6" in
 	neg)
 		echo "sipalgd: the firewall zone of '$1' has masq6 with a negated IPv6 masq_src: list the masqueraded LAN prefixes as masquerade6 in /etc/config/sipalgd" >&2
+		return 1 ;;
+	wild)
+		echo "sipalgd: the firewall zone '$_sipalgd_fw_zname' has masq6 and the wildcard device '$_sipalgd_fw_wild', which may cover the device '$2' of '$1': list the masqueraded LAN prefixes as masquerade6 in /etc/config/sipalgd (or name the device in the zone: list device '$2')" >&2
 		return 1 ;;
 	src) echo "src$_sipalgd_fw_src" ;;
 	lan) echo lan ;;
@@ -169,7 +216,7 @@ sipalgd_uci2yaml() {
 	config_list_foreach "$s" masquerade6 sipalgd_masq6_add masquerade6
 	[ "$_sipalgd_bad" = 0 ] || return 1
 	if [ -z "$_sipalgd_masq" ] && [ "$v6" = 1 ]; then
-		fw=$(sipalgd_fw_masq6 "$wan") || return 1
+		fw=$(sipalgd_fw_masq6 "$wan" "$dev") || return 1
 		case "$fw" in
 		lan) _sipalgd_masq=$lan6 ;;
 		src\ *)
