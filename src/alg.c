@@ -35,8 +35,8 @@ static uint32_t pub_len;
 /* Earlier public addresses, one history per family ([0] IPv4, the one
  * the fast path gets too; [1] IPv6, wan.masquerade6): an inbound message
  * of a dialog that began before a change still carries the old one in its
- * Call-ID, From, To. Newest first, then ::
- * (free); never the current address, never one address twice. */
+ * Call-ID, From, To. Newest first, then :: (free); never the current
+ * address, never one address twice. */
 #define PUB_OLD_MAX 4
 /* A second sweep of the old address's flows, once what was in flight at
  * the change (queued, or conntracked before the first sweep) has passed. */
