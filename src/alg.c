@@ -32,30 +32,20 @@ static uint32_t pub6_len, pub6_brlen;
 static int no_pub_fam;
 static char pub_str[16];
 static uint32_t pub_len;
-/* Earlier public addresses: an inbound message of a dialog that began
- * before a change still carries the old one in its Call-ID, From, To. */
+/* Earlier public addresses, one history per family ([0] IPv4, the one
+ * the fast path gets too; [1] IPv6, wan.masquerade6): an inbound message
+ * of a dialog that began before a change still carries the old one in its
+ * Call-ID, From, To. Newest first, then :: (free); never the current
+ * address, never one address twice. */
 #define PUB_OLD_MAX 4
-static uint32_t pub_old[PUB_OLD_MAX];
 /* A second sweep of the old address's flows, once what was in flight at
  * the change (queued, or conntracked before the first sweep) has passed. */
 #define PUB_SWEEP_MS 1000
-static uint32_t sweep_ip;
-static uint64_t sweep_at;
-
-static int is_pub(const struct addr *a)
-{
-	if (!addr_is_v4(a))
-		return has_pub6 && addr_eq(a, &pub6);
-	uint32_t ip = addr_get_v4(a);
-	if (ip == 0)
-		return 0;
-	if (ip == pub_ip)
-		return 1;
-	for (int i = 0; i < PUB_OLD_MAX; i++)
-		if (pub_old[i] == ip)
-			return 1;
-	return 0;
-}
+static struct pub_hist {
+	struct addr old[PUB_OLD_MAX];
+	struct addr sweep;     /* swept again at sweep_at; :: none */
+	uint64_t sweep_at;
+} hist[2];
 
 /* Our public address now (not an earlier one), of a's family. */
 static int is_cur_pub(const struct addr *a)
@@ -63,6 +53,22 @@ static int is_cur_pub(const struct addr *a)
 	if (!addr_is_v4(a))
 		return has_pub6 && addr_eq(a, &pub6);
 	return pub_ip && addr_get_v4(a) == pub_ip;
+}
+
+/* Our public address now or an earlier one of the same family. The
+ * history is read only after the current address did not match, for the
+ * few literals of an inbound Call-ID, From, To. */
+static int is_pub(const struct addr *a)
+{
+	if (is_cur_pub(a))
+		return 1;
+	if (addr_is_any(a))
+		return 0;
+	const struct pub_hist *h = &hist[!addr_is_v4(a)];
+	for (int i = 0; i < PUB_OLD_MAX; i++)
+		if (addr_eq(&h->old[i], a))
+			return 1;
+	return 0;
 }
 
 /* Per-source budget for requests that create state (new calls,
@@ -233,8 +239,7 @@ int alg_init(const struct conf *c, const struct addr *pub4)
 	cf = c;
 	seen_reset();
 	memset(rl_tab, 0, sizeof(rl_tab));
-	memset(pub_old, 0, sizeof(pub_old));
-	sweep_ip = 0;
+	memset(hist, 0, sizeof(hist));
 	behind_until = 0;
 	full_run = 0;
 	full_since = 0;
@@ -268,33 +273,57 @@ const struct addr *alg_public(int family)
 	return pub_ip ? &p4 : NULL;
 }
 
+/* The WAN address of h's family went from old to cur (NULL: none): old
+ * goes first, cur leaves, the rest keep their order and close up. old was
+ * current, so it was not in the history: an address that comes back and
+ * goes again holds one slot, not two, and while it is back it holds none
+ * (the oldest falls out only when PUB_OLD_MAX distinct addresses other
+ * than the current one are newer). */
+static void hist_push(struct pub_hist *h, const struct addr *old, const struct addr *cur)
+{
+	struct addr was[PUB_OLD_MAX];
+	int n = 0;
+
+	memcpy(was, h->old, sizeof(was));
+	memset(h->old, 0, sizeof(h->old));
+	if (old)
+		h->old[n++] = *old;
+	for (int i = 0; i < PUB_OLD_MAX && n < PUB_OLD_MAX; i++) {
+		if (addr_is_any(&was[i]) || (cur && addr_eq(&was[i], cur)))
+			continue;
+		h->old[n++] = was[i];
+	}
+}
+
+/* Flows NATed to the old address would keep it (NAT is decided only for a
+ * new conntrack): phones' signalling and media would go on leaving from an
+ * address the router no longer has. Deleted now, and again once what was
+ * in flight has passed (alg_tick). */
+static void hist_sweep(struct pub_hist *h, const struct addr *old, uint64_t now)
+{
+	ct_del_addr(*old);
+	ct_mark_urgent();
+	h->sweep = *old;
+	h->sweep_at = now + PUB_SWEEP_MS;
+}
+
 static void set_public4(uint32_t ip, uint64_t now)
 {
 	uint32_t old = pub_ip;
+	struct addr o = addr_v4(old), a = addr_v4(ip);
+	uint32_t fp_old[PUB_OLD_MAX];
 
 	if (ip == old)
 		return;
-	if (old) {
-		memmove(pub_old + 1, pub_old, sizeof(pub_old) - sizeof(pub_old[0]));
-		pub_old[0] = old;
-	}
-	for (int i = 0; i < PUB_OLD_MAX; i++)
-		if (pub_old[i] == ip)
-			pub_old[i] = 0;
+	hist_push(&hist[0], old ? &o : NULL, ip ? &a : NULL);
 	pub_ip = ip;
 	pub_len = (uint32_t)ipfmt(pub_str, sizeof(pub_str), ip);
-	fastpath_set_old_public(pub_old, PUB_OLD_MAX);
-	struct addr a = addr_v4(ip);
+	for (int i = 0; i < PUB_OLD_MAX; i++)
+		fp_old[i] = addr_get_v4(&hist[0].old[i]); /* a free slot (::) gives 0 */
+	fastpath_set_old_public(fp_old, PUB_OLD_MAX);
 	binding_set_public(0, ip ? &a : NULL);
-	/* Flows NATed to the old address would keep it (NAT is decided only
-	 * for a new conntrack): phones' signalling and media would go on
-	 * leaving from an address the router no longer has. */
-	if (old) {
-		ct_del_addr(addr_v4(old));
-		ct_mark_urgent();
-		sweep_ip = old;
-		sweep_at = now + PUB_SWEEP_MS;
-	}
+	if (old)
+		hist_sweep(&hist[0], &o, now);
 }
 
 static void set_public6(const struct addr *a, uint64_t now)
@@ -306,6 +335,7 @@ static void set_public6(const struct addr *a, uint64_t now)
 		a = NULL;
 	if ((a != NULL) == had && (!a || addr_eq(a, &old)))
 		return;
+	hist_push(&hist[1], had ? &old : NULL, a);
 	has_pub6 = a != NULL;
 	if (a) {
 		pub6 = *a;
@@ -313,12 +343,8 @@ static void set_public6(const struct addr *a, uint64_t now)
 		pub6_brlen = addr_fmt(pub6_br, a, 1);
 	}
 	binding_set_public(1, a);
-	/* as for IPv4: flows masqueraded to the old address would keep it */
-	if (had) {
-		ct_del_addr(old);
-		ct_mark_urgent();
-	}
-	(void)now;
+	if (had)
+		hist_sweep(&hist[1], &old, now);
 }
 
 void alg_fini(void)
@@ -331,10 +357,13 @@ void alg_fini(void)
 void alg_tick(uint64_t now)
 {
 	trace_active(now); /* switches an expired trace off on time */
-	if (sweep_ip && now >= sweep_at) {
-		if (sweep_ip != pub_ip)
-			ct_del_addr(addr_v4(sweep_ip));
-		sweep_ip = 0;
+	for (int f = 0; f < 2; f++) {
+		struct pub_hist *h = &hist[f];
+		if (addr_is_any(&h->sweep) || now < h->sweep_at)
+			continue;
+		if (!is_cur_pub(&h->sweep)) /* not back to it meanwhile */
+			ct_del_addr(h->sweep);
+		memset(&h->sweep, 0, sizeof(h->sweep));
 	}
 	dialog_expire(now);
 	binding_expire(now);
@@ -442,27 +471,28 @@ static int lan_literals(const uint8_t *b, struct span s, int scrub)
 
 /* A dialog that began before the WAN address changed keeps the address
  * its Call-ID, From and To were given (RFC 3261 12.2: the Call-ID is part
- * of the dialog's identity; a changed one gets 481). */
+ * of the dialog's identity; a changed one gets 481): the phone's literals
+ * there become that address, of either family, not the current one. */
 static void scrub_dialog_ids(const struct sip_msg *m, const struct dialog *d)
 {
-	uint32_t was = d ? dialog_public(d) : 0;
-	char a[16];
-	int n;
+	const struct addr *was = d ? dialog_public(d) : NULL;
+	char a[ADDR_STRLEN];
+	uint32_t n;
 
-	if (!was || was == pub_ip)
+	if (!was || addr_is_any(was) || is_cur_pub(was))
 		return;
-	n = ipfmt(a, sizeof(a), was);
+	n = addr_fmt(a, was, 0);
+	int v6 = !addr_is_v4(was);
 	const int idx[3] = { m->callid_idx, m->from_idx, m->to_idx };
 	for (int k = 0; k < 3; k++) {
 		struct span s = m->hdr[idx[k]].value;
-		uint32_t pos = 0, ip;
+		uint32_t pos = 0;
 		struct span h;
+		struct addr ip;
 
-		while (next_ipv4(m->buf, s, &pos, &h, &ip))
-			if (conf_is_lan_v4(cf, ip) && !edited(h.off, h.len))
-				edit_add(&ed, h.off, h.len, a, (uint32_t)n);
-		/* (an IPv6 dialog keeps no earlier address: the IPv6 public
-		 * address changing under a call is not followed here) */
+		while (next_lit(v6, m->buf, s, &pos, &h, &ip))
+			if (nat_lan(&ip) && !edited(h.off, h.len))
+				edit_add(&ed, h.off, h.len, a, n);
 	}
 }
 

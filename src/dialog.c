@@ -115,7 +115,7 @@ struct dialog {
 	struct binding *sigb;
 	uint8_t fp_held;       /* holds sigb out of the fast path (fp_hold_update) */
 	uint8_t bye_seen;
-	uint32_t pub_ip;       /* public address when it began (dialog_public) */
+	struct addr pub_ip;    /* public address when it began (dialog_public) */
 	uint64_t expires;
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
 	struct addr rip[SDP_MAX_MEDIA];
@@ -211,7 +211,7 @@ int dialog_init(const struct conf *c)
 	return 0;
 }
 
-uint32_t dialog_public(const struct dialog *d) { return d->pub_ip; }
+const struct addr *dialog_public(const struct dialog *d) { return &d->pub_ip; }
 
 void dialog_set_local(const uint32_t *ips, int n)
 {
@@ -346,7 +346,8 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct 
 	d->peer_ip = *peer_ip;
 	d->peer_port = peer_port;
 	d->sigb = sigb;
-	d->pub_ip = binding_public_ip();
+	const struct addr *pub = binding_public(phone_ip);
+	d->pub_ip = pub ? *pub : any_of(phone_ip);
 	d->expires = now + (uint64_t)cf->early_timeout_s * 1000u;
 	d->created = now;
 	d->sig_key = cf->inbound_src == CONF_INBOUND_ANY ? any_of(peer_ip) : *peer_ip;

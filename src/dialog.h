@@ -74,9 +74,10 @@ int dialog_fork(struct dialog *d, const uint8_t *tag, uint32_t len);
  * with a final non-2xx response: roll back what its offer opened. */
 void dialog_offer_failed(struct dialog *d);
 
-/* The public address the router had when the dialog began (0: unknown,
- * e.g. taken over from a state file). */
-uint32_t dialog_public(const struct dialog *d);
+/* The public address of the phone's family the router had when the
+ * dialog began (the family's unspecified address: unknown, e.g. none then,
+ * or taken over from a state file before the WAN's address was known). */
+const struct addr *dialog_public(const struct dialog *d);
 
 /* SIP traffic on the dialog: keeps it from expiring. */
 void dialog_touch(struct dialog *d, uint64_t now);

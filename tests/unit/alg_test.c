@@ -1191,6 +1191,119 @@ static void test_masq6_address_change(void **st)
 }
 
 
+/* The WAN's IPv6 address changes under a call (an ISP's new prefix): the
+ * remote's in-dialog requests still carry the old public address in the
+ * Call-ID, From and To the call began with; they reach the phone with its
+ * own literal back, byte for byte, the phone's answers leave with the old
+ * address again (the dialog's identity, RFC 3261 12.2), and the old
+ * address's flows are swept twice, as for IPv4. */
+static void test_masq6_address_change_call(void **st)
+{
+	(void)st;
+	struct addr w2;
+	runm(1, sip66("fd00:78::10", "INVITE sip:b@[2001:db8:113::10] SIP/2.0", NULL, "1 INVITE", "fd00:78::10", 16800),
+	     ALG_ACCEPT);
+	runm(0, sip66("2001:db8:113::1", "SIP/2.0 200 OK", "t1", "1 INVITE", "2001:db8:113::20", 7000), ALG_ACCEPT);
+	assert_int_equal(stats[ST_dialogs], 1);
+	stub_reset();
+	assert_true(addr_parse_str("2001:db8:113::2", &w2));
+	alg_set_public(6, &w2, now);
+	assert_non_null(strstr(stub_log, "ctaddr [2001:db8:113::1]"));
+	/* a second sweep once what was in flight has passed */
+	stub_reset();
+	alg_tick(now + 500);
+	assert_null(strstr(stub_log, "ctaddr"));
+	alg_tick(now + 1000);
+	assert_non_null(strstr(stub_log, "ctaddr [2001:db8:113::1]"));
+
+	/* the remote's BYE: Request-URI the phone's Contact at the new
+	 * address (its binding kept port 5062), the rest the old one */
+	const char *bye = "BYE sip:a@[2001:db8:113::2]:5062 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP [2001:db8:113::10]:5060;branch=z9hG4bKb6\r\n"
+			  "From: <sip:b@[2001:db8:113::10]>;tag=t1\r\nTo: <sip:a@[2001:db8:113::1]>;tag=f1\r\n"
+			  "Call-ID: v6call@[2001:db8:113::1]\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n";
+	const char *bye_in = "BYE sip:a@[fd00:78::10]:5062 SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP [2001:db8:113::10]:5060;branch=z9hG4bKb6\r\n"
+			     "From: <sip:b@[2001:db8:113::10]>;tag=t1\r\nTo: <sip:a@[fd00:78::10]>;tag=f1\r\n"
+			     "Call-ID: v6call@[fd00:78::10]\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n";
+	assert_string_equal(runm(0, bye, ALG_ACCEPT), bye_in);
+	/* the phone's 200 names its own address; it leaves with the old one
+	 * where the dialog's identity has it, and ends the dialog it found */
+	const char *ok = "SIP/2.0 200 OK\r\n"
+			 "Via: SIP/2.0/UDP [2001:db8:113::10]:5060;branch=z9hG4bKb6\r\n"
+			 "From: <sip:b@[2001:db8:113::10]>;tag=t1\r\nTo: <sip:a@[fd00:78::10]>;tag=f1\r\n"
+			 "Call-ID: v6call@[fd00:78::10]\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n";
+	const char *ok_out = "SIP/2.0 200 OK\r\n"
+			     "Via: SIP/2.0/UDP [2001:db8:113::10]:5060;branch=z9hG4bKb6\r\n"
+			     "From: <sip:b@[2001:db8:113::10]>;tag=t1\r\nTo: <sip:a@[2001:db8:113::1]>;tag=f1\r\n"
+			     "Call-ID: v6call@[2001:db8:113::1]\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n";
+	assert_string_equal(runm(1, ok, ALG_ACCEPT), ok_out);
+	assert_int_equal(stats[ST_dialogs], 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
+/* An inbound Call-ID naming `pub` (of either family) comes back to the
+ * phone `ph` with the phone's own literal: pub is ours, now or earlier. */
+static int maps_back(int v6, const char *pub)
+{
+	char m[512], want[128];
+	const char *ph = v6 ? "fd00:78::10" : "192.168.1.10";
+	snprintf(m, sizeof(m),
+		 "OPTIONS sip:a@%s%s%s:5060 SIP/2.0\r\nVia: SIP/2.0/UDP %s:5060;branch=z9hG4bKh\r\n"
+		 "From: <sip:b@x>;tag=h\r\nTo: <sip:a@x>\r\nCall-ID: h@%s\r\nCSeq: 1 OPTIONS\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 v6 ? "[" : "", pub, v6 ? "]" : "", v6 ? "[2001:db8:113::10]" : "198.51.100.1", pub);
+	snprintf(want, sizeof(want), "Call-ID: h@%s\r\n", ph);
+	const char *o = v6 ? runm(0, m, ALG_ACCEPT) : run(REM, 5060, LAN1, 5060, m, NULL);
+	return strstr(o, want) != NULL;
+}
+
+/* An address the WAN had, left and took again holds no slot of the
+ * history while it is current, and one when it leaves again: after
+ * 1 -> 2 -> 3 -> 4 -> 5 -> 2 the four earlier addresses 1, 3, 4, 5 are all
+ * known (a copy of 2, or a hole where it was, would push 1 out); a sixth
+ * address then pushes out the oldest. Both families (one history code). */
+static void test_public_history_once(void **st)
+{
+	(void)st;
+	static const int seq[] = { 2, 3, 4, 5, 2 };
+	struct addr w;
+	char a[32];
+
+	/* IPv6: ::1 from setupm */
+	for (int i = 0; i < 5; i++) {
+		snprintf(a, sizeof(a), "2001:db8:113::%d", seq[i]);
+		assert_true(addr_parse_str(a, &w));
+		alg_set_public(6, &w, now);
+	}
+	for (int i = 1; i <= 5; i++) {
+		snprintf(a, sizeof(a), "2001:db8:113::%d", i);
+		assert_true(maps_back(1, a));
+	}
+	assert_false(maps_back(1, "2001:db8:113::6"));
+	assert_true(addr_parse_str("2001:db8:113::6", &w));
+	alg_set_public(6, &w, now);
+	assert_false(maps_back(1, "2001:db8:113::1"));
+	for (int i = 2; i <= 6; i++) {
+		snprintf(a, sizeof(a), "2001:db8:113::%d", i);
+		assert_true(maps_back(1, a));
+	}
+
+	/* IPv4: 203.0.113.1 from setup */
+	for (int i = 0; i < 5; i++)
+		alg_set_public(4, a4(0xcb007100u | (uint32_t)seq[i]), now);
+	for (int i = 1; i <= 5; i++) {
+		snprintf(a, sizeof(a), "203.0.113.%d", i);
+		assert_true(maps_back(0, a));
+	}
+	assert_false(maps_back(0, "203.0.113.6"));
+	alg_set_public(4, a4(0xcb007106), now);
+	assert_false(maps_back(0, "203.0.113.1"));
+	assert_true(maps_back(0, "203.0.113.2"));
+	/* the IPv4 changes left the IPv6 history as it was */
+	assert_true(maps_back(1, "2001:db8:113::2"));
+}
+
 /* A malformed message from a masqueraded phone that names its address
  * is dropped (it would leak), one that names none passes unchanged. */
 static void test_masq6_malformed(void **st)
@@ -1231,6 +1344,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_masq6_port_taken, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_no_address, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_address_change, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_masq6_address_change_call, setupm, teardown),
+		cmocka_unit_test_setup_teardown(test_public_history_once, setupm, teardown),
 		cmocka_unit_test_setup_teardown(test_masq6_malformed, setupm, teardown),
 	};
 	return cmocka_run_group_tests_name("alg", tests, NULL, NULL);
