@@ -104,6 +104,18 @@ static void gd_reconcile(void)
 	struct tcbpf_at at = { .egress = 1, .handle = GD_TC_HANDLE };
 	int want = (int)if_nametoindex(gcf->wan_if), r;
 
+	if (want && want == gd_ifindex && gd_link < 0) {
+		/* A classic filter: someone may have removed it (or its clsact
+		 * qdisc) since the last tick. Put back, as a firewall reload's
+		 * diversion is. */
+		at.ifindex = want;
+		if (tcbpf_filter_present(prog_fd, &at) != 0)
+			return;
+		LOG_RL(LOG_LVL_WARN, "guard: its tc filter on %s egress was removed (tc qdisc del?): attached again",
+		       gd_name);
+		STAT_INC(guard_reattached);
+		gd_detach();
+	}
 	if (want == gd_ifindex)
 		return;
 	if (gd_ifindex) {

@@ -110,7 +110,8 @@
 	X(guard_attached, G, "1 while the WAN egress guard is attached (queue.guard)") \
 	X(guard_dropped, C, "forwarded SIP datagrams without the diversion's mark dropped at the WAN egress (a firewall reload's leak stopped)") \
 	X(guard_passed, C, "forwarded SIP datagrams with the diversion's or the fast path's mark let out by the guard") \
-	X(guard_local, C, "SIP datagrams the router itself sent, never dropped by the guard")
+	X(guard_local, C, "SIP datagrams the router itself sent, never dropped by the guard") \
+	X(guard_reattached, C, "times the guard's classic tc filter (kernels before 6.6) was found removed and attached again")
 
 enum stat_id {
 #define STAT_ENUM(n, k, h) ST_##n,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,6 +54,15 @@ static void tc_filter_del(const struct tcbpf_at *at)
 	bpf_tc_detach(&hook, &o); /* ENOENT: there was none */
 }
 
+/* Most routers in use run kernels without TCX (Debian 12: 6.1, OpenWrt
+ * 23.05: 5.15): the tests take the classic path on purpose with this. */
+static int tcbpf_no_tcx(void)
+{
+	const char *v = getenv("SIPALGD_TC_NO_TCX");
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
 int tcbpf_attach(int prog_fd, const struct tcbpf_at *at, int *link_fd)
 {
 	int fd, r;
@@ -61,12 +71,17 @@ int tcbpf_attach(int prog_fd, const struct tcbpf_at *at, int *link_fd)
 	/* A classic filter of ours left by a run that was killed would go on
 	 * with maps nobody updates: gone before anything else. */
 	tc_filter_del(at);
-	fd = bpf_link_create(prog_fd, at->ifindex, at->egress ? TCBPF_TCX_EGRESS : TCBPF_TCX_INGRESS, NULL);
-	if (fd >= 0) {
-		*link_fd = fd;
-		return 0;
+	if (tcbpf_no_tcx()) {
+		log_debug("tc: SIPALGD_TC_NO_TCX set: a tc filter on ifindex %d", at->ifindex);
+	} else {
+		fd = bpf_link_create(prog_fd, at->ifindex, at->egress ? TCBPF_TCX_EGRESS : TCBPF_TCX_INGRESS,
+				     NULL);
+		if (fd >= 0) {
+			*link_fd = fd;
+			return 0;
+		}
+		log_debug("tc: TCX attach to ifindex %d: %s; trying a tc filter", at->ifindex, strerror(errno));
 	}
-	log_debug("tc: TCX attach to ifindex %d: %s; trying a tc filter", at->ifindex, strerror(errno));
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = at->ifindex,
 		    .attach_point = at->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = at->handle, .priority = at->handle,
@@ -76,6 +91,21 @@ int tcbpf_attach(int prog_fd, const struct tcbpf_at *at, int *link_fd)
 		return r;
 	r = bpf_tc_attach(&hook, &o);
 	return r < 0 ? r : 0;
+}
+
+int tcbpf_filter_present(int prog_fd, const struct tcbpf_at *at)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = at->ifindex,
+		    .attach_point = at->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = at->handle, .priority = at->handle);
+	uint32_t want = tcbpf_prog_id(prog_fd);
+	int r = bpf_tc_query(&hook, &o);
+
+	if (r == -ENOENT || r == -EINVAL)
+		return 0; /* no filter there, or no clsact qdisc at all */
+	if (r < 0)
+		return r;
+	return !want || o.prog_id == want;
 }
 
 void tcbpf_detach(const struct tcbpf_at *at, int link_fd)

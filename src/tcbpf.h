@@ -19,6 +19,13 @@ struct tcbpf_at {
  * ours was there), or -errno. A classic filter of ours that a killed run
  * left is removed first in every case. */
 int tcbpf_attach(int prog_fd, const struct tcbpf_at *at, int *link_fd);
+/* With SIPALGD_TC_NO_TCX=1 in the environment, tcbpf_attach() behaves as
+ * on a kernel without TCX (before 6.6): a classic filter. */
+
+/* A classic filter is a tc object anyone can remove (`tc qdisc del dev X
+ * clsact`, a QoS script), unlike a TCX link: is ours (this program) still
+ * at `at`? 1 yes, 0 no, -errno when the kernel cannot tell. */
+int tcbpf_filter_present(int prog_fd, const struct tcbpf_at *at);
 /* Undo tcbpf_attach (link_fd -1: remove the classic filter, if any). */
 void tcbpf_detach(const struct tcbpf_at *at, int link_fd);
 

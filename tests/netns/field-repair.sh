@@ -22,7 +22,8 @@
 # With the WAN egress guard (queue.guard: auto, on in the lab) no datagram with a LAN
 # address leaves during a reload, and every request the guard dropped gets through on a
 # retransmission. guard: its status line and program; SIP the router sends itself passes
-# it; kill -9 leaves no guard program behind.
+# it; kill -9 leaves no guard program behind. The same on the classic tc filter of kernels
+# before 6.6 (SIPALGD_TC_NO_TCX=1): a reload, a deleted clsact put back, kill -9 and restart.
 # Prints `N passed, N failed`; exit 1 on any failure. Bounded: about a minute.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -170,6 +171,65 @@ PYEOF
 	else nok "daemon start after kill -9"; fi
 elif [ "$GUARD" != off ]; then
 	nok "daemon start (guard part)"
+fi
+
+# ---- the guard on a kernel without TCX (before 6.6: Debian 12's 6.1, OpenWrt 23.05's 5.15):
+# SIPALGD_TC_NO_TCX=1 makes the daemon take the classic clsact filter it uses there. A
+# reload leaks nothing through it either; a removed filter (`tc qdisc del dev wan clsact`,
+# a QoS script) is put back within ticks; kill -9 leaves the filter, the next start replaces
+# it, a clean stop removes it. ----
+tc_guard() { lab_nsx "$NS_RTR" tc filter show dev wan egress 2>/dev/null | grep -c 'handle 0x5a20.*sipguard_egress'; }
+if [ "$GUARD" != off ]; then
+	export SIPALGD_TC_NO_TCX=1
+	if lab_sipalgd_start; then
+		st=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		n=$(tc_guard)
+		if printf '%s\n' "$st" | grep -q '^guard: wan egress (tc filter), dropping' && [ "$n" = 1 ]; then
+			ok "classic guard: status says tc filter, and one filter 0x5a20 sipguard_egress at wan egress"
+		else
+			nok "classic guard: status '$(printf '%s' "$st" | grep guard)', $n filters of ours"
+		fi
+		"$PY" -u "$HERE/field_repair.py" --id "$LAB_ID" --pid "$LAB_DAEMON_PID" --ctl "$LAB_CTL" \
+			--sock "$LAB_SOCK" --table "$table" --fw "$LAB_TMP/fw.nft" --log "$LAB_DAEMON_LOG" \
+			--guard flush 2>&1 | sed 's/^\(ok\|not ok\) - /&classic guard: /' | tee "$LAB_TMP/py2.out" |
+			grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
+		p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$LAB_TMP/py2.out")
+		f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$LAB_TMP/py2.out")
+		if [ -z "$p" ]; then nok "classic guard: field_repair.py ended without a summary"; else
+			pass=$((pass + p)); fail=$((fail + f)); fi
+		r0=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | sed -n 's/^guard_reattached //p')
+		lab_nsx "$NS_RTR" tc qdisc del dev wan clsact
+		i=0
+		while [ $i -lt 20 ] && [ "$(tc_guard)" != 1 ]; do sleep 0.1; i=$((i + 1)); done   # bounded: 2 s
+		r1=$(lab_nsx "$NS_RTR" "$LAB_CTL" -s "$LAB_SOCK" counters | sed -n 's/^guard_reattached //p')
+		if [ "$(tc_guard)" = 1 ] && [ "${r1:-0}" -gt "${r0:-0}" ] &&
+			grep -q 'guard: its tc filter on wan egress was removed' "$LAB_DAEMON_LOG"; then
+			ok "classic guard: clsact deleted, the filter is back within $((i * 100 + 100)) ms (guard_reattached ${r0:-?} -> $r1, logged)"
+		else
+			nok "classic guard: after tc qdisc del: $(tc_guard) filters, guard_reattached ${r0:-?} -> ${r1:-?}"
+		fi
+		kill -KILL "$LAB_DAEMON_PID"
+		wait "$LAB_DAEMON_PID" 2>/dev/null
+		n=$(tc_guard)
+		if lab_sipalgd_start; then
+			n2=$(tc_guard)
+			if [ "$n" = 1 ] && [ "$n2" = 1 ]; then
+				ok "classic guard: kill -9 leaves the filter, the next start replaces it (one filter, not two)"
+			else
+				nok "classic guard: after kill -9 $n filters, after the restart $n2"
+			fi
+			if lab_sipalgd_stop >/dev/null 2>&1 && [ "$(tc_guard)" = 0 ]; then
+				ok "classic guard: a clean stop removes the filter"
+			else
+				nok "classic guard: clean stop: $(tc_guard) filters left"
+			fi
+		else
+			nok "classic guard: restart after kill -9"
+		fi
+	else
+		nok "classic guard: daemon start"
+	fi
+	unset SIPALGD_TC_NO_TCX
 fi
 
 # ---- operator mistakes: a second daemon started by hand, a wan.interface that does not exist ----
