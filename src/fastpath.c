@@ -319,6 +319,16 @@ static int if_reconcile(const struct conf *c)
 			char name[IF_NAMESIZE];
 			keep = if_indextoname((unsigned)att[k].ifindex, name) != NULL;
 		}
+		/* a classic filter (kernels before 6.6) anyone may remove (tc
+		 * qdisc del): meanwhile its SIP took the queue; redo it */
+		if (keep && att[k].link_fd < 0) {
+			struct tcbpf_at at = { .ifindex = att[k].ifindex, .egress = 0, .handle = FP_TC_HANDLE };
+			if (tcbpf_filter_present(prog_fd, &at) == 0) {
+				LOG_RL(LOG_LVL_WARN, "fast path: its tc filter on %s was removed: attached again",
+				       att[k].name);
+				keep = 0;
+			}
+		}
 		if (keep) {
 			k++;
 			continue;

@@ -208,6 +208,16 @@ if [ "$GUARD" != off ]; then
 		else
 			nok "classic guard: after tc qdisc del: $(tc_guard) filters, guard_reattached ${r0:-?} -> ${r1:-?}"
 		fi
+		# The lab runs the fast path too: its filter at wan ingress went with the clsact, and
+		# comes back at its interface check (every 5 s).
+		i=0
+		while [ $i -lt 70 ] && ! lab_nsx "$NS_RTR" tc filter show dev wan ingress 2>/dev/null |
+			grep -q 'handle 0x5a1f.*sipfast'; do sleep 0.1; i=$((i + 1)); done   # bounded: 7 s
+		if [ $i -lt 70 ] && grep -q 'fast path: its tc filter on wan was removed' "$LAB_DAEMON_LOG"; then
+			ok "classic fast path: its wan ingress filter is back within $((i * 100 + 100)) ms (logged)"
+		else
+			nok "classic fast path: no filter 0x5a1f at wan ingress 7 s after tc qdisc del"
+		fi
 		kill -KILL "$LAB_DAEMON_PID"
 		wait "$LAB_DAEMON_PID" 2>/dev/null
 		n=$(tc_guard)
