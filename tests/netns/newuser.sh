@@ -1,0 +1,160 @@
+#!/bin/bash
+# A new user's router, built from README.md ("On a router") and the shipped
+# conf/sipalgd.yaml, not from lib.sh: the WAN is a VLAN sub-interface
+# (eth0.100 style would need 802.1Q), the LAN a bridge (br-lan) with two phones on it, a second LAN
+# subnet on another interface (lan2), the firewall written the way a Debian
+# admin writes /etc/nftables.conf (inet filter, policy drop in input and
+# forward, masquerade in an ip nat table), sipalgd installed with
+# `make install DESTDIR=`, phones on SIP ports 5080, 5062 and 5060 and the
+# provider on 5060. The calls, RTP and checks are in newuser_ua.py.
+#
+# Usage: tests/netns/newuser.sh   (root; about 20 s)
+#   NU_NO_DNAT_ACCEPT=1  leave out `ct status dnat accept` (README step 1):
+#                        the daemon must warn and the inbound checks fail.
+set -eu
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+ID=${NU_ID:-$(( $$ % 10000 ))}
+P1=salg-nu-p1-$ID P2=salg-nu-p2-$ID P3=salg-nu-p3-$ID
+R=salg-nu-r-$ID I=salg-nu-i-$ID
+WORK=$(mktemp -d /tmp/salg-nu-$ID.XXXXXX)
+DPID=
+
+cleanup() {
+	set +e
+	if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; fi
+	for n in $P1 $P2 $P3 $R $I; do ip netns del "$n" 2>/dev/null; done
+	if [ "${NU_KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT INT TERM
+
+say() { echo "newuser: $*"; }
+fail() { echo "newuser: FAIL: $*" >&2; exit 1; }
+
+# --- install as the README says ("From source") -----------------------------
+make -s >/dev/null
+make -s install PREFIX=/usr SYSCONFDIR=/etc DESTDIR="$WORK/root" >/dev/null
+SBIN=$WORK/root/usr/sbin
+
+# --- topology -----------------------------------------------------------------
+for n in $P1 $P2 $P3 $R $I; do
+	ip netns add "$n"
+	ip -n "$n" link set lo up
+done
+# LAN: br-lan with two phones.
+ip -n $R link add br-lan type bridge
+ip -n $R addr add 192.168.50.1/24 dev br-lan
+ip -n $R link set br-lan up
+i=0
+for p in $P1 $P2; do
+	i=$((i + 1))
+	ip link add nu-lan$i-$ID netns $R type veth peer name eth0 netns "$p"
+	ip -n $R link set nu-lan$i-$ID master br-lan up
+	ip -n "$p" addr add 192.168.50.1$i/24 dev eth0
+	ip -n "$p" link set eth0 up
+	ip -n "$p" route add default via 192.168.50.1
+done
+# A second LAN subnet on its own interface.
+ip link add lan2 netns $R type veth peer name eth0 netns $P3
+ip -n $R addr add 10.20.0.1/24 dev lan2
+ip -n $R link set lan2 up
+ip -n $P3 addr add 10.20.0.10/24 dev eth0
+ip -n $P3 link set eth0 up
+ip -n $P3 route add default via 10.20.0.1
+# WAN: a bridge br-wan with the uplink eth0 in it (this kernel has no
+# 802.1Q, so no br-wan), the provider at the other end.
+ip -n $R link add br-wan type bridge
+ip link add eth0 netns $R type veth peer name eth0 netns $I
+ip -n $R link set eth0 master br-wan up
+ip -n $R addr add 203.0.113.2/24 dev br-wan
+ip -n $R link set br-wan up
+ip -n $I addr add 203.0.113.1/24 dev eth0
+ip -n $I addr add 203.0.113.9/24 dev eth0   # a stranger on the Internet
+ip -n $I link set eth0 up
+ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
+
+# --- the admin's /etc/nftables.conf ----------------------------------------
+DNAT_ACCEPT="ct status dnat accept"
+[ "${NU_NO_DNAT_ACCEPT:-0}" = 1 ] && DNAT_ACCEPT=""
+cat >"$WORK/nftables.conf" <<EOF
+flush ruleset
+table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		ct state invalid drop
+		iif lo accept
+		iifname { "br-lan", "lan2" } accept
+		icmp type echo-request accept
+	}
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		ct state invalid drop
+		iifname { "br-lan", "lan2" } oifname "br-wan" accept
+		# br_netfilter is on here (bridge-nf-call-iptables=1, as where
+		# docker runs): phone to phone across br-lan passes this hook too.
+		iifname "br-lan" oifname "br-lan" accept
+		$DNAT_ACCEPT
+	}
+	chain output {
+		type filter hook output priority filter; policy accept;
+	}
+}
+table ip nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "br-wan" masquerade
+	}
+}
+EOF
+ip netns exec $R nft -f "$WORK/nftables.conf"
+
+# --- the configuration: the shipped file, edited as README step 3 says ------
+# wan.interface, lan.networks, sip.ports (the phones' ports and the
+# provider's); the control socket and state file moved only so that this
+# run does not meet another daemon on the same machine.
+sed -e 's/^  interface: eth1$/  interface: br-wan/' \
+    -e 's|^    - 192.168.1.0/24$|    - 192.168.50.0/24\n    - 10.20.0.0/24|' \
+    -e 's/^  ports: \[5060\]$/  ports: [5060, 5062, 5080]/' \
+    -e "s|/run/sipalgd\\.|$WORK/sipalgd.|" \
+    conf/sipalgd.yaml >"$WORK/sipalgd.yaml"
+grep -q 'interface: br-wan' "$WORK/sipalgd.yaml" || fail "sed: wan.interface"
+grep -q '10.20.0.0/24' "$WORK/sipalgd.yaml" || fail "sed: lan.networks"
+grep -q 'ports: \[5060, 5062, 5080\]' "$WORK/sipalgd.yaml" || fail "sed: sip.ports"
+"$SBIN/sipalgd" -n -c "$WORK/sipalgd.yaml" >/dev/null || fail "sipalgd -n"
+
+ip netns exec $R "$SBIN/sipalgd" -c "$WORK/sipalgd.yaml" >"$WORK/daemon.log" 2>&1 &
+DPID=$!
+CTL="ip netns exec $R $SBIN/sipalgctl -s $WORK/sipalgd.sock"
+ok=0
+for _ in $(seq 50); do
+	if $CTL status >"$WORK/status" 2>&1; then ok=1; break; fi
+	kill -0 $DPID 2>/dev/null || break
+	sleep 0.1
+done
+if [ $ok != 1 ]; then
+	cat "$WORK/status" "$WORK/daemon.log" >&2
+	fail "sipalgctl status never said ok"
+fi
+if [ -z "$DNAT_ACCEPT" ]; then
+	grep -q 'warning' "$WORK/status" || fail "no warning for the missing ct status dnat accept"
+fi
+say "daemon up: $(head -1 "$WORK/status")"
+
+rc=0
+python3 tests/netns/newuser_ua.py --ns-p1 $P1 --ns-p2 $P2 --ns-p3 $P3 --ns-i $I \
+	${NU_UA_ARGS:-} || rc=$?
+$CTL counters >"$WORK/counters" 2>&1 || true
+if [ $rc != 0 ]; then
+	echo "--- counters (non-zero)" >&2
+	awk '$2 != 0' "$WORK/counters" >&2
+	echo "--- daemon log (tail)" >&2
+	tail -20 "$WORK/daemon.log" >&2
+	fail "newuser_ua.py"
+fi
+grep -E '^(pkts_dropped|parse_errors|drop_limit|pinholes_refused) ' "$WORK/counters" | sed 's/^/newuser: counter /'
+if grep -iE 'error|warning' "$WORK/daemon.log" | grep -v realtime >"$WORK/warn"; then
+	echo "--- daemon warnings"; cat "$WORK/warn"
+fi
+say "PASS"
