@@ -742,6 +742,10 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr 
 		int lan = nat_lan(&md->ip);
 		if (md->c_addr.len && nat_lan(&md->c_ip))
 			put_pub_addr(md->c_addr.off, md->c_addr.len, &md->c_ip, 0);
+		/* c=0.0.0.0 (hold, RFC 3264 8.4): the address stays, the port
+		 * is the stream's public one (dialog.c took it as the phone's) */
+		if (d && pub[i] && addr_is_v4(&md->ip) && addr_is_any(&md->ip))
+			lan = 1;
 		if (!md->port_num || !lan)
 			continue;
 		if (d && pub[i]) {
