@@ -17,11 +17,15 @@ ROOT=$PWD
 ID=${NU_ID:-$(( $$ % 10000 ))}
 P1=salg-nu-p1-$ID P2=salg-nu-p2-$ID P3=salg-nu-p3-$ID
 R=salg-nu-r-$ID I=salg-nu-i-$ID
+SIP_PORTS=${NU_SIP_PORTS:-5060, 5062, 5080}
+NU_PHONES=${NU_PHONES:-200}   # the load step: phones re-registering on lan2
+NU_CALLS=${NU_CALLS:-200}     # and sipp calls (-t u1) from p1, 20 a second
 WORK=$(mktemp -d /tmp/salg-nu-$ID.XXXXXX)
-DPID=
+DPID= UASPID=
 
 cleanup() {
 	set +e
+	if [ -n "$UASPID" ]; then kill "$UASPID" 2>/dev/null; wait "$UASPID" 2>/dev/null; fi
 	if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; fi
 	for n in $P1 $P2 $P3 $R $I; do ip netns del "$n" 2>/dev/null; done
 	if [ "${NU_KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
@@ -61,6 +65,9 @@ ip -n $R link set lan2 up
 ip -n $P3 addr add 10.20.0.10/24 dev eth0
 ip -n $P3 link set eth0 up
 ip -n $P3 route add default via 10.20.0.1
+# The load step's phones: 10.20.0.20 up, on lan2 as well.
+for i in $(seq 0 $((NU_PHONES - 1))); do echo "address add 10.20.0.$((20 + i))/24 dev eth0"; done |
+	ip -n $P3 -batch -
 # WAN: a bridge br-wan with the uplink eth0 in it (this kernel has no
 # 802.1Q, so no br-wan), the provider at the other end.
 ip -n $R link add br-wan type bridge
@@ -70,6 +77,7 @@ ip -n $R addr add 203.0.113.2/24 dev br-wan
 ip -n $R link set br-wan up
 ip -n $I addr add 203.0.113.1/24 dev eth0
 ip -n $I addr add 203.0.113.9/24 dev eth0   # a stranger on the Internet
+ip -n $I addr add 203.0.113.3/24 dev eth0   # the load step's registrar
 ip -n $I link set eth0 up
 ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
 
@@ -116,12 +124,12 @@ ip netns exec $R nft -f "$WORK/nftables.conf"
 # run does not meet another daemon on the same machine.
 sed -e 's/^  interface: eth1$/  interface: br-wan/' \
     -e 's|^    - 192.168.1.0/24$|    - 192.168.50.0/24\n    - 10.20.0.0/24|' \
-    -e 's/^  ports: \[5060\]$/  ports: [5060, 5062, 5080]/' \
+    -e "s/^  ports: \[5060\]\$/  ports: [$SIP_PORTS]/" \
     -e "s|/run/sipalgd\\.|$WORK/sipalgd.|" \
     conf/sipalgd.yaml >"$WORK/sipalgd.yaml"
 grep -q 'interface: br-wan' "$WORK/sipalgd.yaml" || fail "sed: wan.interface"
 grep -q '10.20.0.0/24' "$WORK/sipalgd.yaml" || fail "sed: lan.networks"
-grep -q 'ports: \[5060, 5062, 5080\]' "$WORK/sipalgd.yaml" || fail "sed: sip.ports"
+grep -q "ports: \[$SIP_PORTS\]" "$WORK/sipalgd.yaml" || fail "sed: sip.ports"
 "$SBIN/sipalgd" -n -c "$WORK/sipalgd.yaml" >/dev/null || fail "sipalgd -n"
 
 ip netns exec $R "$SBIN/sipalgd" -c "$WORK/sipalgd.yaml" >"$WORK/daemon.log" 2>&1 &
@@ -142,9 +150,42 @@ if [ -z "$DNAT_ACCEPT" ]; then
 fi
 say "daemon up: $(head -1 "$WORK/status")"
 
+if [ -n "${NU_PAUSE:-}" ]; then   # explore by hand: NU_PAUSE=SECONDS
+	say "paused ${NU_PAUSE}s: $P1 $P2 $P3 $R $I, work $WORK"
+	sleep "$NU_PAUSE"
+fi
 rc=0
-python3 tests/netns/newuser_ua.py --ns-p1 $P1 --ns-p2 $P2 --ns-p3 $P3 --ns-i $I \
-	${NU_UA_ARGS:-} || rc=$?
+UA="python3 tests/netns/newuser_ua.py --ns-p1 $P1 --ns-p2 $P2 --ns-p3 $P3 --ns-i $I"
+[ "${NU_SKIP_BASIC:-0}" = 1 ] || $UA || rc=$?
+
+# --- load: sipp -t u1 (a socket, so a source port, per call) from p1,
+# 2 s calls at 20 a second, while NU_PHONES phones on lan2 refresh
+# short registrations ------------------------------------------------------
+if [ $rc = 0 ] && [ "$NU_CALLS" -gt 0 ]; then
+	ip netns exec $I timeout 90 sipp -sn uas -i 203.0.113.1 -p 5060 -m "$NU_CALLS" \
+		-nostdin -trace_msg -message_file "$WORK/uas.msg" \
+		>"$WORK/uas.out" 2>&1 &
+	UASPID=$!
+	sleep 0.3
+	ip netns exec $P1 timeout 90 sipp -sn uac -t u1 -i 192.168.50.11 -r 20 -d 2000 \
+		-m "$NU_CALLS" -nostdin -timeout 60s -timeout_error \
+		-trace_stat -stf "$WORK/uac.csv" 203.0.113.1:5060 \
+		>"$WORK/uac.out" 2>&1 &
+	UACPID=$!
+	lrc=0
+	$UA --load "$NU_PHONES" --rounds 8 || lrc=$?
+	urc=0
+	wait $UACPID || urc=$?
+	[ $urc = 0 ] || { tail -5 "$WORK/uac.out" >&2; echo "newuser: FAIL: sipp uac exit $urc" >&2; rc=1; }
+	wait $UASPID || true
+	UASPID=
+	invites=$(grep -c '^INVITE sip:' "$WORK/uas.msg" || true)
+	leaks=$(grep -cE '192\.168\.50\.|10\.20\.0\.' "$WORK/uas.msg" || true)
+	echo "newuser: sipp: $NU_CALLS calls, uac exit $urc; the UAS saw $invites INVITEs, $leaks lines with a LAN address"
+	[ "$invites" -ge "$NU_CALLS" ] || { echo "newuser: FAIL: INVITEs at the UAS" >&2; rc=1; }
+	[ "$leaks" = 0 ] || { grep -m3 -E '192\.168\.50\.|10\.20\.0\.' "$WORK/uas.msg" >&2; echo "newuser: FAIL: LAN address at the UAS" >&2; rc=1; }
+	[ $lrc = 0 ] || rc=1
+fi
 $CTL counters >"$WORK/counters" 2>&1 || true
 if [ $rc != 0 ]; then
 	echo "--- counters (non-zero)" >&2

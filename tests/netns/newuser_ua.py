@@ -26,6 +26,7 @@ import time
 PUB = "203.0.113.2"
 PROV = ("203.0.113.1", 5060)
 STRANGER = "203.0.113.9"
+REGISTRAR = "203.0.113.3"   # the load step's registrar (sipp's UAS has 203.0.113.1:5060)
 LAN_LITERALS = (b"192.168.50.", b"10.20.0.")
 N_RTP = 20
 CLONE_NEWNET = 0x40000000
@@ -59,6 +60,9 @@ def udp(ns, addr, port):
     def mk():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # The load step's registrar reads 200 REGISTERs after sending:
+        # the default buffer holds about 166 of them (UdpRcvbufErrors).
+        s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)   # SO_RCVBUFFORCE (root)
         s.bind((addr, port))
         return s
     return in_ns(ns, mk)
@@ -111,11 +115,13 @@ def build(first, headers, body=b""):
     return out.encode() + body
 
 
-def sdp(addr, port, direction="sendrecv", version=1):
+def sdp(addr, port, direction="sendrecv", version=1, c_addr=None):
+    """c_addr "0.0.0.0": hold as RFC 2543 wrote it (RFC 3264 8.4 still
+    allows it), as many phones and PBXs do."""
     return ("v=0\r\no=- 4711 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
             "m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
             "a=rtpmap:101 telephone-event/8000\r\na=%s\r\n"
-            % (version, addr, addr, port, direction)).encode()
+            % (version, addr, c_addr or addr, port, direction)).encode()
 
 
 def sdp_media(body):
@@ -139,7 +145,7 @@ def response_to(req_hdrs, code, reason, to_tag=None, extra=(), body=b""):
 
 # --- what the provider must see ---------------------------------------------
 
-def check_at_provider(data, what):
+def check_at_provider(data, what, c_addr=None):
     """Every byte the provider receives from a phone."""
     leaks = [lit.decode() for lit in LAN_LITERALS if lit in data]
     check(not leaks, "%s: no LAN literal at the provider %s" % (what, leaks or ""))
@@ -158,7 +164,8 @@ def check_at_provider(data, what):
         o = re.search(rb"^o=.* IN IP4 (\S+)", body, re.M)
         c = re.findall(rb"^c=IN IP4 (\S+)", body, re.M)
         check(o is not None and o.group(1).decode() == PUB, "%s: o= names %s" % (what, PUB))
-        check(c and all(x.decode() == PUB for x in c), "%s: c= names %s" % (what, PUB))
+        check(c and all(x.decode() == (c_addr or PUB) for x in c),
+              "%s: c= names %s" % (what, c_addr or PUB))
 
 
 class Phone:
@@ -214,7 +221,7 @@ class Provider:
         self.stranger = udp(ns, STRANGER, 0)
         self.reg = {}   # user -> (host, port) from Contact
 
-    def get(self, what, method=None, timeout=3.0):
+    def get(self, what, method=None, timeout=3.0, c_addr=None):
         """The next message from a phone (a request `method`, or a response)."""
         def want(d):
             first = d.split(b"\r\n", 1)[0].decode("latin-1")
@@ -224,7 +231,7 @@ class Provider:
         r = recv(self.sock, timeout, want)
         if not check(r is not None, "%s: reaches the provider" % what):
             return None
-        check_at_provider(r[0], what)
+        check_at_provider(r[0], what, c_addr)
         return r
 
 
@@ -302,19 +309,26 @@ class Call:
         ph.send(build("%s sip:2000@provider.example SIP/2.0" % method, h, body))
         return cseq
 
-    def invite(self, direction="sendrecv", answer_dir="sendrecv", what="INVITE"):
+    def invite(self, direction="sendrecv", answer_dir="sendrecv", what="INVITE", c_addr=None):
         ph, prov = self.ph, self.prov
-        cseq = self.req("INVITE", sdp(ph.addr, ph.rtp, direction, self.sdp_version))
+        cseq = self.req("INVITE", sdp(ph.addr, ph.rtp, direction, self.sdp_version, c_addr))
         self.sdp_version += 1
-        r = prov.get("%s %s" % (ph.name, what), "INVITE")
+        r = prov.get("%s %s" % (ph.name, what), "INVITE", c_addr=c_addr)
         if r is None:
             return False
         data, src = r
         self.prov_src = src
         _, hdrs, body = parse(data)
-        self.public_media = sdp_media(body)
-        check(self.public_media is not None and self.public_media[0] == PUB,
-              "%s %s: public media %s" % (ph.name, what, self.public_media))
+        media = sdp_media(body)
+        if c_addr:
+            # held: c= stays as written; the m= port is still the stream's public one
+            check(media == (c_addr, self.public_media[1]),
+                  "%s %s: held media %s (the call's public port %d)"
+                  % (ph.name, what, media, self.public_media[1]))
+        else:
+            self.public_media = media
+            check(media is not None and media[0] == PUB,
+                  "%s %s: public media %s" % (ph.name, what, media))
         first = self.ttag is None
         self.ttag = "pt" + ph.name
         if first:
@@ -375,6 +389,18 @@ class Call:
         print("     %s unhold: public media %s (was %s)" % (ph.name, self.public_media, old))
         self.rtp_both_ways("unheld")
         return old
+
+    def hold_rfc2543(self):
+        """Hold with c=0.0.0.0 (a=sendonly, music on hold from the phone),
+        then unhold on the same port: the stream and its pinhole stay,
+        nothing counts as refused, the phone's RTP keeps its public port."""
+        pub = self.public_media
+        self.invite("sendonly", "recvonly", "re-INVITE hold c=0.0.0.0", c_addr="0.0.0.0")
+        self.rtp_both_ways("held c=0.0.0.0", provider_to_phone=False)
+        self.invite("sendrecv", "sendrecv", "re-INVITE unhold after c=0.0.0.0")
+        check(self.public_media == pub, "%s unhold after c=0.0.0.0: public media %s kept (%s)"
+              % (self.ph.name, pub, self.public_media))
+        self.rtp_both_ways("unheld after c=0.0.0.0")
 
     def bye(self):
         ph, prov = self.ph, self.prov
@@ -462,11 +488,104 @@ def lan_direct(p1, p2):
     check(r is not None and r[0] == msg, "LAN p1 -> p2 OPTIONS: arrives byte for byte")
 
 
+def load(ns_phones, ns_reg, n_phones, rounds):
+    """n_phones phones on lan2 (10.20.0.20 up, all on port 5060) refresh
+    short registrations (Expires 30) `rounds` times, about a second apart
+    (while sipp places calls from p1); every round each REGISTER reaches
+    the registrar rewritten and each phone gets its 200; a phone keeps its
+    public port across refreshes; the registrar's OPTIONS to each Contact
+    reaches that phone and no other."""
+    reg = udp(ns_reg, REGISTRAR, 5060)
+    addrs = ["10.20.0.%d" % (20 + i) for i in range(n_phones)]
+    socks = [udp(ns_phones, a, 5060) for a in addrs]
+    by_sock = {s.fileno(): i for i, s in enumerate(socks)}
+    public = {}      # phone index -> public port
+    moved = 0
+    for rnd in range(rounds):
+        t0 = time.monotonic()
+        for i, s in enumerate(socks):
+            s.sendto(build("REGISTER sip:provider.example SIP/2.0", [
+                ("Via", "SIP/2.0/UDP %s:5060;branch=z9hG4bKl%d-%d;rport" % (addrs[i], rnd, i)),
+                ("Max-Forwards", "70"),
+                ("From", "<sip:%d@provider.example>;tag=l%d" % (3000 + i, i)),
+                ("To", "<sip:%d@provider.example>" % (3000 + i)),
+                ("Call-ID", "lreg-%d@%s" % (i, addrs[i])),
+                ("CSeq", "%d REGISTER" % (rnd + 1)),
+                ("Contact", "<sip:%d@%s:5060>" % (3000 + i, addrs[i])),
+                ("Expires", "30")]), (REGISTRAR, 5060))
+            time.sleep(0.004)   # about 250 REGISTERs per second
+        got, leaks, bad = 0, 0, 0
+        end = time.monotonic() + 5.0
+        while got < n_phones and time.monotonic() < end:
+            r = recv(reg, end - time.monotonic())
+            if r is None:
+                break
+            data, src = r
+            got += 1
+            if any(lit in data for lit in LAN_LITERALS):
+                leaks += 1
+            _, hdrs, _ = parse(data)
+            user = int(re.search(r"sip:(\d+)@", hdr(hdrs, "from")).group(1)) - 3000
+            m = re.search(r"@([\d.]+):(\d+)", hdr(hdrs, "contact") or "")
+            if src[0] != PUB or not m or m.group(1) != PUB or int(m.group(2)) != src[1]:
+                bad += 1
+            if user in public and public[user] != src[1]:
+                moved += 1
+            public[user] = src[1]
+            reg.sendto(response_to(hdrs, 200, "OK", "lr",
+                                   [("Contact", hdr(hdrs, "contact") + ";expires=30")]), src)
+        check(got == n_phones, "load round %d: %d/%d REGISTERs at the registrar" % (rnd, got, n_phones))
+        check(leaks == 0 and bad == 0,
+              "load round %d: no LAN literal (%d), Contact = source %s (%d bad)" % (rnd, leaks, PUB, bad))
+        ok = 0
+        end = time.monotonic() + 5.0
+        while ok < n_phones and time.monotonic() < end:
+            r, _, _ = select.select(socks, [], [], end - time.monotonic())
+            for s in r:
+                data, _ = s.recvfrom(65535)
+                i = by_sock[s.fileno()]
+                if data.startswith(b"SIP/2.0 200") and ("%s:5060" % addrs[i]).encode() in data:
+                    ok += 1
+        check(ok == n_phones, "load round %d: %d/%d phones got their 200" % (rnd, ok, n_phones))
+        # about one second per round
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+    check(moved == 0, "load: no phone's public port moved between refreshes (%d moved)" % moved)
+    check(len(set(public.values())) == len(public) == n_phones,
+          "load: %d phones, %d distinct public ports" % (n_phones, len(set(public.values()))))
+    # The registrar reaches each phone at its public Contact, and only it.
+    for i, port in public.items():
+        reg.sendto(build("OPTIONS sip:%d@%s:%d SIP/2.0" % (3000 + i, PUB, port), [
+            ("Via", "SIP/2.0/UDP %s:5060;branch=z9hG4bKlo%d" % (REGISTRAR, i)),
+            ("Max-Forwards", "70"), ("From", "<sip:provider.example>;tag=lo"),
+            ("To", "<sip:%d@provider.example>" % (3000 + i)),
+            ("Call-ID", "lopt-%d@%s" % (i, REGISTRAR)), ("CSeq", "1 OPTIONS")]), (PUB, port))
+        time.sleep(0.004)
+    right, wrong = 0, 0
+    end = time.monotonic() + 5.0
+    while right + wrong < n_phones and time.monotonic() < end:
+        r, _, _ = select.select(socks, [], [], end - time.monotonic())
+        for s in r:
+            data, _ = s.recvfrom(65535)
+            i = by_sock[s.fileno()]
+            if data.startswith(("OPTIONS sip:%d@" % (3000 + i)).encode()):
+                right += 1
+            else:
+                wrong += 1
+    check(right == n_phones and wrong == 0,
+          "load: registrar OPTIONS reached %d/%d phones, %d the wrong one" % (right, n_phones, wrong))
+
+
 def main():
     ap = argparse.ArgumentParser()
     for n in ("p1", "p2", "p3", "i"):
         ap.add_argument("--ns-" + n, required=True)
+    ap.add_argument("--load", type=int, default=0, help="phones for the load step only")
+    ap.add_argument("--rounds", type=int, default=8)
     a = ap.parse_args()
+    if a.load:
+        load(a.ns_p3, a.ns_i, a.load, a.rounds)
+        print("%d checks failed" % len(failures) if failures else "all load checks passed")
+        return 1 if failures else 0
     prov = Provider(a.ns_i)
     phones = [Phone("p1", a.ns_p1, "192.168.50.11", 5080, 4000),
               Phone("p2", a.ns_p2, "192.168.50.12", 5062, 4000),
@@ -487,6 +606,8 @@ def main():
     olds = {}
     for c, new in zip(calls, (4002, 4002, 4010)):
         olds[c] = [c.hold_unhold(new)]
+    for c in calls:
+        c.hold_rfc2543()
     for c in calls:
         c.bye()
     for c in calls:
