@@ -1170,6 +1170,9 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 
 /* ---- the one entry point ------------------------------------------- */
 
+/* Set for the length of one alg_packet_framed call. */
+static int framed;
+
 static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 				   uint32_t *out_len, uint64_t now, enum alg_dir dir)
 {
@@ -1182,7 +1185,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(not_sip);
 		return ALG_ACCEPT;
 	}
-	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
+	if (!framed && !conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
 		return ALG_ACCEPT;
 	if (ula_unnated(&u, dir)) {
 		char sa[ADDR_STRLEN];
@@ -1463,6 +1466,20 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 			    uint32_t *out_len, uint64_t now)
 {
 	return alg_packet_dir(ip, len, out, cap, out_len, now, ALG_DIR_UNKNOWN);
+}
+
+/* A registrar's new connection to a Contact on port 5090 comes from an
+ * ephemeral port: with the port test, neither its requests (Request-URI
+ * left public) nor the phone's answers on it (private Contact, SDP) were
+ * looked at, and the answers left with the LAN's addresses
+ * (tests/netns/newuser.sh). */
+enum alg_verdict alg_packet_framed(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				   uint32_t *out_len, uint64_t now, enum alg_dir dir)
+{
+	framed = 1;
+	enum alg_verdict v = alg_packet_dir(ip, len, out, cap, out_len, now, dir);
+	framed = 0;
+	return v;
 }
 
 enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,

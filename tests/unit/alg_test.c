@@ -1057,6 +1057,56 @@ static void test_nat66_only_the_prefix(void **st)
 /* A ULA leaving for the Internet that no NAT66 of ours covers is dropped
  * (the router's own masq6/NPT would carry it out in the message); ULA to
  * ULA and what our NAT66 covers pass. */
+/* SIP/TCP relayed on a registrar's new connection (RFC 3261 18.2.2) to a
+ * Contact on a port outside sip.ports, from an ephemeral port: the relay
+ * framed it, so it is SIP whatever its ports (alg_packet_framed). Found
+ * by tests/netns/newuser.sh: the Request-URI reached the phone public and
+ * the phone's 200 left with its private Contact. The queue's datagrams
+ * keep the port test. */
+static void test_framed_ignores_ports(void **st)
+{
+	(void)st;
+	const char *reg =
+		"REGISTER sip:example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/TCP 192.168.1.10:5090;branch=z9hG4bKf1\r\n"
+		"From: <sip:alice@example.com>;tag=f1\r\nTo: <sip:alice@example.com>\r\n"
+		"Call-ID: fr@192.168.1.10\r\nCSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@192.168.1.10:5090;transport=tcp>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
+	const char *opt =
+		"OPTIONS sip:alice@203.0.113.1:5090;transport=tcp SIP/2.0\r\n"
+		"Via: SIP/2.0/TCP 198.51.100.1:5060;branch=z9hG4bKf2\r\n"
+		"From: <sip:example.com>;tag=f2\r\nTo: <sip:alice@example.com>\r\n"
+		"Call-ID: fo@198.51.100.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	const char *ok =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/TCP 198.51.100.1:5060;branch=z9hG4bKf2\r\n"
+		"From: <sip:example.com>;tag=f2\r\nTo: <sip:alice@example.com>;tag=f3\r\n"
+		"Call-ID: fo@198.51.100.1\r\nCSeq: 1 OPTIONS\r\n"
+		"Contact: <sip:alice@192.168.1.10:5090;transport=tcp>\r\nContent-Length: 0\r\n\r\n";
+	uint32_t len, olen;
+	int v;
+
+	run(LAN1, 5090, REM, 5060, reg, &v); /* to a SIP port: a binding for 5090 */
+	len = tp_udp4(pkt, REM, 40123, LAN1, 5090, opt, (uint32_t)strlen(opt));
+	/* from the queue, no SIP port: not looked at */
+	olen = 0;
+	assert_int_equal(alg_packet_dir(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_IN), ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+	/* framed by the relay: the Request-URI is the phone's again */
+	assert_int_equal(alg_packet_framed(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_IN), ALG_ACCEPT);
+	assert_true(olen > 28);
+	out[olen] = 0;
+	assert_non_null(strstr((const char *)out + 28, "OPTIONS sip:alice@192.168.1.10:5090;transport=tcp SIP/2.0\r\n"));
+	/* and the phone's answer leaves with the public Contact */
+	len = tp_udp4(pkt, LAN1, 5090, REM, 40123, ok, (uint32_t)strlen(ok));
+	olen = 0;
+	assert_int_equal(alg_packet_framed(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_OUT), ALG_ACCEPT);
+	assert_true(olen > 28);
+	out[olen] = 0;
+	assert_non_null(strstr((const char *)out + 28, "Contact: <sip:alice@203.0.113.1:5090;transport=tcp>\r\n"));
+	assert_null(strstr((const char *)out + 28, "192.168.1.10"));
+}
+
 static void ula_case(void)
 {
 	static const uint8_t U1[16] = { 0xfd, 0x00, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
@@ -1292,6 +1342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_c_zero_keeps_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framed_ignores_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forked_invite_policy, setup, teardown),
