@@ -1,23 +1,38 @@
 #!/bin/bash
 # A new user's router, built from README.md ("On a router") and the shipped
-# conf/sipalgd.yaml, not from lib.sh: the WAN is a VLAN sub-interface
-# (eth0.100 style would need 802.1Q), the LAN a bridge (br-lan) with two phones on it, a second LAN
-# subnet on another interface (lan2), the firewall written the way a Debian
+# conf/sipalgd.yaml, not from lib.sh: the WAN a bridge (br-wan; this kernel
+# has no 802.1Q for eth0.100), the LAN a bridge (br-lan) with two phones on
+# it, a second LAN subnet on another interface (lan2), br_netfilter on as
+# the machine has it, the firewall written the way a Debian
 # admin writes /etc/nftables.conf (inet filter, policy drop in input and
 # forward, masquerade in an ip nat table), sipalgd installed with
 # `make install DESTDIR=`, phones on SIP ports 5080, 5062 and 5060 and the
-# provider on 5060. The calls, RTP and checks are in newuser_ua.py.
+# provider on 5060. The calls, RTP and checks are in newuser_ua.py:
+# registrations, inbound OPTIONS and INVITE, three calls at once (two
+# phones offering the same RTP port), hold/unhold moving the port, hold
+# with c=0.0.0.0, RTP counted both ways, a stranger refused, nothing after
+# BYE; SIP/TCP from br-lan and lan2 with the registrar's new connection
+# back; then sipp -t u1 calls while 200 phones refresh short
+# registrations.
 #
-# Usage: tests/netns/newuser.sh   (root; about 20 s)
+# Usage: tests/netns/newuser.sh   (root; about 35 s)
 #   NU_NO_DNAT_ACCEPT=1  leave out `ct status dnat accept` (README step 1):
-#                        the daemon must warn and the inbound checks fail.
+#                        the daemon must warn and remote-first RTP fails.
+#   NU_NO_TCP_INPUT=1    leave out the input accept for SIP/TCP (step 1):
+#                        the registrar's new connections fail.
+#   NU_BRNF=1            keep bridge-nf-call-iptables=1: SIP/TCP from
+#                        br-lan fails (the daemon's warning says why).
+#   NU_PHONES, NU_CALLS  the load step (0 calls: no load step).
+#   NU_PAUSE=SECONDS     stop after start-up, to explore by hand.
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 ID=${NU_ID:-$(( $$ % 10000 ))}
 P1=salg-nu-p1-$ID P2=salg-nu-p2-$ID P3=salg-nu-p3-$ID
 R=salg-nu-r-$ID I=salg-nu-i-$ID
-SIP_PORTS=${NU_SIP_PORTS:-5060, 5062, 5080}
+# sip.ports: the provider's port, as README step 3 says (the phones' own
+# 5080, 5062, 5090 need no entry); NU_SIP_PORTS="5060, 5062, 5080" lists them.
+SIP_PORTS=${NU_SIP_PORTS:-5060}
 NU_PHONES=${NU_PHONES:-200}   # the load step: phones re-registering on lan2
 NU_CALLS=${NU_CALLS:-200}     # and sipp calls (-t u1) from p1, 20 a second
 WORK=$(mktemp -d /tmp/salg-nu-$ID.XXXXXX)
@@ -68,8 +83,8 @@ ip -n $P3 route add default via 10.20.0.1
 # The load step's phones: 10.20.0.20 up, on lan2 as well.
 for i in $(seq 0 $((NU_PHONES - 1))); do echo "address add 10.20.0.$((20 + i))/24 dev eth0"; done |
 	ip -n $P3 -batch -
-# WAN: a bridge br-wan with the uplink eth0 in it (this kernel has no
-# 802.1Q, so no br-wan), the provider at the other end.
+# WAN: a bridge br-wan with the uplink eth0 in it, the provider at the
+# other end.
 ip -n $R link add br-wan type bridge
 ip link add eth0 netns $R type veth peer name eth0 netns $I
 ip -n $R link set eth0 master br-wan up
@@ -83,6 +98,9 @@ ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
 
 # --- the admin's /etc/nftables.conf ----------------------------------------
 DNAT_ACCEPT="ct status dnat accept"
+# README "On a router", step 1: SIP/TCP reaches the relay as local input
+TCP_INPUT="meta l4proto tcp meta mark 0x5f10 accept"
+[ "${NU_NO_TCP_INPUT:-0}" = 1 ] && TCP_INPUT=""
 [ "${NU_NO_DNAT_ACCEPT:-0}" = 1 ] && DNAT_ACCEPT=""
 cat >"$WORK/nftables.conf" <<EOF
 flush ruleset
@@ -94,6 +112,7 @@ table inet filter {
 		iif lo accept
 		iifname { "br-lan", "lan2" } accept
 		icmp type echo-request accept
+		$TCP_INPUT
 	}
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -149,6 +168,14 @@ if [ -z "$DNAT_ACCEPT" ]; then
 	grep -q 'warning' "$WORK/status" || fail "no warning for the missing ct status dnat accept"
 fi
 say "daemon up: $(head -1 "$WORK/status")"
+# br_netfilter is loaded on this machine (bridge-nf-call-iptables=1 in a
+# new namespace, as where Docker runs): SIP/TCP by a bridge cannot reach
+# the relay, and the daemon must say so. Then the remedy it names.
+if [ "$(ip netns exec $R cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ]; then
+	grep -q 'bridge-nf-call-iptables is 1 and br-lan, br-wan are each a bridge' "$WORK/daemon.log" ||
+		fail "no br_netfilter warning in the daemon log"
+	[ "${NU_BRNF:-0}" = 1 ] || ip netns exec $R sysctl -qw net.bridge.bridge-nf-call-iptables=0
+fi
 
 if [ -n "${NU_PAUSE:-}" ]; then   # explore by hand: NU_PAUSE=SECONDS
 	say "paused ${NU_PAUSE}s: $P1 $P2 $P3 $R $I, work $WORK"
@@ -157,6 +184,9 @@ fi
 rc=0
 UA="python3 tests/netns/newuser_ua.py --ns-p1 $P1 --ns-p2 $P2 --ns-p3 $P3 --ns-i $I"
 [ "${NU_SKIP_BASIC:-0}" = 1 ] || $UA || rc=$?
+# SIP/TCP: p1 on br-lan and p3 on lan2 register over TCP from port 5090;
+# the registrar's new connection to each Contact reaches the phone.
+[ $rc != 0 ] || $UA --tcp || rc=$?
 
 # --- load: sipp -t u1 (a socket, so a source port, per call) from p1,
 # 2 s calls at 20 a second, while NU_PHONES phones on lan2 refresh
@@ -194,7 +224,10 @@ if [ $rc != 0 ]; then
 	tail -20 "$WORK/daemon.log" >&2
 	fail "newuser_ua.py"
 fi
-grep -E '^(pkts_dropped|parse_errors|drop_limit|pinholes_refused) ' "$WORK/counters" | sed 's/^/newuser: counter /'
+# nothing in these flows may be dropped, unparsable or refused
+bad=$(grep -E '^(pkts_dropped|parse_errors|drop_limit|pinholes_refused|drop_no_binding|queue_enobufs) ' \
+	"$WORK/counters" | awk '$2 != 0')
+[ -z "$bad" ] || fail "counters: $bad"
 if grep -iE 'error|warning' "$WORK/daemon.log" | grep -v realtime >"$WORK/warn"; then
 	echo "--- daemon warnings"; cat "$WORK/warn"
 fi
