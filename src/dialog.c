@@ -744,19 +744,18 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *
 			continue; /* port 0, or an IN IP6 line not masqueraded: routed (routed_sdp) */
 		wanted++;
 		if (addr_is_v4(mip) && addr_is_any(mip)) {
-			/* c=IN IP4 0.0.0.0 with a port: hold as RFC 2543 wrote
-			 * it (RFC 3264 8.4), which phones and PBXs still send.
-			 * The phone sends from that port (music on hold) and
-			 * takes media there on unhold: it is the stream this
-			 * line already has, else the sender's. Refused, the
-			 * stream was closed at the answer, the phone's RTP left
-			 * by the router's masquerade and kept that conntrack
-			 * (and its port) after the unhold, and after BYE. */
+			/* c=IN IP4 0.0.0.0 on a line that already has a stream
+			 * on that port: hold as RFC 2543 wrote it (RFC 3264
+			 * 8.4), which phones and PBXs still send. The phone
+			 * sends from that port (music on hold) and takes media
+			 * there on unhold: the stream stays. Refused, it was
+			 * closed at the answer, the phone's RTP left by the
+			 * router's masquerade and kept that conntrack (and its
+			 * port) after the unhold, and after BYE. A first offer
+			 * of 0.0.0.0 names no host: refused as before. */
 			const struct stream *h = stream_at(d, i, m->port_num);
 			if (h)
 				mip = &h->priv_ip;
-			else if (addr_is_v4(sender))
-				mip = sender;
 		}
 		if ((uint32_t)i >= cf->max_streams_per_call ||
 		    !lan_target_ok(mip, m->port_num, sender)) {
