@@ -772,6 +772,10 @@ static int out_sdp(const struct sip_msg *m, struct dialog *d, const struct addr 
 		int lan = nat_lan(&md->ip);
 		if (md->c_addr.len && nat_lan(&md->c_ip))
 			put_pub_addr(md->c_addr.off, md->c_addr.len, &md->c_ip, 0);
+		/* c=0.0.0.0 (hold, RFC 3264 8.4): the address stays, the port
+		 * is the stream's public one (dialog.c took it as the phone's) */
+		if (d && pub[i] && addr_is_v4(&md->ip) && addr_is_any(&md->ip))
+			lan = 1;
 		if (!md->port_num || !lan)
 			continue;
 		if (d && pub[i]) {
@@ -1196,6 +1200,9 @@ static int handle_routed(const struct sip_msg *m, const struct pkt_udp *u, int o
 
 /* ---- the one entry point ------------------------------------------- */
 
+/* Set for the length of one alg_packet_framed call. */
+static int framed;
+
 static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 				   uint32_t *out_len, uint64_t now, enum alg_dir dir)
 {
@@ -1208,7 +1215,7 @@ static enum alg_verdict alg_policy(const uint8_t *ip, uint32_t len, uint8_t *out
 		STAT_INC(not_sip);
 		return ALG_ACCEPT;
 	}
-	if (!conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
+	if (!framed && !conf_is_sip_port(cf, u.sport) && !conf_is_sip_port(cf, u.dport))
 		return ALG_ACCEPT;
 	if (ula_unnated(&u, dir)) {
 		char sa[ADDR_STRLEN];
@@ -1489,6 +1496,20 @@ enum alg_verdict alg_packet(const uint8_t *ip, uint32_t len, uint8_t *out, uint3
 			    uint32_t *out_len, uint64_t now)
 {
 	return alg_packet_dir(ip, len, out, cap, out_len, now, ALG_DIR_UNKNOWN);
+}
+
+/* A registrar's new connection to a Contact on port 5090 comes from an
+ * ephemeral port: with the port test, neither its requests (Request-URI
+ * left public) nor the phone's answers on it (private Contact, SDP) were
+ * looked at, and the answers left with the LAN's addresses
+ * (tests/netns/newuser.sh). */
+enum alg_verdict alg_packet_framed(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				   uint32_t *out_len, uint64_t now, enum alg_dir dir)
+{
+	framed = 1;
+	enum alg_verdict v = alg_packet_dir(ip, len, out, cap, out_len, now, dir);
+	framed = 0;
+	return v;
 }
 
 enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,

@@ -56,6 +56,13 @@ enum alg_dir { ALG_DIR_UNKNOWN = 0, ALG_DIR_OUT, ALG_DIR_IN };
 enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
 				uint32_t *out_len, uint64_t now_ms, enum alg_dir dir);
 
+/* The same for a message the TCP relay framed (tcprelay.c): SIP because
+ * the relay took its connection (to a SIP port, or from the WAN to a
+ * registered Contact), whatever its ports: a phone's Contact port and the
+ * registrar's source port of a new connection need not be in sip.ports. */
+enum alg_verdict alg_packet_framed(const uint8_t *ip, uint32_t len, uint8_t *out, uint32_t cap,
+				   uint32_t *out_len, uint64_t now_ms, enum alg_dir dir);
+
 /* After each read from the queue: `n` messages of at most `max`. Tells
  * the policy whether the daemon is falling behind (every read full for
  * 100 ms, or queue_enobufs grew); only then is the per-source message rate

@@ -611,6 +611,15 @@ static struct stream *stream_find(struct dialog *d, const struct addr *ip, uint1
 	return NULL;
 }
 
+/* The stream that m= line mi already has on private port `port`. */
+static const struct stream *stream_at(const struct dialog *d, int mi, uint16_t port)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		if (d->st[k].state != ST_FREE && d->st[k].mindex == mi && d->st[k].priv_port == port)
+			return &d->st[k];
+	return NULL;
+}
+
 static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint16_t port, int mi,
 				  struct binding *rb, uint64_t now)
 {
@@ -692,6 +701,8 @@ static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media
 	if (m->rtcp_port.len && m->rtcp_num != m->port_num && m->rtcp_num != (uint32_t)m->port_num + 1) {
 		const struct addr *ip = m->rtcp_addr.len ? &m->rtcp_ip : &m->ip;
 		char ra[ADDR_STRLEN];
+		if (addr_is_v4(ip) && addr_is_any(ip)) /* on hold: phone_sdp */
+			ip = s ? &s->priv_ip : sender;
 		if (s && s->rb && s->rb->priv_port == m->rtcp_num && addr_eq(&s->rb->priv_ip, ip))
 			return s->rb;
 		if (same_family(ip, &m->ip) && lan_target_ok(ip, m->rtcp_num, sender))
@@ -733,6 +744,20 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *
 		if (!m->port_num || (!addr_is_v4(&m->ip) && !nat_media(&m->ip)))
 			continue; /* port 0, or an IN IP6 line not masqueraded: routed (routed_sdp) */
 		wanted++;
+		if (addr_is_v4(mip) && addr_is_any(mip)) {
+			/* c=IN IP4 0.0.0.0 on a line that already has a stream
+			 * on that port: hold as RFC 2543 wrote it (RFC 3264
+			 * 8.4), which phones and PBXs still send. The phone
+			 * sends from that port (music on hold) and takes media
+			 * there on unhold: the stream stays. Refused, it was
+			 * closed at the answer, the phone's RTP left by the
+			 * router's masquerade and kept that conntrack (and its
+			 * port) after the unhold, and after BYE. A first offer
+			 * of 0.0.0.0 names no host: refused as before. */
+			const struct stream *h = stream_at(d, i, m->port_num);
+			if (h)
+				mip = &h->priv_ip;
+		}
 		if ((uint32_t)i >= cf->max_streams_per_call ||
 		    !lan_target_ok(mip, m->port_num, sender)) {
 			STAT_INC(pinholes_refused);

@@ -195,8 +195,8 @@ static void relay_unit(struct conn *c, int i, const uint8_t *p, uint32_t n, uint
 	memcpy(dgram + h, p, n);
 	/* The direction matters to routed IPv6 when lan.networks names no
 	 * IPv6 prefix: the phone's side is the LAN side (alg.h). */
-	if (alg_packet_dir(dgram, h + n, rewritten, sizeof(rewritten), &out_len, now,
-			   far ? ALG_DIR_IN : ALG_DIR_OUT) == ALG_DROP) {
+	if (alg_packet_framed(dgram, h + n, rewritten, sizeof(rewritten), &out_len, now,
+			      far ? ALG_DIR_IN : ALG_DIR_OUT) == ALG_DROP) {
 		STAT_INC(tcp_msgs_dropped);
 		return;
 	}

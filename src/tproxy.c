@@ -195,6 +195,43 @@ static int routing_add(int family)
 	return 0;
 }
 
+/* br_netfilter (net.bridge.bridge-nf-call-iptables=1; Docker loads it)
+ * runs the IPv4 prerouting hooks on a bridged frame before the IP layer
+ * takes it, and the IP layer then drops the socket TPROXY assigned there
+ * (ip_rcv_core orphans the skb). SIP/TCP that enters by a bridge never
+ * reaches the relay: a phone on br-lan gets no answer to its SYN (failing
+ * closed), the registrar's new connection over a bridged WAN is reset
+ * (tests/netns/newuser.sh). Nothing in our rules can change that: say so,
+ * once, naming the bridges. UDP (NFQUEUE, at forward) is not affected. */
+static void bridge_nf_check(void)
+{
+	static int said;
+	char v = 0, path[64], names[128] = "";
+	size_t n = 0;
+
+	FILE *f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "r");
+	if (!f)
+		return; /* br_netfilter not loaded */
+	int on = fscanf(f, " %c", &v) == 1 && v == '1';
+	fclose(f);
+	if (!on || said)
+		return;
+	struct if_nameindex *ifs = if_nameindex();
+	for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", i->if_name);
+		if (access(path, F_OK) == 0 && n + strlen(i->if_name) + 3 < sizeof(names))
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", i->if_name);
+	}
+	if (ifs)
+		if_freenameindex(ifs);
+	if (!n)
+		return;
+	said = 1;
+	log_warn("tproxy: net.bridge.bridge-nf-call-iptables is 1 and %s %s a bridge: SIP/TCP entering "
+		 "by a bridge cannot reach the relay (br_netfilter drops the TPROXY socket); set it to 0, "
+		 "or sip.tcp: false (docs/limits.md)", names, strchr(names, ',') ? "are each" : "is");
+}
+
 int tproxy_install(const struct conf *c, uint16_t port)
 {
 	char ports[CONF_MAX_PORTS * 8], text[2048], err[256];
@@ -212,6 +249,7 @@ int tproxy_install(const struct conf *c, uint16_t port)
 		return -1;
 	}
 	log_info("tproxy: SIP/TCP to ports %s diverted to the relay on port %u", ports, port);
+	bridge_nf_check();
 	return 0;
 }
 

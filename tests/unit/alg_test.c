@@ -526,6 +526,82 @@ static void test_wan_address_change(void **st)
 	assert_int_equal(stats[ST_drop_no_wan_address], 2);
 }
 
+/* A call from LAN2 that offers the RTP port LAN1's call already has on
+ * the WAN (its public port differs), with the SDP `c` address, CSeq,
+ * direction and port given. */
+static const char *hold_msg(const char *first, const char *cseq, const char *totag, const char *c, const char *dir)
+{
+	static char m[1024];
+	char body[256];
+	int resp = first[0] == 'S';
+	int bl = snprintf(body, sizeof(body),
+			  "v=0\r\no=- 1 %c IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+			  "m=audio %s RTP/AVP 0\r\na=%s\r\n",
+			  cseq[0], resp ? "198.51.100.9" : "192.168.1.11", c, resp ? "7000" : "10000", dir);
+	snprintf(m, sizeof(m),
+		 "%s\r\n"
+		 "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bKh%c\r\n"
+		 "From: <sip:carol@example.com>;tag=h1\r\n"
+		 "To: <sip:bob@example.com>%s%s\r\n"
+		 "Call-ID: hold@%s\r\n"
+		 "CSeq: %s\r\n"
+		 "Contact: <sip:%s:5060>\r\n"
+		 "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		 first, resp ? "203.0.113.1" : "192.168.1.11", cseq[0], totag ? ";tag=" : "", totag ? totag : "",
+		 resp ? "203.0.113.1" : "192.168.1.11", cseq, resp ? "bob@198.51.100.1" : "carol@192.168.1.11",
+		 bl, body);
+	return m;
+}
+
+/* RFC 2543 hold (c=IN IP4 0.0.0.0, still allowed by RFC 3264 8.4, sent
+ * by many phones and PBXs) from a phone whose public media port differs
+ * from its private one: the stream keeps its public port and pinhole, the
+ * m= line names that port, 0.0.0.0 stays, nothing counts as refused; the
+ * unhold gets the same port back. Found by tests/netns/newuser.sh: the
+ * hold was refused (a warning, pinholes_refused), its stream closed at
+ * the answer, the private port left in the m= line, the phone's music on
+ * hold went out by the router's masquerade, and that conntrack took the
+ * phone's RTP after the unhold too. */
+static void test_hold_c_zero_keeps_stream(void **st)
+{
+	(void)st;
+	int v;
+	const char *r;
+	char pubm[32];
+
+	run(LAN1, 5060, REM, 5060, invite1, &v); /* takes public 10000 */
+	r = run(LAN2, 5060, REM, 5060, hold_msg("INVITE sip:bob@example.com SIP/2.0", "1 INVITE", NULL,
+						 "192.168.1.11", "sendrecv"), &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	const char *mp = strstr(r, "m=audio ");
+	assert_non_null(mp);
+	snprintf(pubm, sizeof(pubm), "m=audio %d ", atoi(mp + 8));
+	assert_string_not_equal(pubm, "m=audio 10000 ");
+	run(REM, 5060, LAN2, 5060, hold_msg("SIP/2.0 200 OK", "1 INVITE", "r1", "198.51.100.9", "sendrecv"), &v);
+	assert_int_equal(stats[ST_pinholes], 2);
+	stub_reset();
+
+	/* hold */
+	r = run(LAN2, 5060, REM, 5060, hold_msg("INVITE sip:bob@example.com SIP/2.0", "2 INVITE", "r1", "0.0.0.0",
+						 "sendonly"), &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_non_null(strstr(r, "c=IN IP4 0.0.0.0\r\n"));
+	assert_non_null(strstr(r, pubm));
+	assert_null(strstr(r, "192.168.1.11"));
+	run(REM, 5060, LAN2, 5060, hold_msg("SIP/2.0 200 OK", "2 INVITE", "r1", "198.51.100.9", "recvonly"), &v);
+	assert_int_equal(stats[ST_pinholes_refused], 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	assert_null(strstr(stub_log, "dnat-"));
+	assert_null(strstr(stub_log, "snat-"));
+
+	/* unhold: the same public port */
+	r = run(LAN2, 5060, REM, 5060, hold_msg("INVITE sip:bob@example.com SIP/2.0", "3 INVITE", "r1",
+						 "192.168.1.11", "sendrecv"), &v);
+	assert_non_null(strstr(r, pubm));
+	assert_non_null(strstr(r, "c=IN IP4 203.0.113.1\r\n"));
+	assert_int_equal(stats[ST_pinholes], 2);
+}
+
 /* Issue 8: limits.messages_per_second_per_source (500) applies only while
  * the daemon falls behind. 1,000 new OPTIONS in one millisecond from one
  * LAN address all pass while the queue keeps up; after four full bursts in
@@ -981,6 +1057,56 @@ static void test_nat66_only_the_prefix(void **st)
 /* A ULA leaving for the Internet that no NAT66 of ours covers is dropped
  * (the router's own masq6/NPT would carry it out in the message); ULA to
  * ULA and what our NAT66 covers pass. */
+/* SIP/TCP relayed on a registrar's new connection (RFC 3261 18.2.2) to a
+ * Contact on a port outside sip.ports, from an ephemeral port: the relay
+ * framed it, so it is SIP whatever its ports (alg_packet_framed). Found
+ * by tests/netns/newuser.sh: the Request-URI reached the phone public and
+ * the phone's 200 left with its private Contact. The queue's datagrams
+ * keep the port test. */
+static void test_framed_ignores_ports(void **st)
+{
+	(void)st;
+	const char *reg =
+		"REGISTER sip:example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/TCP 192.168.1.10:5090;branch=z9hG4bKf1\r\n"
+		"From: <sip:alice@example.com>;tag=f1\r\nTo: <sip:alice@example.com>\r\n"
+		"Call-ID: fr@192.168.1.10\r\nCSeq: 1 REGISTER\r\n"
+		"Contact: <sip:alice@192.168.1.10:5090;transport=tcp>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
+	const char *opt =
+		"OPTIONS sip:alice@203.0.113.1:5090;transport=tcp SIP/2.0\r\n"
+		"Via: SIP/2.0/TCP 198.51.100.1:5060;branch=z9hG4bKf2\r\n"
+		"From: <sip:example.com>;tag=f2\r\nTo: <sip:alice@example.com>\r\n"
+		"Call-ID: fo@198.51.100.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	const char *ok =
+		"SIP/2.0 200 OK\r\n"
+		"Via: SIP/2.0/TCP 198.51.100.1:5060;branch=z9hG4bKf2\r\n"
+		"From: <sip:example.com>;tag=f2\r\nTo: <sip:alice@example.com>;tag=f3\r\n"
+		"Call-ID: fo@198.51.100.1\r\nCSeq: 1 OPTIONS\r\n"
+		"Contact: <sip:alice@192.168.1.10:5090;transport=tcp>\r\nContent-Length: 0\r\n\r\n";
+	uint32_t len, olen;
+	int v;
+
+	run(LAN1, 5090, REM, 5060, reg, &v); /* to a SIP port: a binding for 5090 */
+	len = tp_udp4(pkt, REM, 40123, LAN1, 5090, opt, (uint32_t)strlen(opt));
+	/* from the queue, no SIP port: not looked at */
+	olen = 0;
+	assert_int_equal(alg_packet_dir(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_IN), ALG_ACCEPT);
+	assert_int_equal(olen, 0);
+	/* framed by the relay: the Request-URI is the phone's again */
+	assert_int_equal(alg_packet_framed(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_IN), ALG_ACCEPT);
+	assert_true(olen > 28);
+	out[olen] = 0;
+	assert_non_null(strstr((const char *)out + 28, "OPTIONS sip:alice@192.168.1.10:5090;transport=tcp SIP/2.0\r\n"));
+	/* and the phone's answer leaves with the public Contact */
+	len = tp_udp4(pkt, LAN1, 5090, REM, 40123, ok, (uint32_t)strlen(ok));
+	olen = 0;
+	assert_int_equal(alg_packet_framed(pkt, len, out, sizeof(out), &olen, now, ALG_DIR_OUT), ALG_ACCEPT);
+	assert_true(olen > 28);
+	out[olen] = 0;
+	assert_non_null(strstr((const char *)out + 28, "Contact: <sip:alice@203.0.113.1:5090;transport=tcp>\r\n"));
+	assert_null(strstr((const char *)out + 28, "192.168.1.10"));
+}
+
 static void ula_case(void)
 {
 	static const uint8_t U1[16] = { 0xfd, 0x00, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
@@ -1328,6 +1454,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_outbound_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_c_zero_keeps_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framed_ignores_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forked_invite_policy, setup, teardown),
