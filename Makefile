@@ -243,6 +243,14 @@ field-repair: all
 fastpath-lab: all
 	@tests/netns/fastpath.sh
 
+# A new user's router, not the lab's: bridges for WAN and LAN, a second LAN
+# subnet, a Debian-style nftables.conf (policy drop), `make install DESTDIR=`
+# and the shipped configuration, phones on their own SIP ports, hold with
+# c=0.0.0.0, SIP/TCP with the registrar's new connection back, and sipp
+# calls while 200 phones refresh short registrations (about 35 s).
+newuser-lab: all
+	@tests/netns/newuser.sh
+
 # A fixed search (seed 1, a fixed number of inputs per target, about a
 # minute each here): make check passes or fails the same on every machine.
 # FUZZ_SECONDS is only the cap per target.
@@ -253,7 +261,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fastpath-agree fastpath-path fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab
+check: all unit unit-san data kernel fastpath-agree fastpath-path fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab newuser-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -369,6 +377,6 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: osip-bench fastpath-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench fastpath-lab newuser-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 
 -include $(wildcard $(B)/*.d)
