@@ -41,7 +41,7 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
-	char miss[256] = "", helper[256], fwd[256];
+	char miss[384] = "", helper[256], fwd[256];
 	/* Checked now, not from memory: a firewall reload not yet repaired
 	 * makes the answer "missing ..." (and sipalgctl exit 1). */
 	int missing = fwwatch_missing(miss, sizeof(miss));
@@ -54,6 +54,16 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 		size_t n = strlen(miss);
 		snprintf(miss + n, sizeof(miss) - n, "%sWAN interface %s (no such interface now: "
 			 "SIP is diverted only where it crosses it)", missing ? ", " : "", vc->wan_if);
+		missing = 1;
+	} else if (vc && !wan_public()) {
+		/* The interface is there but has no IPv4 address (PPPoE down, no
+		 * DHCP lease yet) and wan.public_address is not set: every LAN
+		 * SIP message is dropped (drop_no_wan_address) rather than leave
+		 * with a private or stale address. The log says so once, at the
+		 * change; status must say so for as long as it lasts. */
+		size_t n = strlen(miss);
+		snprintf(miss + n, sizeof(miss) - n, "%sIPv4 address on WAN interface %s (LAN SIP is dropped "
+			 "until it has one, or set wan.public_address)", missing ? ", " : "", vc->wan_if);
 		missing = 1;
 	}
 
@@ -112,6 +122,10 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 		json_cstr(out, rules_ipv6_off());
 	else
 		fputs("null", out);
+	/* The public IPv4 address as used now (wan.public_address or the WAN
+	 * interface's), null while there is none. */
+	fputs(",\"public_ipv4\":", out);
+	json_ip4(out, wan_public(), 1);
 	/* Always present (fields are only added): the WAN's IPv6 address as
 	 * followed, null while it has none; used with wan.masquerade6. */
 	fputs(",\"public_ipv6\":", out);
@@ -559,9 +573,17 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		return;
 	}
 	if (!n) {
-		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu)\n",
+		/* The counters that drop or pass a message before any dialog
+		 * exists, and the ports: SIP on a port not in sip.ports is never
+		 * queued to us, so it leaves no trace here at all (a phone or PBX
+		 * on 5080 is the usual case). */
+		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu, "
+			     "drop_no_wan_address %llu); only SIP on sip.ports",
 			prefix, (unsigned long long)stats[ST_not_lan], (unsigned long long)stats[ST_drop_rate],
-			(unsigned long long)stats[ST_drop_limit]);
+			(unsigned long long)stats[ST_drop_limit], (unsigned long long)stats[ST_drop_no_wan_address]);
+		for (int i = 0; vc && i < vc->n_sip_ports; i++)
+			fprintf(out, "%s%u", i ? "," : " ", vc->sip_ports[i]);
+		fputs(" is seen\n", out);
 		return;
 	}
 	if (json)

@@ -448,6 +448,55 @@ def trace():
     check(rc == 1 and out.startswith(b"error:"), "trace with 0 s accepted: %r" % out)
 
 
+@case
+def sip_port_other():
+    """A phone (or PBX) whose SIP is on a port not in sip.ports (5080): nothing diverts it, so
+    it leaves unrewritten and no counter moves. `call` must say that only sip.ports is seen,
+    naming the ports, so the operator looks at the port and not at the daemon."""
+    p, bob = phone(PHONE1, 5080), remote(PROXY, 5080, name="bob")
+    d = flows.Dialog(PHONE1, 5080, peer_port=5080)
+    p.send(d.invite(flows.sdp_body(PHONE1, [16050], origin=PHONE1)), (PROXY, 5080))
+    m, _ = bob.recv_req("INVITE", d.callid)
+    check(PHONE1.encode() in m.raw, "SIP on 5080 was rewritten: the lab diverts more than sip.ports")
+    rc, out = ctl("call", d.callid, ok=False)
+    check(rc == 1 and out.startswith(b"error: no call matches"), "call: exit %d %r" % (rc, out))
+    check(b"only SIP on sip.ports 5060 is seen" in out, "call does not name sip.ports: %r" % out)
+
+
+def status_until(want_rc, limit=3.0):
+    """`sipalgctl status` polled (every 50 ms, at most `limit` s) until it exits want_rc."""
+    t_end = time.monotonic() + limit
+    while True:
+        rc, out = ctl("status", ok=False)
+        if rc == want_rc or time.monotonic() > t_end:
+            return rc, out
+        time.sleep(0.05)
+
+
+@case
+def wan_no_address():
+    """The WAN interface without an IPv4 address (PPPoE down, no DHCP lease) and no
+    wan.public_address: every LAN SIP message is dropped, so status must not say ok: exit 1,
+    'missing IPv4 address on WAN interface wan', --json public_ipv4 null; ok again with it."""
+    pub = "203.0.113.1"
+    rtr_ip = ["ip", "-n", flows.NS["rtr"], "addr"]
+    subprocess.run(rtr_ip + ["del", pub + "/24", "dev", "wan"], check=True, timeout=5)
+    try:
+        rc, out = status_until(1)
+        check(rc == 1 and out.startswith(b"missing IPv4 address on WAN interface wan (LAN SIP is dropped"),
+              "status without a WAN address: exit %d %r" % (rc, out[:200]))
+        rc, out = ctl("status", "--json", ok=False)
+        st = json.loads(out.decode("ascii"))["status"]
+        check(rc == 1 and st["ok"] is False and "IPv4 address on WAN interface wan" in (st["missing"] or ""),
+              "status --json without a WAN address: %r" % st)
+        check(st["public_ipv4"] is None, "status --json public_ipv4 %r, want null" % st["public_ipv4"])
+    finally:
+        subprocess.run(rtr_ip + ["add", pub + "/24", "dev", "wan"], check=True, timeout=5)
+    rc, out = status_until(0)
+    check(rc == 0 and out.startswith(b"ok "), "status with the address back: exit %d %r" % (rc, out[:200]))
+    check(ctl_json("status")["status"]["public_ipv4"] == pub, "status --json public_ipv4 not %s" % pub)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)
