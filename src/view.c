@@ -456,6 +456,33 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	fputs("]}}\n", out);
 }
 
+/* The two one-way-audio causes an operator cannot read off the numbers
+ * alone. Media refused from another source than the pinhole admits: the
+ * provider's media host is not the one its SDP names. Nothing counted at
+ * all while a forward policy drops DNAT'ed media: the remote's first packet
+ * is dropped after our DNAT, before conntrack confirms the flow, so the
+ * flow never exists to be counted and the line reads as if the remote sent
+ * nothing. */
+static void stream_hint(FILE *out, const struct dialog_stream_view *s, const struct port_count *pc)
+{
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+
+	if (s->routed)
+		return;
+	for (int i = 0; i < pc->n_refused && !addr_is_any(&s->allowed_src); i++) {
+		if (addr_eq(&pc->refused_ip[i], &s->allowed_src))
+			continue;
+		addr_fmt(a, &pc->refused_ip[i], 0);
+		addr_fmt(b, &s->allowed_src, 0);
+		fprintf(out, "    hint: media from %s is refused: the pinhole admits only %s, the remote's "
+			     "SDP address (media.pinhole_source: peer); media.pinhole_source: any admits it\n", a, b);
+		break;
+	}
+	if (!pc->to_phone.pkts && !pc->refused.pkts && !pc->err && stats[ST_forward_drops_dnat])
+		fputs("    hint: nothing reached the phone and a forward policy drops DNAT'ed media "
+		      "(sipalgctl status): media the remote sends first is dropped there, uncounted\n", out);
+}
+
 static void call_text(FILE *out, const struct dialog_view *v, const struct addr *pub, uint64_t now)
 {
 	fputs("call ", out);
@@ -526,6 +553,7 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 		struct port_count pc;
 		port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
+		stream_hint(out, s, &pc);
 		if (!s->rtcp_mux) {
 			port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->rtcp_pub_port, &s->rtcp_priv_ip,
 				   s->rtcp_priv_port);

@@ -150,6 +150,9 @@ def wrong_source():
     check(s["allowed_source"] == PROXY, "allowed_source %r" % s["allowed_source"])
     _, txt = ctl("call", c.dlg.callid)
     sys.stderr.write("--- sipalgctl call (one-way audio, wrong source):\n" + txt.decode() + "---\n")
+    check(("hint: media from %s is refused: the pinhole admits only %s" % (OTHER, PROXY)).encode() in txt
+          and b"media.pinhole_source: any" in txt, "call does not point at media.pinhole_source")
+    check(b"forward policy" not in txt, "call blames the forward policy (the lab's accepts DNAT)")
     c.bye_from_phone()
 
 
@@ -344,6 +347,40 @@ def forward_drop_hint():
             subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", fam, table],
                            capture_output=True, timeout=10)
     check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
+
+
+@case
+def forward_drop_call():
+    """One-way audio from a forward policy drop: the remote's first RTP is DNATed by our
+    pinhole, then dropped by the operator's chain before conntrack confirms it, so
+    `call` counts nothing at all (not even REFUSED) and looks like a silent remote. It
+    must point at the forward policy; a healthy call's view must not."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    try:
+        rtr_nft("table inet salg_opfw {\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  ct state established,related accept\n"
+                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+        c = Call(p1, bob, 16060)
+        c.setup()
+        drain(c.phone_rtp)
+        send_rtp(c.remote_rtp, c.pub_media)
+        n, _, _ = count_rtp(c.phone_rtp)
+        check(n == 0, "remote-first RTP reached the phone (%d) through a forward policy drop" % n)
+        _, txt = ctl("call", c.dlg.callid)
+        check(b"hint: nothing reached the phone and a forward policy drops DNAT'ed media" in txt,
+              "call does not point at the forward policy: %r" % txt)
+        c.bye_from_phone()
+    finally:
+        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet", "salg_opfw"],
+                       capture_output=True, timeout=10)
+    check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
+    c = Call(p1, bob, 16070)
+    c.setup()
+    _, txt = ctl("call", c.dlg.callid)
+    check(b"hint:" not in txt, "a hint on a call with nothing wrong (no media yet): %r" % txt)
+    c.bye_from_phone()
 
 
 def set_mode(mode):
