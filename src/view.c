@@ -80,7 +80,8 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 			(unsigned long long)stats[ST_pinholes], MODE(),
 			(unsigned long long)stats[ST_rules_restored], kh ? 1 : 0);
 		if (kh)
-			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
+			fprintf(out, "warning: kernel SIP helper on our traffic: %s: remove it (two ALGs "
+				     "rewrite every message twice; the log says how)\n", helper);
 		if (fd)
 			fprintf(out, "warning: forward policy drops DNAT'ed media: %s: add `ct status dnat "
 				     "accept` there\n", fwd);

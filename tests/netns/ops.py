@@ -383,6 +383,26 @@ def forward_drop_call():
     c.bye_from_phone()
 
 
+@case
+def kernel_helper_hint():
+    """The kernel's SIP helper assigned to our traffic by a ct helper rule: status must name
+    the object and say to remove it, and stop once it is gone."""
+    try:
+        rtr_nft("table inet salg_ophelper {\n ct helper sip-5060 {\n  type \"sip\" protocol udp;\n"
+                "  l3proto ip;\n }\n chain prerouting {\n"
+                "  type filter hook prerouting priority filter; policy accept;\n"
+                "  udp dport 5060 ct helper set \"sip-5060\"\n }\n}\n")
+        rc, txt = ctl("status", ok=False)
+        check(rc == 0 and b"kernel_helper 1" in txt, "status with a ct helper rule: %d %r" % (rc, txt[:300]))
+        check(b"warning: kernel SIP helper on our traffic: nft ct helper object salg_ophelper sip-5060: "
+              b"remove it" in txt, "status does not say what to do: %r" % txt)
+    finally:
+        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet",
+                        "salg_ophelper"], capture_output=True, timeout=10)
+    _, txt = ctl("status")
+    check(b"kernel_helper 0" in txt and b"kernel SIP helper" not in txt, "status after removal: %r" % txt[:300])
+
+
 def set_mode(mode):
     """Rewrite the lab config with `mode: MODE`, SIGHUP the daemon, wait until it says so."""
     conf = os.environ["LAB_CONF"]
