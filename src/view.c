@@ -53,7 +53,7 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	if (vc && !wan_ifindex()) {
 		size_t n = strlen(miss);
 		snprintf(miss + n, sizeof(miss) - n, "%sWAN interface %s (no such interface now: "
-			 "SIP is diverted only where it crosses it)", missing ? ", " : "", vc->wan_if);
+			 "SIP is diverted only where it crosses it; check wan.interface)", missing ? ", " : "", vc->wan_if);
 		missing = 1;
 	} else if (vc && !wan_public()) {
 		/* The interface is there but has no IPv4 address (PPPoE down, no

@@ -554,6 +554,28 @@ def wan_no_address():
     check(ctl_json("status")["status"]["public_ipv4"] == pub, "status --json public_ipv4 not %s" % pub)
 
 
+@case
+def wan_interface_missing():
+    """wan.interface names no interface (a typo; a PPPoE device not created yet): nothing
+    is diverted, so status must exit 1 naming it and wan.interface; ok again once it exists.
+    The lab renames `wan` away and back (same ifindex; the daemon follows by name)."""
+    link = ["ip", "-n", flows.NS["rtr"], "link", "set"]
+
+    def rename(old, new):
+        subprocess.run(link + [old, "down"], check=True, timeout=5)
+        subprocess.run(link + [old, "name", new], check=True, timeout=5)
+        subprocess.run(link + [new, "up"], check=True, timeout=5)
+    rename("wan", "salgwanx")
+    try:
+        rc, out = status_until(1)
+        check(rc == 1 and out.startswith(b"missing WAN interface wan (no such interface now") and
+              b"check wan.interface" in out, "status without the WAN interface: exit %d %r" % (rc, out[:300]))
+    finally:
+        rename("salgwanx", "wan")
+    rc, out = status_until(0, limit=8.0)  # found again at once by the link event, or the 5 s re-scan
+    check(rc == 0 and out.startswith(b"ok "), "status with the interface back: exit %d %r" % (rc, out[:300]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)

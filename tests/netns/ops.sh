@@ -6,6 +6,7 @@
 #
 #   tests/netns/ops.sh                  # all cases
 #   CASES="json one_way" tests/netns/ops.sh
+#   CASES=daemon_killed tests/netns/ops.sh   # the kill -9 phase alone (it runs last otherwise)
 #
 # Topology and daemon from lib.sh; the call building blocks from flows.py.
 set -u
