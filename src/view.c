@@ -38,6 +38,25 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 
 /* ---- status, counters --------------------------------------------------- */
 
+/* A table whose refusals (full, or over 3/4 with the phone at its share)
+ * happened and which is still over 3/4 full: calls or streams are being
+ * refused now, and nothing else in status would say so (the log names the
+ * phone, once a while). Appends "limits.K (N of MAX, refused_K_* N)" to
+ * buf; 1 if it did. */
+static int limit_hit(char *buf, size_t sz, const char *key, uint64_t live, uint32_t max, enum stat_id full,
+		     enum stat_id share)
+{
+	uint64_t refused = stats[full] + stats[share];
+	size_t n = strlen(buf);
+
+	if (!max || !refused || live * 4 < (uint64_t)max * 3)
+		return 0;
+	snprintf(buf + n, sz - n, "%slimits.%s (%llu of %u in use, refused_%s_full %llu, refused_%s_share %llu)",
+		 n ? ", " : "", key, (unsigned long long)live, max, key, (unsigned long long)stats[full], key,
+		 (unsigned long long)stats[share]);
+	return 1;
+}
+
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
@@ -47,6 +66,17 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	int missing = fwwatch_missing(miss, sizeof(miss));
 	int kh = fwwatch_helper(helper, sizeof(helper));
 	int fd = fwwatch_forward_drop(fwd, sizeof(fwd));
+	char lim[384] = "";
+	int lh = 0;
+
+	if (vc) {
+		lh |= limit_hit(lim, sizeof(lim), "dialogs", stats[ST_dialogs], vc->max_dialogs,
+				ST_refused_dialogs_full, ST_refused_dialogs_share);
+		lh |= limit_hit(lim, sizeof(lim), "pinholes", stats[ST_pinholes], vc->max_pinholes,
+				ST_refused_pinholes_full, ST_refused_pinholes_share);
+		lh |= limit_hit(lim, sizeof(lim), "bindings", stats[ST_bindings], vc->max_bindings,
+				ST_refused_bindings_full, ST_refused_bindings_share);
+	}
 	/* The diversion names wan.interface: with no such interface nothing
 	 * is diverted, and SIP leaving by the router's real WAN goes out as
 	 * the phone wrote it. Not healthy, whatever else is in place. */
@@ -85,6 +115,9 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 		if (fd)
 			fprintf(out, "warning: forward policy drops DNAT'ed media: %s: add `ct status dnat "
 				     "accept` there\n", fwd);
+		if (lh)
+			fprintf(out, "warning: a table is over 3/4 full and has refused: %s: raise the limit, "
+				     "or find the phone the log names\n", lim);
 		if (rules_ipv6_off())
 			fprintf(out, "ipv6 diversion: off (%s)\n", rules_ipv6_off());
 		/* Only where it is used: masquerade6 phones are translated to it. */
@@ -116,6 +149,11 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 	fputs(",\"forward_drops_dnat\":", out);
 	if (fd)
 		json_cstr(out, fwd);
+	else
+		fputs("null", out);
+	fputs(",\"limits_hit\":", out);
+	if (lh)
+		json_cstr(out, lim);
 	else
 		fputs("null", out);
 	fputs(",\"ipv6_diversion_off\":", out);

@@ -576,6 +576,38 @@ def wan_interface_missing():
     check(rc == 0 and out.startswith(b"ok "), "status with the interface back: exit %d %r" % (rc, out[:300]))
 
 
+@case
+def limits_hint():
+    """Run alone, by ops.sh, on a daemon with limits.dialogs: 4. A phone (a busy PBX) with
+    more calls than its share: the call is refused, and the log names the phone; status
+    must say which table refuses (a warning line, --json limits_hit), not just `ok`."""
+    rc, out = ctl("status")
+    check(b"warning: a table" not in out, "a table warning before any refusal: %r" % out[:300])
+    check("limits: { dialogs: 4 }" in open(os.environ["LAB_CONF"]).read(), "not the limits.dialogs: 4 daemon")
+    p, bob = phone(PHONE1, 5066), remote(PROXY, name="bob")
+    sent = []
+    for i in range(6):   # at most 4 fit (3 by share when alone), the rest are refused
+        d = flows.Dialog(PHONE1, 5066)
+        p.send(d.invite(flows.sdp_body(PHONE1, [16400 + 2 * i], origin=PHONE1)), (PROXY, 5060))
+        sent.append(d.callid)
+    bob.recv_req("INVITE", sent[0])   # the first fits whatever else the table holds
+    c = ctl_json("counters")["counters"]
+    refused = c["refused_dialogs_share"] + c["refused_dialogs_full"]
+    check(c["dialogs"] >= 3 and refused >= 2, "dialogs %d, refused %d: the table did not fill"
+          % (c["dialogs"], refused))
+    _, out = ctl("status")
+    m = re.search(rb"warning: a table is over 3/4 full and has refused: limits\.dialogs \(([34]) of 4 in use, "
+                  rb"refused_dialogs_full (\d+), refused_dialogs_share (\d+)\)", out)
+    check(m and int(m.group(2)) + int(m.group(3)) == refused, "status does not name the table: %r" % out[:400])
+    st = ctl_json("status")["status"]
+    check(re.match(r"limits\.dialogs \([34] of 4 in use", st.get("limits_hit") or ""), "status --json: %r" % st)
+    log = open(os.environ["LAB_DAEMON_LOG"], errors="replace").read()
+    check("call of phone %s:5066 refused: dialog table" % PHONE1 in log, "the log does not name the phone")
+
+
+ALONE = {"limits_hint"}   # needs its own daemon: only when named
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)
@@ -583,7 +615,7 @@ def main():
     a = ap.parse_args()
     for side in ("lan", "rtr", "wan"):
         flows.NS[side] = "salg-%s-%s" % (side, a.id)
-    todo = [f for f in CASES if not a.cases or f.__name__ in a.cases]
+    todo = [f for f in CASES if (not a.cases and f.__name__ not in ALONE) or f.__name__ in a.cases]
     if a.cases and len(todo) != len(a.cases):
         print("unknown case in %s" % a.cases, file=sys.stderr)
         return 2

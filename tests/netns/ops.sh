@@ -7,6 +7,7 @@
 #   tests/netns/ops.sh                  # all cases
 #   CASES="json one_way" tests/netns/ops.sh
 #   CASES=daemon_killed tests/netns/ops.sh   # the kill -9 phase alone (it runs last otherwise)
+#   CASES=limits_hint tests/netns/ops.sh     # the small-limits daemon's phase alone
 #
 # Topology and daemon from lib.sh; the call building blocks from flows.py.
 set -u
@@ -33,7 +34,7 @@ if ! lab_router_start; then
 fi
 export LAB_CONF LAB_PIDFILE LAB_DAEMON_PID LAB_DAEMON_LOG
 rc=0
-if [ "${CASES:-}" != daemon_killed ]; then
+if [ "${CASES:-}" != daemon_killed ] && [ "${CASES:-}" != limits_hint ]; then
 	# shellcheck disable=SC2086 # CASES is a word list
 	timeout 240 "$PY" "$HERE/ops.py" --id "$LAB_ID" ${CASES:-} &
 	pypid=$!
@@ -56,6 +57,24 @@ if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [[ " $CASES " == *" forward_drop_hint
 		rc=1
 	else
 		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" forward_drop_hint &
+		pypid=$!
+		LAB_PIDS="$LAB_PIDS $pypid"
+		wait $pypid || rc=1
+		lab_router_stop || rc=1
+	fi
+fi
+# limits_hint (CASES=limits_hint alone): a daemon with limits.dialogs: 4, whose table a
+# busy phone fills; status must name the table that refuses.
+if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [ "$CASES" = limits_hint ]; }; then
+	sed 's/^log:/limits: { dialogs: 4 }\nlog:/' "$HERE/lab.yaml" >"$LAB_TMP/lab-small.yaml"
+	if ! grep -q '^limits: { dialogs: 4 }' "$LAB_TMP/lab-small.yaml"; then
+		echo "# lab.yaml changed: cannot add limits.dialogs" >&2
+		rc=1
+	elif echo "# limits_hint, with limits.dialogs: 4" &&
+		! LAB_CONF_TEMPLATE=$LAB_TMP/lab-small.yaml lab_router_start; then
+		rc=1
+	else
+		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" limits_hint &
 		pypid=$!
 		LAB_PIDS="$LAB_PIDS $pypid"
 		wait $pypid || rc=1
