@@ -39,9 +39,9 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 /* ---- status, counters --------------------------------------------------- */
 
 /* A table whose refusals (full, or over 3/4 with the phone at its share)
- * happened and which is still over 3/4 full: calls or streams are being
- * refused now, and nothing else in status would say so (the log names the
- * phone, once a while). Appends "limits.K (N of MAX, refused_K_* N)" to
+ * happened and which is still over 3/4 full: calls or streams were refused
+ * and the next may be, and nothing else in status would say so (the log
+ * names the phone, rate-limited). Appends "limits.K (N of MAX, refused_K_* N)" to
  * buf; 1 if it did. */
 static int limit_hit(char *buf, size_t sz, const char *key, uint64_t live, uint32_t max, enum stat_id full,
 		     enum stat_id share)
