@@ -86,6 +86,21 @@ static int unreachable(const char *reason)
 	return EXIT_UNREACHABLE;
 }
 
+/* connect() failed with err. No socket or nobody listening: the daemon is
+ * not running. What that does to SIP depends on how it ended, which only
+ * the operator can check; both outcomes are worth knowing before blaming
+ * the phones. */
+static int not_connected(int err)
+{
+	unreachable(strerror(err));
+	if (err == ENOENT || err == ECONNREFUSED)
+		fprintf(stderr, "sipalgctl: sipalgd is not running: stopped cleanly, it removed its rules and SIP "
+				"crosses unrewritten; killed (or run with --no-rules), the queue rules stay and "
+				"the kernel drops the SIP they divert (fail closed) until it runs again "
+				"(docs/operations.md)\n");
+	return EXIT_UNREACHABLE;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_un sa;
@@ -172,7 +187,7 @@ int main(int argc, char **argv)
 	 * when the daemon is stuck: that too must end at the deadline. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno != EAGAIN && errno != EINPROGRESS)
-			return unreachable(strerror(errno));
+			return not_connected(errno);
 		if (wait_fd(fd, POLLOUT, deadline) <= 0)
 			return unreachable("timed out");
 		sl = sizeof(rc);

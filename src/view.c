@@ -38,22 +38,62 @@ static void ipport(FILE *f, const struct addr *ip, uint16_t port)
 
 /* ---- status, counters --------------------------------------------------- */
 
+/* A table whose refusals (full, or over 3/4 with the phone at its share)
+ * happened and which is still over 3/4 full: calls or streams were refused
+ * and the next may be, and nothing else in status would say so (the log
+ * names the phone, rate-limited). Appends "limits.K (N of MAX, refused_K_* N)" to
+ * buf; 1 if it did. */
+static int limit_hit(char *buf, size_t sz, const char *key, uint64_t live, uint32_t max, enum stat_id full,
+		     enum stat_id share)
+{
+	uint64_t refused = stats[full] + stats[share];
+	size_t n = strlen(buf);
+
+	if (!max || !refused || live * 4 < (uint64_t)max * 3)
+		return 0;
+	snprintf(buf + n, sz - n, "%slimits.%s (%llu of %u in use, refused_%s_full %llu, refused_%s_share %llu)",
+		 n ? ", " : "", key, (unsigned long long)live, max, key, (unsigned long long)stats[full], key,
+		 (unsigned long long)stats[share]);
+	return 1;
+}
+
 static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 {
 	unsigned long long up = (now - start_ms) / 1000;
-	char miss[256] = "", helper[256], fwd[256];
+	char miss[384] = "", helper[256], fwd[256];
 	/* Checked now, not from memory: a firewall reload not yet repaired
 	 * makes the answer "missing ..." (and sipalgctl exit 1). */
 	int missing = fwwatch_missing(miss, sizeof(miss));
 	int kh = fwwatch_helper(helper, sizeof(helper));
 	int fd = fwwatch_forward_drop(fwd, sizeof(fwd));
+	char lim[384] = "";
+	int lh = 0;
+
+	if (vc) {
+		lh |= limit_hit(lim, sizeof(lim), "dialogs", stats[ST_dialogs], vc->max_dialogs,
+				ST_refused_dialogs_full, ST_refused_dialogs_share);
+		lh |= limit_hit(lim, sizeof(lim), "pinholes", stats[ST_pinholes], vc->max_pinholes,
+				ST_refused_pinholes_full, ST_refused_pinholes_share);
+		lh |= limit_hit(lim, sizeof(lim), "bindings", stats[ST_bindings], vc->max_bindings,
+				ST_refused_bindings_full, ST_refused_bindings_share);
+	}
 	/* The diversion names wan.interface: with no such interface nothing
 	 * is diverted, and SIP leaving by the router's real WAN goes out as
 	 * the phone wrote it. Not healthy, whatever else is in place. */
 	if (vc && !wan_ifindex()) {
 		size_t n = strlen(miss);
 		snprintf(miss + n, sizeof(miss) - n, "%sWAN interface %s (no such interface now: "
-			 "SIP is diverted only where it crosses it)", missing ? ", " : "", vc->wan_if);
+			 "SIP is diverted only where it crosses it; check wan.interface)", missing ? ", " : "", vc->wan_if);
+		missing = 1;
+	} else if (vc && !wan_public()) {
+		/* The interface is there but has no IPv4 address (PPPoE down, no
+		 * DHCP lease yet) and wan.public_address is not set: every LAN
+		 * SIP message is dropped (drop_no_wan_address) rather than leave
+		 * with a private or stale address. The log says so once, at the
+		 * change; status must say so for as long as it lasts. */
+		size_t n = strlen(miss);
+		snprintf(miss + n, sizeof(miss) - n, "%sIPv4 address on WAN interface %s (LAN SIP is dropped "
+			 "until it has one, or set wan.public_address)", missing ? ", " : "", vc->wan_if);
 		missing = 1;
 	}
 
@@ -70,10 +110,14 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 			(unsigned long long)stats[ST_pinholes], MODE(),
 			(unsigned long long)stats[ST_rules_restored], kh ? 1 : 0);
 		if (kh)
-			fprintf(out, "warning: kernel SIP helper on our traffic: %s\n", helper);
+			fprintf(out, "warning: kernel SIP helper on our traffic: %s: remove it (two ALGs "
+				     "rewrite every message twice; the log says how)\n", helper);
 		if (fd)
 			fprintf(out, "warning: forward policy drops DNAT'ed media: %s: add `ct status dnat "
 				     "accept` there\n", fwd);
+		if (lh)
+			fprintf(out, "warning: a table is over 3/4 full and has refused: %s: raise the limit, "
+				     "or find the phone the log names\n", lim);
 		if (rules_ipv6_off())
 			fprintf(out, "ipv6 diversion: off (%s)\n", rules_ipv6_off());
 		/* Only where it is used: masquerade6 phones are translated to it. */
@@ -107,11 +151,20 @@ static void status(FILE *out, int json, uint64_t now, uint64_t start_ms)
 		json_cstr(out, fwd);
 	else
 		fputs("null", out);
+	fputs(",\"limits_hit\":", out);
+	if (lh)
+		json_cstr(out, lim);
+	else
+		fputs("null", out);
 	fputs(",\"ipv6_diversion_off\":", out);
 	if (rules_ipv6_off())
 		json_cstr(out, rules_ipv6_off());
 	else
 		fputs("null", out);
+	/* The public IPv4 address as used now (wan.public_address or the WAN
+	 * interface's), null while there is none. */
+	fputs(",\"public_ipv4\":", out);
+	json_ip4(out, wan_public(), 1);
 	/* Always present (fields are only added): the WAN's IPv6 address as
 	 * followed, null while it has none; used with wan.masquerade6. */
 	fputs(",\"public_ipv6\":", out);
@@ -442,6 +495,33 @@ static void pinholes(FILE *out, int json, uint64_t now)
 	fputs("]}}\n", out);
 }
 
+/* The two one-way-audio causes an operator cannot read off the numbers
+ * alone. Media refused from another source than the pinhole admits: the
+ * provider's media host is not the one its SDP names. Nothing counted at
+ * all while a forward policy drops DNAT'ed media: the remote's first packet
+ * is dropped after our DNAT, before conntrack confirms the flow, so the
+ * flow never exists to be counted and the line reads as if the remote sent
+ * nothing. */
+static void stream_hint(FILE *out, const struct dialog_stream_view *s, const struct port_count *pc)
+{
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+
+	if (s->routed)
+		return;
+	for (int i = 0; i < pc->n_refused && !addr_is_any(&s->allowed_src); i++) {
+		if (addr_eq(&pc->refused_ip[i], &s->allowed_src))
+			continue;
+		addr_fmt(a, &pc->refused_ip[i], 0);
+		addr_fmt(b, &s->allowed_src, 0);
+		fprintf(out, "    hint: media from %s is refused: the pinhole admits only %s, the remote's "
+			     "SDP address (media.pinhole_source: peer); media.pinhole_source: any admits it\n", a, b);
+		break;
+	}
+	if (!pc->to_phone.pkts && !pc->refused.pkts && !pc->err && stats[ST_forward_drops_dnat])
+		fputs("    hint: nothing reached the phone and a forward policy drops DNAT'ed media "
+		      "(sipalgctl status): media the remote sends first is dropped there, uncounted\n", out);
+}
+
 static void call_text(FILE *out, const struct dialog_view *v, const struct addr *pub, uint64_t now)
 {
 	fputs("call ", out);
@@ -512,6 +592,7 @@ static void call_text(FILE *out, const struct dialog_view *v, const struct addr 
 		struct port_count pc;
 		port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->pub_port, &s->priv_ip, s->priv_port);
 		port_count_text(out, "rtp", &pc);
+		stream_hint(out, s, &pc);
 		if (!s->rtcp_mux) {
 			port_count(&pc, s->routed ? &s->routed_pub : &s->pub_ip, s->rtcp_pub_port, &s->rtcp_priv_ip,
 				   s->rtcp_priv_port);
@@ -559,9 +640,17 @@ static void call(FILE *out, const char *prefix, int json, uint64_t now)
 		return;
 	}
 	if (!n) {
-		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu)\n",
+		/* The counters that drop or pass a message before any dialog
+		 * exists, and the ports: SIP on a port not in sip.ports is never
+		 * queued to us, so it leaves no trace here at all (a phone or PBX
+		 * on 5080 is the usual case). */
+		fprintf(out, "error: no call matches '%s' (not_lan %llu, drop_rate %llu, drop_limit %llu, "
+			     "drop_no_wan_address %llu); only SIP on sip.ports",
 			prefix, (unsigned long long)stats[ST_not_lan], (unsigned long long)stats[ST_drop_rate],
-			(unsigned long long)stats[ST_drop_limit]);
+			(unsigned long long)stats[ST_drop_limit], (unsigned long long)stats[ST_drop_no_wan_address]);
+		for (int i = 0; vc && i < vc->n_sip_ports; i++)
+			fprintf(out, "%s%u", i ? "," : " ", vc->sip_ports[i]);
+		fputs(" is seen\n", out);
 		return;
 	}
 	if (json)

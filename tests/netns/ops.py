@@ -150,6 +150,9 @@ def wrong_source():
     check(s["allowed_source"] == PROXY, "allowed_source %r" % s["allowed_source"])
     _, txt = ctl("call", c.dlg.callid)
     sys.stderr.write("--- sipalgctl call (one-way audio, wrong source):\n" + txt.decode() + "---\n")
+    check(("hint: media from %s is refused: the pinhole admits only %s" % (OTHER, PROXY)).encode() in txt
+          and b"media.pinhole_source: any" in txt, "call does not point at media.pinhole_source")
+    check(b"forward policy" not in txt, "call blames the forward policy (the lab's accepts DNAT)")
     c.bye_from_phone()
 
 
@@ -346,6 +349,60 @@ def forward_drop_hint():
     check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
 
 
+@case
+def forward_drop_call():
+    """One-way audio from a forward policy drop: the remote's first RTP is DNATed by our
+    pinhole, then dropped by the operator's chain before conntrack confirms it, so
+    `call` counts nothing at all (not even REFUSED) and looks like a silent remote. It
+    must point at the forward policy; a healthy call's view must not."""
+    p1, bob = phone(PHONE1), remote(PROXY, name="bob")
+    try:
+        rtr_nft("table inet salg_opfw {\n chain forward {\n"
+                "  type filter hook forward priority filter + 10; policy drop;\n"
+                "  ct state established,related accept\n"
+                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+        check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+        c = Call(p1, bob, 16060)
+        c.setup()
+        drain(c.phone_rtp)
+        send_rtp(c.remote_rtp, c.pub_media)
+        n, _, _ = count_rtp(c.phone_rtp)
+        check(n == 0, "remote-first RTP reached the phone (%d) through a forward policy drop" % n)
+        _, txt = ctl("call", c.dlg.callid)
+        check(b"hint: nothing reached the phone and a forward policy drops DNAT'ed media" in txt,
+              "call does not point at the forward policy: %r" % txt)
+        c.bye_from_phone()
+    finally:
+        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet", "salg_opfw"],
+                       capture_output=True, timeout=10)
+    check(wait_gauge("forward_drops_dnat", 0) == 0, "forward_drops_dnat after the table went")
+    c = Call(p1, bob, 16070)
+    c.setup()
+    _, txt = ctl("call", c.dlg.callid)
+    check(b"hint:" not in txt, "a hint on a call with nothing wrong (no media yet): %r" % txt)
+    c.bye_from_phone()
+
+
+@case
+def kernel_helper_hint():
+    """The kernel's SIP helper assigned to our traffic by a ct helper rule: status must name
+    the object and say to remove it, and stop once it is gone."""
+    try:
+        rtr_nft("table inet salg_ophelper {\n ct helper sip-5060 {\n  type \"sip\" protocol udp;\n"
+                "  l3proto ip;\n }\n chain prerouting {\n"
+                "  type filter hook prerouting priority filter; policy accept;\n"
+                "  udp dport 5060 ct helper set \"sip-5060\"\n }\n}\n")
+        rc, txt = ctl("status", ok=False)
+        check(rc == 0 and b"kernel_helper 1" in txt, "status with a ct helper rule: %d %r" % (rc, txt[:300]))
+        check(b"warning: kernel SIP helper on our traffic: nft ct helper object salg_ophelper sip-5060: "
+              b"remove it" in txt, "status does not say what to do: %r" % txt)
+    finally:
+        subprocess.run(["ip", "netns", "exec", flows.NS["rtr"], "nft", "delete", "table", "inet",
+                        "salg_ophelper"], capture_output=True, timeout=10)
+    _, txt = ctl("status")
+    check(b"kernel_helper 0" in txt and b"kernel SIP helper" not in txt, "status after removal: %r" % txt[:300])
+
+
 def set_mode(mode):
     """Rewrite the lab config with `mode: MODE`, SIGHUP the daemon, wait until it says so."""
     conf = os.environ["LAB_CONF"]
@@ -448,6 +505,109 @@ def trace():
     check(rc == 1 and out.startswith(b"error:"), "trace with 0 s accepted: %r" % out)
 
 
+@case
+def sip_port_other():
+    """A phone (or PBX) whose SIP is on a port not in sip.ports (5080): nothing diverts it, so
+    it leaves unrewritten and no counter moves. `call` must say that only sip.ports is seen,
+    naming the ports, so the operator looks at the port and not at the daemon."""
+    p, bob = phone(PHONE1, 5080), remote(PROXY, 5080, name="bob")
+    d = flows.Dialog(PHONE1, 5080, peer_port=5080)
+    p.send(d.invite(flows.sdp_body(PHONE1, [16050], origin=PHONE1)), (PROXY, 5080))
+    m, _ = bob.recv_req("INVITE", d.callid)
+    check(PHONE1.encode() in m.raw, "SIP on 5080 was rewritten: the lab diverts more than sip.ports")
+    rc, out = ctl("call", d.callid, ok=False)
+    check(rc == 1 and out.startswith(b"error: no call matches"), "call: exit %d %r" % (rc, out))
+    check(b"only SIP on sip.ports 5060 is seen" in out, "call does not name sip.ports: %r" % out)
+
+
+def status_until(want_rc, limit=3.0):
+    """`sipalgctl status` polled (every 50 ms, at most `limit` s) until it exits want_rc."""
+    t_end = time.monotonic() + limit
+    while True:
+        rc, out = ctl("status", ok=False)
+        if rc == want_rc or time.monotonic() > t_end:
+            return rc, out
+        time.sleep(0.05)
+
+
+@case
+def wan_no_address():
+    """The WAN interface without an IPv4 address (PPPoE down, no DHCP lease) and no
+    wan.public_address: every LAN SIP message is dropped, so status must not say ok: exit 1,
+    'missing IPv4 address on WAN interface wan', --json public_ipv4 null; ok again with it."""
+    pub = "203.0.113.1"
+    rtr_ip = ["ip", "-n", flows.NS["rtr"], "addr"]
+    subprocess.run(rtr_ip + ["del", pub + "/24", "dev", "wan"], check=True, timeout=5)
+    try:
+        rc, out = status_until(1)
+        check(rc == 1 and out.startswith(b"missing IPv4 address on WAN interface wan (LAN SIP is dropped"),
+              "status without a WAN address: exit %d %r" % (rc, out[:200]))
+        rc, out = ctl("status", "--json", ok=False)
+        st = json.loads(out.decode("ascii"))["status"]
+        check(rc == 1 and st["ok"] is False and "IPv4 address on WAN interface wan" in (st["missing"] or ""),
+              "status --json without a WAN address: %r" % st)
+        check(st["public_ipv4"] is None, "status --json public_ipv4 %r, want null" % st["public_ipv4"])
+    finally:
+        subprocess.run(rtr_ip + ["add", pub + "/24", "dev", "wan"], check=True, timeout=5)
+    rc, out = status_until(0)
+    check(rc == 0 and out.startswith(b"ok "), "status with the address back: exit %d %r" % (rc, out[:200]))
+    check(ctl_json("status")["status"]["public_ipv4"] == pub, "status --json public_ipv4 not %s" % pub)
+
+
+@case
+def wan_interface_missing():
+    """wan.interface names no interface (a typo; a PPPoE device not created yet): nothing
+    is diverted, so status must exit 1 naming it and wan.interface; ok again once it exists.
+    The lab renames `wan` away and back (same ifindex; the daemon follows by name)."""
+    link = ["ip", "-n", flows.NS["rtr"], "link", "set"]
+
+    def rename(old, new):
+        subprocess.run(link + [old, "down"], check=True, timeout=5)
+        subprocess.run(link + [old, "name", new], check=True, timeout=5)
+        subprocess.run(link + [new, "up"], check=True, timeout=5)
+    rename("wan", "salgwanx")
+    try:
+        rc, out = status_until(1)
+        check(rc == 1 and out.startswith(b"missing WAN interface wan (no such interface now") and
+              b"check wan.interface" in out, "status without the WAN interface: exit %d %r" % (rc, out[:300]))
+    finally:
+        rename("salgwanx", "wan")
+    rc, out = status_until(0, limit=8.0)  # found again at once by the link event, or the 5 s re-scan
+    check(rc == 0 and out.startswith(b"ok "), "status with the interface back: exit %d %r" % (rc, out[:300]))
+
+
+@case
+def limits_hint():
+    """Run alone, by ops.sh, on a daemon with limits.dialogs: 4. A phone (a busy PBX) with
+    more calls than its share: the call is refused, and the log names the phone; status
+    must say which table refuses (a warning line, --json limits_hit), not just `ok`."""
+    rc, out = ctl("status")
+    check(b"warning: a table" not in out, "a table warning before any refusal: %r" % out[:300])
+    check("limits: { dialogs: 4 }" in open(os.environ["LAB_CONF"]).read(), "not the limits.dialogs: 4 daemon")
+    p, bob = phone(PHONE1, 5066), remote(PROXY, name="bob")
+    sent = []
+    for i in range(6):   # at most 4 fit (3 by share when alone), the rest are refused
+        d = flows.Dialog(PHONE1, 5066)
+        p.send(d.invite(flows.sdp_body(PHONE1, [16400 + 2 * i], origin=PHONE1)), (PROXY, 5060))
+        sent.append(d.callid)
+    bob.recv_req("INVITE", sent[0])   # the first fits whatever else the table holds
+    c = ctl_json("counters")["counters"]
+    refused = c["refused_dialogs_share"] + c["refused_dialogs_full"]
+    check(c["dialogs"] >= 3 and refused >= 2, "dialogs %d, refused %d: the table did not fill"
+          % (c["dialogs"], refused))
+    _, out = ctl("status")
+    m = re.search(rb"warning: a table is over 3/4 full and has refused: limits\.dialogs \(([34]) of 4 in use, "
+                  rb"refused_dialogs_full (\d+), refused_dialogs_share (\d+)\)", out)
+    check(m and int(m.group(2)) + int(m.group(3)) == refused, "status does not name the table: %r" % out[:400])
+    st = ctl_json("status")["status"]
+    check(re.match(r"limits\.dialogs \([34] of 4 in use", st.get("limits_hit") or ""), "status --json: %r" % st)
+    log = open(os.environ["LAB_DAEMON_LOG"], errors="replace").read()
+    check("call of phone %s:5066 refused: dialog table" % PHONE1 in log, "the log does not name the phone")
+
+
+ALONE = {"limits_hint"}   # needs its own daemon: only when named
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--id", required=True)
@@ -455,7 +615,7 @@ def main():
     a = ap.parse_args()
     for side in ("lan", "rtr", "wan"):
         flows.NS[side] = "salg-%s-%s" % (side, a.id)
-    todo = [f for f in CASES if not a.cases or f.__name__ in a.cases]
+    todo = [f for f in CASES if (not a.cases and f.__name__ not in ALONE) or f.__name__ in a.cases]
     if a.cases and len(todo) != len(a.cases):
         print("unknown case in %s" % a.cases, file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@
 #
 #   tests/netns/ops.sh                  # all cases
 #   CASES="json one_way" tests/netns/ops.sh
+#   CASES=daemon_killed tests/netns/ops.sh   # the kill -9 phase alone (it runs last otherwise)
+#   CASES=limits_hint tests/netns/ops.sh     # the small-limits daemon's phase alone
 #
 # Topology and daemon from lib.sh; the call building blocks from flows.py.
 set -u
@@ -31,12 +33,15 @@ if ! lab_router_start; then
 	exit 1
 fi
 export LAB_CONF LAB_PIDFILE LAB_DAEMON_PID LAB_DAEMON_LOG
-# shellcheck disable=SC2086 # CASES is a word list
-timeout 240 "$PY" "$HERE/ops.py" --id "$LAB_ID" ${CASES:-} &
-pypid=$!
-LAB_PIDS="$LAB_PIDS $pypid"
-wait $pypid
-rc=$?
+rc=0
+if [ "${CASES:-}" != daemon_killed ] && [ "${CASES:-}" != limits_hint ]; then
+	# shellcheck disable=SC2086 # CASES is a word list
+	timeout 240 "$PY" "$HERE/ops.py" --id "$LAB_ID" ${CASES:-} &
+	pypid=$!
+	LAB_PIDS="$LAB_PIDS $pypid"
+	wait $pypid
+	rc=$?
+fi
 if ! lab_router_stop; then
 	rc=1
 fi
@@ -56,6 +61,66 @@ if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [[ " $CASES " == *" forward_drop_hint
 		LAB_PIDS="$LAB_PIDS $pypid"
 		wait $pypid || rc=1
 		lab_router_stop || rc=1
+	fi
+fi
+# limits_hint (CASES=limits_hint alone): a daemon with limits.dialogs: 4, whose table a
+# busy phone fills; status must name the table that refuses.
+if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [ "$CASES" = limits_hint ]; }; then
+	sed 's/^log:/limits: { dialogs: 4 }\nlog:/' "$HERE/lab.yaml" >"$LAB_TMP/lab-small.yaml"
+	if ! grep -q '^limits: { dialogs: 4 }' "$LAB_TMP/lab-small.yaml"; then
+		echo "# lab.yaml changed: cannot add limits.dialogs" >&2
+		rc=1
+	elif echo "# limits_hint, with limits.dialogs: 4" &&
+		! LAB_CONF_TEMPLATE=$LAB_TMP/lab-small.yaml lab_router_start; then
+		rc=1
+	else
+		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" limits_hint &
+		pypid=$!
+		LAB_PIDS="$LAB_PIDS $pypid"
+		wait $pypid || rc=1
+		lab_router_stop || rc=1
+	fi
+fi
+# daemon_killed (CASES="daemon_killed" runs it alone): the daemon killed, not stopped, leaves
+# its diversion in place and the kernel drops the SIP it queues (fail closed). sipalgctl
+# must say the daemon is not running and what that does to SIP, not only "cannot reach".
+if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [ "$CASES" = daemon_killed ]; }; then
+	echo "# daemon_killed"
+	if ! lab_router_start; then
+		rc=1
+	else
+		kill -KILL "$LAB_DAEMON_PID"
+		wait "$LAB_DAEMON_PID" 2>/dev/null
+		LAB_DAEMON_PID=""
+		out=$(ip netns exec "$NS_RTR" timeout 5 "$LAB_CTL" -s "$LAB_SOCK" status 2>&1)
+		crc=$?
+		if ! ip netns exec "$NS_RTR" iptables-save -t mangle 2>/dev/null | grep -q -- '-j NFQUEUE'; then
+			echo "not ok - daemon_killed: no NFQUEUE rule left after kill -9 (the case assumes one)"
+			rc=1
+		elif [ $crc != 2 ] || [[ "$out" != *"sipalgd is not running"*"the kernel drops the SIP they divert (fail closed)"* ]]; then
+			echo "not ok - daemon_killed: sipalgctl status exit $crc: $out"
+			rc=1
+		else
+			# and SIP really stops: one OPTIONS from the phone, a listener at the proxy for 1.5 s
+			ip netns exec "$NS_WAN" timeout 5 "$PY" -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("203.0.113.10", 5060))
+s.settimeout(1.5)
+try: s.recv(2000); print("got")
+except socket.timeout: print("none")' >"$LAB_TMP/killed-rx" &
+			lpid=$!
+			sleep 0.3
+			ip netns exec "$NS_LAN" timeout 5 "$PY" -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("192.168.77.10", 5060))
+s.sendto(b"OPTIONS sip:bob@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.77.10:5060;branch=z9hG4bKk\r\n"
+         b"Call-ID: killed\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", ("203.0.113.10", 5060))'
+			wait $lpid
+			if [ "$(cat "$LAB_TMP/killed-rx")" != none ]; then
+				echo "not ok - daemon_killed: SIP crossed the router with the daemon killed: '$(cat "$LAB_TMP/killed-rx")'"
+				rc=1
+			else
+				echo "ok - daemon_killed: sipalgctl says not running, SIP dropped (fail closed)"
+			fi
+		fi
 	fi
 fi
 [ $rc = 0 ] || { LAB_KEEP_TMP=1; echo "# ops lab FAILED (logs in $LAB_TMP)"; }
