@@ -263,6 +263,15 @@ def wait_gauge(name, want, limit=3.0):
         time.sleep(0.05)
 
 
+def add_forward_drop():
+    """The operator's forward chain with policy drop and no `ct status dnat accept`
+    (table inet salg_opfw): the daemon must see it (forward_drops_dnat 1)."""
+    rtr_nft("table inet salg_opfw {\n chain forward {\n"
+            "  type filter hook forward priority filter + 10; policy drop;\n"
+            "  ct state established,related accept\n"
+            "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
+    check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+
 def wait_fwd(ok, limit=3.0):
     """Poll (bounded) status --json's forward_drops_dnat until ok(value); returns it."""
     deadline = time.monotonic() + limit
@@ -287,11 +296,7 @@ def forward_drop_hint():
     st = ctl_json("status")["status"]
     check(st.get("forward_drops_dnat", "absent") is None, "status --json: %r" % st)
     try:
-        rtr_nft("table inet salg_opfw {\n chain forward {\n"
-                "  type filter hook forward priority filter + 10; policy drop;\n"
-                "  ct state established,related accept\n"
-                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
-        check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+        add_forward_drop()
         _, txt = ctl("status")
         check(b"warning: forward policy drops DNAT'ed media: inet salg_opfw chain forward" in txt,
               "status does not say it: %r" % txt)
@@ -357,11 +362,7 @@ def forward_drop_call():
     must point at the forward policy; a healthy call's view must not."""
     p1, bob = phone(PHONE1), remote(PROXY, name="bob")
     try:
-        rtr_nft("table inet salg_opfw {\n chain forward {\n"
-                "  type filter hook forward priority filter + 10; policy drop;\n"
-                "  ct state established,related accept\n"
-                "  iifname { \"lan\", \"lan2\" } accept\n }\n}\n")
-        check(wait_gauge("forward_drops_dnat", 1) == 1, "forward_drops_dnat not 1 with a drop policy and no accept")
+        add_forward_drop()
         c = Call(p1, bob, 16060)
         c.setup()
         drain(c.phone_rtp)

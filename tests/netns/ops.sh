@@ -45,41 +45,34 @@ fi
 if ! lab_router_stop; then
 	rc=1
 fi
-# forward_drop_hint again, on a daemon without wan.masquerade6: an ip6 forward chain
-# is then none of its business (no IPv6 flow is DNAT'ed), and the case asserts so.
-if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [[ " $CASES " == *" forward_drop_hint "* ]]; }; then
-	sed 's/, masquerade6: \[[^]]*\]//' "$HERE/lab.yaml" >"$LAB_TMP/lab-nomasq6.yaml"
-	if grep -q masquerade6 "$LAB_TMP/lab-nomasq6.yaml"; then
-		echo "# lab.yaml changed: cannot take wan.masquerade6 out" >&2
+# One ops.py case again on a daemon of its own, whose configuration is lab.yaml
+# changed by a sed expression (checked to have taken: GREP must then match / not match).
+variant() { # NAME SED GREP MUST_MATCH(1|0) CASE
+	local name=$1 expr=$2 pat=$3 must=$4 case=$5 conf="$LAB_TMP/lab-$1.yaml" have=0
+	sed "$expr" "$HERE/lab.yaml" >"$conf"
+	grep -q "$pat" "$conf" && have=1
+	if [ "$have" != "$must" ]; then
+		echo "# lab.yaml changed: cannot make the $name variant" >&2
 		rc=1
-	elif echo "# forward_drop_hint again, without wan.masquerade6" &&
-		! LAB_CONF_TEMPLATE=$LAB_TMP/lab-nomasq6.yaml lab_router_start; then
+	elif echo "# $case, $name" && ! LAB_CONF_TEMPLATE=$conf lab_router_start; then
 		rc=1
 	else
-		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" forward_drop_hint &
+		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" "$case" &
 		pypid=$!
 		LAB_PIDS="$LAB_PIDS $pypid"
 		wait $pypid || rc=1
 		lab_router_stop || rc=1
 	fi
+}
+# forward_drop_hint again, on a daemon without wan.masquerade6: an ip6 forward chain
+# is then none of its business (no IPv6 flow is DNAT'ed), and the case asserts so.
+if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [[ " $CASES " == *" forward_drop_hint "* ]]; }; then
+	variant nomasq6 's/, masquerade6: \[[^]]*\]//' masquerade6 0 forward_drop_hint
 fi
 # limits_hint (CASES=limits_hint alone): a daemon with limits.dialogs: 4, whose table a
 # busy phone fills; status must name the table that refuses.
 if [ $rc = 0 ] && { [ -z "${CASES:-}" ] || [ "$CASES" = limits_hint ]; }; then
-	sed 's/^log:/limits: { dialogs: 4 }\nlog:/' "$HERE/lab.yaml" >"$LAB_TMP/lab-small.yaml"
-	if ! grep -q '^limits: { dialogs: 4 }' "$LAB_TMP/lab-small.yaml"; then
-		echo "# lab.yaml changed: cannot add limits.dialogs" >&2
-		rc=1
-	elif echo "# limits_hint, with limits.dialogs: 4" &&
-		! LAB_CONF_TEMPLATE=$LAB_TMP/lab-small.yaml lab_router_start; then
-		rc=1
-	else
-		timeout 60 "$PY" "$HERE/ops.py" --id "$LAB_ID" limits_hint &
-		pypid=$!
-		LAB_PIDS="$LAB_PIDS $pypid"
-		wait $pypid || rc=1
-		lab_router_stop || rc=1
-	fi
+	variant small 's/^log:/limits: { dialogs: 4 }\nlog:/' '^limits: { dialogs: 4 }' 1 limits_hint
 fi
 # daemon_killed (CASES="daemon_killed" runs it alone): the daemon killed, not stopped, leaves
 # its diversion in place and the kernel drops the SIP it queues (fail closed). sipalgctl
