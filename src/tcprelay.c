@@ -966,6 +966,11 @@ void tcprelay_status(FILE *out)
 		(unsigned long long)stats[ST_tcp_refused_limit], reach, (unsigned long long)stats[ST_tcp_inbound],
 		(unsigned long long)stats[ST_tcp_tls_passed],
 		stats[ST_tcp_tls_passed] ? " (an ALG cannot rewrite TLS: see docs/limits.md)" : "");
+	const char *br = tproxy_bridge_nf();
+	if (br)
+		fprintf(out, "warning: tcp relay: bridge-nf-call-iptables is 1 and %s %s a bridge: SIP/TCP "
+			"entering by a bridge cannot reach the relay; set it to 0, or sip.tcp: false\n",
+			br, strchr(br, ',') ? "are each" : "is");
 	if (v6_off)
 		fprintf(out, "tcp relay ipv6: off (%s): SIP/TCP over IPv6 crosses the router unseen\n", v6_off);
 	else

@@ -202,20 +202,22 @@ static int routing_add(int family)
  * reaches the relay: a phone on br-lan gets no answer to its SYN (failing
  * closed), the registrar's new connection over a bridged WAN is reset
  * (tests/netns/newuser.sh). Nothing in our rules can change that: say so,
- * once, naming the bridges. UDP (NFQUEUE, at forward) is not affected. */
-static void bridge_nf_check(void)
+ * once in the log and in every status, naming the bridges. UDP (NFQUEUE,
+ * at forward) is not affected. */
+const char *tproxy_bridge_nf(void)
 {
-	static int said;
-	char v = 0, path[64], names[128] = "";
+	static char names[128];
+	char v = 0, path[64];
 	size_t n = 0;
 
 	FILE *f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "r");
 	if (!f)
-		return; /* br_netfilter not loaded */
+		return NULL; /* br_netfilter not loaded */
 	int on = fscanf(f, " %c", &v) == 1 && v == '1';
 	fclose(f);
-	if (!on || said)
-		return;
+	if (!on)
+		return NULL;
+	names[0] = 0;
 	struct if_nameindex *ifs = if_nameindex();
 	for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
 		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", i->if_name);
@@ -224,7 +226,15 @@ static void bridge_nf_check(void)
 	}
 	if (ifs)
 		if_freenameindex(ifs);
-	if (!n)
+	return n ? names : NULL;
+}
+
+static void bridge_nf_check(void)
+{
+	static int said;
+	const char *names = tproxy_bridge_nf();
+
+	if (!names || said)
 		return;
 	said = 1;
 	log_warn("tproxy: net.bridge.bridge-nf-call-iptables is 1 and %s %s a bridge: SIP/TCP entering "

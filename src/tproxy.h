@@ -24,6 +24,10 @@ int tproxy_install(const struct conf *c, uint16_t port);
 /* The IPv6 copy, for the same port (after tproxy_install); removes a stale
  * one first. 0, or -1 logged: the IPv4 relay runs on without it. */
 int tproxy_install6(const struct conf *c, uint16_t port);
+/* br_netfilter on (bridge-nf-call-iptables 1) with bridges present: the
+ * bridges' names ("br-lan, br-wan"), for status: SIP/TCP entering by them
+ * cannot reach the relay (tproxy.c says why). NULL when not the case. */
+const char *tproxy_bridge_nf(void);
 /* Both copies, whatever is there. */
 void tproxy_remove(const struct conf *c);
 

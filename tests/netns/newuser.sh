@@ -174,7 +174,13 @@ say "daemon up: $(head -1 "$WORK/status")"
 if [ "$(ip netns exec $R cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ]; then
 	grep -q 'bridge-nf-call-iptables is 1 and br-lan, br-wan are each a bridge' "$WORK/daemon.log" ||
 		fail "no br_netfilter warning in the daemon log"
+	grep -q '^warning: tcp relay: bridge-nf-call-iptables is 1 and br-lan, br-wan are each a bridge' \
+		"$WORK/status" || fail "no br_netfilter warning in sipalgctl status"
 	[ "${NU_BRNF:-0}" = 1 ] || ip netns exec $R sysctl -qw net.bridge.bridge-nf-call-iptables=0
+	# and gone from status once the remedy is applied
+	if [ "${NU_BRNF:-0}" != 1 ] && $CTL status | grep -q 'bridge-nf-call-iptables'; then
+		fail "the br_netfilter warning stays in status after bridge-nf-call-iptables=0"
+	fi
 fi
 
 if [ -n "${NU_PAUSE:-}" ]; then   # explore by hand: NU_PAUSE=SECONDS
