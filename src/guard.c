@@ -197,7 +197,11 @@ int guard_open(struct conf *c)
 	if ((r = gd_load()) == 0) {
 		cfg_push();
 		gd_reconcile();
-		if (!gd_ifindex) {
+		/* A WAN that does not exist yet (PPPoE not up at boot) is no
+		 * failure: the guard stays loaded and gd_reconcile attaches it
+		 * within a tick of the interface appearing. Turning it off here
+		 * left every later pppoe-wan unguarded for the daemon's life. */
+		if (!gd_ifindex && if_nametoindex(c->wan_if)) {
 			snprintf(why_off, sizeof(why_off), "it could not be attached to %s", c->wan_if);
 			r = -ENODEV;
 		}
