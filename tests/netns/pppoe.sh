@@ -38,7 +38,7 @@ WORK=$(mktemp -d /tmp/salg-pp-$ID.XXXXXX)
 DPID='' LPID=''
 
 say() { echo "pppoe: $*"; }
-fail() { echo "pppoe: FAIL: $*" >&2; exit 1; }
+fail() { echo "pppoe: FAIL: $*" >&2; [ -z "${PP_PAUSE:-}" ] || sleep "$PP_PAUSE"; exit 1; }
 skip() { echo "pppoe: SKIP: $*"; exit 0; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"

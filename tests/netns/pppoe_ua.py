@@ -6,7 +6,8 @@ and every wait is a bounded recv. Phone 192.168.60.10:5060 (RTP 4000) behind
 the router; provider 198.51.100.10:5060 (RTP 6000) behind the ISP; the
 router's public address is the PPP session's, given as --pub.
 
-  register          REGISTER, 200 back
+  register          REGISTER, 200 back; the provider's OPTIONS to the
+                    registered Contact reaches the phone, its 200 comes back
   call [--big]      INVITE (--big: an SDP that makes the datagram larger than
                     the PPP MTU, 1492), 200, ACK, RTP both ways counted on
                     arrival (remote first), BYE, 200
@@ -133,7 +134,10 @@ def answer(req, code, tag, sdp=b""):
             lines.append(l)
         elif n == b"to":
             lines.append(l + (b";tag=" + tag if b"INVITE" in first else b""))
-    lines.append(b"Contact: <sip:provider@198.51.100.10:5060>")
+    if first.startswith(b"REGISTER "):   # the binding as registered (RFC 3261 10.3)
+        lines.append(b"Contact: " + hdr(req, "Contact") + b";expires=300")
+    else:
+        lines.append(b"Contact: <sip:provider@198.51.100.10:5060>")
     if sdp:
         lines.append(b"Content-Type: application/sdp")
     lines.append(b"Content-Length: %d" % len(sdp))
@@ -156,8 +160,33 @@ def transact(ph, pv, req, pub, what, tag=b"pv1", sdp=b""):
 
 
 def register(a, ph, pv):
-    transact(ph, pv, request("REGISTER", a.pub, 1, b"reg-%x@192.168.60.10" % random.getrandbits(32), b"r1"),
-             a.pub, "REGISTER")
+    got, resp = transact(ph, pv, request("REGISTER", a.pub, 1, b"reg-%x@192.168.60.10" % random.getrandbits(32),
+                                         b"r1"), a.pub, "REGISTER")
+    m = re.search(rb"@([0-9.]+):(\d+)", hdr(got or b"", "Contact"))
+    if resp is None or not check(m is not None, "REGISTER: a Contact to reach the phone at"):
+        return
+    # The provider's OPTIONS to the registered Contact (the public address
+    # of this session) reaches the phone, as its Request-URI says.
+    host, port = m.group(1).decode(), int(m.group(2))
+    opt = (b"OPTIONS sip:100@%s:%d SIP/2.0\r\n"
+           b"Via: SIP/2.0/UDP 198.51.100.10:5060;branch=z9hG4bKopt%08x\r\n"
+           b"From: <sip:provider@198.51.100.10>;tag=o1\r\nTo: <sip:100@198.51.100.10>\r\n"
+           b"Call-ID: opt-%08x@198.51.100.10\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+           b"Content-Length: 0\r\n\r\n") % (host.encode(), port, random.getrandbits(32), random.getrandbits(32))
+    # From another port of the provider: not the REGISTER's conntrack
+    # reply, so it needs the binding's inbound element for this session.
+    pv2 = udp(a.ns_i, PROV[0], 5070)
+    pv2.sendto(opt.replace(b"198.51.100.10:5060;branch", b"198.51.100.10:5070;branch"), (host, port))
+    r, _ = recv(ph)
+    if not check(r is not None and r.startswith(b"OPTIONS sip:100@192.168.60.10:5060 "),
+                 "inbound OPTIONS to %s:%d reaches the phone as its own Contact (%s)"
+                 % (host, port, (r or b"nothing").split(b"\r\n", 1)[0].decode(errors="replace"))):
+        return
+    ph.sendto(answer(r, 200, b"o2"), (PROV[0], 5070))
+    r2, src = recv(pv2)
+    pv2.close()
+    check(r2 is not None and r2.startswith(b"SIP/2.0 200") and PRIV not in r2 and src[0] == a.pub,
+          "the phone's 200 to OPTIONS at the provider, from %s, no phone address" % a.pub)
 
 
 def count(s, n, want_src=None):
