@@ -29,6 +29,8 @@
 #
 # Usage: tests/netns/pppoe.sh   (root; about 10 s)
 #   PP_KEEP=1  keep the work directory (daemon log, status, the wires).
+#   PP_PAUSE=SECONDS  on failure, wait before cleaning up (explore by hand).
+#   PP_FASTPATH=on|auto  queue.fastpath (shipped: off).
 set -eu
 cd "$(dirname "$0")/../.."
 ID=${PP_ID:-$(( $$ % 10000 ))}
@@ -101,6 +103,7 @@ ip netns exec $R nft -f "$WORK/nftables.conf"
 # --- the shipped configuration, README step 3's two keys ---------------------
 sed -e 's/^  interface: eth1$/  interface: pppoe-wan/' \
     -e 's|^    - 192.168.1.0/24$|    - 192.168.60.0/24|' \
+    -e "s/^  fastpath: off$/  fastpath: ${PP_FASTPATH:-off}/" \
     -e "s|/run/sipalgd\\.|$WORK/sipalgd.|" \
     conf/sipalgd.yaml >"$WORK/sipalgd.yaml"
 grep -q 'interface: pppoe-wan' "$WORK/sipalgd.yaml" || fail "sed: wan.interface"
