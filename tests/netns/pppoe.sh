@@ -23,9 +23,12 @@
 # but no address (LCP before IPCP): the daemon drops the phone's SIP
 # (drop_no_wan_address); then 203.0.113.42: status follows (new ifindex and
 # address), the guard is on the new device; REGISTER and call carry the new
-# address.
+# address; a call kept up across the reconnect re-INVITEs with the new
+# address, has media both ways again and ends with BYE.
 # On the wire of each session: no phone address anywhere, no source but
-# that session's address, nothing of the old address after the reconnect.
+# that session's address, nothing of the old address after the reconnect
+# (but the kept call's Call-ID, which must not change). At the end no dialog
+# or pinhole left, and the one drop counted is the addressless REGISTER.
 #
 # Usage: tests/netns/pppoe.sh   (root; about 10 s)
 #   PP_KEEP=1  keep the work directory (daemon log, status, the wires).
@@ -183,6 +186,8 @@ $UA call --pub $PUB1 || rc=1
 reasm0=$(reasm_ok)
 $UA call --big --pub $PUB1 || rc=1
 reasm1=$(reasm_ok)
+# a call that stays up across the reconnect (the ISP's forced daily one)
+$UA call --keep "$WORK/kept-call" --pub $PUB1 || rc=1
 [ $rc = 0 ] || fail "session 1 flows"
 [ "$reasm1" -gt "$reasm0" ] || fail "the large INVITE was not fragmented on the link (ReasmOKs $reasm0 -> $reasm1)"
 say "large INVITE: the ISP reassembled $((reasm1 - reasm0)) datagram(s)"
@@ -221,15 +226,27 @@ say "session 2: $(grep -m1 '^wan:' "$WORK/status")"
 say "session 2: $guard2"
 $UA register --pub $PUB2 || rc=1
 $UA call --pub $PUB2 || rc=1
+$UA resume --keep "$WORK/kept-call" --pub $PUB2 || rc=1
 [ $rc = 0 ] || fail "session 2 flows"
 
 # --- the wire of each session ----------------------------------------------------
 python3 tests/netns/pppoe_link.py scan "$WORK/wire1" --forbid 192.168.60. --pub $PUB1 ||
 	fail "session 1's wire"
-python3 tests/netns/pppoe_link.py scan "$WORK/wire2" --forbid 192.168.60. --forbid $PUB1 --pub $PUB2 ||
+# One exception: the Call-ID of the call kept across the reconnect. It was
+# rewritten to the old address at the INVITE and must stay the same for the
+# whole dialog (RFC 3261 8.1.1.4, 12.2.1.1): the address in it routes nothing.
+kept_cid=$(sed "s/@192\.168\.60\.10\$/@$PUB1/" "$WORK/kept-call")
+python3 tests/netns/pppoe_link.py scan "$WORK/wire2" --forbid 192.168.60. --forbid $PUB1 --pub $PUB2 \
+	--allow "Call-ID: $kept_cid" ||
 	fail "session 2's wire"
 kill -0 $DPID || fail "the daemon died"
 $CTL counters >"$WORK/counters"
 bad=$(grep -E '^(parse_errors|drop_limit|pinholes_refused|queue_enobufs) ' "$WORK/counters" | awk '$2 != 0')
 [ -z "$bad" ] || fail "counters: $bad"
+# every call ended with BYE: nothing left open; the one drop is the REGISTER
+# sent while pppoe-wan had no address
+left=$(awk '$1 == "dialogs" || $1 == "pinholes" {printf "%s %s ", $1, $2}' "$WORK/counters")
+[ "$left" = "dialogs 0 pinholes 0 " ] || fail "left after the last BYE: $left"
+[ "$(awk '$1 == "pkts_dropped" {print $2}' "$WORK/counters")" = "$d1" ] ||
+	fail "pkts_dropped is not drop_no_wan_address ($d1): $(grep -E '^(pkts_dropped|drop_)' "$WORK/counters" | awk '$2 != 0')"
 say "PASS"

@@ -14,7 +14,7 @@ devices, as pppd's exit does.
   pppoe_link.py up --ns-r R --ns-i I --tap FILE
       Every packet the router sends to the ISP is appended to FILE
       (4-byte length, then the IP packet): the wire, for pppoe.sh's leak checks.
-  pppoe_link.py scan FILE [--forbid TEXT]... [--pub A.B.C.D]
+  pppoe_link.py scan FILE [--forbid TEXT]... [--allow TEXT]... [--pub A.B.C.D]
       Prints one line: packets, fragments, and each violation (a forbidden
       text in a packet, a source other than --pub). Exit 1 on a violation.
 """
@@ -89,8 +89,11 @@ def scan(a):
             frags += 1
         if pub and pkt[12:16] != pub:
             bad.append("source %s" % socket.inet_ntoa(pkt[12:16]))
+        payload = pkt[20:]
+        for t in a.allow:
+            payload = payload.replace(t.encode(), b"")
         for t in a.forbid:
-            if t.encode() in pkt[20:]:
+            if t.encode() in payload:
                 bad.append("%r in a packet to %s" % (t, socket.inet_ntoa(pkt[16:20])))
     print("wire: %d packets, %d fragments, %d violations%s" %
           (pkts, frags, len(bad), (": " + "; ".join(sorted(set(bad))[:5])) if bad else ""))
@@ -109,6 +112,8 @@ def main():
     s = sub.add_parser("scan")
     s.add_argument("file")
     s.add_argument("--forbid", action="append", default=[])
+    s.add_argument("--allow", action="append", default=[],
+                   help="text taken out of each packet before --forbid looks")
     s.add_argument("--pub")
     a = p.parse_args()
     return up(a) if a.cmd == "up" else scan(a)

@@ -11,6 +11,9 @@ router's public address is the PPP session's, given as --pub.
   call [--big]      INVITE (--big: an SDP that makes the datagram larger than
                     the PPP MTU, 1492), 200, ACK, RTP both ways counted on
                     arrival (remote first), BYE, 200
+  call --keep FILE  the same without BYE: the call stays up (FILE: its Call-ID)
+  resume --keep FILE  that call after the reconnect: re-INVITE, RTP both
+                    ways, BYE
   down              (the session is down) a REGISTER gets no answer
 
 Checked at the provider for every datagram: no phone address, the top Via,
@@ -200,41 +203,62 @@ def count(s, n, want_src=None):
     return got
 
 
-def call(a, ph, pv):
-    cid = b"call-%08x@192.168.60.10" % random.getrandbits(32)
-    inv = request("INVITE", a.pub, 1, cid, b"c1", sdp_offer(a.big))
-    what = "INVITE (%d bytes)" % len(inv)
-    ans = (b"v=0\r\no=- 2 2 IN IP4 198.51.100.10\r\ns=-\r\nc=IN IP4 198.51.100.10\r\n"
-           b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=sendrecv\r\n")
+def invite(a, ph, pv, cid, cseq, what):
+    """INVITE (or re-INVITE) in dialog cid, ACK, RTP both ways; True when
+    media flowed."""
+    inv = request("INVITE", a.pub, cseq, cid, b"c1", sdp_offer(a.big))
+    what = "%s (%d bytes)" % (what, len(inv))
+    ans = (b"v=0\r\no=- 2 %d IN IP4 198.51.100.10\r\ns=-\r\nc=IN IP4 198.51.100.10\r\n"
+           b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=sendrecv\r\n") % cseq
     got, resp = transact(ph, pv, inv, a.pub, what, b"pv1", ans)
     if got is None or resp is None:
-        return
+        return False
     if a.big:
         check(len(inv) == BIG, "the phone's INVITE is %d bytes (%d)" % (BIG, len(inv)))
         check(1492 < len(got) + 28 <= 1500,
               "the INVITE at the provider, in IP: %d bytes: over PPP's MTU, not Ethernet's" % (len(got) + 28))
     m = re.search(rb"^m=audio (\d+) ", body(got), re.M)
     if not check(m is not None, "m= at the provider"):
-        return
+        return False
     pub_rtp = int(m.group(1))
     # the 200's SDP at the phone: the provider's own address, untouched
     check(b"c=IN IP4 198.51.100.10" in body(resp), "the 200's SDP reaches the phone as sent")
-    ph.sendto(request("ACK", a.pub, 1, cid, b"c1"), PROV)
+    ph.sendto(request("ACK", a.pub, cseq, cid, b"c1"), PROV)
     ack, _ = recv(pv)
     check(ack is not None and ack.startswith(b"ACK ") and PRIV not in ack, "ACK at the provider, no phone address")
     rp = udp(a.ns_p, PHONE[0], 4000, 0.5)
     rv = udp(a.ns_i, PROV[0], 6000, 0.5)
     for i in range(N_RTP):   # remote first: through the pinhole
         rv.sendto(b"\x80\x00" + bytes([0, i]) + b"r" * 168, (a.pub, pub_rtp))
-    n = count(rp, N_RTP)
-    check(n == N_RTP, "RTP provider -> phone: %d/%d arrived" % (n, N_RTP))
+    n1 = count(rp, N_RTP)
+    check(n1 == N_RTP, "RTP provider -> %s:%d -> phone: %d/%d arrived" % (a.pub, pub_rtp, n1, N_RTP))
     for i in range(N_RTP):
         rp.sendto(b"\x80\x00" + bytes([0, i]) + b"p" * 168, (PROV[0], 6000))
-    n = count(rv, N_RTP, a.pub)
-    check(n == N_RTP, "RTP phone -> provider: %d/%d arrived from %s" % (n, N_RTP, a.pub))
+    n2 = count(rv, N_RTP, a.pub)
+    check(n2 == N_RTP, "RTP phone -> provider: %d/%d arrived from %s" % (n2, N_RTP, a.pub))
     rp.close()
     rv.close()
+    return n1 == N_RTP and n2 == N_RTP
+
+
+def call(a, ph, pv):
+    cid = b"call-%08x@192.168.60.10" % random.getrandbits(32)
+    if not invite(a, ph, pv, cid, 1, "INVITE"):
+        return
+    if a.keep:   # the call stays up across the reconnect: resume ends it
+        with open(a.keep, "wb") as f:
+            f.write(cid)
+        return
     transact(ph, pv, request("BYE", a.pub, 2, cid, b"c1"), a.pub, "BYE")
+
+
+def resume(a, ph, pv):
+    """The call made with --keep before the reconnect: a re-INVITE with the
+    new address (what a phone does when its media stops), media both
+    ways again, then BYE."""
+    cid = open(a.keep, "rb").read()
+    if invite(a, ph, pv, cid, 2, "re-INVITE after the reconnect"):
+        transact(ph, pv, request("BYE", a.pub, 3, cid, b"c1"), a.pub, "BYE after the reconnect")
 
 
 def down(a, ph, pv):
@@ -247,7 +271,8 @@ def down(a, ph, pv):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("step", choices=("register", "call", "down"))
+    p.add_argument("step", choices=("register", "call", "resume", "down"))
+    p.add_argument("--keep", help="call: keep the call up, its Call-ID in this file; resume: the file")
     p.add_argument("--ns-p", required=True)
     p.add_argument("--ns-i", required=True)
     p.add_argument("--pub", required=True)
@@ -255,7 +280,7 @@ def main():
     a = p.parse_args()
     ph = udp(a.ns_p, *PHONE)
     pv = udp(a.ns_i, *PROV, timeout=1.0 if a.step == "down" else 2.0)
-    {"register": register, "call": call, "down": down}[a.step](a, ph, pv)
+    {"register": register, "call": call, "resume": resume, "down": down}[a.step](a, ph, pv)
     return 1 if failures else 0
 
 
