@@ -174,7 +174,7 @@ say "daemon up before the session: $(grep -m1 missing "$WORK/status")"
 # --- session 1 ----------------------------------------------------------------
 session_up $PUB1 "$WORK/wire1"
 status_until "public $PUB1 "
-status_until '^guard: pppoe-wan egress'   # within a tick of the device
+status_until '^guard: pppoe-wan egress (.*, no link header)'   # within a tick of the device
 [ "$(ip netns exec $R cat /sys/class/net/pppoe-wan/type)" != 1 ] || fail "pppoe-wan has an Ethernet header"
 say "session 1: $(grep -m1 -E '^guard:' "$WORK/status")"
 guard1=$(grep -m1 '^guard:' "$WORK/status")
@@ -219,7 +219,7 @@ ipcp_up $PUB2
 status_until "public $PUB2 "
 [ "$(grep -m1 '^wan:' "$WORK/status")" != "$wan1" ] || fail "wan: line unchanged"
 grep -q "$PUB1" "$WORK/status" && fail "status still names $PUB1"
-status_until '^guard: pppoe-wan egress'
+status_until '^guard: pppoe-wan egress (.*, no link header)'
 guard2=$(grep -m1 '^guard:' "$WORK/status")
 [ "$guard1" != "$guard2" ] || fail "guard: the same link as before the reconnect ($guard2)"
 say "session 2: $(grep -m1 '^wan:' "$WORK/status")"
@@ -228,6 +228,17 @@ $UA register --pub $PUB2 || rc=1
 $UA call --pub $PUB2 || rc=1
 $UA resume --keep "$WORK/kept-call" --pub $PUB2 || rc=1
 [ $rc = 0 ] || fail "session 2 flows"
+
+# --- the guard on the PPP device: a rule ahead of the diversion lets SIP
+# past the queue unmarked (an operator's ACCEPT, a reload's window); the
+# guard, reading IP at offset 0 on pppoe-wan, must drop it at egress
+ip netns exec $R iptables -t mangle -I FORWARD 1 -p udp --dport 5060 -j ACCEPT
+g0=$(counter guard_dropped)
+$UA down --pub $PUB2 || fail "SIP that skipped the queue reached the provider"
+g1=$(counter guard_dropped)
+ip netns exec $R iptables -t mangle -D FORWARD 1
+[ "$g1" -gt "$g0" ] || fail "guard_dropped did not count the unmarked REGISTER ($g0 -> $g1)"
+say "guard on pppoe-wan: the REGISTER that skipped the queue dropped (guard_dropped $g0 -> $g1)"
 
 # --- the wire of each session ----------------------------------------------------
 python3 tests/netns/pppoe_link.py scan "$WORK/wire1" --forbid 192.168.60. --pub $PUB1 ||

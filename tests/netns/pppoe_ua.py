@@ -14,7 +14,8 @@ router's public address is the PPP session's, given as --pub.
   call --keep FILE  the same without BYE: the call stays up (FILE: its Call-ID)
   resume --keep FILE  that call after the reconnect: re-INVITE, RTP both
                     ways, BYE
-  down              (the session is down) a REGISTER gets no answer
+  down              (the session down, no address, the guard) a REGISTER
+                    reaches nobody
 
 Checked at the provider for every datagram: no phone address, the top Via,
 Contact, o= and c= name --pub, Content-Length right. At the phone: each
@@ -264,9 +265,9 @@ def resume(a, ph, pv):
 def down(a, ph, pv):
     ph.sendto(request("REGISTER", a.pub, 2, b"down-%x@192.168.60.10" % random.getrandbits(32), b"r2"), PROV)
     got, _ = recv(pv)
-    check(got is None, "session down: the REGISTER reaches nobody")
+    check(got is None, "the REGISTER reaches nobody")
     resp, _ = recv(ph)
-    check(resp is None, "session down: no answer at the phone")
+    check(resp is None, "no answer at the phone")
 
 
 def main():
