@@ -28,7 +28,8 @@
 # On the wire of each session: no phone address anywhere, no source but
 # that session's address, nothing of the old address after the reconnect
 # (but the kept call's Call-ID, which must not change). At the end no dialog
-# or pinhole left, and the one drop counted is the addressless REGISTER.
+# or pinhole left, and the one drop counted is the addressless REGISTER;
+# SIGTERM: exit 0, our nft table, diversion and guard program gone.
 #
 # Usage: tests/netns/pppoe.sh   (root; about 10 s)
 #   PP_KEEP=1  keep the work directory (daemon log, status, the wires).
@@ -260,4 +261,16 @@ left=$(awk '$1 == "dialogs" || $1 == "pinholes" {printf "%s %s ", $1, $2}' "$WOR
 [ "$left" = "dialogs 0 pinholes 0 " ] || fail "left after the last BYE: $left"
 [ "$(awk '$1 == "pkts_dropped" {print $2}' "$WORK/counters")" = "$d1" ] ||
 	fail "pkts_dropped is not drop_no_wan_address ($d1): $(grep -E '^(pkts_dropped|drop_)' "$WORK/counters" | awk '$2 != 0')"
+# a clean stop (the operator switches the ALG off): exit 0, our table,
+# diversion and guard gone from the router
+gprog=${guard2##* prog }
+bpftool prog show id "$gprog" >/dev/null 2>&1 || fail "status named guard prog $gprog, bpftool has none"
+kill "$DPID"
+drc=0
+wait "$DPID" || drc=$?
+DPID=''
+[ $drc = 0 ] || fail "sipalgd exited $drc on SIGTERM"
+! ip netns exec $R nft list tables | grep -q sipalgd || fail "our nft table left after the stop"
+! ip netns exec $R iptables -t mangle -S | grep -qi sipalgd || fail "the diversion left after the stop"
+! bpftool prog show id "$gprog" >/dev/null 2>&1 || fail "the guard (prog $gprog) left after the stop"
 say "PASS"
