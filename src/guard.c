@@ -58,6 +58,7 @@ static uint32_t id_prog, id_link;
 static int ncpu;
 static uint64_t *percpu;
 static char why_off[160] = "queue.guard: off";
+static int gd_noeth;              /* the WAN has no link header (ppp, tun): IP at offset 0 */
 
 static void cfg_push(void)
 {
@@ -68,7 +69,8 @@ static void cfg_push(void)
 		return;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.flags = SIPGUARD_F_ENABLED;
-	if (!tcbpf_if_is_ether(gcf->wan_if))
+	gd_noeth = !tcbpf_if_is_ether(gcf->wan_if);
+	if (gd_noeth)
 		cfg.flags |= SIPGUARD_F_NOETH;
 	/* IPv6 only where its SIP is diverted (and so marked): with
 	 * --no-rules, sip.ipv6 says whether the system's rules do. */
@@ -197,7 +199,11 @@ int guard_open(struct conf *c)
 	if ((r = gd_load()) == 0) {
 		cfg_push();
 		gd_reconcile();
-		if (!gd_ifindex) {
+		/* A WAN that does not exist yet (PPPoE not up at boot) is no
+		 * failure: the guard stays loaded and gd_reconcile attaches it
+		 * within a tick of the interface appearing. Turning it off here
+		 * left every later pppoe-wan unguarded for the daemon's life. */
+		if (!gd_ifindex && if_nametoindex(c->wan_if)) {
 			snprintf(why_off, sizeof(why_off), "it could not be attached to %s", c->wan_if);
 			r = -ENODEV;
 		}
@@ -262,12 +268,15 @@ void guard_status(FILE *out)
 		fprintf(out, "guard: loaded but not attached (%s is absent); prog %u\n", gcf->wan_if, id_prog);
 		return;
 	}
+	/* "no link header": the program reads IP at offset 0 there (ppp); an
+	 * operator can tell it parses the device it is on. */
 	if (gd_link >= 0)
-		fprintf(out, "guard: %s egress (tcx link %u), dropping forwarded SIP without mark 0x%x; prog %u\n",
-			gd_name, id_link, 1u << (gcf->guard_mark_bit & 31), id_prog);
+		fprintf(out, "guard: %s egress (tcx link %u%s), dropping forwarded SIP without mark 0x%x; prog %u\n",
+			gd_name, id_link, gd_noeth ? ", no link header" : "", 1u << (gcf->guard_mark_bit & 31),
+			id_prog);
 	else
-		fprintf(out, "guard: %s egress (tc filter), dropping forwarded SIP without mark 0x%x; prog %u\n",
-			gd_name, 1u << (gcf->guard_mark_bit & 31), id_prog);
+		fprintf(out, "guard: %s egress (tc filter%s), dropping forwarded SIP without mark 0x%x; prog %u\n",
+			gd_name, gd_noeth ? ", no link header" : "", 1u << (gcf->guard_mark_bit & 31), id_prog);
 }
 
 #endif

@@ -133,6 +133,7 @@ static int ctl_answer(const char *cmd, FILE *out)
 
 	/* the relay's own line, only when sip.tcp is on (text status only) */
 	if (rc == 0 && strcmp(cmd, "status") == 0) {
+		wan_status(out);
 		tcprelay_status(out);
 		fastpath_status(out);
 		guard_status(out);

@@ -456,6 +456,18 @@ int wan_ifindex(void)
 	return cur_ifindex;
 }
 
+void wan_status(FILE *out)
+{
+	char ip[INET_ADDRSTRLEN] = "none";
+
+	if (cur_ip)
+		ipstr(ip, sizeof(ip), cur_ip);
+	/* The ifindex changes with each PPPoE session (the device is made
+	 * anew): an operator comparing two answers sees the reconnect. */
+	fprintf(out, "wan: %s ifindex %d public %s (%s)\n", wan_if, cur_ifindex, ip,
+		explicit_ip ? "wan.public_address" : "the interface's address");
+}
+
 void wan_close(void)
 {
 	if (ev_nl)

@@ -18,6 +18,7 @@
 #ifndef SIPALGD_WAN_H
 #define SIPALGD_WAN_H
 #include <stdint.h>
+#include <stdio.h>
 
 struct addr;
 struct conf;
@@ -41,6 +42,9 @@ const struct addr *wan_public6(void);
 /* wan.interface's ifindex at the last scan (events and the slow re-check
  * rescan, so a re-created pppoe-wan is found), 0 while it does not exist. */
 int wan_ifindex(void);
+/* One line for `sipalgctl status`: the interface, its ifindex now and the
+ * public address. */
+void wan_status(FILE *out);
 void wan_close(void);
 
 #endif
