@@ -14,8 +14,6 @@ inbound requests (OPTIONS, INVITE) arrive. RTP counted on arrival:
 remote first, phone to provider, a stranger refused, nothing after BYE.
 """
 import argparse
-import ctypes
-import os
 import random
 import re
 import select
@@ -23,37 +21,14 @@ import socket
 import sys
 import time
 
+from nsutil import check, failures, in_ns
+
 PUB = "203.0.113.2"
 PROV = ("203.0.113.1", 5060)
 STRANGER = "203.0.113.9"
 REGISTRAR = "203.0.113.3"   # the load step's registrar (sipp's UAS has 203.0.113.1:5060)
 LAN_LITERALS = (b"192.168.50.", b"10.20.0.")
 N_RTP = 20
-CLONE_NEWNET = 0x40000000
-
-libc = ctypes.CDLL(None, use_errno=True)
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def in_ns(name, fn):
-    """Run fn() inside network namespace `name`, then come back."""
-    here = os.open("/proc/self/ns/net", os.O_RDONLY)
-    there = os.open("/run/netns/" + name, os.O_RDONLY)
-    try:
-        if libc.setns(there, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + name)
-        return fn()
-    finally:
-        libc.setns(here, CLONE_NEWNET)
-        os.close(here)
-        os.close(there)
 
 
 def udp(ns, addr, port):

@@ -19,7 +19,6 @@ devices, as pppd's exit does.
       text in a packet, a source other than --pub). Exit 1 on a violation.
 """
 import argparse
-import ctypes
 import fcntl
 import os
 import select
@@ -28,27 +27,20 @@ import socket
 import struct
 import sys
 
-CLONE_NEWNET = 0x40000000
+from nsutil import in_ns
+
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
-libc = ctypes.CDLL(None, use_errno=True)
 
 
 def tun_in_ns(ns, name):
     """A tun device opened inside namespace ns; it stays there."""
-    here = os.open("/proc/self/ns/net", os.O_RDONLY)
-    there = os.open("/run/netns/" + ns, os.O_RDONLY)
-    try:
-        if libc.setns(there, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + ns)
+    def mk():
         fd = os.open("/dev/net/tun", os.O_RDWR)
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI))
         return fd
-    finally:
-        libc.setns(here, CLONE_NEWNET)
-        os.close(here)
-        os.close(there)
+    return in_ns(ns, mk)
 
 
 def up(a):

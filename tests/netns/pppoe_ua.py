@@ -22,45 +22,28 @@ Contact, o= and c= name --pub, Content-Length right. At the phone: each
 response comes back with the phone's own Via.
 """
 import argparse
-import ctypes
-import os
 import random
 import re
 import socket
 import sys
+
+from nsutil import check, failures, in_ns
 
 PHONE = ("192.168.60.10", 5060)
 PROV = ("198.51.100.10", 5060)
 PRIV = b"192.168.60."
 BIG = 1480
 N_RTP = 20
-CLONE_NEWNET = 0x40000000
-libc = ctypes.CDLL(None, use_errno=True)
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def udp(ns, addr, port, timeout=2.0):
-    here = os.open("/proc/self/ns/net", os.O_RDONLY)
-    there = os.open("/run/netns/" + ns, os.O_RDONLY)
-    try:
-        if libc.setns(there, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns " + ns)
+    def mk():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((addr, port))
         s.settimeout(timeout)
         return s
-    finally:
-        libc.setns(here, CLONE_NEWNET)
-        os.close(here)
-        os.close(there)
+    return in_ns(ns, mk)
 
 
 def recv(s):
