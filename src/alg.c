@@ -1560,7 +1560,10 @@ enum alg_verdict alg_packet_dir(const uint8_t *ip, uint32_t len, uint8_t *out, u
 	}
 	if (v == ALG_ACCEPT && *out_len)
 		seen_note(ip, len, out, *out_len, now);
-	if (!cur_dlg && would != ALG_DROP && !cur_not_lan)
+	/* Without a dialog, noted only when there is something to tell: a drop,
+	 * a phone outside lan.networks, or a reason (a call refused at a
+	 * limits.* bound leaves rewritten but with no dialog to record it). */
+	if (!cur_dlg && would != ALG_DROP && !cur_not_lan && !why)
 		return v;
 	if (pkt_parse_udp(ip, len, &u) < 0)
 		return v;

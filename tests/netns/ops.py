@@ -604,6 +604,11 @@ def limits_hint():
     check(re.match(r"limits\.dialogs \([34] of 4 in use", st.get("limits_hit") or ""), "status --json: %r" % st)
     log = open(os.environ["LAB_DAEMON_LOG"], errors="replace").read()
     check("call of phone %s:5066 refused: dialog table" % PHONE1 in log, "the log does not name the phone")
+    # the refused call itself: `call CALL-ID` must show its INVITE and why (it left without
+    # a dialog or pinholes, so nothing else records it)
+    rc, out = ctl("call", sent[-1], ok=False)
+    check(rc == 0 and b"drop_limit" in out and b"INVITE" in out,
+          "sipalgctl call of the refused call: exit %d: %r" % (rc, out[:400]))
 
 
 ALONE = {"limits_hint"}   # needs its own daemon: only when named
