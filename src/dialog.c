@@ -54,6 +54,7 @@ struct stream {
 	struct addr frip[DLG_FORKS - 1];
 	uint16_t frport[DLG_FORKS - 1];
 	struct binding *rb;
+	uint32_t snext;        /* free list of the stream pool, index + 1 */
 };
 
 /* Routed IPv6 media (docs/ipv6.md): nothing is translated, so there is no
@@ -84,6 +85,7 @@ struct rstream {
 	struct addr lphone, lremote;
 	uint16_t lpport, lrport, lprtcp, lrrtcp;
 	struct rfork fk[DLG_FORKS - 1];
+	uint32_t rnext;            /* free list of the routed pool, index + 1 */
 };
 
 struct dialog {
@@ -120,13 +122,30 @@ struct dialog {
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
 	struct addr rip[SDP_MAX_MEDIA];
 	uint16_t rport[SDP_MAX_MEDIA];
-	struct stream st[DLG_MAX_STREAMS];
-	struct rstream rs[DLG_ROUTED];
+	struct stream *st[DLG_MAX_STREAMS]; /* from the stream pool; FREE_ST when free */
+	struct rstream *rs[DLG_ROUTED]; /* from the routed pool; FREE_RS when unused */
 	char callid[DLG_CALLID_MAX];
 };
 
 static struct dialog *pool;
 static uint32_t pool_size, pool_used, free_head, *htab, hmask;
+
+/* Streams come from a pool of their own, limits.pinholes entries (a live
+ * stream is one pinhole, and stream_open refuses at that count), so a call
+ * carries DLG_MAX_STREAMS pointers instead of DLG_MAX_STREAMS streams:
+ * 216 B per stream in use rather than 2.6 KiB in every dialog (issue 9's
+ * <= 2 KiB per dialog). A free slot points at st_none, read-only: reading
+ * it says ST_FREE, and nothing may write it. */
+static const struct stream st_none = { .state = ST_FREE };
+#define FREE_ST ((struct stream *)&st_none)
+static struct stream *spool;
+static uint32_t spool_size, spool_used, sfree_head;
+/* Routed IPv6 streams likewise (rare: most calls have none), limits.pinholes
+ * entries; a dialog keeps the ones it took until it ends. */
+static const struct rstream rs_none;
+#define FREE_RS ((struct rstream *)&rs_none)
+static struct rstream *rpool;
+static uint32_t rpool_size, rpool_used, rfree_head;
 static const struct conf *cf;
 static uint32_t local_ips[16];
 static int n_local;
@@ -201,7 +220,13 @@ int dialog_init(const struct conf *c)
 	pool = mem_table(pool_size, sizeof(*pool));
 	htab = mem_table(hs, sizeof(*htab));
 	hmask = hs - 1;
-	if (!pool || !htab)
+	spool_size = c->max_pinholes ? c->max_pinholes : 1;
+	spool = mem_table(spool_size, sizeof(*spool));
+	spool_used = sfree_head = 0;
+	rpool_size = spool_size;
+	rpool = mem_table(rpool_size, sizeof(*rpool));
+	rpool_used = rfree_head = 0;
+	if (!pool || !htab || !spool || !rpool)
 		return -1;
 	/* Entries are handed out from the untouched end first, so an idle
 	 * daemon does not keep the whole pool resident. */
@@ -224,9 +249,13 @@ void dialog_fini(void)
 {
 	mem_table_free(pool, pool_size, sizeof(*pool));
 	mem_table_free(htab, hmask + 1, sizeof(*htab));
+	mem_table_free(spool, spool_size, sizeof(*spool));
+	mem_table_free(rpool, rpool_size, sizeof(*rpool));
 	pool = NULL;
 	htab = NULL;
-	pool_size = 0;
+	spool = NULL;
+	rpool = NULL;
+	pool_size = spool_size = rpool_size = 0;
 }
 
 /* A Call-ID is kept to its first DLG_CALLID_MAX bytes (bounded memory);
@@ -300,7 +329,7 @@ static struct addr peer_key(const struct addr *ip, uint16_t port)
 static int nat_stream_at(const struct dialog *d, int i)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		if (d->st[k].state != ST_FREE && d->st[k].mindex == i)
+		if (d->st[k]->state != ST_FREE && d->st[k]->mindex == i)
 			return 1;
 	return 0;
 }
@@ -335,6 +364,10 @@ struct dialog *dialog_create(const uint8_t *callid, uint32_t full, const struct 
 	if (free_head)
 		free_head = d->next;
 	memset(d, 0, sizeof(*d));
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		d->st[k] = FREE_ST;
+	for (int k = 0; k < DLG_ROUTED; k++)
+		d->rs[k] = FREE_RS;
 	calllog_reset(idx - 1);
 	d->in_use = 1;
 	memcpy(d->callid, callid, len);
@@ -494,6 +527,45 @@ static void stream_clear_stale(struct stream *s, const struct addr *rip, uint16_
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
+/* A free slot of d (or -1) and a zeroed stream for it, from the untouched
+ * end of the pool first (an idle daemon keeps little resident). NULL when
+ * the pool is empty, which stream_open's pinhole limit keeps from
+ * happening; a restored state file is bounded the same way. */
+static struct stream *stream_alloc(struct dialog *d)
+{
+	int k = 0;
+	while (k < DLG_MAX_STREAMS && d->st[k] != FREE_ST)
+		k++;
+	if (k == DLG_MAX_STREAMS || (!sfree_head && spool_used == spool_size))
+		return NULL;
+	uint32_t idx = sfree_head ? sfree_head : ++spool_used;
+	struct stream *s = &spool[idx - 1];
+	if (sfree_head)
+		sfree_head = s->snext;
+	memset(s, 0, sizeof(*s));
+	d->st[k] = s;
+	return s;
+}
+
+/* Back to the pool, zeroed: a caller still holding s reads ST_FREE. */
+static void stream_release(struct dialog *d, struct stream *s)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		if (d->st[k] == s)
+			d->st[k] = FREE_ST;
+	memset(s, 0, sizeof(*s));
+	s->snext = sfree_head;
+	sfree_head = (uint32_t)(s - spool) + 1;
+}
+
+static int st_index(const struct dialog *d, const struct stream *s)
+{
+	for (int k = 0; k < DLG_MAX_STREAMS; k++)
+		if (d->st[k] == s)
+			return k;
+	return 0; /* cannot happen: s came from d */
+}
+
 static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 {
 	if (s->state == ST_FREE)
@@ -527,7 +599,7 @@ static void stream_close(struct dialog *d, struct stream *s, uint64_t now)
 	if (s->rb)
 		binding_unref(s->rb, now);
 	binding_unref(s->b, now);
-	memset(s, 0, sizeof(*s));
+	stream_release(d, s);
 	if (d->sigb && d->sigb->pinholes && --d->sigb->pinholes == 0)
 		phones_pin--;
 	STAT_DEC(pinholes);
@@ -588,7 +660,7 @@ static void stream_set_remote(struct stream *s, const struct addr *rip, uint16_t
 static void complete(struct dialog *d, uint64_t now)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-		struct stream *s = &d->st[k];
+		struct stream *s = d->st[k];
 		if (s->state == ST_RETIRING)
 			stream_close(d, s, now);
 		else if (s->state == ST_NEW)
@@ -606,8 +678,8 @@ static void complete(struct dialog *d, uint64_t now)
 static struct stream *stream_find(struct dialog *d, const struct addr *ip, uint16_t port)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		if (d->st[k].state != ST_FREE && d->st[k].priv_port == port && addr_eq(&d->st[k].priv_ip, ip))
-			return &d->st[k];
+		if (d->st[k]->state != ST_FREE && d->st[k]->priv_port == port && addr_eq(&d->st[k]->priv_ip, ip))
+			return d->st[k];
 	return NULL;
 }
 
@@ -615,8 +687,8 @@ static struct stream *stream_find(struct dialog *d, const struct addr *ip, uint1
 static const struct stream *stream_at(const struct dialog *d, int mi, uint16_t port)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		if (d->st[k].state != ST_FREE && d->st[k].mindex == mi && d->st[k].priv_port == port)
-			return &d->st[k];
+		if (d->st[k]->state != ST_FREE && d->st[k]->mindex == mi && d->st[k]->priv_port == port)
+			return d->st[k];
 	return NULL;
 }
 
@@ -645,14 +717,14 @@ static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint1
 		       cf->max_pinholes, d->sigb->pinholes);
 		return NULL;
 	}
-	for (int k = 0; k < DLG_MAX_STREAMS && !s; k++)
-		if (d->st[k].state == ST_FREE)
-			s = &d->st[k];
-	if (!s)
-		return NULL;
 	struct binding *b = binding_get(ip, port, BIND_MEDIA, 0, now);
 	if (!b)
 		return NULL;
+	if (!(s = stream_alloc(d))) {
+		binding_ref(b); /* made for this stream: free it */
+		binding_unref(b, now);
+		return NULL;
+	}
 	binding_ref(b);
 	s->b = b;
 	if (rb)
@@ -723,7 +795,7 @@ static struct binding *phone_rtcp(const struct stream *s, const struct sdp_media
 uint16_t dialog_rtcp_public(const struct dialog *d, int mindex)
 {
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-		const struct stream *s = &d->st[k];
+		const struct stream *s = d->st[k];
 		if (s->state != ST_FREE && s->state != ST_RETIRING && s->mindex == mindex && s->rb)
 			return s->rb->pub_port;
 	}
@@ -780,12 +852,12 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *
 			s->state = ST_ACTIVE;
 		s->mindex = (uint8_t)i;
 		s->pmux = m->rtcp_mux;
-		keep[s - d->st] = 1;
+		keep[st_index(d, s)] = 1;
 		pub[i] = s->b->pub_port;
 		opened++;
 	}
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-		struct stream *s = &d->st[k];
+		struct stream *s = d->st[k];
 		if (s->state == ST_FREE || keep[k])
 			continue;
 		/* Dropped by this SDP: it stays usable until the exchange completes. */
@@ -822,7 +894,7 @@ static void fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 		if (!m->port_num || addr_is_any(mip))
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-			struct stream *s = &d->st[k];
+			struct stream *s = d->st[k];
 			if (s->state == ST_FREE || s->mindex != i || !same_family(mip, &s->priv_ip))
 				continue;
 			struct addr key = peer_key(mip, m->port_num);
@@ -852,7 +924,7 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 		d->rport[i] = m->port_num;
 		d->rmux = (uint16_t)((d->rmux & ~(1u << i)) | (uint32_t)m->rtcp_mux << i);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-			struct stream *s = &d->st[k];
+			struct stream *s = d->st[k];
 			if (s->state == ST_FREE || s->mindex != i)
 				continue;
 			s->rmux = m->rtcp_mux;
@@ -945,7 +1017,7 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 {
 	routed_fork_win(d, w);
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-		struct stream *s = &d->st[k];
+		struct stream *s = d->st[k];
 		if (s->state == ST_FREE)
 			continue;
 		if (w > 0 && (s->fheld & (1u << w))) {
@@ -1119,8 +1191,8 @@ static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 			continue;
 		struct rstream *r = NULL;
 		for (int k = 0; k < DLG_ROUTED && !r; k++)
-			if (d->rs[k].used && d->rs[k].mindex == i)
-				r = &d->rs[k];
+			if (d->rs[k]->used && d->rs[k]->mindex == i)
+				r = d->rs[k];
 		if (!r || !r->pport || addr_is_any(&r->phone))
 			continue; /* no phone side: the phone offered no IPv6 stream here */
 		struct rfork *k = &r->fk[f - 1];
@@ -1169,7 +1241,7 @@ static void routed_fork_sdp(struct dialog *d, int f, const struct sdp *sd)
 static void routed_fork_win(struct dialog *d, int w)
 {
 	for (int j = 0; j < DLG_ROUTED; j++) {
-		struct rstream *r = &d->rs[j];
+		struct rstream *r = d->rs[j];
 		if (!r->used)
 			continue;
 		for (int f = 1; f < DLG_FORKS; f++) {
@@ -1191,20 +1263,40 @@ static void routed_fork_win(struct dialog *d, int w)
 
 static struct rstream *routed_slot(struct dialog *d, int mindex)
 {
-	struct rstream *free_r = NULL;
+	int free_k = -1;
 
 	for (int k = 0; k < DLG_ROUTED; k++) {
-		if (d->rs[k].used && d->rs[k].mindex == mindex)
-			return &d->rs[k];
-		if (!d->rs[k].used && !free_r)
-			free_r = &d->rs[k];
+		if (d->rs[k]->used && d->rs[k]->mindex == mindex)
+			return d->rs[k];
+		if (!d->rs[k]->used && free_k < 0)
+			free_k = k;
 	}
-	if (free_r) {
-		memset(free_r, 0, sizeof(*free_r));
-		free_r->used = 1;
-		free_r->mindex = (uint8_t)mindex;
+	if (free_k < 0 || (!rfree_head && rpool_used == rpool_size))
+		return NULL;
+	uint32_t idx = rfree_head ? rfree_head : ++rpool_used;
+	struct rstream *r = &rpool[idx - 1];
+	if (rfree_head)
+		rfree_head = r->rnext;
+	memset(r, 0, sizeof(*r));
+	r->used = 1;
+	r->mindex = (uint8_t)mindex;
+	d->rs[free_k] = r;
+	return r;
+}
+
+/* The dialog's routed streams back to the pool (dialog_close, after their
+ * pinholes went). */
+static void routed_release(struct dialog *d)
+{
+	for (int k = 0; k < DLG_ROUTED; k++) {
+		struct rstream *r = d->rs[k];
+		if (r == FREE_RS)
+			continue;
+		memset(r, 0, sizeof(*r));
+		r->rnext = rfree_head;
+		rfree_head = (uint32_t)(r - rpool) + 1;
+		d->rs[k] = FREE_RS;
 	}
-	return free_r;
 }
 
 /* The IN IP6 m= lines of an SDP, from either side. The phone's must name a
@@ -1220,8 +1312,8 @@ static void routed_sdp(struct dialog *d, enum dlg_side side, const struct sdp *s
 			continue; /* IPv4, masqueraded IPv6: the NAT streams' (mixed SDP) */
 		struct rstream *r = NULL;
 		for (int k = 0; k < DLG_ROUTED && !r; k++)
-			if (d->rs[k].used && d->rs[k].mindex == i)
-				r = &d->rs[k];
+			if (d->rs[k]->used && d->rs[k]->mindex == i)
+				r = d->rs[k];
 		int ok = m->port_num && !addr_is_v4(&m->ip) && !addr_is_any(&m->ip);
 		/* With no IPv6 prefix in lan.networks the LAN side is known only
 		 * as the dialog's phone (alg_packet_dir): its own address, then,
@@ -1311,7 +1403,7 @@ void dialog_offer_failed(struct dialog *d)
 {
 	/* The offer was rejected: what it opened goes, what it dropped stays. */
 	for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-		struct stream *s = &d->st[k];
+		struct stream *s = d->st[k];
 		if (s->state == ST_NEW)
 			stream_close(d, s, 0);
 		else if (s->state == ST_RETIRING)
@@ -1401,12 +1493,15 @@ void dialog_close(struct dialog *d, uint64_t now)
 	uint32_t idx = (uint32_t)(d - pool) + 1;
 
 	for (int k = 0; k < DLG_MAX_STREAMS; k++)
-		stream_close(d, &d->st[k], now);
+		stream_close(d, d->st[k], now);
 	for (int k = 0; k < DLG_ROUTED; k++) {
+		if (d->rs[k] == FREE_RS)
+			continue;
 		for (int f = 1; f < DLG_FORKS; f++)
-			rfork_kill(&d->rs[k], &d->rs[k].fk[f - 1]);
-		routed_kill(&d->rs[k]);
+			rfork_kill(d->rs[k], &d->rs[k]->fk[f - 1]);
+		routed_kill(d->rs[k]);
 	}
+	routed_release(d);
 	if (d->sigb) {
 		if (d->fp_held)
 			binding_fastpath_hold(d->sigb, 0);
@@ -1460,9 +1555,9 @@ void dialog_dump(FILE *f, uint64_t now)
 		if (!d->in_use)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++)
-			n += d->st[k].state != ST_FREE;
+			n += d->st[k]->state != ST_FREE;
 		for (int k = 0; k < DLG_ROUTED; k++)
-			n += d->rs[k].used && (d->rs[k].pport || d->rs[k].rport);
+			n += d->rs[k]->used && (d->rs[k]->pport || d->rs[k]->rport);
 		char a[ADDR_STRLEN];
 		fprintf(f, "%.*s phone ", d->callid_len, d->callid);
 		addr_fmt(a, &d->phone_ip, 1);
@@ -1484,7 +1579,7 @@ void dialog_dump_pinholes(FILE *f)
 		if (!d->in_use)
 			continue;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-			struct stream *s = &d->st[k];
+			struct stream *s = d->st[k];
 			if (s->state == ST_FREE)
 				continue;
 			const struct addr *pub = binding_public(&s->priv_ip);
@@ -1504,7 +1599,7 @@ void dialog_dump_pinholes(FILE *f)
 		}
 		/* routed IPv6: a conntrack entry from exactly the remote's port */
 		for (int k = 0; k < DLG_ROUTED; k++) {
-			const struct rstream *r = &d->rs[k];
+			const struct rstream *r = d->rs[k];
 			char ra[ADDR_STRLEN], pa[ADDR_STRLEN];
 			if (!r->live)
 				continue;
@@ -1515,12 +1610,12 @@ void dialog_dump_pinholes(FILE *f)
 		}
 		for (int k = 0; k < DLG_ROUTED; k++)
 			for (int j = 0; j < DLG_FORKS - 1; j++) {
-				const struct rfork *x = &d->rs[k].fk[j];
+				const struct rfork *x = &d->rs[k]->fk[j];
 				char ra[ADDR_STRLEN], pa[ADDR_STRLEN];
 				if (!x->live)
 					continue;
 				addr_fmt(ra, &x->remote, 1);
-				addr_fmt(pa, &d->rs[k].phone, 1);
+				addr_fmt(pa, &d->rs[k]->phone, 1);
 				fprintf(f, "conntrack %s:%u -> %s:%u%s routed early dialog %d call %.*s\n", ra, x->rport,
 					pa, x->lpport, x->live_mux ? " (rtcp-mux)" : " (+RTCP)", j + 1, d->callid_len,
 					d->callid);
@@ -1560,7 +1655,7 @@ void dialog_save(FILE *f, uint64_t now)
 			if (!addr_is_any(&d->rip[m]))
 				fprintf(f, "R %d %s %u\n", m, astr(ra, &d->rip[m]), d->rport[m]);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-			struct stream *st = &d->st[k];
+			struct stream *st = d->st[k];
 			char sa[ADDR_STRLEN], ka[ADDR_STRLEN], xa[ADDR_STRLEN], ca[ADDR_STRLEN];
 			if (st->state == ST_FREE)
 				continue;
@@ -1576,7 +1671,7 @@ void dialog_save(FILE *f, uint64_t now)
 		/* routed IPv6 streams: what the SDPs said, and whether the kernel
 		 * holds the pinhole (then it is deleted at the call's end) */
 		for (int k = 0; k < DLG_ROUTED; k++) {
-			const struct rstream *r = &d->rs[k];
+			const struct rstream *r = d->rs[k];
 			char ph[ADDR_STRLEN], rm[ADDR_STRLEN];
 			if (!r->used)
 				continue;
@@ -1696,13 +1791,15 @@ int dialog_restore_line(const char *line, uint64_t now)
 			rip = any_of(&ip);
 		if (!same_family(&key, &ip) || !same_family(&rip, &ip))
 			return -1;
-		struct stream *st = NULL;
-		for (int k = 0; k < DLG_MAX_STREAMS && !st; k++)
-			if (restoring->st[k].state == ST_FREE)
-				st = &restoring->st[k];
-		struct binding *b = st ? binding_get(&ip, (uint16_t)port, BIND_MEDIA, (uint16_t)pub, now) : NULL;
+		struct binding *b = binding_get(&ip, (uint16_t)port, BIND_MEDIA, (uint16_t)pub, now);
 		if (!b)
 			return -1;
+		struct stream *st = stream_alloc(restoring);
+		if (!st) {
+			binding_ref(b);
+			binding_unref(b, now);
+			return -1;
+		}
 		binding_ref(b);
 		st->b = b;
 		st->priv_ip = ip;
@@ -1755,7 +1852,7 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 		v->age_ms = now > d->created ? now - d->created : 0;
 		v->expires_ms = d->expires > now ? d->expires - now : 0;
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
-			const struct stream *s = &d->st[k];
+			const struct stream *s = d->st[k];
 			if (s->state == ST_FREE)
 				continue;
 			struct dialog_stream_view *o = &v->st[v->n_streams++];
@@ -1775,7 +1872,7 @@ int dialog_view_next(uint32_t *cursor, struct dialog_view *v, uint64_t now)
 			o->rtcp_priv_port = s->rb ? s->rb->priv_port : (uint16_t)(s->priv_port + 1);
 		}
 		for (int k = 0; k < DLG_ROUTED && v->n_streams < DIALOG_VIEW_STREAMS; k++) {
-			const struct rstream *r = &d->rs[k];
+			const struct rstream *r = d->rs[k];
 			if (!r->used || (!r->pport && !r->rport))
 				continue;
 			struct dialog_stream_view *o = &v->st[v->n_streams++];
