@@ -112,7 +112,7 @@ static const struct keydef {
 			  "UDP ports carrying SIP; reload replaces the diversion rules" },
 	[SIP_PMIN]    = { "sip.port_min", K_UINT, FIELD(sig_port_min), 0, 40000, NULL, 1, 65535, NULL, RESTART,
 			  "first public SIP port handed out; the port allocator is built at start" },
-	[SIP_PMAX]    = { "sip.port_max", K_UINT, FIELD(sig_port_max), 0, 40999, NULL, 1, 65535, NULL, RESTART,
+	[SIP_PMAX]    = { "sip.port_max", K_UINT, FIELD(sig_port_max), 0, 49999, NULL, 1, 65535, NULL, RESTART,
 			  "last public SIP port handed out; the port allocator is built at start" },
 	[SIP_INBOUND] = { "sip.inbound_from", K_ENUM, FIELD(inbound_src), 0, CONF_INBOUND_REGISTRAR, NULL, 0, 0, ch_inbound, LIVE,
 			  "who may send requests to a registered phone (new registrations and calls)" },

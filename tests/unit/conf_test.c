@@ -60,7 +60,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.media_port_min, 20000);
 	assert_int_equal(c.media_port_max, 39999);
 	assert_int_equal(c.sig_port_min, 40000);
-	assert_int_equal(c.sig_port_max, 40999);
+	assert_int_equal(c.sig_port_max, 49999);
 	assert_int_equal(c.pinhole_src, CONF_PINHOLE_PEER);
 	assert_int_equal(c.media_other_hosts, 0);
 	assert_int_equal(c.inbound_src, CONF_INBOUND_REGISTRAR);
@@ -749,7 +749,7 @@ static const struct bad bad_cases[] = {
 	{ BASE "sip:\n  port_min: 30000\n  port_max: 30999\n",
 	  "t.yaml:6: sip.port_min..port_max 30000-30999 overlaps media.port_min..port_max 20000-39999" },
 	{ BASE "media:\n  port_min: 40000\n  port_max: 49999\n",
-	  "t.yaml:6: sip.port_min..port_max 40000-40999 overlaps media.port_min..port_max 40000-49999" },
+	  "t.yaml:6: sip.port_min..port_max 40000-49999 overlaps media.port_min..port_max 40000-49999" },
 	{ BASE "media:\n  port_min: 2000\n  port_max: 9999\n",
 	  "t.yaml:6: sip.ports: 5060 is inside the media port range 2000-9999" },
 	/* CIDRs and addresses */
