@@ -45,6 +45,14 @@ bench_init() {
 	mkdir -p "$B_TMP/bin"
 	cp "$B_REPO/sipalgctl" "$B_TMP/bin/" 2>/dev/null
 	cp "${SIPALGD_BIN:-$B_REPO/sipalgd}" "$B_TMP/bin/sipalgd" 2>/dev/null
+	# the `queue` router's reader, with the daemon's own queue code
+	case " ${ROUTERS:-} " in *" queue "*)
+		# shellcheck disable=SC2046
+		${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$B_REPO/src" \
+			$(pkg-config --cflags libmnl libnetfilter_queue) -o "$B_TMP/bin/nullq" \
+			"$B_REPO/tests/bench/nullq.c" "$B_REPO/src/nfq.c" "$B_REPO/src/log.c" "$B_REPO/src/stats.c" \
+			$(pkg-config --libs libmnl libnetfilter_queue) || echo "# nullq did not build" >&2 ;;
+	esac
 	B_PIDS=""
 	B_DAEMON_PID=""
 	B_KEEP_TMP=${KEEP:-0}
@@ -310,12 +318,49 @@ router_sipalgd_off() {
 	return $rc
 }
 
+# router_queue_on: the floor of a queue-based ALG (tests/bench/nullq.c):
+# SIP crossing the WAN link diverted to NFQUEUE as sipalgd diverts it (mangle
+# FORWARD, UDP port 5060 both ways), read and accepted unchanged with
+# sipalgd's batching and hold-off. Calls complete as through masquerade.
+router_queue_on() {
+	local q=$(( 3000 + B_ID % 1000 )) d k i
+	[ -x "$B_TMP/bin/nullq" ] || { echo "nullq not built" >&2; return 1; }
+	nsx "$NS_RTR" iptables -w -t mangle -N salgb_nullq || return 1
+	for d in -i -o; do for k in --dport --sport; do
+		nsx "$NS_RTR" iptables -w -t mangle -A salgb_nullq "$d" "$IF_WAN" -p udp "$k" 5060 \
+			-j NFQUEUE --queue-num "$q" || return 1
+	done; done
+	nsx "$NS_RTR" iptables -w -t mangle -I FORWARD 1 -p udp -j salgb_nullq || return 1
+	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
+	bstart ip netns exec "$NS_RTR" "$B_TMP/bin/nullq" "$q" "${HOLDOFF_US:-2000}" >"$B_TMP/nullq.log" 2>&1 </dev/null
+	B_DAEMON_PID=$B_LASTPID
+	for i in $(seq 1 50); do
+		grep -q "^ *$q " /proc/net/netfilter/nfnetlink_queue 2>/dev/null && return 0
+		nsx "$NS_RTR" grep -q "^ *$q " /proc/net/netfilter/nfnetlink_queue 2>/dev/null && return 0
+		kill -0 "$B_DAEMON_PID" 2>/dev/null || { cat "$B_TMP/nullq.log" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "nullq did not bind queue $q" >&2
+	return 1
+}
+
+router_queue_off() {
+	[ -n "$B_DAEMON_PID" ] && { kill -TERM "$B_DAEMON_PID" 2>/dev/null; wait "$B_DAEMON_PID" 2>/dev/null; bforget "$B_DAEMON_PID"; }
+	B_DAEMON_PID=""
+	nsx "$NS_RTR" iptables -w -t mangle -D FORWARD -p udp -j salgb_nullq 2>/dev/null
+	nsx "$NS_RTR" iptables -w -t mangle -F salgb_nullq 2>/dev/null
+	nsx "$NS_RTR" iptables -w -t mangle -X salgb_nullq 2>/dev/null
+	nsx "$NS_RTR" conntrack -F >/dev/null 2>&1 || true
+	return 0
+}
+
 router_on() {
 	case "$1" in
 	none) nsx "$NS_RTR" conntrack -F >/dev/null 2>&1; return 0 ;;
 	helper) router_helper_on ;;
 	sipalgd) router_sipalgd_on "$2" ;;
-	*) echo "unknown router '$1' (none, helper, sipalgd)" >&2; return 2 ;;
+	queue) router_queue_on ;;
+	*) echo "unknown router '$1' (none, helper, sipalgd, queue)" >&2; return 2 ;;
 	esac
 }
 
@@ -324,5 +369,6 @@ router_off() {
 	none) nsx "$NS_RTR" conntrack -F >/dev/null 2>&1; return 0 ;;
 	helper) router_helper_off ;;
 	sipalgd) router_sipalgd_off ;;
+	queue) router_queue_off ;;
 	esac
 }

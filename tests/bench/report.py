@@ -13,8 +13,9 @@ import os
 import re
 import sys
 
-ROUTER_ORDER = {"none": 0, "helper": 1, "sipalgd": 2}
-ROUTER_NAME = {"none": "masquerade", "helper": "kernel helper", "sipalgd": "sipalgd"}
+ROUTER_ORDER = {"none": 0, "helper": 1, "sipalgd": 2, "queue": 3}
+ROUTER_NAME = {"none": "masquerade", "helper": "kernel helper", "sipalgd": "sipalgd",
+               "queue": "queue floor"}
 
 
 def f1(v, nd=1):
@@ -133,6 +134,26 @@ def calls_tables(cells):
                 met.append("RSS " + ("yes" if rss_ok else "NO"))
         out.append(f"| {rate} | {ratio} | {work} | {added} | {per} | {', '.join(met) or '-'} |")
     out.append("")
+    # The `queue` router (nullq.c): SIP through NFQUEUE, accepted unchanged
+    # with sipalgd's batching. Any ALG that handles its messages in user
+    # space pays at least this; the CPU targets are ratios to the helper.
+    if any(c["router"] == "queue" for c in cells):
+        out.append("Queue floor: every SIP message through NFQUEUE to a reader that accepts it unchanged "
+                   "(tests/bench/nullq.c: sipalgd's queue code, batching and hold-off; no parse, no rewrite, "
+                   "no pinholes), against the kernel helper and the CPU target at that rate:")
+        out.append("")
+        out.append("| calls/s | queue floor CPU/call (us) = NAPI + reader | / helper | / masquerade | CPU target (x helper) |")
+        out.append("|---:|---|---:|---:|---:|")
+        for rate in rates:
+            q, h, n = by.get((rate, "queue")), by.get((rate, "helper")), by.get((rate, "none"))
+            if not q or not q["cpu_per_call_us"]:
+                continue
+            rh = f"{q['cpu_per_call_us'] / h['cpu_per_call_us']:.2f}x" if h and h["cpu_per_call_us"] else "-"
+            rn = f"{q['cpu_per_call_us'] / n['cpu_per_call_us']:.2f}x" if n and n["cpu_per_call_us"] else "-"
+            tgt = {500: "1.0", 2000: "0.8"}.get(rate, "-")
+            out.append(f"| {rate} | {f1(q['cpu_per_call_us'])} = {f1(q['napi_per_call_us'])} + "
+                       f"{f1(q['daemon_per_call_us'])} | {rh} | {rn} | {tgt} |")
+        out.append("")
     # Delay per message kind, sipalgd vs the helper, at each rate.
     kinds = ["INVITE", "100 INVITE", "180 INVITE", "200 INVITE", "ACK", "BYE", "200 BYE"]
     groups = [("fast_kinds", "fast-path kinds (100, 180, ACK)"), ("slow_kinds", "all others")]
@@ -217,7 +238,7 @@ def state_tables(s):
     out = []
     if not s:
         return out
-    out.append(f"{s['phones_registered']} of {s['phones']} phones registered (each from its own LAN source port), "
+    out.append(f"{s['phones_registered']} of {s['phones']} phones registered (each from its own LAN address), "
                f"then {s['dialogs_up']} of {s['dialogs']} dialogs established and held open; "
                f"a probe of {s['probe']} short calls (INVITE/200/ACK/BYE/200, a pinhole opened and closed each) at each level.")
     out.append("")

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 11 minutes (the TCP cell: 3).
+# tests/bench/run.sh: the sipalgd benchmark (make bench). Root; about 14 minutes (the TCP cell: 3).
 #
 #   tests/bench/run.sh [calls|media|state|trunk|tcp|all]  default: all
 #
@@ -30,7 +30,9 @@
 #          level (lookups, pinhole add/remove) staying flat.
 #
 # Environment (defaults in brackets):
-#   RATES ["50 200 500 1000 2000"]  ROUTERS ["none helper sipalgd"]  DURATION [20]
+#   RATES ["50 200 500 1000 2000"]  ROUTERS ["none helper sipalgd queue"]  DURATION [20]
+#          `queue`: the floor of any queue-based ALG, SIP through NFQUEUE to a
+#          reader that accepts it unchanged (tests/bench/nullq.c)
 #   HOLD_MS [1000]  how long each calls-cell call is held before its BYE
 #   HOLDOFF_US [2000]  sipalgd's queue.holdoff_us (the longest adaptive pause)
 #   MEDIA_CALLS [300] MEDIA_PPS [50] MEDIA_SECONDS [10]
@@ -68,12 +70,12 @@ esac
 RATES=${RATES:-"50 200 500 1000 2000"}
 HOLD_MS=${HOLD_MS:-1000}
 case "$HOLD_MS" in ''|*[!0-9]*) echo "HOLD_MS must be a number of milliseconds" >&2; exit 2 ;; esac
-ROUTERS=${ROUTERS:-"none helper sipalgd"}
+ROUTERS=${ROUTERS:-"none helper sipalgd queue"}
 DURATION=${DURATION:-20}
 BENCH_DOC=${BENCH_DOC:-1}
 TCP_RATES=${TCP_RATES:-"200 1000"}
 for r in $RATES $TCP_RATES; do case "$r" in ''|*[!0-9]*) echo "RATES: '$r' is not a number" >&2; exit 2 ;; esac; done
-for r in $ROUTERS; do case "$r" in none|helper|sipalgd) ;; *) echo "ROUTERS: '$r' (none, helper, sipalgd)" >&2; exit 2 ;; esac; done
+for r in $ROUTERS; do case "$r" in none|helper|sipalgd|queue) ;; *) echo "ROUTERS: '$r' (none, helper, sipalgd, queue)" >&2; exit 2 ;; esac; done
 case "$DURATION" in ''|*[!0-9]*|0) echo "DURATION must be a positive number of seconds" >&2; exit 2 ;; esac
 [ "$DURATION" -le 600 ] || { echo "DURATION is at most 600 s" >&2; exit 2; }
 
@@ -168,7 +170,7 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk|tcp]
 		nsx "$NS_RTR" nft -f "$HERE/kernel-helper-tcp.nft" || { echo "TCP ct helper refused" >&2; return 1; }
 	fi
 	local dpid=""
-	if [ "$router" = sipalgd ]; then
+	if [ "$router" = sipalgd ] || [ "$router" = queue ]; then
 		dpid=$B_DAEMON_PID
 		sleep 1
 		echo "rss_idle_kib=$(rss_kib "$dpid")" >>"$cell/meta.txt"
@@ -205,7 +207,7 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk|tcp]
 	# While the load runs: the daemon's RSS and live dialogs, once a second.
 	i=0
 	while kill -0 "$uac" 2>/dev/null && [ $i -lt $(( tmo * 2 )) ]; do
-		if [ -n "$dpid" ]; then
+		if [ "$router" = sipalgd ]; then
 			rss=$(rss_kib "$dpid"); [ "${rss:-0}" -gt "$rssmax" ] && rssmax=$rss
 			d=$(sipalgctl_b counters 2>/dev/null | awk '$1 == "dialogs" {print $2}')
 			[ "${d:-0}" -gt "$dmax" ] && dmax=$d
@@ -235,7 +237,7 @@ run_cell() { # run_cell RATE ROUTER [profile|trunk|tcp]
 		echo "veth_drops=$(veth_drop_delta "$vd0" "$(veth_drop_counts)")"
 		echo "capture_drops=$(sed -n "s|.*received/dropped on interface '[^']*': [0-9]*/\([0-9]*\).*|\1|p" "$cell"/lan.pcap.err "$cell"/wan.pcap.err 2>/dev/null | awk '{s += $1} END {print s + 0}')"
 	} >>"$cell/meta.txt"
-	if [ -n "$dpid" ]; then
+	if [ "$router" = sipalgd ]; then
 		echo "rss_max_kib=$rssmax" >>"$cell/meta.txt"
 		echo "dialogs_max=$dmax" >>"$cell/meta.txt"
 		echo "rss_end_kib=$(rss_kib "$dpid")" >>"$cell/meta.txt"
@@ -293,6 +295,7 @@ run_tcp() {
 	local rate router
 	for rate in $TCP_RATES; do
 		for router in $ROUTERS; do
+			[ "$router" = queue ] && continue # its diversion is UDP's
 			run_cell "$rate" "$router" tcp || return 1
 		done
 	done
@@ -314,6 +317,10 @@ run_media() {
 
 run_state() {
 	echo "# state: ${STATE_PHONES:-10000} phones, ${STATE_DIALOGS:-5000} dialogs" >&2
+	# the phones' addresses (loadgen.py PHONE_NET): local to the LAN
+	# namespace, routed to it by the router
+	ip -n "$NS_LAN" route replace local 10.77.0.0/16 dev lo || return 1
+	ip -n "$NS_RTR" route replace 10.77.0.0/16 via 192.168.77.10 || return 1
 	SIPALGD_YAML="${SIPALGD_YAML:-}" router_on sipalgd state || return 1
 	"$B_PY" "$HERE/loadgen.py" state --lan-ns "$NS_LAN" --wan-ns "$NS_WAN" --rtr-ns "$NS_RTR" \
 		--daemon-pid "$B_DAEMON_PID" --napi "$B_NAPI_PIDS" --ctl "$B_CTL" --sock "$B_SOCK" \
