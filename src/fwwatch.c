@@ -621,6 +621,15 @@ static int fw_chain_cb(const struct nlmsghdr *nlh, void *data)
 
 static int fwd_found = -1;         /* -1: not looked yet */
 static char fwd_where[256];
+/* A firewall reload passes through states that drop everything for a
+ * moment (ufw's flushed chains under policy DROP, firewalld's
+ * firewalld_policy_drop table while it reloads): the forward policy is
+ * looked at once the ruleset has been quiet for FWD_SETTLE_MS, or
+ * FWD_SETTLE_MAX_MS after the first change of a ruleset that never
+ * settles. Until then status shows what was found before. */
+#define FWD_SETTLE_MS 1000
+#define FWD_SETTLE_MAX_MS 5000
+static uint64_t fwd_due, fwd_pending_since; /* ms; 0: nothing pending */
 
 /* 1 (and the chains named in buf) when a forward policy drops DNAT'ed media. */
 static int fw_forward_find(char *buf, size_t len)
@@ -778,7 +787,9 @@ void fwwatch_event(uint64_t now)
 	 * comes; a lost one by the tick. */
 	if (checks) {
 		fw_next_check = now + 1000;
-		fw_forward_check();
+		if (!fwd_pending_since)
+			fwd_pending_since = now;
+		fwd_due = now + FWD_SETTLE_MS;
 	}
 	if (helper)
 		fw_helper_warn(0);
@@ -786,6 +797,11 @@ void fwwatch_event(uint64_t now)
 
 void fwwatch_tick(uint64_t now)
 {
+	if (fw_conf && fwd_pending_since &&
+	    (now >= fwd_due || now - fwd_pending_since >= FWD_SETTLE_MAX_MS)) {
+		fwd_pending_since = fwd_due = 0;
+		fw_forward_check();
+	}
 	if (!fw_conf || now < fw_next_check)
 		return;
 	/* A dirty state older than a tick lost its NEWGEN (ENOBUFS). */

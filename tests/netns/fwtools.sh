@@ -105,7 +105,7 @@ run_part() {
 	local table
 	table=$(sed -n 's/.*nft_table: \([A-Za-z0-9_]*\).*/\1/p' "$LAB_CONF")
 	"$PY" -u "$HERE/fwtools.py" --ns salg-fw --id "$LAB_ID" --ctl "$LAB_CTL" --sock "$LAB_SOCK" \
-		--table "$table" --hook "$hook" --part "$name" "$@" 2>&1 | tee "$LAB_TMP/$name.out" |
+		--table "$table" --hook "$hook" --part "$name" --log "$LAB_DAEMON_LOG" "$@" 2>&1 | tee "$LAB_TMP/$name.out" |
 		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
 	local p f
 	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$LAB_TMP/$name.out")
@@ -254,8 +254,54 @@ EOF
 }
 
 # ---------------------------------------------------------------- firewalld
+# firewalld (nftables backend, as Debian ships it) needs the D-Bus system bus: a private
+# dbus-daemon on a tmpfs /run, in the private mount namespace where /etc/firewalld and
+# /var/log are temp copies. Its zones as a router's admin sets them: wan in `external`
+# (masquerade on), lan and lan2 in `internal`, a policy internal -> external ACCEPT.
+fwd_start() {
+	fwx firewalld --nofork --nopid >>"$LAB_TMP/firewalld.log" 2>&1 &
+	LAB_PIDS="$LAB_PIDS $!"
+	local i
+	for i in $(seq 1 100); do
+		[ "$(fwx firewall-cmd --state 2>/dev/null)" = running ] && return 0
+		sleep 0.1
+	done
+	echo "firewalld did not come up within 10 s; its log:" >&2
+	tail -20 "$LAB_TMP/firewalld.log" >&2
+	return 1
+}
 part_firewalld() {
-	echo "# firewalld: not yet" >&2
+	local d=$LAB_TMP/firewalld
+	mkdir -p "$d/log"
+	cp -a /etc/firewalld "$d/etc"
+	hold_start "mount --bind $d/etc /etc/firewalld && mount --bind $d/log /var/log && \
+mount -t tmpfs salg-fw-run /run && mkdir -p /run/dbus && dbus-daemon --system --fork" ||
+		{ nok "firewalld: private mount namespace and D-Bus"; return; }
+	fwd_start || { nok "firewalld: does not start here"; return; }
+	local out
+	if ! out=$( { fwx firewall-cmd --permanent --zone=external --add-interface=wan &&
+		fwx firewall-cmd --permanent --zone=internal --add-interface=lan &&
+		fwx firewall-cmd --permanent --zone=internal --add-interface=lan2 &&
+		fwx firewall-cmd --permanent --new-policy lan2wan &&
+		fwx firewall-cmd --permanent --policy lan2wan --add-ingress-zone internal &&
+		fwx firewall-cmd --permanent --policy lan2wan --add-egress-zone external &&
+		fwx firewall-cmd --permanent --policy lan2wan --set-target ACCEPT &&
+		fwx firewall-cmd --reload; } 2>&1); then
+		nok "firewalld: zones: $out"; return
+	fi
+	rx nft list chain inet firewalld filter_FORWARD | grep -E 'policy|dnat|reject' | sed 's/^\s*/# firewalld: /'
+	cat >"$LAB_TMP/hook-firewalld.sh" <<EOF
+#!/bin/bash
+fwx() { nsenter -t $HOLD -m -n "\$@"; }
+case "\$1" in
+reload) fwx firewall-cmd --reload ;;
+complete-reload) fwx firewall-cmd --complete-reload ;;
+*) echo "unknown step \$1" >&2; exit 2 ;;
+esac
+EOF
+	chmod +x "$LAB_TMP/hook-firewalld.sh"
+	run_part firewalld "$LAB_TMP/hook-firewalld.sh" status=ok call event=reload \
+		event=complete-reload status=ok
 }
 
 for part in $PARTS; do
@@ -274,4 +320,5 @@ for part in $PARTS; do
 	part_reset
 done
 echo "$pass passed, $fail failed"
+[ $fail = 0 ] || LAB_KEEP_TMP=1
 [ $fail = 0 ] && [ $pass -gt 0 ]
