@@ -92,6 +92,53 @@ def wait_rules(what, limit=5.0):
         time.sleep(0.05)
 
 
+class Media:
+    """The held call's RTP during the reload, remote -> phone at 50 packets/s (one
+    every 20 ms); counts what reached the phone and the longest gap between arrivals."""
+
+    def __init__(self, call):
+        self.c, self.sent, self.got, self.gap = call, 0, 0, 0.0
+        self.stop = threading.Event()
+        self.c.phone_rtp.settimeout(0.1)
+        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
+
+    def _send(self):
+        t0 = time.monotonic()
+        while not self.stop.is_set() and time.monotonic() - t0 < 30:
+            try:
+                self.c.remote_rtp.sendto(flows.rtp_packet(self.sent, 0x5a1f), tuple(self.c.pub_media))
+            except OSError:
+                pass
+            self.sent += 1
+            time.sleep(0.02)
+
+    def _recv(self):
+        last = time.monotonic()
+        while True:
+            try:
+                self.c.phone_rtp.recvfrom(2048)
+            except socket.timeout:
+                if self.stop.is_set() and not self.threads[0].is_alive():
+                    break
+                continue
+            except OSError:
+                break
+            now = time.monotonic()
+            self.gap = max(self.gap, now - last)
+            last = now
+            self.got += 1
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(3)
+        self.c.phone_rtp.settimeout(None)
+
+
 class Sniffer:
     """Every IPv4 packet on the internet side's eth0 (AF_PACKET, as tcpdump would see it):
     counts those whose source address or payload names the LAN (192.168.)."""
@@ -217,8 +264,10 @@ def step_event(ev):
         w0 = fwd_warnings()
         sn = Sniffer()
         load = Load(300)
+        media = Media(held)
         sn.start()
         load.start()
+        media.start()
         try:
             time.sleep(0.8)
             t0 = time.monotonic()
@@ -230,10 +279,13 @@ def step_event(ev):
             time.sleep(1.5)
         finally:
             load.finish()
+            media.finish()
             sn.finish()
         c = counters()
         c0 = state["c0"]
         lost = load.lost()
+        print("# figure %s: held call's RTP remote -> phone at 50/s during it: %d sent, %d "
+              "arrived, longest gap %.0f ms" % (ev, media.sent, media.got, media.gap * 1000))
         print("# figure %s: reload took %.0f ms; %d OPTIONS sent, %d arrived, %d lost for good; "
               "internet side saw %d packets, %d with a LAN address; rules_restored +%d, "
               "guard_dropped +%d, forward_drops_dnat %d"

@@ -172,9 +172,10 @@ policy-accept)
 esac
 EOF
 	chmod +x "$LAB_TMP/hook-ufw.sh"
-	run_part ufw "$LAB_TMP/hook-ufw.sh" status=warn blocked do=dnat-fix status=ok call \
+	# shellcheck disable=SC2086  # UFW_STEPS: other steps, to look at one closer
+	run_part ufw "$LAB_TMP/hook-ufw.sh" ${UFW_STEPS:-status=warn blocked do=dnat-fix status=ok call \
 		event=reload event=disable-enable event=builtins-reload status=ok \
-		do=policy-accept status=ok call
+		do=policy-accept status=ok call}
 }
 
 # ------------------------------------------------------------------- docker
@@ -320,5 +321,5 @@ for part in $PARTS; do
 	part_reset
 done
 echo "$pass passed, $fail failed"
-[ $fail = 0 ] || LAB_KEEP_TMP=1
+[ $fail = 0 ] && [ "${FWTOOLS_KEEP:-0}" = 0 ] || LAB_KEEP_TMP=1
 [ $fail = 0 ] && [ $pass -gt 0 ]
