@@ -7,6 +7,7 @@
 #
 #   tests/netns/fwtools.sh                # every part whose tool is installed
 #   PARTS="ufw docker" tests/netns/fwtools.sh
+#   PARTS=ufw UFW_STEPS="do=dnat-fix event=builtins-reload" GUARD=off tests/netns/fwtools.sh
 #
 # Parts:
 #   ufw     ufw as Ubuntu's server guide makes a router of it (NAT section in
@@ -57,6 +58,12 @@ trap 'echo "# interrupted" >&2; exit 130' INT TERM
 LAB_PIDS="$LAB_PIDS $!"
 echo "# sipalgd fwtools lab: id=$LAB_ID tmp=$LAB_TMP parts=$PARTS"
 # No ruleset of the lab's: each part's tool writes the router's.
+# GUARD=off: queue.guard off, to see the leak checks fail (a reload that removes the
+# diversion lets unrewritten SIP out: UFW_STEPS="do=dnat-fix event=builtins-reload").
+if [ "${GUARD:-on}" = off ]; then
+	sed 's/^queue: { /queue: { guard: off, /' "$LAB_REPO/tests/netns/lab.yaml" >"$LAB_TMP/lab-noguard.yaml"
+	export LAB_CONF_TEMPLATE="$LAB_TMP/lab-noguard.yaml"
+fi
 echo "# the router's firewall is written by the tool of each part" >"$LAB_TMP/empty.nft"
 LAB_ROUTER_RULESET=$LAB_TMP/empty.nft
 lab_topology
