@@ -9,6 +9,8 @@ wrote the tool's rules and started the daemon:
 STEP is one of
   status=warn|ok   `sipalgctl status` has the forward-policy warning (and the gauge
                    forward_drops_dnat is 1), or has neither;
+  tcp              SIP/TCP: the registrar's new connection back to a registered phone
+                   (tcp.py in-provider / in-phone) is relayed (the input policy lets it in);
   call             a new call (flows.call_3_1: rewrite, RTP both ways, stranger
                    refused, BYE, pinholes closed) passes;
   blocked          the same call's remote-first RTP is refused (the forward policy
@@ -242,6 +244,32 @@ def step_blocked():
     flows.close_all_sockets()
 
 
+def step_tcp():
+    """SIP over TCP, the registrar's new connection back (tcp.py in-provider / in-phone,
+    as tcp.sh runs them): the phone registers over TCP and closes, the provider calls
+    its public Contact on a new connection, which reaches the daemon's relay as input
+    to the router (TPROXY): the tool's input policy must let it in."""
+    def fn():
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = "/tmp/salg-fw-tcp-%s.json" % A.id
+        prov = subprocess.Popen(["timeout", "30", "ip", "netns", "exec", flows.NS["wan"], sys.executable,
+                                 os.path.join(here, "tcp.py"), "in-provider", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)
+        ph = subprocess.run(["timeout", "30", "ip", "netns", "exec", flows.NS["lan"], sys.executable,
+                             os.path.join(here, "tcp.py"), "in-phone"], capture_output=True, text=True)
+        pout, _ = prov.communicate(timeout=40)
+        try:
+            os.unlink(out)
+        except OSError:
+            pass
+        bad = [ln for ln in (pout + ph.stdout + ph.stderr).splitlines() if "FAIL" in ln or "not ok" in ln]
+        check(prov.returncode == 0 and ph.returncode == 0,
+              "provider exit %d, phone exit %d: %s" % (prov.returncode, ph.returncode, bad[:3] or
+                                                       (pout + ph.stdout)[-300:]))
+    result("SIP/TCP: the registrar's new connection to the phone's public Contact is relayed", fn)
+
+
 def step_event(ev):
     p1, bob = flows.phone(flows.PHONE1), flows.remote(flows.PROXY, name="bob")
     held = flows.Call(p1, bob, 17000 + 10 * (sum(map(ord, ev)) % 50))
@@ -335,6 +363,8 @@ def main():
             step_status(v)
         elif k == "call":
             step_call()
+        elif k == "tcp":
+            step_tcp()
         elif k == "blocked":
             step_blocked()
         elif k == "event":

@@ -18,6 +18,8 @@
 #           `ufw reload`, `ufw disable && ufw enable` and a reload with MANAGE_BUILTINS=yes
 #           (flushes mangle and nat: the diversion goes) during a held call; finally
 #           DEFAULT_FORWARD_POLICY="ACCEPT" (the guide's own choice): status ok.
+#           SIP/TCP (sip.tcp, on as shipped) with docs/operations.md's ufw-before-input
+#           line for the relay's mark: the registrar's new connection back is relayed.
 #           ufw reads /etc/ufw, /etc/default/ufw and /lib/ufw: it runs in a private mount
 #           namespace (unshare -m) with temp copies of /etc/ufw, /etc/default and
 #           /lib/ufw bound over them, and a tmpfs on /run; the host's are never touched.
@@ -28,10 +30,14 @@
 #           routing (LAN -> WAN, established): status must warn and the media is dropped;
 #           then the DOCKER-USER line from docs/operations.md; dockerd's restart (its
 #           chains flushed and written again, jumps re-inserted, policy DROP) during a
-#           held call.
+#           held call. SIP/TCP needs nothing (Docker leaves INPUT alone).
 #   firewalld  firewalld with a private system D-Bus (dbus-daemon) in a private mount
 #           namespace: wan in zone external (masquerade), lan/lan2 in internal, a policy
-#           internal -> external ACCEPT; `firewall-cmd --reload` during a held call.
+#           internal -> external ACCEPT; the SIP/TCP ports of docs/operations.md;
+#           `firewall-cmd --reload` and `--complete-reload` during a held call.
+# Without the SIP/TCP lines, ufw's INPUT policy and firewalld's input reject drop the
+# phones' own SIP/TCP connections (TPROXY makes them input to the router): the `tcp`
+# step fails (UFW_STEPS="do=dnat-fix tcp", FWD_STEPS=tcp).
 # A part whose tool is not installed is skipped, and said so. Bounded: about 2 minutes.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -102,6 +108,9 @@ part_reset() {
 	rx nft flush ruleset
 	rx conntrack -F >/dev/null 2>&1
 	ip -n "$NS_RTR" link del docker0 2>/dev/null
+	# The next part's daemon starts afresh: no dialogs or registrations of this one
+	# (the tcp step's checks that other ports stay refused rely on it).
+	rm -f "$LAB_TMP"/*.state
 	return 0
 }
 
@@ -168,6 +177,11 @@ dnat-fix)
 	fwx sed -i '/^-A ufw6-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT$/a -A ufw6-before-forward -m conntrack --ctstate DNAT -j ACCEPT' /etc/ufw/before6.rules &&
 	fwx grep -q -- '--ctstate DNAT -j ACCEPT' /etc/ufw/before.rules &&
 	fwx grep -q -- '--ctstate DNAT -j ACCEPT' /etc/ufw/before6.rules && fwx ufw reload ;;
+tcp-fix)
+	# docs/operations.md, ufw and sip.tcp: the relay's connections (TPROXY, marked
+	# 0x5f10 by the daemon) are input to the router, which ufw's INPUT policy drops.
+	fwx sed -i '/^-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT$/a -A ufw-before-input -p tcp -m mark --mark 0x5f10 -j ACCEPT' /etc/ufw/before.rules &&
+	fwx grep -q -- '--mark 0x5f10 -j ACCEPT' /etc/ufw/before.rules && fwx ufw reload ;;
 reload) fwx ufw reload ;;
 disable-enable) fwx ufw disable && fwx ufw --force enable ;;
 builtins-reload)
@@ -180,7 +194,7 @@ esac
 EOF
 	chmod +x "$LAB_TMP/hook-ufw.sh"
 	# shellcheck disable=SC2086  # UFW_STEPS: other steps, to look at one closer
-	run_part ufw "$LAB_TMP/hook-ufw.sh" ${UFW_STEPS:-status=warn blocked do=dnat-fix status=ok call \
+	run_part ufw "$LAB_TMP/hook-ufw.sh" ${UFW_STEPS:-status=warn blocked do=dnat-fix status=ok call do=tcp-fix tcp \
 		event=reload event=disable-enable event=builtins-reload status=ok \
 		do=policy-accept status=ok call}
 }
@@ -257,8 +271,9 @@ docker-restart) docker_rules ;;
 esac
 EOF
 	chmod +x "$LAB_TMP/hook-docker.sh"
-	run_part docker "$LAB_TMP/hook-docker.sh" status=warn blocked do=dnat-fix status=ok call \
-		event=docker-restart status=ok
+	# shellcheck disable=SC2086
+	run_part docker "$LAB_TMP/hook-docker.sh" ${DOCKER_STEPS:-status=warn blocked do=dnat-fix status=ok call tcp \
+		event=docker-restart status=ok}
 }
 
 # ---------------------------------------------------------------- firewalld
@@ -302,14 +317,23 @@ mount -t tmpfs salg-fw-run /run && mkdir -p /run/dbus && dbus-daemon --system --
 #!/bin/bash
 fwx() { nsenter -t $HOLD -m -n "\$@"; }
 case "\$1" in
+tcp-fix)
+	# docs/operations.md, firewalld and sip.tcp: firewalld cannot match the relay's
+	# mark; the ports, on the LAN zone (phones' connections to sip.ports) and on the
+	# WAN zone (the registrar's new connection to a phone's public Contact port).
+	fwx firewall-cmd --permanent --zone=internal --add-port=5060/tcp &&
+	fwx firewall-cmd --permanent --zone=external --add-port=5060/tcp &&
+	fwx firewall-cmd --permanent --zone=external --add-port=40000-40999/tcp &&
+	fwx firewall-cmd --reload ;;
 reload) fwx firewall-cmd --reload ;;
 complete-reload) fwx firewall-cmd --complete-reload ;;
 *) echo "unknown step \$1" >&2; exit 2 ;;
 esac
 EOF
 	chmod +x "$LAB_TMP/hook-firewalld.sh"
-	run_part firewalld "$LAB_TMP/hook-firewalld.sh" status=ok call event=reload \
-		event=complete-reload status=ok
+	# shellcheck disable=SC2086
+	run_part firewalld "$LAB_TMP/hook-firewalld.sh" ${FWD_STEPS:-status=ok call do=tcp-fix tcp event=reload \
+		event=complete-reload status=ok}
 }
 
 for part in $PARTS; do
