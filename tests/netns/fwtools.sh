@@ -45,7 +45,8 @@ LAB_REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-ALG=sipalgd
+ALG=sipalgd  # lib.sh's lab_init reads it
+export ALG
 PARTS=${PARTS:-ufw docker firewalld}
 LAB_ID=${LAB_ID:-$(( 5000 + $$ % 4000 ))}
 PATH=$PATH:/usr/sbin:/sbin
@@ -71,7 +72,7 @@ if [ "${GUARD:-on}" = off ]; then
 	export LAB_CONF_TEMPLATE="$LAB_TMP/lab-noguard.yaml"
 fi
 echo "# the router's firewall is written by the tool of each part" >"$LAB_TMP/empty.nft"
-LAB_ROUTER_RULESET=$LAB_TMP/empty.nft
+export LAB_ROUTER_RULESET=$LAB_TMP/empty.nft  # lab_topology loads it
 lab_topology
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
@@ -245,8 +246,10 @@ EOF
 }
 
 part_docker() {
-	ip -n "$NS_RTR" link add docker0 type bridge && ip -n "$NS_RTR" addr add 172.17.0.1/16 dev docker0 &&
-		ip -n "$NS_RTR" link set docker0 up || { nok "docker: docker0"; return; }
+	if ! { ip -n "$NS_RTR" link add docker0 type bridge && ip -n "$NS_RTR" addr add 172.17.0.1/16 dev docker0 &&
+		ip -n "$NS_RTR" link set docker0 up; }; then
+		nok "docker: docker0"; return
+	fi
 	# The router before Docker: masquerade, forward policy ACCEPT (iptables).
 	rx iptables -w -t nat -A POSTROUTING -o wan -j MASQUERADE || { nok "docker: masquerade"; return; }
 	docker_rules || { nok "docker: dockerd's rules do not load"; return; }
@@ -284,8 +287,8 @@ EOF
 fwd_start() {
 	fwx firewalld --nofork --nopid >>"$LAB_TMP/firewalld.log" 2>&1 &
 	LAB_PIDS="$LAB_PIDS $!"
-	local i
-	for i in $(seq 1 100); do
+	local _i
+	for _i in $(seq 1 100); do
 		[ "$(fwx firewall-cmd --state 2>/dev/null)" = running ] && return 0
 		sleep 0.1
 	done
@@ -343,7 +346,7 @@ for part in $PARTS; do
 	firewalld) tool=firewalld ;;
 	*) nok "unknown part $part"; continue ;;
 	esac
-	if ! command -v $tool >/dev/null; then
+	if ! command -v "$tool" >/dev/null; then
 		echo "# $part: SKIPPED: $tool is not installed (apt-get install $tool)"
 		continue
 	fi
