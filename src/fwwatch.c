@@ -50,6 +50,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/xt_conntrack.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -149,8 +150,49 @@ struct fw_rules {
 	const char *jump;   /* count immediate jumps to this chain */
 	int n, jumps;
 	int ct_sip;         /* xt CT targets with helper "sip" */
-	int dnat_accept;    /* rules accepting `ct status dnat` (or xt conntrack) */
+	int dnat_accept;    /* rules accepting `ct status dnat` (or xt conntrack DNAT) */
 };
+
+/* iptables(-nft) `-m conntrack`: does it match DNAT'ed flows? Its info is
+ * struct xt_conntrack_mtinfo1/2/3 (by revision): `--ctstate DNAT` or
+ * `--ctstatus DNAT`, not inverted. `--ctstate RELATED,ESTABLISHED`, which
+ * every iptables firewall has (ufw's ufw-before-forward, Docker's
+ * DOCKER-CT), does not: a pinhole's first packet is NEW. A revision we do
+ * not know is taken as a match (never a false alarm from it). */
+static int fw_xt_ct_dnat(const struct nftnl_expr *e)
+{
+	uint32_t len = 0, rev = nftnl_expr_is_set(e, NFTNL_EXPR_MT_REV) ?
+		nftnl_expr_get_u32(e, NFTNL_EXPR_MT_REV) : 0;
+	const void *info = nftnl_expr_get(e, NFTNL_EXPR_MT_INFO, &len);
+	uint16_t flags, inv, state, status;
+
+	if (!info)
+		return 0;
+	if (rev == 1) {
+		struct xt_conntrack_mtinfo1 m;
+
+		if (len < sizeof(m))
+			return 0;
+		memcpy(&m, info, sizeof(m)); /* the info may sit unaligned */
+		flags = m.match_flags, inv = m.invert_flags, state = m.state_mask, status = m.status_mask;
+	} else if (rev == 2 || rev == 3) {
+		/* 3 appends port ranges to 2: the fields read are where 2 has them */
+		struct xt_conntrack_mtinfo2 m;
+
+		if (len < sizeof(m))
+			return 0;
+		memcpy(&m, info, sizeof(m));
+		flags = m.match_flags, inv = m.invert_flags, state = m.state_mask, status = m.status_mask;
+	} else {
+		return 1;
+	}
+	if ((flags & XT_CONNTRACK_STATE) && !(inv & XT_CONNTRACK_STATE) &&
+	    (state & XT_CONNTRACK_STATE_DNAT))
+		return 1;
+	if ((flags & XT_CONNTRACK_STATUS) && !(inv & XT_CONNTRACK_STATUS) && (status & IPS_DST_NAT))
+		return 1;
+	return 0;
+}
 
 static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -172,9 +214,8 @@ static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 		if (!name)
 			continue;
 		/* `ct status dnat accept`: ct load of the status, a bitwise
-		 * whose mask has IPS_DST_NAT (host order), an accept verdict.
-		 * iptables' `-m conntrack ... -j ACCEPT` is taken as one too
-		 * (its info is not read: never a false alarm from it). */
+		 * whose mask has IPS_DST_NAT (host order), an accept verdict;
+		 * or iptables' `-m conntrack --ctstate DNAT -j ACCEPT`. */
 		if (!strcmp(name, "ct") && nftnl_expr_is_set(e, NFTNL_EXPR_CT_KEY) &&
 		    nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) == NFT_CT_STATUS)
 			ct_status = 1;
@@ -189,7 +230,7 @@ static int fw_rule_cb(const struct nlmsghdr *nlh, void *data)
 			}
 		}
 		if (!strcmp(name, "match") && nftnl_expr_is_set(e, NFTNL_EXPR_MT_NAME) &&
-		    !strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_MT_NAME), "conntrack"))
+		    !strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_MT_NAME), "conntrack") && fw_xt_ct_dnat(e))
 			xt_ct = 1;
 		if (!strcmp(name, "immediate") && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
 		    (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NF_ACCEPT)
@@ -580,6 +621,15 @@ static int fw_chain_cb(const struct nlmsghdr *nlh, void *data)
 
 static int fwd_found = -1;         /* -1: not looked yet */
 static char fwd_where[256];
+/* A firewall reload passes through states that drop everything for a
+ * moment (ufw's flushed chains under policy DROP, firewalld's
+ * firewalld_policy_drop table while it reloads): the forward policy is
+ * looked at once the ruleset has been quiet for FWD_SETTLE_MS, or
+ * FWD_SETTLE_MAX_MS after the first change of a ruleset that never
+ * settles. Until then status shows what was found before. */
+#define FWD_SETTLE_MS 1000
+#define FWD_SETTLE_MAX_MS 5000
+static uint64_t fwd_due, fwd_pending_since; /* ms; 0: nothing pending */
 
 /* 1 (and the chains named in buf) when a forward policy drops DNAT'ed media. */
 static int fw_forward_find(char *buf, size_t len)
@@ -737,7 +787,9 @@ void fwwatch_event(uint64_t now)
 	 * comes; a lost one by the tick. */
 	if (checks) {
 		fw_next_check = now + 1000;
-		fw_forward_check();
+		if (!fwd_pending_since)
+			fwd_pending_since = now;
+		fwd_due = now + FWD_SETTLE_MS;
 	}
 	if (helper)
 		fw_helper_warn(0);
@@ -745,6 +797,11 @@ void fwwatch_event(uint64_t now)
 
 void fwwatch_tick(uint64_t now)
 {
+	if (fw_conf && fwd_pending_since &&
+	    (now >= fwd_due || now - fwd_pending_since >= FWD_SETTLE_MAX_MS)) {
+		fwd_pending_since = fwd_due = 0;
+		fw_forward_check();
+	}
 	if (!fw_conf || now < fw_next_check)
 		return;
 	/* A dirty state older than a tick lost its NEWGEN (ENOBUFS). */

@@ -46,8 +46,9 @@ int fwwatch_helper(char *buf, size_t len);
 /* 1 when a forward base chain with policy drop (ip or inet; ip6 as well
  * when wan.masquerade6 makes us DNAT IPv6 media) sits in a table
  * with no rule accepting `ct status dnat`: the media of our DNAT pinholes is
- * dropped there. buf names the chains. As found at start and after the last
- * foreign ruleset change (also counted: forward_drops_dnat). */
+ * dropped there. buf names the chains. As found at start and once the ruleset
+ * has been quiet for a second after a foreign change (a reload's passing
+ * states are not reported; also counted: forward_drops_dnat). */
 int fwwatch_forward_drop(char *buf, size_t len);
 
 #endif
