@@ -326,7 +326,7 @@ tcp-fix)
 	# WAN zone (the registrar's new connection to a phone's public Contact port).
 	fwx firewall-cmd --permanent --zone=internal --add-port=5060/tcp &&
 	fwx firewall-cmd --permanent --zone=external --add-port=5060/tcp &&
-	fwx firewall-cmd --permanent --zone=external --add-port=40000-40999/tcp &&
+	fwx firewall-cmd --permanent --zone=external --add-port=40000-49999/tcp &&
 	fwx firewall-cmd --reload ;;
 reload) fwx firewall-cmd --reload ;;
 complete-reload) fwx firewall-cmd --complete-reload ;;
