@@ -16,6 +16,7 @@
 
 #define DLG_CALLID_MAX 64  /* prefix kept; the whole value is hashed (state file: %128s) */
 #define DLG_MAX_STREAMS 12 /* streams_per_call (8) plus room for a re-offer's new ones */
+#define DLG_RIP 12
 #define BYE_LINGER_MS 32000u  /* 64*T1: a BYE transaction that never completes */
 /* Early dialogs of one forked INVITE (RFC 3261 13.2.2.4) that get their own
  * inbound elements: the first (fork 0, the stream's own key) and 3 more.
@@ -120,8 +121,13 @@ struct dialog {
 	struct addr pub_ip;    /* public address when it began (dialog_public) */
 	uint64_t expires;
 	uint64_t created;      /* ms; a restored dialog counts from its restore */
-	struct addr rip[SDP_MAX_MEDIA];
-	uint16_t rport[SDP_MAX_MEDIA];
+	/* The remote's media address per m= line, for a stream the phone's
+	 * answer opens after the remote's offer. The first DLG_RIP lines only
+	 * (a line past them learns it from the remote's next SDP, its pinhole
+	 * keyed by the signalling peer meanwhile): they are 18 B each in every
+	 * dialog. */
+	struct addr rip[DLG_RIP];
+	uint16_t rport[DLG_RIP];
 	struct stream *st[DLG_MAX_STREAMS]; /* from the stream pool; FREE_ST when free */
 	struct rstream *rs[DLG_ROUTED]; /* from the routed pool; FREE_RS when unused */
 	char callid[DLG_CALLID_MAX];
@@ -736,7 +742,7 @@ static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint1
 	s->mindex = (uint8_t)mi;
 	/* the remote's address of this line, if its SDP came first and named
 	 * one of the stream's family */
-	s->rip = same_family(&d->rip[mi], ip) ? d->rip[mi] : any_of(ip);
+	s->rip = mi < DLG_RIP && same_family(&d->rip[mi], ip) ? d->rip[mi] : any_of(ip);
 	s->rport = addr_is_any(&s->rip) ? 0 : d->rport[mi];
 	s->rmux = (uint8_t)(d->rmux >> mi & 1);
 	/* Until the remote's SDP names its media address, only the signalling
@@ -920,8 +926,10 @@ static void remote_sdp(struct dialog *d, const struct sdp *sd, int is_answer, ui
 	for (int i = 0; i < sd->nmedia && i < SDP_MAX_MEDIA; i++) {
 		const struct sdp_media *m = &sd->m[i];
 		const struct addr *mip = &m->ip;
-		d->rip[i] = m->port_num ? *mip : addr_v4(0);
-		d->rport[i] = m->port_num;
+		if (i < DLG_RIP) {
+			d->rip[i] = m->port_num ? *mip : addr_v4(0);
+			d->rport[i] = m->port_num;
+		}
 		d->rmux = (uint16_t)((d->rmux & ~(1u << i)) | (uint32_t)m->rtcp_mux << i);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
 			struct stream *s = d->st[k];
@@ -1028,8 +1036,10 @@ static void fork_win(struct dialog *d, int w, uint64_t now)
 			s->rport = s->frport[w - 1];
 			s->rrtcp = (uint16_t)(s->rport + 1);
 			s->fheld &= (uint8_t)~(1u << w);
-			d->rip[s->mindex] = s->rip;
-			d->rport[s->mindex] = s->rport;
+			if (s->mindex < DLG_RIP) {
+				d->rip[s->mindex] = s->rip;
+				d->rport[s->mindex] = s->rport;
+			}
 			stream_unref_key(s, &key);
 			if (!addr_eq(&rip, &s->rip) || rport != s->rport)
 				stream_kill_flows(s, &rip, rport);
@@ -1651,7 +1661,7 @@ void dialog_save(FILE *f, uint64_t now)
 			(unsigned long long)(d->expires > now ? d->expires - now : 0), d->offer_from,
 			d->offer_cseq, d->answered_cseq, d->answered_from, d->invite_cseq,
 			d->callid_full, d->callid_hash, d->phone_uac, d->won_fixed);
-		for (int m = 0; m < SDP_MAX_MEDIA; m++)
+		for (int m = 0; m < DLG_RIP; m++)
 			if (!addr_is_any(&d->rip[m]))
 				fprintf(f, "R %d %s %u\n", m, astr(ra, &d->rip[m]), d->rport[m]);
 		for (int k = 0; k < DLG_MAX_STREAMS; k++) {
@@ -1745,8 +1755,10 @@ int dialog_restore_line(const char *line, uint64_t now)
 		if (sscanf(line, "R %d %47s %u", &m, ips, &port) != 3 || m < 0 || m >= SDP_MAX_MEDIA || port > 65535 ||
 		    addr_parse_state(ips, &ip) < 0)
 			return -1;
-		restoring->rip[m] = ip;
-		restoring->rport[m] = (uint16_t)port;
+		if (m < DLG_RIP) { /* an older file may name later lines: not kept */
+			restoring->rip[m] = ip;
+			restoring->rport[m] = (uint16_t)port;
+		}
 		return 0;
 	}
 	if (line[0] == 'V') {
