@@ -111,7 +111,7 @@ DEBS := build-essential pkg-config clang libbpf-dev bpftool libnetfilter-queue-d
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
 	libosip2-dev \
 	sip-tester nftables iptables conntrack iproute2 kmod python3 \
-	python3-prometheus-client
+	python3-prometheus-client baresip-core kamailio
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)
@@ -256,6 +256,14 @@ newuser-lab: all
 pppoe-lab: all
 	@tests/netns/pppoe.sh
 
+# Real third-party user agents: two baresip phones behind the router,
+# kamailio (registrar, record-routing proxy, OPTIONS pings) and a third
+# baresip on the Internet; calls both ways, hairpin, hold/resume, ICE;
+# RTP counted at each end, no private literal at the provider (about 1 min).
+# Not in check.
+realua-lab: all
+	@tests/netns/realua.sh
+
 # A fixed search (seed 1, a fixed number of inputs per target, about a
 # minute each here): make check passes or fails the same on every machine.
 # FUZZ_SECONDS is only the cap per target.
@@ -382,6 +390,6 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: osip-bench fastpath-lab newuser-lab pppoe-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench fastpath-lab newuser-lab pppoe-lab realua-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 
 -include $(wildcard $(B)/*.d)
