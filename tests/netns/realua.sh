@@ -166,7 +166,7 @@ done
 say "sipalgd up: $(head -1 "$WORK/status")"
 
 # --- the provider's side: capture, kamailio ---------------------------------
-ip netns exec $NI tcpdump -i br0 -n -s 0 -U -w "$WORK/wan.pcap" udp or tcp >"$WORK/tcpdump.log" 2>&1 &
+ip netns exec $NI tcpdump -i br0 -n -s 0 -U -w "$WORK/wan.pcap" port 5060 >"$WORK/tcpdump.log" 2>&1 &
 PIDS="$PIDS $!"
 sed "s|WORKDIR|$WORK|g" tests/netns/realua/kamailio.cfg >"$WORK/kamailio.cfg"
 ip netns exec $NI kamailio -f "$WORK/kamailio.cfg" -DD -E -w "$WORK" -P "$WORK/kamailio.pid" \
@@ -257,11 +257,16 @@ closed() {
 	say "   $what: after BYE streams/inbound elements/dialogs: $n"
 	[ "$n" = "0 0 0" ] || bad "$what: pinholes or dialogs left after BYE ($n)"
 }
-# call NAME FROM-NS FROM-PORT TO-URI TO-NS HANGUP-NS HANGUP-PORT
+# call NAME FROM-NS FROM-PORT TO-URI TO-NS HANGUP-NS HANGUP-PORT [SETTLE]
+# SETTLE seconds later audio is checked again (after ICE's re-INVITE)
 call() {
-	local what=$1 fns=$2 fport=$3 uri=$4 tns=$5 hns=$6 hport=$7
+	local what=$1 fns=$2 fport=$3 uri=$4 tns=$5 hns=$6 hport=$7 settle=${8:-}
 	uctl "$fns" "$fport" dial "$uri" >/dev/null || { bad "$what: dial"; return 1; }
 	audio_both "$what" "$fns" "$tns"
+	if [ -n "$settle" ]; then
+		sleep "$settle"
+		audio_both "$what, ${settle}s later" "$fns" "$tns"
+	fi
 	$CTL dialogs >"$WORK/dialogs.during" 2>&1
 	$CTL pinholes >"$WORK/pinholes.during" 2>&1
 	uctl "$hns" "$hport" hangup >/dev/null || bad "$what: hangup"
@@ -283,20 +288,43 @@ audio_both "5. A -> C after resume" $NA $NC
 uctl $NA 4444 hangup >/dev/null || bad "5. hangup"
 closed "5. hold/resume"
 
+# --- 6. SRTP (RTP/SAVP with a=crypto) and 7. ICE (a=candidate with the
+# phone's private address): second accounts on A (outbound only) and C
+# (registered), each with the knob at both ends
+uctl $NC 4444 uanew "<sip:cs@$KAM>;answermode=auto;regint=10;mediaenc=srtp-mand" >/dev/null || bad "uanew cs"
+uctl $NC 4444 uanew "<sip:ci@$KAM>;answermode=auto;regint=10;medianat=ice" >/dev/null || bad "uanew ci"
+uctl $NA 4444 uanew "<sip:as@$KAM>;regint=0;mediaenc=srtp-mand" >/dev/null || bad "uanew as"
+uctl $NA 4444 uanew "<sip:ai@$KAM>;regint=0;medianat=ice" >/dev/null || bad "uanew ai"
+for _ in $(seq 50); do
+	$KAMCMD ul.dump >"$WORK/ul" 2>&1
+	grep -q 'Address: sip:cs-' "$WORK/ul" && grep -q 'Address: sip:ci-' "$WORK/ul" && break
+	sleep 0.2
+done
+uctl $NA 4444 uafind "sip:as@$KAM" >/dev/null || bad "uafind as"
+call "6. SRTP A -> C, BYE from A" $NA 4444 "sip:cs@$KAM" $NC $NA 4444
+uctl $NA 4444 uafind "sip:ai@$KAM" >/dev/null || bad "uafind ai"
+call "7. ICE A -> C, BYE from A" $NA 4444 "sip:ci@$KAM" $NC $NA 4444 3
+
 # --- what reached the Internet ----------------------------------------------
 # keep-alives: kamailio's OPTIONS pings (every 4 s) answered by each phone
 # through the router; the phones' registrations refreshed (regint 10 s)
 G="python3 tests/netns/realua/ua.py grep $WORK/wan.pcap $WAN"
-for _ in $(seq 100); do
+end=$((SECONDS + 25))   # regint 10: a refresh within ~10 s, a ping every 4 s
+while [ $SECONDS -lt $end ]; do
 	ra=$($G "^From: <sip:a@$KAM>" '^REGISTER ' | wc -l)
 	rb=$($G "^From: <sip:b@$KAM>" '^REGISTER ' | wc -l)
 	oa=$($G '^CSeq: [0-9]+ OPTIONS' "^SIP/2.0 200" | wc -l)
 	[ "$ra" -ge 2 ] && [ "$rb" -ge 2 ] && [ "$oa" -ge 4 ] && break
-	sleep 0.2
+	sleep 0.5
 done
 say "1/5. from $WAN: REGISTERs from A $ra, from B $rb; 200 answers to kamailio's OPTIONS pings $oa"
 [ "$ra" -ge 2 ] && [ "$rb" -ge 2 ] || bad "the phones' registrations were not refreshed through the router"
 [ "$oa" -ge 4 ] || bad "fewer than 4 answers to kamailio's OPTIONS pings"
+# what the SRTP and ICE calls offered, as the provider saw it
+$G '^m=audio [0-9]+ RTP/SAVP' '^INVITE ' >/dev/null && $G '^a=crypto:' '^INVITE ' >/dev/null ||
+	bad "6. no RTP/SAVP offer with a=crypto at the provider"
+$G '^a=candidate:' '^INVITE ' >"$WORK/candidates" || bad "7. no a=candidate at the provider"
+say "6/7. at the provider: RTP/SAVP with a=crypto; $(wc -l <"$WORK/candidates") a=candidate lines, e.g. $(head -1 "$WORK/candidates")"
 # hold: the re-INVITE offering a=sendonly (or inactive) reached C
 $G '^a=(sendonly|inactive)' '^INVITE ' >"$WORK/hold.sdp" || bad "5. no hold re-INVITE at the provider"
 $KAMCMD ul.dump >"$WORK/ul" 2>&1
