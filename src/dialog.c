@@ -486,11 +486,25 @@ static void stream_kill_flows(struct stream *s, const struct addr *rip, uint16_t
 static void stream_clear_stale(struct stream *s, const struct addr *rip, uint16_t rport)
 {
 	const struct addr *pub = binding_public(&s->priv_ip);
+	struct addr src;
 
 	if (addr_is_any(rip) || !rport || !pub)
 		return;
-	ct_del_udp(*rip, rport, *pub, s->b->pub_port);
-	ct_del_udp(*rip, (uint16_t)(rport + 1), *pub, rtcp_pub(s));
+	src = *rip;
+	/* Hairpin: the remote is the other LAN phone behind our public
+	 * address. Its flow reaches us from its private address and port
+	 * (conntrack's original tuple is the one before our SNAT), and a real
+	 * phone sends as soon as it has answered, before the answer reaches
+	 * this phone and its in_lan element exists. */
+	if (is_local(rip)) {
+		const struct binding *b = binding_find_public(rport);
+		if (b && b->kind == BIND_MEDIA && b->pub_port == rport && same_family(&b->priv_ip, rip)) {
+			src = b->priv_ip;
+			rport = b->priv_port;
+		}
+	}
+	ct_del_udp(src, rport, *pub, s->b->pub_port);
+	ct_del_udp(src, (uint16_t)(rport + 1), *pub, rtcp_pub(s));
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
