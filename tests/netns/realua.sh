@@ -11,14 +11,17 @@
 #                           br-lan 192.168.50.1  router  wan 203.0.113.2 --- 203.0.113.10 kamailio
 #   phone B 192.168.50.12 --+        (sipalgd, masquerade, forward drop)      203.0.113.30 phone C
 #
-# Steps: both phones register (and refresh); A calls C (BYE from A);
-# C calls A through kamailio (BYE from C); A calls B through kamailio
-# (hairpin through the public address, BYE from B); A calls C, holds,
-# resumes; B (ICE on) calls C; kamailio's OPTIONS qualify pings answered.
-# Each call: audio both ways, the call's pinholes gone after BYE. At the
-# end: no private literal in any SIP line that reached the Internet.
+# Steps: 1. both phones register (B with RFC 5626 outbound) and refresh;
+# 2. A calls C (BYE from A, then from C); 3. C calls A through kamailio;
+# 4. A calls B through kamailio (hairpin through the public address, BYE
+# from B); 5. A calls C, holds (re-INVITE a=sendonly), resumes; 6. an
+# SRTP call (RTP/SAVP, a=crypto); 7. an ICE call (a=candidate), audio
+# checked again after ICE's re-INVITE; kamailio's OPTIONS pings answered.
+# Each call: audio both ways (>= 50 RTP packets counted at each end), no
+# pinhole or dialog left after BYE. At the end: no private literal in any
+# SIP line that reached the Internet, no drop or refusal counted.
 #
-# Usage: tests/netns/realua.sh   (root; baresip-core, kamailio; ~1 min)
+# Usage: tests/netns/realua.sh   (root; baresip-core, kamailio; ~30 s)
 #   RU_MODE=observe   run the daemon in observe mode: the lab must fail
 #                     (private literals reach kamailio).
 #   RU_KEEP=1         keep the work directory (logs, capture).
@@ -182,11 +185,12 @@ done
 for _ in $(seq 20); do grep -q 'listening on' "$WORK/tcpdump.log" && break; sleep 0.1; done
 
 # --- the three baresip UAs ----------------------------------------------------
-# ua NAME NS ADDR CTLPORT ACCOUNT-PARAMS
+# ua NAME NS ADDR CTLPORT RTCPMUX ACCOUNT-PARAMS
 ua() {
-	local name=$1 ns=$2 addr=$3 port=$4 params=$5 d=$WORK/ua-$1
+	local name=$1 ns=$2 addr=$3 port=$4 mux=$5 params=$6 d=$WORK/ua-$1
 	mkdir -p "$d"
-	sed -e "s|@ADDR@|$addr|g" -e "s|@CTLPORT@|$port|g" tests/netns/realua/baresip.conf >"$d/config"
+	sed -e "s|@ADDR@|$addr|g" -e "s|@CTLPORT@|$port|g" -e "s|@RTCPMUX@|$mux|" \
+		tests/netns/realua/baresip.conf >"$d/config"
 	echo "<sip:$name@$KAM>;answermode=auto;regint=10${params:+;$params}" >"$d/accounts"
 	: >"$d/contacts"
 	ip netns exec "$ns" baresip -f "$d" </dev/null >"$d/log" 2>&1 &
@@ -197,9 +201,13 @@ uctl() {   # uctl NS PORT COMMAND [PARAMS]
 	shift 2
 	ip netns exec "$ns" python3 tests/netns/realua/ua.py ctl "$port" "$@"
 }
-ua a $NA $IPA 4444 "${RU_A_PARAMS:-}"
-ua b $NB $IPB 4444 "${RU_B_PARAMS:-}"
-ua c $NC $IPC 4444 "${RU_C_PARAMS:-}"
+# All three offer and accept rtcp-mux (RU_C_MUX=no: C does not, and an
+# ICE call whose offer muxes and whose answer does not has no audio from
+# C: not analysed); B registers with RFC 5626 outbound (+sip.instance,
+# reg-id; Supported: outbound)
+ua a $NA $IPA 4444 yes "${RU_A_PARAMS:-}"
+ua b $NB $IPB 4444 yes "${RU_B_PARAMS-sipnat=outbound;outbound=\"sip:$KAM\"}"
+ua c $NC $IPC 4444 ${RU_C_MUX:-yes} "${RU_C_PARAMS:-}"
 
 # --- 1. registrations: kamailio's location holds public contacts -----------
 ok=0
@@ -267,8 +275,10 @@ call() {
 		sleep "$settle"
 		audio_both "$what, ${settle}s later" "$fns" "$tns"
 	fi
-	$CTL dialogs >"$WORK/dialogs.during" 2>&1
-	$CTL pinholes >"$WORK/pinholes.during" 2>&1
+	# the daemon's view during the call, for a failure's diagnosis
+	local f="$WORK/during-${what%%.*}-$RANDOM"
+	{ $CTL dialogs; $CTL pinholes; ip netns exec $NR nft list table ip sipalgd
+	  ip netns exec $NR conntrack -L -p udp 2>/dev/null; } >"$f" 2>&1
 	uctl "$hns" "$hport" hangup >/dev/null || bad "$what: hangup"
 	closed "$what"
 }
@@ -319,6 +329,8 @@ while [ $SECONDS -lt $end ]; do
 done
 say "1/5. from $WAN: REGISTERs from A $ra, from B $rb; 200 answers to kamailio's OPTIONS pings $oa"
 [ "$ra" -ge 2 ] && [ "$rb" -ge 2 ] || bad "the phones' registrations were not refreshed through the router"
+$G '^Contact: <sip:b-[^@]*@203\.0\.113\.2:[0-9]+>.*\+sip\.instance=.*;reg-id=1' '^REGISTER ' >/dev/null ||
+	bad "B's RFC 5626 Contact (+sip.instance, reg-id) did not reach the provider rewritten"
 [ "$oa" -ge 4 ] || bad "fewer than 4 answers to kamailio's OPTIONS pings"
 # what the SRTP and ICE calls offered, as the provider saw it
 $G '^m=audio [0-9]+ RTP/SAVP' '^INVITE ' >/dev/null && $G '^a=crypto:' '^INVITE ' >/dev/null ||
