@@ -326,6 +326,25 @@ uctl $NA 4444 uafind "sip:ai@$KAM" >/dev/null || bad "uafind ai"
 call "7. ICE A -> C, BYE from A" $NA 4444 "sip:ci@$KAM" $NC $NA 4444 3
 fi
 
+# --- 8. SIP over TCP (sip.tcp, the relay): a third account on A registers
+# over TCP; A calls C over it, then C calls it (kamailio sends the INVITE
+# down A's connection)
+if [ $FAILS = 0 ]; then
+uctl $NA 4444 uanew "<sip:at@$KAM;transport=tcp>;regint=10;answermode=auto" >/dev/null || bad "uanew at"
+for _ in $(seq 50); do
+	$KAMCMD ul.dump >"$WORK/ul" 2>&1
+	grep -q 'Address: sip:at-' "$WORK/ul" && break
+	sleep 0.2
+done
+grep 'Address: sip:at-' "$WORK/ul" | sed 's/^[[:space:]]*/  /'
+grep -q "Address: sip:at-[^@]*@$WAN:[0-9]*;transport=tcp" "$WORK/ul" ||
+	bad "8. A's TCP contact in kamailio's location is not $WAN;transport=tcp"
+uctl $NA 4444 uafind "sip:at@$KAM" >/dev/null || bad "uafind at"
+call "8. TCP: A -> C, BYE from A" $NA 4444 "sip:c@$KAM" $NC $NA 4444
+uctl $NC 4444 uafind "sip:c@$KAM" >/dev/null || bad "uafind c"
+call "8. TCP: C -> A, BYE from C" $NC 4444 "sip:at@$KAM" $NA $NC 4444
+fi
+
 # --- what reached the Internet ----------------------------------------------
 # keep-alives: kamailio's OPTIONS pings (every 4 s) answered by each phone
 # through the router; the phones' registrations refreshed (regint 10 s)
