@@ -16,7 +16,8 @@
 # 4. A calls B through kamailio (hairpin through the public address, BYE
 # from B); 5. A calls C, holds (re-INVITE a=sendonly), resumes; 6. an
 # SRTP call (RTP/SAVP, a=crypto); 7. an ICE call (a=candidate), audio
-# checked again after ICE's re-INVITE; kamailio's OPTIONS pings answered.
+# checked again after ICE's re-INVITE; 8. a TCP account on A (the relay):
+# registers, calls C and is called; kamailio's OPTIONS pings answered.
 # Each call: audio both ways (>= 50 RTP packets counted at each end), no
 # pinhole or dialog left after BYE. At the end: no private literal in any
 # SIP line that reached the Internet, no drop or refusal counted.
