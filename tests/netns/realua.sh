@@ -26,6 +26,7 @@
 #   RU_MODE=observe   run the daemon in observe mode: the lab must fail
 #                     (private literals reach kamailio).
 #   RU_KEEP=1         keep the work directory (logs, capture).
+#   RU_MEDIA_PCAP=1   also capture all UDP at the Internet side (media.pcap).
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -176,6 +177,10 @@ say "sipalgd up: $(head -1 "$WORK/status")"
 # --- the provider's side: capture, kamailio ---------------------------------
 ip netns exec $NI tcpdump -i br0 -n -s 0 -U -w "$WORK/wan.pcap" port 5060 >"$WORK/tcpdump.log" 2>&1 &
 PIDS="$PIDS $!"
+if [ "${RU_MEDIA_PCAP:-0}" = 1 ]; then   # diagnosis: all UDP at the Internet side
+	ip netns exec $NI tcpdump -i br0 -n -s 200 -U -w "$WORK/media.pcap" udp >/dev/null 2>&1 &
+	PIDS="$PIDS $!"
+fi
 sed "s|WORKDIR|$WORK|g" tests/netns/realua/kamailio.cfg >"$WORK/kamailio.cfg"
 ip netns exec $NI kamailio -f "$WORK/kamailio.cfg" -DD -E -w "$WORK" -P "$WORK/kamailio.pid" \
 	>"$WORK/kamailio.log" 2>&1 &
@@ -206,10 +211,13 @@ uctl() {   # uctl NS PORT COMMAND [PARAMS]
 	shift 2
 	ip netns exec "$ns" python3 tests/netns/realua/ua.py ctl "$port" "$@"
 }
-# All three offer and accept rtcp-mux (RU_C_MUX=no: C does not, and an
-# ICE call whose offer muxes and whose answer does not has no audio from
-# C: not analysed); B registers with RFC 5626 outbound (+sip.instance,
-# reg-id; Supported: outbound)
+# All three offer and accept rtcp-mux. (RU_C_MUX=no: C does not, and the
+# ICE call then has no audio from C: C answers a=ice-mismatch and sends no
+# RTP at all, only 2 STUN checks (RU_MEDIA_PCAP=1). Baresip 1.0.0's own
+# doing: A's offer, muxed with one component, is as consistent after the
+# rewrite as before it (c=, m= and the candidate name the same address and
+# port).) B registers with RFC 5626 outbound (+sip.instance, reg-id;
+# Supported: outbound)
 ua a $NA $IPA 4444 yes "${RU_A_PARAMS:-}"
 ua b $NB $IPB 4444 yes "${RU_B_PARAMS-sipnat=outbound;outbound=\"sip:$KAM\"}"
 ua c $NC $IPC 4444 ${RU_C_MUX:-yes} "${RU_C_PARAMS:-}"
