@@ -258,8 +258,9 @@ pppoe-lab: all
 
 # Real third-party user agents: two baresip phones behind the router,
 # kamailio (registrar, record-routing proxy, OPTIONS pings) and a third
-# baresip on the Internet; calls both ways, hairpin, hold/resume, ICE;
-# RTP counted at each end, no private literal at the provider (about 1 min).
+# baresip on the Internet; calls both ways, hairpin, hold/resume, SRTP,
+# ICE, SIP/TCP, REFER; RTP counted at each end, no private literal at the
+# provider (about 30 s).
 # Not in check.
 realua-lab: all
 	@tests/netns/realua.sh

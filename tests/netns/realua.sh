@@ -17,7 +17,8 @@
 # from B); 5. A calls C, holds (re-INVITE a=sendonly), resumes; 6. an
 # SRTP call (RTP/SAVP, a=crypto); 7. an ICE call (a=candidate), audio
 # checked again after ICE's re-INVITE; 8. a TCP account on A (the relay):
-# registers, calls C and is called; kamailio's OPTIONS pings answered.
+# registers, calls C and is called; 9. REFER: A transfers C to B, C -> B
+# (inbound to the phone), audio both ways; kamailio's OPTIONS pings answered.
 # Each call: audio both ways (>= 50 RTP packets counted at each end), no
 # pinhole or dialog left after BYE. At the end: no private literal in any
 # SIP line that reached the Internet, no drop or refusal counted.
@@ -354,10 +355,28 @@ uctl $NC 4444 uafind "sip:c@$KAM" >/dev/null || bad "uafind c"
 call "8. TCP: C -> A, BYE from C" $NC 4444 "sip:at@$KAM" $NA $NC 4444
 fi
 
+# grep REGEX [FIRST-LINE-REGEX]: lines of SIP messages from our public address at the provider
+G="python3 tests/netns/realua/ua.py grep $WORK/wan.pcap $WAN"
+
+# --- 9. REFER (blind transfer): A calls C, then transfers C to B; C
+# calls B (inbound to the phone behind the router), audio both ways
+if [ $FAILS = 0 ]; then
+uctl $NA 4444 uafind "sip:a@$KAM" >/dev/null || bad "uafind a"
+uctl $NC 4444 uafind "sip:c@$KAM" >/dev/null || bad "uafind c"
+uctl $NA 4444 dial "sip:c@$KAM" >/dev/null || bad "9. dial"
+audio_both "9. A -> C before the transfer" $NA $NC
+uctl $NA 4444 transfer "sip:b@$KAM" >"$WORK/transfer.out" || bad "9. transfer"
+audio_both "9. C -> B after the transfer" $NC $NB
+uctl $NB 4444 hangup >/dev/null || bad "9. hangup B"
+uctl $NA 4444 hangup >/dev/null 2>&1
+closed "9. REFER"
+$G '^Refer-To:' '^REFER ' >"$WORK/refer" || bad "9. no REFER from A at the provider"
+say "   9. at the provider: $(head -1 "$WORK/refer")"
+fi
+
 # --- what reached the Internet ----------------------------------------------
 # keep-alives: kamailio's OPTIONS pings (every 4 s) answered by each phone
 # through the router; the phones' registrations refreshed (regint 10 s)
-G="python3 tests/netns/realua/ua.py grep $WORK/wan.pcap $WAN"
 end=$((SECONDS + 25))   # regint 10: a refresh within ~10 s, a ping every 4 s
 while [ $SECONDS -lt $end ]; do
 	ra=$($G "^From: <sip:a@$KAM>" '^REGISTER ' | wc -l)
