@@ -111,10 +111,18 @@ DEBS := build-essential pkg-config clang libbpf-dev bpftool libnetfilter-queue-d
 	libyaml-dev libnftnl-dev libnftables-dev libnetfilter-conntrack-dev libcmocka-dev \
 	libosip2-dev \
 	sip-tester nftables iptables conntrack iproute2 kmod python3 \
-	python3-prometheus-client ufw
+	python3-prometheus-client ufw baresip-core kamailio tcpdump
+# kamailio is the real-UA lab's registrar, run by the lab inside its own
+# namespace; on a systemd host its package would also start the system's
+# kamailio on port 5060. When deps is what installed it, that service is
+# stopped and disabled again (an operator's own kamailio is left alone).
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS)
+	@had=$$(dpkg-query -W -f='$${Status}' kamailio 2>/dev/null | grep -c 'ok installed'); \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) && \
+	if [ "$$had" = 0 ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now kamailio.service >/dev/null 2>&1 || true; \
+	fi
 
 # ---- tests -------------------------------------------------------------
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
@@ -255,7 +263,7 @@ newuser-lab: all
 # the router's namespace, their files in a private mount namespace): calls,
 # the tool's reloads during a held call, the forward-policy warning exactly
 # when the media is dropped; a part whose tool is missing is skipped (about
-# 100 s). Not in check. ufw is in deps (its package leaves it disabled);
+# 100 s). ufw is in deps (its package leaves it disabled);
 # firewalld is not: its package starts the service on the host, which then
 # owns the host's firewall. On a lab machine: apt-get install firewalld.
 fwtools-lab: all
@@ -265,6 +273,14 @@ fwtools-lab: all
 # no link header, MTU 1492, gone and back with another address (about 10 s).
 pppoe-lab: all
 	@tests/netns/pppoe.sh
+
+# Real third-party user agents: two baresip phones behind the router,
+# kamailio (registrar, record-routing proxy, OPTIONS pings) and a third
+# baresip on the Internet; calls both ways, hairpin, hold/resume, SRTP,
+# ICE, SIP/TCP, REFER; RTP counted at each end, no private literal at the
+# provider (about 30 s).
+realua-lab: all
+	@tests/netns/realua.sh
 
 # A fixed search (seed 1, a fixed number of inputs per target, about a
 # minute each here): make check passes or fails the same on every machine.
@@ -276,7 +292,7 @@ fuzz-short: all
 fuzz: all
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-1800} tests/fuzz/run.sh
 
-check: all unit unit-san data kernel fastpath-agree fastpath-path fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab newuser-lab pppoe-lab
+check: all unit unit-san data kernel fastpath-agree fastpath-path fuzz-short lab hostile faults field-wan field-reload ops-lab field-trunk tcp-lab field-repair fastpath-lab newuser-lab fwtools-lab pppoe-lab realua-lab
 	@echo "make check: all stages passed"
 
 bench: all
@@ -392,6 +408,6 @@ package-check: all
 	@$(MAKE) -s container-check
 	@echo "make package-check: all stages passed"
 
-.PHONY: osip-bench fastpath-lab newuser-lab fwtools-lab pppoe-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
+.PHONY: osip-bench fastpath-lab newuser-lab fwtools-lab pppoe-lab realua-lab fastpath-cost fastpath-agree fastpath-path package-deps package-check print-core-src dist deb deb-check deb-check-deps deps all unit unit-san data kernel lab hostile faults field-reload ops-lab field-wan field-trunk tcp-lab field-repair fuzz fuzz-short check bench demo install clean
 
 -include $(wildcard $(B)/*.d)

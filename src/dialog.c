@@ -525,11 +525,25 @@ static void stream_kill_flows(struct stream *s, const struct addr *rip, uint16_t
 static void stream_clear_stale(struct stream *s, const struct addr *rip, uint16_t rport)
 {
 	const struct addr *pub = binding_public(&s->priv_ip);
+	struct addr src;
 
 	if (addr_is_any(rip) || !rport || !pub)
 		return;
-	ct_del_udp(*rip, rport, *pub, s->b->pub_port);
-	ct_del_udp(*rip, (uint16_t)(rport + 1), *pub, rtcp_pub(s));
+	src = *rip;
+	/* Hairpin: the remote is the other LAN phone behind our public
+	 * address. Its flow reaches us from its private address and port
+	 * (conntrack's original tuple is the one before our SNAT), and a real
+	 * phone sends as soon as it has answered, before the answer reaches
+	 * this phone and its in_lan element exists. */
+	if (is_local(rip)) {
+		const struct binding *b = binding_find_public(rport);
+		if (b && b->kind == BIND_MEDIA && b->pub_port == rport && same_family(&b->priv_ip, rip)) {
+			src = b->priv_ip;
+			rport = b->priv_port;
+		}
+	}
+	ct_del_udp(src, rport, *pub, s->b->pub_port);
+	ct_del_udp(src, (uint16_t)(rport + 1), *pub, rtcp_pub(s));
 	ct_mark_urgent(); /* before the SDP that invites the remote's media leaves */
 }
 
@@ -817,11 +831,26 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *
 	for (int i = 0; i < sd->nmedia; i++) {
 		const struct sdp_media *m = &sd->m[i];
 		const struct addr *mip = &m->ip;
+		uint16_t mport = m->port_num;
 		char ma[ADDR_STRLEN];
 		pub[i] = 0;
 		if (!m->port_num || (!addr_is_v4(&m->ip) && !nat_media(&m->ip)))
 			continue; /* port 0, or an IN IP6 line not masqueraded: routed (routed_sdp) */
 		wanted++;
+		if (is_local(mip)) {
+			/* Our public address and one of our public media ports:
+			 * what STUN or ICE taught the phone (baresip's re-INVITE
+			 * once ICE completes names its peer-reflexive candidate,
+			 * RFC 8445 8.1.1). That is a stream it already has: take
+			 * the binding's private end, as if it had written it.
+			 * Refused, it was a warning and pinholes_refused on
+			 * every such call (tests/netns/realua.sh). */
+			const struct binding *b = binding_find_public(mport);
+			if (b && b->kind == BIND_MEDIA && b->pub_port == mport && same_family(&b->priv_ip, mip)) {
+				mip = &b->priv_ip;
+				mport = b->priv_port;
+			}
+		}
 		if (addr_is_v4(mip) && addr_is_any(mip)) {
 			/* c=IN IP4 0.0.0.0 on a line that already has a stream
 			 * on that port: hold as RFC 2543 wrote it (RFC 3264
@@ -837,17 +866,17 @@ static int phone_sdp(struct dialog *d, const struct sdp *sd, const struct addr *
 				mip = &h->priv_ip;
 		}
 		if ((uint32_t)i >= cf->max_streams_per_call ||
-		    !lan_target_ok(mip, m->port_num, sender)) {
+		    !lan_target_ok(mip, mport, sender)) {
 			STAT_INC(pinholes_refused);
 			LOG_RL(LOG_LVL_WARN, "SDP stream %d refused (media %s:%u)", i, astr(ma, &m->ip),
 			       m->port_num);
 			continue;
 		}
-		struct stream *s = stream_find(d, mip, m->port_num);
+		struct stream *s = stream_find(d, mip, mport);
 		struct binding *rb = phone_rtcp(s, m, sender, now);
 		if (s) {
 			stream_layout(s, rb, s->mux, now);
-		} else if (!(s = stream_open(d, mip, m->port_num, i, rb, now))) {
+		} else if (!(s = stream_open(d, mip, mport, i, rb, now))) {
 			if (rb && !rb->refs) { /* made for this stream: free it */
 				binding_ref(rb);
 				binding_unref(rb, now);

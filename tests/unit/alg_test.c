@@ -602,6 +602,52 @@ static void test_hold_c_zero_keeps_stream(void **st)
 	assert_int_equal(stats[ST_pinholes], 2);
 }
 
+/* A phone that learnt its public media address by STUN or ICE names it:
+ * baresip's re-INVITE once ICE completes has c= our public address and
+ * m= its own public port (the peer-reflexive candidate). It is the stream
+ * it has: kept, its pinhole untouched, nothing refused, the SDP left as
+ * written. Found by tests/netns/realua.sh: refused (a warning and
+ * pinholes_refused on every ICE call). */
+static void test_phone_names_own_public_media(void **st)
+{
+	(void)st;
+	int v;
+	const char *r;
+	char pubm[32], pubport[8];
+
+	cf.media_other_hosts = 0; /* as shipped */
+	run(LAN1, 5060, REM, 5060, invite1, &v); /* takes public 10000 */
+	r = run(LAN2, 5060, REM, 5060, hold_msg("INVITE sip:bob@example.com SIP/2.0", "1 INVITE", NULL,
+						 "192.168.1.11", "sendrecv"), &v);
+	const char *mp = strstr(r, "m=audio ");
+	assert_non_null(mp);
+	snprintf(pubport, sizeof(pubport), "%d", atoi(mp + 8));
+	snprintf(pubm, sizeof(pubm), "m=audio %s ", pubport);
+	assert_int_equal(strlen(pubport), 5);
+	assert_string_not_equal(pubm, "m=audio 10000 ");
+	run(REM, 5060, LAN2, 5060, hold_msg("SIP/2.0 200 OK", "1 INVITE", "r1", "198.51.100.9", "sendrecv"), &v);
+	assert_int_equal(stats[ST_pinholes], 2);
+	stub_reset();
+
+	/* the re-INVITE naming 203.0.113.1 and the public port */
+	char *re = (char *)hold_msg("INVITE sip:bob@example.com SIP/2.0", "2 INVITE", "r1", "203.0.113.1", "sendrecv");
+	char *port = strstr(re, "m=audio 10000 ");
+	assert_non_null(port);
+	memcpy(port + 8, pubport, 5);
+	char sent[1024];
+	snprintf(sent, sizeof(sent), "%s", re);
+	r = run(LAN2, 5060, REM, 5060, sent, &v);
+	assert_int_equal(v, ALG_ACCEPT);
+	assert_non_null(strstr(r, "c=IN IP4 203.0.113.1\r\n"));
+	assert_non_null(strstr(r, pubm));
+	assert_null(strstr(r, "192.168.1.11"));
+	run(REM, 5060, LAN2, 5060, hold_msg("SIP/2.0 200 OK", "2 INVITE", "r1", "198.51.100.9", "sendrecv"), &v);
+	assert_int_equal(stats[ST_pinholes_refused], 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	assert_null(strstr(stub_log, "dnat-"));
+	assert_null(strstr(stub_log, "snat-"));
+}
+
 /* Issue 8: limits.messages_per_second_per_source (500) applies only while
  * the daemon falls behind. 1,000 new OPTIONS in one millisecond from one
  * LAN address all pass while the queue keeps up; after four full bursts in
@@ -1455,6 +1501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_early_failure_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wan_address_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_c_zero_keeps_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_phone_names_own_public_media, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_framed_ignores_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_only_when_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtcp_attribute_rewritten, setup, teardown),

@@ -331,10 +331,23 @@ static void hairpin(int policy_any)
 	assert_non_null(strstr(stub_log, want));
 	assert_null(strstr(stub_log, "dnat+ 203.0.113.1"));
 	assert_null(strstr(stub_log, "dnat+ 0.0.0.0"));
+	/* A may send before this pinhole exists (a real phone sends at once):
+	 * its un-NATed flow from its private port to B's public port would
+	 * keep the element from ever applying (NAT is decided only for a new
+	 * conntrack). Found by tests/netns/realua.sh: no audio either way in
+	 * a hairpin call between two baresip phones; the flow deleted was
+	 * the one from our public address, which no packet has. */
+	snprintf(want, sizeof(want), "ct- 192.168.1.10:8000 203.0.113.1:%u\n", pb);
+	assert_non_null(strstr(stub_log, want));
+	snprintf(want, sizeof(want), "ct- 192.168.1.10:8001 203.0.113.1:%u\n", pb + 1);
+	assert_non_null(strstr(stub_log, want));
 	/* B's answer reaches A: A's pinhole moves from the provider to B */
 	stub_reset();
 	dialog_sdp(a, SIDE_REMOTE, mk("203.0.113.1", pb), 1, 1, A4(PROXY), pub, 0);
 	snprintf(want, sizeof(want), "dnat+ 192.168.1.20:%u 192.168.1.10:8000\n", pa);
+	assert_non_null(strstr(stub_log, want));
+	/* and B's flow, begun with its answer, to A's public port */
+	snprintf(want, sizeof(want), "ct- 192.168.1.20:8000 203.0.113.1:%u\n", pa);
 	assert_non_null(strstr(stub_log, want));
 	assert_int_equal(stats[ST_pinholes_hairpin], 2);
 	/* the call ends: elements and the hairpinned flow go */
