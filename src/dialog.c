@@ -1860,8 +1860,9 @@ int dialog_restore_line(const char *line, uint64_t now)
 		if (st->rb)
 			binding_ref(st->rb);
 		stream_ref_key(st, &key);
-		if (restoring->sigb)
-			restoring->sigb->pinholes++;
+		/* as stream_open counts: stream_close takes the phone off again */
+		if (restoring->sigb && restoring->sigb->pinholes++ == 0)
+			phones_pin++;
 		STAT_INC(pinholes);
 		return 0;
 	}

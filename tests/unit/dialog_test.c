@@ -298,6 +298,21 @@ static int setup_scarce(void **st)
 	return dialog_init(&cf);
 }
 
+/* 8 pinholes, a floor of 1 per phone: the fair share decides early. */
+static int setup_tiny(void **st)
+{
+	conf_defaults(&cf);
+	cf.max_pinholes = 8;
+	cf.max_pinholes_per_phone = 1;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
+	cf.n_lan = 1;
+	memset(stats, 0, sizeof(stats));
+	stub_reset();
+	assert_int_equal(binding_init(&cf, a4(PUB)), 0);
+	(void)st;
+	return dialog_init(&cf);
+}
+
 /* Once a table is 3/4 full, a phone that holds its share is refused and
  * counted; another phone still gets its call and its pinhole (the flood
  * guarantee: one host cannot take the whole table). */
@@ -645,6 +660,37 @@ static void test_state_keeps_rtcp_layout(void **st)
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
 }
 
+/* A phone whose pinholes came back from the state file is one of the
+ * phones holding pinholes (phones_pin), as if it had opened them: the
+ * restore counted its pinholes but not the phone, so the fair share was
+ * computed for one phone too few (here the other phone took 6 of 8, not
+ * its half of the scarce 3/4), and closing the restored call took the
+ * count below zero. */
+static void test_state_restore_counts_phone(void **st)
+{
+	(void)st;
+	char cid[16];
+	int opened = 0;
+
+	assert_int_equal(dialog_restore_line("D 636964 c0a8010a 5060 c6336401 5060 1 60000 0 1 1 2 1 3 0", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8000 8000 2 0 c6336409 c6336409 7000", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8002 8002 2 1 c6336409 c6336409 7002", 0), 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	struct binding *sb = binding_get(a4(PHONE + 1), 5060, BIND_SIG, 0, 0);
+	for (int i = 0; i < 8; i++) {
+		snprintf(cid, sizeof(cid), "b%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), A4(PHONE + 1), 5060,
+						 A4(PROXY), 5060, sb, 0);
+		assert_non_null(d);
+		dialog_sdp(d, SIDE_PHONE, mk("192.168.1.11", 10000 + 2 * i), 0, 1, A4(PHONE + 1), pub, 0);
+		opened += pub[0] != 0;
+	}
+	/* free below 6 of 8; from there each of the two phones keeps 3 */
+	assert_int_equal(opened, 4);
+	assert_int_equal(stats[ST_refused_pinholes_share], 4);
+	assert_int_equal(stats[ST_refused_pinholes_full], 0);
+}
+
 /* A restart after a forked call was answered: the late 2xx of the losing
  * fork must still be told apart (who called and which fork won are kept). */
 static void test_state_keeps_fork_winner(void **st)
@@ -777,6 +823,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_restore_counts_phone, setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_policy_any, setup, teardown),
 	};
