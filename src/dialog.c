@@ -146,8 +146,11 @@ static const struct stream st_none = { .state = ST_FREE };
 #define FREE_ST ((struct stream *)&st_none)
 static struct stream *spool;
 static uint32_t spool_size, spool_used, sfree_head;
-/* Routed IPv6 streams likewise (rare: most calls have none), limits.pinholes
- * entries; a dialog keeps the ones it took until it ends. */
+/* Routed IPv6 streams likewise (rare: most calls have none). A dialog
+ * keeps the ones it took until it ends, and the remote's SDP takes them
+ * before any pinhole is counted, so limits.pinholes does not bound them:
+ * DLG_ROUTED per dialog, never dry. The table is mapped untouched and
+ * handed out from one end (mem_table), so only entries used are resident. */
 static const struct rstream rs_none;
 #define FREE_RS ((struct rstream *)&rs_none)
 static struct rstream *rpool;
@@ -229,7 +232,7 @@ int dialog_init(const struct conf *c)
 	spool_size = c->max_pinholes ? c->max_pinholes : 1;
 	spool = mem_table(spool_size, sizeof(*spool));
 	spool_used = sfree_head = 0;
-	rpool_size = spool_size;
+	rpool_size = pool_size * DLG_ROUTED;
 	rpool = mem_table(rpool_size, sizeof(*rpool));
 	rpool_used = rfree_head = 0;
 	if (!pool || !htab || !spool || !rpool)

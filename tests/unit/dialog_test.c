@@ -691,6 +691,43 @@ static void test_state_restore_counts_phone(void **st)
 	assert_int_equal(stats[ST_refused_pinholes_full], 0);
 }
 
+/* Routed IPv6 streams come from a pool of their own. A remote's SDP takes
+ * a dialog's routed slots (up to 4) with no pinhole yet, so with the pool
+ * sized limits.pinholes two early calls whose remote offered four IN IP6
+ * lines each took all 8 entries, and a third call's IPv6 stream was
+ * refused while no pinhole was open at all: every dialog must find its 4. */
+static void test_routed_pool_not_taken_by_remote_offers(void **st)
+{
+	(void)st;
+	struct addr ph, px;
+	char cid[16];
+	assert_true(addr_parse_str("2001:db8:77::10", &ph));
+	assert_true(addr_parse_str("2001:db8:113::10", &px));
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	for (int i = 0; i < 2; i++) {
+		snprintf(cid, sizeof(cid), "in%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, 3, &ph, 5060, &px, 5060, NULL, 0);
+		assert_non_null(d);
+		snprintf(sdpbuf, sizeof(sdpbuf),
+			 "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+			 "m=video 7002 RTP/AVP 96\r\nm=audio 7004 RTP/AVP 0\r\nm=video 7006 RTP/AVP 96\r\n");
+		assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf,
+					   (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+		dialog_sdp(d, SIDE_REMOTE, &sd, 0, 1, &px, pub, 0);
+	}
+	assert_int_equal(stats[ST_pinholes], 0);
+	struct dialog *d = dialog_create((const uint8_t *)"out", 3, &ph, 5060, &px, 5060, NULL, 0);
+	assert_non_null(d);
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mk6("2001:db8:77::10", 16800), 0, 1, &ph, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::30", 7000), 1, 1, &px, pub, 0);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::30]:7000 [2001:db8:77::10]:16800 180s\n"));
+	assert_int_equal(stats[ST_pinholes_refused], 0);
+	assert_int_equal(stats[ST_pinholes], 1);
+}
+
 /* A restart after a forked call was answered: the late 2xx of the losing
  * fork must still be told apart (who called and which fork won are kept). */
 static void test_state_keeps_fork_winner(void **st)
@@ -824,6 +861,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_restore_counts_phone, setup_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_routed_pool_not_taken_by_remote_offers, setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_policy_any, setup, teardown),
 	};
