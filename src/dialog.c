@@ -135,6 +135,7 @@ struct dialog {
 
 static struct dialog *pool;
 static uint32_t pool_size, pool_used, free_head, *htab, hmask;
+static struct dialog *restoring; /* of the state file's last D line (dialog_restore_line) */
 
 /* Streams come from a pool of their own, limits.pinholes entries (a live
  * stream is one pinhole, and stream_open refuses at that count), so a call
@@ -265,6 +266,9 @@ void dialog_fini(void)
 	spool = NULL;
 	rpool = NULL;
 	pool_size = spool_size = rpool_size = 0;
+	/* the walks (expire, save, dump, view) see no entries of no table */
+	pool_used = free_head = spool_used = sfree_head = rpool_used = rfree_head = 0;
+	restoring = NULL;
 }
 
 /* A Call-ID is kept to its first DLG_CALLID_MAX bytes (bounded memory);
@@ -1726,8 +1730,6 @@ void dialog_save(FILE *f, uint64_t now)
 		}
 	}
 }
-
-static struct dialog *restoring;
 
 int dialog_restore_line(const char *line, uint64_t now)
 {

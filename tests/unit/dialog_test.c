@@ -728,6 +728,31 @@ static void test_routed_pool_not_taken_by_remote_offers(void **st)
 	assert_int_equal(stats[ST_pinholes], 1);
 }
 
+/* dialog_fini then dialog_init (what each test, and any re-init, does):
+ * nothing of the old tables is used. The restore's current dialog pointed
+ * into the unmapped pool, so an S line without its D line wrote there,
+ * and the walks after dialog_fini read pool_used entries of no pool. */
+static void test_reinit_forgets_old_tables(void **st)
+{
+	(void)st;
+	assert_int_equal(dialog_restore_line("D 636964 c0a8010a 5060 c6336401 5060 1 60000 0 1 1 2 1 3 0", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8000 8000 2 0 c6336409 c6336409 7000", 0), 0);
+	dialog_fini();
+	FILE *f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	dialog_expire(UINT64_MAX);
+	dialog_save(f, 0);
+	dialog_dump(f, 0);
+	uint32_t cursor = 0;
+	struct dialog_view v;
+	assert_int_equal(dialog_view_next(&cursor, &v, 0), 0);
+	fclose(f);
+	binding_fini();
+	setup(NULL);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8002 8002 2 0 c6336409 c6336409 7002", 0), -1);
+	assert_int_equal(dialog_restore_line("R 0 198.51.100.9 7000", 0), -1);
+}
+
 /* A restart after a forked call was answered: the late 2xx of the losing
  * fork must still be told apart (who called and which fork won are kept). */
 static void test_state_keeps_fork_winner(void **st)
@@ -861,6 +886,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_restore_counts_phone, setup_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_reinit_forgets_old_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routed_pool_not_taken_by_remote_offers, setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_policy_any, setup, teardown),
