@@ -748,6 +748,13 @@ static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint1
 	if (!b)
 		return NULL;
 	if (!(s = stream_alloc(d))) {
+		/* The call's DLG_MAX_STREAMS slots are taken: a re-offer that
+		 * moves most of its streams holds the old ones until the answer.
+		 * Refused (m= port 0), as the other limits are: counted. */
+		STAT_INC(drop_limit);
+		STAT_INC(pinholes_refused);
+		LOG_RL(LOG_LVL_WARN, "stream of phone %s:%u refused (m= port 0): the call holds %d streams",
+		       astr(pa, &d->phone_ip), d->phone_port, DLG_MAX_STREAMS);
 		binding_ref(b); /* made for this stream: free it */
 		binding_unref(b, now);
 		return NULL;

@@ -753,6 +753,37 @@ static void test_reinit_forgets_old_tables(void **st)
 	assert_int_equal(dialog_restore_line("R 0 198.51.100.9 7000", 0), -1);
 }
 
+/* SDP of n audio lines on ports port, port+2, ... */
+static const struct sdp *mkn(int n, int port)
+{
+	int o = snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\n");
+	for (int i = 0; i < n; i++)
+		o += snprintf(sdpbuf + o, sizeof(sdpbuf) - (size_t)o, "m=audio %d RTP/AVP 0\r\n", port + 2 * i);
+	assert_true(o < (int)sizeof(sdpbuf));
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf, (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+	return &sd;
+}
+
+/* A re-offer that moves 7 streams needs 14 of a call's 12 stream slots
+ * (the old ones retire at the answer): the last two are refused with
+ * m= port 0, and that was counted nowhere. */
+static void test_streams_over_call_slots_counted(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mkn(7, 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
+	assert_int_equal(stats[ST_pinholes], 7);
+	dialog_sdp(d, SIDE_PHONE, mkn(7, 9000), 0, 2, A4(PHONE), pub, 0);
+	assert_int_not_equal(pub[4], 0);
+	assert_int_equal(pub[5], 0);
+	assert_int_equal(pub[6], 0);
+	assert_int_equal(stats[ST_pinholes], 12);
+	assert_int_equal(stats[ST_pinholes_refused], 2);
+	dialog_close(d, 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
 /* A restart after a forked call was answered: the late 2xx of the losing
  * fork must still be told apart (who called and which fork won are kept). */
 static void test_state_keeps_fork_winner(void **st)
@@ -886,6 +917,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_restore_counts_phone, setup_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_streams_over_call_slots_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reinit_forgets_old_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routed_pool_not_taken_by_remote_offers, setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
