@@ -135,6 +135,7 @@ struct dialog {
 
 static struct dialog *pool;
 static uint32_t pool_size, pool_used, free_head, *htab, hmask;
+static struct dialog *restoring; /* of the state file's last D line (dialog_restore_line) */
 
 /* Streams come from a pool of their own, limits.pinholes entries (a live
  * stream is one pinhole, and stream_open refuses at that count), so a call
@@ -146,8 +147,11 @@ static const struct stream st_none = { .state = ST_FREE };
 #define FREE_ST ((struct stream *)&st_none)
 static struct stream *spool;
 static uint32_t spool_size, spool_used, sfree_head;
-/* Routed IPv6 streams likewise (rare: most calls have none), limits.pinholes
- * entries; a dialog keeps the ones it took until it ends. */
+/* Routed IPv6 streams likewise (rare: most calls have none). A dialog
+ * keeps the ones it took until it ends, and the remote's SDP takes them
+ * before any pinhole is counted, so limits.pinholes does not bound them:
+ * DLG_ROUTED per dialog, never dry. The table is mapped untouched and
+ * handed out from one end (mem_table), so only entries used are resident. */
 static const struct rstream rs_none;
 #define FREE_RS ((struct rstream *)&rs_none)
 static struct rstream *rpool;
@@ -229,7 +233,7 @@ int dialog_init(const struct conf *c)
 	spool_size = c->max_pinholes ? c->max_pinholes : 1;
 	spool = mem_table(spool_size, sizeof(*spool));
 	spool_used = sfree_head = 0;
-	rpool_size = spool_size;
+	rpool_size = pool_size * DLG_ROUTED;
 	rpool = mem_table(rpool_size, sizeof(*rpool));
 	rpool_used = rfree_head = 0;
 	if (!pool || !htab || !spool || !rpool)
@@ -262,6 +266,9 @@ void dialog_fini(void)
 	spool = NULL;
 	rpool = NULL;
 	pool_size = spool_size = rpool_size = 0;
+	/* the walks (expire, save, dump, view) see no entries of no table */
+	pool_used = free_head = spool_used = sfree_head = rpool_used = rfree_head = 0;
+	restoring = NULL;
 }
 
 /* A Call-ID is kept to its first DLG_CALLID_MAX bytes (bounded memory);
@@ -741,6 +748,13 @@ static struct stream *stream_open(struct dialog *d, const struct addr *ip, uint1
 	if (!b)
 		return NULL;
 	if (!(s = stream_alloc(d))) {
+		/* The call's DLG_MAX_STREAMS slots are taken: a re-offer that
+		 * moves most of its streams holds the old ones until the answer.
+		 * Refused (m= port 0), as the other limits are: counted. */
+		STAT_INC(drop_limit);
+		STAT_INC(pinholes_refused);
+		LOG_RL(LOG_LVL_WARN, "stream of phone %s:%u refused (m= port 0): the call holds %d streams",
+		       astr(pa, &d->phone_ip), d->phone_port, DLG_MAX_STREAMS);
 		binding_ref(b); /* made for this stream: free it */
 		binding_unref(b, now);
 		return NULL;
@@ -1724,8 +1738,6 @@ void dialog_save(FILE *f, uint64_t now)
 	}
 }
 
-static struct dialog *restoring;
-
 int dialog_restore_line(const char *line, uint64_t now)
 {
 	if (line[0] == 'D') {
@@ -1860,8 +1872,9 @@ int dialog_restore_line(const char *line, uint64_t now)
 		if (st->rb)
 			binding_ref(st->rb);
 		stream_ref_key(st, &key);
-		if (restoring->sigb)
-			restoring->sigb->pinholes++;
+		/* as stream_open counts: stream_close takes the phone off again */
+		if (restoring->sigb && restoring->sigb->pinholes++ == 0)
+			phones_pin++;
 		STAT_INC(pinholes);
 		return 0;
 	}

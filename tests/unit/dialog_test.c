@@ -298,6 +298,21 @@ static int setup_scarce(void **st)
 	return dialog_init(&cf);
 }
 
+/* 8 pinholes, a floor of 1 per phone: the fair share decides early. */
+static int setup_tiny(void **st)
+{
+	conf_defaults(&cf);
+	cf.max_pinholes = 8;
+	cf.max_pinholes_per_phone = 1;
+	cf.lan[0] = conf_net_v4(0xc0a80100, 24);
+	cf.n_lan = 1;
+	memset(stats, 0, sizeof(stats));
+	stub_reset();
+	assert_int_equal(binding_init(&cf, a4(PUB)), 0);
+	(void)st;
+	return dialog_init(&cf);
+}
+
 /* Once a table is 3/4 full, a phone that holds its share is refused and
  * counted; another phone still gets its call and its pinhole (the flood
  * guarantee: one host cannot take the whole table). */
@@ -645,6 +660,130 @@ static void test_state_keeps_rtcp_layout(void **st)
 	assert_non_null(strstr(stub_log, "dnat+ 198.51.100.9:8001 192.168.1.10:8001\n"));
 }
 
+/* A phone whose pinholes came back from the state file is one of the
+ * phones holding pinholes (phones_pin), as if it had opened them: the
+ * restore counted its pinholes but not the phone, so the fair share was
+ * computed for one phone too few (here the other phone took 6 of 8, not
+ * its half of the scarce 3/4), and closing the restored call took the
+ * count below zero. */
+static void test_state_restore_counts_phone(void **st)
+{
+	(void)st;
+	char cid[16];
+	int opened = 0;
+
+	assert_int_equal(dialog_restore_line("D 636964 c0a8010a 5060 c6336401 5060 1 60000 0 1 1 2 1 3 0", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8000 8000 2 0 c6336409 c6336409 7000", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8002 8002 2 1 c6336409 c6336409 7002", 0), 0);
+	assert_int_equal(stats[ST_pinholes], 2);
+	struct binding *sb = binding_get(a4(PHONE + 1), 5060, BIND_SIG, 0, 0);
+	for (int i = 0; i < 8; i++) {
+		snprintf(cid, sizeof(cid), "b%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, (uint32_t)strlen(cid), A4(PHONE + 1), 5060,
+						 A4(PROXY), 5060, sb, 0);
+		assert_non_null(d);
+		dialog_sdp(d, SIDE_PHONE, mk("192.168.1.11", 10000 + 2 * i), 0, 1, A4(PHONE + 1), pub, 0);
+		opened += pub[0] != 0;
+	}
+	/* free below 6 of 8; from there each of the two phones keeps 3 */
+	assert_int_equal(opened, 4);
+	assert_int_equal(stats[ST_refused_pinholes_share], 4);
+	assert_int_equal(stats[ST_refused_pinholes_full], 0);
+}
+
+/* Routed IPv6 streams come from a pool of their own. A remote's SDP takes
+ * a dialog's routed slots (up to 4) with no pinhole yet, so with the pool
+ * sized limits.pinholes two early calls whose remote offered four IN IP6
+ * lines each took all 8 entries, and a third call's IPv6 stream was
+ * refused while no pinhole was open at all: every dialog must find its 4. */
+static void test_routed_pool_not_taken_by_remote_offers(void **st)
+{
+	(void)st;
+	struct addr ph, px;
+	char cid[16];
+	assert_true(addr_parse_str("2001:db8:77::10", &ph));
+	assert_true(addr_parse_str("2001:db8:113::10", &px));
+	cf.lan[1].net = ph;
+	cf.lan[1].plen = 64;
+	cf.n_lan = 2;
+	for (int i = 0; i < 2; i++) {
+		snprintf(cid, sizeof(cid), "in%d", i);
+		struct dialog *d = dialog_create((const uint8_t *)cid, 3, &ph, 5060, &px, 5060, NULL, 0);
+		assert_non_null(d);
+		snprintf(sdpbuf, sizeof(sdpbuf),
+			 "v=0\r\nc=IN IP6 2001:db8:113::20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+			 "m=video 7002 RTP/AVP 96\r\nm=audio 7004 RTP/AVP 0\r\nm=video 7006 RTP/AVP 96\r\n");
+		assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf,
+					   (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+		dialog_sdp(d, SIDE_REMOTE, &sd, 0, 1, &px, pub, 0);
+	}
+	assert_int_equal(stats[ST_pinholes], 0);
+	struct dialog *d = dialog_create((const uint8_t *)"out", 3, &ph, 5060, &px, 5060, NULL, 0);
+	assert_non_null(d);
+	stub_reset();
+	dialog_sdp(d, SIDE_PHONE, mk6("2001:db8:77::10", 16800), 0, 1, &ph, pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk6("2001:db8:113::30", 7000), 1, 1, &px, pub, 0);
+	assert_non_null(strstr(stub_log, "ct+ [2001:db8:113::30]:7000 [2001:db8:77::10]:16800 180s\n"));
+	assert_int_equal(stats[ST_pinholes_refused], 0);
+	assert_int_equal(stats[ST_pinholes], 1);
+}
+
+/* dialog_fini then dialog_init (what each test, and any re-init, does):
+ * nothing of the old tables is used. The restore's current dialog pointed
+ * into the unmapped pool, so an S line without its D line wrote there,
+ * and the walks after dialog_fini read pool_used entries of no pool. */
+static void test_reinit_forgets_old_tables(void **st)
+{
+	(void)st;
+	assert_int_equal(dialog_restore_line("D 636964 c0a8010a 5060 c6336401 5060 1 60000 0 1 1 2 1 3 0", 0), 0);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8000 8000 2 0 c6336409 c6336409 7000", 0), 0);
+	dialog_fini();
+	FILE *f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	dialog_expire(UINT64_MAX);
+	dialog_save(f, 0);
+	dialog_dump(f, 0);
+	uint32_t cursor = 0;
+	struct dialog_view v;
+	assert_int_equal(dialog_view_next(&cursor, &v, 0), 0);
+	fclose(f);
+	binding_fini();
+	setup(NULL);
+	assert_int_equal(dialog_restore_line("S c0a8010a 8002 8002 2 0 c6336409 c6336409 7002", 0), -1);
+	assert_int_equal(dialog_restore_line("R 0 198.51.100.9 7000", 0), -1);
+}
+
+/* SDP of n audio lines on ports port, port+2, ... */
+static const struct sdp *mkn(int n, int port)
+{
+	int o = snprintf(sdpbuf, sizeof(sdpbuf), "v=0\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\n");
+	for (int i = 0; i < n; i++)
+		o += snprintf(sdpbuf + o, sizeof(sdpbuf) - (size_t)o, "m=audio %d RTP/AVP 0\r\n", port + 2 * i);
+	assert_true(o < (int)sizeof(sdpbuf));
+	assert_int_equal(sdp_parse(&sd, (const uint8_t *)sdpbuf, (struct span){ 0, (uint32_t)strlen(sdpbuf) }), SDP_OK);
+	return &sd;
+}
+
+/* A re-offer that moves 7 streams needs 14 of a call's 12 stream slots
+ * (the old ones retire at the answer): the last two are refused with
+ * m= port 0, and that was counted nowhere. */
+static void test_streams_over_call_slots_counted(void **st)
+{
+	(void)st;
+	struct dialog *d = call();
+	dialog_sdp(d, SIDE_PHONE, mkn(7, 8000), 0, 1, A4(PHONE), pub, 0);
+	dialog_sdp(d, SIDE_REMOTE, mk("198.51.100.9", 7000), 1, 1, A4(PROXY), pub, 0);
+	assert_int_equal(stats[ST_pinholes], 7);
+	dialog_sdp(d, SIDE_PHONE, mkn(7, 9000), 0, 2, A4(PHONE), pub, 0);
+	assert_int_not_equal(pub[4], 0);
+	assert_int_equal(pub[5], 0);
+	assert_int_equal(pub[6], 0);
+	assert_int_equal(stats[ST_pinholes], 12);
+	assert_int_equal(stats[ST_pinholes_refused], 2);
+	dialog_close(d, 0);
+	assert_int_equal(stats[ST_pinholes], 0);
+}
+
 /* A restart after a forked call was answered: the late 2xx of the losing
  * fork must still be told apart (who called and which fork won are kept). */
 static void test_state_keeps_fork_winner(void **st)
@@ -777,6 +916,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_call_no_forks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_rtcp_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_keeps_fork_winner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_restore_counts_phone, setup_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_streams_over_call_slots_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reinit_forgets_old_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_routed_pool_not_taken_by_remote_offers, setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hairpin_policy_any, setup, teardown),
 	};
