@@ -122,11 +122,15 @@ static int nfq_pkt_cb(const struct nlmsghdr *nlh, void *data)
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
 	id = ntohl(ph->packet_id);
 	if (!attr[NFQA_PAYLOAD] || ctx->pkts == NULL || ctx->n >= ctx->max) {
-		/* No bytes to look at (or no room, which recvmmsg's vlen makes
-		 * impossible: the kernel sends one packet per datagram). The
-		 * packet would otherwise wait in the kernel forever. */
+		/* No bytes to look at, or read while waiting for a config
+		 * answer (the unbind of a clean stop: SIP kept arriving), or no
+		 * room (which recvmmsg's vlen makes impossible: the kernel sends
+		 * one packet per datagram). The packet would otherwise wait in
+		 * the kernel forever. */
 		LOG_RL(LOG_LVL_WARN, "nfq: packet %u %s, dropped", id,
-		       attr[NFQA_PAYLOAD] ? "beyond the burst" : "without payload");
+		       !attr[NFQA_PAYLOAD] ? "without payload"
+		       : ctx->pkts == NULL ? "queued while the queue was being (un)bound (the sender retransmits)"
+					   : "beyond the burst");
 		nfq_verdict_now_drop(id);
 		return MNL_CB_OK;
 	}
