@@ -32,6 +32,7 @@
 #include "fastpath.h"
 #include "guard.h"
 #include "fwwatch.h"
+#include "holdoff.h"
 #include "log.h"
 #include "nfq.h"
 #include "nftmap.h"
@@ -323,36 +324,11 @@ static void reload(void)
 	notify_send("READY=1\nSTATUS=running");
 }
 
-/* Adaptive hold-off. A wake-up costs more than handling the packets it
- * brings (shared notes: 15-18 us per wake-up, 0.4 us per scan), so after a
- * partial burst we pause long enough for about HOLDOFF_BATCH packets to
- * gather, at most queue.holdoff_us, and not at all when fewer than two
- * would come in that time: a timer wake-up that batches nothing costs more
- * than it saves. A full burst never pauses. */
-#define HOLDOFF_BATCH 16
 /* Under a flood every burst is full. At realtime priority, after this much
  * uninterrupted work rest BUSY_REST_US, so at least a fifth of the CPU stays
  * with the rest of the router (the kernel queues, or drops, meanwhile). */
 #define BUSY_MAX_MS 8
 #define BUSY_REST_US 2000
-
-static uint32_t holdoff_next(uint32_t n)
-{
-	static struct timespec last;
-	static double rate; /* packets per second, smoothed */
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double dt = (double)(ts.tv_sec - last.tv_sec) + (double)(ts.tv_nsec - last.tv_nsec) / 1e9;
-	last = ts;
-	if (dt <= 0 || dt > 1.0)
-		dt = 1.0;
-	rate = 0.75 * rate + 0.25 * ((double)n / dt);
-	if (!conf.holdoff_us || rate * conf.holdoff_us / 1e6 < 2.0)
-		return 0;
-	double h = HOLDOFF_BATCH / rate * 1e6;
-	return h > conf.holdoff_us ? conf.holdoff_us : (uint32_t)h;
-}
 
 static void handle_burst(void)
 {
@@ -394,7 +370,7 @@ static void handle_burst(void)
 			ct_commit();
 		nfq_verdict_flush();
 		if ((uint32_t)n < max) {
-			uint32_t h = holdoff_next((uint32_t)n);
+			uint32_t h = holdoff_next((uint32_t)n, conf.holdoff_us);
 			if (h) {
 				struct timespec ts = { 0, (long)h * 1000L };
 				STAT_INC(holdoffs);

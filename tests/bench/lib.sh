@@ -50,7 +50,7 @@ bench_init() {
 		# shellcheck disable=SC2046
 		${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$B_REPO/src" \
 			$(pkg-config --cflags libmnl libnetfilter_queue) -o "$B_TMP/bin/nullq" \
-			"$B_REPO/tests/bench/nullq.c" "$B_REPO/src/nfq.c" "$B_REPO/src/log.c" "$B_REPO/src/stats.c" \
+			"$B_REPO/tests/bench/nullq.c" "$B_REPO/src/nfq.c" "$B_REPO/src/holdoff.c" "$B_REPO/src/log.c" "$B_REPO/src/stats.c" \
 			$(pkg-config --libs libmnl libnetfilter_queue) || echo "# nullq did not build" >&2 ;;
 	esac
 	B_PIDS=""

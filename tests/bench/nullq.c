@@ -1,13 +1,14 @@
 /* nullq QUEUE [HOLDOFF_US]: the floor of any NFQUEUE-based ALG, for the
  * bench's `queue` router. It reads the queue exactly as sipalgd does (src/nfq.c,
  * linked as it is: recvmmsg bursts, every verdict of a burst in one sendmsg),
- * with sipalgd's adaptive hold-off and realtime priority, and accepts every
- * packet unchanged: no parse, no rewrite, no nft or ct transaction. What it
+ * with sipalgd's adaptive hold-off (src/holdoff.c) and realtime priority, and
+ * accepts every packet unchanged: no parse, no rewrite, no nft or ct transaction. What it
  * costs is what the queue itself costs (copy out, copy in, reinjection, the
  * wake-ups), which no ALG that handles its messages in user space avoids.
  * Timing only: the bench measures it, nothing asserts on it. */
-#include "nfq.h"
+#include "holdoff.h"
 #include "log.h"
+#include "nfq.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,31 +18,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define BATCH 64       /* queue.batch's shipped default */
-#define HOLDOFF_BATCH 16 /* as src/main.c */
+#define BATCH 64 /* queue.batch's shipped default */
 
 static volatile sig_atomic_t stop;
 static void on_term(int sig) { (void)sig; stop = 1; }
-
-/* The same rule as src/main.c's holdoff_next(): pause for about 16 packets'
- * worth, at most holdoff_us, not at all when fewer than two would come. */
-static uint32_t holdoff_next(uint32_t n, uint32_t holdoff_us)
-{
-	static struct timespec last;
-	static double rate;
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double dt = (double)(ts.tv_sec - last.tv_sec) + (double)(ts.tv_nsec - last.tv_nsec) / 1e9;
-	last = ts;
-	if (dt <= 0 || dt > 1.0)
-		dt = 1.0;
-	rate = 0.75 * rate + 0.25 * ((double)n / dt);
-	if (!holdoff_us || rate * holdoff_us / 1e6 < 2.0)
-		return 0;
-	double h = HOLDOFF_BATCH / rate * 1e6;
-	return h > holdoff_us ? holdoff_us : (uint32_t)h;
-}
 
 int main(int argc, char **argv)
 {
