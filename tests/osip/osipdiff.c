@@ -111,6 +111,22 @@ static int sdp_blank_line(const uint8_t *b, uint32_t n)
 	return 0;
 }
 
+/* A c=, o= or m= line with two SPs in a row (RFC 4566 §5: fields are
+ * separated by one): libosip2 keeps no value there, we read over them. */
+static int sdp_double_space(const uint8_t *b, uint32_t n)
+{
+	for (uint32_t p = 0; p < n;) {
+		const uint8_t *lf = memchr(b + p, '\n', n - p);
+		uint32_t e = lf ? (uint32_t)(lf - b) : n;
+		if (e - p >= 2 && (b[p] == 'c' || b[p] == 'o' || b[p] == 'm') && b[p + 1] == '=')
+			for (uint32_t i = p + 2; i + 1 < e; i++)
+				if (b[i] == ' ' && b[i + 1] == ' ')
+					return 1;
+		p = e + 1;
+	}
+	return 0;
+}
+
 /* A Contact element not in <...> with a ';' or '?' before an '@'. */
 static int addrspec_delim(const uint8_t *b, struct span el)
 {
@@ -440,6 +456,13 @@ void osipdiff_run(const uint8_t *buf, size_t len, struct osipdiff *r)
 	if (r->ndiff > n0 && sdp_blank_line(buf + msg.body_off, msg.body_len))
 		for (int i = n0; i < r->ndiff; i++)
 			r->d[i].kind = "sdp-blank-line";
+	/* Two SPs between an SDP line's fields: libosip2 reads no value
+	 * there, we read over them (a LAN address is still rewritten). Only
+	 * what libosip2 lacks: a value both read is still compared. */
+	else if (r->ndiff > n0 && sdp_double_space(buf + msg.body_off, msg.body_len))
+		for (int i = n0; i < r->ndiff; i++)
+			if (!strcmp(r->d[i].kind, "osip-absent"))
+				r->d[i].kind = "sdp-space";
 }
 
 int osipdiff_parse_osip(const uint8_t *buf, size_t len, int sdp)
